@@ -1,0 +1,269 @@
+"""Settings: defaults, a TOML file, `FBSTAMPLI_*` environment and flags, merged once.
+
+Precedence is flag > environment > file > default. `load_settings` reads no
+global state (the environment is passed in) and raises one `ConfigError`
+listing every bad key by its dotted name, so an operator fixes them all in one
+go. Secrets that live in the encrypted state (tokens, SFTP passwords) are not
+settings; the FreshBooks client secret may be, because it comes with the app
+registration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from fbstampli.errors import ConfigError
+
+DEFAULT_SCOPES = (
+    "user:profile:read user:bills:read user:bill_vendors:read user:bill_payments:read"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FreshBooksSettings:
+    api_url: str = "https://api.freshbooks.com"
+    auth_url: str = "https://auth.freshbooks.com"
+    client_id: str = ""
+    client_secret: str = field(default="", repr=False)
+    redirect_uri: str = "https://localhost:8765/callback"
+    scopes: str = DEFAULT_SCOPES
+    timeout_seconds: float = 30.0
+    max_retries: int = 5
+
+
+@dataclass(frozen=True, slots=True)
+class StampliSettings:
+    template: str = ""  # empty: the packaged default template
+    inbound_dir: str = "inbound"
+    outbound_dir: str = "outbound"
+    archive_dir: str = ""  # empty: leave processed exports where they are
+    business: str = ""  # short name used in file names; empty: the FreshBooks account id
+
+
+@dataclass(frozen=True, slots=True)
+class SftpSettings:
+    timeout_seconds: float = 30.0
+    upload_attempts: int = 3  # within one run, before a delivery is marked failed
+
+
+@dataclass(frozen=True, slots=True)
+class SyncSettings:
+    max_attempts: int = 8
+    backoff_initial_minutes: int = 15
+    backoff_max_hours: int = 24
+    full_sweep_hours: int = 24
+    max_rows_per_file: int = 5000
+    deleted_bills: str = "report"  # report (audit only) or ignore
+    send_payments: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class PullSettings:
+    interval_minutes: int = 15
+    max_file_mb: int = 512
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileSettings:
+    approved_unpaid_days: int = 7
+    uncaptured_hours: int = 24
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookSettings:
+    host: str = "127.0.0.1"
+    port: int = 8787
+    debounce_seconds: float = 2.0
+    max_body_bytes: int = 65536
+
+
+@dataclass(frozen=True, slots=True)
+class MonitoringSettings:
+    ping_url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    freshbooks: FreshBooksSettings = field(default_factory=FreshBooksSettings)
+    stampli: StampliSettings = field(default_factory=StampliSettings)
+    sftp: SftpSettings = field(default_factory=SftpSettings)
+    sync: SyncSettings = field(default_factory=SyncSettings)
+    pull: PullSettings = field(default_factory=PullSettings)
+    reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)
+    webhook: WebhookSettings = field(default_factory=WebhookSettings)
+    monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
+
+
+# Names FreshBooks' own SDKs and docs use, accepted beside our FBSTAMPLI_* ones.
+ENV_ALIASES = {
+    "FRESHBOOKS_CLIENT_ID": "freshbooks.client_id",
+    "FRESHBOOKS_CLIENT_SECRET": "freshbooks.client_secret",
+}
+
+_SECTIONS: dict[str, type[Any]] = {
+    f.name: f.type if isinstance(f.type, type) else globals()[str(f.type)]
+    for f in dataclasses.fields(Settings)
+}
+
+
+def env_name(dotted: str) -> str:
+    return "FBSTAMPLI_" + dotted.replace(".", "_").upper()
+
+
+def _convert(raw: object, target: Any, key: str, problems: list[str]) -> object:
+    """Coerce a file or environment value to the field's type, or note why not."""
+    if target in (bool, "bool"):
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return raw.lower() in ("1", "true", "yes", "on")
+        problems.append(f"{key}: must be true or false")
+        return None
+    if target in (int, "int"):
+        if isinstance(raw, bool):
+            problems.append(f"{key}: must be a whole number")
+            return None
+        try:
+            return int(str(raw))
+        except ValueError:
+            problems.append(f"{key}: must be a whole number")
+            return None
+    if target in (float, "float"):
+        try:
+            return float(str(raw))
+        except ValueError:
+            problems.append(f"{key}: must be a number")
+            return None
+    if isinstance(raw, str):
+        return raw
+    problems.append(f"{key}: must be text")
+    return None
+
+
+def _check(settings: Settings, problems: list[str]) -> None:
+    fb = settings.freshbooks
+    for key, url in (("freshbooks.api_url", fb.api_url), ("freshbooks.auth_url", fb.auth_url)):
+        parsed = urlparse(url)
+        local = parsed.hostname in ("127.0.0.1", "localhost", "::1")
+        if parsed.scheme not in ("https", "http") or not parsed.hostname:
+            problems.append(f"{key}: must be an https URL")
+        elif parsed.scheme == "http" and not local:
+            problems.append(f"{key}: must be an https URL (plain http only for 127.0.0.1)")
+    if not fb.redirect_uri.startswith("https://") and not fb.redirect_uri.startswith("http://127."):
+        problems.append("freshbooks.redirect_uri: FreshBooks requires an https URL")
+    if "?" in fb.redirect_uri:
+        problems.append("freshbooks.redirect_uri: FreshBooks forbids a query string here")
+    positive = {
+        "freshbooks.timeout_seconds": fb.timeout_seconds,
+        "sftp.timeout_seconds": settings.sftp.timeout_seconds,
+        "sftp.upload_attempts": settings.sftp.upload_attempts,
+        "sync.max_attempts": settings.sync.max_attempts,
+        "sync.backoff_initial_minutes": settings.sync.backoff_initial_minutes,
+        "sync.backoff_max_hours": settings.sync.backoff_max_hours,
+        "sync.full_sweep_hours": settings.sync.full_sweep_hours,
+        "sync.max_rows_per_file": settings.sync.max_rows_per_file,
+        "pull.interval_minutes": settings.pull.interval_minutes,
+        "pull.max_file_mb": settings.pull.max_file_mb,
+        "webhook.max_body_bytes": settings.webhook.max_body_bytes,
+    }
+    for key, value in positive.items():
+        if value is not None and value <= 0:
+            problems.append(f"{key}: must be greater than 0")
+    if fb.max_retries < 0:
+        problems.append("freshbooks.max_retries: must be 0 or more")
+    if settings.sync.deleted_bills not in ("report", "ignore"):
+        problems.append("sync.deleted_bills: must be 'report' or 'ignore'")
+    if not 0 < settings.webhook.port < 65536:
+        problems.append("webhook.port: must be between 1 and 65535")
+    for key, directory in (
+        ("stampli.inbound_dir", settings.stampli.inbound_dir),
+        ("stampli.outbound_dir", settings.stampli.outbound_dir),
+    ):
+        if not directory:
+            problems.append(f"{key}: must not be empty")
+    ping = settings.monitoring.ping_url
+    if ping and urlparse(ping).scheme not in ("https", "http"):
+        problems.append("monitoring.ping_url: must be an http(s) URL")
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML ({error}); fix the file or run `fbstampli init`") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot be read ({error.strerror})") from None
+
+
+def load_settings(
+    flags: Mapping[str, object],
+    env: Mapping[str, str],
+    config_path: Path | None,
+) -> Settings:
+    """Merge every source into one validated `Settings`, or raise one `ConfigError`.
+
+    `flags` maps dotted keys (`"freshbooks.api_url"`) to values given on the
+    command line; `None` values are ignored.
+    """
+    problems: list[str] = []
+    file_data = read_config_file(config_path) if config_path else {}
+    sections: dict[str, dict[str, object]] = {}
+
+    for section_name, section_value in file_data.items():
+        if section_name not in _SECTIONS:
+            problems.append(f"{section_name}: unknown section")
+            continue
+        if not isinstance(section_value, dict):
+            problems.append(f"{section_name}: must be a table")
+            continue
+        sections[section_name] = dict(section_value)
+
+    env_values: dict[str, object] = {}
+    for name, dotted in ENV_ALIASES.items():
+        if name in env:
+            env_values[dotted] = env[name]
+    for section_name, section_type in _SECTIONS.items():
+        for f in dataclasses.fields(section_type):
+            dotted = f"{section_name}.{f.name}"
+            if env_name(dotted) in env:
+                env_values[dotted] = env[env_name(dotted)]
+
+    overrides = {**env_values, **{k: v for k, v in flags.items() if v is not None}}
+    for dotted, value in overrides.items():
+        section_name, _, key = dotted.partition(".")
+        if section_name not in _SECTIONS:
+            problems.append(f"{dotted}: unknown setting")
+            continue
+        sections.setdefault(section_name, {})[key] = value
+
+    built: dict[str, object] = {}
+    for section_name, section_type in _SECTIONS.items():
+        given = sections.get(section_name, {})
+        known = {f.name: f for f in dataclasses.fields(section_type)}
+        values: dict[str, object] = {}
+        for key, raw in given.items():
+            dotted = f"{section_name}.{key}"
+            if key not in known:
+                problems.append(f"{dotted}: unknown setting")
+                continue
+            value = _convert(raw, known[key].type, dotted, problems)
+            if value is not None:
+                values[key] = value
+        built[section_name] = section_type(**values)
+
+    settings = Settings(**built)  # type: ignore[arg-type]
+    _check(settings, problems)
+    if problems:
+        joined = "; ".join(problems)
+        where = f" (config {config_path})" if config_path else ""
+        raise ConfigError(f"invalid settings{where}: {joined}")
+    return settings

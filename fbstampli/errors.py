@@ -1,0 +1,83 @@
+"""Exit codes and the error tree every layer raises.
+
+Adapters translate library exceptions into these at their boundary, so that
+nothing above `freshbooks/`, `sftp.py` or `store/` ever catches a requests,
+paramiko or sqlite exception. Each message is one line: what happened, then
+what to do. Messages are built from ids, hosts and paths, never from secrets.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    PARTIAL = 1  # finished, but some records failed and are queued for retry
+    USAGE = 2  # usage or configuration error
+    AUTH = 3  # authentication needed
+    STATE = 4  # state file unusable
+    INTERNAL = 70  # a bug
+    TEMPFAIL = 75  # try again later
+
+
+class FbstampliError(Exception):
+    """Base of every error the CLI turns into one line and an exit code."""
+
+    exit_code: ExitCode = ExitCode.INTERNAL
+
+
+class ConfigError(FbstampliError):
+    exit_code = ExitCode.USAGE
+
+
+class TemplateError(ConfigError):
+    """A Stampli template that cannot be used; the message names the bad field."""
+
+
+class NotBuiltError(ConfigError):
+    """A command whose capability is not built yet: says so instead of pretending."""
+
+
+class AuthRequiredError(FbstampliError):
+    exit_code = ExitCode.AUTH
+
+
+class StateUnusableError(FbstampliError):
+    exit_code = ExitCode.STATE
+
+
+class TemporaryError(FbstampliError):
+    exit_code = ExitCode.TEMPFAIL
+
+
+class LockHeldError(TemporaryError):
+    pass
+
+
+class RemoteUnavailableError(TemporaryError):
+    """FreshBooks or the SFTP server could not be reached, or kept failing."""
+
+
+class RemoteError(FbstampliError):
+    """A remote answered, but with something we cannot use (not worth retrying now)."""
+
+    exit_code = ExitCode.PARTIAL
+
+
+class HostKeyError(ConfigError):
+    """The SFTP server's host key is not the pinned one: possible interception."""
+
+
+class ExportParseError(FbstampliError):
+    """A Stampli export file that cannot be parsed; it is quarantined, the run goes on."""
+
+    exit_code = ExitCode.PARTIAL
+
+    def __init__(self, file: str, line: int, column: str | None, reason: str) -> None:
+        where = f"{file}, line {line}" + (f", column {column}" if column else "")
+        super().__init__(f"{where}: {reason}")
+        self.file = file
+        self.line = line
+        self.column = column
+        self.reason = reason

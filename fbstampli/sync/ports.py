@@ -1,0 +1,91 @@
+"""The edges the sync engine drives, as protocols.
+
+The real adapters (`freshbooks.client.FreshBooksClient`, `sftp.SftpTransport`)
+fit these structurally; tests pass fakes that run the same contract suite.
+Declared here, beside their consumer, so `sync/` depends on nothing below it
+but models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from fbstampli.models import Bill, BillPayment, Vendor, VisState
+
+
+class BillSource(Protocol):
+    """FreshBooks, as far as pushing bills needs it.
+
+    `vis_state=None` lists what FreshBooks lists by default (active and
+    archived); `VisState.DELETED` lists deleted objects, which FreshBooks
+    omits otherwise. Listing pages at `per_page=100`.
+    """
+
+    def list_vendors(self, *, vis_state: VisState | None = None) -> Iterator[Vendor]: ...
+
+    def list_bills(self, *, vis_state: VisState | None = None) -> Iterator[Bill]: ...
+
+    def list_bill_payments(self, *, vis_state: VisState | None = None) -> Iterator[BillPayment]: ...
+
+    def get_vendors(self, ids: Iterable[int]) -> list[Vendor]: ...
+
+    def get_bills(self, ids: Iterable[int]) -> list[Bill]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteFile:
+    name: str
+    size: int | None  # some SFTP servers report no size
+    mtime: datetime | None
+
+
+class Transport(Protocol):
+    """Stampli's SFTP server, as the primitives the delivery journal needs.
+
+    Directories are given relative to the login directory as configured.
+    Every method raises `RemoteUnavailableError` when the server is gone and
+    `RemoteError` when it refuses; never a paramiko exception.
+    """
+
+    def list_files(self, directory: str) -> list[RemoteFile]:
+        """Regular files only, names already checked (no `/`, no `..`)."""
+
+    def exists(self, directory: str, name: str) -> bool: ...
+
+    def write_part(self, directory: str, final_name: str, data: bytes) -> None:
+        """Write `data` to the temporary name `.<final_name>.part` and check its size.
+
+        Raises `RemoteError` when the size on the server differs.
+        """
+
+    def rename_part(self, directory: str, final_name: str) -> None:
+        """Rename `.<final_name>.part` to `final_name`; never overwrite an existing file."""
+
+    def remove(self, directory: str, name: str) -> None:
+        """Remove a file; a file already gone is not an error."""
+
+    def download(
+        self,
+        directory: str,
+        name: str,
+        dest: Path,
+        *,
+        max_bytes: int,
+    ) -> tuple[int, str]:
+        """Stream a file into `dest` (written whole or not at all); return (size, sha256 hex)."""
+
+    def move(self, directory: str, name: str, to_directory: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def part_name(final_name: str) -> str:
+    """The temporary name of an upload; it never matches a consumer's `*.csv` glob."""
+    return f".{final_name}.part"
+
+
+ProgressCallback = Callable[[int], None]
