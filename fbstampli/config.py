@@ -20,9 +20,7 @@ from urllib.parse import urlparse
 
 from fbstampli.errors import ConfigError
 
-DEFAULT_SCOPES = (
-    "user:profile:read user:bills:read user:bill_vendors:read user:bill_payments:read"
-)
+DEFAULT_SCOPES = "user:profile:read user:bills:read user:bill_vendors:read user:bill_payments:read"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +119,16 @@ def _convert(raw: object, target: Any, key: str, problems: list[str]) -> object:
     if target in (bool, "bool"):
         if isinstance(raw, bool):
             return raw
-        if isinstance(raw, str) and raw.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        if isinstance(raw, str) and raw.lower() in (
+            "1",
+            "true",
+            "yes",
+            "on",
+            "0",
+            "false",
+            "no",
+            "off",
+        ):
             return raw.lower() in ("1", "true", "yes", "on")
         problems.append(f"{key}: must be true or false")
         return None
@@ -199,7 +206,9 @@ def read_config_file(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path}: not valid TOML ({error}); fix the file or run `fbstampli init`") from None
+        raise ConfigError(
+            f"{path}: not valid TOML ({error}); fix the file or run `fbstampli init`"
+        ) from None
     except OSError as error:
         raise ConfigError(f"{path}: cannot be read ({error.strerror})") from None
 

@@ -1,0 +1,300 @@
+"""The encrypted state store: one SQLCipher file that is the source of truth.
+
+Opening checks the key before anything writes, so a wrong key can never turn
+the old file into a new empty one. Transactions are `BEGIN IMMEDIATE`, so a
+decision is committed before the side effect it causes. Only this package
+imports sqlcipher3; its exceptions never escape it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import sqlcipher3
+
+from fbstampli.clock import Clock, to_utc_text
+from fbstampli.errors import ConfigError, StateUnusableError
+from fbstampli.store.keys import StateKey
+from fbstampli.store.schema import MIGRATIONS, latest_version
+
+log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_SECONDS = 30.0
+Row = sqlite3.Row
+
+
+def _fix_mode(path: Path) -> None:
+    for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        with suppress(FileNotFoundError):
+            os.chmod(candidate, 0o600)
+
+
+class Store:
+    """A connection to the state file, with the few queries every layer shares."""
+
+    def __init__(self, connection: Any, path: Path, clock: Clock) -> None:
+        self._db = connection
+        self.path = path
+        self.clock = clock
+
+    # -- opening -----------------------------------------------------------
+
+    @classmethod
+    def create(cls, path: Path, key: StateKey, clock: Clock) -> Store:
+        """Create a new state file (mode 0600); refuse if one exists already."""
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise ConfigError(f"{path} exists already; it is never replaced") from None
+        os.close(fd)
+        return cls.open(path, key, clock)
+
+    @classmethod
+    def open(cls, path: Path, key: StateKey, clock: Clock) -> Store:
+        if not path.exists():
+            raise ConfigError(f"no state file at {path}; run `fbstampli init` first")
+        try:
+            connection = sqlcipher3.connect(
+                str(path),
+                timeout=BUSY_TIMEOUT_SECONDS,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlcipher3.Error as error:
+            raise StateUnusableError(f"cannot open {path} ({error})") from None
+        connection.row_factory = sqlcipher3.Row
+        try:
+            # Before the key, or SQLCipher prints its own hmac errors on a wrong key.
+            connection.execute("PRAGMA cipher_log_level = NONE")
+            connection.execute(f"PRAGMA key = \"x'{key.hex}'\"")
+            # The first read is where a wrong key shows; nothing has been written yet.
+            connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlcipher3.DatabaseError:
+            connection.close()
+            raise StateUnusableError(
+                f"{path} cannot be decrypted with the key from {key.source.value} "
+                "(wrong key, or not an fbstampli state file); it was left unchanged: "
+                "restore the right key or a backup"
+            ) from None
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("PRAGMA foreign_keys = ON")
+            connection.execute("PRAGMA synchronous = FULL")
+        except sqlcipher3.Error as error:
+            connection.close()
+            raise StateUnusableError(f"{path} cannot be used ({error})") from None
+        store = cls(connection, path, clock)
+        store._migrate()
+        _fix_mode(path)
+        return store
+
+    def _migrate(self) -> None:
+        current = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        if current > latest_version():
+            self.close()
+            raise StateUnusableError(
+                f"{self.path} was written by a newer fbstampli (schema {current}, "
+                f"this one knows {latest_version()}); upgrade fbstampli"
+            )
+        for version in range(current + 1, latest_version() + 1):
+            with self.transaction():
+                for statement in _statements(MIGRATIONS[version - 1]):
+                    self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {version}")
+            log.info("state schema migrated to version %d", version)
+
+    def close(self) -> None:
+        try:
+            self._db.close()
+        except sqlcipher3.Error:
+            log.debug("closing the state store failed", exc_info=True)
+
+    # -- transactions and queries -------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """`BEGIN IMMEDIATE`: take the write lock up front, commit or roll back whole."""
+        if self._db.in_transaction:
+            yield
+            return
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlcipher3.OperationalError as error:
+            raise _translate(error, self.path) from None
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        try:
+            self._db.execute("COMMIT")
+        except sqlcipher3.OperationalError as error:
+            raise _translate(error, self.path) from None
+
+    def execute(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> int:
+        """Run one statement; return the new row id (inserts) or 0."""
+        try:
+            cursor = self._db.execute(sql, params)
+        except sqlcipher3.OperationalError as error:
+            raise _translate(error, self.path) from None
+        return int(cursor.lastrowid or 0)
+
+    def execute_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        try:
+            self._db.executemany(sql, rows)
+        except sqlcipher3.OperationalError as error:
+            raise _translate(error, self.path) from None
+
+    def query(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[Row]:
+        try:
+            return list(self._db.execute(sql, params).fetchall())
+        except sqlcipher3.OperationalError as error:
+            raise _translate(error, self.path) from None
+
+    def query_one(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> Row | None:
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
+
+    def iterate(self, sql: str, params: tuple[Any, ...] = ()) -> Iterator[Row]:
+        """Stream rows of a large result without holding them all."""
+        try:
+            yield from self._db.execute(sql, params)
+        except sqlcipher3.OperationalError as error:
+            raise _translate(error, self.path) from None
+
+    def now_text(self) -> str:
+        return to_utc_text(self.clock.now())
+
+    # -- small shared tables ------------------------------------------------
+
+    def get_value(self, name: str) -> str | None:
+        row = self.query_one("SELECT value FROM kv WHERE name = ?", (name,))
+        return None if row is None else str(row["value"])
+
+    def put_value(self, name: str, value: str) -> None:
+        self.execute(
+            "INSERT INTO kv (name, value) VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            (name, value),
+        )
+
+    def delete_value(self, name: str) -> None:
+        self.execute("DELETE FROM kv WHERE name = ?", (name,))
+
+    def get_secret(self, name: str) -> str | None:
+        row = self.query_one("SELECT value FROM credentials WHERE name = ?", (name,))
+        return None if row is None else str(row["value"])
+
+    def put_secret(self, name: str, value: str) -> None:
+        self.execute(
+            "INSERT INTO credentials (name, value, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value, "
+            "updated_at = excluded.updated_at",
+            (name, value, self.now_text()),
+        )
+
+    def delete_secret(self, name: str) -> None:
+        self.execute("DELETE FROM credentials WHERE name = ?", (name,))
+
+    def get_json(self, name: str) -> Any:
+        text = self.get_value(name)
+        return None if text is None else json.loads(text)
+
+    def put_json(self, name: str, value: Any) -> None:
+        self.put_value(name, json.dumps(value, sort_keys=True))
+
+    def audit(
+        self,
+        action: str,
+        *,
+        kind: str | None = None,
+        fb_id: int | None = None,
+        detail: str = "",
+        run_id: int | None = None,
+    ) -> None:
+        """Append one row to the audit trail; never updated, never deleted."""
+        self.execute(
+            "INSERT INTO audit (at, run_id, kind, fb_id, action, detail) VALUES (?, ?, ?, ?, ?, ?)",
+            (self.now_text(), run_id, kind, fb_id, action, detail),
+        )
+
+    def integrity_problems(self) -> list[str]:
+        """What `PRAGMA cipher_integrity_check` and `integrity_check` find; empty is healthy."""
+        problems: list[str] = []
+        for pragma in ("cipher_integrity_check", "integrity_check"):
+            try:
+                rows = self._db.execute(f"PRAGMA {pragma}").fetchall()
+            except sqlcipher3.DatabaseError as error:
+                problems.append(f"{pragma}: {error}")
+                continue
+            problems.extend(f"{pragma}: {row[0]}" for row in rows if str(row[0]) != "ok")
+        return problems
+
+    def rekey(self, key: StateKey) -> None:
+        """Re-encrypt the whole file under a new key (SQLCipher's own crash-safe rekey)."""
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._db.execute("PRAGMA journal_mode = DELETE")
+        self._db.execute(f"PRAGMA rekey = \"x'{key.hex}'\"")
+        self._db.execute("PRAGMA journal_mode = WAL")
+
+    def backup_to(self, destination: Path, key: StateKey) -> None:
+        """Write an encrypted copy (same key) via SQLCipher's export, atomically."""
+        temporary = destination.with_name(f".{destination.name}.tmp")
+        temporary.unlink(missing_ok=True)
+        self._db.execute(f"ATTACH DATABASE ? AS backup KEY \"x'{key.hex}'\"", (str(temporary),))
+        try:
+            self._db.execute("SELECT sqlcipher_export('backup')")
+            version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+            self._db.execute(f"PRAGMA backup.user_version = {version}")
+        finally:
+            self._db.execute("DETACH DATABASE backup")
+        os.chmod(temporary, 0o600)
+        os.replace(temporary, destination)
+
+
+def open_state(path: Path, env: Mapping[str, str], clock: Clock) -> tuple[Store, StateKey]:
+    """Open the state with its recorded key, finishing an interrupted key rotation.
+
+    A rotation stages the new key before re-keying; if the run died, the file
+    opens with exactly one of the two keys, and that one is kept.
+    """
+    from fbstampli.store.keys import discard_pending_key, pending_key, promote_key, resolve_key
+
+    key = resolve_key(path, env)
+    staged = pending_key(path, key.source)
+    if staged is None:
+        return Store.open(path, key, clock), key
+    try:
+        store = Store.open(path, key, clock)
+    except StateUnusableError:
+        store = Store.open(path, staged, clock)
+        promote_key(path, staged)
+        log.warning("finished an interrupted key rotation: the new key is now in use")
+        return store, staged
+    discard_pending_key(path, key.source)
+    log.warning("an interrupted key rotation had not started re-encrypting; the old key stays")
+    return store, key
+
+
+def _statements(script: str) -> list[str]:
+    return [part.strip() for part in script.split(";") if part.strip()]
+
+
+def _translate(error: Exception, path: Path) -> Exception:
+    text = str(error)
+    if "locked" in text or "busy" in text:
+        from fbstampli.errors import TemporaryError
+
+        return TemporaryError(f"{path} stayed locked by another process; try again shortly")
+    if "full" in text or "disk I/O" in text:
+        return StateUnusableError(
+            f"cannot write {path}: the disk is full or failing; free space and re-run"
+        )
+    return StateUnusableError(f"{path}: {text}")

@@ -1,0 +1,151 @@
+"""The `fbstampli` command line: options in, one service call, a report out.
+
+Thin on purpose: no SQL, HTTP, CSV or business rules here. Heavy modules are
+imported inside command bodies so that `fbstampli --help` starts fast. The
+only catch-all of the program is in `main()`: a bug becomes a traceback in the
+log file and one line on stderr, every known error one line and its exit code.
+"""
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from fbstampli import __version__
+from fbstampli.errors import ExitCode, FbstampliError
+from fbstampli.runtime import Options
+
+log = logging.getLogger("fbstampli")
+
+app = typer.Typer(
+    name="fbstampli",
+    help=(
+        "Move FreshBooks bills, vendors and bill payments into Stampli over SFTP, "
+        "and read Stampli's exports back for audit and payment reconciliation."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode=None,
+)
+
+JsonFlag = Annotated[
+    bool, typer.Option("--json", help="Print a stable JSON document instead of a table.")
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"fbstampli {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            envvar="FBSTAMPLI_HOME",
+            help="Folder holding config.toml, the encrypted state, logs and the run lock "
+            "(default ~/.config/fbstampli).",
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="Config file to read instead of <home>/config.toml."),
+    ] = None,
+    verbose: Annotated[
+        int,
+        typer.Option("--verbose", "-v", count=True, help="More detail on stderr (-vv for debug)."),
+    ] = 0,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Errors only: what cron should run with.")
+    ] = False,
+    log_format: Annotated[
+        str,
+        typer.Option("--log-format", help="text, or json (one object per line) for log shippers."),
+    ] = "text",
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    if log_format not in ("text", "json"):
+        raise typer.BadParameter("must be text or json", param_hint="--log-format")
+    options = Options(
+        home=home.expanduser() if home else None,
+        config=config.expanduser() if config else None,
+        verbose=verbose,
+        quiet=quiet,
+        log_format=log_format,
+        env=dict(os.environ),
+    )
+    ctx.obj = options
+    from fbstampli.logs import configure_logging
+
+    paths = options.paths()
+    log_file = paths.log_file if paths.logs.is_dir() else None
+    configure_logging(verbose=verbose, quiet=quiet, log_format=log_format, log_file=log_file)
+
+
+def options_of(ctx: typer.Context) -> Options:
+    options = ctx.obj
+    if not isinstance(options, Options):
+        raise TypeError("the global callback did not run")
+    return options
+
+
+def finish(ctx: typer.Context, report: Any, *, as_json: bool = False) -> NoReturn:
+    """Show a RunReport the way the caller asked and exit with its code."""
+    from fbstampli.cli import output
+
+    output.show_report(report, options_of(ctx), as_json=as_json)
+    raise typer.Exit(int(report.exit_code))
+
+
+# Sub-commands live in their own modules; importing them registers them on `app`.
+from fbstampli.cli import admin, auth, sync, webhooks  # noqa: E402, F401
+
+
+def main() -> NoReturn:
+    """Entry point: run the app, map every outcome to one line and an exit code."""
+    os.umask(0o077)
+    import click
+
+    try:
+        result = app(standalone_mode=False)
+        code = int(result) if isinstance(result, int) else 0
+    except FbstampliError as error:
+        from fbstampli.logs import redact
+
+        log.debug("command failed", exc_info=True)
+        sys.stderr.write(f"fbstampli: error: {redact(str(error))}\n")
+        code = int(error.exit_code)
+    except click.exceptions.Abort:
+        sys.stderr.write("fbstampli: aborted\n")
+        code = 130
+    except click.ClickException as error:
+        error.show()
+        code = ExitCode.USAGE
+    except KeyboardInterrupt:
+        sys.stderr.write("fbstampli: interrupted; the next run finishes the work\n")
+        code = 130
+    except Exception as error:
+        from fbstampli.logs import CRASH_LOGGER
+
+        logging.getLogger(CRASH_LOGGER).exception("internal error")
+        sys.stderr.write(
+            f"fbstampli: internal error ({type(error).__name__}); this is a bug: the traceback "
+            "is in <home>/logs/fbstampli.log (or run with -vv); please report it\n"
+        )
+        code = ExitCode.INTERNAL
+    sys.stdout.flush()
+    raise SystemExit(code)

@@ -1,0 +1,159 @@
+"""Set-up and operating commands: init, status, doctor, audit, demo, templates, state, key."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fbstampli.cli import JsonFlag, app, finish, options_of
+
+
+@app.command("init")
+def init(
+    ctx: typer.Context,
+    key_source: Annotated[
+        str,
+        typer.Option(
+            "--key-source",
+            help="Where the state key lives: auto (env if FBSTAMPLI_DB_KEY is set, the OS keyring "
+            "on a desktop, else a 0600 file), env, keyring or file.",
+        ),
+    ] = "auto",
+) -> None:
+    """Create the home folder, a commented config, the state key and the encrypted state."""
+    from fbstampli import services
+
+    finish(ctx, services.init_home(options_of(ctx), key_source=key_source))
+
+
+@app.command("status")
+def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Health at a glance: login, SFTP target, last runs, queues, Stampli files, reconciliation."""
+    from fbstampli import services
+    from fbstampli.cli import output
+
+    output.show_status(services.status(options_of(ctx)), as_json=as_json)
+
+
+@app.command("doctor")
+def doctor(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Check config, key, state, FreshBooks token and SFTP reachability; say how to fix each."""
+    from fbstampli import services
+    from fbstampli.cli import output
+
+    checks = services.doctor(options_of(ctx))
+    output.show_checks(checks, as_json=as_json)
+    raise typer.Exit(0 if all(check.ok for check in checks) else 1)
+
+
+@app.command("audit")
+def audit(
+    ctx: typer.Context,
+    bill: Annotated[
+        int | None, typer.Option("--bill", help="Only this FreshBooks bill id.")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only entries on or after YYYY-MM-DD.")
+    ] = None,
+    output_format: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+) -> None:
+    """The audit trail of one bill or all, in time order."""
+    from fbstampli import services
+    from fbstampli.cli import output
+
+    rows = services.audit_trail(options_of(ctx), bill=bill, since=since)
+    output.show_audit(rows, output_format)
+
+
+@app.command("demo")
+def demo(
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Keep the temporary home folder afterwards.")
+    ] = False,
+    bills: Annotated[
+        int, typer.Option("--bills", help="How many bills the sandbox starts with.")
+    ] = 40,
+) -> None:
+    """Run the whole flow against an embedded FreshBooks sandbox and an in-process SFTP server."""
+    from fbstampli.sandbox.demo import run_demo
+
+    raise typer.Exit(run_demo(keep=keep, bills=bills))
+
+
+template_app = typer.Typer(
+    help="Stampli file templates.", no_args_is_help=True, rich_markup_mode=None
+)
+app.add_typer(template_app, name="template")
+
+
+@template_app.command("check")
+def template_check(
+    ctx: typer.Context, file: Annotated[Path, typer.Argument(help="Template TOML file to check.")]
+) -> None:
+    """Validate a Stampli template file and name any bad field."""
+    from fbstampli import services
+
+    finish(ctx, services.template_check(file))
+
+
+sandbox_app = typer.Typer(
+    help="Local stand-ins for FreshBooks and Stampli.", no_args_is_help=True, rich_markup_mode=None
+)
+app.add_typer(sandbox_app, name="sandbox")
+
+
+@sandbox_app.command("freshbooks")
+def sandbox_freshbooks(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8765,
+    bills: Annotated[int, typer.Option("--bills", help="Bills to seed.")] = 500,
+    vendors: Annotated[int, typer.Option("--vendors", help="Vendors to seed.")] = 50,
+    payments: Annotated[int, typer.Option("--payments", help="Bill payments to seed.")] = 250,
+) -> None:
+    """Serve a FreshBooks-compatible sandbox API until Ctrl-C (try fbstampli without an account)."""
+    from fbstampli.sandbox.freshbooks import run_sandbox
+
+    run_sandbox(host, port, vendors, bills, payments)
+
+
+state_app = typer.Typer(
+    help="Back up and restore the encrypted state.", no_args_is_help=True, rich_markup_mode=None
+)
+app.add_typer(state_app, name="state")
+
+
+@state_app.command("backup")
+def state_backup(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="Where to write the encrypted copy.")],
+) -> None:
+    """Write an encrypted copy of the state (same key) to FILE."""
+    from fbstampli import services
+
+    finish(ctx, services.state_backup(options_of(ctx), file))
+
+
+@state_app.command("restore")
+def state_restore(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="An encrypted copy made by `state backup`.")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a state that is newer than the backup.")
+    ] = False,
+) -> None:
+    """Replace the state with a backup (refuses to replace a newer state without --force)."""
+    from fbstampli import services
+
+    finish(ctx, services.state_restore(options_of(ctx), file, force=force))
+
+
+key_app = typer.Typer(help="The state encryption key.", no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(key_app, name="key")
+
+
+@key_app.command("rotate")
+def key_rotate(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Re-encrypt the state under a new key, crash-safely."""
+    from fbstampli import services
+
+    finish(ctx, services.key_rotate(options_of(ctx)), as_json=as_json)

@@ -1,0 +1,111 @@
+"""`fbstampli auth …`: FreshBooks OAuth and the Stampli SFTP login."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fbstampli.cli import JsonFlag, app, finish, options_of
+
+auth_app = typer.Typer(
+    help="Log in to FreshBooks and store the Stampli SFTP login.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(auth_app, name="auth")
+
+
+@auth_app.command("login")
+def login(
+    ctx: typer.Context,
+    code: Annotated[
+        str | None,
+        typer.Option(
+            "--code", help="Authorization code (or the whole redirected URL), for scripts."
+        ),
+    ] = None,
+    business: Annotated[
+        int | None,
+        typer.Option(
+            "--business", help="FreshBooks business id to use when you belong to several."
+        ),
+    ] = None,
+    no_browser: Annotated[
+        bool,
+        typer.Option("--no-browser", help="Print the authorization URL; do not open a browser."),
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Authorize fbstampli on FreshBooks (authorization code flow) and choose the business."""
+    from fbstampli import services
+
+    report = services.auth_login(
+        options_of(ctx), code=code, business=business, open_browser=not no_browser
+    )
+    finish(ctx, report, as_json=as_json)
+
+
+@auth_app.command("status")
+def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Who is logged in, which business, and when the access token expires (never the token)."""
+    from fbstampli import services
+    from fbstampli.cli import output
+
+    output.show_mapping("FreshBooks login", services.auth_status(options_of(ctx)), as_json=as_json)
+
+
+@auth_app.command("logout")
+def logout(ctx: typer.Context) -> None:
+    """Revoke the FreshBooks token and forget it."""
+    from fbstampli import services
+
+    finish(ctx, services.auth_logout(options_of(ctx)))
+
+
+@auth_app.command("sftp")
+def sftp(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option("--host", help="Stampli SFTP host name.")],
+    username: Annotated[str, typer.Option("--username", help="SFTP user name.")],
+    port: Annotated[int, typer.Option("--port", help="SFTP port.")] = 22,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    key_file: Annotated[
+        Path | None,
+        typer.Option("--key-file", help="Private key file (its passphrase is asked for)."),
+    ] = None,
+    inbound: Annotated[
+        str | None, typer.Option("--inbound", help="Remote folder Stampli picks our files up from.")
+    ] = None,
+    outbound: Annotated[
+        str | None, typer.Option("--outbound", help="Remote folder Stampli leaves its exports in.")
+    ] = None,
+    accept_host_key: Annotated[
+        str | None,
+        typer.Option(
+            "--accept-host-key",
+            help="Pin the host key with this SHA256 fingerprint, unasked ('any': as offered).",
+        ),
+    ] = None,
+    known_hosts: Annotated[
+        Path | None,
+        typer.Option("--known-hosts", help="Take the host key from this known_hosts file."),
+    ] = None,
+) -> None:
+    """Store the Stampli SFTP login in the encrypted state and pin the server's host key."""
+    from fbstampli import services
+
+    report = services.auth_sftp(
+        options_of(ctx),
+        host=host,
+        port=port,
+        username=username,
+        password_stdin=password_stdin,
+        key_file=key_file,
+        inbound=inbound,
+        outbound=outbound,
+        accept_host_key=accept_host_key,
+        known_hosts=known_hosts,
+    )
+    finish(ctx, report)

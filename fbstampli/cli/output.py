@@ -1,0 +1,87 @@
+"""The only printer: reports, tables and JSON on stdout, one-line problems on stderr.
+
+Success under cron prints nothing: a report is shown on a terminal, with
+`--json`, or with `-v`; never with `-q`. Progress bars appear only on a
+terminal and never with `--json` or `-q`.
+"""
+
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from fbstampli.report import RunReport
+from fbstampli.runtime import Options
+
+
+def write_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A rich table on a terminal; tab-separated text when piped."""
+    if stdout_is_terminal():
+        from rich.console import Console
+        from rich.table import Table
+
+        rich_table = Table(title=title, title_justify="left")
+        for column in columns:
+            rich_table.add_column(column)
+        for row in rows:
+            rich_table.add_row(*("" if cell is None else str(cell) for cell in row))
+        Console().print(rich_table)
+        return
+    sys.stdout.write("\t".join(columns) + "\n")
+    for row in rows:
+        sys.stdout.write("\t".join("" if cell is None else str(cell) for cell in row) + "\n")
+
+
+def show_report(report: RunReport, options: Options, *, as_json: bool = False) -> None:
+    if as_json:
+        write_json(report.as_dict())
+        return
+    for problem in report.problems:
+        sys.stderr.write(f"fbstampli: {problem}\n")
+    if options.quiet or not (stdout_is_terminal() or options.verbose):
+        return
+    counts = ", ".join(f"{name} {value}" for name, value in sorted(report.counts.items()) if value)
+    sys.stdout.write(f"{report.command}: {counts or 'nothing to do'}\n")
+    for note in report.notes:
+        sys.stdout.write(f"  {note}\n")
+
+
+@contextmanager
+def progress(options: Options, *, enabled: bool = True) -> Iterator[Any]:
+    """A callback factory `start(label, total) -> advance(n)`; a no-op off a terminal."""
+    if not enabled or options.quiet or not sys.stderr.isatty():
+        yield lambda label, total=None: lambda amount=1: None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+
+        def start(label: str, total: int | None = None) -> Any:
+            task = bar.add_task(label, total=total)
+            return lambda amount=1: bar.advance(task, amount)
+
+        yield start
+
+
+def show_mapping(title: str, data: dict[str, Any], *, as_json: bool) -> None:
+    if as_json:
+        write_json(data)
+        return
+    table(title, ["", ""], list(data.items()))
+
+
+def show_rows(title: str, rows: list[dict[str, Any]], *, as_json: bool) -> None:
+    if as_json:
+        write_json(rows)
+        return
+    columns = list(rows[0]) if rows else []
+    table(title, columns, [[row.get(column) for column in columns] for row in rows])

@@ -1,0 +1,127 @@
+"""Commands that move data: push-bills, pull-stampli, reconcile, retry and sync."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fbstampli.cli import JsonFlag, app, finish, options_of
+
+
+@app.command("push-bills")
+def push_bills(
+    ctx: typer.Context,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Plan and write the files to <home>/dry-run/; upload nothing."
+        ),
+    ] = False,
+    full: Annotated[
+        bool, typer.Option("--full", help="Re-list everything in FreshBooks now (a full sweep).")
+    ] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", help="First backfill: only bills issued on or after this date (YYYY-MM-DD)."
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Send new and changed FreshBooks vendors, bills and bill payments to Stampli's inbound."""
+    from fbstampli import services
+
+    report = services.push_bills(options_of(ctx), dry_run=dry_run, full=full, since=since)
+    finish(ctx, report, as_json=as_json)
+
+
+@app.command("pull-stampli")
+def pull_stampli(
+    ctx: typer.Context,
+    now: Annotated[
+        bool, typer.Option("--now", help="Poll even if the pull interval has not passed yet.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Download new Stampli export files, parse them and store them against their bills."""
+    from fbstampli import services
+
+    finish(ctx, services.pull_stampli(options_of(ctx), now=now), as_json=as_json)
+
+
+@app.command("reconcile")
+def reconcile(
+    ctx: typer.Context,
+    output_format: Annotated[
+        str, typer.Option("--format", help="table (default on a terminal), csv or json.")
+    ] = "table",
+    output_file: Annotated[
+        Path | None,
+        typer.Option("--output", help="Write the report to this file instead of stdout."),
+    ] = None,
+    fail_on_mismatch: Annotated[
+        bool,
+        typer.Option(
+            "--fail-on-mismatch", help="Exit 1 when any bill needs attention (for alerting)."
+        ),
+    ] = False,
+) -> None:
+    """Match FreshBooks bill payments with Stampli's payment exports and report the differences."""
+    from fbstampli import services
+
+    report = services.reconcile(options_of(ctx))
+    from fbstampli.cli import output
+
+    output.show_reconciliation(report, options_of(ctx), output_format, output_file)
+    code = 1 if (fail_on_mismatch and report.attention) else int(report.exit_code)
+    raise typer.Exit(code)
+
+
+@app.command("retry")
+def retry(
+    ctx: typer.Context,
+    bill: Annotated[
+        list[int] | None, typer.Option("--bill", help="FreshBooks bill id to re-send (repeatable).")
+    ] = None,
+    vendor: Annotated[
+        list[int] | None,
+        typer.Option("--vendor", help="FreshBooks vendor id to re-send (repeatable)."),
+    ] = None,
+    failed: Annotated[
+        bool, typer.Option("--failed", help="Re-queue every failed delivery now.")
+    ] = False,
+    dead: Annotated[
+        bool, typer.Option("--dead", help="Re-queue deliveries that used up their attempts.")
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Re-send even when the current version was already delivered."
+        ),
+    ] = False,
+    queue_only: Annotated[
+        bool, typer.Option("--queue-only", help="Only re-queue; the next run sends.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Re-queue deliveries by hand and, unless --queue-only, send them now."""
+    from fbstampli import services
+
+    report = services.retry(
+        options_of(ctx),
+        bills=bill or [],
+        vendors=vendor or [],
+        failed=failed,
+        dead=dead,
+        force=force,
+        queue_only=queue_only,
+    )
+    finish(ctx, report, as_json=as_json)
+
+
+@app.command("sync")
+def sync(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """push-bills, pull-stampli and reconcile under one lock: what cron runs every 15 minutes."""
+    from fbstampli import services
+
+    finish(ctx, services.sync(options_of(ctx)), as_json=as_json)

@@ -1,0 +1,83 @@
+"""`fbstampli webhooks …` and `serve-webhook`: FreshBooks callbacks, registered and received."""
+
+from typing import Annotated
+
+import typer
+
+from fbstampli.cli import JsonFlag, app, finish, options_of
+
+webhooks_app = typer.Typer(
+    help="Register, list and delete FreshBooks webhook callbacks.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(webhooks_app, name="webhooks")
+
+
+@webhooks_app.command("register")
+def register(
+    ctx: typer.Context,
+    url: Annotated[str, typer.Option("--url", help="Public https URL that reaches serve-webhook.")],
+) -> None:
+    """Register callbacks for bill and bill_vendor events pointing at URL."""
+    from fbstampli import services
+
+    finish(ctx, services.webhooks_register(options_of(ctx), url=url))
+
+
+@webhooks_app.command("list")
+def list_(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """List the callbacks FreshBooks has for this account."""
+    from fbstampli import services
+    from fbstampli.cli import output
+
+    output.show_rows(
+        "FreshBooks callbacks", services.webhooks_list(options_of(ctx)), as_json=as_json
+    )
+
+
+@webhooks_app.command("delete")
+def delete(
+    ctx: typer.Context, callback_id: Annotated[int, typer.Argument(help="Callback id.")]
+) -> None:
+    """Delete one callback in FreshBooks and forget its verifier."""
+    from fbstampli import services
+
+    finish(ctx, services.webhooks_delete(options_of(ctx), callback_id))
+
+
+@webhooks_app.command("verify")
+def verify(
+    ctx: typer.Context,
+    callback_id: Annotated[int, typer.Argument(help="Callback id.")],
+    verifier: Annotated[
+        str | None,
+        typer.Option("--verifier", help="Verification code FreshBooks sent, if you have it."),
+    ] = None,
+    resend: Annotated[
+        bool, typer.Option("--resend", help="Ask FreshBooks to send the verification code again.")
+    ] = False,
+) -> None:
+    """Complete (or restart) FreshBooks' verification handshake for one callback by hand."""
+    from fbstampli import services
+
+    finish(
+        ctx,
+        services.webhooks_verify(options_of(ctx), callback_id, verifier=verifier, resend=resend),
+    )
+
+
+@app.command("serve-webhook")
+def serve_webhook(
+    ctx: typer.Context,
+    host: Annotated[
+        str | None, typer.Option("--host", help="Address to listen on (default 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", help="Port to listen on (default 8787).")
+    ] = None,
+) -> None:
+    """Listen for FreshBooks webhooks, verify them and push the named bills within seconds."""
+    from fbstampli import services
+
+    finish(ctx, services.serve_webhook(options_of(ctx), host=host, port=port))

@@ -1,0 +1,53 @@
+"""One run at a time per home, with a kernel lock that dies with its process.
+
+`fcntl.flock` on `<home>/run.lock`: the kernel releases it when the holder
+exits, even on SIGKILL, so there is never a stale lock to clean up by hand.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from fbstampli.errors import LockHeldError
+
+
+@contextmanager
+def run_lock(path: Path, *, wait_seconds: float = 0.0) -> Iterator[None]:
+    """Hold the run lock for the body; raise `LockHeldError` if another run has it.
+
+    `wait_seconds` lets a short-lived caller (the webhook worker) queue behind
+    a cron run briefly instead of failing at once.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = _read_holder(fd)
+                    raise LockHeldError(
+                        f"another fbstampli run{holder} is using {path.parent}; "
+                        "it will be retried on the next schedule"
+                    ) from None
+                time.sleep(0.05)
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        yield
+    finally:
+        os.close(fd)
+
+
+def _read_holder(fd: int) -> str:
+    try:
+        text = os.pread(fd, 32, 0).decode().strip()
+    except OSError:
+        return ""
+    return f" (pid {text})" if text.isdigit() else ""

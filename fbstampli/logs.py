@@ -1,0 +1,154 @@
+"""Logging: quiet console on stderr, a bounded rotating file, and redaction everywhere.
+
+Every secret the program loads is registered with `register_secret`, and a
+filter on every handler replaces it (and anything shaped like a bearer token
+or a password field) before a record is formatted, so no secret can reach a
+terminal, a cron mail or a log file, whatever a caller logs by mistake.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+import re
+import sys
+import threading
+from pathlib import Path
+
+REDACTED = "[redacted]"
+_secrets: set[str] = set()
+_secrets_lock = threading.Lock()
+_PATTERNS = (
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
+    re.compile(
+        r"(?i)((?:access_token|refresh_token|client_secret|password|passphrase|verifier|"
+        r"FBSTAMPLI_DB_KEY)[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,;]+"
+    ),
+)
+
+
+def register_secret(value: str | None) -> None:
+    """Make `value` unprintable from now on (short values would redact too much)."""
+    if value and len(value) >= 6:
+        with _secrets_lock:
+            _secrets.add(value)
+
+
+def redact(text: str) -> str:
+    with _secrets_lock:
+        known = sorted(_secrets, key=len, reverse=True)
+    for secret in known:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    for pattern in _PATTERNS:
+        text = pattern.sub(lambda match: match.group(1) + REDACTED, text)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        record.msg = redact(message)
+        record.args = None
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log shippers."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_text:
+            entry["traceback"] = record.exc_text
+        return json.dumps(entry, ensure_ascii=False)
+
+
+class OneLineFormatter(logging.Formatter):
+    """Console lines without tracebacks: those go to the log file (or show with -vv)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        saved = record.exc_info, record.exc_text
+        record.exc_info, record.exc_text = None, None
+        try:
+            return super().format(record)
+        finally:
+            record.exc_info, record.exc_text = saved
+
+
+CRASH_LOGGER = "fbstampli.crash"
+
+
+def _not_crash(record: logging.LogRecord) -> bool:
+    return record.name != CRASH_LOGGER
+
+
+def console_level(verbose: int, quiet: bool) -> int:
+    if quiet:
+        return logging.ERROR
+    return {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+
+
+def configure_logging(
+    *,
+    verbose: int = 0,
+    quiet: bool = False,
+    log_format: str = "text",
+    log_file: Path | None = None,
+) -> None:
+    """Install the handlers once per process; later calls replace them."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(logging.DEBUG)
+    redactor = RedactingFilter()
+
+    console: logging.Handler
+    if log_format == "text" and sys.stderr.isatty():
+        from rich.logging import RichHandler
+
+        console = RichHandler(show_path=False, show_time=False, markup=False)
+        text_format = "%(message)s"
+    else:
+        console = logging.StreamHandler(sys.stderr)
+        text_format = "fbstampli: %(message)s"
+    if log_format == "json":
+        console.setFormatter(JsonFormatter())
+    elif verbose >= 2:
+        console.setFormatter(logging.Formatter(text_format))
+    else:
+        console.setFormatter(OneLineFormatter(text_format))
+    console.setLevel(console_level(verbose, quiet))
+    console.addFilter(redactor)
+    if verbose < 2:
+        console.addFilter(_not_crash)
+    root.addHandler(console)
+
+    if log_file is not None:
+        try:
+            file_handler = logging.handlers.RotatingFileHandler(
+                log_file, maxBytes=5 * 1024 * 1024, backupCount=5, encoding="utf-8"
+            )
+        except OSError:
+            logging.getLogger(__name__).warning("cannot write the log file %s", log_file)
+        else:
+            file_handler.setFormatter(
+                JsonFormatter()
+                if log_format == "json"
+                else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+            )
+            file_handler.setLevel(logging.DEBUG if verbose >= 2 else logging.INFO)
+            file_handler.addFilter(redactor)
+            root.addHandler(file_handler)
+    for noisy in ("paramiko", "urllib3", "requests"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,71 @@
+"""Where fbstampli keeps its files: one home folder per FreshBooks→Stampli connection.
+
+The home holds config.toml, the encrypted state.db, state.key (only when the
+key lives in a file), logs/, the run lock and local copies of Stampli exports.
+It is created with mode 0700, so nothing in it is readable by other users.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+HOME_ENV = "FBSTAMPLI_HOME"
+
+
+@dataclass(frozen=True, slots=True)
+class Paths:
+    home: Path
+
+    @property
+    def config(self) -> Path:
+        return self.home / "config.toml"
+
+    @property
+    def state(self) -> Path:
+        return self.home / "state.db"
+
+    @property
+    def key_file(self) -> Path:
+        return self.home / "state.key"
+
+    @property
+    def logs(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def log_file(self) -> Path:
+        return self.logs / "fbstampli.log"
+
+    @property
+    def lock(self) -> Path:
+        return self.home / "run.lock"
+
+    @property
+    def stampli_files(self) -> Path:
+        """Local copies of every Stampli export we downloaded, kept for the audit trail."""
+        return self.home / "stampli"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.home / "stampli" / "quarantine"
+
+    @property
+    def outbox(self) -> Path:
+        """Where `push-bills --dry-run` writes the files it would have uploaded."""
+        return self.home / "dry-run"
+
+    def ensure(self) -> None:
+        """Create the home and its private sub-folders, tightening modes on old ones."""
+        for folder in (self.home, self.logs):
+            folder.mkdir(parents=True, exist_ok=True)
+            os.chmod(folder, 0o700)
+
+
+def default_home(env: Mapping[str, str]) -> Path:
+    if env.get(HOME_ENV):
+        return Path(env[HOME_ENV]).expanduser()
+    base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "fbstampli"

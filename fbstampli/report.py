@@ -1,0 +1,46 @@
+"""What a command did, as data: counts, problems and the exit code they imply.
+
+A failed record is not an exception; it is a count and a problem line here,
+and the report turns that into `PARTIAL` for cron to notice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from fbstampli.errors import ExitCode
+
+
+@dataclass(slots=True)
+class RunReport:
+    command: str
+    counts: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    items: list[dict[str, Any]] = field(default_factory=list)
+    attention: bool = False  # e.g. reconcile mismatches, for --fail-on-mismatch
+
+    def add(self, name: str, amount: int = 1) -> None:
+        self.counts[name] = self.counts.get(name, 0) + amount
+
+    def merge(self, other: RunReport) -> None:
+        for name, amount in other.counts.items():
+            self.add(f"{other.command}.{name}", amount)
+        self.problems.extend(other.problems)
+        self.notes.extend(other.notes)
+        self.attention = self.attention or other.attention
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.PARTIAL if self.problems else ExitCode.OK
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "command": self.command,
+            "exit_code": int(self.exit_code),
+            "counts": dict(sorted(self.counts.items())),
+            "problems": list(self.problems),
+            "notes": list(self.notes),
+            "items": list(self.items),
+        }

@@ -1,0 +1,119 @@
+"""Everything one command run needs, opened once in a fixed order and closed on the way out.
+
+Order matters: settings (so a bad config fails before anything else), the
+run lock (so two runs never interleave), the key and the store, and only when
+a command asks for them the FreshBooks client and the SFTP connection.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fbstampli.clock import Clock, SystemClock
+from fbstampli.config import Settings, load_settings
+from fbstampli.errors import ConfigError
+from fbstampli.lock import run_lock
+from fbstampli.paths import Paths, default_home
+
+if TYPE_CHECKING:
+    from fbstampli.store import Store
+    from fbstampli.store.keys import StateKey
+    from fbstampli.sync.ports import BillSource, Transport
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """What the global command-line options said, before anything is opened."""
+
+    home: Path | None = None
+    config: Path | None = None
+    verbose: int = 0
+    quiet: bool = False
+    log_format: str = "text"
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+    def paths(self) -> Paths:
+        return Paths(self.home or default_home(self.env))
+
+    def config_path(self) -> Path | None:
+        if self.config is not None:
+            if not self.config.exists():
+                raise ConfigError(f"config file {self.config} does not exist")
+            return self.config
+        candidate = self.paths().config
+        return candidate if candidate.exists() else None
+
+
+def load_options_settings(options: Options, flags: Mapping[str, object] | None = None) -> Settings:
+    return load_settings(flags or {}, options.env, options.config_path())
+
+
+@dataclass(slots=True)
+class Runtime:
+    options: Options
+    settings: Settings
+    paths: Paths
+    store: Store
+    key: StateKey
+    clock: Clock
+    _stack: ExitStack
+    _transport: Transport | None = None
+    _client: BillSource | None = None
+
+    @property
+    def env(self) -> Mapping[str, str]:
+        return self.options.env
+
+    def freshbooks(self) -> BillSource:
+        """The FreshBooks client, logged in from the stored token (created on first use)."""
+        if self._client is None:
+            from fbstampli.freshbooks.session import open_client
+
+            self._client = open_client(self)
+        return self._client
+
+    def transport(self) -> Transport:
+        """One SFTP connection for the whole run, opened on first use."""
+        if self._transport is None:
+            from fbstampli.sftp_session import open_transport
+
+            transport = open_transport(self)
+            self._stack.callback(transport.close)
+            self._transport = transport
+        return self._transport
+
+
+def require_home(paths: Paths) -> None:
+    if not paths.state.exists():
+        raise ConfigError(f"no fbstampli state in {paths.home}; run `fbstampli init` first")
+
+
+@contextmanager
+def open_runtime(
+    options: Options,
+    *,
+    lock: bool = True,
+    lock_wait: float = 0.0,
+    clock: Clock | None = None,
+) -> Iterator[Runtime]:
+    """Open settings, lock, key and store for one command; close them all afterwards."""
+    from fbstampli.logs import register_secret
+    from fbstampli.store import open_state
+
+    settings = load_options_settings(options)
+    register_secret(settings.freshbooks.client_secret)
+    paths = options.paths()
+    require_home(paths)
+    with ExitStack() as stack:
+        if lock:
+            stack.enter_context(run_lock(paths.lock, wait_seconds=lock_wait))
+        the_clock = clock or SystemClock()
+        store, key = open_state(paths.state, options.env, the_clock)
+        register_secret(key.hex)
+        stack.callback(store.close)
+        yield Runtime(options, settings, paths, store, key, the_clock, stack)

@@ -1,0 +1,190 @@
+"""One function per command: the CLI calls these and shows what they return.
+
+Services open what they need through `runtime`, call the `sync/` orchestrators
+and return data (`RunReport` or plain dicts). They never print.
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from fbstampli.errors import ConfigError
+from fbstampli.report import RunReport
+from fbstampli.runtime import Options, load_options_settings
+from fbstampli.store.keys import KEY_ENV, KeySource
+
+
+def default_config_text() -> str:
+    return resources.files("fbstampli").joinpath("templates/config.toml").read_text()
+
+
+def choose_key_source(requested: str, options: Options) -> KeySource:
+    """`auto`: env when set, keyring on an interactive desktop, else a 0600 key file."""
+    if requested != "auto":
+        try:
+            return KeySource(requested)
+        except ValueError:
+            raise ConfigError("--key-source must be auto, env, keyring or file") from None
+    if options.env.get(KEY_ENV):
+        return KeySource.ENV
+    from fbstampli.store.keys import keyring_usable
+
+    if sys.stdin.isatty() and keyring_usable():
+        return KeySource.KEYRING
+    return KeySource.FILE
+
+
+def init_home(options: Options, *, key_source: str = "auto") -> RunReport:
+    """Create the home, a commented config, the key and the state; safe to run twice.
+
+    An existing config, key or state file is never overwritten; an existing
+    state is opened to prove that its key still works.
+    """
+    from fbstampli.clock import SystemClock
+    from fbstampli.store import Store
+    from fbstampli.store.keys import create_key, resolve_key
+
+    report = RunReport("init")
+    paths = options.paths()
+    paths.ensure()
+    if options.config is None and not paths.config.exists():
+        paths.config.write_text(default_config_text())
+        report.notes.append(f"wrote {paths.config}")
+    load_options_settings(options)  # a broken config fails init, not the first cron run
+    if paths.state.exists():
+        key = resolve_key(paths.state, options.env)
+        Store.open(paths.state, key, SystemClock()).close()
+        report.notes.append(f"{paths.state} exists (key from {key.source.value}); left unchanged")
+        return report
+    if paths.key_file.exists():
+        raise ConfigError(
+            f"{paths.key_file} exists but {paths.state} does not; move the key away "
+            "if you really want a new, empty state"
+        )
+    source = choose_key_source(key_source, options)
+    key = create_key(paths.state, source, options.env)
+    Store.create(paths.state, key, SystemClock()).close()
+    report.add("created")
+    report.notes.append(f"created {paths.state}; key kept in {source.value}")
+    if source is KeySource.FILE:
+        report.notes.append(
+            f"{paths.key_file} protects a state file copied alone (backups); keep it out of "
+            f"those backups, or use the OS keyring or {KEY_ENV} for more protection"
+        )
+    return report
+
+
+def not_built(what: str) -> Any:
+    from fbstampli.errors import NotBuiltError
+
+    raise NotBuiltError(f"`fbstampli {what}` is not built yet in this version")
+
+
+def push_bills(options: Options, *, dry_run: bool, full: bool, since: str | None) -> RunReport:
+    return not_built("push-bills")  # type: ignore[no-any-return]
+
+
+def pull_stampli(options: Options, *, now: bool) -> RunReport:
+    return not_built("pull-stampli")  # type: ignore[no-any-return]
+
+
+def reconcile(options: Options) -> RunReport:
+    return not_built("reconcile")  # type: ignore[no-any-return]
+
+
+def retry(options: Options, **_: Any) -> RunReport:
+    return not_built("retry")  # type: ignore[no-any-return]
+
+
+def sync(options: Options) -> RunReport:
+    return not_built("sync")  # type: ignore[no-any-return]
+
+
+def key_rotate(options: Options) -> RunReport:
+    """Re-key the state; the staged key makes every crash point recoverable (see open_state)."""
+    from fbstampli.runtime import open_runtime
+    from fbstampli.store.keys import promote_key, stage_new_key
+
+    report = RunReport("key rotate")
+    with open_runtime(options) as rt:
+        new_key = stage_new_key(rt.paths.state, rt.key.source)
+        rt.store.rekey(new_key)
+        promote_key(rt.paths.state, new_key)
+        rt.store.audit("key_rotated", detail=f"key kept in {new_key.source.value}")
+    report.add("rotated")
+    return report
+
+
+def state_backup(options: Options, destination: Path) -> RunReport:
+    from fbstampli.runtime import open_runtime
+
+    report = RunReport("state backup")
+    with open_runtime(options, lock=False) as rt:
+        rt.store.backup_to(destination, rt.key)
+        rt.store.audit("state_backup", detail=str(destination))
+    report.notes.append(f"wrote {destination} (encrypted with the current state key)")
+    report.add("written")
+    return report
+
+
+def auth_login(
+    options: Options, *, code: str | None, business: int | None, open_browser: bool
+) -> RunReport:
+    return not_built("auth login")  # type: ignore[no-any-return]
+
+
+def auth_status(options: Options) -> dict[str, Any]:
+    return not_built("auth status")  # type: ignore[no-any-return]
+
+
+def auth_logout(options: Options) -> RunReport:
+    return not_built("auth logout")  # type: ignore[no-any-return]
+
+
+def auth_sftp(options: Options, **_: Any) -> RunReport:
+    return not_built("auth sftp")  # type: ignore[no-any-return]
+
+
+def status(options: Options) -> dict[str, Any]:
+    return not_built("status")  # type: ignore[no-any-return]
+
+
+def doctor(options: Options) -> list[Any]:
+    return not_built("doctor")  # type: ignore[no-any-return]
+
+
+def audit_trail(options: Options, *, bill: int | None, since: str | None) -> list[dict[str, Any]]:
+    return not_built("audit")  # type: ignore[no-any-return]
+
+
+def template_check(file: Path) -> RunReport:
+    return not_built("template check")  # type: ignore[no-any-return]
+
+
+def state_restore(options: Options, source: Path, *, force: bool) -> RunReport:
+    return not_built("state restore")  # type: ignore[no-any-return]
+
+
+def webhooks_register(options: Options, *, url: str) -> RunReport:
+    return not_built("webhooks register")  # type: ignore[no-any-return]
+
+
+def webhooks_list(options: Options) -> list[dict[str, Any]]:
+    return not_built("webhooks list")  # type: ignore[no-any-return]
+
+
+def webhooks_delete(options: Options, callback_id: int) -> RunReport:
+    return not_built("webhooks delete")  # type: ignore[no-any-return]
+
+
+def webhooks_verify(
+    options: Options, callback_id: int, *, verifier: str | None, resend: bool
+) -> RunReport:
+    return not_built("webhooks verify")  # type: ignore[no-any-return]
+
+
+def serve_webhook(options: Options, *, host: str | None, port: int | None) -> RunReport:
+    return not_built("serve-webhook")  # type: ignore[no-any-return]

@@ -1,0 +1,137 @@
+"""The state store's schema, as forward-only migrations keyed by `PRAGMA user_version`.
+
+Never edit a migration that has shipped; add a new one. A state file whose
+version is newer than the last migration here was written by a newer
+fbstampli and is refused rather than guessed at.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: everything the first release keeps.
+    """
+    CREATE TABLE kv (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE credentials (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE cursors (
+        kind TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        received_at TEXT NOT NULL,
+        name TEXT NOT NULL,
+        object_id INTEGER NOT NULL,
+        account_id TEXT NOT NULL,
+        processed_at TEXT
+    );
+    CREATE INDEX events_unprocessed ON events (processed_at, id);
+    CREATE TABLE source_objects (
+        kind TEXT NOT NULL,
+        fb_id INTEGER NOT NULL,
+        updated_at TEXT,
+        vis_state INTEGER NOT NULL,
+        content_hash TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        seen_at TEXT NOT NULL,
+        PRIMARY KEY (kind, fb_id)
+    );
+    CREATE TABLE batches (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        file_name TEXT NOT NULL UNIQUE,
+        directory TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        content BLOB,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX batches_state ON batches (state);
+    CREATE TABLE deliveries (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        fb_id INTEGER NOT NULL,
+        content_hash TEXT NOT NULL,
+        resend INTEGER NOT NULL DEFAULT 0,
+        rows TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT,
+        last_error TEXT,
+        batch_id INTEGER REFERENCES batches (id),
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        UNIQUE (kind, fb_id, content_hash, resend)
+    );
+    CREATE INDEX deliveries_status ON deliveries (status, next_attempt_at);
+    CREATE INDEX deliveries_object ON deliveries (kind, fb_id);
+    CREATE TABLE stampli_files (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        size INTEGER,
+        mtime TEXT,
+        sha256 TEXT NOT NULL,
+        export_kind TEXT,
+        state TEXT NOT NULL,
+        reason TEXT,
+        local_path TEXT,
+        records INTEGER NOT NULL DEFAULT 0,
+        downloaded_at TEXT NOT NULL,
+        processed_at TEXT
+    );
+    CREATE INDEX stampli_files_identity ON stampli_files (name, size, mtime);
+    CREATE INDEX stampli_files_sha ON stampli_files (sha256);
+    CREATE TABLE stampli_records (
+        id INTEGER PRIMARY KEY,
+        file_id INTEGER NOT NULL REFERENCES stampli_files (id),
+        line INTEGER NOT NULL,
+        export_kind TEXT NOT NULL,
+        stampli_invoice_id TEXT NOT NULL,
+        fb_bill_id INTEGER,
+        status TEXT NOT NULL,
+        payload TEXT NOT NULL
+    );
+    CREATE INDEX stampli_records_bill ON stampli_records (fb_bill_id);
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        run_id INTEGER,
+        kind TEXT,
+        fb_id INTEGER,
+        action TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX audit_object ON audit (kind, fb_id, id);
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        command TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        exit_code INTEGER,
+        summary TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE reconciliations (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL,
+        fb_bill_id INTEGER,
+        stampli_invoice_id TEXT,
+        outcome TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    """,
+)
+
+
+def latest_version() -> int:
+    return len(MIGRATIONS)
