@@ -69,6 +69,15 @@ class HostKeyError(ConfigError):
     """The SFTP server's host key is not the pinned one: possible interception."""
 
 
+class RenderError(FbstampliError):
+    """One object cannot be rendered with the template (e.g. its vendor is unknown).
+
+    The run goes on without it; the problem is reported and the run exits 1.
+    """
+
+    exit_code = ExitCode.PARTIAL
+
+
 class ExportParseError(FbstampliError):
     """A Stampli export file that cannot be parsed; it is quarantined, the run goes on."""
 

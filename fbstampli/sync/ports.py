@@ -8,13 +8,13 @@ but models.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from fbstampli.models import Bill, BillPayment, Vendor, VisState
+from fbstampli.models import Bill, BillPayment, Kind, SourceObject, Vendor, VisState
 
 
 class BillSource(Protocol):
@@ -89,3 +89,23 @@ def part_name(final_name: str) -> str:
 
 
 ProgressCallback = Callable[[int], None]
+
+
+class Renderer(Protocol):
+    """Stampli's file layout, as the sync engine needs it (`stampli.render` implements it)."""
+
+    def rows(
+        self,
+        obj: SourceObject,
+        vendor_names: Mapping[int, str],
+        bills: Mapping[int, Bill],
+    ) -> list[tuple[str, ...]]:
+        """The rows one object becomes (a bill: one per line); `RenderError` if it cannot."""
+
+    def content_hash(self, rows: Sequence[tuple[str, ...]]) -> str: ...
+
+    def file_bytes(self, kind: Kind, rows: Sequence[tuple[str, ...]]) -> bytes: ...
+
+    def file_name(
+        self, kind: Kind, *, business: str, created_at: datetime, batch_id: int
+    ) -> str: ...

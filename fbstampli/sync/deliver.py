@@ -1,0 +1,323 @@
+"""Deliver: batch queued deliveries into files and upload each through a journal.
+
+Every step is committed before the side effect it announces, so a run killed
+at any instant leaves a batch whose state says what may have happened, and
+`advance_batch` finishes it by looking at the server:
+
+    planned -> uploading -> part_verified -> rename_sent -> delivered
+
+- final name present: delivered;
+- rename_sent and neither name present: the consumer took it: delivered;
+- .part present and part_verified or later: retry only the rename;
+- .part present before part_verified: delete it, upload again, same name;
+- part_verified and neither name present: stop and alert (stuck): something
+  is consuming temporary files.
+
+No step re-sends a file that may already be in Stampli under its final name,
+so a delivery is never duplicated as long as Stampli ignores `.part` files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fbstampli.clock import Clock, to_utc_text
+from fbstampli.config import Settings
+from fbstampli.errors import RemoteError, RemoteUnavailableError
+from fbstampli.models import Kind
+from fbstampli.report import RunReport
+from fbstampli.store import Row, Store
+from fbstampli.store.outbox import (
+    BatchState,
+    DeliveryStatus,
+    batch_members,
+    open_batches,
+    outstanding_count,
+    pending_deliveries,
+    requeue_due,
+    set_batch_state,
+)
+from fbstampli.sync.backoff import is_dead, next_attempt_at
+from fbstampli.sync.batch import Pending, plan_files
+from fbstampli.sync.ports import Renderer, Transport, part_name
+
+log = logging.getLogger(__name__)
+
+
+class StuckBatchError(RemoteError):
+    """A verified temporary file vanished without our rename."""
+
+
+@dataclass(slots=True)
+class Connection:
+    """The SFTP connection of a run: opened on first need, reopened after a drop."""
+
+    factory: Callable[[], Transport]
+    current: Transport | None = None
+
+    def get(self) -> Transport:
+        if self.current is None:
+            self.current = self.factory()
+        return self.current
+
+    def drop(self) -> None:
+        if self.current is not None:
+            try:
+                self.current.close()
+            except (RemoteError, RemoteUnavailableError):
+                log.debug("closing a broken SFTP connection failed", exc_info=True)
+            self.current = None
+
+
+def _mark_delivered(store: Store, batch: Row, run_id: int | None, note: str) -> None:
+    with store.transaction():
+        set_batch_state(store, batch["id"], BatchState.DELIVERED)
+        store.execute("UPDATE batches SET content = NULL WHERE id = ?", (batch["id"],))
+        now = store.now_text()
+        for member in batch_members(store, batch["id"]):
+            store.execute(
+                "UPDATE deliveries SET status = 'delivered', last_error = NULL, updated_at = ? "
+                "WHERE id = ?",
+                (now, member["id"]),
+            )
+            store.audit(
+                "delivered",
+                kind=member["kind"],
+                fb_id=member["fb_id"],
+                detail=f"{batch['file_name']}{note}",
+                run_id=run_id,
+            )
+
+
+def advance_batch(store: Store, transport: Transport, batch: Row, run_id: int | None) -> None:
+    """Move one batch to `delivered` from whatever state a previous run left it in."""
+    directory, name = batch["directory"], batch["file_name"]
+    state = BatchState(batch["state"])
+    if state is not BatchState.PLANNED:
+        final_present = transport.exists(directory, name)
+        part_present = transport.exists(directory, part_name(name))
+        if final_present:
+            _mark_delivered(store, batch, run_id, "")
+            return
+        if state in (BatchState.PART_VERIFIED, BatchState.RENAME_SENT) and part_present:
+            _rename(store, transport, batch, run_id)
+            return
+        if state is BatchState.RENAME_SENT:
+            _mark_delivered(store, batch, run_id, " (taken by Stampli before we saw it)")
+            return
+        if state is BatchState.PART_VERIFIED:
+            with store.transaction():
+                set_batch_state(store, batch["id"], BatchState.STUCK, "verified .part vanished")
+            raise StuckBatchError(
+                f"{directory}/{part_name(name)} was complete but vanished without our rename: "
+                "something on the server consumes temporary files; make Stampli ignore "
+                "'.*.part', then run `fbstampli retry --failed --force`"
+            )
+        if part_present:  # uploading: the .part may be incomplete
+            transport.remove(directory, part_name(name))
+    content = bytes(batch["content"])
+    with store.transaction():
+        set_batch_state(store, batch["id"], BatchState.UPLOADING)
+        store.execute("UPDATE batches SET attempts = attempts + 1 WHERE id = ?", (batch["id"],))
+    transport.write_part(directory, name, content)
+    with store.transaction():
+        set_batch_state(store, batch["id"], BatchState.PART_VERIFIED)
+    _rename(store, transport, batch, run_id)
+
+
+def _rename(store: Store, transport: Transport, batch: Row, run_id: int | None) -> None:
+    with store.transaction():
+        set_batch_state(store, batch["id"], BatchState.RENAME_SENT)
+    transport.rename_part(batch["directory"], batch["file_name"])
+    _mark_delivered(store, batch, run_id, "")
+
+
+def fail_batch(
+    store: Store,
+    batch: Row,
+    error: Exception,
+    settings: Settings,
+    clock: Clock,
+    run_id: int | None,
+    report: RunReport,
+) -> None:
+    """Give the batch up for this run; its deliveries back off (or die) and will be re-batched."""
+    message = str(error)
+    with store.transaction():
+        if batch["state"] != BatchState.STUCK:
+            set_batch_state(store, batch["id"], BatchState.FAILED, message)
+        for member in batch_members(store, batch["id"]):
+            attempts = int(member["attempts"]) + 1
+            dead = is_dead(attempts, settings.sync.max_attempts)
+            retry_at = next_attempt_at(
+                attempts,
+                clock.now(),
+                initial_minutes=settings.sync.backoff_initial_minutes,
+                max_hours=settings.sync.backoff_max_hours,
+            )
+            store.execute(
+                "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, "
+                "last_error = ?, batch_id = NULL, updated_at = ? WHERE id = ?",
+                (
+                    DeliveryStatus.DEAD if dead else DeliveryStatus.FAILED,
+                    attempts,
+                    store.now_text() if dead else to_utc_text(retry_at),
+                    message,
+                    store.now_text(),
+                    member["id"],
+                ),
+            )
+            store.audit(
+                "dead" if dead else "failed",
+                kind=member["kind"],
+                fb_id=member["fb_id"],
+                detail=f"{batch['file_name']}: {message}",
+                run_id=run_id,
+            )
+            report.add("dead" if dead else "failed")
+    report.problems.append(f"upload of {batch['file_name']} failed: {message}")
+
+
+def _deliver_with_retries(
+    store: Store,
+    connection: Connection,
+    batch_id: int,
+    settings: Settings,
+    clock: Clock,
+    run_id: int | None,
+    report: RunReport,
+) -> bool:
+    """A few tries within this run, each resuming from the journal on a fresh connection."""
+    last_error: Exception | None = None
+    for attempt in range(settings.sftp.upload_attempts):
+        batch = store.query_one("SELECT * FROM batches WHERE id = ?", (batch_id,))
+        if batch is None:
+            return False
+        try:
+            advance_batch(store, connection.get(), batch, run_id)
+        except StuckBatchError as error:
+            fail_batch(store, batch, error, settings, clock, run_id, report)
+            return False
+        except (RemoteUnavailableError, RemoteError) as error:
+            last_error = error
+            log.warning("upload of %s failed (try %d): %s", batch["file_name"], attempt + 1, error)
+            connection.drop()
+            clock.sleep(min(2.0**attempt, 8.0))
+            continue
+        report.add(f"files.{batch['kind']}")
+        return True
+    batch = store.query_one("SELECT * FROM batches WHERE id = ?", (batch_id,))
+    if batch is not None and last_error is not None:
+        _remove_part_quietly(connection, batch)
+        fail_batch(store, batch, last_error, settings, clock, run_id, report)
+    return False
+
+
+def _remove_part_quietly(connection: Connection, batch: Row) -> None:
+    """A failed batch's name is never reused, so its temporary file is only litter."""
+    try:
+        connection.get().remove(batch["directory"], part_name(batch["file_name"]))
+    except (RemoteError, RemoteUnavailableError):
+        log.info("could not remove %s; it is harmless", part_name(batch["file_name"]))
+
+
+def create_batches(
+    store: Store,
+    kind: Kind,
+    renderer: Renderer,
+    *,
+    settings: Settings,
+    business: str,
+    clock: Clock,
+    run_id: int | None,
+) -> list[int]:
+    """Turn the pending deliveries of one kind into planned batches (committed)."""
+    pending = [
+        Pending(
+            int(row["id"]),
+            Kind(row["kind"]),
+            int(row["fb_id"]),
+            tuple(map(tuple, json.loads(row["rows"]))),
+        )
+        for row in pending_deliveries(store, kind)
+    ]
+    batch_ids: list[int] = []
+    for planned in plan_files(pending, kind, max_rows=settings.sync.max_rows_per_file):
+        content = renderer.file_bytes(kind, planned.rows)
+        now = store.now_text()
+        with store.transaction():
+            # BEGIN IMMEDIATE makes us the only writer, so the next id is ours.
+            row = store.query_one("SELECT coalesce(max(id), 0) + 1 AS next FROM batches")
+            batch_id = int(row["next"]) if row else 1
+            name = renderer.file_name(
+                kind, business=business, created_at=clock.now(), batch_id=batch_id
+            )
+            store.execute(
+                "INSERT INTO batches (id, kind, file_name, directory, sha256, size, content, "
+                "state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?)",
+                (
+                    batch_id,
+                    kind.value,
+                    name,
+                    settings.stampli.inbound_dir,
+                    hashlib.sha256(content).hexdigest(),
+                    len(content),
+                    content,
+                    now,
+                    now,
+                ),
+            )
+            for member in planned.members:
+                store.execute(
+                    "UPDATE deliveries SET status = 'planned', batch_id = ?, updated_at = ? "
+                    "WHERE id = ?",
+                    (batch_id, now, member.delivery_id),
+                )
+        batch_ids.append(batch_id)
+    return batch_ids
+
+
+def deliver(
+    store: Store,
+    connection: Connection,
+    renderer: Renderer,
+    *,
+    settings: Settings,
+    business: str,
+    clock: Clock,
+    run_id: int | None,
+    report: RunReport,
+) -> None:
+    """Finish interrupted batches, then send the queue: vendors, then bills, then payments."""
+    with store.transaction():
+        requeued = requeue_due(store, clock.now())
+    if requeued:
+        report.add("requeued", requeued)
+    for batch in open_batches(store):
+        if not _deliver_with_retries(
+            store, connection, int(batch["id"]), settings, clock, run_id, report
+        ):
+            return
+        report.add("recovered")
+    previous: Kind | None = None
+    for kind in Kind:
+        if previous is not None and outstanding_count(store, previous):
+            waiting = len(pending_deliveries(store, kind))
+            if waiting:
+                report.notes.append(
+                    f"{waiting} {kind.value} deliveries wait for every {previous.value} to arrive"
+                )
+            return
+        previous = kind
+        batch_ids = create_batches(
+            store, kind, renderer, settings=settings, business=business, clock=clock, run_id=run_id
+        )
+        for batch_id in batch_ids:
+            if not _deliver_with_retries(
+                store, connection, batch_id, settings, clock, run_id, report
+            ):
+                return

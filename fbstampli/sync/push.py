@@ -1,0 +1,187 @@
+"""push-bills: FreshBooks -> outbox -> Stampli inbound, as one resumable run.
+
+The steps are ordered so that a kill at any instant is harmless: webhook
+events are marked processed only after the objects they named are in the
+outbox, a full sweep is recorded only after its snapshots are committed, and
+delivery resumes every interrupted batch before planning new ones.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+from fbstampli.clock import Clock, from_utc_text, to_utc_text
+from fbstampli.config import Settings
+from fbstampli.errors import ConfigError
+from fbstampli.models import Kind
+from fbstampli.report import RunReport
+from fbstampli.store import Store
+from fbstampli.sync.deliver import Connection, create_batches, deliver
+from fbstampli.sync.ingest import Fetched, fetch_all, fetch_ids, ingest
+from fbstampli.sync.ports import BillSource, Renderer, Transport
+
+log = logging.getLogger(__name__)
+
+SINCE_KEY = "push.since"
+SWEEP_KEY = "push.last_full_sweep"
+
+
+@dataclass(slots=True)
+class PushContext:
+    store: Store
+    settings: Settings
+    clock: Clock
+    source: Callable[[], BillSource]
+    transport: Callable[[], Transport]
+    renderer: Renderer
+    business: str
+    run_id: int | None = None
+
+
+class _DryRunDone(Exception):
+    """Raised to roll back a dry run's transaction after its files are written."""
+
+
+def parse_since(text: str | None, store: Store) -> date | None:
+    """`--since` is remembered, so later runs keep leaving older bills out."""
+    if text:
+        try:
+            since = date.fromisoformat(text)
+        except ValueError:
+            raise ConfigError(f"--since {text!r}: expected a date like 2026-01-31") from None
+        with store.transaction():
+            store.put_value(SINCE_KEY, since.isoformat())
+        return since
+    stored = store.get_value(SINCE_KEY)
+    return date.fromisoformat(stored) if stored else None
+
+
+def sweep_due(ctx: PushContext, *, full: bool) -> bool:
+    """A full sweep (deleted objects too) on request, or when the last is old enough."""
+    if full:
+        return True
+    last = ctx.store.get_value(SWEEP_KEY)
+    if last is None:
+        return True
+    age = ctx.clock.now() - from_utc_text(last)
+    return age >= timedelta(hours=ctx.settings.sync.full_sweep_hours)
+
+
+def pending_events(store: Store) -> list[tuple[int, str, int]]:
+    return [
+        (int(row["id"]), str(row["name"]), int(row["object_id"]))
+        for row in store.query(
+            "SELECT id, name, object_id FROM events WHERE processed_at IS NULL ORDER BY id"
+        )
+    ]
+
+
+def mark_events(store: Store, event_ids: list[int]) -> None:
+    now = store.now_text()
+    store.execute_many(
+        "UPDATE events SET processed_at = ? WHERE id = ?",
+        [(now, event_id) for event_id in event_ids],
+    )
+
+
+def push(
+    ctx: PushContext,
+    *,
+    full: bool = False,
+    since: str | None = None,
+    dry_run_folder: Path | None = None,
+    only_events: bool = False,
+    advance: Callable[[int], None] = lambda amount: None,
+) -> RunReport:
+    """One push run. `only_events` fetches just what webhooks named (the listener's fast path)."""
+    report = RunReport("push-bills")
+    since_date = parse_since(since, ctx.store)
+    events = pending_events(ctx.store)
+    sweep = sweep_due(ctx, full=full) and not only_events
+    source = ctx.source()
+    if only_events:
+        bill_ids = sorted({oid for _, name, oid in events if name.startswith("bill.")})
+        vendor_ids = sorted({oid for _, name, oid in events if name.startswith("bill_vendor.")})
+        fetched = fetch_ids(source, bill_ids=bill_ids, vendor_ids=vendor_ids)
+    else:
+        fetched = fetch_all(source, include_deleted=sweep, advance=advance)
+    started = ctx.clock.now()
+
+    if dry_run_folder is not None:
+        return _dry_run(ctx, fetched, since_date, dry_run_folder, report)
+
+    ingest(
+        ctx.store,
+        fetched,
+        ctx.renderer,
+        since=since_date,
+        send_payments=ctx.settings.sync.send_payments,
+        report_deleted=ctx.settings.sync.deleted_bills == "report",
+        run_id=ctx.run_id,
+        report=report,
+    )
+    with ctx.store.transaction():
+        mark_events(ctx.store, [event_id for event_id, _, _ in events])
+        if sweep:
+            ctx.store.put_value(SWEEP_KEY, to_utc_text(started))
+    report.add("events", len(events))
+    deliver(
+        ctx.store,
+        Connection(ctx.transport),
+        ctx.renderer,
+        settings=ctx.settings,
+        business=ctx.business,
+        clock=ctx.clock,
+        run_id=ctx.run_id,
+        report=report,
+    )
+    return report
+
+
+def _dry_run(
+    ctx: PushContext,
+    fetched: Fetched,
+    since_date: date | None,
+    folder: Path,
+    report: RunReport,
+) -> RunReport:
+    """Plan and render as a real run would, write the files locally, then roll everything back."""
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        with ctx.store.transaction():
+            ingest(
+                ctx.store,
+                fetched,
+                ctx.renderer,
+                since=since_date,
+                send_payments=ctx.settings.sync.send_payments,
+                report_deleted=ctx.settings.sync.deleted_bills == "report",
+                run_id=None,
+                report=report,
+            )
+            for kind in Kind:
+                for batch_id in create_batches(
+                    ctx.store,
+                    kind,
+                    ctx.renderer,
+                    settings=ctx.settings,
+                    business=ctx.business,
+                    clock=ctx.clock,
+                    run_id=None,
+                ):
+                    row = ctx.store.query_one(
+                        "SELECT file_name, content FROM batches WHERE id = ?", (batch_id,)
+                    )
+                    if row is not None:
+                        (folder / row["file_name"]).write_bytes(bytes(row["content"]))
+                        report.add(f"files.{kind.value}")
+                        report.notes.append(f"would upload {row['file_name']}")
+            raise _DryRunDone
+    except _DryRunDone:
+        pass
+    report.notes.append(f"dry run: files written to {folder}; nothing uploaded, nothing recorded")
+    return report

@@ -1,0 +1,147 @@
+"""In-memory stand-ins for the edges, for fast tests of the sync engine's logic.
+
+The end-to-end tests use the real servers; these exist so a journal state or
+a fault can be set up exactly and cheaply.
+"""
+
+import csv
+import hashlib
+import io
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from fbstampli.errors import RemoteError, RemoteUnavailableError
+from fbstampli.models import Bill, BillPayment, Kind, SourceObject, Vendor, VisState
+from fbstampli.sync.ports import RemoteFile, part_name
+
+
+@dataclass
+class MemoryTransport:
+    """A directory tree in a dict, with one-shot faults per operation."""
+
+    files: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    faults: dict[str, list[Exception]] = field(default_factory=dict)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    closed: bool = False
+
+    def fail(self, operation: str, error: Exception, times: int = 1) -> None:
+        self.faults.setdefault(operation, []).extend([error] * times)
+
+    def _step(self, operation: str, name: str) -> None:
+        self.calls.append((operation, name))
+        queue = self.faults.get(operation)
+        if queue:
+            raise queue.pop(0)
+
+    def folder(self, directory: str) -> dict[str, bytes]:
+        return self.files.setdefault(directory, {})
+
+    def list_files(self, directory: str) -> list[RemoteFile]:
+        self._step("list", directory)
+        return [RemoteFile(n, len(d), None) for n, d in sorted(self.folder(directory).items())]
+
+    def exists(self, directory: str, name: str) -> bool:
+        self._step("exists", name)
+        return name in self.folder(directory)
+
+    def write_part(self, directory: str, final_name: str, data: bytes) -> None:
+        self._step("write_part", final_name)
+        self.folder(directory)[part_name(final_name)] = data
+
+    def rename_part(self, directory: str, final_name: str) -> None:
+        self._step("rename", final_name)
+        folder = self.folder(directory)
+        if final_name in folder:
+            raise RemoteError(f"{final_name} exists already")
+        if part_name(final_name) not in folder:
+            raise RemoteError(f"{part_name(final_name)} is missing")
+        folder[final_name] = folder.pop(part_name(final_name))
+
+    def remove(self, directory: str, name: str) -> None:
+        self._step("remove", name)
+        self.folder(directory).pop(name, None)
+
+    def download(self, directory: str, name: str, dest: Path, *, max_bytes: int) -> tuple[int, str]:
+        self._step("download", name)
+        data = self.folder(directory)[name]
+        dest.write_bytes(data)
+        return len(data), hashlib.sha256(data).hexdigest()
+
+    def move(self, directory: str, name: str, to_directory: str) -> None:
+        self._step("move", name)
+        self.folder(to_directory)[name] = self.folder(directory).pop(name)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@dataclass
+class ListSource:
+    """A FreshBooks account as plain lists."""
+
+    vendors: list[Vendor] = field(default_factory=list)
+    bills: list[Bill] = field(default_factory=list)
+    payments: list[BillPayment] = field(default_factory=list)
+
+    @staticmethod
+    def _visible(
+        items: Iterable[SourceObject], vis_state: VisState | None
+    ) -> Iterator[SourceObject]:
+        for item in items:
+            deleted = item.vis_state == VisState.DELETED
+            if (vis_state == VisState.DELETED) == deleted:
+                yield item
+
+    def list_vendors(self, *, vis_state: VisState | None = None) -> Iterator[Vendor]:
+        yield from self._visible(self.vendors, vis_state)  # type: ignore[misc]
+
+    def list_bills(self, *, vis_state: VisState | None = None) -> Iterator[Bill]:
+        yield from self._visible(self.bills, vis_state)  # type: ignore[misc]
+
+    def list_bill_payments(self, *, vis_state: VisState | None = None) -> Iterator[BillPayment]:
+        yield from self._visible(self.payments, vis_state)  # type: ignore[misc]
+
+    def get_vendors(self, ids: Iterable[int]) -> list[Vendor]:
+        wanted = set(ids)
+        return [v for v in self.vendors if v.fb_id in wanted]
+
+    def get_bills(self, ids: Iterable[int]) -> list[Bill]:
+        wanted = set(ids)
+        return [b for b in self.bills if b.fb_id in wanted]
+
+
+class SimpleRenderer:
+    """A tiny fixed layout: enough to test planning and journaling without templates."""
+
+    def rows(
+        self, obj: SourceObject, vendor_names: Mapping[int, str], bills: Mapping[int, Bill]
+    ) -> list[tuple[str, ...]]:
+        if isinstance(obj, Vendor):
+            return [(str(obj.fb_id), obj.name)]
+        if isinstance(obj, Bill):
+            return [(str(obj.fb_id), vendor_names.get(obj.vendor_id, ""), str(obj.total_amount))]
+        return [(str(obj.fb_id), str(obj.bill_id), str(obj.amount))]
+
+    def content_hash(self, rows: Sequence[tuple[str, ...]]) -> str:
+        return hashlib.sha256(repr(list(rows)).encode()).hexdigest()
+
+    def file_bytes(self, kind: Kind, rows: Sequence[tuple[str, ...]]) -> bytes:
+        buffer = io.StringIO()
+        csv.writer(buffer).writerows(rows)
+        return buffer.getvalue().encode()
+
+    def file_name(self, kind: Kind, *, business: str, created_at: datetime, batch_id: int) -> str:
+        order, label = {
+            Kind.VENDOR: (1, "vendors"),
+            Kind.BILL: (2, "bills"),
+            Kind.PAYMENT: (3, "payments"),
+        }[kind]
+        return (
+            f"fbstampli_{business}_{created_at:%Y%m%dT%H%M%SZ}_b{batch_id:06d}_{order}-{label}.csv"
+        )
+
+
+def gone() -> RemoteUnavailableError:
+    return RemoteUnavailableError("connection to sftp lost")
