@@ -21,27 +21,27 @@ def init(
     ] = "auto",
 ) -> None:
     """Create the home folder, a commented config, the state key and the encrypted state."""
-    from fbstampli import services
+    from fbstampli.services import setup
 
-    finish(ctx, services.init_home(options_of(ctx), key_source=key_source))
+    finish(ctx, setup.init_home(options_of(ctx), key_source=key_source))
 
 
 @app.command("status")
 def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Health at a glance: login, SFTP target, last runs, queues, Stampli files, reconciliation."""
-    from fbstampli import services
     from fbstampli.cli import output
+    from fbstampli.services import ops
 
-    output.show_status(services.status(options_of(ctx)), as_json=as_json)
+    output.show_status(ops.status(options_of(ctx)), as_json=as_json)
 
 
 @app.command("doctor")
 def doctor(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Check config, key, state, FreshBooks token and SFTP reachability; say how to fix each."""
-    from fbstampli import services
     from fbstampli.cli import output
+    from fbstampli.services import ops
 
-    checks = services.doctor(options_of(ctx))
+    checks = ops.doctor(options_of(ctx))
     output.show_checks(checks, as_json=as_json)
     raise typer.Exit(0 if all(check.ok for check in checks) else 1)
 
@@ -58,10 +58,10 @@ def audit(
     output_format: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
 ) -> None:
     """The audit trail of one bill or all, in time order."""
-    from fbstampli import services
     from fbstampli.cli import output
+    from fbstampli.services import ops
 
-    rows = services.audit_trail(options_of(ctx), bill=bill, since=since)
+    rows = ops.audit_trail(options_of(ctx), bill=bill, since=since)
     output.show_audit(rows, output_format)
 
 
@@ -91,9 +91,9 @@ def template_check(
     ctx: typer.Context, file: Annotated[Path, typer.Argument(help="Template TOML file to check.")]
 ) -> None:
     """Validate a Stampli template file and name any bad field."""
-    from fbstampli import services
+    from fbstampli.services import sftp
 
-    finish(ctx, services.template_check(file))
+    finish(ctx, sftp.template_check(file))
 
 
 sandbox_app = typer.Typer(
@@ -128,9 +128,9 @@ def state_backup(
     file: Annotated[Path, typer.Argument(help="Where to write the encrypted copy.")],
 ) -> None:
     """Write an encrypted copy of the state (same key) to FILE."""
-    from fbstampli import services
+    from fbstampli.services import setup
 
-    finish(ctx, services.state_backup(options_of(ctx), file))
+    finish(ctx, setup.state_backup(options_of(ctx), file))
 
 
 @state_app.command("restore")
@@ -142,9 +142,9 @@ def state_restore(
     ] = False,
 ) -> None:
     """Replace the state with a backup (refuses to replace a newer state without --force)."""
-    from fbstampli import services
+    from fbstampli.services import ops
 
-    finish(ctx, services.state_restore(options_of(ctx), file, force=force))
+    finish(ctx, ops.state_restore(options_of(ctx), file, force=force))
 
 
 key_app = typer.Typer(help="The state encryption key.", no_args_is_help=True, rich_markup_mode=None)
@@ -154,6 +154,6 @@ app.add_typer(key_app, name="key")
 @key_app.command("rotate")
 def key_rotate(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Re-encrypt the state under a new key, crash-safely."""
-    from fbstampli import services
+    from fbstampli.services import setup
 
-    finish(ctx, services.key_rotate(options_of(ctx)), as_json=as_json)
+    finish(ctx, setup.key_rotate(options_of(ctx)), as_json=as_json)

@@ -37,9 +37,9 @@ def login(
     as_json: JsonFlag = False,
 ) -> None:
     """Authorize fbstampli on FreshBooks (authorization code flow) and choose the business."""
-    from fbstampli import services
+    from fbstampli.services import freshbooks
 
-    report = services.auth_login(
+    report = freshbooks.auth_login(
         options_of(ctx), code=code, business=business, open_browser=not no_browser
     )
     finish(ctx, report, as_json=as_json)
@@ -48,18 +48,20 @@ def login(
 @auth_app.command("status")
 def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Who is logged in, which business, and when the access token expires (never the token)."""
-    from fbstampli import services
     from fbstampli.cli import output
+    from fbstampli.services import freshbooks
 
-    output.show_mapping("FreshBooks login", services.auth_status(options_of(ctx)), as_json=as_json)
+    output.show_mapping(
+        "FreshBooks login", freshbooks.auth_status(options_of(ctx)), as_json=as_json
+    )
 
 
 @auth_app.command("logout")
 def logout(ctx: typer.Context) -> None:
     """Revoke the FreshBooks token and forget it."""
-    from fbstampli import services
+    from fbstampli.services import freshbooks
 
-    finish(ctx, services.auth_logout(options_of(ctx)))
+    finish(ctx, freshbooks.auth_logout(options_of(ctx)))
 
 
 @auth_app.command("sftp")
@@ -94,9 +96,9 @@ def sftp(
     ] = None,
 ) -> None:
     """Store the Stampli SFTP login in the encrypted state and pin the server's host key."""
-    from fbstampli import services
+    from fbstampli.services import sftp
 
-    report = services.auth_sftp(
+    report = sftp.auth_sftp(
         options_of(ctx),
         host=host,
         port=port,

@@ -29,9 +29,9 @@ def push_bills(
     as_json: JsonFlag = False,
 ) -> None:
     """Send new and changed FreshBooks vendors, bills and bill payments to Stampli's inbound."""
-    from fbstampli import services
+    from fbstampli.services import push
 
-    report = services.push_bills(options_of(ctx), dry_run=dry_run, full=full, since=since)
+    report = push.push_bills(options_of(ctx), dry_run=dry_run, full=full, since=since)
     finish(ctx, report, as_json=as_json)
 
 
@@ -44,9 +44,9 @@ def pull_stampli(
     as_json: JsonFlag = False,
 ) -> None:
     """Download new Stampli export files, parse them and store them against their bills."""
-    from fbstampli import services
+    from fbstampli.services import pull
 
-    finish(ctx, services.pull_stampli(options_of(ctx), now=now), as_json=as_json)
+    finish(ctx, pull.pull_stampli(options_of(ctx), now=now), as_json=as_json)
 
 
 @app.command("reconcile")
@@ -67,9 +67,9 @@ def reconcile(
     ] = False,
 ) -> None:
     """Match FreshBooks bill payments with Stampli's payment exports and report the differences."""
-    from fbstampli import services
+    from fbstampli.services import pull
 
-    report = services.reconcile(options_of(ctx))
+    report = pull.reconcile(options_of(ctx))
     from fbstampli.cli import output
 
     output.show_reconciliation(report, options_of(ctx), output_format, output_file)
@@ -105,9 +105,9 @@ def retry(
     as_json: JsonFlag = False,
 ) -> None:
     """Re-queue deliveries by hand and, unless --queue-only, send them now."""
-    from fbstampli import services
+    from fbstampli.services import push
 
-    report = services.retry(
+    report = push.retry(
         options_of(ctx),
         bills=bill or [],
         vendors=vendor or [],
@@ -122,6 +122,6 @@ def retry(
 @app.command("sync")
 def sync(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """push-bills, pull-stampli and reconcile under one lock: what cron runs every 15 minutes."""
-    from fbstampli import services
+    from fbstampli.services import push
 
-    finish(ctx, services.sync(options_of(ctx)), as_json=as_json)
+    finish(ctx, push.sync(options_of(ctx)), as_json=as_json)

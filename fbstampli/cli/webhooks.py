@@ -20,19 +20,19 @@ def register(
     url: Annotated[str, typer.Option("--url", help="Public https URL that reaches serve-webhook.")],
 ) -> None:
     """Register callbacks for bill and bill_vendor events pointing at URL."""
-    from fbstampli import services
+    from fbstampli.services import freshbooks
 
-    finish(ctx, services.webhooks_register(options_of(ctx), url=url))
+    finish(ctx, freshbooks.webhooks_register(options_of(ctx), url=url))
 
 
 @webhooks_app.command("list")
 def list_(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """List the callbacks FreshBooks has for this account."""
-    from fbstampli import services
     from fbstampli.cli import output
+    from fbstampli.services import freshbooks
 
     output.show_rows(
-        "FreshBooks callbacks", services.webhooks_list(options_of(ctx)), as_json=as_json
+        "FreshBooks callbacks", freshbooks.webhooks_list(options_of(ctx)), as_json=as_json
     )
 
 
@@ -41,9 +41,9 @@ def delete(
     ctx: typer.Context, callback_id: Annotated[int, typer.Argument(help="Callback id.")]
 ) -> None:
     """Delete one callback in FreshBooks and forget its verifier."""
-    from fbstampli import services
+    from fbstampli.services import freshbooks
 
-    finish(ctx, services.webhooks_delete(options_of(ctx), callback_id))
+    finish(ctx, freshbooks.webhooks_delete(options_of(ctx), callback_id))
 
 
 @webhooks_app.command("verify")
@@ -59,11 +59,11 @@ def verify(
     ] = False,
 ) -> None:
     """Complete (or restart) FreshBooks' verification handshake for one callback by hand."""
-    from fbstampli import services
+    from fbstampli.services import freshbooks
 
     finish(
         ctx,
-        services.webhooks_verify(options_of(ctx), callback_id, verifier=verifier, resend=resend),
+        freshbooks.webhooks_verify(options_of(ctx), callback_id, verifier=verifier, resend=resend),
     )
 
 
@@ -78,6 +78,6 @@ def serve_webhook(
     ] = None,
 ) -> None:
     """Listen for FreshBooks webhooks, verify them and push the named bills within seconds."""
-    from fbstampli import services
+    from fbstampli.services import webhook
 
-    finish(ctx, services.serve_webhook(options_of(ctx), host=host, port=port))
+    finish(ctx, webhook.serve_webhook(options_of(ctx), host=host, port=port))

@@ -112,7 +112,7 @@ def keyring_usable() -> bool:
 
     def probe() -> bool:
         backend = keyring.get_keyring()
-        if isinstance(backend, fail.Keyring) or backend.priority <= 0:  # type: ignore[operator]
+        if isinstance(backend, fail.Keyring) or backend.priority <= 0:
             return False
         keyring.get_password(KEYRING_SERVICE, "__probe__")
         return True

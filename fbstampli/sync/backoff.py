@@ -17,7 +17,8 @@ def next_attempt_at(
 ) -> datetime:
     """`attempts` is how many runs have failed so far (1 after the first failure)."""
     delay = timedelta(minutes=initial_minutes) * (2 ** max(0, attempts - 1))
-    return now + min(delay, timedelta(hours=max_hours))
+    capped: timedelta = min(delay, timedelta(hours=max_hours))
+    return now + capped
 
 
 def is_dead(attempts: int, max_attempts: int) -> bool:

@@ -1,8 +1,4 @@
-"""One function per command: the CLI calls these and shows what they return.
-
-Services open what they need through `runtime`, call the `sync/` orchestrators
-and return data (`RunReport` or plain dicts). They never print.
-"""
+"""Setting up: init, key rotation and state backup; and what every service module shares."""
 
 from __future__ import annotations
 
@@ -83,26 +79,6 @@ def not_built(what: str) -> Any:
     raise NotBuiltError(f"`fbstampli {what}` is not built yet in this version")
 
 
-def push_bills(options: Options, *, dry_run: bool, full: bool, since: str | None) -> RunReport:
-    return not_built("push-bills")  # type: ignore[no-any-return]
-
-
-def pull_stampli(options: Options, *, now: bool) -> RunReport:
-    return not_built("pull-stampli")  # type: ignore[no-any-return]
-
-
-def reconcile(options: Options) -> RunReport:
-    return not_built("reconcile")  # type: ignore[no-any-return]
-
-
-def retry(options: Options, **_: Any) -> RunReport:
-    return not_built("retry")  # type: ignore[no-any-return]
-
-
-def sync(options: Options) -> RunReport:
-    return not_built("sync")  # type: ignore[no-any-return]
-
-
 def key_rotate(options: Options) -> RunReport:
     """Re-key the state; the staged key makes every crash point recoverable (see open_state)."""
     from fbstampli.runtime import open_runtime
@@ -128,63 +104,3 @@ def state_backup(options: Options, destination: Path) -> RunReport:
     report.notes.append(f"wrote {destination} (encrypted with the current state key)")
     report.add("written")
     return report
-
-
-def auth_login(
-    options: Options, *, code: str | None, business: int | None, open_browser: bool
-) -> RunReport:
-    return not_built("auth login")  # type: ignore[no-any-return]
-
-
-def auth_status(options: Options) -> dict[str, Any]:
-    return not_built("auth status")  # type: ignore[no-any-return]
-
-
-def auth_logout(options: Options) -> RunReport:
-    return not_built("auth logout")  # type: ignore[no-any-return]
-
-
-def auth_sftp(options: Options, **_: Any) -> RunReport:
-    return not_built("auth sftp")  # type: ignore[no-any-return]
-
-
-def status(options: Options) -> dict[str, Any]:
-    return not_built("status")  # type: ignore[no-any-return]
-
-
-def doctor(options: Options) -> list[Any]:
-    return not_built("doctor")  # type: ignore[no-any-return]
-
-
-def audit_trail(options: Options, *, bill: int | None, since: str | None) -> list[dict[str, Any]]:
-    return not_built("audit")  # type: ignore[no-any-return]
-
-
-def template_check(file: Path) -> RunReport:
-    return not_built("template check")  # type: ignore[no-any-return]
-
-
-def state_restore(options: Options, source: Path, *, force: bool) -> RunReport:
-    return not_built("state restore")  # type: ignore[no-any-return]
-
-
-def webhooks_register(options: Options, *, url: str) -> RunReport:
-    return not_built("webhooks register")  # type: ignore[no-any-return]
-
-
-def webhooks_list(options: Options) -> list[dict[str, Any]]:
-    return not_built("webhooks list")  # type: ignore[no-any-return]
-
-
-def webhooks_delete(options: Options, callback_id: int) -> RunReport:
-    return not_built("webhooks delete")  # type: ignore[no-any-return]
-
-
-def webhooks_verify(
-    options: Options, callback_id: int, *, verifier: str | None, resend: bool
-) -> RunReport:
-    return not_built("webhooks verify")  # type: ignore[no-any-return]
-
-
-def serve_webhook(options: Options, *, host: str | None, port: int | None) -> RunReport:
-    return not_built("serve-webhook")  # type: ignore[no-any-return]

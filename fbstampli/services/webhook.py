@@ -1,0 +1,11 @@
+"""serve-webhook: the optional FreshBooks webhook listener."""
+
+from __future__ import annotations
+
+from fbstampli.report import RunReport
+from fbstampli.runtime import Options
+from fbstampli.services.setup import not_built
+
+
+def serve_webhook(options: Options, *, host: str | None, port: int | None) -> RunReport:
+    return not_built("serve-webhook")  # type: ignore[no-any-return]
