@@ -23,7 +23,7 @@ from fbstampli.paths import Paths, default_home
 if TYPE_CHECKING:
     from fbstampli.store import Store
     from fbstampli.store.keys import StateKey
-    from fbstampli.sync.ports import BillSource, Transport
+    from fbstampli.sync.ports import BillSource, Renderer, Transport
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +64,7 @@ class Runtime:
     _stack: ExitStack
     _transport: Transport | None = None
     _client: BillSource | None = None
+    _renderer: Renderer | None = None
 
     @property
     def env(self) -> Mapping[str, str]:
@@ -76,6 +77,15 @@ class Runtime:
 
             self._client = open_client(self)
         return self._client
+
+    def renderer(self) -> Renderer:
+        """The Stampli template in use, validated once per run."""
+        if self._renderer is None:
+            from fbstampli.stampli.renderer import TemplateRenderer
+
+            template = self.settings.stampli.template
+            self._renderer = TemplateRenderer.load(Path(template) if template else None)
+        return self._renderer
 
     def transport(self) -> Transport:
         """One SFTP connection for the whole run, opened on first use."""

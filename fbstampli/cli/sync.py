@@ -31,7 +31,16 @@ def push_bills(
     """Send new and changed FreshBooks vendors, bills and bill payments to Stampli's inbound."""
     from fbstampli.services import push
 
-    report = push.push_bills(options_of(ctx), dry_run=dry_run, full=full, since=since)
+    from fbstampli.cli import output
+
+    with output.progress(options_of(ctx), enabled=not as_json) as start:
+        report = push.push_bills(
+            options_of(ctx),
+            dry_run=dry_run,
+            full=full,
+            since=since,
+            advance=start("Reading FreshBooks"),
+        )
     finish(ctx, report, as_json=as_json)
 
 
@@ -124,4 +133,8 @@ def sync(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """push-bills, pull-stampli and reconcile under one lock: what cron runs every 15 minutes."""
     from fbstampli.services import push
 
-    finish(ctx, push.sync(options_of(ctx)), as_json=as_json)
+    from fbstampli.cli import output
+
+    with output.progress(options_of(ctx), enabled=not as_json) as start:
+        report = push.sync(options_of(ctx), advance=start("Reading FreshBooks"))
+    finish(ctx, report, as_json=as_json)

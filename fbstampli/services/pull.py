@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fbstampli.report import RunReport
-from fbstampli.runtime import Options
+from fbstampli.runtime import Options, Runtime
 from fbstampli.services.setup import not_built
 
 
@@ -13,3 +15,8 @@ def pull_stampli(options: Options, *, now: bool) -> RunReport:
 
 def reconcile(options: Options) -> RunReport:
     return not_built("reconcile")  # type: ignore[no-any-return]
+
+
+def sync_steps() -> list[Callable[[Runtime], RunReport]]:
+    """The steps `sync` runs after push-bills; empty until pull and reconcile are built."""
+    return []

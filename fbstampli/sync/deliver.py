@@ -115,7 +115,7 @@ def advance_batch(store: Store, transport: Transport, batch: Row, run_id: int | 
             raise StuckBatchError(
                 f"{directory}/{part_name(name)} was complete but vanished without our rename: "
                 "something on the server consumes temporary files; make Stampli ignore "
-                "'.*.part', then run `fbstampli retry --failed --force`"
+                "'.*.part', then run `fbstampli retry --failed`"
             )
         if part_present:  # uploading: the .part may be incomplete
             transport.remove(directory, part_name(name))
