@@ -29,9 +29,8 @@ def push_bills(
     as_json: JsonFlag = False,
 ) -> None:
     """Send new and changed FreshBooks vendors, bills and bill payments to Stampli's inbound."""
-    from fbstampli.services import push
-
     from fbstampli.cli import output
+    from fbstampli.services import push
 
     with output.progress(options_of(ctx), enabled=not as_json) as start:
         report = push.push_bills(
@@ -131,9 +130,8 @@ def retry(
 @app.command("sync")
 def sync(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """push-bills, pull-stampli and reconcile under one lock: what cron runs every 15 minutes."""
-    from fbstampli.services import push
-
     from fbstampli.cli import output
+    from fbstampli.services import push
 
     with output.progress(options_of(ctx), enabled=not as_json) as start:
         report = push.sync(options_of(ctx), advance=start("Reading FreshBooks"))
