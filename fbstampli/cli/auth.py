@@ -1,7 +1,9 @@
 """`fbstampli auth …`: FreshBooks OAuth and the Stampli SFTP login."""
 
+import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -39,8 +41,28 @@ def login(
     """Authorize fbstampli on FreshBooks (authorization code flow) and choose the business."""
     from fbstampli.services import freshbooks
 
+    interactive = sys.stdin.isatty()
+
+    def ask_redirect(url: str) -> str:
+        sys.stderr.write(
+            "Open this URL, approve fbstampli, then paste the address your browser lands on:\n"
+            f"  {url}\n"
+        )
+        if not no_browser:
+            typer.launch(url)
+        return str(typer.prompt("Redirected URL (or code)", err=True))
+
+    def choose_business(memberships: Sequence[Any]) -> int:
+        for membership in memberships:
+            sys.stderr.write(f"  {membership.business_id}  {membership.name}\n")
+        return int(typer.prompt("Business id", err=True))
+
     report = freshbooks.auth_login(
-        options_of(ctx), code=code, business=business, open_browser=not no_browser
+        options_of(ctx),
+        code=code,
+        business=business,
+        ask_redirect=ask_redirect if interactive else None,
+        choose_business=choose_business if interactive else None,
     )
     finish(ctx, report, as_json=as_json)
 
