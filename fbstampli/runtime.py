@@ -126,4 +126,7 @@ def open_runtime(
         store, key = open_state(paths.state, options.env, the_clock)
         register_secret(key.hex)
         stack.callback(store.close)
+        from fbstampli.sftp_session import with_stored_folders
+
+        settings = with_stored_folders(settings, store)
         yield Runtime(options, settings, paths, store, key, the_clock, stack)

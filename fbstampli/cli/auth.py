@@ -120,16 +120,34 @@ def sftp(
     """Store the Stampli SFTP login in the encrypted state and pin the server's host key."""
     from fbstampli.services import sftp
 
+    password = private_key = passphrase = ""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif key_file is not None:
+        try:
+            private_key = key_file.read_text()
+        except OSError as error:
+            raise typer.BadParameter(f"cannot read {key_file}: {error.strerror}") from None
+        if "ENCRYPTED" in private_key and sys.stdin.isatty():
+            passphrase = str(typer.prompt("Key passphrase", hide_input=True, err=True))
+        elif "ENCRYPTED" in private_key:
+            passphrase = sys.stdin.readline().rstrip("\r\n")
+
+    def confirm_key(description: str) -> bool:
+        return bool(typer.confirm(f"{description}. Pin it?", err=True))
+
     report = sftp.auth_sftp(
         options_of(ctx),
         host=host,
         port=port,
         username=username,
-        password_stdin=password_stdin,
-        key_file=key_file,
+        password=password,
+        private_key=private_key,
+        passphrase=passphrase,
         inbound=inbound,
         outbound=outbound,
         accept_host_key=accept_host_key,
         known_hosts=known_hosts,
+        confirm_key=confirm_key if sys.stdin.isatty() else None,
     )
     finish(ctx, report)
