@@ -7,7 +7,6 @@ nothing else; every problem is reported by its dotted path in one `TemplateError
 
 from __future__ import annotations
 
-import codecs
 import re
 import string
 import tomllib
@@ -298,9 +297,7 @@ def _flag(table: dict[str, Any], key: str, path: str, problems: list[str], defau
 _FORMAT_KEYS = set(FileFormat.__dataclass_fields__)
 
 
-def _file_format(
-    table: object, base: FileFormat, path: str, problems: list[str]
-) -> FileFormat:
+def _file_format(table: object, base: FileFormat, path: str, problems: list[str]) -> FileFormat:
     """Overlay a `format` table on `base`: the top-level one on defaults, a section's on that."""
     if table is None:
         return base
@@ -314,12 +311,17 @@ def _file_format(
         kind = base.format
     encoding = _text(table, "encoding", path, problems, base.encoding)
     try:
-        codecs.lookup(encoding)
+        # Lines are split on the newline byte before decoding, so the encoding must keep it.
+        ascii_compatible = "a,\n".encode(encoding).endswith(b"a,\n")
     except LookupError:
         problems.append(f"{path}.encoding: unknown encoding {encoding!r}")
         encoding = base.encoding
+    else:
+        if not ascii_compatible:
+            problems.append(f"{path}.encoding: {encoding!r} is not ASCII-compatible")
+            encoding = base.encoding
     delimiter = _text(table, "delimiter", path, problems, base.delimiter)
-    if len(delimiter) != 1 or delimiter in "\r\n\"":
+    if len(delimiter) != 1 or delimiter in '\r\n"':
         problems.append(f"{path}.delimiter: must be one character other than a quote or newline")
         delimiter = base.delimiter
     ending_key = "line_ending"
@@ -518,7 +520,10 @@ def _build(data: dict[str, Any], problems: list[str], origin: str) -> Template |
     _unknown_keys(head, {"name", "file_name"}, "template", problems)
     name = _text(head, "name", "template", problems, "unnamed")
     file_name = _text(
-        head, "file_name", "template", problems,
+        head,
+        "file_name",
+        "template",
+        problems,
         "fbstampli_{business}_{timestamp}_{batch}_{seq}-{kind}s.csv",
     )
     _check_file_name(file_name, problems)

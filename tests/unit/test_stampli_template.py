@@ -95,10 +95,18 @@ def test_load_template_reads_a_custom_file(tmp_path: Path) -> None:
         ('format = "csv"', 'format = "json"', "format.format: must be 'csv' or 'xml'"),
         ('delimiter = ","', 'delimiter = ";;"', "format.delimiter: must be one character"),
         ('encoding = "utf-8"', 'encoding = "utf-99"', "format.encoding: unknown encoding"),
-        ('line_ending = "crlf"', 'line_ending = "cr"', "format.line_ending: must be 'crlf' or 'lf'"),
+        (
+            'line_ending = "crlf"',
+            'line_ending = "cr"',
+            "format.line_ending: must be 'crlf' or 'lf'",
+        ),
         ('date_format = "iso"', 'date_format = "dd/mm"', "format.date_format: must be 'iso'"),
         ("_{batch}_", "_", "template.file_name: must contain {batch}"),
-        ('file_name = "fbstampli_', 'file_name = ".fbstampli_', "template.file_name: must not start"),
+        (
+            'file_name = "fbstampli_',
+            'file_name = ".fbstampli_',
+            "template.file_name: must not start",
+        ),
         ("{kind}s.csv", "{knd}s.csv", "template.file_name: unknown placeholder(s) ['knd']"),
         (
             '{ header = "Vendor Name", source = "name" }',
@@ -120,7 +128,7 @@ def test_load_template_reads_a_custom_file(tmp_path: Path) -> None:
             '{ header = "Note", sourc = "note" },\n]\n\n[bill]',
             "vendor.columns[17].sourc: unknown key",
         ),
-        ('[exports.capture]', '[exports.captures]', "exports.captures: unknown export"),
+        ("[exports.capture]", "[exports.captures]", "exports.captures: unknown export"),
         ('match = ["*capture*.csv"]', "match = []", "exports.capture.match: must be"),
         (
             '{ header = "Stampli Invoice ID", field = "stampli_invoice_id", required = true },\n'
@@ -152,7 +160,9 @@ def test_every_problem_is_reported_at_once() -> None:
 
 def test_xml_format_requires_headers_that_are_element_names() -> None:
     text = DEFAULT_TEXT.replace('format = "csv"', 'format = "xml"')
-    with pytest.raises(TemplateError, match=r"vendor\.columns\[0\]\.header: 'FreshBooks Vendor ID'"):
+    with pytest.raises(
+        TemplateError, match=r"vendor\.columns\[0\]\.header: 'FreshBooks Vendor ID'"
+    ):
         parse_template(text)
 
 
