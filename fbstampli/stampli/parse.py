@@ -1,0 +1,333 @@
+"""Reads Stampli export files (CSV or XML) into `StampliRecord`s, as a stream.
+
+Pure: it reads only the binary stream it is given, one buffer at a time, so a file of any size
+is parsed in bounded memory. A malformed file raises `ExportParseError` naming the file, line
+and column; no other exception escapes for bad content. XML is parsed with defusedxml and any
+DTD (hence any entity expansion) is refused.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import fnmatch
+import re
+from collections.abc import Iterator, Mapping
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import IO, Any
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import DefusedXMLParser, ParseError
+
+from fbstampli.errors import ExportParseError
+from fbstampli.models import ExportKind, StampliRecord
+from fbstampli.stampli.template import ISO, ExportColumn, ExportLayout, FieldType, Template
+
+_CHUNK = 64 * 1024
+MAX_LINE_BYTES = 8 * 1024 * 1024
+# Python's csv module refuses fields above 128 KiB; XML values get the same bound.
+MAX_VALUE_CHARS = 128 * 1024
+_AMOUNT = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$")
+_INTEGER = re.compile(r"^\d+$")
+_NOT_WORD = re.compile(r"[\W_]+")
+_PLACEHOLDER = re.compile(r"\{[^}]*\}")
+
+
+def normalise_status(text: str) -> str:
+    """`Pending Approval` -> `pending_approval`; unknown statuses are kept, only normalised."""
+    return _NOT_WORD.sub("_", text.strip().casefold()).strip("_")
+
+
+def _header_key(header: str) -> str:
+    return header.strip().casefold()
+
+
+def detect_export_kind(template: Template, file_name: str) -> ExportKind | None:
+    """Which export a file is, by its name; `None` for temporary names and our own uploads."""
+    if file_name.startswith(".") or file_name.endswith(".part"):
+        return None
+    lowered = file_name.casefold()
+    own_uploads = _PLACEHOLDER.sub("*", template.file_name).casefold()
+    if fnmatch.fnmatchcase(lowered, own_uploads):
+        return None
+    for layout in template.exports:
+        if any(fnmatch.fnmatchcase(lowered, pattern.casefold()) for pattern in layout.match):
+            return layout.kind
+    return None
+
+
+def parse_export(
+    template: Template,
+    file_name: str,
+    stream: IO[bytes],
+    *,
+    kind: ExportKind | None = None,
+) -> Iterator[StampliRecord]:
+    """Yield one record per data row of an export file, in file order.
+
+    `kind` defaults to what `detect_export_kind` says about `file_name`. Rows are yielded as
+    they are read, so a consumer that stops early reads no further.
+    """
+    export_kind = kind or detect_export_kind(template, file_name)
+    layout = template.export_layout(export_kind) if export_kind else None
+    if layout is None:
+        raise ExportParseError(file_name, 0, None, "the template describes no export of this name")
+    if layout.file.format == "xml":
+        return _parse_xml(layout, file_name, stream)
+    return _parse_csv(layout, file_name, stream)
+
+
+def _parse_value(
+    column: ExportColumn, text: str, layout: ExportLayout, file_name: str, line: int
+) -> object:
+    """Turn one cell into the field's type; an empty cell is the field's empty value."""
+    field_type = column.type
+    if field_type in (FieldType.TEXT, FieldType.PHONE):
+        return text
+    if field_type is FieldType.STATUS:
+        return normalise_status(text)
+    value = text.strip()
+    if not value:
+        return None
+    try:
+        if field_type in (FieldType.ID, FieldType.INTEGER):
+            if not _INTEGER.match(value):
+                raise ValueError("not a whole number")
+            return int(value)
+        if field_type in (FieldType.AMOUNT, FieldType.DECIMAL):
+            if layout.file.decimal_separator == ",":
+                value = value.replace(",", ".")
+            if not _AMOUNT.match(value):
+                raise ValueError("not a plain decimal amount")
+            return Decimal(value)
+        if field_type is FieldType.DATE:
+            pattern = column.format or layout.file.date_format
+            if pattern == ISO:
+                return date.fromisoformat(value)
+            return datetime.strptime(value, pattern).date()  # noqa: DTZ007 - a date has no zone
+        if field_type is FieldType.DATETIME:
+            pattern = column.format or layout.file.datetime_format
+            if pattern == ISO:
+                moment = datetime.fromisoformat(value)
+            else:
+                moment = datetime.strptime(value, pattern)  # noqa: DTZ007 - zone handled below
+            # A time without a zone is taken as UTC: Stampli's exports are agreed in UTC.
+            return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, InvalidOperation, OverflowError) as error:
+        raise ExportParseError(
+            file_name, line, column.header, f"bad {field_type} {_preview(value)}: {error}"
+        ) from None
+    raise ExportParseError(file_name, line, column.header, f"unsupported type {field_type}")
+
+
+def _preview(text: str) -> str:
+    return repr(text if len(text) <= 40 else text[:40] + "…")
+
+
+def _record(
+    layout: ExportLayout,
+    file_name: str,
+    line: int,
+    values: Mapping[str, str],
+    extra: dict[str, str],
+) -> StampliRecord:
+    """Build one record from cells keyed by the template's normalised header names."""
+    fields: dict[str, Any] = {}
+    for column in layout.columns:
+        text = values.get(_header_key(column.header))
+        if text is None or not text.strip():
+            if column.required:
+                reason = "missing value in a required column"
+                raise ExportParseError(file_name, line, column.header, reason)
+            if text is None:
+                continue
+        parsed = _parse_value(column, text, layout, file_name, line)
+        if parsed is not None:
+            fields[column.field] = parsed
+    return StampliRecord(
+        export_kind=layout.kind,
+        stampli_invoice_id=str(fields.pop("stampli_invoice_id", "")),
+        fb_bill_id=fields.pop("fb_bill_id", None),
+        source_file=file_name,
+        source_line=line,
+        extra=extra,
+        **fields,
+    )
+
+
+def _text_encoding(layout: ExportLayout) -> str:
+    # utf-8-sig reads plain UTF-8 too, and drops a BOM some exporters add.
+    encoding = layout.file.encoding
+    return "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+
+
+def _decoded_lines(
+    stream: IO[bytes], layout: ExportLayout, file_name: str, max_line: int
+) -> Iterator[str]:
+    """Physical lines of the file as text, decoded one at a time.
+
+    Decoding per line (rather than through a buffered text wrapper) lets a bad byte be reported
+    on its own line, and bounds memory by the longest line. Templates only allow encodings in
+    which a newline is the byte 0x0A, so splitting on it before decoding is safe.
+    """
+    encoding = layout.file.encoding
+    decoder = codecs.getincrementaldecoder(_text_encoding(layout))(errors="strict")
+    line = 0
+    while raw := stream.readline(max_line + 1):
+        line += 1
+        if len(raw) > max_line:
+            raise ExportParseError(file_name, line, None, f"line longer than {max_line} bytes")
+        try:
+            yield decoder.decode(raw)
+        except UnicodeDecodeError as error:
+            reason = f"not valid {encoding} text (byte {error.start + 1} of the line)"
+            raise ExportParseError(file_name, line, None, reason) from None
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        reason = f"not valid {encoding} text at the end"
+        raise ExportParseError(file_name, line, None, reason) from None
+
+
+def _parse_csv(layout: ExportLayout, file_name: str, stream: IO[bytes]) -> Iterator[StampliRecord]:
+    lines = _decoded_lines(stream, layout, file_name, MAX_LINE_BYTES)
+    reader = csv.reader(lines, delimiter=layout.file.delimiter, strict=True)
+    line = 1
+    try:
+        header = _read_header(layout, reader, file_name)
+        wanted = {_header_key(c.header) for c in layout.columns}
+        names = header or [c.header for c in layout.columns]
+        keys = [_header_key(name) for name in names]
+        while True:
+            line = reader.line_num + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            if not row:
+                continue
+            if header is not None and len(row) != len(names):
+                raise ExportParseError(
+                    file_name,
+                    line,
+                    None,
+                    f"ragged row: {len(row)} fields where the header has {len(names)}",
+                )
+            if header is None and len(row) < len(names):
+                raise ExportParseError(
+                    file_name,
+                    line,
+                    None,
+                    f"short row: {len(row)} fields where the template has {len(names)}",
+                )
+            values: dict[str, str] = {}
+            extra: dict[str, str] = {}
+            for index, cell in enumerate(row):
+                key = keys[index] if index < len(keys) else ""
+                if key in wanted and key not in values:
+                    values[key] = cell
+                else:
+                    extra[names[index] if index < len(names) else f"column {index + 1}"] = cell
+            yield _record(layout, file_name, line, values, extra)
+    except csv.Error as error:
+        raise ExportParseError(file_name, max(line, reader.line_num), None, str(error)) from None
+
+
+def _read_header(
+    layout: ExportLayout, reader: Iterator[list[str]], file_name: str
+) -> list[str] | None:
+    """The file's header row, checked for the required columns; `None` when there is none."""
+    if not layout.file.header:
+        return None
+    for row in reader:
+        if not row:
+            continue
+        present = {_header_key(cell) for cell in row}
+        for column in layout.columns:
+            if column.required and _header_key(column.header) not in present:
+                raise ExportParseError(file_name, 1, column.header, "missing required column")
+        return row
+    raise ExportParseError(file_name, 1, None, "empty file: no header row")
+
+
+class _RowCollector:
+    """ElementTree parser target that keeps only finished rows, never the whole tree."""
+
+    def __init__(self, layout: ExportLayout, file_name: str) -> None:
+        self.layout = layout
+        self.file_name = file_name
+        self.expat: Any = None  # set once the parser exists, for line numbers
+        self.wanted = {_header_key(c.header) for c in layout.columns}
+        self.depth = 0
+        self.row_line = 0
+        self.field: str | None = None
+        self.chunks: list[str] = []
+        self.size = 0
+        self.values: dict[str, str] = {}
+        self.extra: dict[str, str] = {}
+        self.ready: list[StampliRecord] = []
+        self.in_row = False
+
+    def _line(self) -> int:
+        return int(self.expat.CurrentLineNumber) if self.expat is not None else 0
+
+    def start(self, tag: str, attrib: Mapping[str, str]) -> None:
+        self.depth += 1
+        if self.depth == 2:
+            self.in_row = tag == self.layout.file.xml_row
+            self.row_line = self._line()
+            self.values, self.extra = {}, {}
+        elif self.depth == 3 and self.in_row:
+            self.field = tag
+            self.chunks, self.size = [], 0
+
+    def data(self, text: str) -> None:
+        if self.depth == 3 and self.field is not None:
+            self.size += len(text)
+            if self.size > MAX_VALUE_CHARS:
+                raise ExportParseError(
+                    self.file_name,
+                    self._line(),
+                    self.field,
+                    f"value longer than {MAX_VALUE_CHARS} characters",
+                )
+            self.chunks.append(text)
+
+    def end(self, tag: str) -> None:
+        if self.depth == 3 and self.field is not None:
+            key = _header_key(self.field)
+            value = "".join(self.chunks)
+            if key in self.wanted and key not in self.values:
+                self.values[key] = value
+            else:
+                self.extra[self.field] = value
+            self.field = None
+        elif self.depth == 2 and self.in_row:
+            self.ready.append(
+                _record(self.layout, self.file_name, self.row_line, self.values, self.extra)
+            )
+            self.in_row = False
+        self.depth -= 1
+
+    def close(self) -> None:
+        return None
+
+
+def _parse_xml(layout: ExportLayout, file_name: str, stream: IO[bytes]) -> Iterator[StampliRecord]:
+    collector = _RowCollector(layout, file_name)
+    parser = DefusedXMLParser(target=collector, forbid_dtd=True)
+    collector.expat = parser.parser
+    try:
+        while chunk := stream.read(_CHUNK):
+            parser.feed(chunk)
+            yield from collector.ready
+            collector.ready.clear()
+        parser.close()
+        yield from collector.ready
+    except ParseError as error:
+        line = error.position[0] if error.position else collector._line()
+        raise ExportParseError(file_name, line, None, f"XML error: {error}") from None
+    except DefusedXmlException as error:
+        reason = f"XML with a DTD or entities is refused ({type(error).__name__})"
+        raise ExportParseError(file_name, collector._line(), None, reason) from None

@@ -1,0 +1,287 @@
+"""Turns vendors, bills and bill payments into the rows and file bytes a template asks for.
+
+Pure: no I/O, no clock (the batch's creation time is passed in). The column's type, never the
+value, decides whether a value may be touched: text is neutralised against spreadsheet formula
+injection, while amounts, dates and ids are written exactly.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from functools import partial
+from xml.sax.saxutils import escape
+
+from fbstampli.errors import ExitCode, FbstampliError
+from fbstampli.models import (
+    Bill,
+    BillLine,
+    BillPayment,
+    Kind,
+    SourceObject,
+    Vendor,
+    VisState,
+    kind_of,
+)
+from fbstampli.stampli.template import (
+    ISO,
+    SECTION_OF_KIND,
+    SEQUENCE_OF_KIND,
+    Column,
+    FieldType,
+    FileFormat,
+    OutgoingLayout,
+    Template,
+)
+
+Row = tuple[str, ...]
+
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+_SAFE_PHONE = re.compile(r"^\+?[0-9 ().\-]*$")
+# XML 1.0 cannot carry these characters at all, escaped or not.
+_XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_BUSINESS_UNSAFE = re.compile(r"[^A-Za-z0-9-]+")
+
+
+class RenderError(FbstampliError):
+    """A record that cannot be rendered (unknown vendor): its delivery fails, the run goes on."""
+
+    exit_code = ExitCode.PARTIAL
+
+
+def neutralise_formula(text: str) -> str:
+    """Prefix `'` so a spreadsheet shows the text instead of evaluating it (OWASP CSV injection)."""
+    return "'" + text if text.startswith(FORMULA_TRIGGERS) else text
+
+
+def format_decimal(value: Decimal, separator: str = ".") -> str:
+    """Plain notation, no exponent, no thousands separator, no rounding."""
+    if not value.is_finite():
+        raise RenderError(f"amount {value} is not a finite number")
+    text = format(value, "f")
+    return text.replace(".", separator) if separator != "." else text
+
+
+def _format_value(value: object, column: Column, file_format: FileFormat) -> str:
+    if value is None:
+        return ""
+    field_type = column.type
+    if field_type in (FieldType.AMOUNT, FieldType.DECIMAL):
+        if not isinstance(value, Decimal):
+            raise RenderError(f"column {column.header!r}: {type(value).__name__} is not a Decimal")
+        return format_decimal(value, file_format.decimal_separator)
+    if field_type is FieldType.DATETIME and isinstance(value, datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+        moment = moment.astimezone(UTC)
+        pattern = column.format or file_format.datetime_format
+        return moment.strftime("%Y-%m-%dT%H:%M:%SZ" if pattern == ISO else pattern)
+    if field_type is FieldType.DATE and isinstance(value, date):
+        pattern = column.format or file_format.date_format
+        return value.isoformat() if pattern == ISO else value.strftime(pattern)
+    if field_type is FieldType.BOOL:
+        yes, no = (column.format or "true|false").split("|")
+        return yes if value else no
+    if field_type in (FieldType.ID, FieldType.INTEGER):
+        return str(int(str(value)))
+    text = value.name.lower() if isinstance(value, VisState) else str(value)
+    if field_type is FieldType.PHONE and _SAFE_PHONE.match(text):
+        return text
+    return neutralise_formula(text)
+
+
+def _bill_value(source: str, bill: Bill, line: BillLine | None, vendor_name: str | None) -> object:
+    if source == "vendor_name":
+        return vendor_name
+    if source == "line_count":
+        return len(bill.lines)
+    if source.startswith("line."):
+        return getattr(line, source[5:]) if line is not None else None
+    return getattr(bill, source)
+
+
+def render_rows(
+    template: Template,
+    obj: SourceObject,
+    *,
+    vendor_names: Mapping[int, str] | None = None,
+    bills: Mapping[int, Bill] | None = None,
+) -> list[Row]:
+    """The data rows (no header) one object contributes to its file.
+
+    A bill gives one row per line, header fields repeated (one row with empty line fields when
+    it has no lines). `vendor_names` (vendor id -> name) is needed when a bill or payment column
+    names the vendor; `bills` (bill id -> Bill) when a payment column names the bill's number or
+    vendor. A missing entry raises `RenderError`, never a silently empty cell.
+    """
+    kind = kind_of(obj)
+    layout = template.layout(kind)
+    sources = {column.source for column in layout.columns}
+    if isinstance(obj, Vendor):
+        return [_row(layout, lambda source: getattr(obj, source))]
+    if isinstance(obj, Bill):
+        vendor_name = (
+            _vendor_name(obj.vendor_id, vendor_names, f"bill {obj.fb_id}")
+            if "vendor_name" in sources
+            else None
+        )
+        lines: Sequence[BillLine | None] = obj.lines or (None,)
+        return [
+            _row(layout, partial(_bill_value, bill=obj, line=line, vendor_name=vendor_name))
+            for line in lines
+        ]
+    return [_payment_row(layout, obj, sources, vendor_names, bills)]
+
+
+def _vendor_name(vendor_id: int, vendor_names: Mapping[int, str] | None, what: str) -> str:
+    name = (vendor_names or {}).get(vendor_id)
+    if name is None:
+        raise RenderError(
+            f"{what} names vendor {vendor_id}, whose name is not known; sync vendors first"
+        )
+    return name
+
+
+def _payment_row(
+    layout: OutgoingLayout,
+    payment: BillPayment,
+    sources: set[str],
+    vendor_names: Mapping[int, str] | None,
+    bills: Mapping[int, Bill] | None,
+) -> Row:
+    looked_up: dict[str, object] = {}
+    if sources & {"bill_number", "vendor_id", "vendor_name"}:
+        bill = (bills or {}).get(payment.bill_id)
+        if bill is None:
+            raise RenderError(
+                f"bill payment {payment.fb_id} is for bill {payment.bill_id}, which is not known"
+            )
+        looked_up = {"bill_number": bill.bill_number, "vendor_id": bill.vendor_id}
+        if "vendor_name" in sources:
+            looked_up["vendor_name"] = _vendor_name(
+                bill.vendor_id, vendor_names, f"bill payment {payment.fb_id}"
+            )
+    return _row(
+        layout,
+        lambda source: looked_up[source] if source in looked_up else getattr(payment, source),
+    )
+
+
+def _row(layout: OutgoingLayout, value_of: Callable[[str], object]) -> Row:
+    cells: list[str] = []
+    for column in layout.columns:
+        if not column.source:
+            cells.append(column.value)
+            continue
+        cells.append(_format_value(value_of(column.source), column, layout.file))
+    return tuple(cells)
+
+
+def content_hash(rows: Iterable[Sequence[str]]) -> str:
+    """sha256 hex of the rows in a canonical, length-prefixed UTF-8 encoding.
+
+    Independent of template file settings (delimiter, quoting, line ending), of Python's
+    `repr`/JSON details and of the platform, so the same rows hash the same forever.
+    """
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(b"R%d:" % len(row))
+        for cell in row:
+            data = cell.encode("utf-8", "surrogatepass")
+            digest.update(b"%d:" % len(data))
+            digest.update(data)
+    return digest.hexdigest()
+
+
+def render_file(template: Template, kind: Kind, rows: Iterable[Sequence[str]]) -> bytes:
+    """The whole file for one kind: header row (if the template has one) and the given rows."""
+    layout = template.layout(kind)
+    file_format = layout.file
+    if file_format.format == "xml":
+        text = _render_xml(layout, rows)
+    else:
+        buffer = io.StringIO()
+        writer = csv.writer(
+            buffer,
+            delimiter=file_format.delimiter,
+            lineterminator=file_format.line_ending,
+            quoting=csv.QUOTE_ALL if file_format.quote_all else csv.QUOTE_MINIMAL,
+            doublequote=True,
+            strict=True,
+        )
+        if file_format.header:
+            writer.writerow(layout.headers)
+        for row in rows:
+            _check_width(layout, row)
+            writer.writerow(row)
+        text = buffer.getvalue()
+    try:
+        return text.encode(file_format.encoding)
+    except UnicodeEncodeError as error:
+        bad = error.object[error.start : error.end]
+        raise RenderError(
+            f"{SECTION_OF_KIND[kind]} file: {bad!r} cannot be written in {file_format.encoding}"
+        ) from None
+
+
+def _check_width(layout: OutgoingLayout, row: Sequence[str]) -> None:
+    if len(row) != len(layout.columns):
+        raise RenderError(
+            f"{SECTION_OF_KIND[layout.kind]} row has {len(row)} cells, the template has "
+            f"{len(layout.columns)} columns; re-render it with this template"
+        )
+
+
+def _xml_text(text: str) -> str:
+    if _XML_FORBIDDEN.search(text):
+        raise RenderError("a value holds a control character that XML 1.0 cannot carry")
+    # A raw CR would be read back as LF; a character reference survives.
+    return escape(text).replace("\r", "&#13;")
+
+
+def _render_xml(layout: OutgoingLayout, rows: Iterable[Sequence[str]]) -> str:
+    file_format = layout.file
+    end = file_format.line_ending
+    parts = [f'<?xml version="1.0" encoding="{file_format.encoding}"?>{end}']
+    parts.append(f"<{file_format.xml_root}>{end}")
+    for row in rows:
+        _check_width(layout, row)
+        parts.append(f"  <{file_format.xml_row}>{end}")
+        for header, cell in zip(layout.headers, row, strict=True):
+            parts.append(f"    <{header}>{_xml_text(cell)}</{header}>{end}")
+        parts.append(f"  </{file_format.xml_row}>{end}")
+    parts.append(f"</{file_format.xml_root}>{end}")
+    return "".join(parts)
+
+
+def file_name(
+    template: Template,
+    *,
+    business: str,
+    created_at: datetime,
+    batch_id: int,
+    kind: Kind,
+) -> str:
+    """The final remote name of one file of a batch.
+
+    Unique per (batch, kind); `seq` is 1 for vendors, 2 for bills, 3 for payments, so that a
+    consumer processing in name order sees masters first. `business` is reduced to letters,
+    digits and `-`. Never starts with `.` nor ends in `.part` (our temporary names).
+    """
+    if created_at.tzinfo is None:
+        raise ValueError("created_at must be an aware datetime")
+    safe_business = _BUSINESS_UNSAFE.sub("-", business).strip("-") or "business"
+    name = template.file_name.format(
+        business=safe_business,
+        timestamp=created_at.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ"),
+        batch=f"b{batch_id:06d}",
+        seq=SEQUENCE_OF_KIND[kind],
+        kind=SECTION_OF_KIND[kind],
+    )
+    if name.startswith(".") or name.endswith(".part") or "/" in name or "\\" in name:
+        raise RenderError(f"file name {name!r} is not usable; fix template.file_name")
+    return name
