@@ -17,7 +17,7 @@ from decimal import Decimal
 from functools import partial
 from xml.sax.saxutils import escape
 
-from fbstampli.errors import ExitCode, FbstampliError
+from fbstampli.errors import RenderError
 from fbstampli.models import (
     Bill,
     BillLine,
@@ -48,10 +48,6 @@ _XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _BUSINESS_UNSAFE = re.compile(r"[^A-Za-z0-9-]+")
 
 
-class RenderError(FbstampliError):
-    """A record that cannot be rendered (unknown vendor): its delivery fails, the run goes on."""
-
-    exit_code = ExitCode.PARTIAL
 
 
 def neutralise_formula(text: str) -> str:
