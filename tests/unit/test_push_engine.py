@@ -343,3 +343,21 @@ def test_delivered_batches_drop_their_content(store, source, remote, clock) -> N
         store.query_one("SELECT rows FROM deliveries WHERE kind = 'bill' AND fb_id = 10")["rows"]
     )
     assert rows == [["10", "Vendor 1", "100.00"]]
+
+
+def test_default_template_renders_every_kind_through_the_engine(store, source, remote, clock) -> None:
+    from fbstampli.stampli.renderer import TemplateRenderer
+
+    ctx = context(store, source, remote, clock)
+    ctx.renderer = TemplateRenderer.load(None)
+    report = push(ctx)
+    assert report.problems == []
+    names = sorted(inbound(remote))
+    assert [name.rsplit("_", 1)[1] for name in names] == [
+        "1-vendors.csv",
+        "2-bills.csv",
+        "3-payments.csv",
+    ]
+    bills_file = inbound(remote)[names[1]].decode()
+    assert "Vendor 2" in bills_file
+    assert "250.50" in bills_file
