@@ -345,7 +345,9 @@ def test_delivered_batches_drop_their_content(store, source, remote, clock) -> N
     assert rows == [["10", "Vendor 1", "100.00"]]
 
 
-def test_default_template_renders_every_kind_through_the_engine(store, source, remote, clock) -> None:
+def test_default_template_renders_every_kind_through_the_engine(
+    store, source, remote, clock
+) -> None:
     from fbstampli.stampli.renderer import TemplateRenderer
 
     ctx = context(store, source, remote, clock)
