@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import logging.handlers
 import re
 import sys
 import threading
@@ -135,8 +134,10 @@ def configure_logging(
     root.addHandler(console)
 
     if log_file is not None:
+        from logging.handlers import RotatingFileHandler  # only runs with a home log to file
+
         try:
-            file_handler = logging.handlers.RotatingFileHandler(
+            file_handler = RotatingFileHandler(
                 log_file, maxBytes=5 * 1024 * 1024, backupCount=5, encoding="utf-8"
             )
         except OSError:

@@ -7,10 +7,9 @@ a command asks for them the FreshBooks client and the SFTP connection.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,35 +17,13 @@ from fbstampli.clock import Clock, SystemClock
 from fbstampli.config import Settings, load_settings
 from fbstampli.errors import ConfigError
 from fbstampli.lock import run_lock
-from fbstampli.paths import Paths, default_home
+from fbstampli.options import Options
+from fbstampli.paths import Paths
 
 if TYPE_CHECKING:
     from fbstampli.store import Store
     from fbstampli.store.keys import StateKey
     from fbstampli.sync.ports import BillSource, Renderer, Transport
-
-
-@dataclass(frozen=True, slots=True)
-class Options:
-    """What the global command-line options said, before anything is opened."""
-
-    home: Path | None = None
-    config: Path | None = None
-    verbose: int = 0
-    quiet: bool = False
-    log_format: str = "text"
-    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-
-    def paths(self) -> Paths:
-        return Paths(self.home or default_home(self.env))
-
-    def config_path(self) -> Path | None:
-        if self.config is not None:
-            if not self.config.exists():
-                raise ConfigError(f"config file {self.config} does not exist")
-            return self.config
-        candidate = self.paths().config
-        return candidate if candidate.exists() else None
 
 
 def load_options_settings(options: Options, flags: Mapping[str, object] | None = None) -> Settings:

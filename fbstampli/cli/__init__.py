@@ -16,7 +16,7 @@ import typer
 
 from fbstampli import __version__
 from fbstampli.errors import ExitCode, FbstampliError
-from fbstampli.runtime import Options
+from fbstampli.options import Options
 
 log = logging.getLogger("fbstampli")
 
@@ -118,8 +118,9 @@ from fbstampli.cli import admin, auth, sync, webhooks  # noqa: E402, F401
 def main() -> NoReturn:
     """Entry point: run the app, map every outcome to one line and an exit code."""
     os.umask(0o077)
-    import click
+    from fbstampli.logs import configure_logging
 
+    configure_logging()  # until the global callback knows the home and verbosity
     try:
         result = app(standalone_mode=False)
         code = int(result) if isinstance(result, int) else 0
@@ -129,11 +130,15 @@ def main() -> NoReturn:
         log.debug("command failed", exc_info=True)
         sys.stderr.write(f"fbstampli: error: {redact(str(error))}\n")
         code = int(error.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         sys.stderr.write("fbstampli: aborted\n")
         code = 130
-    except click.ClickException as error:
-        error.show()
+    except typer.TyperException as error:  # typer's own (vendored click) usage errors
+        show = getattr(error, "show", None)
+        if callable(show):
+            show()
+        else:
+            sys.stderr.write(f"fbstampli: error: {error}\n")
         code = ExitCode.USAGE
     except KeyboardInterrupt:
         sys.stderr.write("fbstampli: interrupted; the next run finishes the work\n")

@@ -11,8 +11,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from fbstampli.options import Options
 from fbstampli.report import RunReport
-from fbstampli.runtime import Options
 
 
 def write_json(document: Any) -> None:

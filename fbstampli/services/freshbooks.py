@@ -12,8 +12,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from fbstampli.errors import AuthRequiredError, ConfigError
+from fbstampli.options import Options
 from fbstampli.report import RunReport
-from fbstampli.runtime import Options, open_runtime
+from fbstampli.runtime import open_runtime
 from fbstampli.services.setup import not_built
 
 AskRedirect = Callable[[str], str]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from fbstampli.options import Options
 from fbstampli.report import RunReport
-from fbstampli.runtime import Options
 from fbstampli.services.setup import not_built
 
 

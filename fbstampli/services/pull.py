@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from fbstampli.options import Options
 from fbstampli.report import RunReport
-from fbstampli.runtime import Options, Runtime
+from fbstampli.runtime import Runtime
 from fbstampli.services.setup import not_built
 
 

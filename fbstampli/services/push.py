@@ -6,8 +6,9 @@ import json
 from collections.abc import Callable
 
 from fbstampli.models import Kind
+from fbstampli.options import Options
 from fbstampli.report import RunReport
-from fbstampli.runtime import Options, Runtime, open_runtime
+from fbstampli.runtime import Runtime, open_runtime
 from fbstampli.store.outbox import queue_delivery
 from fbstampli.store.runs import finish_run, start_run
 from fbstampli.sync.deliver import Connection, deliver

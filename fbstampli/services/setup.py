@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from fbstampli.errors import ConfigError
+from fbstampli.options import Options
 from fbstampli.report import RunReport
-from fbstampli.runtime import Options, load_options_settings
+from fbstampli.runtime import load_options_settings
 from fbstampli.store.keys import KEY_ENV, KeySource
 
 

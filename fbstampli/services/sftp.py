@@ -6,8 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fbstampli.errors import HostKeyError
+from fbstampli.options import Options
 from fbstampli.report import RunReport
-from fbstampli.runtime import Options, open_runtime
+from fbstampli.runtime import open_runtime
 
 ConfirmKey = Callable[[str], bool]
 

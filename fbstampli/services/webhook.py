@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from fbstampli.options import Options
 from fbstampli.report import RunReport
-from fbstampli.runtime import Options
 from fbstampli.services.setup import not_built
 
 

@@ -48,8 +48,6 @@ _XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _BUSINESS_UNSAFE = re.compile(r"[^A-Za-z0-9-]+")
 
 
-
-
 def neutralise_formula(text: str) -> str:
     """Prefix `'` so a spreadsheet shows the text instead of evaluating it (OWASP CSV injection)."""
     return "'" + text if text.startswith(FORMULA_TRIGGERS) else text

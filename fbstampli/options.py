@@ -1,0 +1,38 @@
+"""What the global command-line options said, before anything is opened.
+
+Kept apart from `runtime` so that building the command line (and `--help`)
+imports nothing but paths: settings, the store and the edges load later.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fbstampli.errors import ConfigError
+from fbstampli.paths import Paths, default_home
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """What the global command-line options said, before anything is opened."""
+
+    home: Path | None = None
+    config: Path | None = None
+    verbose: int = 0
+    quiet: bool = False
+    log_format: str = "text"
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+    def paths(self) -> Paths:
+        return Paths(self.home or default_home(self.env))
+
+    def config_path(self) -> Path | None:
+        if self.config is not None:
+            if not self.config.exists():
+                raise ConfigError(f"config file {self.config} does not exist")
+            return self.config
+        candidate = self.paths().config
+        return candidate if candidate.exists() else None
