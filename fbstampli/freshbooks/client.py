@@ -9,6 +9,7 @@ retries across runs belong to the sync engine.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -17,7 +18,6 @@ from urllib.parse import quote, urlsplit
 
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
-from tenacity.wait import wait_exponential_jitter
 
 from fbstampli.config import FreshBooksSettings
 from fbstampli.errors import AuthRequiredError, RemoteError, RemoteUnavailableError
@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 PER_PAGE = 100  # FreshBooks silently caps per_page at 100
 MAX_RETRY_AFTER = 120.0  # seconds; a longer Retry-After is cut to this, the run stays bounded
 ERRNO_ACCESS_DENIED = 1003
+BACKOFF_INITIAL = 0.5
+BACKOFF_MAX = 30.0
+BACKOFF_JITTER = 0.5
 
 Params = Mapping[str, str | int | list[int]]
 PageCallback = Callable[["PageProgress"], None]
@@ -88,6 +91,12 @@ def _retry_after(header: str | None) -> float | None:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
+def _backoff(attempt_number: int) -> float:
+    """Exponential from 0.5 s, capped at 30 s, plus jitter so parallel clients spread out."""
+    base = min(BACKOFF_MAX, BACKOFF_INITIAL * 2.0 ** (attempt_number - 1))
+    return base + random.uniform(0, BACKOFF_JITTER)  # noqa: S311 - jitter, not a secret
+
+
 def _chunks(ids: Iterable[int], size: int = PER_PAGE) -> Iterator[list[int]]:
     unique = list(dict.fromkeys(int(i) for i in ids))
     for start in range(0, len(unique), size):
@@ -123,7 +132,6 @@ class FreshBooksClient:
         self._on_page = on_page
         self._base = settings.api_url.rstrip("/")
         self._host = urlsplit(self._base).netloc or self._base
-        self._backoff = wait_exponential_jitter(initial=0.5, max=30.0, jitter=0.5)
 
     def close(self) -> None:
         self._session.close()
@@ -194,7 +202,7 @@ class FreshBooksClient:
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, _TransientError) and error.retry_after is not None:
             return error.retry_after
-        return float(self._backoff(state))
+        return _backoff(state.attempt_number)
 
     def _with_retries(
         self, attempt: Callable[[], object], *, idempotent: bool, what: str

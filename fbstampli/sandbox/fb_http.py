@@ -1,0 +1,494 @@
+"""The sandbox's HTTP face: routing, the documented JSON shapes and error bodies, faults.
+
+Stateless itself: every answer is computed from the `FreshBooksSandbox` the
+server carries and its `AccountData`/`AuthState`. Test-only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from fbstampli.sandbox.fb_data import AccountData, CallbackRecord
+
+if TYPE_CHECKING:
+    from fbstampli.sandbox.freshbooks import FreshBooksSandbox
+
+log = logging.getLogger(__name__)
+
+JsonObject = dict[str, Any]
+DEFAULT_SCOPE = "user:profile:read user:bills:read user:bill_vendors:read user:bill_payments:read"
+HOLD_TIMEOUT = 60.0  # a forgotten hold must not wedge a test run forever
+
+_ACCOUNTING = re.compile(
+    r"^/accounting/account/(?P<account>[^/]+)/(?P<resource>bills|bill_vendors|bill_payments)/"
+    r"(?P=resource)(?:/(?P<object_id>\d+))?$"
+)
+_CALLBACKS = re.compile(
+    r"^/events/account/(?P<account>[^/]+)/events/callbacks(?:/(?P<object_id>\d+))?$"
+)
+_RESOURCES = {  # resource -> (list key, single key, read scope)
+    "bills": ("bills", "bill", "user:bills:read"),
+    "bill_vendors": ("bill_vendors", "bill_vendor", "user:bill_vendors:read"),
+    "bill_payments": ("bill_payments", "bill_payment", "user:bill_payments:read"),
+}
+_EVENT = re.compile(r"^[a-z_]+(\.[a-zA-Z]+)?$")
+_EVENT_RESOURCES = {"bill", "bill_vendor", "client", "expense", "invoice", "payment"}
+_INVALID_TOKEN = "invalid_token: The request token failed to authenticate or validate."  # noqa: S105 - a message
+_UNAUTHENTICATED = {
+    "error": "unauthenticated",
+    "error_description": "This action requires authentication to continue.",
+}
+
+
+@dataclass(slots=True)
+class Fault:
+    """What the next `times` requests under `prefix` get instead of (or before) an answer.
+
+    `action`: "status" (answer `status` with an error body), "rate_limit" (429 +
+    Retry-After), "delay" (wait `seconds`, then answer normally), "drop" (close
+    the socket without a response), "truncate" (cut the JSON body in half).
+    """
+
+    prefix: str
+    action: str
+    times: int = 1
+    status: int = 500
+    retry_after: float = 1.0
+    seconds: float = 0.0
+    method: str | None = None
+    used: int = 0
+
+    def matches(self, method: str, path: str) -> bool:
+        wanted = self.method is None or self.method == method
+        return wanted and path.startswith(self.prefix) and self.used < self.times
+
+
+@dataclass(slots=True)
+class Hold:
+    """Freezes matching requests mid-flight until released, so a test can kill the client there."""
+
+    prefix: str
+    method: str | None = None
+    times: int = 1
+    arrived: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+    used: int = 0
+
+    def matches(self, method: str, path: str) -> bool:
+        wanted = self.method is None or self.method == method
+        return wanted and path.startswith(self.prefix) and self.used < self.times
+
+    def release(self) -> None:
+        self.released.set()
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    kind: str  # e.g. "bills.list", "bills.get", "token", "callbacks.create"
+    status: int  # 0: dropped without a response
+
+
+class Answer(Exception):
+    """Raised inside a route to answer at once with `status` and a JSON body."""
+
+    def __init__(self, status: int, body: object = None, headers: dict[str, str] | None = None):
+        super().__init__(status)
+        self.status = status
+        self.body = body
+        self.headers = headers or {}
+
+
+def classic_error(status: int, errno: int, message: str, obj: str, value: str = "") -> Answer:
+    error = {"errno": errno, "field": "id", "message": message, "object": obj, "value": value}
+    return Answer(status, {"response": {"errors": [error]}})
+
+
+def request_kind(method: str, path: str) -> str:
+    match = _ACCOUNTING.match(path)
+    if match:
+        return f"{match['resource']}.{'get' if match['object_id'] else 'list'}"
+    match = _CALLBACKS.match(path)
+    if match:
+        verbs = {"POST": "create", "GET": "get" if match["object_id"] else "list"}
+        return "callbacks." + verbs.get(method, method.lower())
+    named = {
+        "/auth/oauth/token": "token",
+        "/auth/oauth/revoke": "revoke",
+        "/oauth/authorize": "authorize",
+        "/auth/api/v1/users/me": "me",
+    }
+    return named.get(path.rstrip("/") or path, "other")
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as FreshBooks; every answer has Content-Length
+    server_version = "FreshBooksSandbox/1"
+
+    @property
+    def sandbox(self) -> FreshBooksSandbox:
+        sandbox: FreshBooksSandbox = self.server.sandbox  # type: ignore[attr-defined]
+        return sandbox
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("sandbox: " + format, *args)  # noqa: G003 - stdlib hands us a %-format
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    # ---- plumbing -----------------------------------------------------------------------------
+
+    def _handle(self, method: str) -> None:
+        parts = urlsplit(self.path)
+        path, query = parts.path, parse_qs(parts.query, keep_blank_values=True)
+        body = self._read_body()
+        fault, hold = self.sandbox.arrive(method, path)
+        if self.sandbox.latency:
+            time.sleep(self.sandbox.latency)
+        if hold is not None:
+            hold.arrived.set()
+            hold.released.wait(HOLD_TIMEOUT)
+        status = self._answer(method, path, query, body, fault)
+        self.sandbox.record(RequestRecord(method, path, query, request_kind(method, path), status))
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _answer(
+        self, method: str, path: str, query: dict[str, list[str]], body: bytes, fault: Fault | None
+    ) -> int:
+        if fault is not None and fault.action == "drop":
+            self.close_connection = True
+            return 0
+        if fault is not None and fault.action == "delay":
+            time.sleep(fault.seconds)
+        try:
+            if fault is not None and fault.action == "rate_limit":
+                raise Answer(
+                    429,
+                    {"errno": 429, "message": "Too many requests."},
+                    {"Retry-After": f"{fault.retry_after:g}"},
+                )
+            if fault is not None and fault.action == "status":
+                raise Answer(fault.status, {"errno": fault.status, "message": "Injected failure."})
+            answer = Routes(self.sandbox, method, path, query, body, self.headers).dispatch()
+        except Answer as raised:
+            answer = raised
+        truncate = fault is not None and fault.action == "truncate"
+        self._send(answer, truncate=truncate)
+        return answer.status
+
+    def _send(self, answer: Answer, *, truncate: bool = False) -> None:
+        payload = b"" if answer.body is None else json.dumps(answer.body).encode("utf-8")
+        if truncate:
+            payload = payload[: len(payload) // 2]
+        self.send_response(answer.status)
+        for name, value in answer.headers.items():
+            self.send_header(name, value)
+        if answer.body is not None:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+class Routes:
+    """One request's routing and answers; raises `Answer` for early exits."""
+
+    def __init__(
+        self,
+        sandbox: FreshBooksSandbox,
+        method: str,
+        path: str,
+        query: dict[str, list[str]],
+        body: bytes,
+        headers: Any,
+    ) -> None:
+        self.sandbox = sandbox
+        self.method = method
+        self.path = path
+        self.query = query
+        self.body = body
+        self.headers = headers
+
+    def dispatch(self) -> Answer:
+        path = self.path.rstrip("/") or "/"
+        if path == "/auth/oauth/token" and self.method == "POST":
+            return self.token()
+        if path == "/auth/oauth/revoke" and self.method == "POST":
+            return self.revoke()
+        if path == "/oauth/authorize" and self.method == "GET":
+            return self.authorize()
+        if path == "/auth/api/v1/users/me" and self.method == "GET":
+            self.require_scope("user:profile:read", events=False)
+            return Answer(200, {"response": self.identity()})
+        match = _ACCOUNTING.match(path)
+        if match and self.method == "GET":
+            return self.accounting(match["account"], match["resource"], match["object_id"])
+        match = _CALLBACKS.match(path)
+        if match:
+            return self.callbacks(match["account"], match["object_id"])
+        raise Answer(404, {"errno": 404, "message": f"No route for {self.method} {path}."})
+
+    # ---- request helpers ----------------------------------------------------------------------
+
+    def form_or_json(self) -> dict[str, Any]:
+        content_type = self.headers.get("Content-Type", "")
+        try:
+            if "json" in content_type:
+                parsed = json.loads(self.body or b"{}")
+                return parsed if isinstance(parsed, dict) else {}
+            return {k: v[-1] for k, v in parse_qs(self.body.decode("utf-8")).items()}
+        except (ValueError, UnicodeDecodeError):
+            raise Answer(
+                400, {"error": "invalid_request", "error_description": "Bad body."}
+            ) from None
+
+    def require_scope(self, scope: str, *, events: bool) -> None:
+        header = self.headers.get("Authorization", "")
+        token = header[7:] if header.startswith("Bearer ") else ""
+        granted = self.sandbox.auth.scope_of(token) if token else None
+        if granted is None:
+            body: object = _UNAUTHENTICATED
+            if events:
+                body = {"errno": 401, "message": _INVALID_TOKEN}
+            raise Answer(401, body)
+        if scope not in granted.split():
+            message = f"Insufficient scopes. Granted: {granted}. Needed: {scope}."
+            raise Answer(403, {"errno": 1003, "message": message})
+
+    def int_param(self, name: str, default: int, errno: int) -> int:
+        raw = self.query.get(name, [str(default)])[-1]
+        if not raw.isdigit():
+            raise classic_error(400, errno, f"Invalid value for {name}.", name, raw)
+        return int(raw)
+
+    def account(self, account_id: str) -> AccountData:
+        account = self.sandbox.accounts.get(account_id)
+        if account is None:
+            raise classic_error(
+                404, 1012, "The requested resource was not found.", "account", account_id
+            )
+        return account
+
+    # ---- OAuth --------------------------------------------------------------------------------
+
+    def token(self) -> Answer:
+        form = self.form_or_json()
+        auth = self.sandbox.auth
+        if (
+            form.get("client_id") != auth.client_id
+            or form.get("client_secret") != auth.client_secret
+        ):
+            raise Answer(
+                401,
+                {"error": "invalid_client", "error_description": "Client authentication failed."},
+            )
+        grant = form.get("grant_type")
+        if grant == "authorization_code":
+            issued = auth.exchange_code(
+                str(form.get("code", "")), str(form.get("redirect_uri", ""))
+            )
+        elif grant == "refresh_token":
+            issued = auth.refresh(str(form.get("refresh_token", "")))
+        else:
+            raise Answer(400, {"error": "unsupported_grant_type", "error_description": str(grant)})
+        if issued is None:
+            description = (
+                "The provided authorization grant is invalid, expired, revoked or already used."
+            )
+            raise Answer(400, {"error": "invalid_grant", "error_description": description})
+        return Answer(200, issued)
+
+    def revoke(self) -> Answer:
+        form = self.form_or_json()
+        auth = self.sandbox.auth
+        if (
+            form.get("client_id") != auth.client_id
+            or form.get("client_secret") != auth.client_secret
+        ):
+            raise Answer(
+                401,
+                {"error": "invalid_client", "error_description": "Client authentication failed."},
+            )
+        auth.revoke(str(form.get("token", "")))
+        return Answer(200, {})
+
+    def authorize(self) -> Answer:
+        """Consent without a browser: redirect straight back with a code and the state."""
+        params = {k: v[-1] for k, v in self.query.items()}
+        if params.get("client_id") != self.sandbox.auth.client_id or "redirect_uri" not in params:
+            raise Answer(400, {"error": "invalid_request", "error_description": "Unknown client."})
+        code = self.sandbox.issue_code(params["redirect_uri"], params.get("scope") or DEFAULT_SCOPE)
+        back = {"code": code, **({"state": params["state"]} if "state" in params else {})}
+        return Answer(302, None, {"Location": f"{params['redirect_uri']}?{urlencode(back)}"})
+
+    def identity(self) -> JsonObject:
+        memberships = [
+            {
+                "id": 140000 + index,
+                "role": business.role,
+                "unacknowledged_change": False,
+                "business": {
+                    "id": business.business_id,
+                    "business_uuid": f"00000000-0000-4000-8000-{business.business_id:012d}",
+                    "name": business.name,
+                    "account_id": business.account_id,
+                    "date_format": "mm/dd/yyyy",
+                },
+            }
+            for index, business in enumerate(self.sandbox.businesses)
+        ]
+        return {
+            "id": 1,
+            "identity_id": 1,
+            "first_name": "Sandra",
+            "last_name": "Box",
+            "email": "owner@sandbox.example",
+            "language": "en",
+            "business_memberships": memberships,
+        }
+
+    # ---- accounting ---------------------------------------------------------------------------
+
+    def accounting(self, account_id: str, resource: str, object_id: str | None) -> Answer:
+        list_key, single_key, scope = _RESOURCES[resource]
+        self.require_scope(scope, events=False)
+        account = self.account(account_id)
+        table = {
+            "bills": account.bills,
+            "bill_vendors": account.vendors,
+            "bill_payments": account.payments,
+        }[resource]
+        render = self.renderer(account, resource)
+        with account.lock:
+            if object_id is not None:
+                row = table.get(int(object_id))
+                if row is None:
+                    raise classic_error(
+                        404, 1012, f"{single_key} not found.", single_key, object_id
+                    )
+                return Answer(200, {"response": {"result": {single_key: render(row)}}})
+            rows = account.select(table, **self.filters(resource))
+            page, per_page, pages, chunk = self.paginate(rows)
+            result = {list_key: [render(row) for row in chunk], "page": page, "pages": pages,
+                      "per_page": per_page, "total": len(rows)}  # fmt: skip
+        return Answer(200, {"response": {"result": result}})
+
+    def renderer(self, account: AccountData, resource: str) -> Callable[[JsonObject], JsonObject]:
+        if resource == "bills":
+            include_vendor = "vendor" in self.query.get("include[]", [])
+            return lambda bill: account.render_bill(bill, include_vendor)
+        if resource == "bill_vendors":
+            return account.render_vendor
+        return account.render_payment
+
+    def filters(self, resource: str) -> dict[str, Any]:
+        chosen: dict[str, Any] = {}
+        if "search[vis_state]" in self.query:
+            chosen["vis_state"] = self.int_param("search[vis_state]", 0, 1004)
+        raw_ids = self.query.get("search[ids][]")
+        if raw_ids is not None:
+            if not all(i.isdigit() for i in raw_ids):
+                raise classic_error(
+                    400, 1004, "Invalid value for ids.", "search", ",".join(raw_ids)
+                )
+            chosen["ids"] = {int(i) for i in raw_ids}
+        equals = {}
+        for name in ("vendorid", "billid"):
+            if f"search[{name}]" in self.query:
+                equals[name] = self.int_param(f"search[{name}]", 0, 1004)
+        if equals:
+            chosen["equals"] = equals
+        return chosen
+
+    def paginate(self, rows: list[JsonObject]) -> tuple[int, int, int, list[JsonObject]]:
+        page = max(1, self.int_param("page", 1, 1014))  # page=0 is page 1
+        per_page = self.int_param("per_page", 15, 1013)
+        if per_page < 1:
+            raise classic_error(400, 1013, "Invalid value for per_page.", "per_page", "0")
+        per_page = min(per_page, 100)  # silently capped, as FreshBooks does
+        pages = max(1, math.ceil(len(rows) / per_page))
+        start = (page - 1) * per_page
+        return page, per_page, pages, rows[start : start + per_page]
+
+    # ---- events / callbacks -------------------------------------------------------------------
+
+    def callbacks(self, account_id: str, object_id: str | None) -> Answer:
+        self.require_scope("user:profile:read", events=True)
+        if account_id not in self.sandbox.callbacks:
+            raise Answer(404, {"errno": 404, "message": "Account not found."})
+        records = self.sandbox.callbacks[account_id]
+        if object_id is None:
+            if self.method == "POST":
+                return self.create_callback(account_id)
+            if self.method == "GET":
+                rendered = [r.render() for r in records.values()]
+                result = {
+                    "callbacks": rendered,
+                    "page": 1,
+                    "pages": 1,
+                    "per_page": 100,
+                    "total": len(rendered),
+                }
+                return Answer(200, {"response": {"result": result}})
+            raise Answer(405, {"errno": 405, "message": "Method not allowed."})
+        record = records.get(int(object_id))
+        if record is None:
+            raise Answer(404, {"errno": 404, "message": f"Callback {object_id} not found."})
+        if self.method == "DELETE":
+            del records[record.callback_id]
+            return Answer(204)
+        if self.method == "PUT":
+            self.update_callback(record)
+        return Answer(200, {"response": {"result": {"callback": record.render()}}})
+
+    def create_callback(self, account_id: str) -> Answer:
+        requested = self.form_or_json().get("callback") or {}
+        event, uri = str(requested.get("event", "")), str(requested.get("uri", ""))
+        problems = []
+        if not _EVENT.match(event) or event.partition(".")[0] not in _EVENT_RESOURCES:
+            problems.append("event: Value error, Unrecognized event.")
+        if urlsplit(uri).scheme not in ("http", "https") or not urlsplit(uri).netloc:
+            problems.append("uri: Input should be a valid URL")
+        if problems:
+            raise Answer(
+                422, {"errno": 422, "message": "Invalid data in this request.", "details": problems}
+            )
+        verifier = secrets.token_hex(12)
+        record = self.sandbox.new_callback(account_id, event, uri, verifier)
+        self.sandbox.send_verification(record)
+        return Answer(200, {"response": {"result": {"callback": record.render()}}})
+
+    def update_callback(self, record: CallbackRecord) -> None:
+        requested = self.form_or_json().get("callback") or {}
+        if requested.get("resend"):
+            self.sandbox.send_verification(record)
+        elif "verifier" in requested:
+            if requested["verifier"] != record.verifier:
+                raise Answer(422, {"errno": 422, "message": "Invalid verifier."})
+            record.verified = True
+            record.updated_at = self.sandbox.now()
