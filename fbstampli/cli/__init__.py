@@ -122,7 +122,7 @@ def main() -> NoReturn:
 
     configure_logging()  # until the global callback knows the home and verbosity
     try:
-        result = app(standalone_mode=False)
+        result = app(standalone_mode=False, prog_name="fbstampli")
         code = int(result) if isinstance(result, int) else 0
     except FbstampliError as error:
         from fbstampli.logs import redact

@@ -289,6 +289,7 @@ class _RootedSFTP(paramiko.SFTPServerInterface):
                 os.unlink(old)
         except OSError as error:
             return paramiko.SFTPServer.convert_errno(error.errno or 0)
+        self._hold_after_rename(new.name)
         return SFTP_OK
 
     def posix_rename(self, oldpath: str, newpath: str) -> int:
@@ -298,7 +299,16 @@ class _RootedSFTP(paramiko.SFTPServerInterface):
             os.replace(self.real(oldpath), self.real(newpath))
         except OSError as error:
             return paramiko.SFTPServer.convert_errno(error.errno or 0)
+        self._hold_after_rename(self.real(newpath).name)
         return SFTP_OK
+
+    def _hold_after_rename(self, new_name: str) -> None:
+        """`hold("renamed:<glob>")`: the rename is done, its reply is not sent yet."""
+        for hold in list(self.root_server.faults.holds):
+            pattern = hold.pattern.removeprefix("renamed:")
+            if hold.pattern.startswith("renamed:") and fnmatch.fnmatchcase(new_name, pattern):
+                hold.reached.set()
+                hold.released.wait(_HOLD_TIMEOUT)
 
     def mkdir(self, path: str, attr: paramiko.SFTPAttributes) -> int:
         try:
@@ -331,6 +341,8 @@ class SftpServer:
         authorized_keys: Sequence[paramiko.PKey] = (),
         posix_rename: bool = True,
         host_key_type: str = "ed25519",
+        port: int = 0,
+        host_pkey: paramiko.PKey | None = None,
     ) -> None:
         root.mkdir(parents=True, exist_ok=True)
         self.root = Path(os.path.realpath(root))
@@ -339,16 +351,21 @@ class SftpServer:
         self.authorized_keys = tuple(authorized_keys)
         self.posix_rename = posix_rename
         self.host = "127.0.0.1"
-        self.port = 0
+        self.port = port  # 0: any free port; a restarted server passes its old one
         self.faults = Faults()
         self.bytes_received = 0
-        self._host_pkey = generate_key(host_key_type)
+        self._host_pkey = host_pkey or generate_key(host_key_type)
         self.host_key = HostKey.from_pkey(self._host_pkey)
         self._listener: socket.socket | None = None
         self._stopping = threading.Event()
         self._accepter: threading.Thread | None = None
         self._transports: list[paramiko.Transport] = []
         self._lock = threading.Lock()
+
+    @property
+    def host_pkey(self) -> paramiko.PKey:
+        """The private host key, so a restarted server can present the same pinned key."""
+        return self._host_pkey
 
     def target(self, **changes: Any) -> SftpTarget:
         """An `SftpTarget` for this server with the right pin and password; override any field."""
@@ -375,7 +392,7 @@ class SftpServer:
     def start(self) -> Self:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((self.host, 0))
+        listener.bind((self.host, self.port))
         listener.listen(16)
         listener.settimeout(0.1)
         self._listener = listener

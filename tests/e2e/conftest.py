@@ -1,0 +1,115 @@
+"""End-to-end fixtures: the real CLI against the FreshBooks sandbox and a real SFTP server."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from fbstampli.sandbox.freshbooks import FreshBooksSandbox
+from fbstampli.sandbox.sftp_server import SftpServer
+from tests.support.cli import Result, run
+
+REDIRECT_URI = "https://localhost:8765/callback"
+
+
+@pytest.fixture
+def freshbooks() -> Iterator[FreshBooksSandbox]:
+    with FreshBooksSandbox() as sandbox:
+        sandbox.seed(vendors=6, bills=30, payments=10, seed=7)
+        yield sandbox
+
+
+@pytest.fixture
+def sftp_root(tmp_path: Path) -> Path:
+    root = tmp_path / "stampli-sftp"
+    for folder in ("inbound", "outbound"):
+        (root / folder).mkdir(parents=True)
+    return root
+
+
+@pytest.fixture
+def sftp_server(sftp_root: Path) -> Iterator[SftpServer]:
+    with SftpServer(sftp_root) as server:
+        yield server
+
+
+@dataclass
+class Connected:
+    """A home logged in to the sandbox and pinned to the SFTP server."""
+
+    home: Path
+    freshbooks: FreshBooksSandbox
+    sftp: SftpServer
+
+    def run(
+        self, *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+    ) -> Result:
+        return run(self.home, *args, env=env, stdin=stdin)
+
+    @property
+    def inbound(self) -> Path:
+        return self.sftp.root / "inbound"
+
+    def inbound_files(self) -> list[str]:
+        return sorted(path.name for path in self.inbound.iterdir())
+
+    def secrets(self) -> list[str]:
+        """Every secret this home holds, to grep outputs and logs for."""
+        from fbstampli.clock import SystemClock
+        from fbstampli.store import open_state
+
+        store, key = open_state(self.home / "state.db", {}, SystemClock())
+        try:
+            values = [str(row["value"]) for row in store.query("SELECT value FROM credentials")]
+        finally:
+            store.close()
+        import json
+
+        token = json.loads(next(v for v in values if v.startswith("{")))
+        return [
+            key.hex,
+            self.sftp.password,
+            self.freshbooks.client_secret,
+            token["access_token"],
+            token["refresh_token"],
+        ]
+
+
+def connect(home: Path, freshbooks: FreshBooksSandbox, sftp: SftpServer) -> Connected:
+    assert run(home, "init", "--key-source", "file").code == 0
+    (home / "config.toml").write_text(
+        "[freshbooks]\n"
+        f'api_url = "{freshbooks.url}"\n'
+        f'auth_url = "{freshbooks.url}"\n'
+        f'client_id = "{freshbooks.client_id}"\n'
+        f'client_secret = "{freshbooks.client_secret}"\n'
+        f'redirect_uri = "{REDIRECT_URI}"\n'
+        "[stampli]\n"
+        'business = "sandbox"\n'
+    )
+    code = freshbooks.issue_code(REDIRECT_URI)
+    login = run(home, "auth", "login", "--code", code)
+    assert login.code == 0, login.stderr
+    pin = run(
+        home,
+        "auth",
+        "sftp",
+        "--host",
+        sftp.host,
+        "--port",
+        str(sftp.port),
+        "--username",
+        sftp.username,
+        "--password-stdin",
+        "--accept-host-key",
+        sftp.host_key.sha256_fingerprint,
+        stdin=sftp.password + "\n",
+    )
+    assert pin.code == 0, pin.stderr
+    return Connected(home, freshbooks, sftp)
+
+
+@pytest.fixture
+def connected(tmp_path: Path, freshbooks: FreshBooksSandbox, sftp_server: SftpServer) -> Connected:
+    return connect(tmp_path / "home", freshbooks, sftp_server)

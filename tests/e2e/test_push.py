@@ -1,0 +1,192 @@
+"""push-bills, retry and sync through the real CLI, the FreshBooks sandbox and a real SFTP server."""
+
+import csv
+import io
+import sqlite3
+from pathlib import Path
+
+from fbstampli.sandbox.sftp_server import SftpServer
+from tests.e2e.conftest import Connected
+from tests.support.cli import one_line
+
+
+def rows_of(connected: Connected, suffix: str) -> list[dict[str, str]]:
+    rows: list[dict[str, str]] = []
+    for name in connected.inbound_files():
+        if name.endswith(suffix):
+            text = (connected.inbound / name).read_text(encoding="utf-8")
+            rows.extend(csv.DictReader(io.StringIO(text)))
+    return rows
+
+
+def bill_ids(connected: Connected) -> list[str]:
+    return sorted({row["FreshBooks Bill ID"] for row in rows_of(connected, "-bills.csv")})
+
+
+def active(records: dict) -> list[int]:
+    return sorted(
+        record_id for record_id, record in records.items() if record.get("vis_state", 0) != 1
+    )
+
+
+def test_first_run_delivers_every_vendor_bill_and_payment(connected: Connected) -> None:
+    result = connected.run("push-bills")
+    assert result.code == 0, result.stderr
+    assert result.stdout == ""  # quiet under cron
+    assert result.stderr == ""
+    names = connected.inbound_files()
+    assert [name.rsplit("_", 1)[1] for name in names] == [
+        "1-vendors.csv",
+        "2-bills.csv",
+        "3-payments.csv",
+    ]
+    data = connected.freshbooks.data
+    vendor_ids = {row["FreshBooks Vendor ID"] for row in rows_of(connected, "-vendors.csv")}
+    assert vendor_ids == {str(i) for i in active(data.vendors)}
+    assert bill_ids(connected) == sorted(str(i) for i in active(data.bills))
+    payment_ids = {row["FreshBooks Payment ID"] for row in rows_of(connected, "-payments.csv")}
+    assert payment_ids == {str(i) for i in active(data.payments)}
+
+
+def test_second_run_delivers_nothing(connected: Connected) -> None:
+    assert connected.run("push-bills").code == 0
+    before = connected.inbound_files()
+    assert connected.run("push-bills").code == 0
+    assert connected.run("push-bills", "--full").code == 0
+    assert connected.inbound_files() == before
+
+
+def test_changed_bill_is_delivered_once_as_update(connected: Connected) -> None:
+    assert connected.run("push-bills").code == 0
+    bill_id = active(connected.freshbooks.data.bills)[0]
+    connected.freshbooks.update_bill(bill_id, bill_number="CHANGED-1")
+    before = set(connected.inbound_files())
+    assert connected.run("push-bills").code == 0
+    assert connected.run("push-bills").code == 0
+    new = sorted(set(connected.inbound_files()) - before)
+    bills_files = [name for name in new if name.endswith("-bills.csv")]
+    assert len(bills_files) == 1
+    rows = list(csv.DictReader(io.StringIO((connected.inbound / bills_files[0]).read_text())))
+    assert {row["FreshBooks Bill ID"] for row in rows} == {str(bill_id)}
+    assert {row["Invoice Number"] for row in rows} == {"CHANGED-1"}
+    # Payment rows name the bill's invoice number, so that bill's payments change too;
+    # no other payment is sent again.
+    for name in (name for name in new if name.endswith("-payments.csv")):
+        rows = list(csv.DictReader(io.StringIO((connected.inbound / name).read_text())))
+        assert {row["FreshBooks Bill ID"] for row in rows} == {str(bill_id)}
+
+
+def test_deleted_bill_is_recorded_in_the_audit_trail_not_sent(connected: Connected) -> None:
+    assert connected.run("push-bills").code == 0
+    bill_id = active(connected.freshbooks.data.bills)[1]
+    connected.freshbooks.delete_bill(bill_id)
+    before = connected.inbound_files()
+    result = connected.run("push-bills", "--full", "--json")
+    assert result.code == 0, result.stderr
+    assert '"deleted": 1' in result.stdout
+    assert connected.inbound_files() == before
+    audit = connected.run("audit", "--bill", str(bill_id), "--format", "json")
+    if audit.code == 0:  # the audit command may not be built in this version
+        assert "deleted_in_freshbooks" in audit.stdout
+
+
+def test_sftp_down_fails_deliveries_and_next_run_sends_them(
+    connected: Connected, sftp_root: Path
+) -> None:
+    port, pkey, password = connected.sftp.port, connected.sftp.host_pkey, connected.sftp.password
+    connected.sftp.stop()
+    down = connected.run("push-bills")
+    assert down.code == 1
+    assert "upload of" in down.stderr
+    assert list((sftp_root / "inbound").iterdir()) == []
+    status = connected.run("retry", "--failed", "--queue-only")
+    assert status.code == 0
+    with SftpServer(sftp_root, port=port, host_pkey=pkey, password=password) as back:
+        connected.sftp = back
+        up = connected.run("push-bills")
+        assert up.code == 0, up.stderr
+        assert len(connected.inbound_files()) == 3
+
+
+def test_failed_upload_backs_off_until_due(connected: Connected) -> None:
+    connected.sftp.faults.deny_writes = True
+    assert connected.run("push-bills").code == 1
+    connected.sftp.faults.deny_writes = False
+    again = connected.run("push-bills")
+    assert again.code == 0
+    assert connected.inbound_files() == []  # still backing off: 15 minutes not passed
+
+
+def test_retry_bill_resends_exactly_that_bill(connected: Connected) -> None:
+    assert connected.run("push-bills").code == 0
+    bill_id = active(connected.freshbooks.data.bills)[2]
+    before = set(connected.inbound_files())
+    plain = connected.run("retry", "--bill", str(bill_id))
+    assert plain.code == 0
+    assert set(connected.inbound_files()) == before  # already delivered, no --force
+    forced = connected.run("-v", "retry", "--bill", str(bill_id), "--force")
+    assert forced.code == 0, forced.stderr
+    new = sorted(set(connected.inbound_files()) - before)
+    assert len(new) == 1
+    rows = list(csv.DictReader(io.StringIO((connected.inbound / new[0]).read_text())))
+    assert {row["FreshBooks Bill ID"] for row in rows} == {str(bill_id)}
+    assert (connected.inbound / new[0]).read_bytes() != b""
+
+
+def test_dry_run_uploads_nothing_and_remembers_nothing(connected: Connected) -> None:
+    result = connected.run("-v", "push-bills", "--dry-run")
+    assert result.code == 0, result.stderr
+    assert connected.inbound_files() == []
+    assert len(list((connected.home / "dry-run").iterdir())) == 3
+    assert connected.run("push-bills").code == 0
+    assert len(connected.inbound_files()) == 3
+
+
+def test_spent_refresh_token_exits_3_with_the_fix(connected: Connected) -> None:
+    refresh_token = connected.secrets()[4]
+    assert connected.freshbooks.auth.refresh(refresh_token) is not None  # someone else spent it
+    connected.freshbooks.expire_access_tokens()
+    result = connected.run("push-bills")
+    assert result.code == 3, result.stderr
+    assert one_line(result.stderr)
+    assert "fbstampli auth login" in result.stderr
+    assert refresh_token not in result.output
+
+
+def test_access_token_expiry_is_refreshed_and_saved(connected: Connected) -> None:
+    old_refresh = connected.secrets()[4]
+    connected.freshbooks.expire_access_tokens()
+    assert connected.run("push-bills").code == 0
+    new_refresh = connected.secrets()[4]
+    assert new_refresh != old_refresh  # the rotated pair was saved
+    connected.freshbooks.expire_access_tokens()
+    assert connected.run("push-bills").code == 0  # and the saved one works
+
+
+def test_no_secret_appears_in_any_output_or_log(connected: Connected) -> None:
+    outputs = [
+        connected.run("-vv", "push-bills"),
+        connected.run("auth", "status", "--json"),
+        connected.run("push-bills", "--json"),
+    ]
+    secrets = connected.secrets()
+    logs = "".join(path.read_text() for path in (connected.home / "logs").glob("*.log*"))
+    for secret in secrets:
+        assert len(secret) >= 8
+        for result in outputs:
+            assert secret not in result.output
+        assert secret not in logs
+
+
+def test_state_file_is_unreadable_without_the_key(connected: Connected) -> None:
+    raw = (connected.home / "state.db").read_bytes()
+    for secret in connected.secrets()[1:]:
+        assert secret.encode() not in raw
+    try:
+        sqlite3.connect(connected.home / "state.db").execute(
+            "SELECT 1 FROM sqlite_master"
+        ).fetchall()
+    except sqlite3.DatabaseError as error:
+        assert "not a database" in str(error)
+    else:
+        raise AssertionError("plain sqlite3 read the state")
