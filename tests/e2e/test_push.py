@@ -1,9 +1,11 @@
-"""push-bills, retry and sync through the real CLI, the FreshBooks sandbox and a real SFTP server."""
+"""push-bills and retry through the real CLI, the FreshBooks sandbox and a real SFTP server."""
 
 import csv
 import io
 import sqlite3
 from pathlib import Path
+
+import pytest
 
 from fbstampli.sandbox.sftp_server import SftpServer
 from tests.e2e.conftest import Connected
@@ -182,11 +184,7 @@ def test_state_file_is_unreadable_without_the_key(connected: Connected) -> None:
     raw = (connected.home / "state.db").read_bytes()
     for secret in connected.secrets()[1:]:
         assert secret.encode() not in raw
-    try:
+    with pytest.raises(sqlite3.DatabaseError, match="not a database"):
         sqlite3.connect(connected.home / "state.db").execute(
             "SELECT 1 FROM sqlite_master"
         ).fetchall()
-    except sqlite3.DatabaseError as error:
-        assert "not a database" in str(error)
-    else:
-        raise AssertionError("plain sqlite3 read the state")
