@@ -75,9 +75,11 @@ def demo(
     ] = 40,
 ) -> None:
     """Run the whole flow against an embedded FreshBooks sandbox and an in-process SFTP server."""
-    from fbstampli.sandbox.demo import run_demo
+    from fbstampli.cli import output
+    from fbstampli.sandbox.demo import Show, run_demo
 
-    raise typer.Exit(run_demo(keep=keep, bills=bills))
+    show = Show(step=output.demo_step, note=output.demo_note, table=output.table)
+    raise typer.Exit(run_demo(keep=keep, bills=bills, show=show))
 
 
 template_app = typer.Typer(

@@ -85,3 +85,12 @@ def show_rows(title: str, rows: list[dict[str, Any]], *, as_json: bool) -> None:
         return
     columns = list(rows[0]) if rows else []
     table(title, columns, [[row.get(column) for column in columns] for row in rows])
+
+
+def demo_step(text: str) -> None:
+    sys.stdout.write(f"==> {text}\n")
+    sys.stdout.flush()
+
+
+def demo_note(text: str) -> None:
+    sys.stdout.write(f"    {text}\n")
