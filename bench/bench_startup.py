@@ -40,8 +40,12 @@ def main() -> None:
     base, median = statistics.median(baseline), statistics.median(help_run)
     print(f"runs: {runs}")
     print(f"python -c pass          median {base:.3f} s")
-    print(f"fbstampli --help        median {median:.3f} s  (p90 {sorted(help_run)[int(runs * 0.9) - 1]:.3f} s)")
-    print(f"fbstampli's own cost    {median - base:.3f} s  (ratio to bare python {median / base:.2f}x)")
+    print(
+        f"fbstampli --help        median {median:.3f} s  (p90 {sorted(help_run)[int(runs * 0.9) - 1]:.3f} s)"
+    )
+    print(
+        f"fbstampli's own cost    {median - base:.3f} s  (ratio to bare python {median / base:.2f}x)"
+    )
     print(f"heavy modules imported by --help: {heavy}")
     print(f"target: median < 0.300 s -> {'met' if median < 0.3 else 'NOT met'}")
 

@@ -61,7 +61,13 @@ def parse_since(text: str | None, store: Store) -> date | None:
 
 
 def sweep_due(ctx: PushContext, *, full: bool) -> bool:
-    """A full sweep (deleted objects too) on request, or when the last is old enough."""
+    """A full sweep (deleted objects too) on request, or when the last is old enough.
+
+    The very first run has nothing to sweep for: a deletion only matters for
+    an object we have sent, and nothing has been sent yet.
+    """
+    if ctx.store.query_one("SELECT 1 FROM source_objects LIMIT 1") is None:
+        return False
     if full:
         return True
     last = ctx.store.get_value(SWEEP_KEY)
@@ -101,6 +107,7 @@ def push(
     report = RunReport("push-bills")
     since_date = parse_since(since, ctx.store)
     events = pending_events(ctx.store)
+    first_run = ctx.store.query_one("SELECT 1 FROM source_objects LIMIT 1") is None
     sweep = sweep_due(ctx, full=full) and not only_events
     source = ctx.source()
     if only_events:
@@ -126,7 +133,7 @@ def push(
     )
     with ctx.store.transaction():
         mark_events(ctx.store, [event_id for event_id, _, _ in events])
-        if sweep:
+        if sweep or (first_run and not only_events):
             ctx.store.put_value(SWEEP_KEY, to_utc_text(started))
     report.add("events", len(events))
     deliver(
