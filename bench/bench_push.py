@@ -38,7 +38,8 @@ MEASURED = (
 
 
 def connect(home: Path, fb: FreshBooksSandbox, sftp: SftpServer) -> Options:
-    from fbstampli.services import freshbooks, setup, sftp as sftp_services
+    from fbstampli.services import freshbooks, setup
+    from fbstampli.services import sftp as sftp_services
 
     options = Options(home=home, env={})
     setup.init_home(options, key_source="file")
@@ -89,7 +90,7 @@ def naive_baseline(fb: FreshBooksSandbox, bills: int, sample: int) -> tuple[int,
 
     from fbstampli.freshbooks.session import StateTokenStore  # noqa: F401 - same auth path
 
-    token = fb.auth._issue_pair("user:bills:read")["access_token"]  # noqa: SLF001 - bench only
+    token = fb.auth._issue_pair("user:bills:read")["access_token"]
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"
     base = f"{fb.url}/accounting/account/{fb.account_id}/bills/bills"
@@ -103,7 +104,7 @@ def naive_baseline(fb: FreshBooksSandbox, bills: int, sample: int) -> tuple[int,
 
 
 def main() -> None:
-    bills, vendors, payments = (int(a) for a in (sys.argv[1:] + ["10000", "1000", "5000"])[:3])
+    bills, vendors, payments = (int(a) for a in ([*sys.argv[1:], "10000", "1000", "5000"])[:3])
     folder = Path(tempfile.mkdtemp(prefix="fbstampli-bench-"))
     root = folder / "sftp"
     for sub in ("inbound", "outbound"):
