@@ -170,8 +170,14 @@ class Handler(BaseHTTPRequestHandler):
         if hold is not None:
             hold.arrived.set()
             hold.released.wait(HOLD_TIMEOUT)
-        status = self._answer(method, path, query, body, fault)
+        answer = self._answer(method, path, query, body, fault)
+        # Logged before the client can see the answer, so a test never races its own request.
+        status = 0 if answer is None else answer.status
         self.sandbox.record(RequestRecord(method, path, query, request_kind(method, path), status))
+        if answer is None:
+            self.close_connection = True  # dropped: the socket closes without a response
+            return
+        self._send(answer, truncate=fault is not None and fault.action == "truncate")
 
     def _read_body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
@@ -179,27 +185,20 @@ class Handler(BaseHTTPRequestHandler):
 
     def _answer(
         self, method: str, path: str, query: dict[str, list[str]], body: bytes, fault: Fault | None
-    ) -> int:
+    ) -> Answer | None:
         if fault is not None and fault.action == "drop":
-            self.close_connection = True
-            return 0
+            return None
         if fault is not None and fault.action == "delay":
             time.sleep(fault.seconds)
+        if fault is not None and fault.action == "rate_limit":
+            headers = {"Retry-After": f"{fault.retry_after:g}"}
+            return Answer(429, {"errno": 429, "message": "Too many requests."}, headers)
+        if fault is not None and fault.action == "status":
+            return Answer(fault.status, {"errno": fault.status, "message": "Injected failure."})
         try:
-            if fault is not None and fault.action == "rate_limit":
-                raise Answer(
-                    429,
-                    {"errno": 429, "message": "Too many requests."},
-                    {"Retry-After": f"{fault.retry_after:g}"},
-                )
-            if fault is not None and fault.action == "status":
-                raise Answer(fault.status, {"errno": fault.status, "message": "Injected failure."})
-            answer = Routes(self.sandbox, method, path, query, body, self.headers).dispatch()
+            return Routes(self.sandbox, method, path, query, body, self.headers).dispatch()
         except Answer as raised:
-            answer = raised
-        truncate = fault is not None and fault.action == "truncate"
-        self._send(answer, truncate=truncate)
-        return answer.status
+            return raised
 
     def _send(self, answer: Answer, *, truncate: bool = False) -> None:
         payload = b"" if answer.body is None else json.dumps(answer.body).encode("utf-8")

@@ -113,17 +113,23 @@ class FreshBooksSandbox:
         return int(self._server.server_address[1])
 
     def start(self) -> FreshBooksSandbox:
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        for hold in self._holds:
+        """Release every hold, stop serving and free the port; safe on a never-started sandbox."""
+        with self._lock:
+            holds = list(self._holds)
+        for hold in holds:
             hold.release()
-        self._server.shutdown()
-        self._server.server_close()
         if self._thread is not None:
+            self._server.shutdown()  # blocks until serve_forever returns: only if it runs
             self._thread.join(timeout=5)
+            self._thread = None
+        self._server.server_close()
 
     def __enter__(self) -> FreshBooksSandbox:
         return self.start()
