@@ -10,7 +10,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -89,8 +89,9 @@ class Harness:
         **settings: Any,
     ) -> FreshBooksClient:
         chosen = replace(self.settings, **settings)
-        clock = {"now": now} if now is not None else {}
-        manager = TokenManager(chosen, self.store, session=self.session, **clock)
+        manager = TokenManager(
+            chosen, self.store, session=self.session, now=now or (lambda: datetime.now(UTC))
+        )
         return FreshBooksClient(
             chosen,
             manager,
@@ -366,7 +367,7 @@ def test_raw_api_caps_per_page_and_returns_empty_beyond_last_page(harness: Harne
     )
     assert beyond.json()["response"]["result"]["bills"] == []
     with_vendor = harness.session.get(
-        url, params={"include[]": "vendor", "search[vendorid]": 1}, headers=headers, timeout=5
+        url, params={"include[]": "vendor", "search[vendorid]": "1"}, headers=headers, timeout=5
     ).json()["response"]["result"]["bills"]
     assert with_vendor
     assert all(b["vendor"]["vendorid"] == 1 == b["vendorid"] for b in with_vendor)

@@ -252,7 +252,9 @@ def test_401_refreshes_once_saves_then_retries_with_the_new_token(
     assert [t.access_token for t in store.saved] == ["new-access"]
     token_request = requests_mock.request_history[1]
     assert token_request.json()["refresh_token"] == "old-refresh"
-    assert requests_mock.last_request.headers["Authorization"] == "Bearer new-access"
+    last = requests_mock.last_request
+    assert last is not None
+    assert last.headers["Authorization"] == "Bearer new-access"
 
 
 def test_401_after_refresh_requires_login(

@@ -115,6 +115,7 @@ def test_exchange_code_posts_the_code_and_returns_a_token(requests_mock: rm.Mock
     requests_mock.post(TOKEN_URL, json=token_body("a1", "r1"))
     token = exchange_code(requests.Session(), SETTINGS, "thecode", now=lambda: NOW)
     assert (token.access_token, token.refresh_token) == ("a1", "r1")
+    assert requests_mock.last_request is not None
     sent = requests_mock.last_request.json()
     assert sent["grant_type"] == "authorization_code"
     assert sent["code"] == "thecode"
@@ -164,6 +165,7 @@ def test_manager_refreshes_within_the_margin_and_saves_before_returning(
     access = manager.access_token()
     events.append(f"use {access}")
     assert events == ["token endpoint", "save a1", "use a1"]
+    assert requests_mock.last_request is not None
     assert requests_mock.last_request.json()["refresh_token"] == "r0"
 
 
