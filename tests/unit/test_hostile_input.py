@@ -1,0 +1,138 @@
+"""Hostile input: every parser answers garbage with its own clear error, never a traceback.
+
+Each property feeds arbitrary data to one boundary and accepts exactly two
+outcomes: a result, or the boundary's documented error type.
+"""
+
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fbstampli.config import load_settings
+from fbstampli.errors import ConfigError, ExportParseError, RemoteError, TemplateError
+from fbstampli.freshbooks.parse import parse_bill, parse_bill_payment, parse_vendor
+from fbstampli.freshbooks.webhooks import parse_event, verify_signature
+from fbstampli.stampli.parse import parse_export
+from fbstampli.stampli.template import load_template, parse_template
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**20), max_value=10**20)
+    | st.floats(allow_nan=True)
+    | st.text(max_size=40),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=6)
+    ),
+    max_leaves=20,
+)
+BILL_KEYS = [
+    "id",
+    "vendorid",
+    "bill_number",
+    "issue_date",
+    "due_date",
+    "currency_code",
+    "amount",
+    "total_amount",
+    "tax_amount",
+    "outstanding",
+    "paid",
+    "status",
+    "lines",
+    "vis_state",
+    "updated_at",
+    "created_at",
+]
+
+
+def failure_of(call: Callable[[], object], expected: type[Exception]) -> Exception | None:
+    """Run `call`; return the expected error it raised, or None. Anything else propagates."""
+    try:
+        call()
+    except expected as error:
+        return error
+    return None
+
+
+bill_like = st.fixed_dictionaries({}, optional=dict.fromkeys(BILL_KEYS, json_values))
+
+
+@settings(max_examples=300, deadline=None)
+@given(bill_like)
+def test_freshbooks_bill_json_parses_or_raises_remote_error(data: dict) -> None:
+    failure_of(lambda: parse_bill(data), RemoteError)
+
+
+@settings(max_examples=200, deadline=None)
+@given(json_values)
+def test_freshbooks_vendor_and_payment_json_parse_or_raise_remote_error(data: object) -> None:
+    failure_of(lambda: parse_vendor(data), RemoteError)
+    failure_of(lambda: parse_bill_payment(data), RemoteError)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=400), st.one_of(st.none(), st.text(max_size=60)))
+def test_webhook_garbage_is_never_valid_and_never_raises(body: bytes, header: str | None) -> None:
+    assert verify_signature(body, header, "a-verifier-of-some-length") is False
+    parse_event(body)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=2000))
+def test_stampli_export_bytes_parse_or_raise_export_parse_error(data: bytes) -> None:
+    template = load_template(None)
+    for name in ("stampli_capture_1.csv", "stampli_payment_1.csv", "stampli_approval_1.xml"):
+        error = failure_of(
+            lambda: list(parse_export(template, name, io.BytesIO(data))), ExportParseError
+        )
+        assert error is None or name in str(error)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_template_text_loads_or_raises_template_error(text: str) -> None:
+    error = failure_of(lambda: parse_template(text, origin="fuzz.toml"), TemplateError)
+    assert error is None or "\n" not in str(error)
+
+
+toml_scalars = st.one_of(
+    st.integers(), st.booleans(), st.text(max_size=20), st.floats(allow_nan=False)
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["freshbooks", "sync", "sftp", "webhook", "pull", "bogus", "stampli"]),
+        st.dictionaries(st.text(min_size=1, max_size=15), toml_scalars, max_size=4),
+        max_size=4,
+    ),
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "FBSTAMPLI_SYNC_MAX_ATTEMPTS",
+                "FBSTAMPLI_WEBHOOK_PORT",
+                "FBSTAMPLI_FRESHBOOKS_API_URL",
+                "FBSTAMPLI_SYNC_SEND_PAYMENTS",
+            ]
+        ),
+        st.text(max_size=20),
+        max_size=3,
+    ),
+)
+def test_config_loads_or_raises_one_config_error(
+    tmp_path_factory, sections: dict, env: dict
+) -> None:
+    path: Path = tmp_path_factory.mktemp("cfg") / "config.toml"
+    lines = []
+    for section, values in sections.items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{json.dumps(key)} = {json.dumps(value)}" for key, value in values.items())
+    path.write_text("\n".join(lines))
+    error = failure_of(lambda: load_settings({}, env, path), ConfigError)
+    assert error is None or "\n" not in str(error)
