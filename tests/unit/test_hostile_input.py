@@ -88,7 +88,7 @@ def test_stampli_export_bytes_parse_or_raise_export_parse_error(data: bytes) -> 
     template = load_template(None)
     for name in ("stampli_capture_1.csv", "stampli_payment_1.csv", "stampli_approval_1.xml"):
         error = failure_of(
-            lambda: list(parse_export(template, name, io.BytesIO(data))), ExportParseError
+            lambda name=name: list(parse_export(template, name, io.BytesIO(data))), ExportParseError
         )
         assert error is None or name in str(error)
 
