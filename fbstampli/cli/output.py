@@ -94,3 +94,49 @@ def demo_step(text: str) -> None:
 
 def demo_note(text: str) -> None:
     sys.stdout.write(f"    {text}\n")
+
+
+def show_status(document: dict[str, Any], *, as_json: bool) -> None:
+    """Status as JSON (stable, versioned) or as one screen of key/value lines."""
+    if as_json:
+        write_json(document)
+        return
+    rows: list[tuple[str, Any]] = []
+
+    def flatten(prefix: str, value: Any) -> None:
+        if isinstance(value, dict) and value:
+            for key, inner in value.items():
+                flatten(f"{prefix}.{key}" if prefix else str(key), inner)
+        elif isinstance(value, list):
+            rows.append((prefix, f"{len(value)}: " + "; ".join(str(item) for item in value)))
+        else:
+            rows.append((prefix, "" if value is None else value))
+
+    flatten("", {k: v for k, v in document.items() if k != "schema"})
+    table("fbstampli status", ["item", "value"], rows)
+
+
+def show_checks(checks: Sequence[Any], *, as_json: bool) -> None:
+    if as_json:
+        write_json([{"name": c.name, "ok": c.ok, "detail": c.detail, "fix": c.fix} for c in checks])
+        return
+    for check in checks:
+        mark = "ok  " if check.ok else "FAIL"
+        line = f"{mark} {check.name}: {check.detail}"
+        if not check.ok and check.fix:
+            line += f" -> {check.fix}"
+        sys.stdout.write(line + "\n")
+
+
+def show_audit(rows: list[dict[str, Any]], output_format: str) -> None:
+    columns = ["at", "kind", "fb_id", "action", "detail", "run_id"]
+    if output_format == "json":
+        write_json(rows)
+    elif output_format == "csv":
+        import csv
+
+        writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        table("audit trail", columns, [[row.get(c) for c in columns] for row in rows])

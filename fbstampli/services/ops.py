@@ -1,26 +1,191 @@
-"""Operating commands: status, doctor, audit, state restore."""
+"""Operating commands: status, doctor, audit, state restore.
+
+All of these read the state without the run lock (WAL lets a reader see the
+last commit while a run writes), so `status` answers even mid-sync.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+from datetime import date
 from typing import Any
 
+from fbstampli.clock import from_utc_text
+from fbstampli.doctor import CheckResult
 from fbstampli.options import Options
 from fbstampli.report import RunReport
+from fbstampli.runtime import Runtime, open_runtime
 from fbstampli.services.setup import not_built
+
+STATUS_SCHEMA = 1
+
+
+def _age_seconds(rt: Runtime, text: str | None) -> int | None:
+    if not text:
+        return None
+    return int((rt.clock.now() - from_utc_text(text)).total_seconds())
+
+
+def _login(rt: Runtime) -> dict[str, Any]:
+    from fbstampli.freshbooks.session import StateTokenStore
+
+    token = StateTokenStore(rt.store).load()
+    account = rt.store.get_value("freshbooks.account_id")
+    if token is None or not account:
+        return {"logged_in": False}
+    return {
+        "logged_in": True,
+        "account_id": account,
+        "business_id": rt.store.get_value("freshbooks.business_id"),
+        "business_name": rt.store.get_value("freshbooks.business_name"),
+        "access_token_expires_at": token.expires_at.isoformat(),
+    }
+
+
+def _sftp(rt: Runtime) -> dict[str, Any]:
+    from fbstampli.sftp_session import stored_description
+
+    described = stored_description(rt.store)
+    if described is None:
+        return {"configured": False}
+    return {
+        "configured": True,
+        "address": f"{described['username']}@{described['host']}:{described['port']}",
+        "inbound": rt.settings.stampli.inbound_dir,
+        "outbound": rt.settings.stampli.outbound_dir,
+        "host_key": f"{described['host_key_type']} {described['host_key_fingerprint']}",
+        "auth": described.get("auth", "password"),
+    }
+
+
+def _runs(rt: Runtime) -> dict[str, Any]:
+    rows = rt.store.query(
+        "SELECT command, started_at, finished_at, exit_code FROM runs WHERE id IN "
+        "(SELECT max(id) FROM runs GROUP BY command) ORDER BY command"
+    )
+    runs: dict[str, Any] = {}
+    for row in rows:
+        seconds = None
+        if row["finished_at"]:
+            seconds = round(
+                (
+                    from_utc_text(row["finished_at"]) - from_utc_text(row["started_at"])
+                ).total_seconds(),
+                1,
+            )
+        runs[row["command"]] = {
+            "started_at": row["started_at"],
+            "seconds": seconds,
+            "exit_code": row["exit_code"],  # None: still running, or killed
+        }
+    return runs
+
+
+def _deliveries(rt: Runtime) -> dict[str, Any]:
+    counts = {
+        row["status"]: {"count": row["n"], "oldest_age_seconds": _age_seconds(rt, row["oldest"])}
+        for row in rt.store.query(
+            "SELECT status, count(*) AS n, min(created_at) AS oldest FROM deliveries "
+            "WHERE status IN ('pending', 'planned', 'failed', 'dead') GROUP BY status"
+        )
+    }
+    delivered = rt.store.query_one(
+        "SELECT count(*) AS n FROM deliveries WHERE status = 'delivered'"
+    )
+    stuck = rt.store.query_one("SELECT count(*) AS n FROM batches WHERE state = 'stuck'")
+    return {
+        "delivered": int(delivered["n"]) if delivered else 0,
+        "waiting": counts,
+        "stuck_batches": int(stuck["n"]) if stuck else 0,
+    }
+
+
+def _stampli_files(rt: Runtime) -> dict[str, Any]:
+    last = rt.store.query_one(
+        "SELECT name, processed_at FROM stampli_files WHERE state = 'processed' "
+        "ORDER BY id DESC LIMIT 1"
+    )
+    quarantined = rt.store.query(
+        "SELECT name, reason FROM stampli_files WHERE state = 'quarantined' ORDER BY id"
+    )
+    return {
+        "last_processed": dict(last) if last else None,
+        "quarantined": [dict(row) for row in quarantined],
+    }
+
+
+def _reconciliation(rt: Runtime) -> dict[str, Any]:
+    latest = rt.store.query_one("SELECT max(run_id) AS run FROM reconciliations")
+    if latest is None or latest["run"] is None:
+        return {"last_run": None, "needs_attention": 0}
+    rows = rt.store.query(
+        "SELECT outcome, count(*) AS n FROM reconciliations WHERE run_id = ? GROUP BY outcome",
+        (latest["run"],),
+    )
+    outcomes = {row["outcome"]: int(row["n"]) for row in rows}
+    attention = sum(n for outcome, n in outcomes.items() if outcome != "matched")
+    return {"last_run": int(latest["run"]), "outcomes": outcomes, "needs_attention": attention}
+
+
+def _webhooks(rt: Runtime) -> dict[str, Any]:
+    row = rt.store.query_one(
+        "SELECT max(received_at) AS last, sum(processed_at IS NULL) AS queued FROM events"
+    )
+    return {
+        "last_event_at": row["last"] if row else None,
+        "queued_events": int(row["queued"] or 0) if row else 0,
+    }
 
 
 def status(options: Options) -> dict[str, Any]:
-    return not_built("status")  # type: ignore[no-any-return]
-
-
-def doctor(options: Options) -> list[Any]:
-    return not_built("doctor")  # type: ignore[no-any-return]
+    """Health at a glance, as a stable document (`schema` changes when keys do)."""
+    with open_runtime(options, lock=False) as rt:
+        return {
+            "schema": STATUS_SCHEMA,
+            "home": str(rt.paths.home),
+            "freshbooks": _login(rt),
+            "sftp": _sftp(rt),
+            "runs": _runs(rt),
+            "deliveries": _deliveries(rt),
+            "stampli_files": _stampli_files(rt),
+            "reconciliation": _reconciliation(rt),
+            "webhooks": _webhooks(rt),
+        }
 
 
 def audit_trail(options: Options, *, bill: int | None, since: str | None) -> list[dict[str, Any]]:
-    return not_built("audit")  # type: ignore[no-any-return]
+    """Audit rows in time order; one bill's trail includes its payments' rows."""
+    from fbstampli.errors import ConfigError
+
+    clauses: list[str] = []
+    params: list[object] = []
+    if bill is not None:
+        clauses.append(
+            "((kind = 'bill' AND fb_id = ?) OR (kind = 'bill_payment' AND fb_id IN "
+            "(SELECT fb_id FROM source_objects WHERE kind = 'bill_payment' "
+            "AND json_extract(payload, '$.bill_id') = ?)))"
+        )
+        params.extend([bill, bill])
+    if since:
+        try:
+            date.fromisoformat(since)
+        except ValueError:
+            raise ConfigError(f"--since {since!r}: expected a date like 2026-01-31") from None
+        clauses.append("at >= ?")
+        params.append(since)
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    with open_runtime(options, lock=False) as rt:
+        rows = rt.store.query(
+            f"SELECT at, kind, fb_id, action, detail, run_id FROM audit {where} ORDER BY id",  # noqa: S608
+            tuple(params),
+        )
+        return [dict(row) for row in rows]
 
 
-def state_restore(options: Options, source: Path, *, force: bool) -> RunReport:
+def doctor(options: Options) -> list[CheckResult]:
+    from fbstampli.doctor import run_checks
+
+    return run_checks(options)
+
+
+def state_restore(options: Options, source: object, *, force: bool) -> RunReport:
     return not_built("state restore")  # type: ignore[no-any-return]

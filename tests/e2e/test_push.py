@@ -88,8 +88,8 @@ def test_deleted_bill_is_recorded_in_the_audit_trail_not_sent(connected: Connect
     assert '"deleted": 1' in result.stdout
     assert connected.inbound_files() == before
     audit = connected.run("audit", "--bill", str(bill_id), "--format", "json")
-    if audit.code == 0:  # the audit command may not be built in this version
-        assert "deleted_in_freshbooks" in audit.stdout
+    assert audit.code == 0
+    assert "deleted_in_freshbooks" in audit.stdout
 
 
 def test_sftp_down_fails_deliveries_and_next_run_sends_them(

@@ -1,0 +1,125 @@
+"""status, doctor and audit through the real CLI on a connected home."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import Connected
+
+STATUS_KEYS = {
+    "schema",
+    "home",
+    "freshbooks",
+    "sftp",
+    "runs",
+    "deliveries",
+    "stampli_files",
+    "reconciliation",
+    "webhooks",
+}
+
+
+def doctor(connected: Connected, env: dict[str, str] | None = None) -> dict[str, dict]:
+    result = connected.run("doctor", "--json", env=env)
+    checks = {check["name"]: check for check in json.loads(result.stdout)}
+    assert result.code == (0 if all(c["ok"] for c in checks.values()) else 1)
+    return checks
+
+
+def test_doctor_passes_on_a_healthy_home(connected: Connected) -> None:
+    checks = doctor(connected)
+    assert all(check["ok"] for check in checks.values()), checks
+    assert {
+        "config",
+        "key",
+        "state integrity",
+        "template",
+        "FreshBooks",
+        "SFTP login",
+        "SFTP inbound writable",
+        "SFTP outbound listable",
+        "clock",
+    } <= set(checks)
+    assert not list(connected.inbound.iterdir())  # the probe was removed
+
+
+def test_doctor_names_a_bad_config(connected: Connected) -> None:
+    checks = doctor(connected, env={"FBSTAMPLI_SYNC_MAX_ATTEMPTS": "lots"})
+    assert checks["config"]["ok"] is False
+    assert "sync.max_attempts" in checks["config"]["detail"]
+
+
+def test_doctor_names_a_wrong_key(connected: Connected) -> None:
+    checks = doctor(connected, env={"FBSTAMPLI_DB_KEY": "ab" * 32})
+    assert checks["key and state"]["ok"] is False
+    assert "cannot be decrypted" in checks["key and state"]["detail"]
+
+
+def test_doctor_names_a_bad_template(connected: Connected, tmp_path: Path) -> None:
+    bad = tmp_path / "template.toml"
+    bad.write_text("[bill]\ncolumns = 3\n")
+    checks = doctor(connected, env={"FBSTAMPLI_STAMPLI_TEMPLATE": str(bad)})
+    assert checks["template"]["ok"] is False
+    assert "template check" in checks["template"]["fix"]
+
+
+def test_doctor_names_a_dead_freshbooks_login(connected: Connected) -> None:
+    connected.freshbooks.auth.refresh(connected.secrets()[4])
+    connected.freshbooks.expire_access_tokens()
+    checks = doctor(connected)
+    assert checks["FreshBooks"]["ok"] is False
+    assert "auth login" in checks["FreshBooks"]["detail"] + checks["FreshBooks"]["fix"]
+    assert checks["SFTP login"]["ok"] is True
+
+
+def test_doctor_names_an_unwritable_inbound(connected: Connected) -> None:
+    connected.sftp.faults.deny_writes = True
+    checks = doctor(connected)
+    assert checks["SFTP login"]["ok"] is True
+    assert checks["SFTP inbound writable"]["ok"] is False
+
+
+def test_doctor_names_an_unreachable_sftp_server(connected: Connected) -> None:
+    connected.sftp.stop()
+    checks = doctor(connected)
+    assert checks["SFTP login"]["ok"] is False
+    assert "SFTP inbound writable" not in checks
+
+
+def test_status_json_keeps_its_schema_and_shows_no_secret(connected: Connected) -> None:
+    before = connected.run("status", "--json")
+    assert before.code == 0
+    assert set(json.loads(before.stdout)) == STATUS_KEYS
+    assert connected.run("push-bills").code == 0
+    after = json.loads(connected.run("status", "--json").stdout)
+    assert set(after) == STATUS_KEYS
+    assert after["schema"] == 1
+    assert after["freshbooks"]["logged_in"] is True
+    assert after["sftp"]["host_key"].split()[1] == connected.sftp.host_key.sha256_fingerprint
+    assert after["runs"]["push-bills"]["exit_code"] == 0
+    assert after["deliveries"]["delivered"] > 0
+    assert after["deliveries"]["waiting"] == {}
+    text = connected.run("status").output
+    for secret in connected.secrets():
+        assert secret not in before.stdout + json.dumps(after) + text
+
+
+def test_audit_shows_one_bills_trail_in_time_order(connected: Connected) -> None:
+    assert connected.run("push-bills").code == 0
+    bill_id = sorted(connected.freshbooks.data.bills)[0]
+    connected.freshbooks.update_bill(bill_id, bill_number="AUDITED")
+    assert connected.run("push-bills").code == 0
+    rows = json.loads(connected.run("audit", "--bill", str(bill_id), "--format", "json").stdout)
+    actions = [row["action"] for row in rows if row["kind"] == "bill"]
+    assert actions == ["queued_new", "delivered", "queued_updated", "delivered"]
+    assert [row["at"] for row in rows] == sorted(row["at"] for row in rows)
+    csv_out = connected.run("audit", "--bill", str(bill_id), "--format", "csv").stdout
+    assert csv_out.splitlines()[0] == "at,kind,fb_id,action,detail,run_id"
+
+
+@pytest.mark.parametrize("since", ["yesterday", "2026-13-01"])
+def test_audit_rejects_a_bad_date(connected: Connected, since: str) -> None:
+    result = connected.run("audit", "--since", since)
+    assert result.code == 2
+    assert "--since" in result.stderr
