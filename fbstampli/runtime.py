@@ -21,6 +21,7 @@ from fbstampli.options import Options
 from fbstampli.paths import Paths
 
 if TYPE_CHECKING:
+    from fbstampli.stampli.template import Template
     from fbstampli.store import Store
     from fbstampli.store.keys import StateKey
     from fbstampli.sync.ports import BillSource, Renderer, Transport
@@ -63,6 +64,15 @@ class Runtime:
             template = self.settings.stampli.template
             self._renderer = TemplateRenderer.load(Path(template) if template else None)
         return self._renderer
+
+    def template(self) -> Template:
+        """The Stampli template itself, for parsing exports."""
+        from fbstampli.stampli.renderer import TemplateRenderer
+
+        renderer = self.renderer()
+        if not isinstance(renderer, TemplateRenderer):
+            raise TypeError("this runtime's renderer has no template")
+        return renderer.template
 
     def transport(self) -> Transport:
         """One SFTP connection for the whole run, opened on first use."""
