@@ -237,6 +237,10 @@ class Store:
             problems.extend(f"{pragma}: {row[0]}" for row in rows if str(row[0]) != "ok")
         return problems
 
+    def checkpoint(self) -> None:
+        """Fold the WAL into the main file, so the file alone is the whole state."""
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def rekey(self, key: StateKey) -> None:
         """Re-encrypt the whole file under a new key (SQLCipher's own crash-safe rekey)."""
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
