@@ -12,6 +12,7 @@ from typing import Any
 
 from fbstampli.clock import from_utc_text
 from fbstampli.doctor import CheckResult
+from fbstampli.freshbooks.session import login_summary
 from fbstampli.options import Options
 from fbstampli.report import RunReport
 from fbstampli.runtime import Runtime, open_runtime
@@ -24,22 +25,6 @@ def _age_seconds(rt: Runtime, text: str | None) -> int | None:
     if not text:
         return None
     return int((rt.clock.now() - from_utc_text(text)).total_seconds())
-
-
-def _login(rt: Runtime) -> dict[str, Any]:
-    from fbstampli.freshbooks.session import StateTokenStore
-
-    token = StateTokenStore(rt.store).load()
-    account = rt.store.get_value("freshbooks.account_id")
-    if token is None or not account:
-        return {"logged_in": False}
-    return {
-        "logged_in": True,
-        "account_id": account,
-        "business_id": rt.store.get_value("freshbooks.business_id"),
-        "business_name": rt.store.get_value("freshbooks.business_name"),
-        "access_token_expires_at": token.expires_at.isoformat(),
-    }
 
 
 def _sftp(rt: Runtime) -> dict[str, Any]:
@@ -143,7 +128,7 @@ def status(options: Options) -> dict[str, Any]:
         return {
             "schema": STATUS_SCHEMA,
             "home": str(rt.paths.home),
-            "freshbooks": _login(rt),
+            "freshbooks": login_summary(rt.store, rt.clock.now()),
             "sftp": _sftp(rt),
             "runs": _runs(rt),
             "deliveries": _deliveries(rt),
