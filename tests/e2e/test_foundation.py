@@ -233,3 +233,15 @@ def test_every_command_has_help_and_is_in_the_readme(tmp_path: Path) -> None:
         assert "Usage:" in result.stdout, command
         assert len(result.stdout.splitlines()) > 3, command
         assert f"fbstampli {command}" in readme, f"README does not mention `fbstampli {command}`"
+
+
+def test_template_check_accepts_the_example_and_names_a_bad_field(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "stampli-template.toml"
+    good = run(tmp_path, "template", "check", str(example))
+    assert good.code == 0, good.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text(example.read_text().replace('source = "bill_number"', 'source = "bill_nmber"'))
+    result = run(tmp_path, "template", "check", str(bad))
+    assert result.code == 2
+    assert one_line(result.stderr)
+    assert "bill_nmber" in result.stderr
