@@ -110,7 +110,7 @@ def open_runtime(
         if lock:
             stack.enter_context(run_lock(paths.lock, wait_seconds=lock_wait))
         the_clock = clock or SystemClock()
-        store, key = open_state(paths.state, options.env, the_clock)
+        store, key = open_state(paths.state, options.env, the_clock, recover=lock)
         register_secret(key.hex)
         stack.callback(store.close)
         from fbstampli.sftp_session import with_stored_folders
