@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -155,7 +156,7 @@ def event_form(fb: FreshBooksSandbox, name: str, object_id: int) -> tuple[tuple[
     )
 
 
-def stored(home: Path, sql: str) -> list[tuple[object, ...]]:
+def stored(home: Path, sql: str) -> list[tuple[Any, ...]]:
     store, _ = open_state(home / "state.db", {}, SystemClock())
     try:
         return [tuple(row) for row in store.query(sql)]
