@@ -461,7 +461,12 @@ class _Handler(BaseHTTPRequestHandler):
             if len(body) < length:
                 self.close_connection = True
                 return
-            answer = listener.receive(body, self.headers.get(SIGNATURE_HEADER))
+            try:
+                answer = listener.receive(body, self.headers.get(SIGNATURE_HEADER))
+            except FbstampliError as error:
+                # The store is busy or unusable: FreshBooks retries a 5xx, so nothing is lost.
+                log.warning("could not queue a webhook: %s", error)
+                answer = Answer(503, "cannot queue the event now; retry later")
             self._send(answer.status, {"result": answer.message}, close=answer.status >= 400)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 
 from fbstampli.errors import ConfigError
 from fbstampli.options import Options
@@ -46,10 +45,8 @@ def serve_webhook(
     *,
     host: str | None,
     port: int | None,
-    stop: threading.Event | None = None,
-    on_ready: Callable[[str], None] | None = None,
 ) -> RunReport:
-    """Serve until SIGTERM/SIGINT (or `stop`); exit 0 with whatever is queued left for cron.
+    """Serve until SIGTERM/SIGINT; exit 0 with whatever is still queued left for the next run.
 
     Events arrive into the store at once; a push starts `debounce_seconds`
     after the last one. On shutdown the listener stops accepting first, then
@@ -58,7 +55,7 @@ def serve_webhook(
     from fbstampli.store import webhooks as hooks
     from fbstampli.webhook import Listener, Worker, stop_signals
 
-    stop = stop or threading.Event()
+    stop = threading.Event()
     report = RunReport("serve-webhook")
     with open_runtime(options, lock=False) as rt:
         settings = rt.settings.webhook
@@ -83,8 +80,6 @@ def serve_webhook(
             worker.start()
             listener.start()
             log.info("listening on %s", listener.url)
-            if on_ready is not None:
-                on_ready(listener.url)
             if hooks.queue_state(rt.store).queued or hooks.pending_verifiers(rt.store):
                 worker.wake()  # left over from before a restart
             while not stop.wait(0.5):
