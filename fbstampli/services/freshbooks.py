@@ -124,6 +124,7 @@ def auth_logout(options: Options) -> RunReport:
 
 WEBHOOK_EVENTS = ("bill", "bill_vendor")  # the bare resource subscribes to create/update/delete
 HANDSHAKE_WAIT_SECONDS = 5.0  # how long register/verify wait for the listener to store a verifier
+LOCK_WAIT_SECONDS = 10.0  # serve-webhook's worker holds the run lock for seconds at a time
 
 
 @runtime_checkable
@@ -219,7 +220,7 @@ def webhooks_register(options: Options, *, url: str) -> RunReport:
     report = RunReport("webhooks register")
     if parts.scheme != "https":
         report.notes.append("the URL is not https: FreshBooks needs a TLS proxy in front")
-    with open_runtime(options) as rt:
+    with open_runtime(options, lock_wait=LOCK_WAIT_SECONDS) as rt:
         api = callbacks_api(rt)
         existing = {(c.event, c.uri): c for c in api.list_callbacks()}
         created: list[Callback] = []
@@ -257,7 +258,7 @@ def webhooks_list(options: Options) -> list[dict[str, Any]]:
     """FreshBooks' callbacks, and whether this home holds each one's verifier."""
     from fbstampli.store import webhooks as hooks
 
-    with open_runtime(options) as rt:
+    with open_runtime(options, lock_wait=LOCK_WAIT_SECONDS) as rt:
         callbacks = callbacks_api(rt).list_callbacks()
         known = hooks.confirmed_verifiers(rt.store)
         return [
@@ -278,7 +279,7 @@ def webhooks_delete(options: Options, callback_id: int) -> RunReport:
     from fbstampli.store import webhooks as hooks
 
     report = RunReport("webhooks delete")
-    with open_runtime(options) as rt:
+    with open_runtime(options, lock_wait=LOCK_WAIT_SECONDS) as rt:
         try:
             callbacks_api(rt).delete_callback(callback_id)
             report.add("deleted")
@@ -300,7 +301,7 @@ def webhooks_verify(
         raise ConfigError("give either --verifier CODE or --resend, not both")
     register_secret(verifier)
     report = RunReport("webhooks verify")
-    with open_runtime(options) as rt:
+    with open_runtime(options, lock_wait=LOCK_WAIT_SECONDS) as rt:
         api = callbacks_api(rt)
         if verifier is not None:
             api.verify_callback(callback_id, verifier)
