@@ -7,15 +7,20 @@ functions never print and scripts can drive them with `--code`/`--business`.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from fbstampli.errors import AuthRequiredError, ConfigError
+from fbstampli.errors import AuthRequiredError, ConfigError, RemoteError
 from fbstampli.options import Options
 from fbstampli.report import RunReport
-from fbstampli.runtime import open_runtime
-from fbstampli.services.setup import not_built
+from fbstampli.runtime import Runtime, open_runtime
+
+if TYPE_CHECKING:
+    from fbstampli.freshbooks.parse import Callback
+
+log = logging.getLogger(__name__)
 
 AskRedirect = Callable[[str], str]
 ChooseBusiness = Callable[[Sequence[Any]], int]
@@ -103,19 +108,210 @@ def auth_logout(options: Options) -> RunReport:
     return report
 
 
+# ---- webhook callbacks ------------------------------------------------------------------------
+
+WEBHOOK_EVENTS = ("bill", "bill_vendor")  # the bare resource subscribes to create/update/delete
+HANDSHAKE_WAIT_SECONDS = 5.0  # how long register/verify wait for the listener to store a verifier
+LOCK_WAIT_SECONDS = 10.0  # serve-webhook's worker holds the run lock for seconds at a time
+
+
+@runtime_checkable
+class CallbackApi(Protocol):
+    """The callbacks part of `FreshBooksClient`, so fakes can stand in."""
+
+    def register_callback(self, event: str, uri: str) -> Callback: ...
+
+    def list_callbacks(self) -> list[Callback]: ...
+
+    def verify_callback(self, callback_id: int, verifier: str) -> Callback: ...
+
+    def resend_verification(self, callback_id: int) -> None: ...
+
+    def delete_callback(self, callback_id: int) -> None: ...
+
+
+def callbacks_api(rt: Runtime) -> CallbackApi:
+    """The run's one FreshBooks client (one token manager: refresh tokens are single-use)."""
+    client = rt.freshbooks()
+    if not isinstance(client, CallbackApi):
+        raise ConfigError("this FreshBooks connection cannot manage webhook callbacks")
+    return client
+
+
+def confirm_pending_verifiers(rt: Runtime, only: set[int] | None = None) -> dict[int, str]:
+    """PUT each handshake's verifier back to FreshBooks; keep those it accepts.
+
+    Must run under the run lock (it may refresh the token). A refused verifier
+    (a forged handshake, or a callback deleted meanwhile) is forgotten; one that
+    could not be sent stays pending for the next try. Returns id -> outcome.
+    """
+    from fbstampli.store import webhooks as hooks
+
+    outcomes: dict[int, str] = {}
+    pending = hooks.pending_verifiers(rt.store)
+    if not pending:
+        return outcomes
+    api = callbacks_api(rt)
+    for callback_id, verifier in sorted(pending.items()):
+        if only is not None and callback_id not in only:
+            continue
+        try:
+            api.verify_callback(callback_id, verifier)
+        except RemoteError as error:
+            hooks.drop_pending_verifier(rt.store, callback_id, verifier)
+            log.warning("FreshBooks refused the verifier for callback %d: %s", callback_id, error)
+            outcomes[callback_id] = "refused"
+            continue
+        hooks.confirm_verifier(rt.store, callback_id, verifier)
+        log.info("callback %d verified", callback_id)
+        outcomes[callback_id] = "verified"
+    return outcomes
+
+
+def _await_handshakes(rt: Runtime, callback_ids: set[int]) -> None:
+    """Give the listener a moment: FreshBooks POSTs the verifier right after it answers us."""
+    from fbstampli.store import webhooks as hooks
+
+    deadline = rt.clock.monotonic() + HANDSHAKE_WAIT_SECONDS
+    while rt.clock.monotonic() < deadline:
+        arrived = (
+            hooks.pending_verifiers(rt.store).keys() | hooks.confirmed_verifiers(rt.store).keys()
+        )
+        if callback_ids <= arrived:
+            return
+        rt.clock.sleep(0.1)
+
+
+def _unverified_hint(callback_id: int) -> str:
+    return (
+        f"callback {callback_id} is not verified: make sure serve-webhook is reachable at its URL, "
+        f"then run `fbstampli webhooks verify {callback_id} --resend`"
+    )
+
+
 def webhooks_register(options: Options, *, url: str) -> RunReport:
-    return not_built("webhooks register")  # type: ignore[no-any-return]
+    """Register one callback per event (bill, bill_vendor) at `url`; skip ones that exist.
+
+    FreshBooks sends the handshake while the registration is still open, so
+    serve-webhook should already be running: it stores the verifier and this
+    command confirms it at once (the listener's worker would too, later).
+    """
+    from urllib.parse import urlsplit
+
+    from fbstampli.store import webhooks as hooks
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ConfigError(
+            f"--url {url!r}: expected an absolute https URL that reaches serve-webhook"
+        )
+    report = RunReport("webhooks register")
+    if parts.scheme != "https":
+        report.notes.append("the URL is not https: FreshBooks needs a TLS proxy in front")
+    with open_runtime(options, lock_wait=LOCK_WAIT_SECONDS) as rt:
+        api = callbacks_api(rt)
+        existing = {(c.event, c.uri): c for c in api.list_callbacks()}
+        created: list[Callback] = []
+        for event in WEBHOOK_EVENTS:
+            callback = existing.get((event, url))
+            if callback is None:
+                callback = api.register_callback(event, url)
+                created.append(callback)
+                rt.store.audit(
+                    "webhook_registered", detail=f"callback {callback.callback_id} {event}"
+                )
+                report.add("registered")
+            else:
+                report.add("existing")
+        ids = {c.callback_id for c in created}
+        if ids:
+            _await_handshakes(rt, ids)
+        confirm_pending_verifiers(rt, ids)
+        known = hooks.confirmed_verifiers(rt.store)
+        for callback in [*created, *(c for c in existing.values() if c.uri == url)]:
+            if callback.event not in WEBHOOK_EVENTS:
+                continue
+            verified = callback.callback_id in known
+            report.items.append(
+                {"callback_id": callback.callback_id, "event": callback.event, "verified": verified}
+            )
+            if verified:
+                report.add("verified")
+            else:
+                report.problems.append(_unverified_hint(callback.callback_id))
+    return report
 
 
 def webhooks_list(options: Options) -> list[dict[str, Any]]:
-    return not_built("webhooks list")  # type: ignore[no-any-return]
+    """FreshBooks' callbacks, and whether this home holds each one's verifier."""
+    from fbstampli.store import webhooks as hooks
+
+    with open_runtime(options, lock_wait=LOCK_WAIT_SECONDS) as rt:
+        callbacks = callbacks_api(rt).list_callbacks()
+        known = hooks.confirmed_verifiers(rt.store)
+        return [
+            {
+                "callback_id": c.callback_id,
+                "event": c.event,
+                "uri": c.uri,
+                "verified": c.verified,
+                "verifier_stored": c.callback_id in known,
+            }
+            for c in callbacks
+        ]
 
 
 def webhooks_delete(options: Options, callback_id: int) -> RunReport:
-    return not_built("webhooks delete")  # type: ignore[no-any-return]
+    """Delete the callback at FreshBooks (gone already is fine) and forget its verifier."""
+    from fbstampli.freshbooks.client import NotFoundError
+    from fbstampli.store import webhooks as hooks
+
+    report = RunReport("webhooks delete")
+    with open_runtime(options, lock_wait=LOCK_WAIT_SECONDS) as rt:
+        try:
+            callbacks_api(rt).delete_callback(callback_id)
+            report.add("deleted")
+        except NotFoundError:
+            report.notes.append(f"FreshBooks has no callback {callback_id}; forgotten here")
+        hooks.forget_verifiers(rt.store, callback_id)
+        rt.store.audit("webhook_deleted", detail=f"callback {callback_id}")
+    return report
 
 
 def webhooks_verify(
     options: Options, callback_id: int, *, verifier: str | None, resend: bool
 ) -> RunReport:
-    return not_built("webhooks verify")  # type: ignore[no-any-return]
+    """Finish a handshake by hand: with the code, by asking for it again, or from the listener."""
+    from fbstampli.logs import register_secret
+    from fbstampli.store import webhooks as hooks
+
+    if verifier is not None and resend:
+        raise ConfigError("give either --verifier CODE or --resend, not both")
+    register_secret(verifier)
+    report = RunReport("webhooks verify")
+    with open_runtime(options, lock_wait=LOCK_WAIT_SECONDS) as rt:
+        api = callbacks_api(rt)
+        if verifier is not None:
+            api.verify_callback(callback_id, verifier)
+            hooks.confirm_verifier(rt.store, callback_id, verifier)
+        else:
+            if resend:
+                api.resend_verification(callback_id)
+                _await_handshakes(rt, {callback_id})
+            elif callback_id not in hooks.pending_verifiers(rt.store):
+                raise ConfigError(
+                    f"no verification code for callback {callback_id} has reached serve-webhook; "
+                    "give --verifier CODE, or --resend with serve-webhook running"
+                )
+            confirm_pending_verifiers(rt, {callback_id})
+        if callback_id in hooks.confirmed_verifiers(rt.store):
+            report.add("verified")
+            report.notes.append(f"callback {callback_id} verified")
+        elif resend:
+            report.notes.append(
+                f"FreshBooks was asked to resend the code of callback {callback_id}; "
+                "serve-webhook confirms it when it arrives"
+            )
+        else:
+            report.problems.append(_unverified_hint(callback_id))
+    return report

@@ -1,0 +1,492 @@
+"""The FreshBooks webhook listener: verify, enqueue, answer fast; a worker pushes later.
+
+One path, `POST /webhooks/freshbooks`, for every callback. FreshBooks only
+tells us a callback's id in the handshake it sends *while* the registration
+request is still open, so a URL cannot name the id; and events carry no
+callback id at all. An event is therefore accepted when its signature matches
+any confirmed verifier (there is one per registered event, two in practice).
+
+The request thread never takes the run lock and never talks to FreshBooks: it
+checks, commits one short transaction and answers. The `Worker` thread
+debounces and calls the injected `drain` (the push fast path, under the run
+lock); when the lock is busy the events stay queued and are retried, and a
+cron run drains them anyway. Nothing is ever dropped from the queue here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import FrameType
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from fbstampli.errors import FbstampliError, LockHeldError
+from fbstampli.freshbooks.webhooks import (
+    SIGNATURE_HEADER,
+    parse_event,
+    parse_verification,
+    verify_signature,
+)
+from fbstampli.store import Store
+from fbstampli.store import webhooks as queue
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_PATH = "/webhooks/freshbooks"
+HEALTH_PATH = "/healthz"
+REQUEST_TIMEOUT = 10.0  # seconds a client may take to send its request; FreshBooks waits 10 s
+RESOURCES = ("bill", "bill_vendor")  # the events push-bills acts on
+MAX_PENDING_VERIFIERS = 16  # unconfirmed handshakes kept at once: forged ones cannot pile up
+MAX_FIELDS = 100
+
+Drain = Callable[[], int]  # one push pass; returns how many events are still queued
+
+
+# ---- the worker -------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class WorkerState:
+    runs: int = 0
+    busy_retries: int = 0
+    failures: int = 0
+    running: bool = False
+    last_outcome: str = "idle"
+
+
+class Worker:
+    """Runs `drain` `debounce` seconds after the last wake-up, one at a time, retrying on failure.
+
+    A steady trickle of events cannot starve it: a run starts at most
+    `max_delay` after the first wake-up it serves. A busy run lock or a
+    failure is retried with a doubling delay up to `retry_max`; the events
+    stay in the store meanwhile.
+    """
+
+    def __init__(
+        self,
+        drain: Drain,
+        *,
+        debounce: float,
+        max_delay: float | None = None,
+        retry_initial: float = 1.0,
+        retry_max: float = 60.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._drain = drain
+        self._debounce = max(0.0, debounce)
+        self._max_delay = max_delay if max_delay is not None else max(10.0, 5 * self._debounce)
+        self._retry_initial = retry_initial
+        self._retry_max = retry_max
+        self._monotonic = monotonic
+        self._cond = threading.Condition()
+        self._due: float | None = None
+        self._first_wake: float | None = None
+        self._not_before = 0.0
+        self._retry_delay = retry_initial
+        self._stopping = False
+        self._thread = threading.Thread(target=self._loop, name="webhook-worker", daemon=True)
+        self.state = WorkerState()
+
+    def start(self) -> Worker:
+        self._thread.start()
+        return self
+
+    def wake(self) -> None:
+        """Something was queued: run `debounce` seconds from now (not before a pending retry)."""
+        with self._cond:
+            now = self._monotonic()
+            if self._first_wake is None:
+                self._first_wake = now
+            due = min(now + self._debounce, self._first_wake + self._max_delay)
+            self._due = max(due, self._not_before)
+            self._cond.notify_all()
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop scheduling; a run in progress finishes (bounded by `timeout`). True if stopped."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _retry_later(self, outcome: str) -> None:
+        with self._cond:
+            delay = self._retry_delay
+            self._retry_delay = min(self._retry_delay * 2, self._retry_max)
+            self._not_before = self._monotonic() + delay
+            self._due = max(self._due or 0.0, self._not_before)
+            self.state.last_outcome = outcome
+
+    def _next_run(self) -> bool:
+        with self._cond:
+            while not self._stopping:
+                now = self._monotonic()
+                if self._due is not None and now >= self._due:
+                    self._due = None
+                    self._first_wake = None
+                    self.state.running = True
+                    return True
+                self._cond.wait(None if self._due is None else self._due - now)
+            return False
+
+    def _loop(self) -> None:
+        while self._next_run():
+            try:
+                remaining = self._drain()
+            except LockHeldError:
+                self.state.busy_retries += 1
+                self._retry_later("waiting for the run lock")
+                log.info("another run holds the lock; queued events wait for it or for a retry")
+            except FbstampliError as error:
+                self.state.failures += 1
+                self._retry_later(f"failed: {error}")
+                log.warning("webhook push failed, retrying later: %s", error)
+            except Exception:  # a bug must not end the fast path silently: log it, retry later
+                self.state.failures += 1
+                self._retry_later("failed: internal error (see the log)")
+                log.exception("webhook push failed with an internal error; retrying later")
+            else:
+                self.state.runs += 1
+                self.state.last_outcome = "ok"
+                with self._cond:
+                    self._retry_delay = self._retry_initial
+                    self._not_before = 0.0
+                if remaining and self._due is None:
+                    self._retry_later("events still queued")
+            finally:
+                self.state.running = False
+
+
+# ---- the listener -----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ListenerStats:
+    accepted: int = 0
+    duplicates: int = 0
+    ignored: int = 0
+    handshakes: int = 0
+    rejected: dict[int, int] = field(default_factory=dict)
+    last_event_at: str | None = None
+
+    def reject(self, status: int) -> None:
+        self.rejected[status] = self.rejected.get(status, 0) + 1
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    message: str
+
+
+class Listener:
+    """The HTTP server and what a request may do to the store (one short transaction).
+
+    The store connection is shared by the request threads and used by one of
+    them at a time; the worker's push uses its own connection.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        wake: Callable[[], None],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        max_body_bytes: int = 65536,
+        request_timeout: float = REQUEST_TIMEOUT,
+        account_id: Callable[[], str | None] | None = None,
+        worker_state: Callable[[], WorkerState] | None = None,
+    ) -> None:
+        self.store = store
+        self.wake = wake
+        self.max_body_bytes = max_body_bytes
+        self.request_timeout = request_timeout
+        self.stats = ListenerStats()
+        self._account_id = account_id or (lambda: store.get_value("freshbooks.account_id"))
+        self._worker_state = worker_state
+        self._store_lock = threading.Lock()
+        self._active = 0
+        self._active_changed = threading.Condition()
+        self._server = _Server((host, port), _Handler, self)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self._server.server_address[:2]
+        return str(host), int(port)
+
+    @property
+    def url(self) -> str:
+        host, port = self.address
+        return f"http://{host}:{port}{WEBHOOK_PATH}"
+
+    def start(self) -> Listener:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="webhook-listener",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Stop accepting, give requests in flight `grace` seconds to finish, close the socket."""
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join()
+            self._thread = None
+        with self._active_changed:
+            self._active_changed.wait_for(lambda: self._active == 0, timeout=grace)
+        self._server.server_close()
+
+    @contextmanager
+    def in_flight(self) -> Iterator[None]:
+        with self._active_changed:
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._active_changed:
+                self._active -= 1
+                self._active_changed.notify_all()
+
+    @contextmanager
+    def _using_store(self) -> Iterator[Store]:
+        with self._store_lock:
+            yield self.store
+
+    # -- what a request does ----------------------------------------------------------------
+
+    def receive(self, body: bytes, signature: str | None) -> Answer:
+        """Decide on one POSTed body: store a handshake or a verified event, or reject it."""
+        form = _form(body)
+        if form is None:
+            return self._reject(400, "not a UTF-8 form-encoded body")
+        if "verifier" in form:
+            return self._handshake(body)
+        if not {"name", "object_id", "account_id"} <= form.keys():
+            return self._reject(400, "not a FreshBooks event")
+        with self._using_store() as store:
+            verifiers = list(queue.confirmed_verifiers(store).values())
+        # Try every verifier even after a match, so timing does not tell which one matched.
+        matches = [verify_signature(body, signature, verifier) for verifier in verifiers]
+        if not any(matches):
+            return self._reject(401, "signature does not match")
+        event = parse_event(body)
+        if event is None:
+            return self._reject(400, "malformed event")
+        if event.resource not in RESOURCES:
+            self.stats.ignored += 1
+            return Answer(200, "ignored: not a bill or bill_vendor event")
+        with self._using_store() as store:
+            ours = self._account_id()
+            if ours and event.account_id != ours:
+                self.stats.ignored += 1
+                log.warning("ignored %s for account %s: not ours", event.name, event.account_id)
+                return Answer(200, "ignored: another account")
+            added = queue.enqueue_event(store, event.name, event.object_id, event.account_id)
+            self.stats.last_event_at = store.now_text()
+        if added:
+            self.stats.accepted += 1
+            log.info("queued %s %d", event.name, event.object_id)
+        else:
+            self.stats.duplicates += 1
+            log.info("%s %d is queued already", event.name, event.object_id)
+        self.wake()
+        return Answer(200, "queued" if added else "queued already")
+
+    def _handshake(self, body: bytes) -> Answer:
+        request = parse_verification(body)
+        if request is None:
+            return self._reject(400, "malformed verification request")
+        with self._using_store() as store:
+            if len(queue.pending_verifiers(store)) >= MAX_PENDING_VERIFIERS:
+                return self._reject(503, "too many unconfirmed handshakes; try again later")
+            added = queue.save_pending_verifier(store, request.callback_id, request.verifier)
+        self.stats.handshakes += 1
+        log.info("verification handshake for callback %d received", request.callback_id)
+        if added:
+            self.wake()
+        return Answer(200, "verification received")
+
+    def _reject(self, status: int, message: str) -> Answer:
+        self.stats.reject(status)
+        return Answer(status, message)
+
+    def health(self) -> dict[str, Any]:
+        with self._using_store() as store:
+            state = queue.queue_state(store)
+        document: dict[str, Any] = {
+            "status": "ok",
+            "queued_events": state.queued,
+            "last_event_at": state.last_event_at,
+            "accepted": self.stats.accepted,
+            "duplicates": self.stats.duplicates,
+            "rejected": {str(k): v for k, v in sorted(self.stats.rejected.items())},
+        }
+        if self._worker_state is not None:
+            worker = self._worker_state()
+            document["worker"] = {
+                "runs": worker.runs,
+                "running": worker.running,
+                "busy_retries": worker.busy_retries,
+                "failures": worker.failures,
+                "last_outcome": worker.last_outcome,
+            }
+        return document
+
+
+def _form(body: bytes) -> dict[str, str] | None:
+    try:
+        text = body.decode("utf-8")
+        pairs = parse_qsl(
+            text, keep_blank_values=True, strict_parsing=True, max_num_fields=MAX_FIELDS
+        )
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return dict(pairs)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128  # socketserver's 5 resets connections in a burst of deliveries
+
+    def __init__(
+        self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], listener: Listener
+    ) -> None:
+        self.listener = listener
+        super().__init__(address, handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # The default prints a traceback to stderr; a broken client connection is routine.
+        # socketserver calls this from inside its except block, so exc_info is the error.
+        log.debug("request from %s failed", client_address[0], exc_info=True)  # noqa: LOG014
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """HTTP only: framing, limits and status codes; `Listener.receive` decides."""
+
+    server: _Server
+    protocol_version = "HTTP/1.1"
+    server_version = "fbstampli-webhook"
+    sys_version = ""
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(self.server.listener.request_timeout)  # slow clients: cut off
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # Never the headers or the body: the signature and the verifier must not reach a log.
+        log.debug("%s %s", self.address_string(), format % args)
+
+    def _path(self) -> str:
+        return urlsplit(self.path).path
+
+    def _send(self, status: int, document: dict[str, Any], *, close: bool = False) -> None:
+        body = json.dumps(document).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        if status == 405:
+            self.send_header("Allow", "GET" if self._path() == HEALTH_PATH else "POST")
+        if close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _refuse(self, status: int, message: str) -> None:
+        # The body (if any) was not read, so the connection cannot carry another request.
+        self.server.listener.stats.reject(status)
+        self._send(status, {"error": message}, close=True)
+
+    def do_GET(self) -> None:
+        path = self._path()
+        if path == HEALTH_PATH:
+            with self.server.listener.in_flight():
+                self._send(200, self.server.listener.health())
+        elif path == WEBHOOK_PATH:
+            self._refuse(405, "use POST")
+        else:
+            self._refuse(404, "not found")
+
+    def _other(self) -> None:
+        if self._path() in (HEALTH_PATH, WEBHOOK_PATH):
+            self._refuse(405, "method not allowed")
+        else:
+            self._refuse(404, "not found")
+
+    do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _other
+
+    def do_POST(self) -> None:
+        if self._path() != WEBHOOK_PATH:
+            self._refuse(404 if self._path() != HEALTH_PATH else 405, "not found")
+            return
+        listener = self.server.listener
+        if self.headers.get("Transfer-Encoding"):
+            self._refuse(411, "send a Content-Length")
+            return
+        declared = self.headers.get("Content-Length")
+        if declared is None:
+            self._refuse(411, "send a Content-Length")
+            return
+        if not declared.strip().isdigit():
+            self._refuse(400, "bad Content-Length")
+            return
+        length = int(declared)
+        if length > listener.max_body_bytes:
+            self._refuse(413, f"body over {listener.max_body_bytes} bytes")
+            return
+        with listener.in_flight():
+            try:
+                body = self.rfile.read(length)
+            except (TimeoutError, OSError):
+                listener.stats.reject(408)
+                self.close_connection = True
+                log.info("a client from %s was too slow to send its body", self.client_address[0])
+                return
+            if len(body) < length:
+                self.close_connection = True
+                return
+            try:
+                answer = listener.receive(body, self.headers.get(SIGNATURE_HEADER))
+            except FbstampliError as error:
+                # The store is busy or unusable: FreshBooks retries a 5xx, so nothing is lost.
+                log.warning("could not queue a webhook: %s", error)
+                answer = Answer(503, "cannot queue the event now; retry later")
+            self._send(answer.status, {"result": answer.message}, close=answer.status >= 400)
+
+
+# ---- running until told to stop ---------------------------------------------------------------
+
+
+@contextmanager
+def stop_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM and SIGINT set `stop` (main thread only); the old handlers come back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %d: stopping", signum)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

@@ -1,0 +1,459 @@
+"""The webhook listener over real HTTP on 127.0.0.1 and a real encrypted store; the worker alone.
+
+The push itself is replaced by a counting `drain`, so these tests pin down
+what the HTTP edge accepts, rejects and stores, and how the worker schedules.
+"""
+
+import http.client
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+
+from fbstampli.clock import SystemClock
+from fbstampli.errors import LockHeldError, RemoteUnavailableError
+from fbstampli.freshbooks.webhooks import SIGNATURE_HEADER, sign
+from fbstampli.store import Store
+from fbstampli.store import webhooks as hooks
+from fbstampli.store.keys import KeySource, StateKey, new_key_hex
+from fbstampli.webhook import HEALTH_PATH, WEBHOOK_PATH, Listener, Worker
+
+VERIFIER = "verifier-of-callback-7"
+ACCOUNT = "ABC123"
+EVENT = (
+    ("name", "bill.create"),
+    ("object_id", "1001"),
+    ("account_id", ACCOUNT),
+    ("business_id", "439000"),
+    ("identity_id", "1"),
+    ("user_id", "1"),
+)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met before the deadline")
+        time.sleep(0.01)
+
+
+@dataclass
+class Served:
+    listener: Listener
+    store: Store
+    wakes: list[float] = field(default_factory=list)
+
+    @property
+    def port(self) -> int:
+        return self.listener.address[1]
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, object]]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            connection.request(method, path, body=body, headers=headers or {})
+            response = connection.getresponse()
+            return response.status, json.loads(response.read() or b"{}")
+        finally:
+            connection.close()
+
+    def post(
+        self, pairs: tuple[tuple[str, str], ...], signature: str | None
+    ) -> tuple[int, dict[str, object]]:
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        if signature is not None:
+            headers[SIGNATURE_HEADER] = signature
+        return self.request("POST", WEBHOOK_PATH, urlencode(pairs).encode(), headers)
+
+    def event_rows(self) -> list[tuple[str, int, str]]:
+        return [
+            (row["name"], row["object_id"], row["account_id"])
+            for row in self.store.query("SELECT name, object_id, account_id FROM events")
+        ]
+
+    def healthy(self) -> bool:
+        return self.request("GET", HEALTH_PATH)[0] == 200
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = Store.create(
+        tmp_path / "state.db", StateKey(new_key_hex(), KeySource.FILE), SystemClock()
+    )
+    with opened.transaction():
+        opened.put_value("freshbooks.account_id", ACCOUNT)
+    hooks.confirm_verifier(opened, 7, VERIFIER)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def served(store: Store) -> Iterator[Served]:
+    wakes: list[float] = []
+    listener = Listener(
+        store,
+        wake=lambda: wakes.append(time.monotonic()),
+        port=0,
+        max_body_bytes=2048,
+        request_timeout=0.5,
+    ).start()
+    yield Served(listener, store, wakes)
+    listener.stop()
+
+
+# ---- accepted ---------------------------------------------------------------------------------
+
+
+def test_signed_event_is_queued_answered_200_and_wakes_the_worker(served: Served) -> None:
+    status, answer = served.post(EVENT, sign(EVENT, VERIFIER))
+    assert (status, answer) == (200, {"result": "queued"})
+    assert served.event_rows() == [("bill.create", 1001, ACCOUNT)]
+    assert len(served.wakes) == 1
+
+
+def test_event_signed_by_any_confirmed_verifier_is_accepted(served: Served) -> None:
+    hooks.confirm_verifier(served.store, 8, "verifier-of-callback-8")
+    vendor_event = (("name", "bill_vendor.update"), ("object_id", "55"), ("account_id", ACCOUNT))
+    status, _ = served.post(vendor_event, sign(vendor_event, "verifier-of-callback-8"))
+    assert status == 200
+    assert served.event_rows() == [("bill_vendor.update", 55, ACCOUNT)]
+
+
+def test_duplicate_delivery_adds_no_second_row(served: Served) -> None:
+    signature = sign(EVENT, VERIFIER)
+    assert served.post(EVENT, signature)[0] == 200
+    status, answer = served.post(EVENT, signature)
+    assert (status, answer) == (200, {"result": "queued already"})
+    assert len(served.event_rows()) == 1
+
+
+def test_same_event_after_processing_is_queued_again(served: Served) -> None:
+    assert served.post(EVENT, sign(EVENT, VERIFIER))[0] == 200
+    served.store.execute("UPDATE events SET processed_at = ?", (served.store.now_text(),))
+    assert served.post(EVENT, sign(EVENT, VERIFIER))[0] == 200
+    assert len(served.event_rows()) == 2
+
+
+def test_event_of_another_resource_is_acknowledged_not_queued(served: Served) -> None:
+    invoice = (("name", "invoice.create"), ("object_id", "9"), ("account_id", ACCOUNT))
+    status, _ = served.post(invoice, sign(invoice, VERIFIER))
+    assert status == 200
+    assert served.event_rows() == []
+
+
+def test_event_for_another_account_is_acknowledged_not_queued(served: Served) -> None:
+    other = (("name", "bill.create"), ("object_id", "9"), ("account_id", "OTHER"))
+    status, _ = served.post(other, sign(other, VERIFIER))
+    assert status == 200
+    assert served.event_rows() == []
+
+
+def test_concurrent_events_are_all_queued(served: Served) -> None:
+    events = [
+        (("name", "bill.create"), ("object_id", str(2000 + n)), ("account_id", ACCOUNT))
+        for n in range(50)
+    ]
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        statuses = list(pool.map(lambda e: served.post(e, sign(e, VERIFIER))[0], events))
+    assert statuses == [200] * 50
+    assert sorted(row[1] for row in served.event_rows()) == list(range(2000, 2050))
+
+
+# ---- the verification handshake -----------------------------------------------------------
+
+
+def test_handshake_keeps_the_verifier_pending_until_freshbooks_confirms(served: Served) -> None:
+    status, _ = served.post((("verifier", "new-code"), ("object_id", "12")), None)
+    assert status == 200
+    assert hooks.pending_verifiers(served.store) == {12: "new-code"}
+    assert 12 not in hooks.confirmed_verifiers(served.store)
+    assert len(served.wakes) == 1  # the worker PUTs it back to FreshBooks
+    event = (("name", "bill.update"), ("object_id", "3"), ("account_id", ACCOUNT))
+    assert served.post(event, sign(event, "new-code"))[0] == 401  # not a key until confirmed
+
+
+def test_handshake_repeating_a_confirmed_verifier_changes_nothing(served: Served) -> None:
+    assert served.post((("verifier", VERIFIER), ("object_id", "7")), None)[0] == 200
+    assert hooks.pending_verifiers(served.store) == {}
+    assert served.wakes == []
+
+
+def test_flood_of_forged_handshakes_is_bounded(served: Served) -> None:
+    statuses = [
+        served.post((("verifier", f"forged-{n}"), ("object_id", str(100 + n))), None)[0]
+        for n in range(20)
+    ]
+    assert statuses.count(200) == 16
+    assert set(statuses[16:]) == {503}
+    assert len(hooks.pending_verifiers(served.store)) == 16
+
+
+# ---- rejected, with nothing stored --------------------------------------------------------
+
+
+def _tampered() -> tuple[bytes, str]:
+    signature = sign(EVENT, VERIFIER)
+    changed = tuple((k, "1002" if k == "object_id" else v) for k, v in EVENT)
+    return urlencode(changed).encode(), signature
+
+
+def _reordered() -> tuple[bytes, str]:
+    return urlencode(tuple(reversed(EVENT))).encode(), sign(EVENT, VERIFIER)
+
+
+REJECTED: dict[str, tuple[Callable[[], tuple[bytes, str | None]], int]] = {
+    "missing signature": (lambda: (urlencode(EVENT).encode(), None), 401),
+    "bad signature": (lambda: (urlencode(EVENT).encode(), "bm90IGEgc2lnbmF0dXJl"), 401),
+    "wrong key": (lambda: (urlencode(EVENT).encode(), sign(EVENT, "someone-else")), 401),
+    "tampered field": (_tampered, 401),
+    "reordered fields": (_reordered, 401),
+    "hex instead of base64": (
+        lambda: (urlencode(EVENT).encode(), sign(EVENT, VERIFIER).encode().hex()),
+        401,
+    ),
+    "garbage body": (lambda: (b"\x00garbage without fields", sign(EVENT, VERIFIER)), 400),
+    "not UTF-8": (lambda: (b"name=bill.create&object_id=\xff\xfe", sign(EVENT, VERIFIER)), 400),
+    "form without event fields": (lambda: (b"hello=world", sign(EVENT, VERIFIER)), 400),
+    "signed but malformed id": (
+        lambda: (
+            urlencode(
+                bad := (("name", "bill.create"), ("object_id", "x"), ("account_id", "A"))
+            ).encode(),
+            sign(bad, VERIFIER),
+        ),
+        400,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(REJECTED))
+def test_bad_request_is_rejected_and_nothing_stored(served: Served, case: str) -> None:
+    make, expected = REJECTED[case]
+    body, signature = make()
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    if signature is not None:
+        headers[SIGNATURE_HEADER] = signature
+    status, _ = served.request("POST", WEBHOOK_PATH, body, headers)
+    assert status == expected
+    assert served.event_rows() == []
+    assert hooks.pending_verifiers(served.store) == {}
+    assert served.wakes == []
+    assert served.healthy()
+
+
+def test_oversized_body_is_refused_before_it_is_read(served: Served) -> None:
+    with socket.create_connection(("127.0.0.1", served.port), timeout=5) as sock:
+        sock.sendall(
+            f"POST {WEBHOOK_PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n".encode()
+        )
+        sock.sendall(b"name=bill.create")  # a sliver of the ten megabytes announced
+        answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 413")
+    assert served.event_rows() == []
+    assert served.healthy()
+
+
+def test_body_without_length_is_refused(served: Served) -> None:
+    with socket.create_connection(("127.0.0.1", served.port), timeout=5) as sock:
+        sock.sendall(
+            f"POST {WEBHOOK_PATH} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            "5\r\nhello\r\n0\r\n\r\n".encode()
+        )
+        assert sock.recv(4096).startswith(b"HTTP/1.1 411")
+    assert served.event_rows() == []
+
+
+def test_slow_client_is_cut_off_and_the_server_keeps_serving(served: Served) -> None:
+    with socket.create_connection(("127.0.0.1", served.port), timeout=5) as sock:
+        sock.sendall(
+            f"POST {WEBHOOK_PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n".encode()
+        )
+        sock.sendall(b"name=bill")  # then nothing more
+        assert sock.recv(4096) == b""  # closed by the server's 0.5 s socket timeout
+    assert served.event_rows() == []
+    assert served.healthy()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "expected"),
+    [
+        ("GET", WEBHOOK_PATH, 405),
+        ("PUT", WEBHOOK_PATH, 405),
+        ("DELETE", WEBHOOK_PATH, 405),
+        ("POST", HEALTH_PATH, 405),
+        ("POST", "/webhooks/freshbooks/7", 404),
+        ("POST", "/", 404),
+        ("GET", "/admin", 404),
+    ],
+)
+def test_wrong_method_or_path_is_refused(
+    served: Served, method: str, path: str, expected: int
+) -> None:
+    body = urlencode(EVENT).encode() if method == "POST" else None
+    status, _ = served.request(method, path, body, {SIGNATURE_HEADER: sign(EVENT, VERIFIER)})
+    assert status == expected
+    assert served.event_rows() == []
+
+
+def test_health_reports_queue_depth_and_last_event(served: Served) -> None:
+    assert served.post(EVENT, sign(EVENT, VERIFIER))[0] == 200
+    status, document = served.request("GET", HEALTH_PATH)
+    assert status == 200
+    assert document["status"] == "ok"
+    assert document["queued_events"] == 1
+    assert isinstance(document["last_event_at"], str)
+    assert VERIFIER not in json.dumps(document)
+
+
+def test_stop_lets_a_request_in_flight_finish(store: Store) -> None:
+    entered = threading.Event()
+    release = threading.Event()
+
+    def slow_wake() -> None:
+        entered.set()
+        release.wait(5)
+
+    listener = Listener(store, wake=slow_wake, port=0).start()
+    port = listener.address[1]
+    results: list[int] = []
+
+    def send() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        headers = {SIGNATURE_HEADER: sign(EVENT, VERIFIER)}
+        try:
+            connection.request("POST", WEBHOOK_PATH, urlencode(EVENT).encode(), headers)
+            results.append(connection.getresponse().status)
+        finally:
+            connection.close()
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    assert entered.wait(5)
+    stopper = threading.Thread(target=listener.stop)
+    stopper.start()
+    release.set()
+    sender.join(5)
+    stopper.join(5)
+    assert results == [200]
+    assert [row["name"] for row in store.query("SELECT name FROM events")] == ["bill.create"]
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=1)
+
+
+# ---- the worker ---------------------------------------------------------------------------
+
+
+class Drains:
+    """A drain that answers from a script: a number (events left) or an error to raise."""
+
+    def __init__(self, *script: int | Exception) -> None:
+        self.script = list(script)
+        self.calls: list[float] = []
+
+    def __call__(self) -> int:
+        self.calls.append(time.monotonic())
+        outcome = self.script.pop(0) if self.script else 0
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+
+def test_burst_of_wakes_makes_one_run_after_the_quiet_period() -> None:
+    drains = Drains()
+    worker = Worker(drains, debounce=0.3).start()
+    try:
+        for _ in range(20):
+            worker.wake()
+        last_wake = time.monotonic()
+        wait_for(lambda: worker.state.runs == 1)
+        assert len(drains.calls) == 1
+        assert drains.calls[0] - last_wake >= 0.3
+    finally:
+        assert worker.stop(5)
+
+
+def test_steady_trickle_cannot_postpone_a_run_past_max_delay() -> None:
+    drains = Drains()
+    worker = Worker(drains, debounce=0.2, max_delay=0.5).start()
+    try:
+        started = time.monotonic()
+        while not drains.calls and time.monotonic() - started < 5:
+            worker.wake()
+            time.sleep(0.05)
+        assert drains.calls
+        assert drains.calls[0] - started < 2
+    finally:
+        worker.stop(5)
+
+
+def test_busy_lock_and_failures_are_retried_never_dropped() -> None:
+    drains = Drains(LockHeldError("held"), RemoteUnavailableError("down"), 0)
+    worker = Worker(drains, debounce=0.0, retry_initial=0.05).start()
+    try:
+        worker.wake()
+        wait_for(lambda: worker.state.runs == 1)
+        assert len(drains.calls) == 3
+        assert worker.state.busy_retries == 1
+        assert worker.state.failures == 1
+        assert worker.state.last_outcome == "ok"
+    finally:
+        worker.stop(5)
+
+
+def test_unexpected_error_in_a_run_does_not_end_the_worker() -> None:
+    drains = Drains(RuntimeError("a bug"), 0)
+    worker = Worker(drains, debounce=0.0, retry_initial=0.05).start()
+    try:
+        worker.wake()
+        wait_for(lambda: worker.state.runs == 1)
+        assert worker.state.failures == 1
+    finally:
+        worker.stop(5)
+
+
+def test_events_left_after_a_run_schedule_another() -> None:
+    drains = Drains(3, 0)
+    worker = Worker(drains, debounce=0.0, retry_initial=0.05).start()
+    try:
+        worker.wake()
+        wait_for(lambda: worker.state.runs == 2)
+    finally:
+        worker.stop(5)
+
+
+def test_stop_waits_for_the_run_in_progress() -> None:
+    running = threading.Event()
+    finished = threading.Event()
+
+    def slow_drain() -> int:
+        running.set()
+        time.sleep(0.3)
+        finished.set()
+        return 0
+
+    worker = Worker(slow_drain, debounce=0.0).start()
+    worker.wake()
+    assert running.wait(5)
+    assert worker.stop(5)
+    assert finished.is_set()
+
+
+def test_stop_while_waiting_runs_nothing_more() -> None:
+    drains = Drains()
+    worker = Worker(drains, debounce=30.0).start()
+    worker.wake()
+    assert worker.stop(5)
+    assert drains.calls == []
