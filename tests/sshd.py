@@ -23,10 +23,10 @@ from pathlib import Path
 from fbstampli.sftp import HostKey
 
 SSHD = "/usr/sbin/sshd"
-USER = "fbstampli-sftp"
-SETUP_HINT = (
-    "run tests/sshd_setup.sh as root (the CI's .ci/run does) and run the sshd tests as root"
-)
+# One Unix user per test session: sessions running at once (two developers, or CI
+# beside a developer) each set their own password, so one must not reset another's.
+USER = f"fbstampli-sftp-{os.getpid()}"
+SETUP_HINT = "run the sshd tests as root (the CI's .ci/run does): they create their own user"
 
 
 class SshdUnavailableError(RuntimeError):
@@ -54,23 +54,30 @@ def _free_port() -> int:
 
 
 def _ensure_user() -> pwd.struct_passwd:
+    """This session's user: no home, no shell, only internal-sftp through our sshd."""
     try:
         return pwd.getpwnam(USER)
     except KeyError:
         pass
     if os.geteuid() != 0:
-        raise SshdUnavailableError(f"Unix user {USER!r} is missing; {SETUP_HINT}")
-    script = Path(__file__).with_name("sshd_setup.sh")
-    result = subprocess.run(["bash", str(script)], capture_output=True, text=True, check=False)
+        raise SshdUnavailableError(f"Unix user {USER!r} cannot be created; {SETUP_HINT}")
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation folder
+    result = subprocess.run(
+        ["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
+         "--shell", "/usr/sbin/nologin", USER],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if result.returncode != 0:
-        raise SshdUnavailableError(f"{script} failed: {result.stderr.strip()}")
+        raise SshdUnavailableError(f"useradd {USER} failed: {result.stderr.strip()}")
     return pwd.getpwnam(USER)
 
 
 def _set_password(password: str | None) -> None:
-    """A fresh random password per session; `None` locks the account again afterwards."""
+    """A fresh random password for this session; `None` removes the session's user."""
     if password is None:
-        subprocess.run(["usermod", "-p", "!", USER], check=True, capture_output=True)
+        subprocess.run(["userdel", USER], check=False, capture_output=True)
         return
     subprocess.run(
         ["chpasswd"], input=f"{USER}:{password}\n", text=True, check=True, capture_output=True

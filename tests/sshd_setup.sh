@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# Creates what the sshd-backed contract tests need, idempotently; run as root (.ci/run does).
-# The test user has no usable password and no shell: the tests set a random password for the
-# length of a session and lock it again afterwards; it can only run internal-sftp.
+# What the sshd-backed contract tests need from the system, idempotently; run as root.
+# The tests create their own Unix user per session (a random password, no shell, only
+# internal-sftp through the test's own sshd on 127.0.0.1) and remove it afterwards.
 set -euo pipefail
-user=fbstampli-sftp
 if [ "$(id -u)" -ne 0 ]; then
-  echo "tests/sshd_setup.sh: must run as root (creates user $user)" >&2
+  echo "tests/sshd_setup.sh: must run as root (the sshd tests create a user per session)" >&2
   exit 1
 fi
-if ! id -u "$user" >/dev/null 2>&1; then
-  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$user"
-fi
-usermod -p '!' "$user"
+# Users an interrupted session may have left behind: locked, and removed here.
+for user in $(getent passwd | cut -d: -f1 | grep -E '^fbstampli-sftp(-[0-9]+)?$' || true); do
+  pid=${user##*-}
+  if [ "$pid" = "sftp" ] || ! kill -0 "$pid" 2>/dev/null; then
+    userdel "$user" 2>/dev/null || true
+  fi
+done
 # sshd's privilege-separation directory.
 install -d -m 0755 /run/sshd
