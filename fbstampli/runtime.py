@@ -21,6 +21,7 @@ from fbstampli.options import Options
 from fbstampli.paths import Paths
 
 if TYPE_CHECKING:
+    from fbstampli.stampli.template import Template
     from fbstampli.store import Store
     from fbstampli.store.keys import StateKey
     from fbstampli.sync.ports import BillSource, Renderer, Transport
@@ -64,6 +65,15 @@ class Runtime:
             self._renderer = TemplateRenderer.load(Path(template) if template else None)
         return self._renderer
 
+    def template(self) -> Template:
+        """The Stampli template itself, for parsing exports."""
+        from fbstampli.stampli.renderer import TemplateRenderer
+
+        renderer = self.renderer()
+        if not isinstance(renderer, TemplateRenderer):
+            raise TypeError("this runtime's renderer has no template")
+        return renderer.template
+
     def transport(self) -> Transport:
         """One SFTP connection for the whole run, opened on first use."""
         if self._transport is None:
@@ -100,7 +110,7 @@ def open_runtime(
         if lock:
             stack.enter_context(run_lock(paths.lock, wait_seconds=lock_wait))
         the_clock = clock or SystemClock()
-        store, key = open_state(paths.state, options.env, the_clock)
+        store, key = open_state(paths.state, options.env, the_clock, recover=lock)
         register_secret(key.hex)
         stack.callback(store.close)
         from fbstampli.sftp_session import with_stored_folders

@@ -9,6 +9,7 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from fbstampli.options import Options
@@ -140,3 +141,47 @@ def show_audit(rows: list[dict[str, Any]], output_format: str) -> None:
         writer.writerows(rows)
     else:
         table("audit trail", columns, [[row.get(c) for c in columns] for row in rows])
+
+
+RECONCILE_COLUMNS = ["fb_bill_id", "stampli_invoice_id", "outcome", "detail"]
+
+
+def show_reconciliation(
+    report: RunReport, options: Options, output_format: str, output_file: Path | None
+) -> None:
+    """The reconciliation as a table (terminal), CSV or JSON, to stdout or a file."""
+    import csv
+    import io
+
+    for problem in report.problems:
+        sys.stderr.write(f"fbstampli: {problem}\n")
+    rows = report.items
+    if output_format == "json":
+        text = json.dumps({"counts": report.counts, "items": rows}, indent=2, sort_keys=True) + "\n"
+    elif output_format == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=RECONCILE_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        text = buffer.getvalue()
+    else:
+        if output_file is None:
+            if options.quiet:
+                return
+            attention = [row for row in rows if row["outcome"] not in ("matched", "in_progress")]
+            shown = attention if not options.verbose else rows
+            table(
+                "reconciliation",
+                RECONCILE_COLUMNS,
+                [[r[c] for c in RECONCILE_COLUMNS] for r in shown],
+            )
+            counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items()))
+            sys.stdout.write(f"reconcile: {counts or 'nothing to reconcile'}\n")
+            return
+        text = "\n".join("\t".join(str(r[c]) for c in RECONCILE_COLUMNS) for r in rows) + "\n"
+    if output_file is not None:
+        temporary = output_file.with_name(f".{output_file.name}.tmp")
+        temporary.write_text(text, encoding="utf-8")
+        temporary.replace(output_file)
+    else:
+        sys.stdout.write(text)

@@ -121,3 +121,19 @@ def log_out(rt: Runtime) -> str:
             note = f"could not revoke at FreshBooks ({error}); forgotten here"
     tokens.forget()
     return note
+
+
+def login_summary(store: Store, now: datetime) -> dict[str, Any]:
+    """Who is logged in and until when; never the token itself."""
+    token = StateTokenStore(store).load()
+    account = store.get_value("freshbooks.account_id")
+    if token is None or not account:
+        return {"logged_in": False}
+    return {
+        "logged_in": True,
+        "account_id": account,
+        "business_id": store.get_value("freshbooks.business_id"),
+        "business_name": store.get_value("freshbooks.business_name"),
+        "access_token_expires_at": token.expires_at.isoformat(),
+        "access_token_expired": token.expires_at <= now,
+    }

@@ -32,7 +32,8 @@ class Show:
     table: Callable[[str, Sequence[str], Sequence[Sequence[Any]]], None]
 
 
-def _config(freshbooks: FreshBooksSandbox) -> str:
+def sandbox_config(freshbooks: FreshBooksSandbox, business: str = "demo") -> str:
+    """A config.toml pointing fbstampli at the FreshBooks sandbox."""
     return (
         "[freshbooks]\n"
         f'api_url = "{freshbooks.url}"\n'
@@ -41,8 +42,33 @@ def _config(freshbooks: FreshBooksSandbox) -> str:
         f'client_secret = "{freshbooks.client_secret}"\n'
         f'redirect_uri = "{REDIRECT_URI}"\n'
         "[stampli]\n"
-        'business = "demo"\n'
+        f'business = "{business}"\n'
     )
+
+
+def connect_home(
+    options: Options, freshbooks: FreshBooksSandbox, server: SftpServer, business: str = "demo"
+) -> list[str]:
+    """init, config, auth login and auth sftp against the sandboxes; returns what each said."""
+    from fbstampli.services import freshbooks as fb_services
+    from fbstampli.services import setup, sftp
+
+    setup.init_home(options, key_source="file")
+    options.paths().config.write_text(sandbox_config(freshbooks, business))
+    login = fb_services.auth_login(options, code=freshbooks.issue_code(REDIRECT_URI), business=None)
+    pinned = sftp.auth_sftp(
+        options,
+        host=server.host,
+        port=server.port,
+        username=server.username,
+        password=server.password,
+        accept_host_key=server.host_key.sha256_fingerprint,
+    )
+    return [
+        f"fbstampli init: encrypted state in {options.paths().home}",
+        "fbstampli auth login --code …: " + "; ".join(login.notes),
+        "fbstampli auth sftp: " + "; ".join(pinned.notes),
+    ]
 
 
 def _files(inbound: Path, names: Sequence[str]) -> list[tuple[str, int, str]]:
@@ -62,8 +88,7 @@ def _counts(report: RunReport) -> str:
 
 def run_demo(*, keep: bool, bills: int, show: Show) -> int:
     """Run every step; return the exit code (0 when each step did what it should)."""
-    from fbstampli.services import freshbooks as fb_services
-    from fbstampli.services import push, setup, sftp
+    from fbstampli.services import push
 
     logging.getLogger("fbstampli.sandbox").setLevel(logging.CRITICAL)
     folder = Path(tempfile.mkdtemp(prefix="fbstampli-demo-"))
@@ -77,22 +102,8 @@ def run_demo(*, keep: bool, bills: int, show: Show) -> int:
             show.step(f"FreshBooks sandbox at {freshbooks.url}: {bills} bills seeded")
             show.step(f"Stampli stand-in: SFTP server on {server.host}:{server.port}")
 
-            setup.init_home(options, key_source="file")
-            (home / "config.toml").write_text(_config(freshbooks))
-            show.step(f"fbstampli init: encrypted state in {home}")
-
-            code = freshbooks.issue_code(REDIRECT_URI)
-            login = fb_services.auth_login(options, code=code, business=None)
-            show.step("fbstampli auth login --code …: " + "; ".join(login.notes))
-            pinned = sftp.auth_sftp(
-                options,
-                host=server.host,
-                port=server.port,
-                username=server.username,
-                password=server.password,
-                accept_host_key=server.host_key.sha256_fingerprint,
-            )
-            show.step("fbstampli auth sftp: " + "; ".join(pinned.notes))
+            for line in connect_home(options, freshbooks, server):
+                show.step(line)
 
             inbound = root / "inbound"
             first = push.push_bills(options, dry_run=False, full=False, since=None)

@@ -83,22 +83,10 @@ def _choose(memberships: Sequence[Any], wanted: int | None, choose: ChooseBusine
 
 def auth_status(options: Options) -> dict[str, Any]:
     """What the login is, never the token itself."""
-    from fbstampli.freshbooks.session import StateTokenStore
+    from fbstampli.freshbooks.session import login_summary
 
     with open_runtime(options, lock=False) as rt:
-        token = StateTokenStore(rt.store).load()
-        account = rt.store.get_value("freshbooks.account_id")
-        if token is None or not account:
-            return {"logged_in": False}
-        return {
-            "logged_in": True,
-            "account_id": account,
-            "business_id": rt.store.get_value("freshbooks.business_id"),
-            "business_name": rt.store.get_value("freshbooks.business_name"),
-            "access_token_expires_at": token.expires_at.isoformat(),
-            "access_token_expired": token.expires_at <= rt.clock.now(),
-            "scopes": token.scope,
-        }
+        return login_summary(rt.store, rt.clock.now())
 
 
 def auth_logout(options: Options) -> RunReport:

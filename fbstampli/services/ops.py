@@ -7,14 +7,16 @@ last commit while a run writes), so `status` answers even mid-sync.
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from fbstampli.clock import from_utc_text
 from fbstampli.doctor import CheckResult
+from fbstampli.freshbooks.session import login_summary
 from fbstampli.options import Options
 from fbstampli.report import RunReport
 from fbstampli.runtime import Runtime, open_runtime
-from fbstampli.services.setup import not_built
+from fbstampli.store import Store
 
 STATUS_SCHEMA = 1
 
@@ -23,22 +25,6 @@ def _age_seconds(rt: Runtime, text: str | None) -> int | None:
     if not text:
         return None
     return int((rt.clock.now() - from_utc_text(text)).total_seconds())
-
-
-def _login(rt: Runtime) -> dict[str, Any]:
-    from fbstampli.freshbooks.session import StateTokenStore
-
-    token = StateTokenStore(rt.store).load()
-    account = rt.store.get_value("freshbooks.account_id")
-    if token is None or not account:
-        return {"logged_in": False}
-    return {
-        "logged_in": True,
-        "account_id": account,
-        "business_id": rt.store.get_value("freshbooks.business_id"),
-        "business_name": rt.store.get_value("freshbooks.business_name"),
-        "access_token_expires_at": token.expires_at.isoformat(),
-    }
 
 
 def _sftp(rt: Runtime) -> dict[str, Any]:
@@ -142,7 +128,7 @@ def status(options: Options) -> dict[str, Any]:
         return {
             "schema": STATUS_SCHEMA,
             "home": str(rt.paths.home),
-            "freshbooks": _login(rt),
+            "freshbooks": login_summary(rt.store, rt.clock.now()),
             "sftp": _sftp(rt),
             "runs": _runs(rt),
             "deliveries": _deliveries(rt),
@@ -187,5 +173,58 @@ def doctor(options: Options) -> list[CheckResult]:
     return run_checks(options)
 
 
-def state_restore(options: Options, source: object, *, force: bool) -> RunReport:
-    return not_built("state restore")  # type: ignore[no-any-return]
+def _last_change(store: Store) -> str:
+    row = store.query_one("SELECT max(at) AS at FROM audit")
+    return str(row["at"]) if row and row["at"] else ""
+
+
+def state_restore(options: Options, source: Path, *, force: bool) -> RunReport:
+    """Replace the state with a backup made by `state backup`, atomically, under the run lock.
+
+    The backup must open with the current key (it was written with it); a
+    state that changed after the backup was taken is kept unless `force`.
+    """
+    import os
+
+    from fbstampli.clock import SystemClock
+    from fbstampli.errors import ConfigError
+    from fbstampli.lock import run_lock
+    from fbstampli.runtime import require_home
+    from fbstampli.store import Store, open_state
+
+    paths = options.paths()
+    require_home(paths)
+    if not source.is_file():
+        raise ConfigError(f"no backup at {source}")
+    report = RunReport("state restore")
+    with run_lock(paths.lock):
+        current, key = open_state(paths.state, options.env, SystemClock())
+        try:
+            current_change = _last_change(current)
+            current.checkpoint()
+        finally:
+            current.close()
+        backup = Store.open(source, key, SystemClock())
+        try:
+            backup_change = _last_change(backup)
+            backup.checkpoint()
+        finally:
+            backup.close()
+        if current_change > backup_change and not force:
+            raise ConfigError(
+                f"the state changed after this backup (last change {current_change}, backup "
+                f"{backup_change or 'empty'}); add --force to replace it anyway"
+            )
+        temporary = paths.state.with_name(".state.db.restore")
+        with source.open("rb") as reader, temporary.open("wb") as writer:
+            while chunk := reader.read(1 << 20):
+                writer.write(chunk)
+            writer.flush()
+            os.fsync(writer.fileno())
+        os.chmod(temporary, 0o600)
+        os.replace(temporary, paths.state)
+        for suffix in ("-wal", "-shm"):
+            Path(f"{paths.state}{suffix}").unlink(missing_ok=True)
+    report.add("restored")
+    report.notes.append(f"restored {paths.state} from {source} (last change {backup_change})")
+    return report

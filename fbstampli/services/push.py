@@ -163,11 +163,17 @@ def retry(
 
 def sync(options: Options, advance: Advance = lambda amount: None) -> RunReport:
     """push-bills, then pull-stampli and reconcile, under one lock: the cron entry."""
-    report = RunReport("sync")
-    with open_runtime(options) as rt:
-        report.merge(run_push(rt, advance=advance))
-        from fbstampli.services import pull
+    from fbstampli.monitoring import monitored
+    from fbstampli.runtime import load_options_settings
 
-        for step in pull.sync_steps():
-            report.merge(step(rt))
-    return report
+    def run() -> RunReport:
+        report = RunReport("sync")
+        with open_runtime(options) as rt:
+            report.merge(run_push(rt, advance=advance))
+            from fbstampli.services import pull
+
+            for step in pull.sync_steps():
+                report.merge(step(rt))
+        return report
+
+    return monitored(load_options_settings(options).monitoring.ping_url, run)

@@ -41,8 +41,8 @@ def init_home(options: Options, *, key_source: str = "auto") -> RunReport:
     state is opened to prove that its key still works.
     """
     from fbstampli.clock import SystemClock
-    from fbstampli.store import Store
-    from fbstampli.store.keys import create_key, resolve_key
+    from fbstampli.store import Store, open_state
+    from fbstampli.store.keys import create_key
 
     report = RunReport("init")
     paths = options.paths()
@@ -52,8 +52,8 @@ def init_home(options: Options, *, key_source: str = "auto") -> RunReport:
         report.notes.append(f"wrote {paths.config}")
     load_options_settings(options)  # a broken config fails init, not the first cron run
     if paths.state.exists():
-        key = resolve_key(paths.state, options.env)
-        Store.open(paths.state, key, SystemClock()).close()
+        store, key = open_state(paths.state, options.env, SystemClock(), recover=False)
+        store.close()
         report.notes.append(f"{paths.state} exists (key from {key.source.value}); left unchanged")
         return report
     if paths.key_file.exists():
@@ -81,16 +81,36 @@ def not_built(what: str) -> Any:
 
 
 def key_rotate(options: Options) -> RunReport:
-    """Re-key the state; the staged key makes every crash point recoverable (see open_state)."""
-    from fbstampli.runtime import open_runtime
+    """Re-encrypt the state under a new key so that a kill at any instant loses neither.
+
+    Never SQLCipher's in-place rekey: a kill in the middle of it can leave a
+    file that opens with neither key. Instead the new key is staged, an
+    encrypted copy is written beside the state under it, the old connection
+    is closed (emptying its WAL), the copy replaces the state atomically, and
+    only then is the staged key promoted. `open_state` finishes or undoes a
+    rotation from whichever of those points a killed run reached.
+    """
+    from fbstampli.clock import SystemClock
+    from fbstampli.lock import run_lock
+    from fbstampli.runtime import require_home
+    from fbstampli.store import open_state, replace_state
     from fbstampli.store.keys import promote_key, stage_new_key
 
+    paths = options.paths()
+    require_home(paths)
     report = RunReport("key rotate")
-    with open_runtime(options) as rt:
-        new_key = stage_new_key(rt.paths.state, rt.key.source)
-        rt.store.rekey(new_key)
-        promote_key(rt.paths.state, new_key)
-        rt.store.audit("key_rotated", detail=f"key kept in {new_key.source.value}")
+    rotating = paths.state.with_name("state.db.rotating")
+    with run_lock(paths.lock):
+        store, key = open_state(paths.state, options.env, SystemClock())
+        try:
+            new_key = stage_new_key(paths.state, key.source)
+            with store.transaction():
+                store.audit("key_rotated", detail=f"key kept in {new_key.source.value}")
+            store.backup_to(rotating, new_key)
+        finally:
+            store.close()
+        replace_state(rotating, paths.state)
+        promote_key(paths.state, new_key)
     report.add("rotated")
     return report
 

@@ -237,12 +237,9 @@ class Store:
             problems.extend(f"{pragma}: {row[0]}" for row in rows if str(row[0]) != "ok")
         return problems
 
-    def rekey(self, key: StateKey) -> None:
-        """Re-encrypt the whole file under a new key (SQLCipher's own crash-safe rekey)."""
+    def checkpoint(self) -> None:
+        """Fold the WAL into the main file, so the file alone is the whole state."""
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        self._db.execute("PRAGMA journal_mode = DELETE")
-        self._db.execute(f"PRAGMA rekey = \"x'{key.hex}'\"")
-        self._db.execute("PRAGMA journal_mode = WAL")
 
     def backup_to(self, destination: Path, key: StateKey) -> None:
         """Write an encrypted copy (same key) via SQLCipher's export, atomically."""
@@ -256,10 +253,30 @@ class Store:
         finally:
             self._db.execute("DETACH DATABASE backup")
         os.chmod(temporary, 0o600)
+        _fsync(temporary)
         os.replace(temporary, destination)
+        _fsync(destination.parent)
 
 
-def open_state(path: Path, env: Mapping[str, str], clock: Clock) -> tuple[Store, StateKey]:
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def replace_state(source: Path, state: Path) -> None:
+    """Put a complete, closed copy in place of the state; the old WAL must not outlive it."""
+    os.replace(source, state)
+    _fsync(state.parent)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{state}{suffix}").unlink(missing_ok=True)
+
+
+def open_state(
+    path: Path, env: Mapping[str, str], clock: Clock, *, recover: bool = True
+) -> tuple[Store, StateKey]:
     """Open the state with its recorded key, finishing an interrupted key rotation.
 
     A rotation stages the new key before re-keying; if the run died, the file
@@ -271,15 +288,20 @@ def open_state(path: Path, env: Mapping[str, str], clock: Clock) -> tuple[Store,
     staged = pending_key(path, key.source)
     if staged is None:
         return Store.open(path, key, clock), key
+    # A rotation is under way, or a killed one left this: only a holder of the run
+    # lock (`recover`) may finish or undo it; a lock-free reader just tries both keys.
     try:
         store = Store.open(path, key, clock)
     except StateUnusableError:
         store = Store.open(path, staged, clock)
-        promote_key(path, staged)
-        log.warning("finished an interrupted key rotation: the new key is now in use")
+        if recover:
+            promote_key(path, staged)
+            log.warning("finished an interrupted key rotation: the new key is now in use")
         return store, staged
-    discard_pending_key(path, key.source)
-    log.warning("an interrupted key rotation had not started re-encrypting; the old key stays")
+    if recover:
+        discard_pending_key(path, key.source)
+        path.with_name(f"{path.name}.rotating").unlink(missing_ok=True)
+        log.warning("an interrupted key rotation had not replaced the state; the old key stays")
     return store, key
 
 

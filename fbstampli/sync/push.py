@@ -121,16 +121,7 @@ def push(
     if dry_run_folder is not None:
         return _dry_run(ctx, fetched, since_date, dry_run_folder, report)
 
-    ingest(
-        ctx.store,
-        fetched,
-        ctx.renderer,
-        since=since_date,
-        send_payments=ctx.settings.sync.send_payments,
-        report_deleted=ctx.settings.sync.deleted_bills == "report",
-        run_id=ctx.run_id,
-        report=report,
-    )
+    _ingest(ctx, fetched, since_date, ctx.run_id, report)
     with ctx.store.transaction():
         mark_events(ctx.store, [event_id for event_id, _, _ in events])
         if sweep or (first_run and not only_events):
@@ -149,6 +140,21 @@ def push(
     return report
 
 
+def _ingest(
+    ctx: PushContext, fetched: Fetched, since: date | None, run_id: int | None, report: RunReport
+) -> None:
+    ingest(
+        ctx.store,
+        fetched,
+        ctx.renderer,
+        since=since,
+        send_payments=ctx.settings.sync.send_payments,
+        report_deleted=ctx.settings.sync.deleted_bills == "report",
+        run_id=run_id,
+        report=report,
+    )
+
+
 def _dry_run(
     ctx: PushContext,
     fetched: Fetched,
@@ -160,16 +166,7 @@ def _dry_run(
     folder.mkdir(parents=True, exist_ok=True)
     try:
         with ctx.store.transaction():
-            ingest(
-                ctx.store,
-                fetched,
-                ctx.renderer,
-                since=since_date,
-                send_payments=ctx.settings.sync.send_payments,
-                report_deleted=ctx.settings.sync.deleted_bills == "report",
-                run_id=None,
-                report=report,
-            )
+            _ingest(ctx, fetched, since_date, None, report)
             for kind in Kind:
                 for batch_id in create_batches(
                     ctx.store,

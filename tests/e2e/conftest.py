@@ -6,11 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from fbstampli.sandbox.demo import REDIRECT_URI, sandbox_config
 from fbstampli.sandbox.freshbooks import FreshBooksSandbox
 from fbstampli.sandbox.sftp_server import SftpServer
 from tests.support.cli import Result, run
-
-REDIRECT_URI = "https://localhost:8765/callback"
 
 
 @pytest.fixture
@@ -78,16 +77,7 @@ class Connected:
 
 def connect(home: Path, freshbooks: FreshBooksSandbox, sftp: SftpServer) -> Connected:
     assert run(home, "init", "--key-source", "file").code == 0
-    (home / "config.toml").write_text(
-        "[freshbooks]\n"
-        f'api_url = "{freshbooks.url}"\n'
-        f'auth_url = "{freshbooks.url}"\n'
-        f'client_id = "{freshbooks.client_id}"\n'
-        f'client_secret = "{freshbooks.client_secret}"\n'
-        f'redirect_uri = "{REDIRECT_URI}"\n'
-        "[stampli]\n"
-        'business = "sandbox"\n'
-    )
+    (home / "config.toml").write_text(sandbox_config(freshbooks, business="sandbox"))
     code = freshbooks.issue_code(REDIRECT_URI)
     login = run(home, "auth", "login", "--code", code)
     assert login.code == 0, login.stderr

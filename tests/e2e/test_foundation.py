@@ -155,8 +155,8 @@ def test_config_that_is_not_toml_is_a_usage_error(home: Path) -> None:
     assert "not valid TOML" in result.stderr
 
 
-def test_second_concurrent_run_exits_75(home: Path) -> None:
-    holder = subprocess.Popen(
+def hold_lock_in_another_process(home: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
         [
             sys.executable,
             "-c",
@@ -168,6 +168,10 @@ def test_second_concurrent_run_exits_75(home: Path) -> None:
         text=True,
         env=cli_env(home),
     )
+
+
+def test_second_concurrent_run_exits_75(home: Path) -> None:
+    holder = hold_lock_in_another_process(home)
     try:
         assert holder.stdout is not None
         assert holder.stdout.readline().strip() == "held"
@@ -181,18 +185,7 @@ def test_second_concurrent_run_exits_75(home: Path) -> None:
 
 
 def test_lock_is_released_when_the_holder_is_killed(home: Path) -> None:
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, time; from pathlib import Path; from fbstampli.lock import run_lock\n"
-            "with run_lock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)",
-            str(home / "run.lock"),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=cli_env(home),
-    )
+    holder = hold_lock_in_another_process(home)
     assert holder.stdout is not None
     assert holder.stdout.readline().strip() == "held"
     holder.kill()
@@ -240,3 +233,15 @@ def test_every_command_has_help_and_is_in_the_readme(tmp_path: Path) -> None:
         assert "Usage:" in result.stdout, command
         assert len(result.stdout.splitlines()) > 3, command
         assert f"fbstampli {command}" in readme, f"README does not mention `fbstampli {command}`"
+
+
+def test_template_check_accepts_the_example_and_names_a_bad_field(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "stampli-template.toml"
+    good = run(tmp_path, "template", "check", str(example))
+    assert good.code == 0, good.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text(example.read_text().replace('source = "bill_number"', 'source = "bill_nmber"'))
+    result = run(tmp_path, "template", "check", str(bad))
+    assert result.code == 2
+    assert one_line(result.stderr)
+    assert "bill_nmber" in result.stderr

@@ -123,3 +123,33 @@ def test_audit_rejects_a_bad_date(connected: Connected, since: str) -> None:
     result = connected.run("audit", "--since", since)
     assert result.code == 2
     assert "--since" in result.stderr
+
+
+def test_backup_and_restore_round_trip_refusing_a_newer_state(
+    connected: Connected, tmp_path: Path
+) -> None:
+    backup = tmp_path / "state-backup.db"
+    assert connected.run("state", "backup", str(backup)).code == 0
+    assert backup.stat().st_mode & 0o777 == 0o600
+    assert connected.run("push-bills").code == 0  # the state moves on after the backup
+    refused = connected.run("state", "restore", str(backup))
+    assert refused.code == 2
+    assert "--force" in refused.stderr
+    restored = connected.run("state", "restore", str(backup), "--force")
+    assert restored.code == 0, restored.stderr
+    status = json.loads(connected.run("status", "--json").stdout)
+    assert status["deliveries"]["delivered"] == 0  # back to before the push
+    assert status["freshbooks"]["logged_in"] is True
+
+
+def test_restore_refuses_a_backup_made_with_another_key(
+    connected: Connected, tmp_path: Path
+) -> None:
+    from tests.e2e.conftest import connect
+
+    other = connect(tmp_path / "other", connected.freshbooks, connected.sftp)
+    backup = tmp_path / "other-backup.db"
+    assert other.run("state", "backup", str(backup)).code == 0
+    result = connected.run("state", "restore", str(backup), "--force")
+    assert result.code == 4
+    assert "cannot be decrypted" in result.stderr

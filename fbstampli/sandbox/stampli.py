@@ -1,0 +1,212 @@
+"""A Stampli stand-in: reads the invoice files fbstampli delivered, writes Stampli-like exports.
+
+It works on the SFTP server's folder tree (`inbound/`, `outbound/`), reads our
+bill files through the template's own column headers, and writes captures,
+approval changes and payments in the template's export layouts, plus the
+awkward cases a reconciliation must catch. Deterministic for a given seed.
+Used by `fbstampli demo` and the tests; not product code.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fbstampli.models import ExportKind, Kind
+from fbstampli.stampli.template import Template, load_template
+
+if TYPE_CHECKING:
+    from fbstampli.options import Options
+    from fbstampli.sandbox.demo import Show
+
+
+@dataclass(frozen=True, slots=True)
+class InboundBill:
+    fb_id: int
+    invoice_number: str
+    vendor_name: str
+    total: Decimal
+    currency: str
+
+
+class StampliSimulator:
+    def __init__(
+        self,
+        root: Path,
+        template: Template | None = None,
+        *,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.root = root
+        self.template = template or load_template(None)
+        self.now = now
+        self._sequence = 0
+
+    # -- reading what fbstampli sent ---------------------------------------------------------
+
+    def _header_of(self, source: str) -> str:
+        for column in self.template.layout(Kind.BILL).columns:
+            if column.source == source:
+                return column.header
+        raise KeyError(f"the bill layout has no column for {source}")
+
+    def inbound_bills(self) -> dict[int, InboundBill]:
+        """The latest version of every bill in the inbound folder (and its archive)."""
+        headers = {
+            s: self._header_of(s)
+            for s in ("fb_id", "bill_number", "vendor_name", "total_amount", "currency_code")
+        }
+        bills: dict[int, InboundBill] = {}
+        folders = [self.root / "inbound", self.root / "archive"]
+        files = sorted(
+            p for f in folders if f.is_dir() for p in f.iterdir() if p.name.endswith("-bills.csv")
+        )
+        for path in files:
+            for row in csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))):
+                bill_id = int(row[headers["fb_id"]])
+                bills[bill_id] = InboundBill(
+                    bill_id,
+                    row[headers["bill_number"]],
+                    row[headers["vendor_name"]],
+                    Decimal(row[headers["total_amount"]]),
+                    row[headers["currency_code"]],
+                )
+        return bills
+
+    def consume_inbound(self) -> int:
+        """Move delivered files to `archive/`, as a real importer would."""
+        archive = self.root / "archive"
+        archive.mkdir(exist_ok=True)
+        moved = 0
+        for path in sorted((self.root / "inbound").iterdir()):
+            if not path.name.startswith("."):
+                path.rename(archive / path.name)
+                moved += 1
+        return moved
+
+    # -- writing exports -----------------------------------------------------------------------
+
+    def invoice_id(self, bill_id: int) -> str:
+        return f"STP-{bill_id:06d}"
+
+    def _write(self, kind: ExportKind, values: Iterable[dict[str, str]]) -> Path:
+        layout = self.template.export_layout(kind)
+        if layout is None:
+            raise KeyError(f"the template has no {kind.value} export")
+        headers = [column.header for column in layout.columns]
+        by_field = {column.field: column.header for column in layout.columns}
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        writer.writerow(headers)
+        for record in values:
+            cells = {by_field[name]: text for name, text in record.items() if name in by_field}
+            writer.writerow([cells.get(header, "") for header in headers])
+        self._sequence += 1
+        stamp = self.now().strftime("%Y%m%dT%H%M%S")
+        name = f"stampli_{kind.value}_{stamp}_{self._sequence:03d}.csv"
+        outbound = self.root / "outbound"
+        temporary = outbound / f".{name}.tmp"
+        temporary.write_text(buffer.getvalue(), encoding="utf-8")
+        temporary.rename(outbound / name)
+        return outbound / name
+
+    def export_captures(self, bills: Sequence[InboundBill]) -> Path:
+        return self._write(
+            ExportKind.CAPTURE,
+            (
+                {
+                    "stampli_invoice_id": self.invoice_id(b.fb_id),
+                    "fb_bill_id": str(b.fb_id),
+                    "status": "captured",
+                    "vendor_name": b.vendor_name,
+                    "invoice_number": b.invoice_number,
+                    "amount": str(b.total),
+                    "currency_code": b.currency,
+                    "occurred_at": self.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+                }
+                for b in bills
+            ),
+        )
+
+    def export_approvals(self, decisions: Sequence[tuple[InboundBill, str, datetime]]) -> Path:
+        return self._write(
+            ExportKind.APPROVAL,
+            (
+                {
+                    "stampli_invoice_id": self.invoice_id(b.fb_id),
+                    "fb_bill_id": str(b.fb_id),
+                    "status": status,
+                    "approver": "pat.controller@example.com",
+                    "occurred_at": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "invoice_number": b.invoice_number,
+                }
+                for b, status, when in decisions
+            ),
+        )
+
+    def export_payments(self, payments: Sequence[tuple[InboundBill | int, Decimal, str]]) -> Path:
+        """(bill or a bill id FreshBooks does not know, amount, currency) per payment."""
+        rows = []
+        for index, (bill, amount, currency) in enumerate(payments, start=1):
+            bill_id = bill.fb_id if isinstance(bill, InboundBill) else bill
+            rows.append(
+                {
+                    "stampli_invoice_id": self.invoice_id(bill_id),
+                    "fb_bill_id": str(bill_id),
+                    "payment_id": f"PAY-{self._sequence + 1:03d}-{index:04d}",
+                    "payment_date": self.now().strftime("%Y-%m-%d"),
+                    "amount": str(amount),
+                    "currency_code": currency,
+                    "payment_method": "ACH",
+                    "status": "paid",
+                }
+            )
+        return self._write(ExportKind.PAYMENT, rows)
+
+    def write_malformed(self, kind: ExportKind = ExportKind.PAYMENT) -> Path:
+        """A file that names itself an export but whose required column is missing."""
+        self._sequence += 1
+        path = self.root / "outbound" / f"stampli_{kind.value}_broken_{self._sequence:03d}.csv"
+        path.write_text("Stampli Invoice ID,Amount\r\nSTP-1,not-a-number\r\n", encoding="utf-8")
+        return path
+
+
+def run_demo_exports(options: Options, root: Path, show: Show) -> None:
+    """The demo's second half: Stampli captures, approves and pays; fbstampli pulls, reconciles."""
+    from fbstampli.services import pull
+
+    simulator = StampliSimulator(root)
+    bills = sorted(simulator.inbound_bills().values(), key=lambda b: b.fb_id)
+    simulator.consume_inbound()
+    simulator.export_captures(bills)
+    now = simulator.now()
+    decisions = [(b, "rejected" if i == 1 else "approved", now) for i, b in enumerate(bills[:4])]
+    simulator.export_approvals(decisions)
+    simulator.export_payments(
+        [(bills[0], bills[0].total, bills[0].currency), (999_999, Decimal("10.00"), "USD")]
+    )
+    show.step(
+        "Stampli stand-in captured every invoice, approved some, paid one and an unknown invoice"
+    )
+    report = pull.pull_stampli(options, now=True)
+    show.step(
+        f"fbstampli pull-stampli: {report.counts.get('files', 0)} files, "
+        f"{report.counts.get('records', 0)} records stored"
+    )
+    result = pull.reconcile(options)
+    rows: list[list[Any]] = [
+        [i["fb_bill_id"], i["stampli_invoice_id"], i["outcome"], i["detail"]]
+        for i in result.items
+        if i["outcome"] != "in_progress"
+    ]
+    show.table(
+        "fbstampli reconcile (bills needing a look, and matches)",
+        ("bill", "Stampli invoice", "outcome", "detail"),
+        rows,
+    )

@@ -1,0 +1,137 @@
+"""push -> Stampli simulator -> pull-stampli -> reconcile, through the real CLI and SFTP."""
+
+import json
+from decimal import Decimal
+
+from fbstampli.models import ExportKind
+from fbstampli.sandbox.stampli import StampliSimulator
+from tests.e2e.conftest import Connected
+
+
+def pushed(connected: Connected) -> StampliSimulator:
+    assert connected.run("push-bills").code == 0
+    return StampliSimulator(connected.sftp.root)
+
+
+def test_pull_stores_exports_and_a_second_pull_processes_nothing(connected: Connected) -> None:
+    stampli = pushed(connected)
+    bills = sorted(stampli.inbound_bills().values(), key=lambda b: b.fb_id)
+    stampli.export_captures(bills)
+    first = connected.run("pull-stampli", "--now", "--json")
+    assert first.code == 0, first.stderr
+    assert json.loads(first.stdout)["counts"]["records"] == len(bills)
+    second = connected.run("pull-stampli", "--now", "--json")
+    assert json.loads(second.stdout)["counts"] == {}
+    audit = json.loads(
+        connected.run("audit", "--bill", str(bills[0].fb_id), "--format", "json").stdout
+    )
+    assert "stampli_capture" in [row["action"] for row in audit]
+
+
+def test_pull_waits_for_its_interval_unless_now(connected: Connected) -> None:
+    stampli = pushed(connected)
+    assert connected.run("pull-stampli").code == 0
+    stampli.export_captures(list(stampli.inbound_bills().values()))
+    early = json.loads(connected.run("pull-stampli", "--json").stdout)
+    assert early["counts"] == {}
+    assert "not due" in early["notes"][0]
+
+
+def test_malformed_file_is_quarantined_and_the_rest_are_stored(connected: Connected) -> None:
+    stampli = pushed(connected)
+    bills = list(stampli.inbound_bills().values())
+    stampli.export_captures(bills)
+    broken = stampli.write_malformed(ExportKind.PAYMENT)
+    result = connected.run("pull-stampli", "--now", "--json")
+    assert result.code == 1
+    report = json.loads(result.stdout)
+    assert report["counts"]["records"] == len(bills)
+    assert report["counts"]["quarantined"] == 1
+    assert broken.name in report["problems"][0]
+    assert (connected.home / "stampli" / "quarantine" / broken.name).exists()
+    status = json.loads(connected.run("status", "--json").stdout)
+    assert [f["name"] for f in status["stampli_files"]["quarantined"]] == [broken.name]
+    again = connected.run("pull-stampli", "--now", "--json")
+    assert again.code == 0  # quarantined once, not re-tried every run
+
+
+def test_identical_reupload_is_not_processed_twice_but_a_changed_file_is(
+    connected: Connected,
+) -> None:
+    stampli = pushed(connected)
+    bills = sorted(stampli.inbound_bills().values(), key=lambda b: b.fb_id)
+    path = stampli.export_payments([(bills[0], Decimal("5.00"), bills[0].currency)])
+    assert connected.run("pull-stampli", "--now").code == 0
+    copy = path.with_name("stampli_payment_copy.csv")
+    copy.write_bytes(path.read_bytes())
+    dup = json.loads(connected.run("pull-stampli", "--now", "--json").stdout)
+    assert dup["counts"] == {"duplicates": 1}
+    path.write_bytes(path.read_bytes().replace(b"5.00", b"6.00"))
+    changed = json.loads(connected.run("pull-stampli", "--now", "--json").stdout)
+    assert changed["counts"]["records"] == 1
+
+
+def test_reconcile_classifies_every_prepared_case_exactly(connected: Connected) -> None:
+    fb = connected.freshbooks
+    vendor = sorted(fb.data.vendors)[0]
+    make = {
+        name: fb.create_bill(
+            vendor,
+            bill_number=name,
+            currency_code="USD",
+            lines=[
+                {
+                    "description": name,
+                    "quantity": 1,
+                    "unit_cost": "100.00",
+                }
+            ],
+        )
+        for name in ("MATCH", "DIFF", "FBONLY", "STONLY", "APPROVED", "UNCAPTURED", "CAD")
+    }
+    for name in ("MATCH", "DIFF", "FBONLY"):
+        fb.create_payment(make[name], amount="100.00")
+    fb.create_payment(make["CAD"], amount="100.00")
+    stampli = pushed(connected)
+    inbound = stampli.inbound_bills()
+    bill = {name: inbound[bill_id] for name, bill_id in make.items()}
+    stampli.export_captures([b for n, b in bill.items() if n != "UNCAPTURED"])
+    from datetime import UTC, datetime, timedelta
+
+    stampli.export_approvals(
+        [(bill["APPROVED"], "approved", datetime.now(UTC) - timedelta(days=30))]
+    )
+    stampli.export_payments(
+        [
+            (bill["MATCH"], Decimal("100.00"), "USD"),
+            (bill["DIFF"], Decimal("90.00"), "USD"),
+            (bill["STONLY"], Decimal("100.00"), "USD"),
+            (bill["CAD"], Decimal("100.00"), "CAD"),
+            (424242, Decimal("1.00"), "USD"),
+        ]
+    )
+    assert connected.run("pull-stampli", "--now").code == 0
+    env = {"FBSTAMPLI_RECONCILE_UNCAPTURED_HOURS": "1"}
+    report = connected.run("reconcile", "--format", "json", "--fail-on-mismatch", env=env)
+    assert report.code == 1  # attention needed
+    outcomes = {item["fb_bill_id"]: item["outcome"] for item in json.loads(report.stdout)["items"]}
+    assert outcomes[make["MATCH"]] == "matched"
+    assert outcomes[make["DIFF"]] == "amount_differs"
+    assert outcomes[make["FBONLY"]] == "paid_in_freshbooks_only"
+    assert outcomes[make["STONLY"]] == "paid_in_stampli_only"
+    assert outcomes[make["APPROVED"]] == "approved_not_paid"
+    assert outcomes[make["CAD"]] == "amount_differs"
+    assert outcomes[424242] == "unknown_to_freshbooks"
+    csv_file = connected.home / "reconcile.csv"
+    assert connected.run("reconcile", "--format", "csv", "--output", str(csv_file)).code == 0
+    assert csv_file.read_text().splitlines()[0] == "fb_bill_id,stampli_invoice_id,outcome,detail"
+
+
+def test_sync_runs_push_pull_and_reconcile_under_one_lock(connected: Connected) -> None:
+    result = connected.run("sync", "--json")
+    assert result.code == 0, result.stderr
+    counts = json.loads(result.stdout)["counts"]
+    assert counts["push-bills.queued.bill"] > 0
+    quiet = connected.run("-q", "sync")
+    assert quiet.code == 0
+    assert quiet.output == ""
