@@ -215,7 +215,7 @@ class Listener:
         self.stats = ListenerStats()
         self._account_id = account_id or (lambda: store.get_value("freshbooks.account_id"))
         self._worker_state = worker_state
-        self._store_lock = threading.Lock()
+        self._store_lock = threading.RLock()  # re-entered when a rejection is counted
         self._active = 0
         self._active_changed = threading.Condition()
         self._server = _Server((host, port), _Handler, self)
@@ -288,7 +288,8 @@ class Listener:
         if event is None:
             return self._reject(400, "malformed event")
         if event.resource not in RESOURCES:
-            self.stats.ignored += 1
+            with self._store_lock:
+                self.stats.ignored += 1
             return Answer(200, "ignored: not a bill or bill_vendor event")
         with self._using_store() as store:
             ours = self._account_id()
@@ -298,12 +299,11 @@ class Listener:
                 return Answer(200, "ignored: another account")
             added = queue.enqueue_event(store, event.name, event.object_id, event.account_id)
             self.stats.last_event_at = store.now_text()
-        if added:
-            self.stats.accepted += 1
-            log.info("queued %s %d", event.name, event.object_id)
-        else:
-            self.stats.duplicates += 1
-            log.info("%s %d is queued already", event.name, event.object_id)
+            if added:  # counted under the lock: request threads run concurrently
+                self.stats.accepted += 1
+            else:
+                self.stats.duplicates += 1
+        log.info("%s %d %s", event.name, event.object_id, "queued" if added else "queued already")
         self.wake()
         return Answer(200, "queued" if added else "queued already")
 
@@ -315,15 +315,19 @@ class Listener:
             if len(queue.pending_verifiers(store)) >= MAX_PENDING_VERIFIERS:
                 return self._reject(503, "too many unconfirmed handshakes; try again later")
             added = queue.save_pending_verifier(store, request.callback_id, request.verifier)
-        self.stats.handshakes += 1
+            self.stats.handshakes += 1
         log.info("verification handshake for callback %d received", request.callback_id)
         if added:
             self.wake()
         return Answer(200, "verification received")
 
     def _reject(self, status: int, message: str) -> Answer:
-        self.stats.reject(status)
+        self.count_rejection(status)
         return Answer(status, message)
+
+    def count_rejection(self, status: int) -> None:
+        with self._store_lock:
+            self.stats.reject(status)
 
     def health(self) -> dict[str, Any]:
         with self._using_store() as store:
@@ -410,7 +414,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _refuse(self, status: int, message: str) -> None:
         # The body (if any) was not read, so the connection cannot carry another request.
-        self.server.listener.stats.reject(status)
+        self.server.listener.count_rejection(status)
         self._send(status, {"error": message}, close=True)
 
     def do_GET(self) -> None:
@@ -454,7 +458,7 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 body = self.rfile.read(length)
             except (TimeoutError, OSError):
-                listener.stats.reject(408)
+                listener.count_rejection(408)
                 self.close_connection = True
                 log.info("a client from %s was too slow to send its body", self.client_address[0])
                 return
