@@ -10,12 +10,15 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from fbstampli.clock import from_utc_text, to_utc_text
+from fbstampli.config import ReconcileSettings
 from fbstampli.models import VisState
 from fbstampli.options import Options
 from fbstampli.report import RunReport
 from fbstampli.runtime import Runtime, open_runtime
+from fbstampli.store import Store
 from fbstampli.store.runs import finish_run, start_run
 from fbstampli.sync import reconcile as matching
+from fbstampli.sync.ports import BillSource
 from fbstampli.sync.reconcile import BillFacts, Money, StampliFacts
 
 LAST_PULL_KEY = "pull.last_run"
@@ -23,26 +26,24 @@ LAST_PULL_KEY = "pull.last_run"
 
 def run_pull(rt: Runtime, *, now: bool = False) -> RunReport:
     """One poll of the outbound folder, unless the interval has not passed (`now` overrides)."""
-    from fbstampli.sync.pull import pull
+    from fbstampli.sync.pull import PullContext, is_due, pull
 
     report = RunReport("pull-stampli")
     last = rt.store.get_value(LAST_PULL_KEY)
     interval = timedelta(minutes=rt.settings.pull.interval_minutes)
-    if not now and last and rt.clock.now() - from_utc_text(last) < interval:
+    if not now and not is_due(from_utc_text(last) if last else None, rt.clock.now(), interval):
         report.notes.append("not due yet (pull.interval_minutes); use --now to poll anyway")
         return report
     run_id = start_run(rt.store, "pull-stampli")
     try:
-        pull(
-            rt.store,
-            rt.transport(),
-            rt.template(),
+        context = PullContext(
+            template=rt.template(),
             settings=rt.settings,
             folder=rt.paths.stampli_files,
             quarantine=rt.paths.quarantine,
             run_id=run_id,
-            report=report,
         )
+        pull(rt.store, rt.transport(), context, report)
         with rt.store.transaction():
             rt.store.put_value(LAST_PULL_KEY, to_utc_text(rt.clock.now()))
     finally:
@@ -56,15 +57,20 @@ def pull_stampli(options: Options, *, now: bool) -> RunReport:
 
 
 def _stampli_facts(
-    rt: Runtime, bill_ids: set[int]
+    store: Store, bill_ids: set[int]
 ) -> tuple[dict[int, StampliFacts], list[tuple[str, int | None]]]:
-    """What Stampli's stored exports say per bill; rows naming no FreshBooks bill go apart."""
+    """What Stampli's stored exports say per bill; rows naming no FreshBooks bill go apart.
+
+    The approval that counts is the latest by its own time (exports can
+    arrive out of order), by arrival when a row carries no time. A payment
+    exported twice (same payment id) counts once, the later row winning.
+    """
     captured: set[int] = set()
     approval: dict[int, tuple[str, datetime | None]] = {}
     invoice: dict[int, str] = {}
     payments: dict[int, dict[str, Money]] = defaultdict(dict)
     unknown: list[tuple[str, int | None]] = []
-    for row in rt.store.iterate(
+    for row in store.iterate(
         "SELECT export_kind, stampli_invoice_id, fb_bill_id, status, payload "
         "FROM stampli_records ORDER BY id"
     ):
@@ -74,15 +80,22 @@ def _stampli_facts(
             continue
         bill_id = int(bill_id)
         invoice[bill_id] = row["stampli_invoice_id"]
-        data = json.loads(row["payload"])
-        if row["export_kind"] == "capture":
+        kind = row["export_kind"]
+        if kind == "capture":
             captured.add(bill_id)
-        elif row["export_kind"] == "approval":
+        elif kind == "approval":
+            data = json.loads(row["payload"])
             moment = (
                 datetime.fromisoformat(data["occurred_at"]) if data.get("occurred_at") else None
             )
-            approval[bill_id] = (row["status"], moment)
-        elif row["export_kind"] == "payment" and data.get("amount") is not None:
+            previous = approval.get(bill_id)
+            older = previous is not None and previous[1] and moment and moment < previous[1]
+            if not older:
+                approval[bill_id] = (row["status"], moment)
+        elif kind == "payment":
+            data = json.loads(row["payload"])
+            if data.get("amount") is None:
+                continue
             key = data.get("payment_id") or f"line-{data.get('source_line')}"
             payments[bill_id][key] = Money(Decimal(data["amount"]), data.get("currency_code") or "")
     facts = {
@@ -98,74 +111,98 @@ def _stampli_facts(
     return facts, unknown
 
 
+def reconcile_state(
+    store: Store,
+    source: BillSource,
+    settings: ReconcileSettings,
+    *,
+    now: datetime,
+    run_id: int,
+    report: RunReport,
+) -> None:
+    """Classify every bill from fresh FreshBooks facts and the stored Stampli records.
+
+    The results and the audit rows of the bills needing attention are one
+    transaction: a killed reconcile leaves no half report behind.
+    """
+    bills = {
+        bill.fb_id: BillFacts(bill.fb_id, bill.currency_code, bill.total_amount)
+        for bill in source.list_bills()
+        if bill.vis_state != VisState.DELETED
+    }
+    fb_payments: dict[int, list[Money]] = defaultdict(list)
+    for payment in source.list_bill_payments():
+        if payment.vis_state != VisState.DELETED:
+            currency = payment.currency_code or (
+                bills[payment.bill_id].currency if payment.bill_id in bills else ""
+            )
+            fb_payments[payment.bill_id].append(Money(payment.amount, currency))
+    stampli, unknown = _stampli_facts(store, set(bills))
+    stampli = {
+        bill_id: _with_currency(facts, bills[bill_id].currency)
+        for bill_id, facts in stampli.items()
+    }
+    delivered = {
+        int(row["fb_id"]): from_utc_text(row["at"])
+        for row in store.iterate(
+            "SELECT fb_id, min(updated_at) AS at FROM deliveries "
+            "WHERE kind = 'bill' AND status = 'delivered' GROUP BY fb_id"
+        )
+    }
+    results = matching.reconcile(
+        bills,
+        fb_payments,
+        stampli,
+        unknown,
+        delivered,
+        now=now,
+        approved_unpaid_days=settings.approved_unpaid_days,
+        uncaptured_hours=settings.uncaptured_hours,
+    )
+    at = store.now_text()
+    attention = [r for r in results if r.outcome.needs_attention]
+    with store.transaction():
+        store.execute_many(
+            "INSERT INTO reconciliations "
+            "(run_id, fb_bill_id, stampli_invoice_id, outcome, detail) VALUES (?, ?, ?, ?, ?)",
+            [
+                (run_id, r.fb_bill_id, r.stampli_invoice_id, r.outcome.value, r.detail)
+                for r in results
+            ],
+        )
+        store.execute_many(
+            "INSERT INTO audit (at, run_id, kind, fb_id, action, detail) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (at, run_id, "bill", r.fb_bill_id, f"reconcile_{r.outcome.value}", r.detail)
+                for r in attention
+            ],
+        )
+    for result in results:
+        report.add(result.outcome.value)
+        report.items.append(
+            {
+                "fb_bill_id": result.fb_bill_id,
+                "stampli_invoice_id": result.stampli_invoice_id,
+                "outcome": result.outcome.value,
+                "detail": result.detail,
+            }
+        )
+    report.attention = bool(attention)
+
+
 def run_reconcile(rt: Runtime) -> RunReport:
     """Fetch FreshBooks' bills and payments fresh, classify each bill, store and report."""
     report = RunReport("reconcile")
     run_id = start_run(rt.store, "reconcile")
     try:
-        source = rt.freshbooks()
-        bills = {
-            bill.fb_id: BillFacts(bill.fb_id, bill.currency_code, bill.total_amount)
-            for bill in source.list_bills()
-            if bill.vis_state != VisState.DELETED
-        }
-        fb_payments: dict[int, list[Money]] = defaultdict(list)
-        for payment in source.list_bill_payments():
-            if payment.vis_state != VisState.DELETED:
-                currency = payment.currency_code or (
-                    bills[payment.bill_id].currency if payment.bill_id in bills else ""
-                )
-                fb_payments[payment.bill_id].append(Money(payment.amount, currency))
-        stampli, unknown = _stampli_facts(rt, set(bills))
-        stampli = {
-            bill_id: _with_currency(facts, bills[bill_id].currency)
-            for bill_id, facts in stampli.items()
-        }
-        delivered = {
-            int(row["fb_id"]): from_utc_text(row["at"])
-            for row in rt.store.query(
-                "SELECT fb_id, min(updated_at) AS at FROM deliveries "
-                "WHERE kind = 'bill' AND status = 'delivered' GROUP BY fb_id"
-            )
-        }
-        results = matching.reconcile(
-            bills,
-            fb_payments,
-            stampli,
-            unknown,
-            delivered,
+        reconcile_state(
+            rt.store,
+            rt.freshbooks(),
+            rt.settings.reconcile,
             now=rt.clock.now(),
-            approved_unpaid_days=rt.settings.reconcile.approved_unpaid_days,
-            uncaptured_hours=rt.settings.reconcile.uncaptured_hours,
+            run_id=run_id,
+            report=report,
         )
-        with rt.store.transaction():
-            rt.store.execute_many(
-                "INSERT INTO reconciliations "
-                "(run_id, fb_bill_id, stampli_invoice_id, outcome, detail) VALUES (?, ?, ?, ?, ?)",
-                [
-                    (run_id, r.fb_bill_id, r.stampli_invoice_id, r.outcome.value, r.detail)
-                    for r in results
-                ],
-            )
-            for result in results:
-                report.add(result.outcome.value)
-                report.items.append(
-                    {
-                        "fb_bill_id": result.fb_bill_id,
-                        "stampli_invoice_id": result.stampli_invoice_id,
-                        "outcome": result.outcome.value,
-                        "detail": result.detail,
-                    }
-                )
-                if result.outcome.needs_attention:
-                    report.attention = True
-                    rt.store.audit(
-                        f"reconcile_{result.outcome.value}",
-                        kind="bill",
-                        fb_id=result.fb_bill_id,
-                        detail=result.detail,
-                        run_id=run_id,
-                    )
     finally:
         finish_run(rt.store, run_id, report)
     return report
