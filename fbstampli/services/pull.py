@@ -22,6 +22,8 @@ from fbstampli.sync.ports import BillSource
 from fbstampli.sync.reconcile import BillFacts, Money, StampliFacts
 
 LAST_PULL_KEY = "pull.last_run"
+# A payment Stampli later reports with one of these statuses no longer counts as paid.
+VOID_STATUSES = frozenset({"void", "voided", "cancelled", "canceled", "reversed", "failed"})
 
 
 def run_pull(rt: Runtime, *, now: bool = False) -> RunReport:
@@ -95,6 +97,9 @@ def _stampli_facts(
         elif kind == "payment":
             data = json.loads(row["payload"])
             if data.get("amount") is None:
+                continue
+            if row["status"] in VOID_STATUSES:
+                payments[bill_id].pop(data.get("payment_id") or "", None)
                 continue
             key = data.get("payment_id") or f"line-{data.get('source_line')}"
             payments[bill_id][key] = Money(Decimal(data["amount"]), data.get("currency_code") or "")
