@@ -1,88 +1,194 @@
 """pull-stampli: Stampli's outbound exports, downloaded once, parsed, stored against their bills.
 
-Order, so that a kill anywhere is harmless: the file is downloaded whole to a
-local copy (written atomically by the transport), then recorded as
-`downloaded`; its records and the `processed` mark are one transaction. A
-file left `downloaded` by a killed run is parsed again from its local copy,
-never counted twice. A file that cannot be parsed is quarantined with its
-reason and the rest of the poll goes on.
+A file's row is the journal of its handling, so a kill at any instant is harmless:
+
+    downloading -> downloaded -> processed | quarantined | duplicate
+
+The row is committed as `downloading` (with the local name it will get)
+before a byte is read; the transport writes the local copy whole or not at
+all, so a copy found beside a `downloading` row is complete and is hashed
+locally instead of being read from the server again (some servers allow one
+read per file). A `downloaded` row is parsed from its local copy. The records
+and the `processed` mark are one transaction, so a file is never counted
+twice. An unparseable file is quarantined with its reason and the rest of
+the poll goes on.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
-from dataclasses import asdict
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 from fbstampli.config import Settings
 from fbstampli.errors import ExportParseError, RemoteError
-from fbstampli.models import StampliRecord
+from fbstampli.models import ExportKind, Kind, StampliRecord
 from fbstampli.report import RunReport
 from fbstampli.stampli.parse import detect_export_kind, parse_export
 from fbstampli.stampli.template import Template
-from fbstampli.store import Store
+from fbstampli.store import Row, Store
 from fbstampli.sync.ports import RemoteFile, Transport
 
 log = logging.getLogger(__name__)
 
-CHUNK = 1000
+CHUNK = 1000  # records per insert; bounds memory whatever the file size
+_HASH_BLOCK = 1024 * 1024
+_FIELDS = tuple(field.name for field in fields(StampliRecord))
+_DONE = ("processed", "quarantined", "duplicate")
+
+
+@dataclass(frozen=True, slots=True)
+class PullContext:
+    """Everything one poll needs besides the store and the server."""
+
+    template: Template
+    settings: Settings
+    folder: Path  # local copies: <home>/stampli
+    quarantine: Path  # <home>/stampli/quarantine
+    run_id: int | None
+
+
+def is_due(last_run: datetime | None, now: datetime, interval: timedelta) -> bool:
+    """A poll is due once `interval` has passed since the last finished one (or there was none).
+
+    A last run in the future (a clock set back) counts as due: waiting for the
+    clock to catch up could silence the pull for hours.
+    """
+    if last_run is None or last_run > now:
+        return True
+    return now - last_run >= interval
 
 
 def _identity(remote: RemoteFile) -> tuple[str, int | None, str | None]:
     return remote.name, remote.size, remote.mtime.isoformat() if remote.mtime else None
 
 
-def _already_done(store: Store, remote: RemoteFile) -> bool:
-    name, size, mtime = _identity(remote)
-    row = store.query_one(
-        "SELECT 1 FROM stampli_files WHERE name = ? AND size IS ? AND mtime IS ? "
-        "AND state IN ('processed', 'quarantined', 'duplicate')",
-        (name, size, mtime),
-    )
-    return row is not None
+def local_path(folder: Path, name: str) -> Path:
+    """`folder/name`, refused (not followed) if it would land anywhere but directly in `folder`.
 
-
-def _local_path(folder: Path, name: str) -> Path:
-    """The local copy's path; a name that would leave the folder is refused, not followed."""
-    candidate = (folder / name).resolve()
-    if candidate.parent != folder.resolve() or name in ("", ".", ".."):
-        raise RemoteError(f"export name {name!r} would leave {folder}; it was not downloaded")
+    The transport already rejects unsafe names; this is the second lock on the
+    same door, because a local path built from a remote name is how files get
+    written over `~/.ssh/authorized_keys`.
+    """
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
+        raise RemoteError(f"refusing export name {name!r}: it would leave {folder}")
+    candidate = folder / name
+    if candidate.resolve().parent != folder.resolve():
+        raise RemoteError(f"refusing export name {name!r}: it would leave {folder}")
     return candidate
 
 
-def _link_bill(store: Store, record: StampliRecord) -> int | None:
-    """The FreshBooks bill id we wrote; else the one bill with that invoice number.
+def _sha256_of(path: Path) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as stream:
+        while block := stream.read(_HASH_BLOCK):
+            digest.update(block)
+            size += len(block)
+    return size, digest.hexdigest()
 
-    Invoice numbers are not unique (several vendors may use the same one), so
-    an ambiguous number links to nothing rather than to the wrong bill.
+
+class BillLinks:
+    """Finds the FreshBooks bill a Stampli row belongs to.
+
+    The bill id we wrote is the link. Without it (a Stampli layout that drops
+    the column), vendor + invoice number is matched against the bills we
+    snapshotted; invoice numbers are not unique, so anything ambiguous links
+    to nothing rather than to the wrong bill. The index is built once per
+    poll, on first need, so a file that carries our ids costs no lookups.
     """
-    if record.fb_bill_id is not None:
-        return record.fb_bill_id
-    if not record.invoice_number:
-        return None
-    rows = store.query(
-        "SELECT fb_id FROM source_objects WHERE kind = 'bill' "
-        "AND json_extract(payload, '$.bill_number') = ? LIMIT 2",
-        (record.invoice_number,),
-    )
-    return int(rows[0]["fb_id"]) if len(rows) == 1 else None
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._index: dict[tuple[str, str, str], set[int]] | None = None
+
+    def _build(self) -> dict[tuple[str, str, str], set[int]]:
+        names = {
+            int(row["fb_id"]): str(row["name"] or "").casefold().strip()
+            for row in self._store.iterate(
+                "SELECT fb_id, json_extract(payload, '$.name') AS name FROM source_objects "
+                "WHERE kind = ?",
+                (Kind.VENDOR.value,),
+            )
+        }
+        index: dict[tuple[str, str, str], set[int]] = {}
+        for row in self._store.iterate(
+            "SELECT fb_id, json_extract(payload, '$.vendor_id') AS vendor_id, "
+            "json_extract(payload, '$.bill_number') AS number FROM source_objects WHERE kind = ?",
+            (Kind.BILL.value,),
+        ):
+            number = str(row["number"] or "").strip()
+            if not number:
+                continue
+            bill_id = int(row["fb_id"])
+            vendor_id = row["vendor_id"]
+            keys = [("number", "", number)]
+            if vendor_id is not None:
+                keys.append(("vendor_id", str(vendor_id), number))
+                if names.get(int(vendor_id)):
+                    keys.append(("vendor_name", names[int(vendor_id)], number))
+            for key in keys:
+                index.setdefault(key, set()).add(bill_id)
+        return index
+
+    def bill_id(self, record: StampliRecord) -> int | None:
+        if record.fb_bill_id is not None:
+            return record.fb_bill_id
+        number = record.invoice_number.strip()
+        if not number:
+            return None
+        if self._index is None:
+            self._index = self._build()
+        vendor_id, vendor_name = record.vendor_id.strip(), record.vendor_name.casefold().strip()
+        candidates: set[int] = set()
+        if vendor_id:
+            candidates = self._index.get(("vendor_id", vendor_id, number), set())
+        if not candidates and vendor_name:
+            candidates = self._index.get(("vendor_name", vendor_name, number), set())
+        if not vendor_id and not vendor_name:
+            candidates = self._index.get(("number", "", number), set())
+        return next(iter(candidates)) if len(candidates) == 1 else None
 
 
-def _record_json(record: StampliRecord) -> str:
-    data = asdict(record)
-    return json.dumps(data, default=str, sort_keys=True)
+def record_json(record: StampliRecord) -> str:
+    """The record as stored JSON; reconcile reads amounts and times back from it.
+
+    Empty fields are left out (read back, a missing key and an empty one
+    mean the same): it halves the bytes and the encoding time of a typical row.
+    """
+    data: dict[str, Any] = {}
+    for name in _FIELDS:  # dataclass order: the same record always gives the same text
+        value = getattr(record, name)
+        if value is None or value == "" or value == {}:
+            continue
+        if isinstance(value, ExportKind):
+            value = value.value
+        elif isinstance(value, Decimal | date):  # datetime is a date
+            value = value.isoformat() if isinstance(value, date) else str(value)
+        data[name] = value
+    return json.dumps(data)
 
 
 def _store_records(
-    store: Store, file_id: int, records: list[StampliRecord], run_id: int | None
-) -> None:
-    rows, audits = [], []
+    store: Store,
+    links: BillLinks,
+    file_id: int,
+    records: Iterable[StampliRecord],
+    run_id: int | None,
+) -> int:
+    rows: list[tuple[Any, ...]] = []
+    audits: list[tuple[Any, ...]] = []
     now = store.now_text()
     for record in records:
-        bill_id = _link_bill(store, record)
+        bill_id = links.bill_id(record)
         rows.append(
             (
                 file_id,
@@ -91,7 +197,7 @@ def _store_records(
                 record.stampli_invoice_id,
                 bill_id,
                 record.status,
-                _record_json(record),
+                record_json(record),
             )
         )
         detail = f"{record.stampli_invoice_id} {record.status}".strip()
@@ -107,119 +213,221 @@ def _store_records(
         "INSERT INTO audit (at, run_id, kind, fb_id, action, detail) VALUES (?, ?, ?, ?, ?, ?)",
         audits,
     )
+    return len(rows)
 
 
 def _process(
-    store: Store,
-    template: Template,
-    file_id: int,
-    name: str,
-    local: Path,
-    run_id: int | None,
+    store: Store, context: PullContext, links: BillLinks, file_id: int, name: str, local: Path
 ) -> int:
     """Parse a local copy and store its records with the `processed` mark, all or nothing."""
     count = 0
     with local.open("rb") as stream, store.transaction():
-        records = parse_export(template, name, stream)
+        records = parse_export(context.template, name, stream)
         while chunk := list(islice(records, CHUNK)):
-            _store_records(store, file_id, chunk, run_id)
-            count += len(chunk)
+            count += _store_records(store, links, file_id, chunk, context.run_id)
         store.execute(
             "UPDATE stampli_files SET state = 'processed', records = ?, processed_at = ? "
             "WHERE id = ?",
             (count, store.now_text(), file_id),
         )
-        store.audit("stampli_file_processed", detail=f"{name}: {count} records", run_id=run_id)
+        store.audit(
+            "stampli_file_processed", detail=f"{name}: {count} records", run_id=context.run_id
+        )
     return count
 
 
 def _quarantine(
     store: Store,
+    context: PullContext,
     file_id: int,
-    local: Path,
-    quarantine: Path,
-    error: ExportParseError,
-    run_id: int | None,
+    name: str,
+    local: Path | None,
+    reason: str,
     report: RunReport,
 ) -> None:
-    quarantine.mkdir(parents=True, exist_ok=True)
-    target = quarantine / local.name
-    if local.exists():
-        os.replace(local, target)
+    """Record the reason first, then move the copy aside: a kill in between leaves a stray copy,
+    never a file that is parsed again."""
+    target: Path | None = None
+    if local is not None and local.exists():
+        context.quarantine.mkdir(parents=True, exist_ok=True)
+        target = context.quarantine / name
+        if target.exists():
+            target = context.quarantine / f"{name}.{file_id}"
     with store.transaction():
         store.execute(
-            "UPDATE stampli_files SET state = 'quarantined', reason = ?, local_path = ? "
-            "WHERE id = ?",
-            (str(error), str(target), file_id),
+            "UPDATE stampli_files SET state = 'quarantined', reason = ?, local_path = ?, "
+            "processed_at = ? WHERE id = ?",
+            (reason, str(target) if target else None, store.now_text(), file_id),
         )
-        store.audit("stampli_file_quarantined", detail=str(error), run_id=run_id)
+        store.audit("stampli_file_quarantined", detail=f"{name}: {reason}", run_id=context.run_id)
+    if local is not None and target is not None:
+        os.replace(local, target)
+    log.warning("quarantined Stampli export %s: %s", name, reason)
     report.add("quarantined")
-    report.problems.append(f"quarantined {local.name}: {error}")
+    report.problems.append(f"quarantined {name}: {reason}")
+
+
+@dataclass(frozen=True, slots=True)
+class FileRow:
+    """The journal row of one remote file version (one identity: name, size, mtime)."""
+
+    id: int
+    name: str
+    state: str
+    sha256: str
+    local: Path | None
+
+
+def _file_row(row: Row) -> FileRow:
+    local = row["local_path"]
+    return FileRow(
+        int(row["id"]),
+        str(row["name"]),
+        str(row["state"]),
+        str(row["sha256"]),
+        Path(local) if local else None,
+    )
+
+
+def _open_row(store: Store, remote: RemoteFile, export_kind: ExportKind, folder: Path) -> FileRow:
+    """The row for this identity, or a new `downloading` row committed before any download.
+
+    Each row gets its own local name (`<id>-<name>`), so a copy on disk can
+    only ever belong to the row that names it, never to an older version of
+    a file under the same remote name.
+    """
+    name, size, mtime = _identity(remote)
+    row = store.query_one(
+        "SELECT * FROM stampli_files WHERE name = ? AND size IS ? AND mtime IS ? "
+        "ORDER BY id DESC LIMIT 1",
+        (name, size, mtime),
+    )
+    if row is not None:
+        return _file_row(row)
+    with store.transaction():
+        file_id = store.execute(
+            "INSERT INTO stampli_files (name, size, mtime, sha256, export_kind, state, "
+            "downloaded_at) VALUES (?, ?, ?, '', ?, 'downloading', ?)",
+            (name, size, mtime, export_kind.value, store.now_text()),
+        )
+        local = local_path(folder, f"{file_id:06d}-{name}")
+        store.execute("UPDATE stampli_files SET local_path = ? WHERE id = ?", (str(local), file_id))
+    return FileRow(file_id, name, "downloading", "", local)
+
+
+def _fetch(
+    store: Store, transport: Transport, context: PullContext, file: FileRow, local: Path
+) -> str:
+    """Bring a `downloading` row to `downloaded`; return the copy's sha256.
+
+    A complete copy already on disk (a run killed after the download) is
+    hashed here rather than fetched again.
+    """
+    if local.exists():
+        size, sha256 = _sha256_of(local)
+    else:
+        max_bytes = context.settings.pull.max_file_mb * 1024 * 1024
+        size, sha256 = transport.download(
+            context.settings.stampli.outbound_dir, file.name, local, max_bytes=max_bytes
+        )
+    with store.transaction():
+        store.execute(
+            "UPDATE stampli_files SET state = 'downloaded', sha256 = ?, size = coalesce(size, ?), "
+            "downloaded_at = ? WHERE id = ?",
+            (sha256, size, store.now_text(), file.id),
+        )
+    return sha256
+
+
+def _handle(
+    store: Store,
+    transport: Transport,
+    context: PullContext,
+    links: BillLinks,
+    remote: RemoteFile,
+    export_kind: ExportKind,
+    report: RunReport,
+) -> bool:
+    """Take one remote file as far as it goes; True when it is done and may be archived."""
+    file = _open_row(store, remote, export_kind, context.folder)
+    if file.state in _DONE:
+        return False
+    # A row from before per-row local names had none; it gets one now.
+    local = file.local or local_path(context.folder, f"{file.id:06d}-{file.name}")
+    limit_mb = context.settings.pull.max_file_mb
+    if file.state == "downloading" and remote.size is not None and remote.size > limit_mb << 20:
+        reason = f"{remote.size} bytes is over pull.max_file_mb ({limit_mb})"
+        _quarantine(store, context, file.id, file.name, None, reason, report)
+        return False
+    if file.state == "downloaded" and local.exists():
+        sha256 = file.sha256
+    else:
+        sha256 = _fetch(store, transport, context, file, local)
+    original = store.query_one(
+        "SELECT name FROM stampli_files WHERE sha256 = ? AND state = 'processed' AND id != ?",
+        (sha256, file.id),
+    )
+    if original is not None:
+        with store.transaction():
+            store.execute(
+                "UPDATE stampli_files SET state = 'duplicate', reason = ?, local_path = NULL, "
+                "processed_at = ? WHERE id = ?",
+                (f"same bytes as {original['name']}", store.now_text(), file.id),
+            )
+            store.audit(
+                "stampli_file_duplicate",
+                detail=f"{file.name} repeats {original['name']}",
+                run_id=context.run_id,
+            )
+        local.unlink(missing_ok=True)
+        report.add("duplicates")
+        report.notes.append(
+            f"{file.name} repeats {original['name']} byte for byte; not processed again"
+        )
+        return True
+    try:
+        count = _process(store, context, links, file.id, file.name, local)
+    except ExportParseError as error:
+        _quarantine(store, context, file.id, file.name, local, str(error), report)
+        return False
+    report.add("records", count)
+    report.add("files")
+    log.info("stored %d records from %s", count, file.name)
+    return True
 
 
 def pull(
     store: Store,
     transport: Transport,
-    template: Template,
-    *,
-    settings: Settings,
-    folder: Path,
-    quarantine: Path,
-    run_id: int | None,
+    context: PullContext,
     report: RunReport,
 ) -> None:
-    outbound = settings.stampli.outbound_dir
-    folder.mkdir(parents=True, exist_ok=True)
-    max_bytes = settings.pull.max_file_mb * 1024 * 1024
+    """One poll of the outbound folder: every new export downloaded once and stored.
+
+    One bad file (unsafe name, refused download, unparseable) is a problem line
+    and the next file is still handled; a lost connection ends the poll, and the
+    next run resumes each file from its journal state.
+    """
+    outbound = context.settings.stampli.outbound_dir
+    archive = context.settings.stampli.archive_dir
+    context.folder.mkdir(parents=True, exist_ok=True)
+    links = BillLinks(store)
     for remote in transport.list_files(outbound):
-        export_kind = detect_export_kind(template, remote.name)
-        if export_kind is None or _already_done(store, remote):
-            continue
-        name, size, mtime = _identity(remote)
-        local = _local_path(folder, name)
-        with store.transaction():  # a row a killed run left half-done is redone whole
-            store.execute(
-                "DELETE FROM stampli_files WHERE name = ? AND size IS ? AND mtime IS ? "
-                "AND state = 'downloaded'",
-                (name, size, mtime),
-            )
         try:
-            got_size, sha256 = transport.download(outbound, name, local, max_bytes=max_bytes)
+            local_path(context.folder, remote.name)  # refused before it is even classified
         except RemoteError as error:
-            report.problems.append(f"could not download {name}: {error}")
+            report.problems.append(str(error))
             continue
-        duplicate = store.query_one(
-            "SELECT name FROM stampli_files WHERE sha256 = ? AND state = 'processed'", (sha256,)
-        )
-        with store.transaction():
-            file_id = store.execute(
-                "INSERT INTO stampli_files (name, size, mtime, sha256, export_kind, state, "
-                "local_path, downloaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    name,
-                    size if size is not None else got_size,
-                    mtime,
-                    sha256,
-                    export_kind.value,
-                    "duplicate" if duplicate else "downloaded",
-                    str(local),
-                    store.now_text(),
-                ),
-            )
-        if duplicate:
-            report.add("duplicates")
-            report.notes.append(
-                f"{name} repeats {duplicate['name']} byte for byte; not processed again"
-            )
+        export_kind = detect_export_kind(context.template, remote.name)
+        if export_kind is None:
             continue
         try:
-            report.add("records", _process(store, template, file_id, name, local, run_id))
-            report.add("files")
-        except ExportParseError as error:
-            _quarantine(store, file_id, local, quarantine, error, run_id, report)
+            done = _handle(store, transport, context, links, remote, export_kind, report)
+        except RemoteError as error:
+            report.problems.append(f"could not fetch {remote.name!r}: {error}")
             continue
-        if settings.stampli.archive_dir:
+        if done and archive:
             try:
-                transport.move(outbound, name, settings.stampli.archive_dir)
+                transport.move(outbound, remote.name, archive)
             except RemoteError as error:
-                report.notes.append(f"could not archive {name}: {error}")
+                report.notes.append(f"could not archive {remote.name}: {error}")

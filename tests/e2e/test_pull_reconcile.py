@@ -1,11 +1,17 @@
 """push -> Stampli simulator -> pull-stampli -> reconcile, through the real CLI and SFTP."""
 
 import json
+import subprocess
+import sys
 from decimal import Decimal
+from pathlib import Path
+
+import pytest
 
 from fbstampli.models import ExportKind
 from fbstampli.sandbox.stampli import StampliSimulator
 from tests.e2e.conftest import Connected
+from tests.support.cli import cli_env
 
 
 def pushed(connected: Connected) -> StampliSimulator:
@@ -135,3 +141,62 @@ def test_sync_runs_push_pull_and_reconcile_under_one_lock(connected: Connected) 
     quiet = connected.run("-q", "sync")
     assert quiet.code == 0
     assert quiet.output == ""
+
+
+def test_an_export_name_that_climbs_out_of_the_folder_is_never_written_locally(
+    connected: Connected, tmp_path: Path
+) -> None:
+    stampli = pushed(connected)
+    bills = sorted(stampli.inbound_bills().values(), key=lambda b: b.fb_id)
+    stampli.export_captures(bills[:2])
+    # A legal POSIX name that means "two folders up" to anything treating \ as a separator.
+    hostile = connected.sftp.root / "outbound" / "stampli_payment_..\\..\\escape.csv"
+    hostile.write_bytes(
+        b"Stampli Invoice ID,Payment ID,Payment Date,Amount\r\nSTP-1,P,2026-11-24,1\r\n"
+    )
+    result = connected.run("pull-stampli", "--now", "--json")
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout)["counts"] == {"files": 1, "records": 2}
+    assert "unsafe name" in result.stderr
+    assert not [p for p in tmp_path.rglob("*escape*") if p != hostile]
+
+
+MEASURED = (
+    "import resource, runpy, sys\n"
+    "sys.argv = ['fbstampli'] + sys.argv[1:]\n"
+    "code = 0\n"
+    "try:\n"
+    "    runpy.run_module('fbstampli', run_name='__main__')\n"
+    "except SystemExit as stop:\n"
+    "    code = stop.code\n"
+    "sys.stderr.write(f'maxrss_kb={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}\\n')\n"
+    "sys.exit(code)\n"
+)
+
+
+@pytest.mark.slow
+def test_a_200_mb_export_is_pulled_in_bounded_memory(connected: Connected) -> None:
+    """Streamed from the server to disk, parsed and inserted in chunks: RSS stays far below
+    the file's size. (The SFTP server runs in this process; the CLI is measured alone.)"""
+    path = connected.sftp.root / "outbound" / "stampli_payment_big.csv"
+    wide = "Vendor " + "x" * 1900  # wide rows reach 200 MB with a modest row count
+    rows = 0
+    with path.open("w", encoding="utf-8", newline="") as out:
+        out.write(
+            "Stampli Invoice ID,FreshBooks Bill ID,Payment ID,Payment Date,Amount,Vendor Name\r\n"
+        )
+        while out.tell() < 200 * 1024 * 1024:
+            out.write(f"STP-{rows:07d},{rows},PAY-{rows},2026-11-24,1.00,{wide}\r\n")
+            rows += 1
+    completed = subprocess.run(
+        [sys.executable, "-c", MEASURED, "pull-stampli", "--now", "--json"],
+        env=cli_env(connected.home),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout)["counts"] == {"files": 1, "records": rows}
+    maxrss_mb = int(completed.stderr.rsplit("maxrss_kb=", 1)[1].split()[0]) / 1024
+    assert maxrss_mb < 150, f"peak RSS {maxrss_mb:.0f} MB for a 200 MB file"

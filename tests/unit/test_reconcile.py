@@ -1,11 +1,23 @@
 """Every reconciliation outcome, each produced by one prepared case and checked exactly."""
 
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from fbstampli.clock import to_utc_text
+from fbstampli.config import ReconcileSettings
+from fbstampli.models import Bill, BillPayment, ExportKind, StampliRecord, VisState
+from fbstampli.report import RunReport
+from fbstampli.services.pull import reconcile_state
+from fbstampli.store import Store
+from fbstampli.store.keys import KeySource, StateKey, new_key_hex
+from fbstampli.sync.pull import record_json
 from fbstampli.sync.reconcile import BillFacts, Money, Outcome, StampliFacts, classify, reconcile
+from tests.support.fakes import ListSource
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 BILL = BillFacts(1, "USD", Decimal("100.00"))
@@ -87,7 +99,13 @@ CASES = [
 @pytest.mark.parametrize(
     ("label", "fb", "stampli", "delivered", "expected"), CASES, ids=[c[0] for c in CASES]
 )
-def test_each_bill_gets_exactly_its_outcome(label, fb, stampli, delivered, expected) -> None:
+def test_each_bill_gets_exactly_its_outcome(
+    label: str,
+    fb: list[Money],
+    stampli: StampliFacts | None,
+    delivered: datetime | None,
+    expected: Outcome,
+) -> None:
     result = classify(
         BILL,
         fb,
@@ -137,3 +155,252 @@ def test_only_mismatches_need_attention() -> None:
         Outcome.MATCHED,
         Outcome.IN_PROGRESS,
     }
+
+
+# -- every outcome at once, through the whole matcher --------------------------------------
+
+
+def cad(amount: str) -> Money:
+    return Money(Decimal(amount), "CAD")
+
+
+def test_a_prepared_account_gets_each_outcome_exactly_once_per_bill() -> None:
+    bills = {n: BillFacts(n, "USD", Decimal("100.00")) for n in range(1, 10)}
+    fb_payments = {
+        1: [usd("100.00")],  # matched
+        2: [usd("60.00"), usd("40.00")],  # partials on both sides
+        3: [usd("100.00")],  # amount differs
+        4: [usd("100.00")],  # paid in FreshBooks only
+        8: [usd("100.00")],  # currency differs
+    }
+    stampli = {
+        1: StampliFacts(captured=True, payments=(usd("100.00"),)),
+        2: StampliFacts(captured=True, payments=(usd("25.00"), usd("75.00"))),
+        3: StampliFacts(captured=True, payments=(usd("99.99"),)),
+        4: StampliFacts(captured=True, approval="approved", approved_at=NOW),
+        5: StampliFacts(captured=True, payments=(usd("100.00"),)),  # paid in Stampli only
+        6: StampliFacts(
+            captured=True, approval="approved", approved_at=NOW - timedelta(days=7)
+        ),  # approved, unpaid for exactly the limit
+        8: StampliFacts(captured=True, payments=(cad("100.00"),)),
+        9: StampliFacts(captured=True, approval="pending_approval"),
+    }
+    delivered = {n: NOW - timedelta(hours=48) for n in bills}  # 7 was never captured
+    results = reconcile(
+        bills,
+        fb_payments,
+        stampli,
+        [("STP-424242", 424242)],
+        delivered,
+        now=NOW,
+        approved_unpaid_days=7,
+        uncaptured_hours=24,
+    )
+    assert [(r.fb_bill_id, r.outcome) for r in results] == [
+        (1, Outcome.MATCHED),
+        (2, Outcome.MATCHED),
+        (3, Outcome.AMOUNT_DIFFERS),
+        (4, Outcome.PAID_IN_FRESHBOOKS_ONLY),
+        (5, Outcome.PAID_IN_STAMPLI_ONLY),
+        (6, Outcome.APPROVED_NOT_PAID),
+        (7, Outcome.NOT_CAPTURED),
+        (8, Outcome.AMOUNT_DIFFERS),
+        (9, Outcome.IN_PROGRESS),
+        (424242, Outcome.UNKNOWN_TO_FRESHBOOKS),
+    ]
+    by_bill = {r.fb_bill_id: r for r in results}
+    assert by_bill[8].detail == "FreshBooks paid 100.00 USD, Stampli paid 100.00 CAD"
+    assert by_bill[3].detail == "FreshBooks paid 100.00 USD, Stampli paid 99.99 USD"
+
+
+@pytest.mark.parametrize(
+    ("fb", "stampli", "expected"),
+    [
+        ([usd("100")], [usd("100.00")], Outcome.MATCHED),  # scale does not matter
+        ([usd("50"), cad("50")], [cad("50"), usd("50")], Outcome.MATCHED),
+        ([usd("50"), cad("50")], [usd("100")], Outcome.AMOUNT_DIFFERS),
+        ([usd("100"), usd("-100")], [usd("0")], Outcome.MATCHED),  # a void as a negative
+        ([usd("0.1"), usd("0.2")], [usd("0.3")], Outcome.MATCHED),  # Decimal, not float
+    ],
+)
+def test_amounts_are_compared_per_currency_as_decimals(
+    fb: list[Money], stampli: list[Money], expected: Outcome
+) -> None:
+    result = classify(
+        BILL,
+        fb,
+        StampliFacts(captured=True, payments=tuple(stampli)),
+        delivered_at=None,
+        now=NOW,
+        approved_unpaid_days=7,
+        uncaptured_hours=24,
+    )
+    assert result.outcome is expected
+
+
+# -- the orchestration over a real store ------------------------------------------------------
+
+
+class StillClock:
+    def now(self) -> datetime:
+        return NOW
+
+    def monotonic(self) -> float:
+        return 0.0
+
+    def sleep(self, seconds: float) -> None:
+        raise AssertionError("reconcile never sleeps")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = Store.create(
+        tmp_path / "state.db", StateKey(new_key_hex(), KeySource.FILE), StillClock()
+    )
+    yield opened
+    opened.close()
+
+
+def fb_bill(fb_id: int, currency: str = "USD", **changes: Any) -> Bill:
+    return Bill(
+        fb_id=fb_id,
+        vendor_id=1,
+        bill_number=f"INV-{fb_id}",
+        issue_date=date(2026, 11, 1),
+        due_date=date(2026, 12, 1),
+        currency_code=currency,
+        amount=Decimal(100),
+        tax_amount=Decimal(0),
+        total_amount=Decimal(100),
+        outstanding=Decimal(100),
+        paid=Decimal(0),
+        status="unpaid",
+        **changes,
+    )
+
+
+def keep(store: Store, *records: StampliRecord) -> None:
+    with store.transaction():
+        file_id = store.execute(
+            "INSERT INTO stampli_files (name, sha256, state, downloaded_at) "
+            "VALUES ('x.csv', 'x', 'processed', '2026-11-25T00:00:00Z')"
+        )
+        store.execute_many(
+            "INSERT INTO stampli_records (file_id, line, export_kind, stampli_invoice_id, "
+            "fb_bill_id, status, payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    file_id,
+                    line,
+                    r.export_kind.value,
+                    r.stampli_invoice_id,
+                    r.fb_bill_id,
+                    r.status,
+                    record_json(r),
+                )
+                for line, r in enumerate(records, start=2)
+            ],
+        )
+
+
+def delivered(store: Store, fb_id: int, at: datetime) -> None:
+    with store.transaction():
+        store.execute(
+            "INSERT INTO deliveries (kind, fb_id, content_hash, rows, status, created_at, "
+            "updated_at) VALUES ('bill', ?, ?, '[]', 'delivered', ?, ?)",
+            (fb_id, f"h{fb_id}", to_utc_text(at), to_utc_text(at)),
+        )
+
+
+def capture(bill_id: int) -> StampliRecord:
+    return StampliRecord(ExportKind.CAPTURE, f"STP-{bill_id:06d}", bill_id, "captured")
+
+
+def paid(
+    bill_id: int, payment_id: str, amount: str, currency: str = "", status: str = "paid"
+) -> StampliRecord:
+    return StampliRecord(
+        ExportKind.PAYMENT,
+        f"STP-{bill_id:06d}",
+        bill_id,
+        status,
+        payment_id=payment_id,
+        amount=Decimal(amount),
+        currency_code=currency,
+    )
+
+
+def approval(bill_id: int, status: str, at: datetime) -> StampliRecord:
+    return StampliRecord(ExportKind.APPROVAL, f"STP-{bill_id:06d}", bill_id, status, occurred_at=at)
+
+
+def test_reconcile_state_stores_every_result_and_audits_only_what_needs_a_look(
+    store: Store,
+) -> None:
+    source = ListSource(
+        bills=[fb_bill(n) for n in range(1, 8)] + [fb_bill(8, vis_state=VisState.DELETED)],
+        payments=[
+            BillPayment(101, 1, Decimal("100.00"), "", date(2026, 11, 20)),  # bill's currency
+            BillPayment(102, 2, Decimal("100.00"), "USD", date(2026, 11, 20)),
+            BillPayment(103, 3, Decimal("100.00"), "USD", date(2026, 11, 20)),
+        ],
+    )
+    for n in range(1, 8):
+        delivered(store, n, NOW - timedelta(days=3))
+    keep(
+        store,
+        *[capture(n) for n in (1, 2, 3, 4, 5, 8)],
+        paid(1, "P1", "60.00"),  # no currency: the bill's
+        paid(1, "P2", "40.00", "USD"),
+        paid(2, "P3", "100.00", "USD"),
+        paid(2, "P3", "90.00", "USD"),  # the same payment exported again, corrected
+        paid(4, "P4", "100.00", "USD"),
+        paid(4, "P4", "100.00", "USD", status="void"),  # later voided: unpaid after all
+        approval(5, "approved", NOW - timedelta(days=10)),
+        approval(5, "rejected", NOW - timedelta(days=20)),  # older, arrived later
+        paid(6, "P6", "100.00", "USD"),
+        paid(9, "P9", "1.00", "USD"),
+    )
+    report = RunReport("reconcile")
+    reconcile_state(store, source, ReconcileSettings(), now=NOW, run_id=7, report=report)
+
+    outcomes = [(i["fb_bill_id"], i["outcome"]) for i in report.items]
+    assert outcomes == [
+        (1, "matched"),
+        (2, "amount_differs"),
+        (3, "paid_in_freshbooks_only"),
+        (4, "in_progress"),
+        (5, "approved_not_paid"),
+        (6, "paid_in_stampli_only"),
+        (7, "not_captured"),
+        (8, "unknown_to_freshbooks"),  # deleted in FreshBooks, still in Stampli
+        (9, "unknown_to_freshbooks"),
+    ]
+    assert report.attention is True
+    rows = store.query(
+        "SELECT run_id, fb_bill_id, outcome FROM reconciliations ORDER BY fb_bill_id"
+    )
+    assert {row["run_id"] for row in rows} == {7}
+    assert [(row["fb_bill_id"], row["outcome"]) for row in rows] == sorted(outcomes)
+    audited = store.query("SELECT fb_id, action FROM audit WHERE run_id = 7 ORDER BY fb_id")
+    assert [(row["fb_id"], row["action"]) for row in audited] == [
+        (2, "reconcile_amount_differs"),
+        (3, "reconcile_paid_in_freshbooks_only"),
+        (5, "reconcile_approved_not_paid"),
+        (6, "reconcile_paid_in_stampli_only"),
+        (7, "reconcile_not_captured"),
+        (8, "reconcile_unknown_to_freshbooks"),
+        (9, "reconcile_unknown_to_freshbooks"),
+    ]
+
+
+def test_nothing_to_look_at_means_no_attention(store: Store) -> None:
+    source = ListSource(
+        bills=[fb_bill(1)],
+        payments=[BillPayment(101, 1, Decimal("100.00"), "USD", date(2026, 11, 20))],
+    )
+    keep(store, capture(1), paid(1, "P1", "100.00", "USD"))
+    report = RunReport("reconcile")
+    reconcile_state(store, source, ReconcileSettings(), now=NOW, run_id=1, report=report)
+    assert report.counts == {"matched": 1}
+    assert report.attention is False
