@@ -63,8 +63,16 @@ def _ensure_user() -> pwd.struct_passwd:
         raise SshdUnavailableError(f"Unix user {USER!r} cannot be created; {SETUP_HINT}")
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation folder
     result = subprocess.run(
-        ["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
-         "--shell", "/usr/sbin/nologin", USER],
+        [
+            "useradd",
+            "--system",
+            "--no-create-home",
+            "--home-dir",
+            "/nonexistent",
+            "--shell",
+            "/usr/sbin/nologin",
+            USER,
+        ],
         capture_output=True,
         text=True,
         check=False,
