@@ -385,6 +385,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     server: _Server
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are two writes; do not stall the second
     server_version = "fbstampli-webhook"
     sys_version = ""
 

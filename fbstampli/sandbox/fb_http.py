@@ -136,6 +136,9 @@ def request_kind(method: str, path: str) -> str:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as FreshBooks; every answer has Content-Length
+    # Headers and body go out in two writes; with Nagle on, the second waits for the
+    # client's delayed ACK (about 40 ms a request), which real servers do not add.
+    disable_nagle_algorithm = True
     server_version = "FreshBooksSandbox/1"
 
     @property
@@ -391,7 +394,7 @@ class Routes:
                         404, 1012, f"{single_key} not found.", single_key, object_id
                     )
                 return Answer(200, {"response": {"result": {single_key: render(row)}}})
-            rows = account.select(table, **self.filters(resource))
+            rows = self.sorted(resource, account.select(table, **self.filters(resource)))
             page, per_page, pages, chunk = self.paginate(rows)
             result = {list_key: [render(row) for row in chunk], "page": page, "pages": pages,
                       "per_page": per_page, "total": len(rows)}  # fmt: skip
@@ -423,6 +426,18 @@ class Routes:
         if equals:
             chosen["equals"] = equals
         return chosen
+
+    def sorted(self, resource: str, rows: list[JsonObject]) -> list[JsonObject]:
+        """`sort=updated_at_desc|_asc` on bills and vendors (ties by id); other keys ignored."""
+        key = self.query.get("sort", [""])[-1]
+        if not self.sandbox.honour_sort or resource == "bill_payments":
+            return rows
+        if key not in ("updated_at_desc", "updated_at_asc"):
+            return rows
+        id_key = "id" if resource == "bills" else "vendorid"
+        return sorted(
+            rows, key=lambda row: (row["updated_at"], row[id_key]), reverse=key.endswith("_desc")
+        )
 
     def paginate(self, rows: list[JsonObject]) -> tuple[int, int, int, list[JsonObject]]:
         page = max(1, self.int_param("page", 1, 1014))  # page=0 is page 1
