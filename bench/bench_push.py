@@ -1,7 +1,9 @@
 """push-bills at scale against the FreshBooks sandbox with added latency.
 
 10,000 bills + 1,000 vendors + 5,000 bill payments, 20 ms added to every
-FreshBooks request. Prints, for the first sync and a no-change sync: requests
+FreshBooks request. Prints, for the first sync, a no-change sync (the
+incremental pass: newest first, stopping at the watermark) and a no-change
+full sweep (every page, deleted objects too): requests
 per kind (and the ceil(N/100) target), SFTP files written, wall time and peak
 memory of the fbstampli process; beside it a naive baseline that lists bill
 ids and fetches each bill by id (measured on a sample, extrapolated, and said
@@ -107,9 +109,14 @@ def main() -> None:
             home = folder / "home"
             connect(home, fb, sftp)
             rows = []
-            for label in ("first sync", "no-change sync"):
+            runs = (
+                ("first sync", ()),
+                ("no-change sync", ()),  # the incremental pass cron runs every 15 minutes
+                ("no-change sweep", ("--full",)),  # the periodic safety net
+            )
+            for label, flags in runs:
                 fb.reset_counters()
-                seconds, peak_mb, code = measured_run(home, "push-bills")
+                seconds, peak_mb, code = measured_run(home, "push-bills", *flags)
                 counts = requests_by_kind(fb)
                 files = len(list((root / "inbound").iterdir()))
                 rows.append((label, counts, seconds, peak_mb, files, code))

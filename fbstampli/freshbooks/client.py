@@ -44,6 +44,7 @@ BACKOFF_MAX = 30.0
 BACKOFF_JITTER = 0.5
 
 Params = Mapping[str, str | int | list[int]]
+NEWEST_FIRST: Params = {"sort": "updated_at_desc"}  # unconfirmed for bills; checked by the caller
 PageCallback = Callable[["PageProgress"], None]
 
 
@@ -302,6 +303,16 @@ class FreshBooksClient:
     def list_bills(self, *, vis_state: VisState | None = None) -> Iterator[Bill]:
         for rows in self._list("bills", "bills", vis_state):
             yield from (parse_bill(row) for row in rows)
+
+    def recent_vendor_pages(self) -> Iterator[list[Vendor]]:
+        """Pages of vendors, most recently updated first (if FreshBooks honours the sort)."""
+        for rows in self._list("bill_vendors", "bill_vendors", None, NEWEST_FIRST):
+            yield [parse_vendor(row) for row in rows]
+
+    def recent_bill_pages(self) -> Iterator[list[Bill]]:
+        """Pages of bills, most recently updated first (if FreshBooks honours the sort)."""
+        for rows in self._list("bills", "bills", None, NEWEST_FIRST):
+            yield [parse_bill(row) for row in rows]
 
     def list_bill_payments(self, *, vis_state: VisState | None = None) -> Iterator[BillPayment]:
         for rows in self._list("bill_payments", "bill_payments", vis_state):

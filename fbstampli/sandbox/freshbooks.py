@@ -74,6 +74,7 @@ class FreshBooksSandbox:
         access_token_lifetime: int = 43200,
         latency: float = 0.0,
         emit_events: bool = False,
+        honour_sort: bool = True,
         now: Callable[[], datetime] | None = None,
     ) -> None:
         self.now = now or (lambda: datetime.now(UTC))
@@ -85,6 +86,9 @@ class FreshBooksSandbox:
         self.client_id = client_id
         self.client_secret = client_secret
         self.latency = latency
+        # FreshBooks' support for `sort=updated_at_desc` on bills and vendors is
+        # unconfirmed; False plays an API that ignores it, so the fallback is tested.
+        self.honour_sort = honour_sort
         self.callbacks: dict[str, dict[int, CallbackRecord]] = {a: {} for a in self.accounts}
         self.deliveries: list[Delivery] = []
         self._faults: list[Fault] = []

@@ -9,42 +9,28 @@ not change cost no write at all.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
-from datetime import date
-from decimal import Decimal
-from enum import Enum
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import date, datetime, timedelta
+from typing import TypeVar
 
 from fbstampli.errors import RenderError
 from fbstampli.models import Bill, BillPayment, Kind, SourceObject, Vendor, VisState, kind_of
 from fbstampli.report import RunReport
 from fbstampli.store import Store
 from fbstampli.store.outbox import load_snapshots, queue_delivery, save_snapshot, vendor_names
+from fbstampli.store.snapshots import payload_of, stored_bills
 from fbstampli.sync.plan import Change, Decision, Observed, Snapshot, plan_changes
 from fbstampli.sync.ports import BillSource, Renderer
 
 log = logging.getLogger(__name__)
 
 Advance = Callable[[int], None]
+Stamped = TypeVar("Stamped", Vendor, Bill)
 
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal | date):
-        return str(value)
-    if isinstance(value, Enum):
-        return value.value
-    return value
-
-
-def payload_of(obj: SourceObject) -> str:
-    """A JSON copy of the object for the audit trail and reconciliation."""
-    return json.dumps(
-        dataclasses.asdict(obj, dict_factory=lambda items: {k: _plain(v) for k, v in items}),
-        sort_keys=True,
-        default=str,
-    )
+# How far behind the newest `updated_at` seen the next incremental pass starts:
+# room for FreshBooks' own clocks and for a change committed while we listed.
+WATERMARK_MARGIN = timedelta(minutes=15)
 
 
 @dataclasses.dataclass(slots=True)
@@ -78,6 +64,70 @@ def fetch_all(source: BillSource, *, include_deleted: bool, advance: Advance) ->
     return fetched
 
 
+def newer_than(pages: Iterable[Sequence[Stamped]], watermark: datetime) -> list[Stamped] | None:
+    """Objects updated at or after `watermark`, read newest first until a page reaches below it.
+
+    None when the order cannot be trusted (a missing timestamp, or one later
+    than the one before it, as when FreshBooks ignores the sort): the caller
+    then lists everything. A whole page is checked before stopping, so an
+    unsorted listing is not taken for a sorted one by a few lucky rows.
+    """
+    taken: list[Stamped] = []
+    previous: datetime | None = None
+    for page in pages:
+        for obj in page:
+            stamp = obj.updated_at
+            if stamp is None or (previous is not None and stamp > previous):
+                return None
+            previous = stamp
+        taken.extend(
+            obj for obj in page if obj.updated_at is not None and obj.updated_at >= watermark
+        )
+        if previous is not None and previous < watermark:
+            break
+    return taken
+
+
+def fetch_recent(
+    source: BillSource, *, watermarks: Mapping[Kind, datetime], advance: Advance
+) -> Fetched:
+    """The incremental pass: vendors and bills changed since their watermark, every payment.
+
+    Bill payments carry no timestamp, so they are always listed whole.
+    """
+    fetched = Fetched()
+    vendors = newer_than(source.recent_vendor_pages(), watermarks[Kind.VENDOR])
+    if vendors is None:
+        log.info("FreshBooks did not sort vendors newest first; listing them all")
+        vendors = list(source.list_vendors())
+    fetched.vendors = vendors
+    bills = newer_than(source.recent_bill_pages(), watermarks[Kind.BILL])
+    if bills is None:
+        log.info("FreshBooks did not sort bills newest first; listing them all")
+        bills = list(source.list_bills())
+    fetched.bills = bills
+    advance(len(vendors) + len(bills))
+    for payment in source.list_bill_payments():
+        fetched.payments.append(payment)
+        advance(1)
+    return fetched
+
+
+def next_watermarks(fetched: Fetched, previous: Mapping[Kind, datetime]) -> dict[Kind, datetime]:
+    """Where the next incremental pass starts: the newest change seen, less the margin.
+
+    A watermark never moves back, and is stored only after the snapshots of
+    everything in its window are committed.
+    """
+    marks = dict(previous)
+    for kind, objects in ((Kind.VENDOR, fetched.vendors), (Kind.BILL, fetched.bills)):
+        stamps = [obj.updated_at for obj in objects if obj.updated_at is not None]
+        if stamps:
+            candidate = max(stamps) - WATERMARK_MARGIN
+            marks[kind] = max(candidate, marks.get(kind, candidate))
+    return marks
+
+
 def fetch_ids(source: BillSource, *, bill_ids: Sequence[int], vendor_ids: Sequence[int]) -> Fetched:
     """Re-fetch the objects webhooks named (the events carry no data)."""
     fetched = Fetched()
@@ -95,12 +145,16 @@ def observe(
     *,
     since: date | None,
     problems: list[str],
+    known_bills: Mapping[int, Bill] | None = None,
 ) -> list[tuple[Observed, SourceObject]]:
-    """Render and hash every fetched object, leaving out bills before `since` and their payments."""
+    """Render and hash every fetched object, leaving out bills before `since` and their payments.
+
+    `known_bills` are stored bills a payment row may name but this run did not fetch.
+    """
     for vendor in fetched.vendors:
         names[vendor.fb_id] = vendor.name
-    skipped_bills = {bill.fb_id for bill in fetched.bills if since and bill.issue_date < since}
-    bills = {bill.fb_id: bill for bill in fetched.bills}
+    bills = {**(known_bills or {}), **{bill.fb_id: bill for bill in fetched.bills}}
+    skipped_bills = {bill.fb_id for bill in bills.values() if since and bill.issue_date < since}
     observed: list[tuple[Observed, SourceObject]] = []
     for obj in fetched.objects():
         if isinstance(obj, Bill) and obj.fb_id in skipped_bills:
@@ -195,6 +249,20 @@ def _apply(
         report.add(f"queued.{item.kind.value}")
 
 
+def with_stored_bills(store: Store, fetched: Fetched, names: Mapping[int, str]) -> Fetched:
+    """Add the stored bills of renamed vendors, so their rows are rendered with the new name.
+
+    The incremental pass does not fetch a bill that did not change, but a bill
+    row can carry its vendor's name; the snapshot is as good as a fetch.
+    """
+    renamed = {v.fb_id for v in fetched.vendors if v.fb_id in names and names[v.fb_id] != v.name}
+    if not renamed:
+        return fetched
+    have = {bill.fb_id for bill in fetched.bills}
+    extra = [b for b in stored_bills(store, vendor_ids=renamed).values() if b.fb_id not in have]
+    return dataclasses.replace(fetched, bills=[*fetched.bills, *extra])
+
+
 def ingest(
     store: Store,
     fetched: Fetched,
@@ -207,7 +275,13 @@ def ingest(
     report: RunReport,
 ) -> None:
     names = vendor_names(store)
-    observed = observe(fetched, renderer, names, since=since, problems=report.problems)
+    fetched = with_stored_bills(store, fetched, names)
+    known = stored_bills(
+        store, ids={p.bill_id for p in fetched.payments} - {b.fb_id for b in fetched.bills}
+    )
+    observed = observe(
+        fetched, renderer, names, since=since, problems=report.problems, known_bills=known
+    )
     for kind in Kind:
         report.add(f"seen.{kind.value}", sum(1 for item, _ in observed if item.kind is kind))
     apply_changes(

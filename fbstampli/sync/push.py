@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from fbstampli.clock import Clock, from_utc_text, to_utc_text
@@ -21,13 +21,21 @@ from fbstampli.models import Kind
 from fbstampli.report import RunReport
 from fbstampli.store import Store
 from fbstampli.sync.deliver import Connection, create_batches, deliver
-from fbstampli.sync.ingest import Fetched, fetch_all, fetch_ids, ingest
+from fbstampli.sync.ingest import (
+    Fetched,
+    fetch_all,
+    fetch_ids,
+    fetch_recent,
+    ingest,
+    next_watermarks,
+)
 from fbstampli.sync.ports import BillSource, Renderer, Transport
 
 log = logging.getLogger(__name__)
 
 SINCE_KEY = "push.since"
 SWEEP_KEY = "push.last_full_sweep"
+WATERMARK_KEYS = {Kind.VENDOR: "push.watermark.vendor", Kind.BILL: "push.watermark.bill"}
 
 
 @dataclass(slots=True)
@@ -77,6 +85,20 @@ def sweep_due(ctx: PushContext, *, full: bool) -> bool:
     return age >= timedelta(hours=ctx.settings.sync.full_sweep_hours)
 
 
+def load_watermarks(store: Store) -> dict[Kind, datetime]:
+    marks: dict[Kind, datetime] = {}
+    for kind, key in WATERMARK_KEYS.items():
+        text = store.get_value(key)
+        if text:
+            marks[kind] = datetime.fromisoformat(text)
+    return marks
+
+
+def save_watermarks(store: Store, marks: dict[Kind, datetime]) -> None:
+    for kind, mark in marks.items():
+        store.put_value(WATERMARK_KEYS[kind], mark.isoformat())
+
+
 def pending_events(store: Store) -> list[tuple[int, str, int]]:
     return [
         (int(row["id"]), str(row["name"]), int(row["object_id"]))
@@ -109,13 +131,16 @@ def push(
     events = pending_events(ctx.store)
     first_run = ctx.store.query_one("SELECT 1 FROM source_objects LIMIT 1") is None
     sweep = sweep_due(ctx, full=full) and not only_events
+    watermarks = load_watermarks(ctx.store)
     source = ctx.source()
     if only_events:
         bill_ids = sorted({oid for _, name, oid in events if name.startswith("bill.")})
         vendor_ids = sorted({oid for _, name, oid in events if name.startswith("bill_vendor.")})
         fetched = fetch_ids(source, bill_ids=bill_ids, vendor_ids=vendor_ids)
-    else:
+    elif sweep or first_run or len(watermarks) < len(WATERMARK_KEYS):
         fetched = fetch_all(source, include_deleted=sweep, advance=advance)
+    else:
+        fetched = fetch_recent(source, watermarks=watermarks, advance=advance)
     started = ctx.clock.now()
 
     if dry_run_folder is not None:
@@ -126,6 +151,8 @@ def push(
         mark_events(ctx.store, [event_id for event_id, _, _ in events])
         if sweep or (first_run and not only_events):
             ctx.store.put_value(SWEEP_KEY, to_utc_text(started))
+        if not only_events:
+            save_watermarks(ctx.store, next_watermarks(fetched, watermarks))
     report.add("events", len(events))
     deliver(
         ctx.store,

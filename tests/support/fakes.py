@@ -9,12 +9,15 @@ import hashlib
 import io
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from fbstampli.errors import RemoteError, RemoteUnavailableError
 from fbstampli.models import Bill, BillPayment, Kind, SourceObject, Vendor, VisState
 from fbstampli.sync.ports import RemoteFile, part_name
+
+T = TypeVar("T", Vendor, Bill)
 
 
 @dataclass
@@ -102,6 +105,24 @@ class ListSource:
 
     def list_bill_payments(self, *, vis_state: VisState | None = None) -> Iterator[BillPayment]:
         yield from self._visible(self.payments, vis_state)  # type: ignore[misc]
+
+    @staticmethod
+    def _newest_first(items: Iterator[T]) -> Iterator[list[T]]:
+        """Pages of 100, newest `updated_at` first; undated objects last, as an API might."""
+        undated = datetime.min.replace(tzinfo=UTC)
+        ordered = sorted(
+            items,
+            key=lambda o: (o.updated_at is not None, o.updated_at or undated, o.fb_id),
+            reverse=True,
+        )
+        for start in range(0, len(ordered), 100):
+            yield ordered[start : start + 100]
+
+    def recent_vendor_pages(self) -> Iterator[list[Vendor]]:
+        yield from self._newest_first(self.list_vendors())
+
+    def recent_bill_pages(self) -> Iterator[list[Bill]]:
+        yield from self._newest_first(self.list_bills())
 
     def get_vendors(self, ids: Iterable[int]) -> list[Vendor]:
         wanted = set(ids)

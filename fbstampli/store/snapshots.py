@@ -1,0 +1,111 @@
+"""Source objects as the state store keeps them: a JSON payload per object, and back.
+
+The payload is the audit trail's copy of what FreshBooks said, and the
+incremental pass re-reads it: a bill that did not change is not fetched
+again, yet a payment row or a renamed vendor may need it rendered.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Collection
+from datetime import date, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from fbstampli.models import Bill, BillLine, SourceObject, VisState
+from fbstampli.store import Store
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal | date):
+        return str(value)
+    if isinstance(value, Enum):
+        return value.value
+    return value
+
+
+def payload_of(obj: SourceObject) -> str:
+    """A JSON copy of the object for the audit trail, reconciliation and later rendering."""
+    return json.dumps(
+        dataclasses.asdict(obj, dict_factory=lambda items: {k: _plain(v) for k, v in items}),
+        sort_keys=True,
+        default=str,
+    )
+
+
+def _decimal(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+def _moment(value: Any) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(str(value))
+
+
+def _line(data: dict[str, Any]) -> BillLine:
+    return BillLine(
+        list_index=int(data["list_index"]),
+        description=str(data["description"]),
+        quantity=Decimal(data["quantity"]),
+        unit_cost=Decimal(data["unit_cost"]),
+        amount=Decimal(data["amount"]),
+        category=str(data.get("category", "")),
+        category_id=data.get("category_id"),
+        tax_name1=str(data.get("tax_name1", "")),
+        tax_percent1=_decimal(data.get("tax_percent1")),
+        tax_amount1=_decimal(data.get("tax_amount1")),
+        tax_name2=str(data.get("tax_name2", "")),
+        tax_percent2=_decimal(data.get("tax_percent2")),
+        tax_amount2=_decimal(data.get("tax_amount2")),
+    )
+
+
+def bill_from_payload(text: str) -> Bill:
+    """The inverse of `payload_of` for a bill; a payload we wrote ourselves, so trusted."""
+    data = json.loads(text)
+    return Bill(
+        fb_id=int(data["fb_id"]),
+        vendor_id=int(data["vendor_id"]),
+        bill_number=str(data["bill_number"]),
+        issue_date=date.fromisoformat(data["issue_date"]),
+        due_date=date.fromisoformat(data["due_date"]),
+        currency_code=str(data["currency_code"]),
+        amount=Decimal(data["amount"]),
+        tax_amount=Decimal(data["tax_amount"]),
+        total_amount=Decimal(data["total_amount"]),
+        outstanding=Decimal(data["outstanding"]),
+        paid=Decimal(data["paid"]),
+        status=str(data["status"]),
+        description=str(data.get("description", "")),
+        language=str(data.get("language", "")),
+        lines=tuple(_line(line) for line in data.get("lines", ())),
+        vis_state=VisState(int(data.get("vis_state", 0))),
+        created_at=_moment(data.get("created_at")),
+        updated_at=_moment(data.get("updated_at")),
+    )
+
+
+_BILLS_BY_ID = (
+    "SELECT payload FROM source_objects WHERE kind = 'bill' "
+    "AND fb_id IN (SELECT value FROM json_each(?))"
+)
+_BILLS_BY_VENDOR = (  # a scan, but only when a vendor was renamed
+    "SELECT payload FROM source_objects WHERE kind = 'bill' "
+    "AND json_extract(payload, '$.vendor_id') IN (SELECT value FROM json_each(?))"
+)
+
+
+def stored_bills(
+    store: Store, *, ids: Collection[int] = (), vendor_ids: Collection[int] = ()
+) -> dict[int, Bill]:
+    """Bills from their snapshots: those with the given ids, and those of the given vendors."""
+    bills: dict[int, Bill] = {}
+    for sql, values in ((_BILLS_BY_ID, ids), (_BILLS_BY_VENDOR, vendor_ids)):
+        if not values:
+            continue
+        for row in store.iterate(sql, (json.dumps(sorted(set(values))),)):
+            bill = bill_from_payload(str(row["payload"]))
+            bills[bill.fb_id] = bill
+    return bills

@@ -1,0 +1,105 @@
+"""The incremental pass: a run with nothing new reads one newest-first page per kind.
+
+Bills and vendors are listed newest first and the pass stops at the stored
+watermark; bill payments carry no timestamp and are always listed whole.
+When FreshBooks ignores the sort, the pass notices and lists everything.
+"""
+
+import csv
+import io
+import math
+
+import pytest
+
+from tests.e2e.conftest import Connected
+
+EXTRA_BILLS = 320  # with the fixture's 30: four pages of bills
+
+
+@pytest.fixture
+def paged(connected: Connected) -> Connected:
+    connected.freshbooks.seed(vendors=3, bills=EXTRA_BILLS, payments=0, seed=11)
+    first = connected.run("push-bills")
+    assert first.code == 0, first.stderr
+    connected.freshbooks.reset_counters()
+    return connected
+
+
+def bill_pages(connected: Connected) -> int:
+    live = sum(1 for b in connected.freshbooks.data.bills.values() if b["vis_state"] != 1)
+    return math.ceil(live / 100)
+
+
+def delivered_bill_rows(connected: Connected, before: set[str]) -> list[dict[str, str]]:
+    rows: list[dict[str, str]] = []
+    for name in sorted(set(connected.inbound_files()) - before):
+        if name.endswith("-bills.csv"):
+            text = (connected.inbound / name).read_text(encoding="utf-8")
+            rows.extend(csv.DictReader(io.StringIO(text)))
+    return rows
+
+
+def oldest_bill(connected: Connected) -> int:
+    bills = connected.freshbooks.data.bills
+    return min((b for b in bills.values() if b["vis_state"] != 1), key=lambda b: b["updated_at"])[
+        "id"
+    ]
+
+
+def test_no_change_run_reads_one_page_of_bills_and_of_vendors(paged: Connected) -> None:
+    assert bill_pages(paged) > 1
+    before = paged.inbound_files()
+    result = paged.run("push-bills")
+    assert result.code == 0, result.stderr
+    assert paged.inbound_files() == before
+    assert paged.freshbooks.count("GET", "bills.list") == 1
+    assert paged.freshbooks.count("GET", "bill_vendors.list") == 1
+
+
+def test_change_to_the_oldest_bill_is_found_by_the_incremental_pass(paged: Connected) -> None:
+    bill_id = oldest_bill(paged)
+    paged.freshbooks.update_bill(bill_id, bill_number="MOVED-UP")
+    before = set(paged.inbound_files())
+    assert paged.run("push-bills").code == 0
+    rows = delivered_bill_rows(paged, before)
+    assert {row["FreshBooks Bill ID"] for row in rows} == {str(bill_id)}
+    assert {row["Invoice Number"] for row in rows} == {"MOVED-UP"}
+    assert paged.freshbooks.count("GET", "bills.list") == 1
+
+
+def test_api_ignoring_the_sort_falls_back_to_listing_every_bill(paged: Connected) -> None:
+    paged.freshbooks.honour_sort = False
+    bill_id = oldest_bill(paged)
+    paged.freshbooks.update_bill(bill_id, bill_number="UNSORTED")
+    before = set(paged.inbound_files())
+    assert paged.run("push-bills").code == 0
+    rows = delivered_bill_rows(paged, before)
+    assert {row["Invoice Number"] for row in rows} == {"UNSORTED"}
+    # One page to find the order untrustworthy, then the whole list.
+    assert paged.freshbooks.count("GET", "bills.list") == 1 + bill_pages(paged)
+
+
+def test_renamed_vendor_resends_its_bills_from_their_snapshots(paged: Connected) -> None:
+    data = paged.freshbooks.data
+    bill = data.bills[oldest_bill(paged)]
+    vendor_id = bill["vendorid"]
+    paged.freshbooks.update_vendor(vendor_id, vendor_name="Renamed Supplies Ltd.")
+    before = set(paged.inbound_files())
+    assert paged.run("push-bills").code == 0
+    rows = delivered_bill_rows(paged, before)
+    expected = {
+        str(b["id"])
+        for b in data.bills.values()
+        if b["vendorid"] == vendor_id and b["vis_state"] != 1
+    }
+    assert {row["FreshBooks Bill ID"] for row in rows} == expected
+    assert {row["Vendor Name"] for row in rows} == {"Renamed Supplies Ltd."}
+    assert paged.freshbooks.count("GET", "bills.list") == 1
+    assert paged.run("push-bills").code == 0
+    assert delivered_bill_rows(paged, before) == rows  # and only once
+
+
+def test_full_sweep_still_lists_everything(paged: Connected) -> None:
+    assert paged.run("push-bills", "--full").code == 0
+    # Every page of live bills, and the one page of deleted bills (there are none).
+    assert paged.freshbooks.count("GET", "bills.list") == bill_pages(paged) + 1
