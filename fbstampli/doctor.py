@@ -18,6 +18,8 @@ from fbstampli.options import Options
 if TYPE_CHECKING:
     from fbstampli.runtime import Runtime
 
+MAX_PROBLEMS_SHOWN = 3
+
 
 @dataclass(frozen=True, slots=True)
 class CheckResult:
@@ -64,15 +66,7 @@ def run_checks(options: Options, *, now: Callable[[], datetime] | None = None) -
         return results
     try:
         results.append(CheckResult("key", True, f"the state key comes from {rt.key.source.value}"))
-        problems = rt.store.integrity_problems()
-        results.append(
-            CheckResult(
-                "state integrity",
-                not problems,
-                "; ".join(problems) or "cipher and page checks ok",
-                "restore the last good backup with `fbstampli state restore`",
-            )
-        )
+        results.append(_integrity(rt))
         results.append(
             _check(
                 "template",
@@ -94,6 +88,22 @@ def run_checks(options: Options, *, now: Callable[[], datetime] | None = None) -
     finally:
         stack.__exit__(None, None, None)
     return results
+
+
+def _integrity(rt: Runtime) -> CheckResult:
+    from fbstampli.store import integrity_problems_of
+
+    fix = "restore the last good backup with `fbstampli state restore FILE`"
+    try:
+        problems = integrity_problems_of(rt.paths.state, rt.key, rt.clock)
+    except FbstampliError as error:
+        return CheckResult("state integrity", False, str(error), fix)
+    shown = problems[:MAX_PROBLEMS_SHOWN]
+    if len(problems) > len(shown):
+        shown.append(f"and {len(problems) - len(shown)} more")
+    return CheckResult(
+        "state integrity", not problems, "; ".join(shown) or "cipher and page checks ok", fix
+    )
 
 
 def _settings_valid(options: Options, load: Callable[[Options], object]) -> str:
