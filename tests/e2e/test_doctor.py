@@ -1,15 +1,27 @@
-"""doctor's state-integrity check failing for its own reason, through the CLI.
+"""doctor's state-integrity and clock checks, each failing for its own reason, through the CLI.
 
 The state is damaged the way disks damage it: bytes flipped inside one page of
-the real SQLCipher file.
+the real SQLCipher file. The clock is judged against FreshBooks' `Date`
+header; a small proxy in front of the sandbox shifts that header, which is
+exactly what a wrong local clock looks like from the outside.
 """
 
+import http.client
 import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
+from urllib.parse import urlsplit
 
 import pytest
 
 from fbstampli.clock import SystemClock
+from fbstampli.doctor import CheckResult, run_checks
 from fbstampli.options import Options
 from fbstampli.sandbox.demo import connect_home
 from fbstampli.sandbox.freshbooks import FreshBooksSandbox
@@ -98,3 +110,137 @@ def test_a_damaged_page_fails_doctor_with_the_restore_fix_and_makes_a_run_exit_4
     assert one_line(result.stderr)
     assert "is damaged" in result.stderr
     assert "fbstampli doctor" in result.stderr
+
+
+class DateShiftingProxy:
+    """Forwards every request to the sandbox, answering with a `Date` `shift` away from now."""
+
+    def __init__(self, upstream: str, shift: timedelta) -> None:
+        target = urlsplit(upstream)
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            hop_by_hop: ClassVar[set[str]] = {
+                "connection",
+                "content-length",
+                "date",
+                "server",
+                "transfer-encoding",
+            }
+
+            def date_time_string(self, timestamp: float | None = None) -> str:
+                return formatdate(time.time() + proxy.shift.total_seconds(), usegmt=True)
+
+            def forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                upstream = http.client.HTTPConnection(target.netloc, timeout=30)
+                try:
+                    headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                    upstream.request(self.command, self.path, body=body, headers=headers)
+                    answer = upstream.getresponse()
+                    data = answer.read()
+                    self.send_response(answer.status)
+                    for name, value in answer.getheaders():
+                        if name.lower() not in self.hop_by_hop:
+                            self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                finally:
+                    upstream.close()
+
+            do_GET = do_POST = do_PUT = do_DELETE = forward
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.shift = shift
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> "DateShiftingProxy":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def shifted_freshbooks(connected: Connected) -> Iterator[DateShiftingProxy]:
+    """FreshBooks as seen through a proxy whose clock runs 10 minutes ahead of ours."""
+    with DateShiftingProxy(connected.freshbooks.url, timedelta(minutes=10)) as proxy:
+        yield proxy
+
+
+def test_doctor_fails_the_clock_when_it_is_ten_minutes_behind_freshbooks(
+    connected: Connected, shifted_freshbooks: DateShiftingProxy
+) -> None:
+    in_step = doctor_lines(connected)
+    assert re.fullmatch(
+        r"ok   clock: the clock says \S+Z, (in step with|\d+ s \w+).*", in_step["clock"]
+    )
+
+    skewed = doctor_lines(connected, env={"FBSTAMPLI_FRESHBOOKS_API_URL": shifted_freshbooks.url})
+
+    line = skewed.pop("clock")
+    assert re.fullmatch(
+        r"FAIL clock: the clock says \S+Z, (9 min 5\d s|10 min( \d s)?) behind FreshBooks "
+        r"\(\S+Z\): token expiry and webhook times depend on it "
+        r"-> set the system clock and keep it synchronised \(NTP, .*\)",
+        line,
+    ), line
+    in_step.pop("clock")
+    assert skewed == in_step  # FreshBooks itself still answered through the proxy
+
+
+@pytest.fixture
+def options(tmp_path: Path, freshbooks: FreshBooksSandbox, sftp_server: SftpServer) -> Options:
+    """A home connected in-process (as the demo does): run_checks is called directly."""
+    home_options = Options(home=tmp_path / "home", env={"FBSTAMPLI_FRESHBOOKS_MAX_RETRIES": "0"})
+    connect_home(home_options, freshbooks, sftp_server)
+    return home_options
+
+
+def checks_at(options: Options, moment: Callable[[], datetime] | None) -> dict[str, CheckResult]:
+    return {check.name: check for check in run_checks(options, now=moment)}
+
+
+def test_doctor_compares_the_injected_local_time_with_the_sandboxs_real_date_header(
+    options: Options,
+) -> None:
+    fast = checks_at(options, lambda: datetime.now(UTC) + timedelta(minutes=7))
+    assert fast["FreshBooks"].ok
+    assert not fast["clock"].ok
+    assert "ahead of FreshBooks" in fast["clock"].detail
+    assert "NTP" in fast["clock"].fix
+
+    tolerable = checks_at(options, lambda: datetime.now(UTC) + timedelta(minutes=4))
+    assert tolerable["clock"].ok, tolerable["clock"].detail
+    assert "ahead of FreshBooks" in tolerable["clock"].detail
+
+
+def test_without_freshbooks_a_clock_earlier_than_the_last_run_fails(
+    options: Options, freshbooks: FreshBooksSandbox
+) -> None:
+    from fbstampli.services import push
+
+    assert not push.push_bills(options, dry_run=False, full=False, since=None).problems
+    freshbooks.stop()
+
+    earlier = checks_at(options, lambda: datetime.now(UTC) - timedelta(hours=2))
+    assert not earlier["FreshBooks"].ok
+    assert not earlier["clock"].ok
+    assert "before the last recorded run" in earlier["clock"].detail
+    assert "went backwards" in earlier["clock"].detail
+
+    now = checks_at(options, None)
+    assert now["clock"].ok
+    assert "not compared with FreshBooks" in now["clock"].detail
