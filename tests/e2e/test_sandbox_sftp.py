@@ -1,13 +1,11 @@
 """`fbstampli sandbox sftp`: a real process a new user can log in to, stopped by Ctrl-C."""
 
-import queue
 import signal
 import subprocess
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.cli import one_line, run, start
+from tests.support.cli import one_line, read_lines_until, run, start
 
 BANNER_END = "  Ctrl-C stops"
 STARTUP_TIMEOUT = 30.0
@@ -26,21 +24,7 @@ class Banner:
 
 
 def read_banner(process: subprocess.Popen[str]) -> Banner:
-    """The lines up to "Ctrl-C stops", read on a thread so a silent server fails the test."""
-    lines: queue.Queue[str] = queue.Queue()
-
-    def pump() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.put(line.rstrip("\n"))
-            if line.rstrip("\n") == BANNER_END:
-                return
-
-    threading.Thread(target=pump, daemon=True).start()
-    seen: list[str] = []
-    while not seen or seen[-1] != BANNER_END:
-        seen.append(lines.get(timeout=STARTUP_TIMEOUT))
-    return Banner(seen)
+    return Banner(read_lines_until(process, lambda line: line == BANNER_END, STARTUP_TIMEOUT))
 
 
 def interrupt(process: subprocess.Popen[str]) -> tuple[int, str, str]:
