@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from fbstampli.clock import from_utc_text
-from fbstampli.errors import FbstampliError
+from fbstampli.errors import FbstampliError, TemporaryError
 from fbstampli.options import Options
 
 if TYPE_CHECKING:
@@ -35,9 +35,14 @@ class CheckResult:
     fix: str = ""
 
 
-def _check(name: str, fix: str, probe: Callable[[], str]) -> CheckResult:
+def _check(
+    name: str, fix: str, probe: Callable[[], str], *, unreachable_fix: str | None = None
+) -> CheckResult:
+    """Run one probe; a failure carries `fix`, or `unreachable_fix` when the far end was down."""
     try:
         return CheckResult(name, True, probe())
+    except TemporaryError as error:
+        return CheckResult(name, False, str(error), unreachable_fix or fix)
     except FbstampliError as error:
         return CheckResult(name, False, str(error), fix)
     except OSError as error:
@@ -83,7 +88,11 @@ def run_checks(options: Options, *, now: Callable[[], datetime] | None = None) -
         readings: list[tuple[datetime, datetime]] = []  # (local, FreshBooks) at its answer
         results.append(
             _check(
-                "FreshBooks", "run `fbstampli auth login`", lambda: _freshbooks(rt, clock, readings)
+                "FreshBooks",
+                "run `fbstampli auth login`",
+                lambda: _freshbooks(rt, clock, readings),
+                # Logging in again cannot help while FreshBooks does not answer at all.
+                unreachable_fix="check the network and freshbooks.api_url; runs retry on their own",
             )
         )
         results.extend(_sftp_checks(rt))

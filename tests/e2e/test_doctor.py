@@ -244,3 +244,16 @@ def test_without_freshbooks_a_clock_earlier_than_the_last_run_fails(
     now = checks_at(options, None)
     assert now["clock"].ok
     assert "not compared with FreshBooks" in now["clock"].detail
+
+
+def test_an_unreachable_freshbooks_gets_the_network_fix_not_a_new_login(
+    options: Options, freshbooks: FreshBooksSandbox
+) -> None:
+    freshbooks.stop()
+
+    check = checks_at(options, None)["FreshBooks"]
+
+    assert not check.ok
+    assert "did not answer" in check.detail
+    assert "freshbooks.api_url" in check.fix
+    assert "auth login" not in check.fix
