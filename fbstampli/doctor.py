@@ -1,7 +1,7 @@
 """`fbstampli doctor`: every check an operator needs, each with its own failure and fix.
 
-Checks run in order and later ones are skipped (reported as such) when an
-earlier one they depend on failed, so one root cause shows as one failure.
+Checks run in order and later ones are left out when an earlier one they
+depend on failed, so one root cause shows as one failure.
 """
 
 from __future__ import annotations
@@ -9,14 +9,22 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from fbstampli.errors import FbstampliError
+from fbstampli.clock import from_utc_text
+from fbstampli.errors import FbstampliError, TemporaryError
 from fbstampli.options import Options
 
 if TYPE_CHECKING:
     from fbstampli.runtime import Runtime
+
+# FreshBooks' clock decides when tokens expire and stamps webhook events; NTP keeps a
+# machine within a second of it, so minutes off means the clock is not synchronised at all.
+CLOCK_TOLERANCE = timedelta(minutes=5)
+EARLIEST_PLAUSIBLE = datetime(2024, 1, 1, tzinfo=UTC)  # before this version was written
+CLOCK_FIX = "set the system clock and keep it synchronised (NTP, e.g. `timedatectl set-ntp true`)"
+MAX_PROBLEMS_SHOWN = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,9 +35,14 @@ class CheckResult:
     fix: str = ""
 
 
-def _check(name: str, fix: str, probe: Callable[[], str]) -> CheckResult:
+def _check(
+    name: str, fix: str, probe: Callable[[], str], *, unreachable_fix: str | None = None
+) -> CheckResult:
+    """Run one probe; a failure carries `fix`, or `unreachable_fix` when the far end was down."""
     try:
         return CheckResult(name, True, probe())
+    except TemporaryError as error:
+        return CheckResult(name, False, str(error), unreachable_fix or fix)
     except FbstampliError as error:
         return CheckResult(name, False, str(error), fix)
     except OSError as error:
@@ -64,15 +77,7 @@ def run_checks(options: Options, *, now: Callable[[], datetime] | None = None) -
         return results
     try:
         results.append(CheckResult("key", True, f"the state key comes from {rt.key.source.value}"))
-        problems = rt.store.integrity_problems()
-        results.append(
-            CheckResult(
-                "state integrity",
-                not problems,
-                "; ".join(problems) or "cipher and page checks ok",
-                "restore the last good backup with `fbstampli state restore`",
-            )
-        )
+        results.append(_integrity(rt))
         results.append(
             _check(
                 "template",
@@ -80,20 +85,103 @@ def run_checks(options: Options, *, now: Callable[[], datetime] | None = None) -
                 lambda: (rt.renderer(), "the Stampli template is valid")[1],
             )
         )
-        results.append(_check("FreshBooks", "run `fbstampli auth login`", lambda: _freshbooks(rt)))
-        results.extend(_sftp_checks(rt))
-        year = clock().year
+        readings: list[tuple[datetime, datetime]] = []  # (local, FreshBooks) at its answer
         results.append(
-            CheckResult(
-                "clock",
-                year >= 2024,
-                f"the clock says {clock().isoformat(timespec='seconds')}",
-                "set the system clock (enable NTP)",
+            _check(
+                "FreshBooks",
+                "run `fbstampli auth login`",
+                lambda: _freshbooks(rt, clock, readings),
+                # Logging in again cannot help while FreshBooks does not answer at all.
+                unreachable_fix="check the network and freshbooks.api_url; runs retry on their own",
             )
         )
+        results.extend(_sftp_checks(rt))
+        if readings:
+            local, reference = readings[-1]
+            results.append(clock_check(local, freshbooks_time=reference))
+        else:
+            results.append(clock_check(clock(), last_run=_last_run(rt)))
     finally:
         stack.__exit__(None, None, None)
     return results
+
+
+def _integrity(rt: Runtime) -> CheckResult:
+    from fbstampli.store import integrity_problems_of
+
+    fix = "restore the last good backup with `fbstampli state restore FILE`"
+    try:
+        problems = integrity_problems_of(rt.paths.state, rt.key, rt.clock)
+    except FbstampliError as error:
+        return CheckResult("state integrity", False, str(error), fix)
+    shown = problems[:MAX_PROBLEMS_SHOWN]
+    if len(problems) > len(shown):
+        shown.append(f"and {len(problems) - len(shown)} more")
+    return CheckResult(
+        "state integrity", not problems, "; ".join(shown) or "cipher and page checks ok", fix
+    )
+
+
+def clock_check(
+    local: datetime, *, freshbooks_time: datetime | None = None, last_run: datetime | None = None
+) -> CheckResult:
+    """Judge the local clock: against FreshBooks' when it answered, else for plausibility.
+
+    Without FreshBooks' `Date` only gross errors show: a date before this program
+    existed, or one earlier than a run the state has already recorded (the clock
+    went backwards, so backoff and pull intervals would wait far too long).
+    """
+    said = f"the clock says {_utc_text(local)}"
+    if freshbooks_time is not None:
+        skew = (local - freshbooks_time).total_seconds()
+        direction = "ahead of" if skew > 0 else "behind"
+        gap = f"{duration_text(abs(skew))} {direction} FreshBooks ({_utc_text(freshbooks_time)})"
+        if abs(skew) > CLOCK_TOLERANCE.total_seconds():
+            return CheckResult(
+                "clock",
+                False,
+                f"{said}, {gap}: token expiry and webhook times depend on it",
+                CLOCK_FIX,
+            )
+        if abs(skew) < 1:
+            return CheckResult("clock", True, f"{said}, in step with FreshBooks")
+        return CheckResult("clock", True, f"{said}, {gap}")
+    if local < EARLIEST_PLAUSIBLE:
+        return CheckResult("clock", False, f"{said}, which cannot be right", CLOCK_FIX)
+    if last_run is not None and local < last_run - CLOCK_TOLERANCE:
+        return CheckResult(
+            "clock",
+            False,
+            f"{said}, before the last recorded run ({_utc_text(last_run)}): it went backwards",
+            CLOCK_FIX,
+        )
+    return CheckResult(
+        "clock", True, f"{said} (not compared with FreshBooks: no answer with a date)"
+    )
+
+
+def _last_run(rt: Runtime) -> datetime | None:
+    """When the newest recorded run started; None when there is none or it cannot be read."""
+    try:
+        row = rt.store.query_one("SELECT started_at FROM runs ORDER BY id DESC LIMIT 1")
+    except FbstampliError:
+        return None  # the state integrity check reports that
+    return from_utc_text(str(row["started_at"])) if row else None
+
+
+def _utc_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def duration_text(seconds: float) -> str:
+    """'45 s', '7 min 3 s', '2 h 5 min', '3 d 4 h': the two largest units, whole seconds."""
+    whole = round(seconds)
+    parts = [(whole // 86400, "d"), (whole % 86400 // 3600, "h"), (whole % 3600 // 60, "min")]
+    parts.append((whole % 60, "s"))
+    first = next((index for index, (value, _) in enumerate(parts) if value), None)
+    if first is None:
+        return "0 s"
+    return " ".join(f"{value} {unit}" for value, unit in parts[first : first + 2] if value)
 
 
 def _settings_valid(options: Options, load: Callable[[Options], object]) -> str:
@@ -106,13 +194,13 @@ def _state_exists(options: Options, require_home: Callable[..., None]) -> str:
     return f"{options.paths().state} exists"
 
 
-def _freshbooks(rt: Runtime) -> str:
-    from fbstampli.freshbooks.client import FreshBooksClient
+def _freshbooks(
+    rt: Runtime, clock: Callable[[], datetime], readings: list[tuple[datetime, datetime]]
+) -> str:
+    """One identity call; each answer's `Date` is kept with the local time it arrived at."""
+    from fbstampli.freshbooks.session import probe_login
 
-    client = rt.freshbooks()
-    if not isinstance(client, FreshBooksClient):
-        return "a FreshBooks stand-in is configured"
-    memberships = client.me()
+    memberships = probe_login(rt, on_server_time=lambda moment: readings.append((clock(), moment)))
     account = rt.store.get_value("freshbooks.account_id")
     if not any(m.account_id == account for m in memberships):
         raise FbstampliError(f"this login no longer reaches account {account}")

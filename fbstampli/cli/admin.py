@@ -118,6 +118,25 @@ def sandbox_freshbooks(
     run_sandbox(host, port, vendors, bills, payments)
 
 
+@sandbox_app.command("sftp")
+def sandbox_sftp(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 2222,
+    root: Annotated[
+        Path | None,
+        typer.Option(
+            "--root",
+            help="Folder to serve, kept afterwards (default: a temporary one, removed on exit).",
+        ),
+    ] = None,
+) -> None:
+    """Serve an SFTP folder with inbound/ and outbound/ until Ctrl-C (a Stampli stand-in)."""
+    from fbstampli.cli import output
+    from fbstampli.sandbox.sftp_sandbox import run_sftp_sandbox
+
+    run_sftp_sandbox(host=host, port=port, root=root, show=output.banner_line)
+
+
 state_app = typer.Typer(
     help="Back up and restore the encrypted state.", no_args_is_help=True, rich_markup_mode=None
 )

@@ -93,7 +93,12 @@ def sftp(
     username: Annotated[str, typer.Option("--username", help="SFTP user name.")],
     port: Annotated[int, typer.Option("--port", help="SFTP port.")] = 22,
     password_stdin: Annotated[
-        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+        bool,
+        typer.Option(
+            "--password-stdin",
+            help="Read the password from standard input (on a terminal, without this or "
+            "--key-file, it is asked for).",
+        ),
     ] = False,
     key_file: Annotated[
         Path | None,
@@ -132,6 +137,8 @@ def sftp(
             passphrase = str(typer.prompt("Key passphrase", hide_input=True, err=True))
         elif "ENCRYPTED" in private_key:
             passphrase = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = str(typer.prompt("SFTP password", hide_input=True, err=True))
 
     def confirm_key(description: str) -> bool:
         return bool(typer.confirm(f"{description}. Pin it?", err=True))

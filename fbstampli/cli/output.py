@@ -93,6 +93,12 @@ def demo_step(text: str) -> None:
     sys.stdout.flush()
 
 
+def banner_line(text: str) -> None:
+    """One line of a long-running command's banner, flushed so a pipe sees it at once."""
+    sys.stdout.write(f"{text}\n")
+    sys.stdout.flush()
+
+
 def demo_note(text: str) -> None:
     sys.stdout.write(f"    {text}\n")
 

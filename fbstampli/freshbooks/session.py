@@ -9,15 +9,20 @@ two processes from spending the same refresh token.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 from fbstampli.errors import AuthRequiredError, ConfigError
 from fbstampli.freshbooks.oauth import LOGIN_HINT, Token, TokenManager
+from fbstampli.freshbooks.parse import BusinessMembership
 from fbstampli.logs import register_secret
 from fbstampli.store import Store
 
 if TYPE_CHECKING:
+    import requests
+
     from fbstampli.config import FreshBooksSettings
     from fbstampli.freshbooks.client import FreshBooksClient
     from fbstampli.runtime import Runtime
@@ -75,7 +80,7 @@ def require_app(settings: FreshBooksSettings) -> None:
         raise ConfigError(f"set {' and '.join(missing)} from your FreshBooks app registration")
 
 
-def open_client(rt: Runtime) -> FreshBooksClient:
+def open_client(rt: Runtime, *, session: requests.Session | None = None) -> FreshBooksClient:
     from fbstampli.freshbooks.client import FreshBooksClient
 
     settings = rt.settings.freshbooks
@@ -84,7 +89,45 @@ def open_client(rt: Runtime) -> FreshBooksClient:
     if not account_id:
         raise AuthRequiredError(f"no FreshBooks business chosen yet; {LOGIN_HINT}")
     manager = TokenManager(settings, StateTokenStore(rt.store), now=rt.clock.now)
-    return FreshBooksClient(settings, manager, account_id, sleep=rt.clock.sleep)
+    return FreshBooksClient(settings, manager, account_id, session=session, sleep=rt.clock.sleep)
+
+
+def probe_login(
+    rt: Runtime, *, on_server_time: Callable[[datetime], None]
+) -> list[BusinessMembership]:
+    """Make the cheapest authenticated call, reporting when FreshBooks says it answered.
+
+    Token expiry and webhook timestamps are judged by FreshBooks' clock, so the
+    `Date` header of each answer (errors included: a clock far off can be why the
+    call failed) goes to `on_server_time`, for `doctor` to compare the local clock with.
+    """
+    import requests
+
+    def note_date(response: requests.Response, *args: object, **kwargs: object) -> None:
+        moment = parse_http_date(response.headers.get("Date"))
+        if moment is not None:
+            on_server_time(moment)
+
+    session = requests.Session()
+    session.hooks["response"].append(note_date)
+    client = open_client(rt, session=session)
+    try:
+        return client.me()
+    finally:
+        client.close()
+
+
+def parse_http_date(text: str | None) -> datetime | None:
+    """An RFC 9110 `Date` header as an aware UTC datetime; None for anything else."""
+    if not text:
+        return None
+    try:
+        moment = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:  # "-0000" means UTC without saying so
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 def log_in(rt: Runtime, redirect_or_code: str, state: str | None) -> list[Any]:

@@ -43,6 +43,7 @@ class Store:
         self._db = connection
         self.path = path
         self.clock = clock
+        self._damage: str | None = None  # set once a damaged page was met; see _translated
 
     # -- opening -----------------------------------------------------------
 
@@ -124,6 +125,7 @@ class Store:
         if self._db.in_transaction:
             yield
             return
+        self._refuse_if_damaged()
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlcipher3.OperationalError as error:
@@ -138,25 +140,51 @@ class Store:
         except sqlcipher3.OperationalError as error:
             raise _translate(error, self.path) from None
 
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """The file's troubles (locked, full, damaged) become our errors; bugs stay bugs.
+
+        A damaged page surfaces as a plain `DatabaseError` ("database disk image is
+        malformed"), not an `OperationalError`; constraint and programming errors are
+        `DatabaseError` subclasses too, but they are mistakes in our SQL and must
+        reach the catch-all as the bugs they are.
+        """
+        self._refuse_if_damaged()
+        try:
+            yield
+        except sqlcipher3.DatabaseError as error:
+            if not isinstance(error, sqlcipher3.OperationalError) and (
+                type(error) is not sqlcipher3.DatabaseError
+            ):
+                raise
+            translated = _translate(error, self.path)
+            if "malformed" in str(error):
+                self._damage = str(translated)
+            raise translated from None
+
+    def _refuse_if_damaged(self) -> None:
+        """Once a damaged page was met, repeat that error rather than touch the connection.
+
+        SQLite leaves the connection in an error state where even a later COMMIT
+        fails oddly (MemoryError); a cleanup step such as finishing the run's
+        bookkeeping must get the same clear error instead.
+        """
+        if self._damage is not None:
+            raise StateUnusableError(self._damage)
+
     def execute(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> int:
         """Run one statement; return the new row id (inserts) or 0."""
-        try:
+        with self._translated():
             cursor = self._db.execute(sql, params)
-        except sqlcipher3.OperationalError as error:
-            raise _translate(error, self.path) from None
         return int(cursor.lastrowid or 0)
 
     def execute_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        try:
+        with self._translated():
             self._db.executemany(sql, rows)
-        except sqlcipher3.OperationalError as error:
-            raise _translate(error, self.path) from None
 
     def query(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[Row]:
-        try:
+        with self._translated():
             return list(self._db.execute(sql, params).fetchall())
-        except sqlcipher3.OperationalError as error:
-            raise _translate(error, self.path) from None
 
     def query_one(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> Row | None:
         rows = self.query(sql, params)
@@ -164,10 +192,8 @@ class Store:
 
     def iterate(self, sql: str, params: tuple[Any, ...] = ()) -> Iterator[Row]:
         """Stream rows of a large result without holding them all."""
-        try:
+        with self._translated():
             yield from self._db.execute(sql, params)
-        except sqlcipher3.OperationalError as error:
-            raise _translate(error, self.path) from None
 
     def now_text(self) -> str:
         return to_utc_text(self.clock.now())
@@ -226,7 +252,12 @@ class Store:
         )
 
     def integrity_problems(self) -> list[str]:
-        """What `PRAGMA cipher_integrity_check` and `integrity_check` find; empty is healthy."""
+        """What `PRAGMA cipher_integrity_check` and `integrity_check` find; empty is healthy.
+
+        Run it on a connection of its own (`integrity_problems_of`): once
+        `integrity_check` meets a page that fails its HMAC, SQLite puts the
+        connection in an error state, and every later read on it fails too.
+        """
         problems: list[str] = []
         for pragma in ("cipher_integrity_check", "integrity_check"):
             try:
@@ -305,6 +336,19 @@ def open_state(
     return store, key
 
 
+def integrity_problems_of(path: Path, key: StateKey, clock: Clock) -> list[str]:
+    """Check the state file on a connection of its own, closed afterwards.
+
+    A damaged page found here then cannot break the connection the rest of the
+    command goes on using (see `Store.integrity_problems`).
+    """
+    store = Store.open(path, key, clock)
+    try:
+        return store.integrity_problems()
+    finally:
+        store.close()
+
+
 def _statements(script: str) -> list[str]:
     return [part.strip() for part in script.split(";") if part.strip()]
 
@@ -318,5 +362,10 @@ def _translate(error: Exception, path: Path) -> Exception:
     if "full" in text or "disk I/O" in text:
         return StateUnusableError(
             f"cannot write {path}: the disk is full or failing; free space and re-run"
+        )
+    if "malformed" in text:
+        return StateUnusableError(
+            f"{path} is damaged ({text}): run `fbstampli doctor`, then "
+            "restore the last good backup with `fbstampli state restore FILE`"
         )
     return StateUnusableError(f"{path}: {text}")

@@ -1,8 +1,11 @@
 """Run the real CLI in a subprocess, as cron would, and capture what it says."""
 
 import os
+import queue
 import subprocess
 import sys
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,3 +65,27 @@ def start(home: Path, *args: str, env: dict[str, str] | None = None) -> subproce
 
 def one_line(text: str) -> bool:
     return len([line for line in text.splitlines() if line.strip()]) == 1
+
+
+def read_lines_until(
+    process: subprocess.Popen[str], is_last: Callable[[str], bool], timeout: float = 30.0
+) -> list[str]:
+    """A long-running command's first lines, up to the one `is_last` picks.
+
+    Read on a thread that stops there, so a silent or dead server fails the test
+    (`queue.Empty`) instead of hanging it.
+    """
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.put(line.rstrip("\n"))
+            if is_last(line.rstrip("\n")):
+                return
+
+    threading.Thread(target=pump, daemon=True).start()
+    seen: list[str] = []
+    while not seen or not is_last(seen[-1]):
+        seen.append(lines.get(timeout=timeout))
+    return seen

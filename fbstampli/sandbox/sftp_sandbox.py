@@ -1,0 +1,75 @@
+"""`fbstampli sandbox sftp`: the in-process SFTP server, served by hand as a Stampli stand-in.
+
+For trying `auth sftp`, `doctor` and `sync` without a Stampli account. The
+login is a throwaway one, new at every start; nothing here is for production.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from fbstampli.errors import ConfigError
+from fbstampli.sandbox.sftp_server import SftpServer
+
+FOLDERS = ("inbound", "outbound")
+
+
+def run_sftp_sandbox(
+    *, host: str, port: int, root: Path | None, show: Callable[[str], None]
+) -> None:
+    """Serve `root` (a new temporary folder when None) until Ctrl-C, saying how to log in.
+
+    A folder the user named is kept afterwards, with whatever fbstampli uploaded;
+    a temporary one is removed.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="fbstampli-sftp-")) if root is None else root.resolve()
+    # A client hanging up mid-handshake (a port probe, a refused key) is not news here.
+    logging.getLogger("fbstampli.sandbox.sftp_server.transport").setLevel(logging.CRITICAL)
+    try:
+        for name in FOLDERS:
+            (folder / name).mkdir(parents=True, exist_ok=True)
+        _serve(SftpServer(folder, port=port), host, show, kept=root is not None)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how this command ends, even while it is still starting
+    finally:
+        if root is None:
+            shutil.rmtree(folder, ignore_errors=True)
+    show("stopped" if root is not None else f"stopped; removed {folder}")
+
+
+def _serve(server: SftpServer, host: str, show: Callable[[str], None], *, kept: bool) -> None:
+    server.host = host  # the server binds to `host` when started (127.0.0.1 unless told)
+    try:
+        server.start()
+    except OSError as error:
+        raise ConfigError(
+            f"cannot listen on {host}:{server.port} ({error.strerror}); choose another --port"
+        ) from None
+    try:
+        for line in _login_lines(server, kept=kept):
+            show(line)
+        threading.Event().wait()
+    finally:
+        server.stop()
+
+
+def _login_lines(server: SftpServer, *, kept: bool) -> list[str]:
+    kind = "kept afterwards" if kept else "removed when stopped"
+    return [
+        f"Stampli SFTP sandbox at {server.host}:{server.port}, serving {server.root} ({kind})",
+        f"  host:     {server.host}",
+        f"  port:     {server.port}",
+        f"  user:     {server.username}",
+        f"  password: {server.password}",
+        "            (a throwaway sandbox password, new at every start; not a secret to keep)",
+        f"  host key: {server.host_key.key_type} {server.host_key.sha256_fingerprint}",
+        f"  folders:  {', '.join(name + '/' for name in FOLDERS)}",
+        f"  log in:   fbstampli auth sftp --host {server.host} --port {server.port} "
+        f"--username {server.username}",
+        "  Ctrl-C stops",
+    ]
