@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from fbstampli.sandbox.demo import REDIRECT_URI, sandbox_config
+from fbstampli.options import Options
+from fbstampli.sandbox.demo import REDIRECT_URI, connect_home, sandbox_config
 from fbstampli.sandbox.freshbooks import FreshBooksSandbox
 from fbstampli.sandbox.sftp_server import SftpServer
 from tests.support.cli import Result, run
@@ -76,6 +77,7 @@ class Connected:
 
 
 def connect(home: Path, freshbooks: FreshBooksSandbox, sftp: SftpServer) -> Connected:
+    """init, auth login and auth sftp through the CLI, as a user would."""
     assert run(home, "init", "--key-source", "file").code == 0
     (home / "config.toml").write_text(sandbox_config(freshbooks, business="sandbox"))
     code = freshbooks.issue_code(REDIRECT_URI)
@@ -100,6 +102,17 @@ def connect(home: Path, freshbooks: FreshBooksSandbox, sftp: SftpServer) -> Conn
     return Connected(home, freshbooks, sftp)
 
 
+def connect_quickly(home: Path, freshbooks: FreshBooksSandbox, sftp: SftpServer) -> Connected:
+    """The same home through the same services, in this process: 0.4 s instead of 3.7 s.
+
+    Most end-to-end tests are about what comes after setting up; the set-up
+    commands themselves run through the CLI in `test_connect_through_the_cli_*`,
+    the README walk-through and the FreshBooks and SFTP suites.
+    """
+    connect_home(Options(home=home, env={}), freshbooks, sftp, business="sandbox")
+    return Connected(home, freshbooks, sftp)
+
+
 @pytest.fixture
 def connected(tmp_path: Path, freshbooks: FreshBooksSandbox, sftp_server: SftpServer) -> Connected:
-    return connect(tmp_path / "home", freshbooks, sftp_server)
+    return connect_quickly(tmp_path / "home", freshbooks, sftp_server)

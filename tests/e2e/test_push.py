@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from fbstampli.sandbox.freshbooks import FreshBooksSandbox
 from fbstampli.sandbox.sftp_server import SftpServer
-from tests.e2e.conftest import Connected
+from tests.e2e.conftest import Connected, connect
 from tests.support.cli import one_line
 
 
@@ -48,6 +49,16 @@ def test_first_run_delivers_every_vendor_bill_and_payment(connected: Connected) 
     assert bill_ids(connected) == sorted(str(i) for i in active(data.bills))
     payment_ids = {row["FreshBooks Payment ID"] for row in rows_of(connected, "-payments.csv")}
     assert payment_ids == {str(i) for i in active(data.payments)}
+
+
+def test_connect_through_the_cli_sets_up_a_home_that_pushes(
+    tmp_path: Path, freshbooks: FreshBooksSandbox, sftp_server: SftpServer
+) -> None:
+    """init, auth login and auth sftp as commands (the other tests set up in-process)."""
+    through_cli = connect(tmp_path / "home", freshbooks, sftp_server)
+    result = through_cli.run("push-bills")
+    assert result.code == 0, result.stderr
+    assert bill_ids(through_cli) == sorted(str(i) for i in active(freshbooks.data.bills))
 
 
 def test_second_run_delivers_nothing(connected: Connected) -> None:
