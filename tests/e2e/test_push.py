@@ -10,6 +10,7 @@ import pytest
 from fbstampli.sandbox.sftp_server import SftpServer
 from tests.e2e.conftest import Connected
 from tests.support.cli import one_line
+from tests.support.summary import find_secrets
 
 
 def rows_of(connected: Connected, suffix: str) -> list[dict[str, str]]:
@@ -171,13 +172,11 @@ def test_no_secret_appears_in_any_output_or_log(connected: Connected) -> None:
         connected.run("auth", "status", "--json"),
         connected.run("push-bills", "--json"),
     ]
-    secrets = connected.secrets()
-    logs = "".join(path.read_text() for path in (connected.home / "logs").glob("*.log*"))
-    for secret in secrets:
-        assert len(secret) >= 8
-        for result in outputs:
-            assert secret not in result.output
-        assert secret not in logs
+    places: dict[str, str | bytes] = {
+        f"output of run {index}": result.output for index, result in enumerate(outputs)
+    }
+    places["logs"] = "".join(path.read_text() for path in (connected.home / "logs").glob("*.log*"))
+    assert find_secrets(connected.named_secrets(), places) == []
 
 
 def test_state_file_is_unreadable_without_the_key(connected: Connected) -> None:
