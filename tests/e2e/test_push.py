@@ -120,6 +120,16 @@ def test_failed_upload_backs_off_until_due(connected: Connected) -> None:
     assert connected.inbound_files() == []  # still backing off: 15 minutes not passed
 
 
+def test_an_upload_refused_once_is_sent_again_on_a_fresh_connection_in_the_same_run(
+    connected: Connected,
+) -> None:
+    refusal = connected.sftp.fail_at_rate(1.0, actions=("deny",), limit=1)
+    result = connected.run("-q", "sync")
+    assert refusal.injected == {"deny": 1}
+    assert result.code == 0, result.stderr
+    assert len(connected.inbound_files()) == 3
+
+
 def test_retry_bill_resends_exactly_that_bill(connected: Connected) -> None:
     assert connected.run("push-bills").code == 0
     bill_id = active(connected.freshbooks.data.bills)[2]
