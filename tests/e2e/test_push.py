@@ -130,6 +130,15 @@ def test_an_upload_refused_once_is_sent_again_on_a_fresh_connection_in_the_same_
     assert len(connected.inbound_files()) == 3
 
 
+def test_a_connection_cut_mid_upload_is_told_in_our_one_line_only(connected: Connected) -> None:
+    connected.sftp.fail_at_rate(1.0, actions=("disconnect",))
+    result = connected.run("-q", "push-bills", env={"FBSTAMPLI_SFTP_UPLOAD_ATTEMPTS": "1"})
+    assert result.code == 1
+    lines = result.stderr.splitlines()
+    assert lines, "the failure was not reported"
+    assert all(line.startswith("fbstampli: upload of ") for line in lines), result.stderr
+
+
 def test_retry_bill_resends_exactly_that_bill(connected: Connected) -> None:
     assert connected.run("push-bills").code == 0
     bill_id = active(connected.freshbooks.data.bills)[2]
