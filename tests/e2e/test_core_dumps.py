@@ -131,18 +131,18 @@ def crash_dir(tmp_path: Path) -> Path:
 
 
 def test_the_control_process_is_readable_and_dumps_its_secret(
-    connected: Connected, crash_dir: Path
+    tmp_path: Path, crash_dir: Path
 ) -> None:
     """Without fbstampli's hardening, the same launch and checks do see memory and a core."""
-    token = secrets_of(connected)["access token"]
-    env = cli_env(connected.home)
+    token = "control-token-" + "7f3a9c" * 6
+    env = cli_env(tmp_path / "home")
     process = launch(
         [sys.executable, "-c", "import sys, time; held = sys.argv[1]; time.sleep(60)", token],
         crash_dir,
         env,
     )
-    cmdline = Path(f"/proc/{process.pid}/cmdline")
-    wait_for(lambda: b"tests.support.launch" not in cmdline.read_bytes())  # past the exec
+    cmdline = Path(f"/proc/{process.pid}/cmdline")  # the launcher's until it has exec'd
+    wait_for(lambda: cmdline.read_bytes().startswith(sys.executable.encode() + b"\0-c"))
     crashed = crash(process, crash_dir, env, signal.SIGABRT)
     assert crashed.returncode == -signal.SIGABRT
     assert crashed.core_limit == "unlimited unlimited"
