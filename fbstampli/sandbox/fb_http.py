@@ -81,11 +81,12 @@ RATE_ACTIONS = ("rate_limit", "status", "delay", "truncate", "drop")
 
 @dataclass(slots=True)
 class FaultRate:
-    """Each request under `prefix` fails with probability `rate`, one of `actions` at random.
+    """Each request under `prefix` fails with probability `rate`, taking `actions` in turn.
 
     One-shot `Fault`s prove one behaviour each; a rate is the weather a client lives in
-    (FreshBooks throttles, has bad minutes, proxies cut bodies). The draws come from
-    `seed`, so a sequential client sees the same faults run after run. "delay" waits
+    (FreshBooks throttles, has bad minutes, proxies cut bodies). Whether a request fails
+    is drawn from `seed`, so a sequential client sees the same faults run after run; the
+    actions come in turn so that a handful of faults covers every kind. "delay" waits
     `delay_seconds`, meant to exceed the client's timeout; "status" answers 500 or 503.
     `injected` counts what was handed out, per action.
     """
@@ -113,7 +114,7 @@ class FaultRate:
         with self._lock:
             if self._random.random() >= self.rate:
                 return None
-            action = self._random.choice(self.actions)
+            action = self.actions[self.total_unlocked() % len(self.actions)]
             status = self._random.choice((500, 503))
             self.injected[action] += 1
         return Fault(
@@ -125,10 +126,13 @@ class FaultRate:
             used=1,
         )
 
+    def total_unlocked(self) -> int:
+        return sum(self.injected.values())
+
     @property
     def total(self) -> int:
         with self._lock:
-            return sum(self.injected.values())
+            return self.total_unlocked()
 
 
 @dataclass(slots=True)

@@ -107,8 +107,9 @@ _RATE_ACTIONS_BY_STEP = {
 class FaultRate:
     """Each open-for-write, write and read request fails with probability `rate`.
 
-    The action is drawn from those of `actions` that fit the step (see
-    `_RATE_ACTIONS_BY_STEP`) by a RNG seeded with `seed`. "disconnect" stores half of the
+    Whether a step fails is drawn from a RNG seeded with `seed`; the action is the next, in
+    turn, of those of `actions` that fit the step (see `_RATE_ACTIONS_BY_STEP`), so a
+    handful of faults covers every kind. "disconnect" stores half of the
     chunk and closes the connection (a cut mid-transfer); "deny" answers permission
     denied; "disk_full" answers SSH_FX_FAILURE as OpenSSH does on ENOSPC; "slow" sleeps
     `slow_seconds` and then writes. `injected` counts what was handed out, per action;
@@ -140,7 +141,7 @@ class FaultRate:
                 return None
             if self._random.random() >= self.rate:
                 return None
-            action = self._random.choice(fitting)
+            action = fitting[sum(self.injected[a] for a in fitting) % len(fitting)]
             self.injected[action] += 1
         return action
 

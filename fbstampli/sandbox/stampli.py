@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from fbstampli.sandbox.demo import Show
 
 
+DISTURBANCES = ("reupload", "reupload_renamed", "rename", "delete", "consume")
+
+
 @dataclass(frozen=True, slots=True)
 class InboundBill:
     fb_id: int
@@ -230,13 +233,16 @@ class StampliSimulator:
             return None
         return path.name
 
-    def disturb(self, rng: random.Random) -> str | None:
-        """One random act of interference; returns its kind, or None when there was nothing to do.
+    def disturb(self, rng: random.Random, kind: str | None = None) -> str | None:
+        """One act of interference (`kind`, or a random one) on a random file; returns its kind,
+        or None when there was nothing to do it to.
 
-        Kinds: "reupload" (same name, new mtime), "reupload_renamed", "rename", "delete",
-        and "consume" (the importer takes our delivered invoice files from inbound/).
+        Kinds (`DISTURBANCES`): "reupload" (same name, new mtime), "reupload_renamed",
+        "rename", "delete", and "consume" (the importer takes our invoice files from inbound/).
         """
-        kind = rng.choice(("reupload", "reupload_renamed", "rename", "delete", "consume"))
+        kind = kind or rng.choice(DISTURBANCES)
+        if kind not in DISTURBANCES:
+            raise ValueError(f"unknown disturbance {kind!r}")
         if kind == "reupload":
             done: object = self.reupload(rng, rename=False)
         elif kind == "reupload_renamed":
