@@ -26,7 +26,7 @@ from tests.e2e.test_webhook import Serving, start_listener, wait_for
 from tests.support.cli import Result, run
 from tests.support.summary import SUMMARY
 
-RACE_SECONDS = 10.0
+RACE_SECONDS = 8.0
 FORBIDDEN = ("database is locked", "Traceback", "internal error")
 
 
