@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from fbstampli.config import load_settings
@@ -132,6 +132,7 @@ toml_scalars = st.one_of(
         max_size=3,
     ),
 )
+@example(sections={"freshbooks": {"\n": 0}}, env={})  # a quoted TOML key may hold a newline
 @fuzz_case
 def test_config_loads_or_raises_one_config_error(
     tmp_path_factory, sections: dict, env: dict
