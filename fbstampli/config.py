@@ -199,6 +199,12 @@ def _check(settings: Settings, problems: list[str]) -> None:
         problems.append("monitoring.ping_url: must be an http(s) URL")
 
 
+def _shown(name: str) -> str:
+    """A key from the file or the environment as it may appear in our one-line error: quoted
+    (with escapes) when it holds anything unprintable, such as a newline in a quoted TOML key."""
+    return name if name.isprintable() else repr(name)
+
+
 def read_config_file(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
@@ -229,7 +235,7 @@ def load_settings(
 
     for section_name, section_value in file_data.items():
         if section_name not in _SECTIONS:
-            problems.append(f"{section_name}: unknown section")
+            problems.append(f"{_shown(section_name)}: unknown section")
             continue
         if not isinstance(section_value, dict):
             problems.append(f"{section_name}: must be a table")
@@ -250,7 +256,7 @@ def load_settings(
     for dotted, value in overrides.items():
         section_name, _, key = dotted.partition(".")
         if section_name not in _SECTIONS:
-            problems.append(f"{dotted}: unknown setting")
+            problems.append(f"{_shown(dotted)}: unknown setting")
             continue
         sections.setdefault(section_name, {})[key] = value
 
@@ -262,7 +268,7 @@ def load_settings(
         for key, raw in given.items():
             dotted = f"{section_name}.{key}"
             if key not in known:
-                problems.append(f"{dotted}: unknown setting")
+                problems.append(f"{_shown(dotted)}: unknown setting")
                 continue
             value = _convert(raw, known[key].type, dotted, problems)
             if value is not None:

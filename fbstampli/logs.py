@@ -91,6 +91,13 @@ def _not_crash(record: logging.LogRecord) -> bool:
     return record.name != CRASH_LOGGER
 
 
+def _not_paramiko(record: logging.LogRecord) -> bool:
+    """paramiko's reader thread logs a dropped connection at ERROR ("Socket exception: ...");
+    the same failure reaches `sftp.py` as an exception and becomes our one line, so on the
+    console it would be said twice, and cron would mail both. The log file keeps it."""
+    return not record.name.startswith("paramiko")
+
+
 def console_level(verbose: int, quiet: bool) -> int:
     if quiet:
         return logging.ERROR
@@ -131,6 +138,7 @@ def configure_logging(
     console.addFilter(redactor)
     if verbose < 2:
         console.addFilter(_not_crash)
+        console.addFilter(_not_paramiko)
     root.addHandler(console)
 
     if log_file is not None:

@@ -75,8 +75,13 @@ class Runtime:
         return renderer.template
 
     def transport(self) -> Transport:
-        """One SFTP connection for the whole run, opened on first use."""
-        if self._transport is None:
+        """The run's SFTP connection, opened on first use and again once it was closed.
+
+        An upload that fails closes its connection so that the next try starts afresh
+        (`sync.deliver.Connection`); handing that closed one out again would fail every
+        later try in the run, and the pull after them.
+        """
+        if self._transport is None or self._transport.closed:
             from fbstampli.sftp_session import open_transport
 
             transport = open_transport(self)

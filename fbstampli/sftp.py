@@ -458,6 +458,10 @@ class SftpTransport:
                 self._sftp.mkdir(folder)
         self._rename(source, target, "move")
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
         if self._closed:
             return

@@ -117,6 +117,9 @@ from fbstampli.cli import admin, auth, sync, webhooks  # noqa: E402, F401
 
 def main() -> NoReturn:
     """Entry point: run the app, map every outcome to one line and an exit code."""
+    from fbstampli.hardening import forbid_core_dumps
+
+    forbid_core_dumps()  # before any secret is read, so no crash can write one to a core
     os.umask(0o077)
     from fbstampli.logs import configure_logging
 

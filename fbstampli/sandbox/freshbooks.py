@@ -25,6 +25,7 @@ from fbstampli.sandbox.fb_data import AccountData, AuthState, Business, Callback
 from fbstampli.sandbox.fb_http import (
     DEFAULT_SCOPE,
     Fault,
+    FaultRate,
     Handler,
     Hold,
     RequestRecord,
@@ -35,6 +36,7 @@ __all__ = [
     "Business",
     "Delivery",
     "Fault",
+    "FaultRate",
     "FreshBooksSandbox",
     "Hold",
     "RequestRecord",
@@ -92,6 +94,7 @@ class FreshBooksSandbox:
         self.callbacks: dict[str, dict[int, CallbackRecord]] = {a: {} for a in self.accounts}
         self.deliveries: list[Delivery] = []
         self._faults: list[Fault] = []
+        self.fault_rate: FaultRate | None = None  # background faults; one-shot ones go first
         self._holds: list[Hold] = []
         self._log: list[RequestRecord] = []
         self._counts: Counter[tuple[str, str]] = Counter()
@@ -208,9 +211,17 @@ class FreshBooksSandbox:
     def truncate(self, prefix: str, times: int = 1) -> Fault:
         return self.add_fault(Fault(prefix, "truncate", times))
 
+    def fail_at_rate(self, prefix: str, rate: float, *, seed: int = 0, **options: Any) -> FaultRate:
+        """From now on, fail requests under `prefix` at `rate` (see `FaultRate`)."""
+        fault_rate = FaultRate(prefix, rate, seed, **options)
+        with self._lock:
+            self.fault_rate = fault_rate
+        return fault_rate
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
+            self.fault_rate = None
 
     def hold(self, prefix: str, *, method: str | None = None, times: int = 1) -> Hold:
         hold = Hold(prefix, method, times)
@@ -239,6 +250,8 @@ class FreshBooksSandbox:
             fault = next((f for f in self._faults if f.matches(method, path)), None)
             if fault is not None:
                 fault.used += 1
+            elif self.fault_rate is not None:
+                fault = self.fault_rate.draw(method, path)
             hold = next((h for h in self._holds if h.matches(method, path)), None)
             if hold is not None:
                 hold.used += 1

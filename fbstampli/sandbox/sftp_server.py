@@ -3,7 +3,7 @@
 Built on paramiko's server classes; every client path is confined to the root folder. It can
 leave out `posix-rename@openssh.com` (to exercise the plain-rename fallback) and carries fault
 hooks for tests — held writes, dropped connections, a full disk, refused writes, slow writes,
-no sizes in `stat` — which never exist in product code.
+no sizes in `stat`, and the first four at a seeded rate — which never exist in product code.
 """
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ import io
 import logging
 import os
 import posixpath
+import random
 import secrets
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
@@ -91,6 +93,64 @@ class Hold:
         self.released.set()
 
 
+RATE_ACTIONS = ("disconnect", "deny", "disk_full", "slow")
+# Where each action can strike: permission is refused when a file is opened for writing; a
+# full disk, a slow disk and a cut connection strike a write; a cut connection a read too.
+_RATE_ACTIONS_BY_STEP = {
+    "open_write": ("deny",),
+    "write": ("disconnect", "disk_full", "slow"),
+    "read": ("disconnect",),
+}
+
+
+@dataclass(slots=True)
+class FaultRate:
+    """Each open-for-write, write and read request fails with probability `rate`.
+
+    Whether a step fails is drawn from a RNG seeded with `seed`; the action is the next, in
+    turn, of those of `actions` that fit the step (see `_RATE_ACTIONS_BY_STEP`), so a
+    handful of faults covers every kind. "disconnect" stores half of the
+    chunk and closes the connection (a cut mid-transfer); "deny" answers permission
+    denied; "disk_full" answers SSH_FX_FAILURE as OpenSSH does on ENOSPC; "slow" sleeps
+    `slow_seconds` and then writes. `injected` counts what was handed out, per action;
+    `limit` caps the total (`rate=1.0, limit=1`: exactly the next fitting step fails).
+    """
+
+    rate: float
+    seed: int = 0
+    actions: tuple[str, ...] = RATE_ACTIONS
+    slow_seconds: float = 0.05
+    limit: int | None = None
+    injected: Counter[str] = field(default_factory=Counter)
+    _random: random.Random = field(init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.actions) - set(RATE_ACTIONS)
+        if unknown:
+            raise ValueError(f"unknown fault actions {sorted(unknown)}")
+        self._random = random.Random(self.seed)  # noqa: S311 - reproducible faults, not secrets
+
+    def draw(self, step: str) -> str | None:
+        """The action this `step` ("open_write", "write", "read") suffers, or None."""
+        fitting = [a for a in _RATE_ACTIONS_BY_STEP[step] if a in self.actions]
+        if not fitting:
+            return None
+        with self._lock:
+            if self.limit is not None and sum(self.injected.values()) >= self.limit:
+                return None
+            if self._random.random() >= self.rate:
+                return None
+            action = fitting[sum(self.injected[a] for a in fitting) % len(fitting)]
+            self.injected[action] += 1
+        return action
+
+    @property
+    def total(self) -> int:
+        with self._lock:
+            return sum(self.injected.values())
+
+
 @dataclass(slots=True)
 class Faults:
     """Test hooks, read by the server threads on every request; set them from the test."""
@@ -101,6 +161,7 @@ class Faults:
     write_delay: float = 0.0  # seconds to sleep in each write request
     report_sizes: bool = True  # False: stat/list answers carry no size
     holds: list[Hold] = field(default_factory=list)
+    rate: FaultRate | None = None  # background faults at a rate, on top of the ones above
 
 
 class _Auth(paramiko.ServerInterface):
@@ -163,6 +224,10 @@ class _Handle(paramiko.SFTPHandle):
             self.file.close()
 
     def read(self, offset: int, length: int) -> bytes | int:
+        rate = self.sftp.root_server.faults.rate
+        if rate is not None and rate.draw("read") == "disconnect":
+            self.sftp.drop_connection()
+            return SFTP_FAILURE
         with self.lock:
             self.file.seek(offset)
             return self.file.read(length)
@@ -179,6 +244,19 @@ class _Handle(paramiko.SFTPHandle):
         if faults.disk_full:
             return SFTP_FAILURE
         chunk = bytes(data)
+        rate = faults.rate
+        drawn = rate.draw("write") if rate is not None else None
+        if drawn == "slow" and rate is not None:
+            time.sleep(rate.slow_seconds)
+        elif drawn == "disk_full":
+            return SFTP_FAILURE
+        elif drawn == "disconnect":
+            with self.lock:
+                self.file.seek(offset)
+                self.file.write(chunk[: len(chunk) // 2])
+                self.file.flush()
+            self.sftp.drop_connection()
+            return SFTP_FAILURE
         if faults.drop_after_bytes is not None:
             allowed = faults.drop_after_bytes - root_server.bytes_received
             root_server.bytes_received += len(chunk)
@@ -238,6 +316,9 @@ class _RootedSFTP(paramiko.SFTPServerInterface):
             real = self.real(path)
             writing = bool(flags & (os.O_WRONLY | os.O_RDWR))
             if writing and self.root_server.faults.deny_writes:
+                raise PermissionError(errno.EACCES, "writes refused", path)
+            rate = self.root_server.faults.rate
+            if writing and rate is not None and rate.draw("open_write") == "deny":
                 raise PermissionError(errno.EACCES, "writes refused", path)
             mode = (flags & ~os.O_ACCMODE) | os.O_RDWR if writing else flags
             descriptor = os.open(real, mode, 0o644)
@@ -377,6 +458,11 @@ class SftpServer:
             password=self.password,
         )
         return replace(target, **changes)
+
+    def fail_at_rate(self, rate: float, *, seed: int = 0, **options: Any) -> FaultRate:
+        """From now on, fail opens, writes and reads at `rate` (see `FaultRate`)."""
+        self.faults.rate = FaultRate(rate, seed, **options)
+        return self.faults.rate
 
     @contextmanager
     def hold(self, pattern: str) -> Iterator[Hold]:

@@ -3,7 +3,9 @@
 It works on the SFTP server's folder tree (`inbound/`, `outbound/`), reads our
 bill files through the template's own column headers, and writes captures,
 approval changes and payments in the template's export layouts, plus the
-awkward cases a reconciliation must catch. Deterministic for a given seed.
+awkward cases a reconciliation must catch, and the things a real Stampli does to
+files under us: re-uploading an export, renaming or deleting one, taking our
+invoice files away. Deterministic for a given seed.
 Used by `fbstampli demo` and the tests; not product code.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +27,9 @@ from fbstampli.stampli.template import Template, load_template
 if TYPE_CHECKING:
     from fbstampli.options import Options
     from fbstampli.sandbox.demo import Show
+
+
+DISTURBANCES = ("reupload", "reupload_renamed", "rename", "delete", "consume")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +53,7 @@ class StampliSimulator:
         self.template = template or load_template(None)
         self.now = now
         self._sequence = 0
+        self.exports: list[tuple[str, bytes]] = []  # (name, bytes) of every export written
 
     # -- reading what fbstampli sent ---------------------------------------------------------
 
@@ -110,10 +117,16 @@ class StampliSimulator:
         self._sequence += 1
         stamp = self.now().strftime("%Y%m%dT%H%M%S")
         name = f"stampli_{kind.value}_{stamp}_{self._sequence:03d}.csv"
+        data = buffer.getvalue().encode("utf-8")
+        self.exports.append((name, data))
+        return self._publish(name, data)
+
+    def _publish(self, name: str, data: bytes) -> Path:
+        """Write under a dot-name, then rename: a reader never sees half an export."""
         outbound = self.root / "outbound"
         temporary = outbound / f".{name}.tmp"
-        temporary.write_text(buffer.getvalue(), encoding="utf-8")
-        temporary.rename(outbound / name)
+        temporary.write_bytes(data)
+        temporary.replace(outbound / name)
         return outbound / name
 
     def export_captures(self, bills: Sequence[InboundBill]) -> Path:
@@ -175,6 +188,72 @@ class StampliSimulator:
         path = self.root / "outbound" / f"stampli_{kind.value}_broken_{self._sequence:03d}.csv"
         path.write_text("Stampli Invoice ID,Amount\r\nSTP-1,not-a-number\r\n", encoding="utf-8")
         return path
+
+    # -- meddling: what Stampli does to files while fbstampli works ---------------------------
+
+    def outbound_exports(self) -> list[Path]:
+        """The finished exports in the outbound folder now (not the ones being written)."""
+        folder = self.root / "outbound"
+        return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+
+    def reupload(self, rng: random.Random, *, rename: bool) -> str | None:
+        """An export written again, byte for byte: under its own name or a new one."""
+        if not self.exports:
+            return None
+        name, data = rng.choice(self.exports)
+        if rename:
+            self._sequence += 1
+            name = name.removesuffix(".csv") + f"_again{self._sequence:03d}.csv"
+        self._publish(name, data)
+        return name
+
+    def rename_export(self, rng: random.Random) -> str | None:
+        """An export in the outbound folder moved to another name (same bytes)."""
+        present = self.outbound_exports()
+        if not present:
+            return None
+        path = rng.choice(present)
+        self._sequence += 1
+        target = path.with_name(path.name.removesuffix(".csv") + f"_moved{self._sequence:03d}.csv")
+        try:
+            path.rename(target)
+        except FileNotFoundError:  # our own archive move, or another meddler, came first
+            return None
+        return target.name
+
+    def delete_export(self, rng: random.Random) -> str | None:
+        """An export removed from the outbound folder (Stampli withdrew or expired it)."""
+        present = self.outbound_exports()
+        if not present:
+            return None
+        path = rng.choice(present)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return None
+        return path.name
+
+    def disturb(self, rng: random.Random, kind: str | None = None) -> str | None:
+        """One act of interference (`kind`, or a random one) on a random file; returns its kind,
+        or None when there was nothing to do it to.
+
+        Kinds (`DISTURBANCES`): "reupload" (same name, new mtime), "reupload_renamed",
+        "rename", "delete", and "consume" (the importer takes our invoice files from inbound/).
+        """
+        kind = kind or rng.choice(DISTURBANCES)
+        if kind not in DISTURBANCES:
+            raise ValueError(f"unknown disturbance {kind!r}")
+        if kind == "reupload":
+            done: object = self.reupload(rng, rename=False)
+        elif kind == "reupload_renamed":
+            done = self.reupload(rng, rename=True)
+        elif kind == "rename":
+            done = self.rename_export(rng)
+        elif kind == "delete":
+            done = self.delete_export(rng)
+        else:
+            done = self.consume_inbound() or None
+        return kind if done is not None else None
 
 
 def run_demo_exports(options: Options, root: Path, show: Show) -> None:

@@ -206,7 +206,8 @@ def _deliver_with_retries(
             last_error = error
             log.warning("upload of %s failed (try %d): %s", batch["file_name"], attempt + 1, error)
             connection.drop()
-            clock.sleep(min(2.0**attempt, 8.0))
+            if attempt + 1 < settings.sftp.upload_attempts:  # no wait once the tries are spent
+                clock.sleep(min(2.0**attempt, 8.0))
             continue
         report.add(f"files.{batch['kind']}")
         return True

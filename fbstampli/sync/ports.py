@@ -88,6 +88,10 @@ class Transport(Protocol):
 
     def close(self) -> None: ...
 
+    @property
+    def closed(self) -> bool:
+        """True once `close()` ran: the connection is spent and a new one is needed."""
+
 
 def part_name(final_name: str) -> str:
     """The temporary name of an upload; it never matches a consumer's `*.csv` glob."""

@@ -75,6 +75,11 @@ class Connected:
             token["refresh_token"],
         ]
 
+    def named_secrets(self) -> dict[str, str]:
+        """`secrets()` by name, for reports of where one was found."""
+        names = ("state key", "SFTP password", "client secret", "access token", "refresh token")
+        return dict(zip(names, self.secrets(), strict=True))
+
 
 def connect(home: Path, freshbooks: FreshBooksSandbox, sftp: SftpServer) -> Connected:
     """init, auth login and auth sftp through the CLI, as a user would."""

@@ -5,7 +5,7 @@ and kills the push after a random delay (sometimes it finishes first). After
 the trials one clean run brings everything to rest. Versions only move
 forward (`V<n>` in the bill number), so a (bill, version) pair seen in two
 files is a duplicate, and a bill whose last version is missing is a loss.
-The summary line is printed for CI's log.
+The summary line goes to the end of the pytest output (tests/support/summary.py).
 """
 
 import csv
@@ -19,6 +19,7 @@ import pytest
 
 from tests.e2e.conftest import Connected
 from tests.support.cli import start
+from tests.support.summary import SUMMARY
 
 
 def versions_delivered(connected: Connected) -> Counter[tuple[str, str]]:
@@ -66,7 +67,7 @@ def run_trials(connected: Connected, trials: int, seed: int) -> dict[str, int]:
         "duplicated": len(duplicated),
         "versions_delivered": len(seen),
     }
-    print("crash trials: " + ", ".join(f"{k} {v}" for k, v in summary.items()))  # noqa: T201
+    SUMMARY.line("crash trials: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
     assert lost == []
     assert duplicated == []
     return summary

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import Connected
+from tests.support.summary import find_secrets
 
 STATUS_KEYS = {
     "schema",
@@ -100,9 +101,12 @@ def test_status_json_keeps_its_schema_and_shows_no_secret(connected: Connected) 
     assert after["runs"]["push-bills"]["exit_code"] == 0
     assert after["deliveries"]["delivered"] > 0
     assert after["deliveries"]["waiting"] == {}
-    text = connected.run("status").output
-    for secret in connected.secrets():
-        assert secret not in before.stdout + json.dumps(after) + text
+    places = {
+        "status --json before": before.stdout,
+        "status --json after": json.dumps(after),
+        "status": connected.run("status").output,
+    }
+    assert find_secrets(connected.named_secrets(), places) == []
 
 
 def test_audit_shows_one_bills_trail_in_time_order(connected: Connected) -> None:

@@ -11,6 +11,7 @@ from fbstampli.sandbox.freshbooks import FreshBooksSandbox
 from fbstampli.sandbox.sftp_server import SftpServer
 from tests.e2e.conftest import Connected, connect
 from tests.support.cli import one_line
+from tests.support.summary import find_secrets
 
 
 def rows_of(connected: Connected, suffix: str) -> list[dict[str, str]]:
@@ -130,6 +131,25 @@ def test_failed_upload_backs_off_until_due(connected: Connected) -> None:
     assert connected.inbound_files() == []  # still backing off: 15 minutes not passed
 
 
+def test_an_upload_refused_once_is_sent_again_on_a_fresh_connection_in_the_same_run(
+    connected: Connected,
+) -> None:
+    refusal = connected.sftp.fail_at_rate(1.0, actions=("deny",), limit=1)
+    result = connected.run("-q", "sync")
+    assert refusal.injected == {"deny": 1}
+    assert result.code == 0, result.stderr
+    assert len(connected.inbound_files()) == 3
+
+
+def test_a_connection_cut_mid_upload_is_told_in_our_one_line_only(connected: Connected) -> None:
+    connected.sftp.fail_at_rate(1.0, actions=("disconnect",))
+    result = connected.run("-q", "push-bills", env={"FBSTAMPLI_SFTP_UPLOAD_ATTEMPTS": "1"})
+    assert result.code == 1
+    lines = result.stderr.splitlines()
+    assert lines, "the failure was not reported"
+    assert all(line.startswith("fbstampli: upload of ") for line in lines), result.stderr
+
+
 def test_retry_bill_resends_exactly_that_bill(connected: Connected) -> None:
     assert connected.run("push-bills").code == 0
     bill_id = active(connected.freshbooks.data.bills)[2]
@@ -182,13 +202,11 @@ def test_no_secret_appears_in_any_output_or_log(connected: Connected) -> None:
         connected.run("auth", "status", "--json"),
         connected.run("push-bills", "--json"),
     ]
-    secrets = connected.secrets()
-    logs = "".join(path.read_text() for path in (connected.home / "logs").glob("*.log*"))
-    for secret in secrets:
-        assert len(secret) >= 8
-        for result in outputs:
-            assert secret not in result.output
-        assert secret not in logs
+    places: dict[str, str | bytes] = {
+        f"output of run {index}": result.output for index, result in enumerate(outputs)
+    }
+    places["logs"] = "".join(path.read_text() for path in (connected.home / "logs").glob("*.log*"))
+    assert find_secrets(connected.named_secrets(), places) == []
 
 
 def test_state_file_is_unreadable_without_the_key(connected: Connected) -> None:

@@ -1,7 +1,8 @@
 """Hostile input: every parser answers garbage with its own clear error, never a traceback.
 
 Each property feeds arbitrary data to one boundary and accepts exactly two
-outcomes: a result, or the boundary's documented error type.
+outcomes: a result, or the boundary's documented error type. Every example is
+counted for the run's `fuzz cases tried` line.
 """
 
 import io
@@ -9,7 +10,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from fbstampli.config import load_settings
@@ -18,6 +19,7 @@ from fbstampli.freshbooks.parse import parse_bill, parse_bill_payment, parse_ven
 from fbstampli.freshbooks.webhooks import parse_event, verify_signature
 from fbstampli.stampli.parse import parse_export
 from fbstampli.stampli.template import load_template, parse_template
+from tests.support.summary import fuzz_case
 
 json_values = st.recursive(
     st.none()
@@ -64,12 +66,14 @@ bill_like = st.fixed_dictionaries({}, optional=dict.fromkeys(BILL_KEYS, json_val
 
 @settings(max_examples=300, deadline=None)
 @given(bill_like)
+@fuzz_case
 def test_freshbooks_bill_json_parses_or_raises_remote_error(data: dict) -> None:
     failure_of(lambda: parse_bill(data), RemoteError)
 
 
 @settings(max_examples=200, deadline=None)
 @given(json_values)
+@fuzz_case
 def test_freshbooks_vendor_and_payment_json_parse_or_raise_remote_error(data: object) -> None:
     failure_of(lambda: parse_vendor(data), RemoteError)
     failure_of(lambda: parse_bill_payment(data), RemoteError)
@@ -77,6 +81,7 @@ def test_freshbooks_vendor_and_payment_json_parse_or_raise_remote_error(data: ob
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=400), st.one_of(st.none(), st.text(max_size=60)))
+@fuzz_case
 def test_webhook_garbage_is_never_valid_and_never_raises(body: bytes, header: str | None) -> None:
     assert verify_signature(body, header, "a-verifier-of-some-length") is False
     parse_event(body)
@@ -84,6 +89,7 @@ def test_webhook_garbage_is_never_valid_and_never_raises(body: bytes, header: st
 
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=2000))
+@fuzz_case
 def test_stampli_export_bytes_parse_or_raise_export_parse_error(data: bytes) -> None:
     template = load_template(None)
     for name in ("stampli_capture_1.csv", "stampli_payment_1.csv", "stampli_approval_1.xml"):
@@ -95,6 +101,7 @@ def test_stampli_export_bytes_parse_or_raise_export_parse_error(data: bytes) -> 
 
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=300))
+@fuzz_case
 def test_template_text_loads_or_raises_template_error(text: str) -> None:
     error = failure_of(lambda: parse_template(text, origin="fuzz.toml"), TemplateError)
     assert error is None or "\n" not in str(error)
@@ -125,6 +132,8 @@ toml_scalars = st.one_of(
         max_size=3,
     ),
 )
+@example(sections={"freshbooks": {"\n": 0}}, env={})  # a quoted TOML key may hold a newline
+@fuzz_case
 def test_config_loads_or_raises_one_config_error(
     tmp_path_factory, sections: dict, env: dict
 ) -> None:

@@ -197,6 +197,13 @@ def test_upload_retried_within_the_run_on_a_new_connection(store, source, remote
     assert clock.slept
 
 
+def test_upload_waits_between_tries_but_not_after_the_last(store, source, remote, clock) -> None:
+    remote.fail("write_part", RemoteError("permission denied"), times=2)  # both tries
+    report = push(context(store, source, remote, clock))
+    assert report.problems != []
+    assert clock.slept == [1.0]
+
+
 def test_failures_back_off_then_die(store, source, remote, clock) -> None:
     ctx = context(store, source, remote, clock, max_attempts=3)
     for expected_attempts in (1, 2, 3):
