@@ -405,3 +405,28 @@ def test_sigterm_with_queued_events_exits_0_and_loses_none(
     assert all(delivered.count(str(bill_id)) == 1 for bill_id in bill_ids)
     left = stored(connected.home, "SELECT count(*) FROM events WHERE processed_at IS NULL")
     assert left == [(0,)]
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses with a TCP socket in LISTEN on `port`, read from /proc/net/tcp{,6}."""
+    found: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table, encoding="ascii") as rows:
+            next(rows)
+            for row in rows:
+                local, state = row.split()[1], row.split()[3]
+                address, _, hex_port = local.partition(":")
+                if state == "0A" and int(hex_port, 16) == port:
+                    found.add(address)
+    return found
+
+
+def test_listener_binds_to_loopback_unless_told_otherwise(
+    connected: Connected, tmp_path: Path
+) -> None:
+    serving = start_listener(connected, tmp_path)  # no --host, as in the README
+    try:
+        # 127.0.0.1 in /proc's little-endian hex; nothing on 0.0.0.0 or an IPv6 wildcard.
+        assert listening_addresses(serving.port) == {"0100007F"}
+    finally:
+        assert serving.stop() == 0

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+import hmac
+from urllib.parse import parse_qsl, urlencode
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fbstampli.freshbooks import webhooks
 from fbstampli.freshbooks.webhooks import (
     parse_event,
     parse_verification,
@@ -130,3 +133,19 @@ def test_parse_verification_keeps_the_verifier_out_of_repr() -> None:
     assert request.callback_id == 77
     assert request.verifier == "abcDEF123"
     assert "abcDEF123" not in repr(request)
+
+
+def test_signature_is_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An `==` would leak, byte by byte, how much of a forged signature is right."""
+    compared: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
+
+    def recording(a: bytes, b: bytes) -> bool:
+        compared.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(webhooks.hmac, "compare_digest", recording)
+    good = sign(parse_qsl(BODY.decode()), VERIFIER)
+    assert verify_signature(BODY, good, VERIFIER)
+    assert not verify_signature(BODY, "A" + good[1:], VERIFIER)
+    assert [given for _, given in compared] == [good.encode(), ("A" + good[1:]).encode()]
