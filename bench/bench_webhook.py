@@ -30,33 +30,16 @@ sys.path.insert(0, str(REPO))
 
 from fbstampli.freshbooks.webhooks import SIGNATURE_HEADER, sign  # noqa: E402
 from fbstampli.options import Options  # noqa: E402
+from fbstampli.sandbox.demo import connect_home  # noqa: E402
 from fbstampli.sandbox.freshbooks import FreshBooksSandbox  # noqa: E402
 from fbstampli.sandbox.sftp_server import SftpServer  # noqa: E402
 
-REDIRECT = "https://localhost:8765/callback"
 CLIENTS = 8
 
 
 def connect(home: Path, fb: FreshBooksSandbox, sftp: SftpServer) -> Options:
-    from fbstampli.services import freshbooks, setup
-    from fbstampli.services import sftp as sftp_services
-
     options = Options(home=home, env={})
-    setup.init_home(options, key_source="file")
-    (home / "config.toml").write_text(
-        f'[freshbooks]\napi_url = "{fb.url}"\nauth_url = "{fb.url}"\n'
-        f'client_id = "{fb.client_id}"\nclient_secret = "{fb.client_secret}"\n'
-        f'redirect_uri = "{REDIRECT}"\n[stampli]\nbusiness = "bench"\n'
-    )
-    freshbooks.auth_login(options, code=fb.issue_code(REDIRECT), business=None)
-    sftp_services.auth_sftp(
-        options,
-        host=sftp.host,
-        port=sftp.port,
-        username=sftp.username,
-        password=sftp.password,
-        accept_host_key=sftp.host_key.sha256_fingerprint,
-    )
+    connect_home(options, fb, sftp, business="bench")
     return options
 
 
