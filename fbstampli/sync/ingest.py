@@ -128,6 +128,28 @@ def next_watermarks(fetched: Fetched, previous: Mapping[Kind, datetime]) -> dict
     return marks
 
 
+def with_named(
+    source: BillSource, fetched: Fetched, *, bill_ids: Sequence[int], vendor_ids: Sequence[int]
+) -> Fetched:
+    """Add the objects webhooks named that the incremental pass did not return.
+
+    An event is marked processed after this run, so what it names must be looked
+    at now, even if FreshBooks did not move its `updated_at` past the watermark.
+    """
+    have_bills = {bill.fb_id for bill in fetched.bills}
+    have_vendors = {vendor.fb_id for vendor in fetched.vendors}
+    extra = fetch_ids(
+        source,
+        bill_ids=[i for i in bill_ids if i not in have_bills],
+        vendor_ids=[i for i in vendor_ids if i not in have_vendors],
+    )
+    return dataclasses.replace(
+        fetched,
+        vendors=[*fetched.vendors, *extra.vendors],
+        bills=[*fetched.bills, *extra.bills],
+    )
+
+
 def fetch_ids(source: BillSource, *, bill_ids: Sequence[int], vendor_ids: Sequence[int]) -> Fetched:
     """Re-fetch the objects webhooks named (the events carry no data)."""
     fetched = Fetched()

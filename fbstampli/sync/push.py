@@ -28,6 +28,7 @@ from fbstampli.sync.ingest import (
     fetch_recent,
     ingest,
     next_watermarks,
+    with_named,
 )
 from fbstampli.sync.ports import BillSource, Renderer, Transport
 
@@ -133,14 +134,15 @@ def push(
     sweep = sweep_due(ctx, full=full) and not only_events
     watermarks = load_watermarks(ctx.store)
     source = ctx.source()
+    bill_ids = sorted({oid for _, name, oid in events if name.startswith("bill.")})
+    vendor_ids = sorted({oid for _, name, oid in events if name.startswith("bill_vendor.")})
     if only_events:
-        bill_ids = sorted({oid for _, name, oid in events if name.startswith("bill.")})
-        vendor_ids = sorted({oid for _, name, oid in events if name.startswith("bill_vendor.")})
         fetched = fetch_ids(source, bill_ids=bill_ids, vendor_ids=vendor_ids)
     elif sweep or first_run or len(watermarks) < len(WATERMARK_KEYS):
         fetched = fetch_all(source, include_deleted=sweep, advance=advance)
     else:
         fetched = fetch_recent(source, watermarks=watermarks, advance=advance)
+        fetched = with_named(source, fetched, bill_ids=bill_ids, vendor_ids=vendor_ids)
     started = ctx.clock.now()
 
     if dry_run_folder is not None:

@@ -370,3 +370,24 @@ def test_default_template_renders_every_kind_through_the_engine(
     bills_file = inbound(remote)[names[1]].decode()
     assert "Vendor 2" in bills_file
     assert "250.50" in bills_file
+
+
+def test_bill_a_webhook_names_is_looked_at_even_if_its_timestamp_did_not_move(
+    store, remote, clock
+) -> None:
+    day = datetime(2026, 11, 1, tzinfo=UTC)
+    source = ListSource(
+        vendors=[replace(vendor(1), updated_at=day)],
+        bills=[bill(10, 1, updated_at=day), bill(11, 1, updated_at=day + timedelta(days=1))],
+    )
+    push(context(store, source, remote, clock))  # first run: everything, and the watermarks
+    source.bills[0] = bill(10, 1, "130.00", updated_at=day)  # changed, but not re-dated
+    push(context(store, source, remote, clock))
+    assert "10,Vendor 1,130.00" not in delivered_rows(remote)  # below the watermark: unseen
+    store.execute(
+        "INSERT INTO events (received_at, name, object_id, account_id) "
+        "VALUES (?, 'bill.update', 10, 'A')",
+        (store.now_text(),),
+    )
+    push(context(store, source, remote, clock))
+    assert delivered_rows(remote).count("10,Vendor 1,130.00") == 1
