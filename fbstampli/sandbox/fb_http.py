@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import random
 import re
 import secrets
 import threading
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from fbstampli.sandbox.fb_data import AccountData, CallbackRecord
+from fbstampli.sandbox.rates import Dice
 
 if TYPE_CHECKING:
     from fbstampli.sandbox.freshbooks import FreshBooksSandbox
@@ -84,11 +84,9 @@ class FaultRate:
     """Each request under `prefix` fails with probability `rate`, taking `actions` in turn.
 
     One-shot `Fault`s prove one behaviour each; a rate is the weather a client lives in
-    (FreshBooks throttles, has bad minutes, proxies cut bodies). Whether a request fails
-    is drawn from `seed`, so a sequential client sees the same faults run after run; the
-    actions come in turn so that a handful of faults covers every kind. "delay" waits
-    `delay_seconds`, meant to exceed the client's timeout; "status" answers 500 or 503.
-    `injected` counts what was handed out, per action.
+    (FreshBooks throttles, has bad minutes, proxies cut bodies). The draws are `Dice`'s:
+    seeded, and every kind in turn. "delay" waits `delay_seconds`, meant to exceed the
+    client's timeout; "status" answers 500 or 503. `injected` counts what was handed out.
     """
 
     prefix: str
@@ -97,42 +95,34 @@ class FaultRate:
     actions: tuple[str, ...] = RATE_ACTIONS
     delay_seconds: float = 1.0
     retry_after: float = 0.05
-    injected: Counter[str] = field(default_factory=Counter)
-    _random: random.Random = field(init=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _dice: Dice = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        unknown = set(self.actions) - set(RATE_ACTIONS)
-        if unknown:
-            raise ValueError(f"unknown fault actions {sorted(unknown)}")
-        self._random = random.Random(self.seed)  # noqa: S311 - reproducible faults, not secrets
+        self._dice = Dice(self.rate, self.seed, RATE_ACTIONS, self.actions)
 
     def draw(self, method: str, path: str) -> Fault | None:
         """The fault this request gets, or None; thread-safe."""
         if not path.startswith(self.prefix):
             return None
-        with self._lock:
-            if self._random.random() >= self.rate:
-                return None
-            action = self.actions[self.total_unlocked() % len(self.actions)]
-            status = self._random.choice((500, 503))
-            self.injected[action] += 1
+        action = self._dice.roll(self.actions)
+        if action is None:
+            return None
         return Fault(
             self.prefix,
             action,
-            status=status,
+            status=self._dice.choice((500, 503)),
             retry_after=self.retry_after,
             seconds=self.delay_seconds,
             used=1,
         )
 
-    def total_unlocked(self) -> int:
-        return sum(self.injected.values())
+    @property
+    def injected(self) -> Counter[str]:
+        return self._dice.injected
 
     @property
     def total(self) -> int:
-        with self._lock:
-            return self.total_unlocked()
+        return self._dice.total
 
 
 @dataclass(slots=True)

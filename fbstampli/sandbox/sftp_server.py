@@ -14,7 +14,6 @@ import io
 import logging
 import os
 import posixpath
-import random
 import secrets
 import socket
 import threading
@@ -43,6 +42,7 @@ from paramiko.common import (
 )
 from paramiko.sftp import CMD_INIT, CMD_VERSION, SFTP_FAILURE, SFTP_OK, SFTP_OP_UNSUPPORTED
 
+from fbstampli.sandbox.rates import Dice
 from fbstampli.sftp import POSIX_RENAME, HostKey, SftpTarget
 
 log = logging.getLogger(__name__)
@@ -107,11 +107,10 @@ _RATE_ACTIONS_BY_STEP = {
 class FaultRate:
     """Each open-for-write, write and read request fails with probability `rate`.
 
-    Whether a step fails is drawn from a RNG seeded with `seed`; the action is the next, in
-    turn, of those of `actions` that fit the step (see `_RATE_ACTIONS_BY_STEP`), so a
-    handful of faults covers every kind. "disconnect" stores half of the
-    chunk and closes the connection (a cut mid-transfer); "deny" answers permission
-    denied; "disk_full" answers SSH_FX_FAILURE as OpenSSH does on ENOSPC; "slow" sleeps
+    The draws are `Dice`'s: seeded, and the next, in turn, of those of `actions` that fit
+    the step (see `_RATE_ACTIONS_BY_STEP`). "disconnect" stores half of the chunk and
+    closes the connection (a cut mid-transfer); "deny" answers permission denied;
+    "disk_full" answers SSH_FX_FAILURE as OpenSSH does on ENOSPC; "slow" sleeps
     `slow_seconds` and then writes. `injected` counts what was handed out, per action;
     `limit` caps the total (`rate=1.0, limit=1`: exactly the next fitting step fails).
     """
@@ -121,34 +120,22 @@ class FaultRate:
     actions: tuple[str, ...] = RATE_ACTIONS
     slow_seconds: float = 0.05
     limit: int | None = None
-    injected: Counter[str] = field(default_factory=Counter)
-    _random: random.Random = field(init=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _dice: Dice = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        unknown = set(self.actions) - set(RATE_ACTIONS)
-        if unknown:
-            raise ValueError(f"unknown fault actions {sorted(unknown)}")
-        self._random = random.Random(self.seed)  # noqa: S311 - reproducible faults, not secrets
+        self._dice = Dice(self.rate, self.seed, RATE_ACTIONS, self.actions, self.limit)
 
     def draw(self, step: str) -> str | None:
         """The action this `step` ("open_write", "write", "read") suffers, or None."""
-        fitting = [a for a in _RATE_ACTIONS_BY_STEP[step] if a in self.actions]
-        if not fitting:
-            return None
-        with self._lock:
-            if self.limit is not None and sum(self.injected.values()) >= self.limit:
-                return None
-            if self._random.random() >= self.rate:
-                return None
-            action = fitting[sum(self.injected[a] for a in fitting) % len(fitting)]
-            self.injected[action] += 1
-        return action
+        return self._dice.roll(_RATE_ACTIONS_BY_STEP[step])
+
+    @property
+    def injected(self) -> Counter[str]:
+        return self._dice.injected
 
     @property
     def total(self) -> int:
-        with self._lock:
-            return sum(self.injected.values())
+        return self._dice.total
 
 
 @dataclass(slots=True)

@@ -69,13 +69,13 @@ def parse_since(text: str | None, store: Store) -> date | None:
     return date.fromisoformat(stored) if stored else None
 
 
-def sweep_due(ctx: PushContext, *, full: bool) -> bool:
+def sweep_due(ctx: PushContext, *, full: bool, first_run: bool) -> bool:
     """A full sweep (deleted objects too) on request, or when the last is old enough.
 
     The very first run has nothing to sweep for: a deletion only matters for
     an object we have sent, and nothing has been sent yet.
     """
-    if ctx.store.query_one("SELECT 1 FROM source_objects LIMIT 1") is None:
+    if first_run:
         return False
     if full:
         return True
@@ -131,7 +131,7 @@ def push(
     since_date = parse_since(since, ctx.store)
     events = pending_events(ctx.store)
     first_run = ctx.store.query_one("SELECT 1 FROM source_objects LIMIT 1") is None
-    sweep = sweep_due(ctx, full=full) and not only_events
+    sweep = sweep_due(ctx, full=full, first_run=first_run) and not only_events
     watermarks = load_watermarks(ctx.store)
     source = ctx.source()
     bill_ids = sorted({oid for _, name, oid in events if name.startswith("bill.")})

@@ -7,7 +7,6 @@ production.
 """
 
 import csv
-import http.client
 import io
 import json
 import signal
@@ -30,6 +29,7 @@ from fbstampli.sandbox.freshbooks import FreshBooksSandbox
 from fbstampli.store import open_state
 from tests.e2e.conftest import Connected
 from tests.support.cli import cli_env
+from tests.support.local_http import request_json
 
 DEADLINE = 30.0
 
@@ -74,13 +74,7 @@ class Serving:
         body: bytes | None = None,
         headers: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, object]]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            connection.request(method, path, body=body, headers=headers or {})
-            response = connection.getresponse()
-            return response.status, json.loads(response.read() or b"{}")
-        finally:
-            connection.close()
+        return request_json(self.port, method, path, body, headers)
 
     def health(self) -> dict[str, object]:
         status, document = self.request("GET", "/healthz")

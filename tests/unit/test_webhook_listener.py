@@ -24,6 +24,7 @@ from fbstampli.store import Store
 from fbstampli.store import webhooks as hooks
 from fbstampli.store.keys import KeySource, StateKey, new_key_hex
 from fbstampli.webhook import HEALTH_PATH, WEBHOOK_PATH, Listener, Worker
+from tests.support.local_http import request_json
 
 VERIFIER = "verifier-of-callback-7"
 ACCOUNT = "ABC123"
@@ -62,13 +63,7 @@ class Served:
         body: bytes | None = None,
         headers: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, object]]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            connection.request(method, path, body=body, headers=headers or {})
-            response = connection.getresponse()
-            return response.status, json.loads(response.read() or b"{}")
-        finally:
-            connection.close()
+        return request_json(self.port, method, path, body, headers)
 
     def post(
         self, pairs: tuple[tuple[str, str], ...], signature: str | None
