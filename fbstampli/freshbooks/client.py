@@ -46,6 +46,9 @@ BACKOFF_JITTER = 0.5
 Params = Mapping[str, str | int | list[int]]
 NEWEST_FIRST: Params = {"sort": "updated_at_desc"}  # unconfirmed for bills; checked by the caller
 PageCallback = Callable[["PageProgress"], None]
+ID_KEYS = {"bill_vendors": "vendorid", "callbacks": "callbackid"}
+# Passes over one list before a list that keeps moving is given up for this run.
+MAX_LISTING_PASSES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +99,18 @@ def _backoff(attempt_number: int) -> float:
     """Exponential from 0.5 s, capped at 30 s, plus jitter so parallel clients spread out."""
     base = min(BACKOFF_MAX, BACKOFF_INITIAL * 2.0 ** (attempt_number - 1))
     return base + random.uniform(0, BACKOFF_JITTER)  # noqa: S311 - jitter, not a secret
+
+
+def _count(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _row_id(row: object, key: str) -> int | str | None:
+    """A listed row's FreshBooks id (vendors call theirs `vendorid`), or None if it has none."""
+    if not isinstance(row, Mapping):
+        return None
+    value = row.get(ID_KEYS.get(key, "id"), row.get("id"))
+    return value if isinstance(value, int | str) and not isinstance(value, bool) else None
 
 
 def _chunks(ids: Iterable[int], size: int = PER_PAGE) -> Iterator[list[int]]:
@@ -262,7 +277,46 @@ class FreshBooksClient:
         return f"/accounting/account/{quote(self._account_id, safe='')}/{resource}/{resource}"
 
     def _pages(self, path: str, key: str, what: str, params: Params) -> Iterator[list[Any]]:
-        """Pages of raw rows from page 1 until `page >= pages` or an empty page."""
+        """Pages of raw rows, each row once, none lost to a listing that moved while read.
+
+        FreshBooks pages by offset. When an object joins or leaves the list while
+        it is read, its `total` changes and every later row moves by one, so a row
+        can slip onto a page already read. The page that shows the new total is
+        not given: the list is read again from page 1, keeping only rows not yet
+        given, so even a reader that stops early (the newest-first pass) sees the
+        slipped row. A list that never holds still is a temporary failure: nothing
+        is written from an unfinished listing, and the next run reads it again.
+        """
+        given: set[int | str] = set()
+        for _ in range(MAX_LISTING_PASSES):
+            first_total: int | None = None
+            moved = False
+            for number, (rows, total) in enumerate(self._one_pass(path, key, what, params)):
+                if number == 0:
+                    first_total = total
+                elif total != first_total:
+                    moved = True
+                    break
+                fresh = []
+                for row in rows:
+                    row_id = _row_id(row, key)
+                    if row_id is None or row_id not in given:
+                        fresh.append(row)
+                    if row_id is not None:
+                        given.add(row_id)
+                if fresh:
+                    yield fresh
+            if not moved:
+                return
+            log.info("%s changed while it was read; reading it again from page 1", what)
+        raise RemoteUnavailableError(
+            f"{what} kept changing in FreshBooks while it was read; the next run reads it again"
+        )
+
+    def _one_pass(
+        self, path: str, key: str, what: str, params: Params
+    ) -> Iterator[tuple[list[Any], int | None]]:
+        """(rows, total) per page from page 1 until `page >= pages` or an empty page."""
         page = 1
         while True:
             query = {**params, "page": page, "per_page": PER_PAGE}
@@ -271,16 +325,13 @@ class FreshBooksClient:
             rows = result.get(key)
             if not isinstance(rows, list):
                 raise RemoteError(f"FreshBooks answered {what} without a `{key}` list")
-            pages = result.get("pages")
-            pages = pages if isinstance(pages, int) and not isinstance(pages, bool) else None
+            pages = _count(result.get("pages"))
+            total = _count(result.get("total"))
             if self._on_page is not None:
-                total = result.get("total")
-                self._on_page(
-                    PageProgress(key, page, pages, total if isinstance(total, int) else None)
-                )
+                self._on_page(PageProgress(key, page, pages, total))
             if not rows:
                 return
-            yield rows
+            yield rows, total
             if (pages is not None and page >= pages) or (pages is None and len(rows) < PER_PAGE):
                 return
             page += 1

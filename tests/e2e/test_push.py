@@ -3,6 +3,7 @@
 import csv
 import io
 import sqlite3
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from fbstampli.sandbox.freshbooks import FreshBooksSandbox
 from fbstampli.sandbox.sftp_server import SftpServer
 from tests.e2e.conftest import Connected, connect
-from tests.support.cli import one_line
+from tests.support.cli import one_line, start
 from tests.support.summary import find_secrets
 
 
@@ -102,6 +103,38 @@ def test_deleted_bill_is_recorded_in_the_audit_trail_not_sent(connected: Connect
     audit = connected.run("audit", "--bill", str(bill_id), "--format", "json")
     assert audit.code == 0
     assert "deleted_in_freshbooks" in audit.stdout
+
+
+def test_a_bill_deleted_while_the_list_is_read_does_not_hide_its_neighbour(
+    connected: Connected,
+) -> None:
+    # FreshBooks pages by offset: deleting a bill on page 1 while page 2 is read moves
+    # the first bill of page 2 onto page 1, which this run has already read.
+    connected.freshbooks.seed(vendors=2, bills=150, payments=0, seed=5)
+    bills = active(connected.freshbooks.data.bills)
+    neighbour = bills[100]
+    prefix = f"/accounting/account/{connected.freshbooks.account_id}/bills/bills"
+    connected.freshbooks.hold(prefix, method="GET").release()  # page 1 goes through
+    page_two = connected.freshbooks.hold(prefix, method="GET")
+    process = start(connected.home, "push-bills")
+    try:
+        assert page_two.arrived.wait(30), "the push never asked for page 2 of bills"
+        connected.freshbooks.delete_bill(bills[0])
+    finally:
+        page_two.release()
+        _, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    files_per_bill = Counter(
+        bill_id
+        for name in connected.inbound_files()
+        if name.endswith("-bills.csv")
+        for bill_id in {
+            row["FreshBooks Bill ID"]
+            for row in csv.DictReader(io.StringIO((connected.inbound / name).read_text()))
+        }
+    )
+    assert files_per_bill[str(neighbour)] == 1
+    assert set(files_per_bill.values()) == {1}
 
 
 def test_sftp_down_fails_deliveries_and_next_run_sends_them(

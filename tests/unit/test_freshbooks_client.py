@@ -13,12 +13,18 @@ import requests_mock as rm
 
 from fbstampli.config import FreshBooksSettings
 from fbstampli.errors import AuthRequiredError, RemoteError, RemoteUnavailableError
-from fbstampli.freshbooks.client import MAX_RETRY_AFTER, FreshBooksClient, NotFoundError
+from fbstampli.freshbooks.client import (
+    MAX_LISTING_PASSES,
+    MAX_RETRY_AFTER,
+    FreshBooksClient,
+    NotFoundError,
+)
 from fbstampli.freshbooks.oauth import Token, TokenManager
 from fbstampli.models import VisState
 
 API = "https://api.fb.test"
 BILLS = f"{API}/accounting/account/ABC123/bills/bills"
+VENDORS = f"{API}/accounting/account/ABC123/bill_vendors/bill_vendors"
 PAYMENTS = f"{API}/accounting/account/ABC123/bill_payments/bill_payments"
 CALLBACKS = f"{API}/events/account/ABC123/events/callbacks"
 TOKEN_URL = f"{API}/auth/oauth/token"
@@ -121,6 +127,73 @@ def test_page_beyond_last_returning_empty_list_stops(
     )
     assert [b.fb_id for b in client.list_bills()] == [1]
     assert requests_mock.call_count == 2
+
+
+def test_a_row_that_slips_back_when_a_bill_is_deleted_mid_listing_is_still_read(
+    requests_mock: rm.Mocker, client: FreshBooksClient
+) -> None:
+    # Bill 2 is deleted while page 2 is read: bill 3 moves onto page 1, already read.
+    requests_mock.get(
+        BILLS,
+        [
+            {"json": page("bills", [bill(1), bill(2)], 1, 2, 4)},
+            {"json": page("bills", [bill(4)], 2, 2, 3)},
+            {"json": page("bills", [bill(1), bill(3)], 1, 2, 3)},
+            {"json": page("bills", [bill(4)], 2, 2, 3)},
+        ],
+    )
+    assert [b.fb_id for b in client.list_bills()] == [1, 2, 3, 4]
+    assert [query(r)["page"] for r in requests_mock.request_history] == [["1"], ["2"], ["1"], ["2"]]
+
+
+def test_a_listing_that_moved_gives_each_row_once_even_to_a_reader_that_stops_early(
+    requests_mock: rm.Mocker, client: FreshBooksClient
+) -> None:
+    # A bill created mid-listing pushes bill 2 down onto page 2: seen twice, given once.
+    requests_mock.get(
+        BILLS,
+        [
+            {"json": page("bills", [bill(1), bill(2)], 1, 2, 3)},
+            {"json": page("bills", [bill(2), bill(3)], 2, 2, 4)},
+            {"json": page("bills", [bill(9), bill(1)], 1, 2, 4)},
+            {"json": page("bills", [bill(2), bill(3)], 2, 2, 4)},
+        ],
+    )
+    pages = client.recent_bill_pages()
+    assert [b.fb_id for b in next(pages)] == [1, 2]
+    # The page showing the new total is not handed out; page 1 is read again first.
+    assert [b.fb_id for b in next(pages)] == [9]
+    assert [b.fb_id for b in next(pages)] == [3]
+    assert list(pages) == []
+
+
+def test_a_listing_that_never_holds_still_is_a_temporary_failure(
+    requests_mock: rm.Mocker, client: FreshBooksClient
+) -> None:
+    # Every answer shows a new total: a bill is created between any two requests.
+    moving = [{"json": page("bills", [bill(n)], 2 - n % 2, 2, 10 + n)} for n in range(1, 20)]
+    requests_mock.get(BILLS, moving)
+    with pytest.raises(RemoteUnavailableError, match=r"kept changing.*next run reads it again"):
+        list(client.list_bills())
+    assert requests_mock.call_count == 2 * MAX_LISTING_PASSES
+
+
+def test_vendors_are_told_apart_by_vendorid_when_a_listing_is_read_again(
+    requests_mock: rm.Mocker, client: FreshBooksClient
+) -> None:
+    def vendor(vendor_id: int) -> dict[str, Any]:
+        return {"vendorid": vendor_id, "vendor_name": f"V{vendor_id}", "currency_code": "USD"}
+
+    requests_mock.get(
+        VENDORS,
+        [
+            {"json": page("bill_vendors", [vendor(1), vendor(2)], 1, 2, 4)},
+            {"json": page("bill_vendors", [vendor(4)], 2, 2, 3)},
+            {"json": page("bill_vendors", [vendor(1), vendor(3)], 1, 2, 3)},
+            {"json": page("bill_vendors", [vendor(4)], 2, 2, 3)},
+        ],
+    )
+    assert [v.fb_id for v in client.list_vendors()] == [1, 2, 3, 4]
 
 
 def test_deleted_bills_are_asked_with_vis_state_1(
