@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import requests
+from urllib3.exceptions import NewConnectionError
 
 from fbstampli.config import FreshBooksSettings
 from fbstampli.errors import (
@@ -127,13 +128,37 @@ def _host(url: str) -> str:
     return urlsplit(url).netloc or url
 
 
+class AnswerLostError(RemoteUnavailableError):
+    """The request may have reached FreshBooks, but no answer came back.
+
+    For a refresh this matters: FreshBooks may have spent the refresh token and
+    issued a pair that never arrived.
+    """
+
+
+def _may_have_arrived(error: requests.RequestException) -> bool:
+    """False only when no connection was made, so FreshBooks cannot have acted on the request."""
+    if isinstance(error, requests.ConnectTimeout):
+        return False
+    if isinstance(error, requests.ConnectionError):
+        cause = error.args[0] if error.args else None
+        cause = getattr(cause, "reason", cause)  # urllib3's MaxRetryError wraps the cause
+        return not isinstance(cause, NewConnectionError)
+    return True
+
+
 def _post(
     session: requests.Session, url: str, payload: Mapping[str, Any], timeout: float, action: str
 ) -> tuple[int, object]:
-    """POST JSON once (a refresh must not be replayed blindly); return status and parsed body."""
+    """POST JSON once, never replayed here; return status and parsed body."""
     try:
         response = session.post(url, json=dict(payload), timeout=timeout)
-    except requests.RequestException:
+    except requests.RequestException as error:
+        if _may_have_arrived(error):
+            raise AnswerLostError(
+                f"FreshBooks at {_host(url)} did not answer the request to {action}; "
+                "try again later"
+            ) from None
         raise RemoteUnavailableError(
             f"cannot reach FreshBooks at {_host(url)} to {action}; try again later"
         ) from None
@@ -202,7 +227,13 @@ def refresh_token(
     *,
     now: Callable[[], datetime] = _utc_now,
 ) -> Token:
-    """Spend `token.refresh_token` for a new pair; the old refresh token is dead afterwards."""
+    """Spend `token.refresh_token` for a new pair; the old refresh token is dead afterwards.
+
+    When the answer is lost on the way back, the refresh is asked for once more.
+    That is safe either way: if FreshBooks never took the first request the
+    second works; if it did, the token is already spent and the second can only
+    be refused, which is then said plainly rather than as a mystery.
+    """
     payload = {
         "grant_type": "refresh_token",
         "client_id": settings.client_id,
@@ -210,9 +241,24 @@ def refresh_token(
         "redirect_uri": settings.redirect_uri,
         "refresh_token": token.refresh_token,
     }
-    return _request_token(
-        session, settings, payload, "refresh the access token", "refresh token", now()
-    )
+    action = "refresh the access token"
+    try:
+        return _request_token(session, settings, payload, action, "refresh token", now())
+    except AnswerLostError:
+        log.info("the answer to a token refresh was lost; asking FreshBooks once more")
+    try:
+        return _request_token(session, settings, payload, action, "refresh token", now())
+    except AnswerLostError:
+        raise AnswerLostError(
+            f"FreshBooks at {_host(_token_url(settings))} twice did not answer a token "
+            "refresh; try again later, and if the next run says the refresh token was "
+            f"rejected, {LOGIN_HINT}"
+        ) from None
+    except AuthRequiredError:
+        raise AuthRequiredError(
+            "FreshBooks took the refresh token but its answer was lost on the way, so the "
+            f"saved refresh token is spent; {LOGIN_HINT}"
+        ) from None
 
 
 def revoke(session: requests.Session, settings: FreshBooksSettings, token: Token) -> None:

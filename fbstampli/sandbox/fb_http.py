@@ -59,7 +59,8 @@ class Fault:
 
     `action`: "status" (answer `status` with an error body), "rate_limit" (429 +
     Retry-After), "delay" (wait `seconds`, then answer normally), "drop" (close
-    the socket without a response), "truncate" (cut the JSON body in half).
+    the socket without a response), "lose" (act on the request, then close the
+    socket without a response), "truncate" (cut the JSON body in half).
     """
 
     prefix: str
@@ -242,6 +243,9 @@ class Handler(BaseHTTPRequestHandler):
     ) -> Answer | None:
         if fault is not None and fault.action == "drop":
             return None
+        if fault is not None and fault.action == "lose":
+            self._route(method, path, query, body)  # FreshBooks acts; the answer never arrives
+            return None
         if fault is not None and fault.action == "delay":
             time.sleep(fault.seconds)
         if fault is not None and fault.action == "rate_limit":
@@ -249,6 +253,9 @@ class Handler(BaseHTTPRequestHandler):
             return Answer(429, {"errno": 429, "message": "Too many requests."}, headers)
         if fault is not None and fault.action == "status":
             return Answer(fault.status, {"errno": fault.status, "message": "Injected failure."})
+        return self._route(method, path, query, body)
+
+    def _route(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> Answer:
         try:
             return Routes(self.sandbox, method, path, query, body, self.headers).dispatch()
         except Answer as raised:

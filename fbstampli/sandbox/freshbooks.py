@@ -208,6 +208,10 @@ class FreshBooksSandbox:
     def drop(self, prefix: str, times: int = 1) -> Fault:
         return self.add_fault(Fault(prefix, "drop", times))
 
+    def lose(self, prefix: str, times: int = 1) -> Fault:
+        """Act on matching requests but lose the answer: the client cannot tell it happened."""
+        return self.add_fault(Fault(prefix, "lose", times))
+
     def truncate(self, prefix: str, times: int = 1) -> Fault:
         return self.add_fault(Fault(prefix, "truncate", times))
 

@@ -10,7 +10,7 @@ import pytest
 
 from fbstampli.sandbox.freshbooks import FreshBooksSandbox
 from fbstampli.sandbox.sftp_server import SftpServer
-from tests.e2e.conftest import Connected, connect
+from tests.e2e.conftest import REDIRECT_URI, Connected, connect
 from tests.support.cli import one_line, start
 from tests.support.summary import find_secrets
 
@@ -217,6 +217,34 @@ def test_spent_refresh_token_exits_3_with_the_fix(connected: Connected) -> None:
     assert one_line(result.stderr)
     assert "fbstampli auth login" in result.stderr
     assert refresh_token not in result.output
+
+
+def test_refresh_answer_lost_after_freshbooks_spent_the_token_exits_3_then_login_recovers(
+    connected: Connected,
+) -> None:
+    connected.freshbooks.expire_access_tokens()
+    connected.freshbooks.lose("/auth/oauth/token")
+    result = connected.run("push-bills")
+    assert result.code == 3, result.stderr
+    assert one_line(result.stderr)
+    assert "answer was lost" in result.stderr
+    assert "fbstampli auth login" in result.stderr
+    assert connected.inbound_files() == []
+    code = connected.freshbooks.issue_code(REDIRECT_URI)
+    assert connected.run("auth", "login", "--code", code).code == 0
+    again = connected.run("push-bills")
+    assert again.code == 0, again.stderr
+    assert bill_ids(connected) == sorted(str(i) for i in active(connected.freshbooks.data.bills))
+
+
+def test_refresh_answer_lost_before_freshbooks_acted_is_asked_again_in_the_same_run(
+    connected: Connected,
+) -> None:
+    connected.freshbooks.expire_access_tokens()
+    connected.freshbooks.drop("/auth/oauth/token")
+    result = connected.run("push-bills")
+    assert result.code == 0, result.stderr
+    assert len(connected.inbound_files()) == 3
 
 
 def test_access_token_expiry_is_refreshed_and_saved(connected: Connected) -> None:

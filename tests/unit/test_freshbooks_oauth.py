@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from http.client import RemoteDisconnected
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 import requests_mock as rm
+from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 from fbstampli.config import FreshBooksSettings
 from fbstampli.errors import AuthRequiredError, ConfigError, RemoteUnavailableError
 from fbstampli.freshbooks.oauth import (
+    AnswerLostError,
     Token,
     TokenManager,
     authorize_url,
@@ -188,3 +191,58 @@ def test_second_401_for_an_already_replaced_token_does_not_spend_another_refresh
     assert manager.refresh_after_unauthorized("a0") == "a1"
     assert requests_mock.call_count == 1
     assert events == ["save a1"]
+
+
+def lost_answer() -> requests.ConnectionError:
+    """What requests raises when FreshBooks closes the socket before answering."""
+    return requests.ConnectionError(
+        ProtocolError("Connection aborted.", RemoteDisconnected("no answer"))
+    )
+
+
+def never_connected() -> requests.ConnectionError:
+    """What requests raises when no connection was made at all."""
+    cause = NewConnectionError(None, "Connection refused")  # type: ignore[arg-type]
+    return requests.ConnectionError(MaxRetryError(None, TOKEN_URL, cause))  # type: ignore[arg-type]
+
+
+def expiring_manager(events: list[str]) -> TokenManager:
+    store = RecordingStore(Token("a0", "r0", NOW + timedelta(minutes=1)), events)
+    return TokenManager(SETTINGS, store, now=lambda: NOW)
+
+
+def test_a_refresh_whose_answer_was_lost_is_asked_once_more(requests_mock: rm.Mocker) -> None:
+    events: list[str] = []
+    requests_mock.post(TOKEN_URL, [{"exc": lost_answer()}, {"json": token_body("a1", "r1")}])
+    assert expiring_manager(events).access_token() == "a1"
+    assert requests_mock.call_count == 2
+    assert events == ["save a1"]
+
+
+def test_a_refresh_that_never_left_is_not_asked_again_in_this_run(
+    requests_mock: rm.Mocker,
+) -> None:
+    requests_mock.post(TOKEN_URL, exc=never_connected())
+    with pytest.raises(RemoteUnavailableError, match="cannot reach FreshBooks") as raised:
+        expiring_manager([]).access_token()
+    assert not isinstance(raised.value, AnswerLostError)
+    assert requests_mock.call_count == 1
+
+
+def test_a_refresh_spent_by_a_lost_answer_says_so_and_asks_for_login(
+    requests_mock: rm.Mocker,
+) -> None:
+    spent = {"error": "invalid_grant", "error_description": "already used"}
+    requests_mock.post(TOKEN_URL, [{"exc": lost_answer()}, {"status_code": 400, "json": spent}])
+    with pytest.raises(AuthRequiredError, match=r"answer was lost.*fbstampli auth login"):
+        expiring_manager([]).access_token()
+
+
+def test_two_lost_answers_are_temporary_and_name_the_login_fix_for_later(
+    requests_mock: rm.Mocker,
+) -> None:
+    requests_mock.post(TOKEN_URL, exc=lost_answer())
+    with pytest.raises(AnswerLostError, match=r"try again later.*fbstampli auth login") as raised:
+        expiring_manager([]).access_token()
+    assert raised.value.exit_code == 75
+    assert requests_mock.call_count == 2
