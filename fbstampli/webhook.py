@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -473,25 +471,3 @@ class _Handler(BaseHTTPRequestHandler):
                 log.warning("could not queue a webhook: %s", error)
                 answer = Answer(503, "cannot queue the event now; retry later")
             self._send(answer.status, {"result": answer.message}, close=answer.status >= 400)
-
-
-# ---- running until told to stop ---------------------------------------------------------------
-
-
-@contextmanager
-def stop_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGTERM and SIGINT set `stop` (main thread only); the old handlers come back afterwards."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        log.info("signal %d: stopping", signum)
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)

@@ -31,6 +31,7 @@ from fbstampli.sandbox.fb_http import (
     RequestRecord,
     request_kind,
 )
+from fbstampli.signals import stop_signals
 
 __all__ = [
     "Business",
@@ -337,8 +338,9 @@ def run_sandbox(
     bills: int = 200,
     payments: int = 60,
 ) -> None:
-    """Serve a seeded sandbox until Ctrl-C, printing what to configure fbstampli with."""
-    with FreshBooksSandbox(host=host, port=port, emit_events=True) as sandbox:
+    """Serve a seeded sandbox until Ctrl-C or SIGTERM, printing what to configure fbstampli with."""
+    stop = threading.Event()
+    with stop_signals(stop), FreshBooksSandbox(host=host, port=port, emit_events=True) as sandbox:
         sandbox.seed(vendors=vendors, bills=bills, payments=payments)
         lines = [
             f"FreshBooks sandbox at {sandbox.url} (account {sandbox.account_id})",
@@ -349,10 +351,8 @@ def run_sandbox(
             f"  seeded {vendors} vendors, {bills} bills, {payments} payments; Ctrl-C stops",
         ]
         print("\n".join(lines), flush=True)  # noqa: T201 - this is the interactive entry point
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            print("stopped", flush=True)  # noqa: T201
+        stop.wait()
+        print("stopped", flush=True)  # noqa: T201
 
 
 def main(argv: Sequence[str] | None = None) -> None:

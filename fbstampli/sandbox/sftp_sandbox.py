@@ -15,6 +15,7 @@ from pathlib import Path
 
 from fbstampli.errors import ConfigError
 from fbstampli.sandbox.sftp_server import SftpServer
+from fbstampli.signals import stop_signals
 
 FOLDERS = ("inbound", "outbound")
 
@@ -22,27 +23,34 @@ FOLDERS = ("inbound", "outbound")
 def run_sftp_sandbox(
     *, host: str, port: int, root: Path | None, show: Callable[[str], None]
 ) -> None:
-    """Serve `root` (a new temporary folder when None) until Ctrl-C, saying how to log in.
+    """Serve `root` (a new temporary folder when None) until Ctrl-C or SIGTERM; say how to log in.
 
     A folder the user named is kept afterwards, with whatever fbstampli uploaded;
-    a temporary one is removed.
+    a temporary one is removed, however the command is stopped short of SIGKILL.
     """
     folder = Path(tempfile.mkdtemp(prefix="fbstampli-sftp-")) if root is None else root.resolve()
     # A client hanging up mid-handshake (a port probe, a refused key) is not news here.
     logging.getLogger("fbstampli.sandbox.sftp_server.transport").setLevel(logging.CRITICAL)
+    stop = threading.Event()
     try:
-        for name in FOLDERS:
-            (folder / name).mkdir(parents=True, exist_ok=True)
-        _serve(SftpServer(folder, port=port), host, show, kept=root is not None)
-    except KeyboardInterrupt:
-        pass  # Ctrl-C is how this command ends, even while it is still starting
+        with stop_signals(stop):
+            for name in FOLDERS:
+                (folder / name).mkdir(parents=True, exist_ok=True)
+            _serve(SftpServer(folder, port=port), host, show, stop, kept=root is not None)
     finally:
         if root is None:
             shutil.rmtree(folder, ignore_errors=True)
     show("stopped" if root is not None else f"stopped; removed {folder}")
 
 
-def _serve(server: SftpServer, host: str, show: Callable[[str], None], *, kept: bool) -> None:
+def _serve(
+    server: SftpServer,
+    host: str,
+    show: Callable[[str], None],
+    stop: threading.Event,
+    *,
+    kept: bool,
+) -> None:
     server.host = host  # the server binds to `host` when started (127.0.0.1 unless told)
     try:
         server.start()
@@ -53,7 +61,7 @@ def _serve(server: SftpServer, host: str, show: Callable[[str], None], *, kept: 
     try:
         for line in _login_lines(server, kept=kept):
             show(line)
-        threading.Event().wait()
+        stop.wait()
     finally:
         server.stop()
 

@@ -52,8 +52,9 @@ def serve_webhook(
     after the last one. On shutdown the listener stops accepting first, then
     a push in progress is allowed to finish; queued events are never deleted.
     """
+    from fbstampli.signals import stop_signals
     from fbstampli.store import webhooks as hooks
-    from fbstampli.webhook import Listener, Worker, stop_signals
+    from fbstampli.webhook import Listener, Worker
 
     stop = threading.Event()
     report = RunReport("serve-webhook")

@@ -7,12 +7,14 @@ clock; the sandbox counts requests on arrival, so counts are exact.
 from __future__ import annotations
 
 import queue
+import signal
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,6 +41,7 @@ from fbstampli.freshbooks.webhooks import (
 from fbstampli.models import VisState
 from fbstampli.sandbox.fb_data import Business
 from fbstampli.sandbox.freshbooks import FreshBooksSandbox
+from tests.support.cli import read_lines_until, start
 
 REDIRECT = "https://localhost:8765/callback"
 BILLS_PATH = "/accounting/account/ABC123/bills/bills"
@@ -534,3 +537,17 @@ def test_mutations_emit_events_when_asked(receiver: Receiver) -> None:
         event = parse_event(receiver.next()[2])
         assert event is not None
         assert (event.name, event.object_id) == ("bill.update", 1)
+
+
+def test_the_sandbox_command_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    # systemd and `kill` stop a service with SIGTERM; it should end as Ctrl-C ends it.
+    process = start(tmp_path / "no-home", "sandbox", "freshbooks", "--port", "0", "--bills", "3")
+    try:
+        banner = read_lines_until(process, lambda line: line.endswith("Ctrl-C stops"))
+        assert banner[0].startswith("FreshBooks sandbox at http://127.0.0.1:")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert stderr == ""
+    assert stdout.strip() == "stopped"

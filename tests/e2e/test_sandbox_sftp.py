@@ -93,6 +93,22 @@ def test_without_root_it_serves_a_temporary_folder_and_removes_it_on_ctrl_c(
     assert not served.exists()
 
 
+def test_sigterm_stops_it_like_ctrl_c_and_removes_the_temporary_folder(tmp_path: Path) -> None:
+    # systemd and `kill` stop a service with SIGTERM, not Ctrl-C.
+    process = start(tmp_path / "no-home", "sandbox", "sftp", "--port", "0")
+    try:
+        banner = read_banner(process)
+        served = Path(banner.lines[0].split("serving ", 1)[1].split(" (", 1)[0])
+    finally:
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=STARTUP_TIMEOUT)
+
+    assert process.returncode == 0
+    assert stderr == ""
+    assert stdout.strip() == f"stopped; removed {served}"
+    assert not served.exists()
+
+
 def test_a_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
     home = tmp_path / "no-home"  # the sandbox needs no fbstampli home
     process = start(home, "sandbox", "sftp", "--port", "0")
