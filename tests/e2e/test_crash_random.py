@@ -35,23 +35,60 @@ def versions_delivered(connected: Connected) -> Counter[tuple[str, str]]:
     return seen
 
 
+def change_bills(
+    connected: Connected, rng: random.Random, version: dict[int, int], count: int = 3
+) -> None:
+    for bill_id in rng.sample(sorted(version), count):
+        version[bill_id] += 1
+        connected.freshbooks.update_bill(bill_id, bill_number=f"B{bill_id}-V{version[bill_id]}")
+
+
+def typical_push_seconds(
+    connected: Connected, rng: random.Random, version: dict[int, int]
+) -> float:
+    """How long an unkilled push takes here, now: the kill delays are drawn against it.
+
+    A fixed delay range would kill most runs on a slow machine and few on a
+    fast one (or after the push got faster); measured, it strikes throughout.
+    """
+    durations = []
+    for _ in range(3):
+        change_bills(connected, rng, version)
+        started = time.monotonic()
+        assert connected.run("push-bills").code == 0
+        durations.append(time.monotonic() - started)
+    return sorted(durations)[1]
+
+
+def kill_point(before: set[str], after: list[str]) -> str:
+    """Where the kill struck, read from the server: the run's journal is the product's business."""
+    if any(name.endswith(".part") for name in after):
+        return "mid-upload"
+    if set(after) - before:
+        return "after a file landed"
+    return "before any upload"
+
+
 def run_trials(connected: Connected, trials: int, seed: int) -> dict[str, int]:
     rng = random.Random(seed)
     bills = sorted(connected.freshbooks.data.bills)
     version: dict[int, int] = dict.fromkeys(bills, 0)
+    typical = typical_push_seconds(connected, rng, version)
+    points: Counter[str] = Counter()
     killed = finished = 0
     for _ in range(trials):
+        before = set(connected.inbound_files())
         process = start(connected.home, "push-bills")
-        for bill_id in rng.sample(bills, 3):
-            version[bill_id] += 1
-            connected.freshbooks.update_bill(bill_id, bill_number=f"B{bill_id}-V{version[bill_id]}")
-        time.sleep(rng.uniform(0.05, 2.5))
+        change_bills(connected, rng, version)
+        time.sleep(rng.uniform(0.02, typical * 1.25))
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
+            process.communicate(timeout=60)
             killed += 1
+            points[kill_point(before, connected.inbound_files())] += 1
         else:
             finished += 1
-        process.communicate(timeout=60)
+            process.communicate(timeout=60)
     final = connected.run("push-bills")
     assert final.code == 0, final.stderr
     assert connected.run("push-bills").code == 0
@@ -67,7 +104,9 @@ def run_trials(connected: Connected, trials: int, seed: int) -> dict[str, int]:
         "duplicated": len(duplicated),
         "versions_delivered": len(seen),
     }
-    SUMMARY.line("crash trials: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
+    struck = ", ".join(f"{point} {count}" for point, count in sorted(points.items()))
+    figures = ", ".join(f"{k} {v}" for k, v in summary.items())
+    SUMMARY.line(f"crash trials: {figures}; kill points: {struck}")
     assert lost == []
     assert duplicated == []
     return summary
