@@ -31,7 +31,13 @@ class Options:
 
     def config_path(self) -> Path | None:
         if self.config is not None:
-            if not self.config.exists():
+            try:
+                found = self.config.exists()
+            except OSError as error:  # a name too long, a folder we may not enter
+                raise ConfigError(
+                    f"config file {self.config} cannot be read ({error.strerror})"
+                ) from None
+            if not found:
                 raise ConfigError(f"config file {self.config} does not exist")
             return self.config
         candidate = self.paths().config

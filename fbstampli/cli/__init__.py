@@ -9,6 +9,8 @@ log file and one line on stderr, every known error one line and its exit code.
 import logging
 import os
 import sys
+from collections.abc import Sequence
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -36,6 +38,20 @@ app = typer.Typer(
 JsonFlag = Annotated[
     bool, typer.Option("--json", help="Print a stable JSON document instead of a table.")
 ]
+
+
+# Bounds for numeric options, checked by the parser so that no value reaches SQLite or a
+# socket out of range: ids are positive 64-bit integers, ports fit in 16 bits.
+MAX_ID = 2**63 - 1
+MAX_PORT = 65535
+
+
+class ReportFormat(StrEnum):
+    """How a report is printed; a choice, so that a typo is refused before any work is done."""
+
+    TABLE = "table"
+    CSV = "csv"
+    JSON = "json"
 
 
 def _version(value: bool) -> None:
@@ -124,8 +140,17 @@ def main() -> NoReturn:
     from fbstampli.logs import configure_logging
 
     configure_logging()  # until the global callback knows the home and verbosity
+    raise SystemExit(run())
+
+
+def run(args: Sequence[str] | None = None) -> int:
+    """The exit code of one command line (`sys.argv` when None), its outcome told on stderr.
+
+    Separate from `main` so that tests can drive the real argument handling
+    and error mapping in-process, without `main`'s process-wide settings.
+    """
     try:
-        result = app(standalone_mode=False, prog_name="fbstampli")
+        result = app(args=args, standalone_mode=False, prog_name="fbstampli")
         code = int(result) if isinstance(result, int) else 0
     except FbstampliError as error:
         from fbstampli.logs import redact
@@ -156,4 +181,4 @@ def main() -> NoReturn:
         )
         code = ExitCode.INTERNAL
     sys.stdout.flush()
-    raise SystemExit(code)
+    return code

@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from fbstampli.cli import JsonFlag, app, finish, options_of
+from fbstampli.cli import MAX_ID, MAX_PORT, JsonFlag, ReportFormat, app, finish, options_of
 
 
 @app.command("init")
@@ -50,12 +50,14 @@ def doctor(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 def audit(
     ctx: typer.Context,
     bill: Annotated[
-        int | None, typer.Option("--bill", help="Only this FreshBooks bill id.")
+        int | None, typer.Option("--bill", min=1, max=MAX_ID, help="Only this FreshBooks bill id.")
     ] = None,
     since: Annotated[
         str | None, typer.Option("--since", help="Only entries on or after YYYY-MM-DD.")
     ] = None,
-    output_format: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    output_format: Annotated[
+        ReportFormat, typer.Option("--format", case_sensitive=False, help="table, csv or json.")
+    ] = ReportFormat.TABLE,
 ) -> None:
     """The audit trail of one bill or all, in time order."""
     from fbstampli.cli import output
@@ -71,7 +73,8 @@ def demo(
         bool, typer.Option("--keep", help="Keep the temporary home folder afterwards.")
     ] = False,
     bills: Annotated[
-        int, typer.Option("--bills", help="How many bills the sandbox starts with.")
+        int,
+        typer.Option("--bills", min=1, max=10_000, help="How many bills the sandbox starts with."),
     ] = 40,
 ) -> None:
     """Run the whole flow against an embedded FreshBooks sandbox and an in-process SFTP server."""
@@ -107,10 +110,16 @@ app.add_typer(sandbox_app, name="sandbox")
 @sandbox_app.command("freshbooks")
 def sandbox_freshbooks(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8765,
-    bills: Annotated[int, typer.Option("--bills", help="Bills to seed.")] = 500,
-    vendors: Annotated[int, typer.Option("--vendors", help="Vendors to seed.")] = 50,
-    payments: Annotated[int, typer.Option("--payments", help="Bill payments to seed.")] = 250,
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=MAX_PORT, help="Port to listen on (0: any free).")
+    ] = 8765,
+    bills: Annotated[int, typer.Option("--bills", min=0, max=100_000, help="Bills to seed.")] = 500,
+    vendors: Annotated[
+        int, typer.Option("--vendors", min=0, max=100_000, help="Vendors to seed.")
+    ] = 50,
+    payments: Annotated[
+        int, typer.Option("--payments", min=0, max=100_000, help="Bill payments to seed.")
+    ] = 250,
 ) -> None:
     """Serve a FreshBooks-compatible sandbox API until Ctrl-C (try fbstampli without an account)."""
     from fbstampli.sandbox.freshbooks import run_sandbox
@@ -121,7 +130,9 @@ def sandbox_freshbooks(
 @sandbox_app.command("sftp")
 def sandbox_sftp(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 2222,
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=MAX_PORT, help="Port to listen on (0: any free).")
+    ] = 2222,
     root: Annotated[
         Path | None,
         typer.Option(

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from fbstampli.cli import JsonFlag, app, finish, options_of
+from fbstampli.cli import MAX_ID, MAX_PORT, JsonFlag, app, finish, options_of
 
 auth_app = typer.Typer(
     help="Log in to FreshBooks and store the Stampli SFTP login.",
@@ -29,7 +29,10 @@ def login(
     business: Annotated[
         int | None,
         typer.Option(
-            "--business", help="FreshBooks business id to use when you belong to several."
+            "--business",
+            min=1,
+            max=MAX_ID,
+            help="FreshBooks business id to use when you belong to several.",
         ),
     ] = None,
     no_browser: Annotated[
@@ -55,7 +58,8 @@ def login(
     def choose_business(memberships: Sequence[Any]) -> int:
         for membership in memberships:
             sys.stderr.write(f"  {membership.business_id}  {membership.name}\n")
-        return int(typer.prompt("Business id", err=True))
+        chosen: int = typer.prompt("Business id", type=int, err=True)
+        return chosen
 
     report = freshbooks.auth_login(
         options_of(ctx),
@@ -91,7 +95,7 @@ def sftp(
     ctx: typer.Context,
     host: Annotated[str, typer.Option("--host", help="Stampli SFTP host name.")],
     username: Annotated[str, typer.Option("--username", help="SFTP user name.")],
-    port: Annotated[int, typer.Option("--port", help="SFTP port.")] = 22,
+    port: Annotated[int, typer.Option("--port", min=1, max=MAX_PORT, help="SFTP port.")] = 22,
     password_stdin: Annotated[
         bool,
         typer.Option(

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from fbstampli.errors import ConfigError
 from fbstampli.options import Options
 from fbstampli.report import RunReport
 
@@ -187,7 +188,14 @@ def show_reconciliation(
         text = "\n".join("\t".join(str(r[c]) for c in RECONCILE_COLUMNS) for r in rows) + "\n"
     if output_file is not None:
         temporary = output_file.with_name(f".{output_file.name}.tmp")
-        temporary.write_text(text, encoding="utf-8")
-        temporary.replace(output_file)
+        try:
+            temporary.write_text(text, encoding="utf-8")
+            temporary.replace(output_file)
+        except OSError as error:
+            temporary.unlink(missing_ok=True)
+            raise ConfigError(
+                f"cannot write the report to {output_file} ({error.strerror}); the results "
+                "are kept: choose another --output and run reconcile again"
+            ) from None
     else:
         sys.stdout.write(text)

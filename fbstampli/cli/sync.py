@@ -5,7 +5,8 @@ from typing import Annotated
 
 import typer
 
-from fbstampli.cli import JsonFlag, app, finish, options_of
+from fbstampli.cli import MAX_ID, JsonFlag, ReportFormat, app, finish, options_of
+from fbstampli.errors import ConfigError
 
 
 @app.command("push-bills")
@@ -61,11 +62,18 @@ def pull_stampli(
 def reconcile(
     ctx: typer.Context,
     output_format: Annotated[
-        str, typer.Option("--format", help="table (default on a terminal), csv or json.")
-    ] = "table",
+        ReportFormat,
+        typer.Option(
+            "--format", case_sensitive=False, help="table (default on a terminal), csv or json."
+        ),
+    ] = ReportFormat.TABLE,
     output_file: Annotated[
         Path | None,
-        typer.Option("--output", help="Write the report to this file instead of stdout."),
+        typer.Option(
+            "--output",
+            dir_okay=False,
+            help="Write the report to this file instead of stdout (replaced atomically).",
+        ),
     ] = None,
     fail_on_mismatch: Annotated[
         bool,
@@ -77,6 +85,8 @@ def reconcile(
     """Match FreshBooks bill payments with Stampli's payment exports and report the differences."""
     from fbstampli.services import pull
 
+    if output_file is not None and not output_file.parent.is_dir():
+        raise ConfigError(f"--output {output_file}: the folder {output_file.parent} does not exist")
     report = pull.reconcile(options_of(ctx))
     from fbstampli.cli import output
 
@@ -89,11 +99,16 @@ def reconcile(
 def retry(
     ctx: typer.Context,
     bill: Annotated[
-        list[int] | None, typer.Option("--bill", help="FreshBooks bill id to re-send (repeatable).")
+        list[int] | None,
+        typer.Option(
+            "--bill", min=1, max=MAX_ID, help="FreshBooks bill id to re-send (repeatable)."
+        ),
     ] = None,
     vendor: Annotated[
         list[int] | None,
-        typer.Option("--vendor", help="FreshBooks vendor id to re-send (repeatable)."),
+        typer.Option(
+            "--vendor", min=1, max=MAX_ID, help="FreshBooks vendor id to re-send (repeatable)."
+        ),
     ] = None,
     failed: Annotated[
         bool, typer.Option("--failed", help="Re-queue every failed delivery now.")

@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from fbstampli.cli import JsonFlag, app, finish, options_of
+from fbstampli.cli import MAX_ID, MAX_PORT, JsonFlag, app, finish, options_of
 
 webhooks_app = typer.Typer(
     help="Register, list and delete FreshBooks webhook callbacks.",
@@ -38,7 +38,8 @@ def list_(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 
 @webhooks_app.command("delete")
 def delete(
-    ctx: typer.Context, callback_id: Annotated[int, typer.Argument(help="Callback id.")]
+    ctx: typer.Context,
+    callback_id: Annotated[int, typer.Argument(min=1, max=MAX_ID, help="Callback id.")],
 ) -> None:
     """Delete one callback in FreshBooks and forget its verifier."""
     from fbstampli.services import freshbooks
@@ -49,7 +50,7 @@ def delete(
 @webhooks_app.command("verify")
 def verify(
     ctx: typer.Context,
-    callback_id: Annotated[int, typer.Argument(help="Callback id.")],
+    callback_id: Annotated[int, typer.Argument(min=1, max=MAX_ID, help="Callback id.")],
     verifier: Annotated[
         str | None,
         typer.Option("--verifier", help="Verification code FreshBooks sent, if you have it."),
@@ -74,7 +75,8 @@ def serve_webhook(
         str | None, typer.Option("--host", help="Address to listen on (default 127.0.0.1).")
     ] = None,
     port: Annotated[
-        int | None, typer.Option("--port", help="Port to listen on (default 8787).")
+        int | None,
+        typer.Option("--port", min=1, max=MAX_PORT, help="Port to listen on (default 8787)."),
     ] = None,
 ) -> None:
     """Listen for FreshBooks webhooks, verify them and push the named bills within seconds."""

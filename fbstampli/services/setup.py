@@ -18,13 +18,21 @@ def default_config_text() -> str:
     return resources.files("fbstampli").joinpath("templates/config.toml").read_text()
 
 
+def requested_key_source(requested: str) -> KeySource | None:
+    """The source asked for by `--key-source`, None for `auto`; anything else is a usage error."""
+    if requested == "auto":
+        return None
+    try:
+        return KeySource(requested)
+    except ValueError:
+        raise ConfigError("--key-source must be auto, env, keyring or file") from None
+
+
 def choose_key_source(requested: str, options: Options) -> KeySource:
     """`auto`: env when set, keyring on an interactive desktop, else a 0600 key file."""
-    if requested != "auto":
-        try:
-            return KeySource(requested)
-        except ValueError:
-            raise ConfigError("--key-source must be auto, env, keyring or file") from None
+    explicit = requested_key_source(requested)
+    if explicit is not None:
+        return explicit
     if options.env.get(KEY_ENV):
         return KeySource.ENV
     from fbstampli.store.keys import keyring_usable
@@ -45,6 +53,7 @@ def init_home(options: Options, *, key_source: str = "auto") -> RunReport:
     from fbstampli.store.keys import create_key
 
     report = RunReport("init")
+    wanted = requested_key_source(key_source)  # a bad value fails even on a second run
     paths = options.paths()
     paths.ensure()
     if options.config is None and not paths.config.exists():
@@ -54,6 +63,12 @@ def init_home(options: Options, *, key_source: str = "auto") -> RunReport:
     if paths.state.exists():
         store, key = open_state(paths.state, options.env, SystemClock(), recover=False)
         store.close()
+        if wanted is not None and wanted is not key.source:
+            raise ConfigError(
+                f"{paths.state} exists with its key in {key.source.value}, not {wanted.value}; "
+                "init never replaces a key: run it without --key-source, or with "
+                f"--key-source {key.source.value}"
+            )
         report.notes.append(f"{paths.state} exists (key from {key.source.value}); left unchanged")
         return report
     if paths.key_file.exists():

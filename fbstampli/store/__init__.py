@@ -273,9 +273,30 @@ class Store:
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def backup_to(self, destination: Path, key: StateKey) -> None:
-        """Write an encrypted copy (same key) via SQLCipher's export, atomically."""
+        """Write an encrypted copy (same key) via SQLCipher's export, atomically.
+
+        A destination that cannot be written (no such folder, a folder, no room)
+        is the caller's to fix: one ConfigError naming it, and no half-written copy.
+        """
+        if destination.is_dir() or not destination.parent.is_dir():
+            what = "is a folder" if destination.is_dir() else "is in a folder that does not exist"
+            raise ConfigError(f"cannot write a backup to {destination}: it {what}")
         temporary = destination.with_name(f".{destination.name}.tmp")
-        temporary.unlink(missing_ok=True)
+        try:
+            temporary.unlink(missing_ok=True)
+            self._export(temporary, key)
+            os.chmod(temporary, 0o600)
+            _fsync(temporary)
+            os.replace(temporary, destination)
+            _fsync(destination.parent)
+        except (OSError, sqlcipher3.OperationalError) as error:
+            temporary.unlink(missing_ok=True)
+            reason = error.strerror if isinstance(error, OSError) else str(error)
+            raise ConfigError(
+                f"cannot write a backup to {destination} ({reason}); choose another place"
+            ) from None
+
+    def _export(self, temporary: Path, key: StateKey) -> None:
         self._db.execute(f"ATTACH DATABASE ? AS backup KEY \"x'{key.hex}'\"", (str(temporary),))
         try:
             self._db.execute("SELECT sqlcipher_export('backup')")
@@ -283,10 +304,6 @@ class Store:
             self._db.execute(f"PRAGMA backup.user_version = {version}")
         finally:
             self._db.execute("DETACH DATABASE backup")
-        os.chmod(temporary, 0o600)
-        _fsync(temporary)
-        os.replace(temporary, destination)
-        _fsync(destination.parent)
 
 
 def _fsync(path: Path) -> None:

@@ -1,0 +1,150 @@
+"""Hostile command lines: any value for any option ends in a clear error, never a bug report.
+
+The real argument handling and error mapping (`fbstampli.cli.run`, what `main`
+calls) run in-process against an initialised home that is not logged in, so
+no command reaches a network. Commands that listen, connect or write where
+their argument says are left to the table of known cases below and to their
+own end-to-end tests.
+"""
+
+import contextlib
+import io
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from fbstampli.cli import run
+from fbstampli.errors import ExitCode
+from tests.support.summary import fuzz_case
+
+CLEAR_EXITS = {code.value for code in ExitCode} - {ExitCode.INTERNAL.value}
+
+# `X` is where the hostile value goes.
+COMMAND_LINES = [
+    ["audit", "--bill", "X"],
+    ["audit", "--since", "X"],
+    ["audit", "--format", "X"],
+    ["retry", "--bill", "X"],
+    ["retry", "--vendor", "X", "--queue-only"],
+    ["push-bills", "--dry-run", "--since", "X"],
+    ["reconcile", "--format", "X"],
+    ["reconcile", "--output", "X"],
+    ["template", "check", "X"],
+    ["init", "--key-source", "X"],
+    ["webhooks", "delete", "X"],
+    ["webhooks", "verify", "1", "--verifier", "X"],
+    ["--log-format", "X", "status"],
+    ["--config", "X", "status"],
+    ["X"],
+    ["status", "X"],
+]
+
+values = (
+    st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=60)
+    | st.integers(min_value=-(10**30), max_value=10**30).map(str)
+    | st.sampled_from(
+        [
+            "",
+            "-1",
+            "0",
+            "--help",
+            "2024-02-30",
+            "9" * 400,
+            "\udcff",  # how Python hands over a byte of argv that is not UTF-8
+            "../../etc/passwd",
+            "=cmd|' /C calc'!A0",
+            "1e309",
+            "nan",
+        ]
+    )
+)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("hostile") / "home"
+    code, _, err = invoke(["--home", str(folder), "init", "--key-source", "file"])
+    assert code == 0, err
+    return folder
+
+
+@contextlib.contextmanager
+def logging_kept() -> Iterator[None]:
+    """Put back the root handlers that the CLI's logging set-up replaces (pytest's among them)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        yield
+    finally:
+        for handler in list(root.handlers):
+            if handler not in handlers:
+                root.removeHandler(handler)
+                handler.close()
+        for handler in handlers:
+            if handler not in root.handlers:
+                root.addHandler(handler)
+        root.setLevel(level)
+
+
+def invoke(args: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with logging_kept(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = run(args)
+    return code, out.getvalue(), err.getvalue()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(line=st.sampled_from(COMMAND_LINES), value=values)
+@example(line=["retry", "--bill", "X"], value="9" * 30)  # once an OverflowError in SQLite
+@example(line=["reconcile", "--format", "X"], value="bogus")  # once silently a table
+@example(line=["init", "--key-source", "X"], value="bogus")  # once accepted on a second run
+@fuzz_case
+def test_any_value_for_any_option_is_a_clear_exit_never_an_internal_error(
+    home: Path, tmp_path_factory: pytest.TempPathFactory, line: list[str], value: str
+) -> None:
+    args = ["--home", str(home), *(value if part == "X" else part for part in line)]
+    with contextlib.chdir(tmp_path_factory.getbasetemp()):
+        code, _, err = invoke(args)
+    assert code in CLEAR_EXITS, (args, code, err)
+    assert "Traceback" not in err
+    assert "internal error" not in err
+    if code != 0:
+        assert err.strip(), f"exit {code} without a word: {args}"
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["retry", "--bill", "9" * 30], "--bill"),
+        (["retry", "--bill", "0"], "--bill"),
+        (["audit", "--bill", "-1"], "--bill"),
+        (["webhooks", "delete", "9" * 30], "callback_id"),
+        (["serve-webhook", "--port", "99999"], "--port"),
+        (["auth", "sftp", "--host", "h", "--username", "u", "--port", "0"], "--port"),
+        (["demo", "--bills", "-3"], "--bills"),
+        (["sandbox", "sftp", "--port", "70000"], "--port"),
+        (["sandbox", "freshbooks", "--bills", "-1"], "--bills"),
+        (["reconcile", "--format", "xml"], "--format"),
+        (["audit", "--format", "yaml"], "--format"),
+        (["reconcile", "--output", "/no/such/folder/report.csv"], "does not exist"),
+        (["state", "backup", "/no/such/folder/backup.db"], "does not exist"),
+        (["init", "--key-source", "keyring"], "init never replaces a key"),
+    ],
+)
+def test_a_value_out_of_range_is_refused_before_any_work_with_exit_2(
+    home: Path, args: list[str], says: str
+) -> None:
+    code, out, err = invoke(["--home", str(home), *args])
+    assert code == ExitCode.USAGE, (args, code, out, err)
+    assert says in err
+    assert "internal error" not in err
+
+
+def test_a_backup_onto_a_folder_is_refused_in_one_line(home: Path, tmp_path: Path) -> None:
+    code, _, err = invoke(["--home", str(home), "state", "backup", str(tmp_path)])
+    assert code == ExitCode.USAGE
+    assert err.strip() == f"fbstampli: error: cannot write a backup to {tmp_path}: it is a folder"
