@@ -34,6 +34,7 @@ from fbstampli.stampli.template import load_template  # noqa: E402
 from fbstampli.store import Store  # noqa: E402
 from fbstampli.store.keys import KeySource, StateKey, new_key_hex  # noqa: E402
 from fbstampli.sync import reconcile as matching  # noqa: E402
+from fbstampli.sync.connection import Connection  # noqa: E402
 from fbstampli.sync.ports import RemoteFile  # noqa: E402
 from fbstampli.sync.pull import PullContext, pull, record_json  # noqa: E402
 
@@ -258,7 +259,8 @@ def main() -> None:
         )
         pulled = RunReport("pull-stampli")
         started = time.perf_counter()
-        pull(store, FolderTransport(work / "sftp"), context, pulled)  # type: ignore[arg-type]
+        folder = FolderTransport(work / "sftp")
+        pull(store, Connection(lambda: folder), context, pulled)  # type: ignore[arg-type, return-value]
         elapsed = time.perf_counter() - started
         print(
             f"pull: {PULL_ROWS:,} payment rows ({size / 1e6:.1f} MB) in {elapsed:.2f} s = "

@@ -143,12 +143,22 @@ class Faults:
     """Test hooks, read by the server threads on every request; set them from the test."""
 
     drop_after_bytes: int | None = None  # close the connection once this many bytes arrived
+    drop_reads: int = 0  # cut the connection at each of the next this many read requests
     disk_full: bool = False  # every write answers SSH_FX_FAILURE, as OpenSSH does on ENOSPC
     deny_writes: bool = False  # opening for write answers SSH_FX_PERMISSION_DENIED
     write_delay: float = 0.0  # seconds to sleep in each write request
     report_sizes: bool = True  # False: stat/list answers carry no size
     holds: list[Hold] = field(default_factory=list)
     rate: FaultRate | None = None  # background faults at a rate, on top of the ones above
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def cut_this_read(self) -> bool:
+        """Whether this read request is one of the `drop_reads` to cut; thread-safe."""
+        with self._lock:
+            if self.drop_reads <= 0:
+                return False
+            self.drop_reads -= 1
+            return True
 
 
 class _Auth(paramiko.ServerInterface):
@@ -211,8 +221,9 @@ class _Handle(paramiko.SFTPHandle):
             self.file.close()
 
     def read(self, offset: int, length: int) -> bytes | int:
-        rate = self.sftp.root_server.faults.rate
-        if rate is not None and rate.draw("read") == "disconnect":
+        faults = self.sftp.root_server.faults
+        rate = faults.rate
+        if faults.cut_this_read() or (rate is not None and rate.draw("read") == "disconnect"):
             self.sftp.drop_connection()
             return SFTP_FAILURE
         with self.lock:

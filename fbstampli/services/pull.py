@@ -26,6 +26,7 @@ VOID_STATUSES = frozenset({"void", "voided", "cancelled", "canceled", "reversed"
 
 def run_pull(rt: Runtime, *, now: bool = False) -> RunReport:
     """One poll of the outbound folder, unless the interval has not passed (`now` overrides)."""
+    from fbstampli.sync.connection import Connection
     from fbstampli.sync.pull import PullContext, is_due, pull
 
     report = RunReport("pull-stampli")
@@ -43,7 +44,7 @@ def run_pull(rt: Runtime, *, now: bool = False) -> RunReport:
             quarantine=rt.paths.quarantine,
             run_id=run_id,
         )
-        pull(rt.store, rt.transport(), context, report)
+        pull(rt.store, Connection(rt.transport), context, report)
         with rt.store.transaction():
             rt.store.put_value(LAST_PULL_KEY, to_utc_text(rt.clock.now()))
     finally:

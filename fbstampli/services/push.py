@@ -11,7 +11,8 @@ from fbstampli.report import RunReport
 from fbstampli.runtime import Runtime, open_runtime
 from fbstampli.store.outbox import queue_delivery
 from fbstampli.store.runs import finish_run, start_run
-from fbstampli.sync.deliver import Connection, deliver
+from fbstampli.sync.connection import Connection
+from fbstampli.sync.deliver import deliver
 from fbstampli.sync.push import PushContext, push
 
 Advance = Callable[[int], None]

@@ -22,8 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
 
 from fbstampli.clock import Clock, to_utc_text
 from fbstampli.config import Settings
@@ -43,6 +41,7 @@ from fbstampli.store.outbox import (
 )
 from fbstampli.sync.backoff import is_dead, next_attempt_at
 from fbstampli.sync.batch import Pending, plan_files
+from fbstampli.sync.connection import Connection
 from fbstampli.sync.ports import Renderer, Transport, part_name
 
 log = logging.getLogger(__name__)
@@ -50,27 +49,6 @@ log = logging.getLogger(__name__)
 
 class StuckBatchError(RemoteError):
     """A verified temporary file vanished without our rename."""
-
-
-@dataclass(slots=True)
-class Connection:
-    """The SFTP connection of a run: opened on first need, reopened after a drop."""
-
-    factory: Callable[[], Transport]
-    current: Transport | None = None
-
-    def get(self) -> Transport:
-        if self.current is None:
-            self.current = self.factory()
-        return self.current
-
-    def drop(self) -> None:
-        if self.current is not None:
-            try:
-                self.current.close()
-            except (RemoteError, RemoteUnavailableError):
-                log.debug("closing a broken SFTP connection failed", exc_info=True)
-            self.current = None
 
 
 def _mark_delivered(store: Store, batch: Row, run_id: int | None, note: str) -> None:

@@ -29,12 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from fbstampli.config import Settings
-from fbstampli.errors import ExportParseError, RemoteError
+from fbstampli.errors import ExportParseError, RemoteError, RemoteUnavailableError
 from fbstampli.models import ExportKind, Kind, StampliRecord
 from fbstampli.report import RunReport
 from fbstampli.stampli.parse import detect_export_kind, parse_export
 from fbstampli.stampli.template import Template
 from fbstampli.store import Row, Store
+from fbstampli.sync.connection import Connection
 from fbstampli.sync.ports import RemoteFile, Transport
 
 log = logging.getLogger(__name__)
@@ -396,23 +397,46 @@ def _handle(
     return True
 
 
+def _handle_reconnecting(
+    store: Store,
+    connection: Connection,
+    context: PullContext,
+    links: BillLinks,
+    remote: RemoteFile,
+    export_kind: ExportKind,
+    report: RunReport,
+) -> bool:
+    """`_handle` on the run's connection; a connection lost mid-file gets one fresh one.
+
+    The journal makes the second try safe: the row is still `downloading`, and
+    the local copy is written whole or not at all. A second loss ends the poll.
+    """
+    try:
+        return _handle(store, connection.get(), context, links, remote, export_kind, report)
+    except RemoteUnavailableError as error:
+        log.info("lost the connection while fetching %s (%s); trying once more", remote.name, error)
+        connection.drop()
+    return _handle(store, connection.get(), context, links, remote, export_kind, report)
+
+
 def pull(
     store: Store,
-    transport: Transport,
+    connection: Connection,
     context: PullContext,
     report: RunReport,
 ) -> None:
     """One poll of the outbound folder: every new export downloaded once and stored.
 
     One bad file (unsafe name, refused download, unparseable) is a problem line
-    and the next file is still handled; a lost connection ends the poll, and the
-    next run resumes each file from its journal state.
+    and the next file is still handled. A connection lost during a file is
+    opened again once for that file; lost twice, the poll ends and the next
+    run resumes each file from its journal state.
     """
     outbound = context.settings.stampli.outbound_dir
     archive = context.settings.stampli.archive_dir
     context.folder.mkdir(parents=True, exist_ok=True)
     links = BillLinks(store)
-    for remote in transport.list_files(outbound):
+    for remote in connection.get().list_files(outbound):
         try:
             local_path(context.folder, remote.name)  # refused before it is even classified
         except RemoteError as error:
@@ -422,12 +446,14 @@ def pull(
         if export_kind is None:
             continue
         try:
-            done = _handle(store, transport, context, links, remote, export_kind, report)
+            done = _handle_reconnecting(
+                store, connection, context, links, remote, export_kind, report
+            )
         except RemoteError as error:
             report.problems.append(f"could not fetch {remote.name!r}: {error}")
             continue
         if done and archive:
             try:
-                transport.move(outbound, remote.name, archive)
+                connection.get().move(outbound, remote.name, archive)
             except RemoteError as error:
                 report.notes.append(f"could not archive {remote.name}: {error}")

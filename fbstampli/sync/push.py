@@ -20,7 +20,8 @@ from fbstampli.errors import ConfigError
 from fbstampli.models import Kind
 from fbstampli.report import RunReport
 from fbstampli.store import Store
-from fbstampli.sync.deliver import Connection, create_batches, deliver
+from fbstampli.sync.connection import Connection
+from fbstampli.sync.deliver import create_batches, deliver
 from fbstampli.sync.ingest import (
     Fetched,
     fetch_all,

@@ -11,7 +11,7 @@ import pytest
 from fbstampli.models import ExportKind
 from fbstampli.sandbox.stampli import StampliSimulator
 from tests.e2e.conftest import Connected
-from tests.support.cli import cli_env
+from tests.support.cli import cli_env, one_line
 
 
 def pushed(connected: Connected) -> StampliSimulator:
@@ -41,6 +41,32 @@ def test_pull_waits_for_its_interval_unless_now(connected: Connected) -> None:
     early = json.loads(connected.run("pull-stampli", "--json").stdout)
     assert early["counts"] == {}
     assert "not due" in early["notes"][0]
+
+
+def test_a_download_cut_once_is_fetched_again_within_the_same_run(connected: Connected) -> None:
+    stampli = pushed(connected)
+    bills = list(stampli.inbound_bills().values())
+    stampli.export_captures(bills)
+    connected.sftp.faults.drop_reads = 1
+    result = connected.run("pull-stampli", "--now", "--json")
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout)["counts"]["records"] == len(bills)
+
+
+def test_a_download_cut_twice_is_exit_75_in_one_line_and_the_next_run_stores_it_once(
+    connected: Connected,
+) -> None:
+    stampli = pushed(connected)
+    bills = list(stampli.inbound_bills().values())
+    stampli.export_captures(bills)
+    connected.sftp.faults.drop_reads = 2
+    cut = connected.run("pull-stampli", "--now")
+    assert cut.code == 75, cut.stderr
+    assert one_line(cut.stderr), cut.stderr
+    again = connected.run("pull-stampli", "--now", "--json")
+    assert again.code == 0, again.stderr
+    assert json.loads(again.stdout)["counts"]["records"] == len(bills)
+    assert json.loads(connected.run("pull-stampli", "--now", "--json").stdout)["counts"] == {}
 
 
 def test_malformed_file_is_quarantined_and_the_rest_are_stored(connected: Connected) -> None:

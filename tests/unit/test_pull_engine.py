@@ -12,16 +12,18 @@ import pytest
 
 import fbstampli.sync.pull as pull_module
 from fbstampli.config import PullSettings, Settings, StampliSettings
+from fbstampli.errors import RemoteUnavailableError
 from fbstampli.models import Bill, Kind, StampliRecord, Vendor, VisState
 from fbstampli.report import RunReport
 from fbstampli.stampli.parse import parse_export as real_parse
 from fbstampli.stampli.template import Template, load_template
 from fbstampli.store import Store
 from fbstampli.store.keys import KeySource, StateKey, new_key_hex
+from fbstampli.sync.connection import Connection
 from fbstampli.sync.ingest import payload_of
 from fbstampli.sync.ports import RemoteFile
 from fbstampli.sync.pull import PullContext, is_due, pull
-from tests.support.fakes import MemoryTransport
+from tests.support.fakes import MemoryTransport, gone
 
 MOMENT = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
@@ -131,7 +133,7 @@ def poll(
         run_id=None,
     )
     report = RunReport("pull-stampli")
-    pull(store, remote, context, report)
+    pull(store, Connection(lambda: remote), context, report)
     return report
 
 
@@ -311,6 +313,36 @@ def test_a_failed_archive_move_is_a_note_not_a_failure(
     assert report.problems == []
     assert report.counts == {"records": 1, "files": 1}
     assert "could not archive" in report.notes[0]
+
+
+def test_a_download_cut_once_is_fetched_again_on_a_fresh_connection_in_the_same_poll(
+    store: Store, remote: StampedTransport, template: Template, home: Path
+) -> None:
+    remote.put("stampli_capture_1.csv", captures(10))
+    remote.put("stampli_payment_1.csv", payments((10, "100.00")))
+    remote.fail("download", gone())
+    report = poll(store, remote, template, home)
+    assert report.problems == []
+    assert report.counts == {"records": 2, "files": 2}
+    assert remote.closed, "the broken connection was not closed before the second try"
+    assert remote.downloads() == [
+        "stampli_capture_1.csv",
+        "stampli_capture_1.csv",
+        "stampli_payment_1.csv",
+    ]
+
+
+def test_a_download_cut_twice_ends_the_poll_and_the_next_one_stores_it_once(
+    store: Store, remote: StampedTransport, template: Template, home: Path
+) -> None:
+    remote.put("stampli_capture_1.csv", captures(10, 11))
+    remote.fail("download", gone(), times=2)
+    with pytest.raises(RemoteUnavailableError):
+        poll(store, remote, template, home)
+    assert states(store) == {"stampli_capture_1.csv": "downloading"}
+    report = poll(store, remote, template, home)
+    assert report.counts == {"records": 2, "files": 1}
+    assert len(stored(store)) == 2
 
 
 # -- kill safety ----------------------------------------------------------------------------
