@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from fbstampli.errors import ConfigError
+
 HOME_ENV = "FBSTAMPLI_HOME"
 
 
@@ -59,9 +61,26 @@ class Paths:
 
     def ensure(self) -> None:
         """Create the home and its private sub-folders, tightening modes on old ones."""
-        for folder in (self.home, self.logs):
-            folder.mkdir(parents=True, exist_ok=True)
-            os.chmod(folder, 0o700)
+        try:
+            for folder in (self.home, self.logs):
+                folder.mkdir(parents=True, exist_ok=True)
+                os.chmod(folder, 0o700)
+        except OSError as error:
+            raise ConfigError(
+                f"cannot create the fbstampli home {self.home} ({error.strerror}); "
+                "choose another --home or FBSTAMPLI_HOME"
+            ) from None
+
+    def existing_log_file(self) -> Path | None:
+        """The log file when the home has a logs folder; a home that cannot be looked at is
+        a usage error here, before any command has started."""
+        try:
+            return self.log_file if self.logs.is_dir() else None
+        except OSError as error:
+            raise ConfigError(
+                f"cannot use {self.home} as the fbstampli home ({error.strerror}); "
+                "choose another --home or FBSTAMPLI_HOME"
+            ) from None
 
 
 def default_home(env: Mapping[str, str]) -> Path:

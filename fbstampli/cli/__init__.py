@@ -107,8 +107,7 @@ def _global(
     ctx.obj = options
     from fbstampli.logs import configure_logging
 
-    paths = options.paths()
-    log_file = paths.log_file if paths.logs.is_dir() else None
+    log_file = options.paths().existing_log_file()
     configure_logging(verbose=verbose, quiet=quiet, log_format=log_format, log_file=log_file)
 
 

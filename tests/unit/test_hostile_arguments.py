@@ -39,6 +39,7 @@ COMMAND_LINES = [
     ["webhooks", "verify", "1", "--verifier", "X"],
     ["--log-format", "X", "status"],
     ["--config", "X", "status"],
+    ["--home", "X", "status"],
     ["X"],
     ["status", "X"],
 ]
@@ -148,3 +149,14 @@ def test_a_backup_onto_a_folder_is_refused_in_one_line(home: Path, tmp_path: Pat
     code, _, err = invoke(["--home", str(home), "state", "backup", str(tmp_path)])
     assert code == ExitCode.USAGE
     assert err.strip() == f"fbstampli: error: cannot write a backup to {tmp_path}: it is a folder"
+
+
+def test_a_home_that_cannot_be_created_is_one_line_naming_it(tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("")
+    for home, reason in [(not_a_folder, "File exists"), ("x" * 300, "File name too long")]:
+        code, _, err = invoke(["--home", str(home), "init", "--key-source", "file"])
+        assert code == ExitCode.USAGE, err
+        assert err.startswith("fbstampli: error: cannot ")
+        assert reason in err
+        assert "--home" in err
