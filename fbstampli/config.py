@@ -153,14 +153,24 @@ def _convert(raw: object, target: Any, key: str, problems: list[str]) -> object:
     return None
 
 
+def _host_of(url: str) -> tuple[str, str | None]:
+    """(scheme, host) of a URL; no host when it has none or cannot be read (`[::1`, `:x`)."""
+    try:
+        parsed = urlparse(url)
+        parsed.port  # noqa: B018 - raises on a port that is not a number or out of range
+        return parsed.scheme, parsed.hostname
+    except ValueError:
+        return "", None
+
+
 def _check(settings: Settings, problems: list[str]) -> None:
     fb = settings.freshbooks
     for key, url in (("freshbooks.api_url", fb.api_url), ("freshbooks.auth_url", fb.auth_url)):
-        parsed = urlparse(url)
-        local = parsed.hostname in ("127.0.0.1", "localhost", "::1")
-        if parsed.scheme not in ("https", "http") or not parsed.hostname:
+        scheme, host = _host_of(url)
+        local = host in ("127.0.0.1", "localhost", "::1")
+        if scheme not in ("https", "http") or not host:
             problems.append(f"{key}: must be an https URL")
-        elif parsed.scheme == "http" and not local:
+        elif scheme == "http" and not local:
             problems.append(f"{key}: must be an https URL (plain http only for 127.0.0.1)")
     if not fb.redirect_uri.startswith("https://") and not fb.redirect_uri.startswith("http://127."):
         problems.append("freshbooks.redirect_uri: FreshBooks requires an https URL")
@@ -195,8 +205,12 @@ def _check(settings: Settings, problems: list[str]) -> None:
         if not directory:
             problems.append(f"{key}: must not be empty")
     ping = settings.monitoring.ping_url
-    if ping and urlparse(ping).scheme not in ("https", "http"):
+    if ping and (_host_of(ping)[0] not in ("https", "http") or not _host_of(ping)[1]):
         problems.append("monitoring.ping_url: must be an http(s) URL")
+    if not settings.webhook.host.strip():
+        problems.append(
+            "webhook.host: must not be empty (write 0.0.0.0 to listen on every interface)"
+        )
 
 
 def _shown(name: str) -> str:

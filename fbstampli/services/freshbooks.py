@@ -200,11 +200,15 @@ def webhooks_register(options: Options, *, url: str) -> RunReport:
 
     from fbstampli.store import webhooks as hooks
 
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ConfigError(
-            f"--url {url!r}: expected an absolute https URL that reaches serve-webhook"
-        )
+    expected = f"--url {url!r}: expected an absolute https URL that reaches serve-webhook"
+    try:
+        parts = urlsplit(url)
+        usable = parts.scheme in ("https", "http") and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises on a port out of range
+    except ValueError:  # a broken IPv6 host, a port that is not a number
+        raise ConfigError(expected) from None
+    if not usable:
+        raise ConfigError(expected)
     report = RunReport("webhooks register")
     if parts.scheme != "https":
         report.notes.append("the URL is not https: FreshBooks needs a TLS proxy in front")

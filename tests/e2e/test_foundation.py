@@ -140,12 +140,21 @@ def test_state_is_never_created_over_an_existing_file(home: Path) -> None:
 def test_config_errors_name_every_bad_key(home: Path) -> None:
     (home / "config.toml").write_text(
         '[sync]\nmax_attempts = "many"\nbogus = 1\n'
-        '[freshbooks]\napi_url = "ftp://x"\n[nope]\na = 1\n'
+        '[freshbooks]\napi_url = "ftp://x"\nauth_url = "https://[::1"\n[nope]\na = 1\n'
+        '[webhook]\nhost = ""\n'
     )
     result = run(home, "init", env={"FBSTAMPLI_WEBHOOK_PORT": "70000"})
     assert result.code == 2
     assert one_line(result.stderr)
-    for key in ("sync.max_attempts", "sync.bogus", "freshbooks.api_url", "nope", "webhook.port"):
+    for key in (
+        "sync.max_attempts",
+        "sync.bogus",
+        "freshbooks.api_url",
+        "freshbooks.auth_url",
+        "nope",
+        "webhook.port",
+        "webhook.host",  # empty would listen on every interface
+    ):
         assert key in result.stderr
 
 

@@ -36,6 +36,7 @@ COMMAND_LINES = [
     ["template", "check", "X"],
     ["init", "--key-source", "X"],
     ["webhooks", "delete", "X"],
+    ["webhooks", "register", "--url", "X"],
     ["webhooks", "verify", "1", "--verifier", "X"],
     ["--log-format", "X", "status"],
     ["--config", "X", "status"],
@@ -60,6 +61,8 @@ values = (
             "=cmd|' /C calc'!A0",
             "1e309",
             "nan",
+            "http://[::1",  # urlsplit raises on a broken IPv6 host
+            "https://example.com:99999/hook",
         ]
     )
 )
@@ -103,6 +106,8 @@ def invoke(args: list[str]) -> tuple[int, str, str]:
 @example(line=["retry", "--bill", "X"], value="9" * 30)  # once an OverflowError in SQLite
 @example(line=["reconcile", "--format", "X"], value="bogus")  # once silently a table
 @example(line=["init", "--key-source", "X"], value="bogus")  # once accepted on a second run
+@example(line=["webhooks", "register", "--url", "X"], value="http://[::1")  # once a ValueError
+@example(line=["webhooks", "register", "--url", "X"], value="https://h:99999/")
 @fuzz_case
 def test_any_value_for_any_option_is_a_clear_exit_never_an_internal_error(
     home: Path, tmp_path_factory: pytest.TempPathFactory, line: list[str], value: str

@@ -107,16 +107,28 @@ def test_template_text_loads_or_raises_template_error(text: str) -> None:
     assert error is None or "\n" not in str(error)
 
 
+URLISH = ["http://[::1", "https://h:99999/", "https://:80", "ftp://x", "http://127.0.0.1:1/"]
 toml_scalars = st.one_of(
-    st.integers(), st.booleans(), st.text(max_size=20), st.floats(allow_nan=False)
+    st.integers(),
+    st.booleans(),
+    st.text(max_size=20),
+    st.floats(allow_nan=False),
+    st.sampled_from(["", " ", *URLISH]),
 )
+# Real keys, so that values reach the checks behind them, and made-up ones.
+setting_keys = st.sampled_from(
+    ["api_url", "auth_url", "redirect_uri", "ping_url", "host", "port", "max_attempts",
+     "timeout_seconds", "inbound_dir", "outbound_dir", "deleted_bills", "max_body_bytes"]
+) | st.text(min_size=1, max_size=15)  # fmt: skip
 
 
 @settings(max_examples=200, deadline=None)
 @given(
     st.dictionaries(
-        st.sampled_from(["freshbooks", "sync", "sftp", "webhook", "pull", "bogus", "stampli"]),
-        st.dictionaries(st.text(min_size=1, max_size=15), toml_scalars, max_size=4),
+        st.sampled_from(
+            ["freshbooks", "sync", "sftp", "webhook", "pull", "bogus", "stampli", "monitoring"]
+        ),
+        st.dictionaries(setting_keys, toml_scalars, max_size=4),
         max_size=4,
     ),
     st.dictionaries(
@@ -133,6 +145,9 @@ toml_scalars = st.one_of(
     ),
 )
 @example(sections={"freshbooks": {"\n": 0}}, env={})  # a quoted TOML key may hold a newline
+@example(sections={"freshbooks": {"api_url": "http://[::1"}}, env={})  # once a ValueError
+@example(sections={"monitoring": {"ping_url": "https://h:99999/"}}, env={})
+@example(sections={"webhook": {"host": ""}}, env={})  # once bound every interface
 @fuzz_case
 def test_config_loads_or_raises_one_config_error(
     tmp_path_factory, sections: dict, env: dict
