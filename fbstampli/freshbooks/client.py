@@ -47,8 +47,8 @@ Params = Mapping[str, str | int | list[int]]
 NEWEST_FIRST: Params = {"sort": "updated_at_desc"}  # unconfirmed for bills; checked by the caller
 PageCallback = Callable[["PageProgress"], None]
 ID_KEYS = {"bill_vendors": "vendorid", "callbacks": "callbackid"}
-# Passes over one list before a list that keeps moving is given up for this run.
-MAX_LISTING_PASSES = 3
+# Pages read again, over one listing, before a list that keeps moving is left to the next run.
+MAX_REREADS = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +102,7 @@ def _backoff(attempt_number: int) -> float:
 
 
 def _count(value: object) -> int | None:
+    """`pages` or `total` when FreshBooks sent a usable number; a bool is not one."""
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
@@ -277,46 +278,22 @@ class FreshBooksClient:
         return f"/accounting/account/{quote(self._account_id, safe='')}/{resource}/{resource}"
 
     def _pages(self, path: str, key: str, what: str, params: Params) -> Iterator[list[Any]]:
-        """Pages of raw rows, each row once, none lost to a listing that moved while read.
+        """Pages of raw rows, each row once, none lost to a list that moved while read.
 
-        FreshBooks pages by offset. When an object joins or leaves the list while
-        it is read, its `total` changes and every later row moves by one, so a row
-        can slip onto a page already read. The page that shows the new total is
-        not given: the list is read again from page 1, keeping only rows not yet
-        given, so even a reader that stops early (the newest-first pass) sees the
-        slipped row. A list that never holds still is a temporary failure: nothing
-        is written from an unfinished listing, and the next run reads it again.
+        FreshBooks pages by offset. When objects join or leave the list while it
+        is read, its `total` changes and later rows move: a deletion slides rows
+        back onto the page already read. So a page showing a new total is not
+        given; the page before it is read again (further back for a bigger
+        change), keeping only rows not yet given. Going back a page, never to
+        page 1, keeps a busy account's listing finite, and keeps a newest-first
+        reader that stops early in order. A list that keeps moving is a
+        temporary failure: nothing is written from an unfinished listing.
+        A deletion and a creation between two pages leave the total unchanged
+        and cannot be seen here; the periodic full sweep is the net for that.
         """
         given: set[int | str] = set()
-        for _ in range(MAX_LISTING_PASSES):
-            first_total: int | None = None
-            moved = False
-            for number, (rows, total) in enumerate(self._one_pass(path, key, what, params)):
-                if number == 0:
-                    first_total = total
-                elif total != first_total:
-                    moved = True
-                    break
-                fresh = []
-                for row in rows:
-                    row_id = _row_id(row, key)
-                    if row_id is None or row_id not in given:
-                        fresh.append(row)
-                    if row_id is not None:
-                        given.add(row_id)
-                if fresh:
-                    yield fresh
-            if not moved:
-                return
-            log.info("%s changed while it was read; reading it again from page 1", what)
-        raise RemoteUnavailableError(
-            f"{what} kept changing in FreshBooks while it was read; the next run reads it again"
-        )
-
-    def _one_pass(
-        self, path: str, key: str, what: str, params: Params
-    ) -> Iterator[tuple[list[Any], int | None]]:
-        """(rows, total) per page from page 1 until `page >= pages` or an empty page."""
+        reference: int | None = None  # the total the pages read so far agree on
+        rereads = 0
         page = 1
         while True:
             query = {**params, "page": page, "per_page": PER_PAGE}
@@ -329,9 +306,29 @@ class FreshBooksClient:
             total = _count(result.get("total"))
             if self._on_page is not None:
                 self._on_page(PageProgress(key, page, pages, total))
+            if page > 1 and reference is not None and total is not None and total != reference:
+                rereads += 1
+                if rereads > MAX_REREADS:
+                    raise RemoteUnavailableError(
+                        f"{what} kept changing in FreshBooks while it was read; "
+                        "the next run reads it again"
+                    )
+                back = 1 + abs(total - reference) // PER_PAGE
+                log.info("%s changed while it was read; reading %d page(s) again", what, back)
+                reference, page = total, max(1, page - back)
+                continue
+            reference = total if total is not None else reference
+            fresh = []
+            for row in rows:
+                row_id = _row_id(row, key)
+                if row_id is None or row_id not in given:
+                    fresh.append(row)
+                if row_id is not None:
+                    given.add(row_id)
+            if fresh:
+                yield fresh
             if not rows:
                 return
-            yield rows, total
             if (pages is not None and page >= pages) or (pages is None and len(rows) < PER_PAGE):
                 return
             page += 1

@@ -14,7 +14,7 @@ import requests_mock as rm
 from fbstampli.config import FreshBooksSettings
 from fbstampli.errors import AuthRequiredError, RemoteError, RemoteUnavailableError
 from fbstampli.freshbooks.client import (
-    MAX_LISTING_PASSES,
+    MAX_REREADS,
     MAX_RETRY_AFTER,
     FreshBooksClient,
     NotFoundError,
@@ -161,7 +161,7 @@ def test_a_listing_that_moved_gives_each_row_once_even_to_a_reader_that_stops_ea
     )
     pages = client.recent_bill_pages()
     assert [b.fb_id for b in next(pages)] == [1, 2]
-    # The page showing the new total is not handed out; page 1 is read again first.
+    # The page showing the new total is not handed out; the page before it is read again.
     assert [b.fb_id for b in next(pages)] == [9]
     assert [b.fb_id for b in next(pages)] == [3]
     assert list(pages) == []
@@ -171,11 +171,50 @@ def test_a_listing_that_never_holds_still_is_a_temporary_failure(
     requests_mock: rm.Mocker, client: FreshBooksClient
 ) -> None:
     # Every answer shows a new total: a bill is created between any two requests.
-    moving = [{"json": page("bills", [bill(n)], 2 - n % 2, 2, 10 + n)} for n in range(1, 20)]
+    moving = [
+        {"json": page("bills", [bill(n)], 2 - n % 2, 2, 10 + n)}
+        for n in range(1, 2 * MAX_REREADS + 10)
+    ]
     requests_mock.get(BILLS, moving)
     with pytest.raises(RemoteUnavailableError, match=r"kept changing.*next run reads it again"):
         list(client.list_bills())
-    assert requests_mock.call_count == 2 * MAX_LISTING_PASSES
+    # Page 1, then (page 2 moved, page 1 again) until the re-reads are spent, then page 2.
+    assert requests_mock.call_count == 2 * MAX_REREADS + 2
+
+
+def test_a_list_that_shrinks_onto_an_empty_last_page_is_still_read_whole(
+    requests_mock: rm.Mocker, client: FreshBooksClient
+) -> None:
+    # Bill 1 is deleted while page 2 is asked for: page 2 comes back empty, bill 3 is on page 1.
+    requests_mock.get(
+        BILLS,
+        [
+            {"json": page("bills", [bill(1), bill(2)], 1, 2, 3)},
+            {"json": page("bills", [], 2, 1, 2)},
+            {"json": page("bills", [bill(2), bill(3)], 1, 1, 2)},
+        ],
+    )
+    assert [b.fb_id for b in client.list_bills()] == [1, 2, 3]
+
+
+def test_a_big_change_goes_back_as_many_pages_as_rows_could_have_slipped(
+    requests_mock: rm.Mocker, client: FreshBooksClient
+) -> None:
+    # 150 bills vanish while page 3 is asked for: rows may have slid back by two pages.
+    requests_mock.get(
+        BILLS,
+        [
+            {"json": page("bills", [bill(1)], 1, 4, 400)},
+            {"json": page("bills", [bill(2)], 2, 4, 400)},
+            {"json": page("bills", [bill(3)], 3, 3, 250)},
+            {"json": page("bills", [bill(4)], 1, 3, 250)},
+            {"json": page("bills", [bill(5)], 2, 3, 250)},
+            {"json": page("bills", [bill(6)], 3, 3, 250)},
+        ],
+    )
+    assert [b.fb_id for b in client.list_bills()] == [1, 2, 4, 5, 6]
+    pages = [query(r)["page"][0] for r in requests_mock.request_history]
+    assert pages == ["1", "2", "3", "1", "2", "3"]
 
 
 def test_vendors_are_told_apart_by_vendorid_when_a_listing_is_read_again(
