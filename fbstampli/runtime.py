@@ -78,7 +78,7 @@ class Runtime:
         """The run's SFTP connection, opened on first use and again once it was closed.
 
         An upload that fails closes its connection so that the next try starts afresh
-        (`sync.deliver.Connection`); handing that closed one out again would fail every
+        (`sync.connection.Connection`); handing that closed one out again would fail every
         later try in the run, and the pull after them.
         """
         if self._transport is None or self._transport.closed:

@@ -352,7 +352,8 @@ def _handle(
     """Take one remote file as far as it goes; True when it is done and may be archived."""
     file = _open_row(store, remote, export_kind, context.folder)
     if file.state in _DONE:
-        return False
+        # Done by an earlier run that did not get to archive it; quarantined files stay.
+        return file.state != "quarantined"
     # A row from before per-row local names had none; it gets one now.
     local = file.local or local_path(context.folder, f"{file.id:06d}-{file.name}")
     limit_mb = context.settings.pull.max_file_mb
@@ -453,7 +454,26 @@ def pull(
             report.problems.append(f"could not fetch {remote.name!r}: {error}")
             continue
         if done and archive:
-            try:
-                connection.get().move(outbound, remote.name, archive)
-            except RemoteError as error:
-                report.notes.append(f"could not archive {remote.name}: {error}")
+            _archive(connection, outbound, remote.name, archive, report)
+
+
+def _archive(
+    connection: Connection, outbound: str, name: str, archive: str, report: RunReport
+) -> None:
+    """Move a done file to the archive: a refusal is a note, a lost connection gets one more.
+
+    Lost twice, the poll ends; the file is already stored, so the next run only moves it.
+    """
+    try:
+        connection.get().move(outbound, name, archive)
+        return
+    except RemoteError as error:
+        report.notes.append(f"could not archive {name}: {error}")
+        return
+    except RemoteUnavailableError as error:
+        log.info("lost the connection while archiving %s (%s); trying once more", name, error)
+        connection.drop()
+    try:
+        connection.get().move(outbound, name, archive)
+    except RemoteError as error:
+        report.notes.append(f"could not archive {name}: {error}")

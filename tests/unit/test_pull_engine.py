@@ -122,8 +122,18 @@ def poll(
     remote: MemoryTransport,
     template: Template,
     home: Path,
+    *,
+    opened: list[MemoryTransport] | None = None,
     **stampli: Any,
 ) -> RunReport:
+    """One poll; each connection the engine opens is recorded in `opened` when given."""
+
+    def connect() -> MemoryTransport:
+        remote.closed = False  # a new connection to the same folder
+        if opened is not None:
+            opened.append(remote)
+        return remote
+
     settings = Settings(stampli=StampliSettings(**stampli), pull=PullSettings(max_file_mb=1))
     context = PullContext(
         template=template,
@@ -133,7 +143,7 @@ def poll(
         run_id=None,
     )
     report = RunReport("pull-stampli")
-    pull(store, Connection(lambda: remote), context, report)
+    pull(store, Connection(connect), context, report)
     return report
 
 
@@ -321,10 +331,11 @@ def test_a_download_cut_once_is_fetched_again_on_a_fresh_connection_in_the_same_
     remote.put("stampli_capture_1.csv", captures(10))
     remote.put("stampli_payment_1.csv", payments((10, "100.00")))
     remote.fail("download", gone())
-    report = poll(store, remote, template, home)
+    opened: list[MemoryTransport] = []
+    report = poll(store, remote, template, home, opened=opened)
     assert report.problems == []
     assert report.counts == {"records": 2, "files": 2}
-    assert remote.closed, "the broken connection was not closed before the second try"
+    assert len(opened) == 2, "the second try did not get a new connection"
     assert remote.downloads() == [
         "stampli_capture_1.csv",
         "stampli_capture_1.csv",
@@ -343,6 +354,33 @@ def test_a_download_cut_twice_ends_the_poll_and_the_next_one_stores_it_once(
     report = poll(store, remote, template, home)
     assert report.counts == {"records": 2, "files": 1}
     assert len(stored(store)) == 2
+
+
+def test_an_archive_move_cut_once_is_done_on_a_fresh_connection(
+    store: Store, remote: StampedTransport, template: Template, home: Path
+) -> None:
+    remote.put("stampli_capture_1.csv", captures(10))
+    remote.fail("move", gone())
+    opened: list[MemoryTransport] = []
+    report = poll(store, remote, template, home, opened=opened, archive_dir="archive")
+    assert report.counts == {"records": 1, "files": 1}
+    assert len(opened) == 2
+    assert list(remote.folder("archive")) == ["stampli_capture_1.csv"]
+
+
+def test_a_file_stored_but_not_archived_is_archived_by_the_next_poll_without_storing_again(
+    store: Store, remote: StampedTransport, template: Template, home: Path
+) -> None:
+    remote.put("stampli_capture_1.csv", captures(10))
+    remote.fail("move", gone(), times=2)
+    with pytest.raises(RemoteUnavailableError):
+        poll(store, remote, template, home, archive_dir="archive")
+    assert states(store) == {"stampli_capture_1.csv": "processed"}
+    report = poll(store, remote, template, home, archive_dir="archive")
+    assert report.counts == {}
+    assert list(remote.folder("archive")) == ["stampli_capture_1.csv"]
+    assert remote.folder("outbound") == {}
+    assert len(stored(store)) == 1
 
 
 # -- kill safety ----------------------------------------------------------------------------
