@@ -7,6 +7,7 @@ It is created with mode 0700, so nothing in it is readable by other users.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -83,8 +84,33 @@ class Paths:
             ) from None
 
 
+def file_place_problem(path: Path) -> str | None:
+    """Why a file cannot be written at `path`, checked before the work that produces it."""
+    try:
+        if path.is_dir():
+            return "it is a folder"
+        if not path.parent.is_dir():
+            return f"the folder {path.parent} does not exist"
+    except OSError as error:  # a name too long, a folder we may not look into
+        return str(error.strerror)
+    return None
+
+
+def out_of_room(error: OSError) -> bool:
+    """A full disk or quota: worth trying again later, unlike a bad path."""
+    return error.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def expanded(path: Path, named: str) -> Path:
+    """`path` with a leading `~` or `~user` expanded; an unknown user is a usage error."""
+    try:
+        return path.expanduser()
+    except RuntimeError:
+        raise ConfigError(f"{named} {path}: there is no such user's home to expand") from None
+
+
 def default_home(env: Mapping[str, str]) -> Path:
     if env.get(HOME_ENV):
-        return Path(env[HOME_ENV]).expanduser()
+        return expanded(Path(env[HOME_ENV]), HOME_ENV)
     base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / "fbstampli"

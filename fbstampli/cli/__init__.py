@@ -19,6 +19,7 @@ import typer
 from fbstampli import __version__
 from fbstampli.errors import ExitCode, FbstampliError
 from fbstampli.options import Options
+from fbstampli.paths import expanded
 
 log = logging.getLogger("fbstampli")
 
@@ -97,8 +98,8 @@ def _global(
     if log_format not in ("text", "json"):
         raise typer.BadParameter("must be text or json", param_hint="--log-format")
     options = Options(
-        home=home.expanduser() if home else None,
-        config=config.expanduser() if config else None,
+        home=expanded(home, "--home") if home else None,
+        config=expanded(config, "--config") if config else None,
         verbose=verbose,
         quiet=quiet,
         log_format=log_format,

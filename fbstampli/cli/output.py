@@ -5,6 +5,7 @@ Success under cron prints nothing: a report is shown on a terminal, with
 terminal and never with `--json` or `-q`.
 """
 
+import contextlib
 import json
 import sys
 from collections.abc import Iterator, Sequence
@@ -12,8 +13,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from fbstampli.errors import ConfigError
+from fbstampli.errors import ConfigError, TemporaryError
 from fbstampli.options import Options
+from fbstampli.paths import out_of_room
 from fbstampli.report import RunReport
 
 
@@ -192,7 +194,13 @@ def show_reconciliation(
             temporary.write_text(text, encoding="utf-8")
             temporary.replace(output_file)
         except OSError as error:
-            temporary.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)
+            if out_of_room(error):
+                raise TemporaryError(
+                    f"cannot write the report to {output_file}: the disk is full; the results "
+                    "are kept: free some space and run reconcile again"
+                ) from None
             raise ConfigError(
                 f"cannot write the report to {output_file} ({error.strerror}); the results "
                 "are kept: choose another --output and run reconcile again"

@@ -85,8 +85,12 @@ def reconcile(
     """Match FreshBooks bill payments with Stampli's payment exports and report the differences."""
     from fbstampli.services import pull
 
-    if output_file is not None and not output_file.parent.is_dir():
-        raise ConfigError(f"--output {output_file}: the folder {output_file.parent} does not exist")
+    if output_file is not None:
+        from fbstampli.paths import file_place_problem
+
+        problem = file_place_problem(output_file)
+        if problem is not None:
+            raise ConfigError(f"--output {output_file}: {problem}")
     report = pull.reconcile(options_of(ctx))
     from fbstampli.cli import output
 

@@ -8,6 +8,7 @@ imports sqlcipher3; its exceptions never escape it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -20,7 +21,8 @@ from typing import Any
 import sqlcipher3
 
 from fbstampli.clock import Clock, to_utc_text
-from fbstampli.errors import ConfigError, StateUnusableError
+from fbstampli.errors import ConfigError, StateUnusableError, TemporaryError
+from fbstampli.paths import file_place_problem, out_of_room
 from fbstampli.store.keys import StateKey
 from fbstampli.store.schema import MIGRATIONS, latest_version
 
@@ -278,9 +280,9 @@ class Store:
         A destination that cannot be written (no such folder, a folder, no room)
         is the caller's to fix: one ConfigError naming it, and no half-written copy.
         """
-        if destination.is_dir() or not destination.parent.is_dir():
-            what = "is a folder" if destination.is_dir() else "is in a folder that does not exist"
-            raise ConfigError(f"cannot write a backup to {destination}: it {what}")
+        problem = file_place_problem(destination)
+        if problem is not None:
+            raise ConfigError(f"cannot write a backup to {destination}: {problem}")
         temporary = destination.with_name(f".{destination.name}.tmp")
         try:
             temporary.unlink(missing_ok=True)
@@ -290,7 +292,14 @@ class Store:
             os.replace(temporary, destination)
             _fsync(destination.parent)
         except (OSError, sqlcipher3.OperationalError) as error:
-            temporary.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)
+            full = out_of_room(error) if isinstance(error, OSError) else "full" in str(error)
+            if full:
+                raise TemporaryError(
+                    f"cannot write a backup to {destination}: the disk is full; "
+                    "free some space and run it again"
+                ) from None
             reason = error.strerror if isinstance(error, OSError) else str(error)
             raise ConfigError(
                 f"cannot write a backup to {destination} ({reason}); choose another place"

@@ -56,6 +56,7 @@ values = (
             "--help",
             "2024-02-30",
             "9" * 400,
+            "n" * 300,  # longer than a file name may be
             "\udcff",  # how Python hands over a byte of argv that is not UTF-8
             "../../etc/passwd",
             "=cmd|' /C calc'!A0",
@@ -138,6 +139,8 @@ def test_any_value_for_any_option_is_a_clear_exit_never_an_internal_error(
         (["audit", "--format", "yaml"], "--format"),
         (["reconcile", "--output", "/no/such/folder/report.csv"], "does not exist"),
         (["state", "backup", "/no/such/folder/backup.db"], "does not exist"),
+        (["reconcile", "--output", "x" * 300 + "/r.csv"], "File name too long"),
+        (["state", "backup", "y" * 300], "File name too long"),
         (["init", "--key-source", "keyring"], "init never replaces a key"),
     ],
 )
