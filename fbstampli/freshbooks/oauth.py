@@ -136,10 +136,16 @@ class AnswerLostError(RemoteUnavailableError):
     """
 
 
+class SpentGrantError(AuthRequiredError):
+    """FreshBooks answered `invalid_grant`: the code or refresh token is spent or revoked."""
+
+
 def _may_have_arrived(error: requests.RequestException) -> bool:
     """False only when no connection was made, so FreshBooks cannot have acted on the request."""
-    if isinstance(error, requests.ConnectTimeout):
-        return False
+    if isinstance(error, requests.ConnectTimeout | requests.exceptions.SSLError):
+        return False  # no connection, or no TLS session to carry the request
+    if isinstance(error, requests.exceptions.ProxyError):
+        return False  # the proxy never reached FreshBooks
     if isinstance(error, requests.ConnectionError):
         cause = error.args[0] if error.args else None
         cause = getattr(cause, "reason", cause)  # urllib3's MaxRetryError wraps the cause
@@ -178,7 +184,7 @@ def _raise_for_token_error(status: int, body: object, url: str, action: str, spe
     if status < 400 and error is None:
         return
     if error == "invalid_grant":
-        raise AuthRequiredError(f"FreshBooks rejected the {spent}; {LOGIN_HINT}")
+        raise SpentGrantError(f"FreshBooks rejected the {spent}; {LOGIN_HINT}")
     if error in ("invalid_client", "unauthorized_client"):
         raise ConfigError(
             "FreshBooks rejected the client id or secret; check freshbooks.client_id and "
@@ -254,10 +260,10 @@ def refresh_token(
             "refresh; try again later, and if the next run says the refresh token was "
             f"rejected, {LOGIN_HINT}"
         ) from None
-    except AuthRequiredError:
+    except SpentGrantError:
         raise AuthRequiredError(
-            "FreshBooks took the refresh token but its answer was lost on the way, so the "
-            f"saved refresh token is spent; {LOGIN_HINT}"
+            "FreshBooks rejected the refresh token after the answer to the first refresh was "
+            f"lost on the way: that refresh probably spent it; {LOGIN_HINT}"
         ) from None
 
 

@@ -227,7 +227,7 @@ def test_refresh_answer_lost_after_freshbooks_spent_the_token_exits_3_then_login
     result = connected.run("push-bills")
     assert result.code == 3, result.stderr
     assert one_line(result.stderr)
-    assert "answer was lost" in result.stderr
+    assert "lost on the way" in result.stderr
     assert "fbstampli auth login" in result.stderr
     assert connected.inbound_files() == []
     code = connected.freshbooks.issue_code(REDIRECT_URI)

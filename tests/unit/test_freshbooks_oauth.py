@@ -234,8 +234,26 @@ def test_a_refresh_spent_by_a_lost_answer_says_so_and_asks_for_login(
 ) -> None:
     spent = {"error": "invalid_grant", "error_description": "already used"}
     requests_mock.post(TOKEN_URL, [{"exc": lost_answer()}, {"status_code": 400, "json": spent}])
-    with pytest.raises(AuthRequiredError, match=r"answer was lost.*fbstampli auth login"):
+    with pytest.raises(AuthRequiredError, match=r"lost on the way.*fbstampli auth login"):
         expiring_manager([]).access_token()
+
+
+def test_another_refusal_after_a_lost_answer_keeps_freshbooks_own_reason(
+    requests_mock: rm.Mocker,
+) -> None:
+    refused = {"error": "access_denied", "error_description": "the app was disconnected"}
+    requests_mock.post(TOKEN_URL, [{"exc": lost_answer()}, {"status_code": 400, "json": refused}])
+    with pytest.raises(AuthRequiredError, match="the app was disconnected") as raised:
+        expiring_manager([]).access_token()
+    assert "lost" not in str(raised.value)
+
+
+def test_a_tls_failure_is_not_taken_for_a_lost_answer(requests_mock: rm.Mocker) -> None:
+    requests_mock.post(TOKEN_URL, exc=requests.exceptions.SSLError("certificate verify failed"))
+    with pytest.raises(RemoteUnavailableError, match="cannot reach FreshBooks") as raised:
+        expiring_manager([]).access_token()
+    assert not isinstance(raised.value, AnswerLostError)
+    assert requests_mock.call_count == 1
 
 
 def test_two_lost_answers_are_temporary_and_name_the_login_fix_for_later(
