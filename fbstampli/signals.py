@@ -26,7 +26,10 @@ def stop_signals(stop: threading.Event) -> Iterator[None]:
 
     def handler(signum: int, frame: FrameType | None) -> None:
         log.info("signal %d: stopping", signum)
-        stop.set()
+        # Not `stop.set()` here: the handler runs in the main thread between two bytecodes,
+        # perhaps while that thread holds the event's own lock inside `wait`, and set()
+        # would wait for it forever. Another thread simply waits its turn.
+        threading.Thread(target=stop.set, name="stop-signal", daemon=True).start()
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
