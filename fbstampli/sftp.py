@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Protocol, Self
+from typing import IO, Literal, Protocol, Self
 
 import paramiko
 from paramiko.sftp import CMD_INIT, CMD_VERSION
@@ -153,13 +153,29 @@ def _decode_extensions(data: bytes) -> dict[str, bytes]:
     return extensions
 
 
+_KEY_CLASSES: tuple[type[paramiko.PKey], ...] = (
+    paramiko.Ed25519Key,
+    paramiko.ECDSAKey,
+    paramiko.RSAKey,
+)
+
+
+def private_key_kind(private_key: str) -> Literal["plain", "encrypted", "unreadable"]:
+    """Whether a private key needs a passphrase, or is no key we can use. OpenSSH's own format
+    (`BEGIN OPENSSH PRIVATE KEY`, what ssh-keygen writes) does not say so in its text."""
+    for key_class in _KEY_CLASSES:
+        try:
+            key_class.from_private_key(io.StringIO(private_key))
+        except paramiko.PasswordRequiredException:
+            return "encrypted"
+        except (paramiko.SSHException, ValueError):
+            continue
+        return "plain"
+    return "unreadable"
+
+
 def _load_private_key(target: SftpTarget) -> paramiko.PKey:
-    key_classes: tuple[type[paramiko.PKey], ...] = (
-        paramiko.Ed25519Key,
-        paramiko.ECDSAKey,
-        paramiko.RSAKey,
-    )
-    for key_class in key_classes:
+    for key_class in _KEY_CLASSES:
         try:
             return key_class.from_private_key(
                 io.StringIO(target.private_key), password=target.passphrase or None
@@ -167,13 +183,13 @@ def _load_private_key(target: SftpTarget) -> paramiko.PKey:
         except paramiko.PasswordRequiredException:
             raise SftpLoginError(
                 f"the SFTP private key for {target.address} needs its passphrase; "
-                "store it with `fbstampli auth sftp`"
+                "run `fbstampli auth sftp --key-file …` again and give it when asked"
             ) from None
         except (paramiko.SSHException, ValueError):
             continue
     raise SftpLoginError(
-        f"the SFTP private key for {target.address} cannot be read (wrong passphrase or "
-        "unsupported type); store it again with `fbstampli auth sftp`"
+        f"the SFTP private key for {target.address} cannot be read (wrong passphrase, or not "
+        "an Ed25519, ECDSA or RSA private key); run `fbstampli auth sftp --key-file …` again"
     )
 
 

@@ -1,0 +1,62 @@
+"""`auth sftp --key-file`: the keys users really have, through the real CLI and SFTP server."""
+
+from pathlib import Path
+
+from fbstampli.sandbox.sftp_server import generate_key_text, load_key
+from tests.e2e.conftest import Connected
+from tests.support.cli import one_line
+from tests.support.summary import find_secrets
+
+PASSPHRASE = "correct horse battery staple"
+
+
+def store_key_login(connected: Connected, key_file: Path, stdin: str = "") -> tuple[int, str]:
+    sftp = connected.sftp
+    result = connected.run(
+        "auth",
+        "sftp",
+        "--host",
+        sftp.host,
+        "--port",
+        str(sftp.port),
+        "--username",
+        sftp.username,
+        "--key-file",
+        str(key_file),
+        "--accept-host-key",
+        sftp.host_key.sha256_fingerprint,
+        stdin=stdin,
+    )
+    return result.code, result.output
+
+
+def test_an_ssh_keygen_style_key_with_a_passphrase_is_asked_for_it_and_pushes(
+    connected: Connected, tmp_path: Path
+) -> None:
+    # ssh-keygen's own format says nothing about encryption in its text.
+    text = generate_key_text("ed25519", passphrase=PASSPHRASE)
+    assert "BEGIN OPENSSH PRIVATE KEY" in text
+    assert "ENCRYPTED" not in text
+    key_file = tmp_path / "id_ed25519"
+    key_file.write_text(text)
+    connected.sftp.authorized_keys = (load_key(text, "ed25519", passphrase=PASSPHRASE),)
+
+    code, output = store_key_login(connected, key_file, stdin=PASSPHRASE + "\n")
+    assert code == 0, output
+    connected.sftp.password = "no longer the way in"  # only the key can log in now
+    push = connected.run("push-bills")
+    assert push.code == 0, push.stderr
+    assert len(connected.inbound_files()) == 3
+    assert find_secrets({"key passphrase": PASSPHRASE}, {"auth sftp": output}) == []
+
+
+def test_a_file_that_is_no_private_key_is_refused_before_any_connection(
+    connected: Connected, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "id_rsa.pub"
+    key_file.write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI user@host\n")
+    connected.sftp.stop()  # nothing to connect to: the refusal must come first
+    code, output = store_key_login(connected, key_file)
+    assert code == 2
+    assert "is not an Ed25519, ECDSA or RSA private key" in output
+    assert one_line(output.split("Error: ", 1)[-1])
