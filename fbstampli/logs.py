@@ -104,6 +104,36 @@ def console_level(verbose: int, quiet: bool) -> int:
     return {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
 
 
+def _log_file_handler(path: Path) -> logging.Handler:
+    """The home's rotating log file; a disk that fills up costs the log, not the run.
+
+    logging's default on a failed write is a traceback on stderr for every
+    record, which under cron is a mail full of them. Here the first failure is
+    one line that says so, and the file is left alone for the rest of the run.
+    """
+    from logging.handlers import RotatingFileHandler  # only with a home that logs to file
+
+    class LogFile(RotatingFileHandler):
+        broken = False
+
+        def emit(self, record: logging.LogRecord) -> None:
+            if not self.broken:
+                super().emit(record)
+
+        def handleError(self, record: logging.LogRecord) -> None:
+            if self.broken:
+                return
+            self.broken = True
+            error = sys.exc_info()[1]
+            reason = getattr(error, "strerror", None) or error
+            sys.stderr.write(
+                f"fbstampli: cannot write the log file {self.baseFilename} ({reason}); "
+                "not logging to it for the rest of this run\n"
+            )
+
+    return LogFile(path, maxBytes=5 * 1024 * 1024, backupCount=5, encoding="utf-8")
+
+
 def configure_logging(
     *,
     verbose: int = 0,
@@ -142,12 +172,8 @@ def configure_logging(
     root.addHandler(console)
 
     if log_file is not None:
-        from logging.handlers import RotatingFileHandler  # only runs with a home log to file
-
         try:
-            file_handler = RotatingFileHandler(
-                log_file, maxBytes=5 * 1024 * 1024, backupCount=5, encoding="utf-8"
-            )
+            file_handler = _log_file_handler(log_file)
         except OSError:
             logging.getLogger(__name__).warning("cannot write the log file %s", log_file)
         else:

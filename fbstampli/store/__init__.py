@@ -79,7 +79,10 @@ class Store:
             connection.execute(f"PRAGMA key = \"x'{key.hex}'\"")
             # The first read is where a wrong key shows; nothing has been written yet.
             connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        except sqlcipher3.DatabaseError:
+        except sqlcipher3.OperationalError as error:  # locked, a full or failing disk
+            connection.close()
+            raise _translate(error, path) from None
+        except sqlcipher3.DatabaseError:  # "file is not a database": the key does not fit
             connection.close()
             raise StateUnusableError(
                 f"{path} cannot be decrypted with the key from {key.source.value} "
