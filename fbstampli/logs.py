@@ -85,6 +85,13 @@ class OneLineFormatter(logging.Formatter):
 
 
 CRASH_LOGGER = "fbstampli.crash"
+# Records carrying `extra=FILE_ONLY` go to the log file only: what the console already said
+# in its own words (a run's problems, its one-line error) is kept there for later.
+FILE_ONLY = {"file_only": True}
+
+
+def _not_file_only(record: logging.LogRecord) -> bool:
+    return not getattr(record, "file_only", False)
 
 
 def _not_crash(record: logging.LogRecord) -> bool:
@@ -108,8 +115,10 @@ def _log_file_handler(path: Path) -> logging.Handler:
     """The home's rotating log file; a disk that fills up costs the log, not the run.
 
     logging's default on a failed write is a traceback on stderr for every
-    record, which under cron is a mail full of them. Here the first failure is
-    one line that says so, and the file is left alone for the rest of the run.
+    record, which under cron is a mail full of them. Here the first failed
+    write is one warning on the console (so `-q` and `--log-format json` hold),
+    and the file is left alone for the rest of the run. Any other error in a
+    record is logging's usual business.
     """
     from logging.handlers import RotatingFileHandler  # only with a home that logs to file
 
@@ -121,14 +130,17 @@ def _log_file_handler(path: Path) -> logging.Handler:
                 super().emit(record)
 
         def handleError(self, record: logging.LogRecord) -> None:
+            error = sys.exc_info()[1]
+            if not isinstance(error, OSError):
+                super().handleError(record)
+                return
             if self.broken:
                 return
-            self.broken = True
-            error = sys.exc_info()[1]
-            reason = getattr(error, "strerror", None) or error
-            sys.stderr.write(
-                f"fbstampli: cannot write the log file {self.baseFilename} ({reason}); "
-                "not logging to it for the rest of this run\n"
+            self.broken = True  # before the warning, which would come back here otherwise
+            logging.getLogger(__name__).warning(
+                "cannot write the log file %s (%s); not logging to it for the rest of this run",
+                self.baseFilename,
+                error.strerror or error,
             )
 
     return LogFile(path, maxBytes=5 * 1024 * 1024, backupCount=5, encoding="utf-8")
@@ -166,6 +178,7 @@ def configure_logging(
         console.setFormatter(OneLineFormatter(text_format))
     console.setLevel(console_level(verbose, quiet))
     console.addFilter(redactor)
+    console.addFilter(_not_file_only)
     if verbose < 2:
         console.addFilter(_not_crash)
         console.addFilter(_not_paramiko)

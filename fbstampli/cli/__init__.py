@@ -120,10 +120,24 @@ def options_of(ctx: typer.Context) -> Options:
 
 
 def finish(ctx: typer.Context, report: Any, *, as_json: bool = False) -> NoReturn:
-    """Show a RunReport the way the caller asked and exit with its code."""
+    """Show a RunReport the way the caller asked and exit with its code.
+
+    The log file gets the outcome too, so that it tells what each cron run did.
+    """
     from fbstampli.cli import output
+    from fbstampli.logs import FILE_ONLY
 
     output.show_report(report, options_of(ctx), as_json=as_json)
+    counts = ", ".join(f"{name} {value}" for name, value in sorted(report.counts.items()) if value)
+    log.info(
+        "%s: exit %d; %s",
+        report.command,
+        report.exit_code,
+        counts or "nothing to do",
+        extra=FILE_ONLY,
+    )
+    for problem in report.problems:
+        log.warning("%s: %s", report.command, problem, extra=FILE_ONLY)
     raise typer.Exit(int(report.exit_code))
 
 
@@ -153,9 +167,10 @@ def run(args: Sequence[str] | None = None) -> int:
         result = app(args=args, standalone_mode=False, prog_name="fbstampli")
         code = int(result) if isinstance(result, int) else 0
     except FbstampliError as error:
-        from fbstampli.logs import redact
+        from fbstampli.logs import FILE_ONLY, redact
 
         log.debug("command failed", exc_info=True)
+        log.error("error (exit %d): %s", error.exit_code, error, extra=FILE_ONLY)
         sys.stderr.write(f"fbstampli: error: {redact(str(error))}\n")
         code = int(error.exit_code)
     except typer.Abort:

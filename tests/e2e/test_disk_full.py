@@ -70,3 +70,21 @@ def test_a_full_disk_when_the_state_is_opened_is_not_taken_for_a_wrong_key(
     assert FULL in result.stderr
     assert "key" not in result.stderr
     assert state.read_bytes() == before
+
+
+def test_a_log_file_that_cannot_be_written_is_one_warning_and_the_run_goes_on(
+    connected: Connected,
+) -> None:
+    log_file = connected.home / "logs" / "fbstampli.log"
+    log_file.unlink(missing_ok=True)
+    log_file.symlink_to("/dev/full")  # every write: "No space left on device"
+    result = connected.run("push-bills")
+    assert result.code == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        f"fbstampli: cannot write the log file {log_file} (No space left on device); "
+        "not logging to it for the rest of this run"
+    ]
+    assert len(connected.inbound_files()) == 3
+    quiet = connected.run("-q", "push-bills")
+    assert quiet.code == 0
+    assert quiet.stderr == ""  # cron's -q: errors only, and this is not one

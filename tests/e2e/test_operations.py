@@ -157,3 +157,38 @@ def test_restore_refuses_a_backup_made_with_another_key(
     result = connected.run("state", "restore", str(backup), "--force")
     assert result.code == 4
     assert "cannot be decrypted" in result.stderr
+
+
+def test_the_log_file_tells_each_runs_outcome_and_problems_without_secrets(
+    connected: Connected,
+) -> None:
+    assert connected.run("-q", "push-bills").code == 0
+    bill_id = next(iter(sorted(connected.freshbooks.data.bills)))
+    connected.freshbooks.update_bill(bill_id, bill_number="LOGGED")
+    connected.sftp.faults.deny_writes = True
+    failed = connected.run("-q", "push-bills")
+    assert failed.code == 1
+    connected.freshbooks.expire_access_tokens()
+    assert connected.freshbooks.auth.refresh(connected.secrets()[4])  # someone else spent it
+    refused = connected.run("-q", "push-bills")
+    assert refused.code == 3
+
+    text = (connected.home / "logs" / "fbstampli.log").read_text()
+    assert "push-bills: exit 0; " in text
+    assert "push-bills: exit 1; " in text
+    assert "push-bills: upload of " in text
+    assert "error (exit 3): FreshBooks rejected the refresh token" in text
+    # The console said each problem once, in its own words.
+    assert failed.stderr.count("upload of ") == 1
+    assert find_secrets(connected.named_secrets(), {"log file": text}) == []
+
+
+def test_log_format_json_writes_one_object_per_line_to_the_log_file(
+    connected: Connected,
+) -> None:
+    assert connected.run("--log-format", "json", "push-bills").code == 0
+    lines = (connected.home / "logs" / "fbstampli.log").read_text().splitlines()
+    entries = [json.loads(line) for line in lines]
+    assert entries, "nothing was logged"
+    assert {"time", "level", "logger", "message"} <= set(entries[-1])
+    assert entries[-1]["message"].startswith("push-bills: exit 0; ")
