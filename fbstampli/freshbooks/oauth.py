@@ -8,6 +8,7 @@ lose at most a pair nobody has used. It must not log or put tokens in errors.
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -140,12 +141,34 @@ class SpentGrantError(AuthRequiredError):
     """FreshBooks answered `invalid_grant`: the code or refresh token is spent or revoked."""
 
 
+def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:
+    """Whether `kind` is in the chain requests and urllib3 wrap a network failure in."""
+    seen: list[object] = [error]
+    for _ in range(8):  # the chains are short; this only bounds a cycle
+        current = seen[-1]
+        if isinstance(current, kind):
+            return True
+        args = getattr(current, "args", ())
+        following = (
+            getattr(current, "reason", None)
+            or (args[0] if args and isinstance(args[0], BaseException) else None)
+            or getattr(current, "__cause__", None)
+            or getattr(current, "__context__", None)
+        )
+        if following is None or following in seen:
+            return False
+        seen.append(following)
+    return False
+
+
 def _may_have_arrived(error: requests.RequestException) -> bool:
     """False only when no connection was made, so FreshBooks cannot have acted on the request."""
-    if isinstance(error, requests.ConnectTimeout | requests.exceptions.SSLError):
-        return False  # no connection, or no TLS session to carry the request
-    if isinstance(error, requests.exceptions.ProxyError):
-        return False  # the proxy never reached FreshBooks
+    if isinstance(error, requests.ConnectTimeout | requests.exceptions.ProxyError):
+        return False  # no connection, or the proxy never reached FreshBooks
+    if isinstance(error, requests.exceptions.SSLError):
+        # A refused certificate stops the handshake before the request is sent; other
+        # TLS failures (an EOF while reading) can come after FreshBooks acted on it.
+        return not _caused_by(error, ssl.SSLCertVerificationError)
     if isinstance(error, requests.ConnectionError):
         cause = error.args[0] if error.args else None
         cause = getattr(cause, "reason", cause)  # urllib3's MaxRetryError wraps the cause

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from datetime import UTC, datetime, timedelta
 from http.client import RemoteDisconnected
 from urllib.parse import parse_qs, urlsplit
@@ -9,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 import requests_mock as rm
-from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
+from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError, SSLError
 
 from fbstampli.config import FreshBooksSettings
 from fbstampli.errors import AuthRequiredError, ConfigError, RemoteUnavailableError
@@ -248,12 +249,26 @@ def test_another_refusal_after_a_lost_answer_keeps_freshbooks_own_reason(
     assert "lost" not in str(raised.value)
 
 
-def test_a_tls_failure_is_not_taken_for_a_lost_answer(requests_mock: rm.Mocker) -> None:
-    requests_mock.post(TOKEN_URL, exc=requests.exceptions.SSLError("certificate verify failed"))
+def test_a_refused_certificate_is_not_taken_for_a_lost_answer(requests_mock: rm.Mocker) -> None:
+    refused = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    wrapped = MaxRetryError(None, TOKEN_URL, SSLError(refused))  # type: ignore[arg-type]
+    requests_mock.post(TOKEN_URL, exc=requests.exceptions.SSLError(wrapped))
     with pytest.raises(RemoteUnavailableError, match="cannot reach FreshBooks") as raised:
         expiring_manager([]).access_token()
     assert not isinstance(raised.value, AnswerLostError)
     assert requests_mock.call_count == 1
+
+
+def test_a_tls_failure_after_sending_is_taken_for_a_lost_answer(
+    requests_mock: rm.Mocker,
+) -> None:
+    cut = MaxRetryError(None, TOKEN_URL, SSLError("EOF occurred in violation of protocol"))  # type: ignore[arg-type]
+    requests_mock.post(
+        TOKEN_URL,
+        [{"exc": requests.exceptions.SSLError(cut)}, {"json": token_body("a1", "r1")}],
+    )
+    assert expiring_manager([]).access_token() == "a1"
+    assert requests_mock.call_count == 2
 
 
 def test_two_lost_answers_are_temporary_and_name_the_login_fix_for_later(
