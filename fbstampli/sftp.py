@@ -158,17 +158,30 @@ _KEY_CLASSES: tuple[type[paramiko.PKey], ...] = (
     paramiko.ECDSAKey,
     paramiko.RSAKey,
 )
+# What paramiko raises for text that is not (or not quite) a key of the class tried:
+# a damaged file reaches its parsers' asserts and index errors, not only SSHException.
+_NOT_THIS_KIND_OF_KEY = (
+    paramiko.SSHException,
+    ValueError,
+    IndexError,
+    AssertionError,
+    TypeError,
+    struct.error,
+)
 
 
 def private_key_kind(private_key: str) -> Literal["plain", "encrypted", "unreadable"]:
-    """Whether a private key needs a passphrase, or is no key we can use. OpenSSH's own format
-    (`BEGIN OPENSSH PRIVATE KEY`, what ssh-keygen writes) does not say so in its text."""
+    """Whether a private key needs a passphrase, or is no key we can use.
+
+    OpenSSH's own format (`BEGIN OPENSSH PRIVATE KEY`, what ssh-keygen writes)
+    does not say in its text that it is encrypted, so the key is tried.
+    """
     for key_class in _KEY_CLASSES:
         try:
             key_class.from_private_key(io.StringIO(private_key))
         except paramiko.PasswordRequiredException:
             return "encrypted"
-        except (paramiko.SSHException, ValueError):
+        except _NOT_THIS_KIND_OF_KEY:
             continue
         return "plain"
     return "unreadable"
@@ -185,7 +198,7 @@ def _load_private_key(target: SftpTarget) -> paramiko.PKey:
                 f"the SFTP private key for {target.address} needs its passphrase; "
                 "run `fbstampli auth sftp --key-file …` again and give it when asked"
             ) from None
-        except (paramiko.SSHException, ValueError):
+        except _NOT_THIS_KIND_OF_KEY:
             continue
     raise SftpLoginError(
         f"the SFTP private key for {target.address} cannot be read (wrong passphrase, or not "

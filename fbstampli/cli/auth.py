@@ -137,17 +137,11 @@ def sftp(
             private_key = key_file.read_text()
         except OSError as error:
             raise typer.BadParameter(f"cannot read {key_file}: {error.strerror}") from None
-        from fbstampli.sftp import private_key_kind
-
-        kind = private_key_kind(private_key)
-        if kind == "unreadable":
-            raise typer.BadParameter(
-                f"{key_file} is not an Ed25519, ECDSA or RSA private key", param_hint="--key-file"
-            )
-        if kind == "encrypted" and sys.stdin.isatty():
-            passphrase = str(typer.prompt("Key passphrase", hide_input=True, err=True))
-        elif kind == "encrypted":
-            passphrase = sys.stdin.readline().rstrip("\r\n")
+        if sftp.key_needs_passphrase(private_key, shown_as=str(key_file)):
+            if sys.stdin.isatty():
+                passphrase = str(typer.prompt("Key passphrase", hide_input=True, err=True))
+            else:
+                passphrase = sys.stdin.readline().rstrip("\r\n")
     elif sys.stdin.isatty():
         password = str(typer.prompt("SFTP password", hide_input=True, err=True))
 

@@ -5,12 +5,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from fbstampli.errors import HostKeyError
+from fbstampli.errors import ConfigError, HostKeyError
 from fbstampli.options import Options
 from fbstampli.report import RunReport
 from fbstampli.runtime import open_runtime
 
 ConfirmKey = Callable[[str], bool]
+
+
+def key_needs_passphrase(private_key: str, shown_as: str) -> bool:
+    """Whether to ask for a passphrase; text that is no usable private key is refused here,
+    before any connection, as a usage error naming the file (`shown_as`)."""
+    from fbstampli.sftp import private_key_kind
+
+    kind = private_key_kind(private_key)
+    if kind == "unreadable":
+        raise ConfigError(f"--key-file {shown_as} is not an Ed25519, ECDSA or RSA private key")
+    return kind == "encrypted"
 
 
 def auth_sftp(

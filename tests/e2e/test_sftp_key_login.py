@@ -4,7 +4,6 @@ from pathlib import Path
 
 from fbstampli.sandbox.sftp_server import generate_key_text, load_key
 from tests.e2e.conftest import Connected
-from tests.support.cli import one_line
 from tests.support.summary import find_secrets
 
 PASSPHRASE = "correct horse battery staple"
@@ -58,5 +57,6 @@ def test_a_file_that_is_no_private_key_is_refused_before_any_connection(
     connected.sftp.stop()  # nothing to connect to: the refusal must come first
     code, output = store_key_login(connected, key_file)
     assert code == 2
-    assert "is not an Ed25519, ECDSA or RSA private key" in output
-    assert one_line(output.split("Error: ", 1)[-1])
+    assert output.strip() == (
+        f"fbstampli: error: --key-file {key_file} is not an Ed25519, ECDSA or RSA private key"
+    )

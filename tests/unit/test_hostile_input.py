@@ -17,6 +17,8 @@ from fbstampli.config import load_settings
 from fbstampli.errors import ConfigError, ExportParseError, RemoteError, TemplateError
 from fbstampli.freshbooks.parse import parse_bill, parse_bill_payment, parse_vendor
 from fbstampli.freshbooks.webhooks import parse_event, verify_signature
+from fbstampli.sandbox.sftp_server import generate_key_text
+from fbstampli.sftp import private_key_kind
 from fbstampli.stampli.parse import parse_export
 from fbstampli.stampli.template import load_template, parse_template
 from tests.support.summary import fuzz_case
@@ -160,3 +162,27 @@ def test_config_loads_or_raises_one_config_error(
     path.write_text("\n".join(lines))
     error = failure_of(lambda: load_settings({}, env, path), ConfigError)
     assert error is None or "\n" not in str(error)
+
+
+KEY_TEXTS = [
+    generate_key_text("ed25519"),
+    generate_key_text("ed25519", passphrase="pass phrase"),
+    generate_key_text("ecdsa"),
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(KEY_TEXTS),
+    st.lists(st.tuples(st.integers(0, 10_000), st.sampled_from("AZaz09+/=\n-")), max_size=4),
+    st.integers(0, 400),
+)
+@fuzz_case
+def test_a_damaged_private_key_file_is_told_unreadable_never_a_crash(
+    text: str, edits: list[tuple[int, str]], cut: int
+) -> None:
+    damaged = list(text[: len(text) - cut])
+    for position, char in edits:
+        if damaged:
+            damaged[position % len(damaged)] = char
+    assert private_key_kind("".join(damaged)) in ("plain", "encrypted", "unreadable")
