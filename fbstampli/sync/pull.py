@@ -353,6 +353,8 @@ def _handle(
     file = _open_row(store, remote, export_kind, context.folder)
     if file.state in _DONE:
         # Done by an earlier run that did not get to archive it; quarantined files stay.
+        # (A row found here matched the name and the size or time: a done row always has
+        # its size, so a server that reports none never matches one and re-reads instead.)
         return file.state != "quarantined"
     # A row from before per-row local names had none; it gets one now.
     local = file.local or local_path(context.folder, f"{file.id:06d}-{file.name}")
@@ -462,7 +464,9 @@ def _archive(
 ) -> None:
     """Move a done file to the archive: a refusal is a note, a lost connection gets one more.
 
-    Lost twice, the poll ends; the file is already stored, so the next run only moves it.
+    The move lost with its connection may have happened: then the second try finds the
+    file archived already. Lost twice, the poll ends; the file is stored, so the next
+    run only moves it.
     """
     try:
         connection.get().move(outbound, name, archive)
@@ -473,7 +477,10 @@ def _archive(
     except RemoteUnavailableError as error:
         log.info("lost the connection while archiving %s (%s); trying once more", name, error)
         connection.drop()
+    transport = connection.get()
     try:
-        connection.get().move(outbound, name, archive)
+        transport.move(outbound, name, archive)
     except RemoteError as error:
-        report.notes.append(f"could not archive {name}: {error}")
+        moved = not transport.exists(outbound, name) and transport.exists(archive, name)
+        if not moved:
+            report.notes.append(f"could not archive {name}: {error}")

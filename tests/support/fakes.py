@@ -74,6 +74,10 @@ class MemoryTransport:
 
     def move(self, directory: str, name: str, to_directory: str) -> None:
         self._step("move", name)
+        if name not in self.folder(directory):
+            raise RemoteError(f"{directory}/{name} is missing")
+        if name in self.folder(to_directory):
+            raise RemoteError(f"{to_directory}/{name} exists already")
         self.folder(to_directory)[name] = self.folder(directory).pop(name)
 
     def close(self) -> None:

@@ -383,6 +383,30 @@ def test_a_file_stored_but_not_archived_is_archived_by_the_next_poll_without_sto
     assert len(stored(store)) == 1
 
 
+@dataclass
+class MovesThenLosesTheAnswer(StampedTransport):
+    """The first move happens on the server, but its answer is lost with the connection."""
+
+    lost: bool = False
+
+    def move(self, directory: str, name: str, to_directory: str) -> None:
+        super().move(directory, name, to_directory)
+        if not self.lost:
+            self.lost = True
+            raise gone()
+
+
+def test_a_move_whose_answer_was_lost_is_found_done_without_a_note(
+    store: Store, template: Template, home: Path
+) -> None:
+    remote = MovesThenLosesTheAnswer()
+    remote.put("stampli_capture_1.csv", captures(10))
+    report = poll(store, remote, template, home, archive_dir="archive")
+    assert report.counts == {"records": 1, "files": 1}
+    assert report.notes == []
+    assert list(remote.folder("archive")) == ["stampli_capture_1.csv"]
+
+
 # -- kill safety ----------------------------------------------------------------------------
 
 
