@@ -47,7 +47,7 @@ Params = Mapping[str, str | int | list[int]]
 NEWEST_FIRST: Params = {"sort": "updated_at_desc"}  # unconfirmed for bills; checked by the caller
 PageCallback = Callable[["PageProgress"], None]
 ID_KEYS = {"bill_vendors": "vendorid", "callbacks": "callbackid"}
-# Pages read again, over one listing, before a list that keeps moving is left to the next run.
+# Times one listing may go back, before a list that keeps moving is left to the next run.
 MAX_REREADS = 50
 
 
@@ -284,10 +284,11 @@ class FreshBooksClient:
         is read, its `total` changes and later rows move: a deletion slides rows
         back onto the page already read. So a page showing a new total is not
         given; the page before it is read again (further back for a bigger
-        change), keeping only rows not yet given. Going back a page, never to
-        page 1, keeps a busy account's listing finite, and keeps a newest-first
-        reader that stops early in order. A list that keeps moving is a
-        temporary failure: nothing is written from an unfinished listing.
+        change), keeping only rows not yet given. Going back a page rather than
+        to page 1 keeps a busy account's listing finite. (A newest-first reader
+        that goes back to page 1 may meet a newly created row out of order and
+        then lists everything: correct, only dearer.) A list that keeps moving
+        is a temporary failure: nothing is written from an unfinished listing.
         A deletion and a creation between two pages leave the total unchanged
         and cannot be seen here; the periodic full sweep is the net for that.
         """

@@ -98,12 +98,18 @@ def fetch_recent(
     fetched = Fetched()
     vendors = newer_than(source.recent_vendor_pages(), watermarks[Kind.VENDOR])
     if vendors is None:
-        log.info("FreshBooks did not sort vendors newest first; listing them all")
+        log.info(
+            "vendors did not come newest first (the sort was ignored, or one changed "
+            "while listed); listing them all"
+        )
         vendors = list(source.list_vendors())
     fetched.vendors = vendors
     bills = newer_than(source.recent_bill_pages(), watermarks[Kind.BILL])
     if bills is None:
-        log.info("FreshBooks did not sort bills newest first; listing them all")
+        log.info(
+            "bills did not come newest first (the sort was ignored, or one changed "
+            "while listed); listing them all"
+        )
         bills = list(source.list_bills())
     fetched.bills = bills
     advance(len(vendors) + len(bills))
