@@ -119,25 +119,23 @@ def options_of(ctx: typer.Context) -> Options:
     return options
 
 
-def finish(ctx: typer.Context, report: Any, *, as_json: bool = False) -> NoReturn:
-    """Show a RunReport the way the caller asked and exit with its code.
-
-    The log file gets the outcome too, so that it tells what each cron run did.
-    """
-    from fbstampli.cli import output
+def log_outcome(report: Any, code: int) -> None:
+    """A run's outcome and problems to the log file only: the console has said them already,
+    and the file is what tells an operator later what each cron run did."""
     from fbstampli.logs import FILE_ONLY
 
-    output.show_report(report, options_of(ctx), as_json=as_json)
     counts = ", ".join(f"{name} {value}" for name, value in sorted(report.counts.items()) if value)
-    log.info(
-        "%s: exit %d; %s",
-        report.command,
-        report.exit_code,
-        counts or "nothing to do",
-        extra=FILE_ONLY,
-    )
+    log.info("%s: exit %d; %s", report.command, code, counts or "nothing to do", extra=FILE_ONLY)
     for problem in report.problems:
         log.warning("%s: %s", report.command, problem, extra=FILE_ONLY)
+
+
+def finish(ctx: typer.Context, report: Any, *, as_json: bool = False) -> NoReturn:
+    """Show a RunReport the way the caller asked, log it, and exit with its code."""
+    from fbstampli.cli import output
+
+    output.show_report(report, options_of(ctx), as_json=as_json)
+    log_outcome(report, int(report.exit_code))
     raise typer.Exit(int(report.exit_code))
 
 

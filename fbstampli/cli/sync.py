@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from fbstampli.cli import MAX_ID, JsonFlag, ReportFormat, app, finish, options_of
+from fbstampli.cli import MAX_ID, JsonFlag, ReportFormat, app, finish, log_outcome, options_of
 from fbstampli.errors import ConfigError
 
 
@@ -96,6 +96,7 @@ def reconcile(
 
     output.show_reconciliation(report, options_of(ctx), output_format, output_file)
     code = 1 if (fail_on_mismatch and report.attention) else int(report.exit_code)
+    log_outcome(report, code)
     raise typer.Exit(code)
 
 
