@@ -10,8 +10,10 @@ own end-to-end tests.
 import contextlib
 import io
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -168,3 +170,37 @@ def test_a_home_that_cannot_be_created_is_one_line_naming_it(tmp_path: Path) -> 
         assert err.startswith("fbstampli: error: cannot ")
         assert reason in err
         assert "--home" in err
+
+
+ENVIRONMENT = [
+    "FBSTAMPLI_DB_KEY",
+    "FBSTAMPLI_SYNC_MAX_ATTEMPTS",
+    "FBSTAMPLI_SYNC_DELETED_BILLS",
+    "FBSTAMPLI_FRESHBOOKS_API_URL",
+    "FBSTAMPLI_FRESHBOOKS_TIMEOUT_SECONDS",
+    "FBSTAMPLI_WEBHOOK_PORT",
+    "FBSTAMPLI_WEBHOOK_HOST",
+    "FBSTAMPLI_MONITORING_PING_URL",
+    "FBSTAMPLI_STAMPLI_INBOUND_DIR",
+    "FBSTAMPLI_PULL_MAX_FILE_MB",
+    "FRESHBOOKS_CLIENT_ID",
+]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    line=st.sampled_from(
+        [["status"], ["push-bills", "--dry-run"], ["audit"], ["retry", "--failed"]]
+    ),
+    environment=st.dictionaries(st.sampled_from(ENVIRONMENT), values, max_size=3),
+)
+@example(line=["status"], environment={"FBSTAMPLI_FRESHBOOKS_API_URL": "http://[::1"})
+@example(line=["status"], environment={"FBSTAMPLI_DB_KEY": "not hex"})
+@fuzz_case
+def test_any_environment_is_a_clear_exit_never_an_internal_error(
+    home: Path, line: list[str], environment: dict[str, str]
+) -> None:
+    with mock.patch.dict(os.environ, {k: v for k, v in environment.items() if "\x00" not in v}):
+        code, _, err = invoke(["--home", str(home), *line])
+    assert code in CLEAR_EXITS, (environment, line, code, err)
+    assert "internal error" not in err
