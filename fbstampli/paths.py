@@ -60,6 +60,12 @@ class Paths:
         """Where `push-bills --dry-run` writes the files it would have uploaded."""
         return self.home / "dry-run"
 
+    def own_files(self) -> set[Path]:
+        """Files a report or backup must never be written over, resolved."""
+        state = self.state.resolve()
+        named = (self.config, self.key_file, self.lock, self.log_file)
+        return {state, Path(f"{state}-wal"), Path(f"{state}-shm"), *(p.resolve() for p in named)}
+
     def ensure(self) -> None:
         """Create the home and its private sub-folders, tightening modes on old ones."""
         try:
@@ -84,13 +90,22 @@ class Paths:
             ) from None
 
 
-def file_place_problem(path: Path) -> str | None:
-    """Why a file cannot be written at `path`, checked before the work that produces it."""
+def file_place_problem(path: Path, home: Paths | None = None) -> str | None:
+    """Why a file cannot be written at `path`, checked before the work that produces it.
+
+    The file is written beside and renamed over: whatever sits at `path` is
+    replaced, so only a plain file may be there, never a link, a device or a
+    pipe (as root, `/dev/null` would become a file), nor one of the home's own.
+    """
     try:
         if path.is_dir():
             return "it is a folder"
         if not path.parent.is_dir():
             return f"the folder {path.parent} does not exist"
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            return "something other than a plain file is there (a link, a device or a pipe)"
+        if home is not None and path.resolve() in home.own_files():
+            return "it is one of fbstampli's own files in its home"
     except OSError as error:  # a name too long, a folder we may not look into
         return str(error.strerror)
     return None

@@ -88,7 +88,7 @@ def reconcile(
     if output_file is not None:
         from fbstampli.paths import file_place_problem
 
-        problem = file_place_problem(output_file)
+        problem = file_place_problem(output_file, options_of(ctx).paths())
         if problem is not None:
             raise ConfigError(f"--output {output_file}: {problem}")
     report = pull.reconcile(options_of(ctx))

@@ -174,7 +174,8 @@ def doctor(options: Options) -> list[CheckResult]:
 
 
 def _last_change(store: Store) -> str:
-    row = store.query_one("SELECT max(at) AS at FROM audit")
+    """When the state last changed; taking a backup is not a change (its row comes after)."""
+    row = store.query_one("SELECT max(at) AS at FROM audit WHERE action != 'state_backup'")
     return str(row["at"]) if row and row["at"] else ""
 
 
@@ -196,6 +197,8 @@ def state_restore(options: Options, source: Path, *, force: bool) -> RunReport:
     require_home(paths)
     if not source.is_file():
         raise ConfigError(f"no backup at {source}")
+    if source.resolve() in paths.own_files():
+        raise ConfigError(f"{source} is fbstampli's own file, not a backup of it")
     report = RunReport("state restore")
     with run_lock(paths.lock):
         current, key = open_state(paths.state, options.env, SystemClock())

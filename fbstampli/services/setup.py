@@ -135,7 +135,7 @@ def state_backup(options: Options, destination: Path) -> RunReport:
 
     report = RunReport("state backup")
     with open_runtime(options, lock=False) as rt:
-        rt.store.backup_to(destination, rt.key)
+        rt.store.backup_to(destination, rt.key, rt.paths)
         rt.store.audit("state_backup", detail=str(destination))
     report.notes.append(f"wrote {destination} (encrypted with the current state key)")
     report.add("written")

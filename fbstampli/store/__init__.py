@@ -22,7 +22,7 @@ import sqlcipher3
 
 from fbstampli.clock import Clock, to_utc_text
 from fbstampli.errors import ConfigError, StateUnusableError, TemporaryError
-from fbstampli.paths import file_place_problem, out_of_room
+from fbstampli.paths import Paths, file_place_problem, out_of_room
 from fbstampli.store.keys import StateKey
 from fbstampli.store.schema import MIGRATIONS, latest_version
 
@@ -277,13 +277,13 @@ class Store:
         """Fold the WAL into the main file, so the file alone is the whole state."""
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
-    def backup_to(self, destination: Path, key: StateKey) -> None:
+    def backup_to(self, destination: Path, key: StateKey, home: Paths | None = None) -> None:
         """Write an encrypted copy (same key) via SQLCipher's export, atomically.
 
         A destination that cannot be written (no such folder, a folder, no room)
         is the caller's to fix: one ConfigError naming it, and no half-written copy.
         """
-        problem = file_place_problem(destination)
+        problem = file_place_problem(destination, home)
         if problem is not None:
             raise ConfigError(f"cannot write a backup to {destination}: {problem}")
         temporary = destination.with_name(f".{destination.name}.tmp")

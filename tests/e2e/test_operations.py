@@ -146,6 +146,37 @@ def test_backup_and_restore_round_trip_refusing_a_newer_state(
     assert status["freshbooks"]["logged_in"] is True
 
 
+def test_a_backup_restores_at_once_without_force(connected: Connected, tmp_path: Path) -> None:
+    # Taking the backup is recorded in the audit trail, but it is no change of the state.
+    backup = tmp_path / "state-backup.db"
+    assert connected.run("state", "backup", str(backup)).code == 0
+    restored = connected.run("state", "restore", str(backup))
+    assert restored.code == 0, restored.stderr
+
+
+def test_backups_and_reports_never_replace_the_homes_files_links_or_devices(
+    connected: Connected, tmp_path: Path
+) -> None:
+    state = connected.home / "state.db"
+    before = state.read_bytes()
+    link = tmp_path / "link.csv"
+    link.symlink_to(tmp_path / "target.csv")
+    for args, says in [
+        (["state", "backup", str(state)], "fbstampli's own files"),
+        (["state", "backup", str(connected.home / "state.key")], "fbstampli's own files"),
+        (["state", "backup", "/dev/null"], "other than a plain file"),
+        (["reconcile", "--output", str(link)], "other than a plain file"),
+        (["reconcile", "--output", str(connected.home / "config.toml")], "own files"),
+        (["state", "restore", str(state)], "own file, not a backup"),
+    ]:
+        result = connected.run(*args)
+        assert result.code == 2, (args, result.stderr)
+        assert says in result.stderr
+    assert state.read_bytes() == before
+    assert link.is_symlink()
+    assert Path("/dev/null").is_char_device()
+
+
 def test_restore_refuses_a_backup_made_with_another_key(
     connected: Connected, tmp_path: Path
 ) -> None:
