@@ -143,7 +143,10 @@ def _log_file_handler(path: Path) -> logging.Handler:
                 error.strerror or error,
             )
 
-    return LogFile(path, maxBytes=5 * 1024 * 1024, backupCount=5, encoding="utf-8")
+    # backslashreplace: a path or value from argv may hold bytes that are not UTF-8.
+    return LogFile(
+        path, maxBytes=5 * 1024 * 1024, backupCount=5, encoding="utf-8", errors="backslashreplace"
+    )
 
 
 def configure_logging(
