@@ -11,6 +11,7 @@ registration.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -143,10 +144,14 @@ def _convert(raw: object, target: Any, key: str, problems: list[str]) -> object:
             return None
     if target in (float, "float"):
         try:
-            return float(str(raw))
+            number = float(str(raw))
         except ValueError:
             problems.append(f"{key}: must be a number")
             return None
+        if not math.isfinite(number):  # "nan" and "inf" parse, and pass any comparison test
+            problems.append(f"{key}: must be a finite number")
+            return None
+        return number
     if isinstance(raw, str):
         return raw
     problems.append(f"{key}: must be text")
@@ -176,24 +181,30 @@ def _check(settings: Settings, problems: list[str]) -> None:
         problems.append("freshbooks.redirect_uri: FreshBooks requires an https URL")
     if "?" in fb.redirect_uri:
         problems.append("freshbooks.redirect_uri: FreshBooks forbids a query string here")
+    # (value, upper bound): above the bound a value is a typo, and would overflow a
+    # timedelta, a socket timeout or SQLite long before it meant anything.
     positive = {
-        "freshbooks.timeout_seconds": fb.timeout_seconds,
-        "sftp.timeout_seconds": settings.sftp.timeout_seconds,
-        "sftp.upload_attempts": settings.sftp.upload_attempts,
-        "sync.max_attempts": settings.sync.max_attempts,
-        "sync.backoff_initial_minutes": settings.sync.backoff_initial_minutes,
-        "sync.backoff_max_hours": settings.sync.backoff_max_hours,
-        "sync.full_sweep_hours": settings.sync.full_sweep_hours,
-        "sync.max_rows_per_file": settings.sync.max_rows_per_file,
-        "pull.interval_minutes": settings.pull.interval_minutes,
-        "pull.max_file_mb": settings.pull.max_file_mb,
-        "webhook.max_body_bytes": settings.webhook.max_body_bytes,
+        "freshbooks.timeout_seconds": (fb.timeout_seconds, 3600),
+        "sftp.timeout_seconds": (settings.sftp.timeout_seconds, 3600),
+        "sftp.upload_attempts": (settings.sftp.upload_attempts, 100),
+        "sync.max_attempts": (settings.sync.max_attempts, 10_000),
+        "sync.backoff_initial_minutes": (settings.sync.backoff_initial_minutes, 7 * 24 * 60),
+        "sync.backoff_max_hours": (settings.sync.backoff_max_hours, 365 * 24),
+        "sync.full_sweep_hours": (settings.sync.full_sweep_hours, 365 * 24),
+        "sync.max_rows_per_file": (settings.sync.max_rows_per_file, 1_000_000),
+        "pull.interval_minutes": (settings.pull.interval_minutes, 365 * 24 * 60),
+        "pull.max_file_mb": (settings.pull.max_file_mb, 1_000_000),
+        "webhook.max_body_bytes": (settings.webhook.max_body_bytes, 100 * 1024 * 1024),
+        "reconcile.approved_unpaid_days": (settings.reconcile.approved_unpaid_days, 3650),
+        "reconcile.uncaptured_hours": (settings.reconcile.uncaptured_hours, 3650 * 24),
     }
-    for key, value in positive.items():
-        if value is not None and value <= 0:
-            problems.append(f"{key}: must be greater than 0")
-    if fb.max_retries < 0:
-        problems.append("freshbooks.max_retries: must be 0 or more")
+    for key, (value, most) in positive.items():
+        if value is not None and not 0 < value <= most:
+            problems.append(f"{key}: must be greater than 0 and at most {most}")
+    if not 0 <= fb.max_retries <= 100:
+        problems.append("freshbooks.max_retries: must be between 0 and 100")
+    if not 0 <= settings.webhook.debounce_seconds <= 3600:
+        problems.append("webhook.debounce_seconds: must be between 0 and 3600")
     if settings.sync.deleted_bills not in ("report", "ignore"):
         problems.append("sync.deleted_bills: must be 'report' or 'ignore'")
     if not 0 < settings.webhook.port < 65536:
@@ -229,6 +240,8 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(
             f"{path}: not valid TOML ({error}); fix the file or run `fbstampli init`"
         ) from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; save it as UTF-8") from None
     except OSError as error:
         raise ConfigError(f"{path}: cannot be read ({error.strerror})") from None
 

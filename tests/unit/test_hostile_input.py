@@ -186,3 +186,23 @@ def test_a_damaged_private_key_file_is_told_unreadable_never_a_crash(
         if damaged:
             damaged[position % len(damaged)] = char
     assert private_key_kind("".join(damaged)) in ("plain", "encrypted", "unreadable")
+
+
+def test_non_finite_and_absurd_numbers_are_named_setting_errors() -> None:
+    env = {
+        "FBSTAMPLI_FRESHBOOKS_TIMEOUT_SECONDS": "nan",  # passes every comparison
+        "FBSTAMPLI_SFTP_TIMEOUT_SECONDS": "inf",
+        "FBSTAMPLI_SYNC_BACKOFF_MAX_HOURS": "99999999999999",  # overflows a timedelta
+    }
+    error = failure_of(lambda: load_settings({}, env, None), ConfigError)
+    assert error is not None
+    for key in ("freshbooks.timeout_seconds", "sftp.timeout_seconds", "sync.backoff_max_hours"):
+        assert key in str(error)
+
+
+def test_a_config_file_that_is_not_utf8_is_one_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_bytes(b"\xff\xfe[sync]\n")
+    error = failure_of(lambda: load_settings({}, {}, path), ConfigError)
+    assert error is not None
+    assert "not UTF-8" in str(error)
