@@ -112,8 +112,8 @@ def file_place_problem(path: Path, home: Paths | None = None) -> str | None:
 
 
 def out_of_room(error: OSError) -> bool:
-    """A full disk or quota: worth trying again later, unlike a bad path."""
-    return error.errno in (errno.ENOSPC, errno.EDQUOT)
+    """A full disk, a quota or a file-size limit: worth trying again later, unlike a bad path."""
+    return error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 def expanded(path: Path, named: str) -> Path:

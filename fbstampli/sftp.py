@@ -35,7 +35,9 @@ from fbstampli.errors import (
     HostKeyError,
     RemoteError,
     RemoteUnavailableError,
+    TemporaryError,
 )
+from fbstampli.paths import out_of_room
 from fbstampli.sync.ports import RemoteFile, part_name
 
 log = logging.getLogger(__name__)
@@ -216,6 +218,11 @@ def _translate(
     """
     if isinstance(error, FbstampliError):
         return error
+    if isinstance(error, paramiko.AuthenticationException) and "timeout" in str(error).lower():
+        # paramiko's "Authentication timeout.": a slow or stalled server, not a refusal.
+        return RemoteUnavailableError(
+            f"SFTP server {where} did not finish the login in time; will retry"
+        )
     if isinstance(error, paramiko.AuthenticationException):
         return SftpLoginError(
             f"SFTP login refused for {where}; check the password with `fbstampli auth sftp`"
@@ -464,15 +471,10 @@ class SftpTransport:
         path = _join(directory, name)
         temporary = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.tmp")
         try:
-            with (
-                self._mapped("download", path),
-                self._sftp.open(path, "rb") as remote,
-                temporary.open("wb") as local,
-            ):
-                size, digest = _copy_capped(remote, local, max_bytes, path)
-                local.flush()
-                os.fsync(local.fileno())
-            os.replace(temporary, dest)
+            with _LocalCopy(temporary, dest.parent) as local:
+                with self._mapped("download", path), self._sftp.open(path, "rb") as remote:
+                    size, digest = _copy_capped(remote, local, max_bytes, path)
+                local.finish(dest)
         finally:
             temporary.unlink(missing_ok=True)
         return size, digest
@@ -526,7 +528,57 @@ def _hash_stream(handle: _Readable) -> str:
     return digest.hexdigest()
 
 
-def _copy_capped(source: _Readable, sink: IO[bytes], max_bytes: int, path: str) -> tuple[int, str]:
+class _LocalCopy:
+    """The local side of a download: its failures are this machine's, never the server's.
+
+    Inside the transfer, an `OSError` would read as an SFTP status; here a local
+    one becomes its own error naming the local folder (a full disk is temporary).
+    """
+
+    def __init__(self, temporary: Path, folder: Path) -> None:
+        self._temporary = temporary
+        self._folder = folder
+        try:
+            self._file: IO[bytes] = temporary.open("wb")
+        except OSError as error:
+            raise self._failure(error) from None
+
+    def _failure(self, error: OSError) -> FbstampliError:
+        if out_of_room(error):
+            return TemporaryError(
+                f"cannot write the local copy in {self._folder}: the disk is full; "
+                "free space and re-run"
+            )
+        return ConfigError(
+            f"cannot write the local copy in {self._folder} ({error.strerror}); "
+            "check that folder's permissions"
+        )
+
+    def __enter__(self) -> _LocalCopy:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        with suppress(OSError):
+            self._file.close()
+
+    def write(self, block: bytes) -> int:
+        try:
+            return self._file.write(block)
+        except OSError as error:
+            raise self._failure(error) from None
+
+    def finish(self, dest: Path) -> None:
+        """Flush, fsync and rename into place: the copy is whole or not there."""
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            os.replace(self._temporary, dest)
+        except OSError as error:
+            raise self._failure(error) from None
+
+
+def _copy_capped(source: _Readable, sink: _LocalCopy, max_bytes: int, path: str) -> tuple[int, str]:
     digest = hashlib.sha256()
     size = 0
     while block := source.read(_BLOCK):

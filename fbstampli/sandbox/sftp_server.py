@@ -144,6 +144,7 @@ class Faults:
 
     drop_after_bytes: int | None = None  # close the connection once this many bytes arrived
     drop_reads: int = 0  # cut the connection at each of the next this many read requests
+    login_delay: float = 0.0  # seconds each password or key check takes: a stalled server
     disk_full: bool = False  # every write answers SSH_FX_FAILURE, as OpenSSH does on ENOSPC
     deny_writes: bool = False  # opening for write answers SSH_FX_PERMISSION_DENIED
     write_delay: float = 0.0  # seconds to sleep in each write request
@@ -170,6 +171,7 @@ class _Auth(paramiko.ServerInterface):
         return "password,publickey"
 
     def check_auth_password(self, username: str, password: str) -> int:
+        time.sleep(self.server.faults.login_delay)
         if username == self.server.username and password == self.server.password:
             return AUTH_SUCCESSFUL
         return AUTH_FAILED

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from fbstampli.config import Settings
-from fbstampli.errors import ExportParseError, RemoteError, RemoteUnavailableError
+from fbstampli.errors import ConfigError, ExportParseError, RemoteError, RemoteUnavailableError
 from fbstampli.models import ExportKind, Kind, StampliRecord
 from fbstampli.report import RunReport
 from fbstampli.stampli.parse import detect_export_kind, parse_export
@@ -437,7 +437,16 @@ def pull(
     """
     outbound = context.settings.stampli.outbound_dir
     archive = context.settings.stampli.archive_dir
-    context.folder.mkdir(parents=True, exist_ok=True)
+    try:
+        context.folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(
+            f"cannot keep Stampli's files in {context.folder} ({error.strerror}); check that folder"
+        ) from None
+    # A download killed mid-file leaves its temporary copy; under the run lock no other
+    # run is writing one, so what is here is litter.
+    for litter in context.folder.glob(".*.tmp"):
+        litter.unlink(missing_ok=True)
     links = BillLinks(store)
     for remote in connection.get().list_files(outbound):
         try:

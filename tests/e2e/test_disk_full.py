@@ -5,6 +5,7 @@ every write past the limit fails inside the process as on a full disk, for
 the state, its WAL and the local copies alike; nothing in the product knows.
 """
 
+import json
 import resource
 import signal
 import subprocess
@@ -88,3 +89,27 @@ def test_a_log_file_that_cannot_be_written_is_one_warning_and_the_run_goes_on(
     quiet = connected.run("-q", "push-bills")
     assert quiet.code == 0
     assert quiet.stderr == ""  # cron's -q: errors only, and this is not one
+
+
+def test_a_disk_that_fills_during_a_download_is_named_as_this_machines_and_resumed(
+    connected: Connected,
+) -> None:
+    assert connected.run("push-bills").code == 0
+    export = connected.sftp.root / "outbound" / "stampli_payment_big.csv"
+    wide = "Vendor " + "x" * 1900
+    with export.open("w", encoding="utf-8", newline="") as out:
+        out.write(
+            "Stampli Invoice ID,FreshBooks Bill ID,Payment ID,Payment Date,Amount,Vendor Name\r\n"
+        )
+        rows = 0
+        while out.tell() < 2 * 1024 * 1024:
+            out.write(f"STP-{rows:07d},{rows},PAY-{rows},2026-11-24,1.00,{wide}\r\n")
+            rows += 1
+    result = run_on_a_full_disk(connected.home, 1024 * 1024, "pull-stampli", "--now")
+    assert result.code == 75, result.stderr
+    assert one_line(result.stderr)
+    assert f"cannot write the local copy in {connected.home / 'stampli'}" in result.stderr
+    assert "SFTP server" not in result.stderr
+    again = connected.run("pull-stampli", "--now", "--json")
+    assert again.code == 0, again.stderr
+    assert json.loads(again.stdout)["counts"] == {"files": 1, "records": rows}

@@ -226,3 +226,24 @@ def test_a_200_mb_export_is_pulled_in_bounded_memory(connected: Connected) -> No
     assert json.loads(completed.stdout)["counts"] == {"files": 1, "records": rows}
     maxrss_mb = int(completed.stderr.rsplit("maxrss_kb=", 1)[1].split()[0]) / 1024
     assert maxrss_mb < 150, f"peak RSS {maxrss_mb:.0f} MB for a 200 MB file"
+
+
+def test_a_file_where_the_copies_folder_should_be_is_named(connected: Connected) -> None:
+    pushed(connected)
+    (connected.home / "stampli").write_text("not a folder")
+    result = connected.run("pull-stampli", "--now")
+    assert result.code == 2, result.stderr
+    assert f"cannot keep Stampli's files in {connected.home / 'stampli'}" in result.stderr
+
+
+def test_a_copy_left_by_a_killed_download_is_swept_by_the_next_pull(
+    connected: Connected,
+) -> None:
+    stampli = pushed(connected)
+    stampli.export_captures(list(stampli.inbound_bills().values()))
+    copies = connected.home / "stampli"
+    copies.mkdir(exist_ok=True)
+    litter = copies / ".000001-stampli_capture_x.csv.0a1b2c3d.tmp"
+    litter.write_text("half a file")
+    assert connected.run("pull-stampli", "--now").code == 0
+    assert not litter.exists()

@@ -60,3 +60,28 @@ def test_a_file_that_is_no_private_key_is_refused_before_any_connection(
     assert output.strip() == (
         f"fbstampli: error: --key-file {key_file} is not an Ed25519, ECDSA or RSA private key"
     )
+
+
+def test_a_login_that_stalls_is_a_temporary_failure_not_a_wrong_password(
+    connected: Connected,
+) -> None:
+    sftp = connected.sftp
+    sftp.faults.login_delay = 3.0  # the server takes longer than our timeout to answer
+    result = connected.run(
+        "auth",
+        "sftp",
+        "--host",
+        sftp.host,
+        "--port",
+        str(sftp.port),
+        "--username",
+        sftp.username,
+        "--password-stdin",
+        "--accept-host-key",
+        sftp.host_key.sha256_fingerprint,
+        stdin=sftp.password + "\n",
+        env={"FBSTAMPLI_SFTP_TIMEOUT_SECONDS": "1"},
+    )
+    assert result.code == 75, result.stderr
+    assert "did not finish the login in time" in result.stderr
+    assert "password" not in result.stderr
