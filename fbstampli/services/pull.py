@@ -14,7 +14,7 @@ from fbstampli.options import Options
 from fbstampli.report import RunReport
 from fbstampli.runtime import Runtime, open_runtime
 from fbstampli.store import Store
-from fbstampli.store.runs import finish_run, start_run
+from fbstampli.store.runs import finish_failed_run, finish_run, start_run
 from fbstampli.sync import reconcile as matching
 from fbstampli.sync.ports import BillSource
 from fbstampli.sync.reconcile import BillFacts, Money, StampliFacts
@@ -47,8 +47,10 @@ def run_pull(rt: Runtime, *, now: bool = False) -> RunReport:
         pull(rt.store, Connection(rt.transport), context, report)
         with rt.store.transaction():
             rt.store.put_value(LAST_PULL_KEY, to_utc_text(rt.clock.now()))
-    finally:
-        finish_run(rt.store, run_id, report)
+    except BaseException as error:
+        finish_failed_run(rt.store, run_id, report, error)
+        raise
+    finish_run(rt.store, run_id, report)
     return report
 
 
@@ -208,8 +210,10 @@ def run_reconcile(rt: Runtime) -> RunReport:
             run_id=run_id,
             report=report,
         )
-    finally:
-        finish_run(rt.store, run_id, report)
+    except BaseException as error:
+        finish_failed_run(rt.store, run_id, report, error)
+        raise
+    finish_run(rt.store, run_id, report)
     return report
 
 

@@ -10,7 +10,7 @@ from fbstampli.options import Options
 from fbstampli.report import RunReport
 from fbstampli.runtime import Runtime, open_runtime
 from fbstampli.store.outbox import queue_delivery
-from fbstampli.store.runs import finish_run, start_run
+from fbstampli.store.runs import finish_failed_run, finish_run, start_run
 from fbstampli.sync.connection import Connection
 from fbstampli.sync.deliver import deliver
 from fbstampli.sync.push import PushContext, push
@@ -55,9 +55,12 @@ def run_push(
             only_events=only_events,
             advance=advance,
         )
-    finally:
+    except BaseException as error:
         if run_id is not None:
-            finish_run(rt.store, run_id, report)
+            finish_failed_run(rt.store, run_id, report, error)
+        raise
+    if run_id is not None:
+        finish_run(rt.store, run_id, report)
     return report
 
 
@@ -148,16 +151,20 @@ def retry(
         if queue_only or not report.counts.get("requeued"):
             return report
         run_id = start_run(store, "retry")
-        deliver(
-            store,
-            Connection(rt.transport),
-            rt.renderer(),
-            settings=rt.settings,
-            business=business_name(rt),
-            clock=rt.clock,
-            run_id=run_id,
-            report=report,
-        )
+        try:
+            deliver(
+                store,
+                Connection(rt.transport),
+                rt.renderer(),
+                settings=rt.settings,
+                business=business_name(rt),
+                clock=rt.clock,
+                run_id=run_id,
+                report=report,
+            )
+        except BaseException as error:
+            finish_failed_run(store, run_id, report, error)
+            raise
         finish_run(store, run_id, report)
     return report
 

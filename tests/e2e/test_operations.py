@@ -223,3 +223,15 @@ def test_log_format_json_writes_one_object_per_line_to_the_log_file(
     assert entries, "nothing was logged"
     assert {"time", "level", "logger", "message"} <= set(entries[-1])
     assert entries[-1]["message"].startswith("push-bills: exit 0; ")
+
+
+def test_status_shows_a_run_that_failed_with_its_real_exit_code(connected: Connected) -> None:
+    assert connected.run("push-bills").code == 0
+    connected.freshbooks.expire_access_tokens()
+    assert connected.freshbooks.auth.refresh(connected.secrets()[4])  # someone else spent it
+    assert connected.run("push-bills").code == 3
+    connected.sftp.stop()
+    assert connected.run("pull-stampli", "--now").code == 75
+    runs = json.loads(connected.run("status", "--json").stdout)["runs"]
+    assert runs["push-bills"]["exit_code"] == 3
+    assert runs["pull-stampli"]["exit_code"] == 75
