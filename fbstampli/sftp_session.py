@@ -32,7 +32,8 @@ def stored_description(store: Store) -> dict[str, Any] | None:
 
 
 def with_stored_folders(settings: Settings, store: Store) -> Settings:
-    """Folders given to `auth sftp` belong to that login and win over the config file."""
+    """Folders given to `auth sftp --inbound/--outbound` belong to that login and win over
+    the config file; a login stored without them leaves the config in charge."""
     described = stored_description(store)
     if not described:
         return settings
@@ -66,13 +67,16 @@ def load_target(store: Store, settings: Settings) -> SftpTarget:
     )
 
 
-def save_target(store: Store, target: SftpTarget) -> None:
+def save_target(
+    store: Store, target: SftpTarget, *, inbound: str | None = None, outbound: str | None = None
+) -> None:
+    """Store the login; `inbound`/`outbound` only when given, so the config keeps the rest."""
     description = {
         "host": target.host,
         "port": target.port,
         "username": target.username,
-        "inbound": target.inbound_dir,
-        "outbound": target.outbound_dir,
+        "inbound": inbound,
+        "outbound": outbound,
         "host_key_type": target.host_key.key_type,
         "host_key_base64": target.host_key.base64,
         "host_key_fingerprint": target.host_key.sha256_fingerprint,

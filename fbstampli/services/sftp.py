@@ -81,7 +81,7 @@ def auth_sftp(
         with SftpTransport.connect(target, timeout=timeout) as transport:
             transport.list_files(target.inbound_dir)
             transport.list_files(target.outbound_dir)
-        save_target(rt.store, target)
+        save_target(rt.store, target, inbound=inbound, outbound=outbound)
         report.notes.append(
             f"stored {target.address}; pinned {host_key.key_type} {host_key.sha256_fingerprint}"
         )

@@ -278,3 +278,41 @@ def test_state_file_is_unreadable_without_the_key(connected: Connected) -> None:
         sqlite3.connect(connected.home / "state.db").execute(
             "SELECT 1 FROM sqlite_master"
         ).fetchall()
+
+
+def test_folders_set_in_the_config_apply_to_a_login_stored_without_them(
+    connected: Connected,
+) -> None:
+    # `auth sftp` was run without --inbound/--outbound: the config keeps the folders.
+    (connected.sftp.root / "elsewhere").mkdir()
+    result = connected.run("push-bills", env={"FBSTAMPLI_STAMPLI_INBOUND_DIR": "elsewhere"})
+    assert result.code == 0, result.stderr
+    assert len(list((connected.sftp.root / "elsewhere").iterdir())) == 3
+    assert connected.inbound_files() == []
+
+
+def test_a_folder_given_to_auth_sftp_wins_over_the_config(connected: Connected) -> None:
+    sftp = connected.sftp
+    (sftp.root / "given").mkdir()
+    (sftp.root / "configured").mkdir()
+    stored = connected.run(
+        "auth",
+        "sftp",
+        "--host",
+        sftp.host,
+        "--port",
+        str(sftp.port),
+        "--username",
+        sftp.username,
+        "--password-stdin",
+        "--accept-host-key",
+        sftp.host_key.sha256_fingerprint,
+        "--inbound",
+        "given",
+        stdin=sftp.password + "\n",
+    )
+    assert stored.code == 0, stored.stderr
+    result = connected.run("push-bills", env={"FBSTAMPLI_STAMPLI_INBOUND_DIR": "configured"})
+    assert result.code == 0, result.stderr
+    assert len(list((sftp.root / "given").iterdir())) == 3
+    assert list((sftp.root / "configured").iterdir()) == []
