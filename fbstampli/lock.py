@@ -35,7 +35,8 @@ def run_lock(path: Path, *, wait_seconds: float = 0.0) -> Iterator[None]:
                     holder = _read_holder(fd)
                     raise LockHeldError(
                         f"another fbstampli run{holder} is using {path.parent}; "
-                        "it will be retried on the next schedule"
+                        "nothing was done: try again when it has finished (cron's next "
+                        "run does so by itself)"
                     ) from None
                 time.sleep(0.05)
         os.ftruncate(fd, 0)

@@ -127,6 +127,10 @@ def key_rotate(options: Options) -> RunReport:
         replace_state(rotating, paths.state)
         promote_key(paths.state, new_key)
     report.add("rotated")
+    report.notes.append(
+        "backups taken before now open only with the old key, which is gone: "
+        "take a new one with `fbstampli state backup FILE`"
+    )
     return report
 
 

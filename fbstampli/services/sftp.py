@@ -45,7 +45,10 @@ def auth_sftp(
     from fbstampli.sftp_session import host_key_from_known_hosts, save_target
 
     if not password and not private_key:
-        raise ConfigError("give --password-stdin or --key-file")
+        raise ConfigError(
+            "no password or key was given: pipe the password to --password-stdin "
+            "(it read an empty line), or use --key-file"
+        )
     report = RunReport("auth sftp")
     with open_runtime(options) as rt:
         timeout = rt.settings.sftp.timeout_seconds

@@ -249,6 +249,8 @@ def load_template(path: Path | None) -> Template:
     else:
         origin = str(path)
         try:
+            if path.exists() and not path.is_file():  # /dev/zero or a pipe would never end
+                raise TemplateError(f"Stampli template {path} is not a plain file")
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise TemplateError(

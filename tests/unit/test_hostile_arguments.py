@@ -144,6 +144,7 @@ def test_any_value_for_any_option_is_a_clear_exit_never_an_internal_error(
         (["reconcile", "--output", "x" * 300 + "/r.csv"], "File name too long"),
         (["state", "backup", "y" * 300], "File name too long"),
         (["init", "--key-source", "keyring"], "init never replaces a key"),
+        (["template", "check", "/dev/zero"], "not a plain file"),  # once read forever
     ],
 )
 def test_a_value_out_of_range_is_refused_before_any_work_with_exit_2(
