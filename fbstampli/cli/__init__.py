@@ -55,6 +55,11 @@ class ReportFormat(StrEnum):
     JSON = "json"
 
 
+# The log file this process writes, once the global options are known: a bug's one line
+# names it, so nobody has to guess which home's log holds the traceback.
+_log_file_in_use: list[Path] = []
+
+
 def _version(value: bool) -> None:
     if value:
         sys.stdout.write(f"fbstampli {__version__}\n")
@@ -109,6 +114,7 @@ def _global(
     from fbstampli.logs import configure_logging
 
     log_file = options.paths().existing_log_file()
+    _log_file_in_use[:] = [log_file] if log_file else []
     configure_logging(verbose=verbose, quiet=quiet, log_format=log_format, log_file=log_file)
 
 
@@ -188,9 +194,10 @@ def run(args: Sequence[str] | None = None) -> int:
         from fbstampli.logs import CRASH_LOGGER
 
         logging.getLogger(CRASH_LOGGER).exception("internal error")
+        where = _log_file_in_use[0] if _log_file_in_use else "the log file (or run with -vv)"
         sys.stderr.write(
             f"fbstampli: internal error ({type(error).__name__}); this is a bug: the traceback "
-            "is in <home>/logs/fbstampli.log (or run with -vv); please report it\n"
+            f"is in {where}; please report it\n"
         )
         code = ExitCode.INTERNAL
     sys.stdout.flush()

@@ -1,11 +1,14 @@
 """status, doctor and audit through the real CLI on a connected home."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import Connected
+from tests.support.cli import cli_env
 from tests.support.summary import find_secrets
 
 STATUS_KEYS = {
@@ -235,3 +238,37 @@ def test_status_shows_a_run_that_failed_with_its_real_exit_code(connected: Conne
     runs = json.loads(connected.run("status", "--json").stdout)["runs"]
     assert runs["push-bills"]["exit_code"] == 3
     assert runs["pull-stampli"]["exit_code"] == 75
+
+
+PLANTED_BUG = (
+    "import sys\n"
+    "import fbstampli.services.ops as ops\n"
+    "def broken(*args, **kwargs):\n"
+    "    raise ZeroDivisionError('a planted bug')\n"
+    "ops.status = broken\n"
+    "from fbstampli.cli import main\n"
+    "sys.argv = ['fbstampli', *sys.argv[1:]]\n"
+    "main()\n"
+)
+
+
+def test_a_bug_is_one_line_naming_the_log_file_that_holds_its_traceback(
+    connected: Connected,
+) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-c", PLANTED_BUG, "status"],
+        env=cli_env(connected.home),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    log_file = connected.home / "logs" / "fbstampli.log"
+    assert completed.returncode == 70
+    assert completed.stderr.splitlines() == [
+        f"fbstampli: internal error (ZeroDivisionError); this is a bug: the traceback is in "
+        f"{log_file}; please report it"
+    ]
+    logged = log_file.read_text()
+    assert "Traceback" in logged
+    assert "ZeroDivisionError: a planted bug" in logged
