@@ -204,7 +204,28 @@ def _freshbooks(
     account = rt.store.get_value("freshbooks.account_id")
     if not any(m.account_id == account for m in memberships):
         raise FbstampliError(f"this login no longer reaches account {account}")
+    missing = _missing_scopes(rt)
+    if missing:
+        raise FbstampliError(
+            f"the login was granted without {', '.join(missing)}, which sync reads; run "
+            "`fbstampli auth login` and grant them (the app registration must offer them)"
+        )
     return f"the token works for account {account}"
+
+
+def _missing_scopes(rt: Runtime) -> list[str]:
+    """Read scopes sync needs that the stored grant lacks; the identity call works without them,
+    and the first sync would only then fail with exit 3."""
+    from fbstampli.freshbooks.session import StateTokenStore
+
+    token = StateTokenStore(rt.store).load()
+    if token is None or not token.scope:  # FreshBooks did not say: nothing to judge by
+        return []
+    needed = ["user:bills:read", "user:bill_vendors:read"]
+    if rt.settings.sync.send_payments:
+        needed.append("user:bill_payments:read")
+    granted = set(token.scope.split())
+    return [scope for scope in needed if scope not in granted]
 
 
 def _sftp_checks(rt: Runtime) -> list[CheckResult]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Connected
+from tests.e2e.conftest import REDIRECT_URI, Connected
 from tests.support.cli import cli_env
 from tests.support.summary import find_secrets
 
@@ -75,6 +75,16 @@ def test_doctor_names_a_dead_freshbooks_login(connected: Connected) -> None:
     assert checks["FreshBooks"]["ok"] is False
     assert "auth login" in checks["FreshBooks"]["detail"] + checks["FreshBooks"]["fix"]
     assert checks["SFTP login"]["ok"] is True
+
+
+def test_doctor_names_scopes_the_login_was_not_granted(connected: Connected) -> None:
+    code = connected.freshbooks.issue_code(REDIRECT_URI, scope="user:profile:read user:bills:read")
+    assert connected.run("auth", "login", "--code", code).code == 0
+    checks = doctor(connected)
+    assert checks["FreshBooks"]["ok"] is False
+    detail = checks["FreshBooks"]["detail"]
+    assert "user:bill_vendors:read, user:bill_payments:read" in detail
+    assert "auth login" in detail
 
 
 def test_doctor_names_an_unwritable_inbound(connected: Connected) -> None:
