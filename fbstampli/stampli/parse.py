@@ -94,7 +94,10 @@ def _parse_value(
         if field_type in (FieldType.ID, FieldType.INTEGER):
             if not _INTEGER.match(value):
                 raise ValueError("not a whole number")
-            return int(value)
+            number = int(value)
+            if not -(2**63) <= number < 2**63:  # what SQLite can store; no FreshBooks id is near
+                raise ValueError("too large for an id")
+            return number
         if field_type in (FieldType.AMOUNT, FieldType.DECIMAL):
             if layout.file.decimal_separator == ",":
                 value = value.replace(",", ".")

@@ -259,6 +259,17 @@ def test_amounts_that_are_not_plain_decimals_are_refused(amount: str) -> None:
     assert (caught.value.line, caught.value.column) == (2, "Amount")
 
 
+@pytest.mark.parametrize("bill_id", ["9" * 23, "-" + "9" * 20])
+def test_an_id_too_large_to_store_is_a_parse_error_not_a_crash(bill_id: str) -> None:
+    # Once an OverflowError in SQLite on every pull, holding up every later export.
+    header = b"Stampli Invoice ID,FreshBooks Bill ID,Payment ID,Payment Date,Amount\r\n"
+    data = header + f"S-1,{bill_id},P-1,2026-11-20,5.00\r\n".encode()
+    with pytest.raises(ExportParseError) as caught:
+        parse_bytes(data, "x_payment.csv")
+    assert (caught.value.line, caught.value.column) == (2, "FreshBooks Bill ID")
+    assert "too large" in caught.value.reason
+
+
 def test_bad_encoding_names_the_line_it_is_on() -> None:
     raw = (
         f"{APPROVAL_HEADER}\r\nS-1,42,Approved,Ann,\r\n".encode() + b"S-2,43,Approved,\xff\xfe,\r\n"
