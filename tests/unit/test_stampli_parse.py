@@ -259,7 +259,7 @@ def test_amounts_that_are_not_plain_decimals_are_refused(amount: str) -> None:
     assert (caught.value.line, caught.value.column) == (2, "Amount")
 
 
-@pytest.mark.parametrize("bill_id", ["9" * 23, "-" + "9" * 20])
+@pytest.mark.parametrize("bill_id", ["9" * 23, str(2**63)])
 def test_an_id_too_large_to_store_is_a_parse_error_not_a_crash(bill_id: str) -> None:
     # Once an OverflowError in SQLite on every pull, holding up every later export.
     header = b"Stampli Invoice ID,FreshBooks Bill ID,Payment ID,Payment Date,Amount\r\n"
