@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
@@ -77,10 +78,16 @@ def verify_signature(raw_body: bytes, signature_header: str | None, verifier: st
     return hmac.compare_digest(expected, given)
 
 
+_ID = re.compile(r"[0-9]{1,19}")
+
+
 def _optional_int(value: str | None) -> int | None:
-    if value is None or not value.strip().isdigit():
+    """An id as FreshBooks sends it: ASCII digits that fit SQLite. `str.isdigit` is not
+    enough: it accepts "²", which int() refuses, and any length, which SQLite refuses."""
+    if value is None or not _ID.fullmatch(value.strip()):
         return None
-    return int(value)
+    number = int(value)
+    return number if number < 2**63 else None
 
 
 def parse_event(raw_body: bytes) -> WebhookEvent | None:

@@ -9,14 +9,16 @@ import io
 import json
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlencode
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from fbstampli.config import load_settings
 from fbstampli.errors import ConfigError, ExportParseError, RemoteError, TemplateError
 from fbstampli.freshbooks.parse import parse_bill, parse_bill_payment, parse_vendor
-from fbstampli.freshbooks.webhooks import parse_event, verify_signature
+from fbstampli.freshbooks.webhooks import parse_event, parse_verification, verify_signature
 from fbstampli.sandbox.sftp_server import generate_key_text
 from fbstampli.sftp import private_key_kind
 from fbstampli.stampli.parse import parse_export
@@ -83,10 +85,20 @@ def test_freshbooks_vendor_and_payment_json_parse_or_raise_remote_error(data: ob
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=400), st.one_of(st.none(), st.text(max_size=60)))
+@example(b"name=bill.create&object_id=%C2%B2&account_id=A", None)  # "²" is a digit
+@example(("name=bill.create&account_id=A&object_id=" + "9" * 5000).encode(), None)
+@example(("verifier=v&object_id=" + "9" * 23).encode(), None)
 @fuzz_case
 def test_webhook_garbage_is_never_valid_and_never_raises(body: bytes, header: str | None) -> None:
     assert verify_signature(body, header, "a-verifier-of-some-length") is False
     parse_event(body)
+    parse_verification(body)
+
+
+@pytest.mark.parametrize("object_id", ["²", "9" * 5000, "9" * 23, "-1"])
+def test_an_event_id_that_is_no_storable_id_makes_no_event(object_id: str) -> None:
+    body = urlencode({"name": "bill.create", "object_id": object_id, "account_id": "A"})
+    assert parse_event(body.encode()) is None
 
 
 @settings(max_examples=200, deadline=None)

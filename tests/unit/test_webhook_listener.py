@@ -231,6 +231,19 @@ REJECTED: dict[str, tuple[Callable[[], tuple[bytes, str | None]], int]] = {
         ),
         400,
     ),
+    **{
+        f"signed with object id {label}": (
+            lambda value=value: (
+                urlencode(
+                    odd := (("name", "bill.create"), ("object_id", value), ("account_id", "A"))
+                ).encode(),
+                sign(odd, VERIFIER),
+            ),
+            400,
+        )
+        for label, value in (("²", "²"), ("of 500 digits", "9" * 500), ("of 23 digits", "9" * 23))
+    },
+    "handshake with object id ²": (lambda: (b"verifier=abc&object_id=%C2%B2", None), 400),
 }
 
 
