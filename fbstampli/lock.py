@@ -46,6 +46,32 @@ def run_lock(path: Path, *, wait_seconds: float = 0.0) -> Iterator[None]:
         os.close(fd)
 
 
+@contextmanager
+def listener_lock(path: Path, *, holder: str) -> Iterator[None]:
+    """Held by `serve-webhook` while it serves, and by `state restore` / `key rotate`.
+
+    The listener keeps the state open for its whole life; a restore or a rotation
+    swaps the file under it, and events it then accepts go into the old, unlinked
+    file and are lost. So each side refuses while the other holds this lock
+    (`holder` says who tries, for the message the other one gets).
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            who = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another command"
+            raise LockHeldError(
+                f"{who} is using {path.parent}; {holder} cannot run at the same time: "
+                "stop it (or wait for it), then run this again"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{holder} (pid {os.getpid()})".encode())
+        yield
+    finally:
+        os.close(fd)
+
+
 def _read_holder(fd: int) -> str:
     try:
         text = os.pread(fd, 32, 0).decode().strip()

@@ -47,6 +47,11 @@ class Paths:
         return self.home / "run.lock"
 
     @property
+    def listener_lock(self) -> Path:
+        """Held while serve-webhook runs; see `lock.listener_lock`."""
+        return self.home / "listener.lock"
+
+    @property
     def stampli_files(self) -> Path:
         """Local copies of every Stampli export we downloaded, kept for the audit trail."""
         return self.home / "stampli"

@@ -189,7 +189,7 @@ def state_restore(options: Options, source: Path, *, force: bool) -> RunReport:
 
     from fbstampli.clock import SystemClock
     from fbstampli.errors import ConfigError
-    from fbstampli.lock import run_lock
+    from fbstampli.lock import listener_lock, run_lock
     from fbstampli.runtime import require_home
     from fbstampli.store import Store, open_state
 
@@ -200,7 +200,7 @@ def state_restore(options: Options, source: Path, *, force: bool) -> RunReport:
     if source.resolve() in paths.own_files():
         raise ConfigError(f"{source} is fbstampli's own file, not a backup of it")
     report = RunReport("state restore")
-    with run_lock(paths.lock):
+    with run_lock(paths.lock), listener_lock(paths.listener_lock, holder="state restore"):
         current, key = open_state(paths.state, options.env, SystemClock())
         try:
             current_change = _last_change(current)

@@ -106,7 +106,7 @@ def key_rotate(options: Options) -> RunReport:
     rotation from whichever of those points a killed run reached.
     """
     from fbstampli.clock import SystemClock
-    from fbstampli.lock import run_lock
+    from fbstampli.lock import listener_lock, run_lock
     from fbstampli.runtime import require_home
     from fbstampli.store import open_state, replace_state
     from fbstampli.store.keys import promote_key, stage_new_key
@@ -115,7 +115,7 @@ def key_rotate(options: Options) -> RunReport:
     require_home(paths)
     report = RunReport("key rotate")
     rotating = paths.state.with_name("state.db.rotating")
-    with run_lock(paths.lock):
+    with run_lock(paths.lock), listener_lock(paths.listener_lock, holder="key rotate"):
         store, key = open_state(paths.state, options.env, SystemClock())
         try:
             new_key = stage_new_key(paths.state, key.source)

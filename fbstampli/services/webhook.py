@@ -13,7 +13,7 @@ import threading
 from fbstampli.errors import ConfigError
 from fbstampli.options import Options
 from fbstampli.report import RunReport
-from fbstampli.runtime import open_runtime
+from fbstampli.runtime import open_runtime, require_home
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +52,19 @@ def serve_webhook(
     after the last one. On shutdown the listener stops accepting first, then
     a push in progress is allowed to finish; queued events are never deleted.
     """
+    from fbstampli.lock import listener_lock
     from fbstampli.signals import stop_signals
     from fbstampli.store import webhooks as hooks
     from fbstampli.webhook import Listener, Worker
 
     stop = threading.Event()
     report = RunReport("serve-webhook")
-    with open_runtime(options, lock=False) as rt:
+
+    require_home(options.paths())  # before the listener's lock file is made in it
+    with (
+        listener_lock(options.paths().listener_lock, holder="serve-webhook"),
+        open_runtime(options, lock=False) as rt,
+    ):
         settings = rt.settings.webhook
         bind_host = host or settings.host
         bind_port = settings.port if port is None else port

@@ -424,3 +424,22 @@ def test_listener_binds_to_loopback_unless_told_otherwise(
         assert listening_addresses(serving.port) == {"0100007F"}
     finally:
         assert serving.stop() == 0
+
+
+def test_restore_and_key_rotation_refuse_while_the_listener_serves_and_a_second_listener_too(
+    serving: Serving, tmp_path: Path
+) -> None:
+    # The listener keeps the state open; a file swapped under it would swallow events.
+    connected = serving.connected
+    backup = tmp_path / "backup.db"
+    assert connected.run("state", "backup", str(backup)).code == 0
+    for args in (("state", "restore", str(backup), "--force"), ("key", "rotate")):
+        refused = connected.run(*args)
+        assert refused.code == 75, refused.stderr
+        assert f"serve-webhook (pid {serving.process.pid}) is using" in refused.stderr
+        assert "stop it" in refused.stderr
+    second = connected.run("serve-webhook", "--port", str(free_port()))
+    assert second.code == 75
+    assert "serve-webhook cannot run at the same time" in second.stderr
+    assert serving.stop() == 0
+    assert connected.run("state", "restore", str(backup), "--force").code == 0
