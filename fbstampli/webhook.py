@@ -15,8 +15,11 @@ cron run drains them anyway. Nothing is ever dropped from the queue here.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -40,7 +43,11 @@ log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/webhooks/freshbooks"
 HEALTH_PATH = "/healthz"
+HEALTH_STORE_WAIT = 1.0  # seconds /healthz waits for the store before answering from memory
 REQUEST_TIMEOUT = 10.0  # seconds a client may take to send its request; FreshBooks waits 10 s
+MAX_CONNECTIONS = (
+    64  # open connections served at once; more are closed at once (FreshBooks retries)
+)
 RESOURCES = ("bill", "bill_vendor")  # the events push-bills acts on
 MAX_PENDING_VERIFIERS = 16  # unconfirmed handshakes kept at once: forged ones cannot pile up
 MAX_FIELDS = 100
@@ -214,6 +221,7 @@ class Listener:
         self._account_id = account_id or (lambda: store.get_value("freshbooks.account_id"))
         self._worker_state = worker_state
         self._store_lock = threading.RLock()  # re-entered when a rejection is counted
+        self._last_queue: queue.QueueState | None = None  # what health saw last
         self._active = 0
         self._active_changed = threading.Condition()
         self._server = _Server((host, port), _Handler, self)
@@ -328,12 +336,24 @@ class Listener:
             self.stats.reject(status)
 
     def health(self) -> dict[str, Any]:
-        with self._using_store() as store:
-            state = queue.queue_state(store)
+        """The listener's state; never stuck behind a request that waits on the database.
+
+        When the store is busy, the queue figures of the last look are given
+        with status "busy": a monitor learns the listener is alive, and why slow.
+        """
+        status = "ok"
+        if self._store_lock.acquire(timeout=HEALTH_STORE_WAIT):
+            try:
+                self._last_queue = queue.queue_state(self.store)
+            finally:
+                self._store_lock.release()
+        else:
+            status = "busy"
+        state = self._last_queue
         document: dict[str, Any] = {
-            "status": "ok",
-            "queued_events": state.queued,
-            "last_event_at": state.last_event_at,
+            "status": status,
+            "queued_events": state.queued if state else None,
+            "last_event_at": state.last_event_at if state else None,
             "accepted": self.stats.accepted,
             "duplicates": self.stats.duplicates,
             "rejected": {str(k): v for k, v in sorted(self.stats.rejected.items())},
@@ -361,6 +381,9 @@ def _form(body: bytes) -> dict[str, str] | None:
     return dict(pairs)
 
 
+_LENGTH = re.compile(r"[0-9]{1,12}")
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -370,7 +393,26 @@ class _Server(ThreadingHTTPServer):
         self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], listener: Listener
     ) -> None:
         self.listener = listener
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """A thread per connection, but only so many: idle or slow clients cannot use them up."""
+        if not self._slots.acquire(blocking=False):
+            self.listener.count_rejection(503)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # The default prints a traceback to stderr; a broken client connection is routine.
@@ -390,6 +432,32 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         self.connection.settimeout(self.server.listener.request_timeout)  # slow clients: cut off
+        self._watchdog: threading.Timer | None = None
+
+    def handle_one_request(self) -> None:
+        """One request, which must arrive whole within `request_timeout`.
+
+        The socket timeout bounds each read only: a client sending a header line
+        every few seconds would hold its thread for ever. The watchdog cuts the
+        connection when the request is not in by then; reading it stops the watch.
+        """
+        self._watchdog = threading.Timer(self.server.listener.request_timeout, self._cut_off)
+        self._watchdog.daemon = True
+        self._watchdog.start()
+        try:
+            super().handle_one_request()
+        finally:
+            self._request_read()
+
+    def _request_read(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+
+    def _cut_off(self) -> None:
+        log.info("a client from %s was too slow to send its request", self.client_address[0])
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
 
     def log_message(self, format: str, *args: Any) -> None:
         # Never the headers or the body: the signature and the verifier must not reach a log.
@@ -417,6 +485,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, {"error": message}, close=True)
 
     def do_GET(self) -> None:
+        self._request_read()
         path = self._path()
         if path == HEALTH_PATH:
             with self.server.listener.in_flight():
@@ -446,7 +515,7 @@ class _Handler(BaseHTTPRequestHandler):
         if declared is None:
             self._refuse(411, "send a Content-Length")
             return
-        if not declared.strip().isdigit():
+        if not _LENGTH.fullmatch(declared.strip()):  # isdigit() would take "²"
             self._refuse(400, "bad Content-Length")
             return
         length = int(declared)
@@ -464,6 +533,7 @@ class _Handler(BaseHTTPRequestHandler):
             if len(body) < length:
                 self.close_connection = True
                 return
+            self._request_read()
             try:
                 answer = listener.receive(body, self.headers.get(SIGNATURE_HEADER))
             except FbstampliError as error:

@@ -40,6 +40,11 @@ def drain(options: Options, *, lock_wait: float = LOCK_WAIT_SECONDS) -> int:
         return hooks.queue_state(rt.store).queued
 
 
+# A queued event is one short insert; a writer holding the state longer than this is a
+# cron run's big commit, and FreshBooks is better answered 503 (it retries) than late.
+LISTENER_WRITE_WAIT_SECONDS = 2.0
+
+
 def serve_webhook(
     options: Options,
     *,
@@ -66,6 +71,7 @@ def serve_webhook(
         open_runtime(options, lock=False) as rt,
     ):
         settings = rt.settings.webhook
+        rt.store.wait_for_writers(LISTENER_WRITE_WAIT_SECONDS)
         bind_host = host or settings.host
         bind_port = settings.port if port is None else port
         worker = Worker(lambda: drain(options), debounce=settings.debounce_seconds)

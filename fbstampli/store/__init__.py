@@ -273,6 +273,14 @@ class Store:
             problems.extend(f"{pragma}: {row[0]}" for row in rows if str(row[0]) != "ok")
         return problems
 
+    def wait_for_writers(self, seconds: float) -> None:
+        """How long a write waits for another process's transaction (30 s by default).
+
+        The webhook listener answers FreshBooks, which gives up after about ten
+        seconds; it would rather answer 503 soon (FreshBooks retries) than late.
+        """
+        self._db.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+
     def checkpoint(self) -> None:
         """Fold the WAL into the main file, so the file alone is the whole state."""
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -4,6 +4,7 @@ The push itself is replaced by a counting `drain`, so these tests pin down
 what the HTTP edge accepts, rejects and stores, and how the worker schedules.
 """
 
+import contextlib
 import http.client
 import json
 import socket
@@ -23,7 +24,7 @@ from fbstampli.freshbooks.webhooks import SIGNATURE_HEADER, sign
 from fbstampli.store import Store
 from fbstampli.store import webhooks as hooks
 from fbstampli.store.keys import KeySource, StateKey, new_key_hex
-from fbstampli.webhook import HEALTH_PATH, WEBHOOK_PATH, Listener, Worker
+from fbstampli.webhook import HEALTH_PATH, MAX_CONNECTIONS, WEBHOOK_PATH, Listener, Worker
 from tests.support.local_http import request_json
 
 VERIFIER = "verifier-of-callback-7"
@@ -295,6 +296,49 @@ def test_slow_client_is_cut_off_and_the_server_keeps_serving(served: Served) -> 
     assert served.healthy()
 
 
+def test_a_client_trickling_its_headers_is_cut_off_at_the_whole_request_deadline(
+    served: Served,
+) -> None:
+    # Each line arrives well within the 0.5 s read timeout; the request as a whole does not.
+    with socket.create_connection(("127.0.0.1", served.port), timeout=5) as sock:
+        sock.sendall(f"POST {WEBHOOK_PATH} HTTP/1.1\r\n".encode())
+        cut = False
+        for n in range(30):  # 6 s of trickle, far past the deadline
+            time.sleep(0.2)
+            try:
+                sock.sendall(f"X-Trickle-{n}: 1\r\n".encode())
+            except OSError:
+                cut = True
+                break
+        if not cut:
+            sock.settimeout(2)
+            cut = sock.recv(4096) == b""
+        assert cut, "the trickling client was never cut off"
+    assert served.healthy()
+
+
+def test_connections_beyond_the_limit_are_closed_at_once_and_the_rest_still_served(
+    store: Store,
+) -> None:
+    # A long request timeout, so that the idle connections keep their places meanwhile.
+    listener = Listener(store, wake=lambda: None, port=0, request_timeout=5.0).start()
+    port = listener.address[1]
+    idle = [
+        socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(MAX_CONNECTIONS)
+    ]
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as extra:
+            extra.sendall(f"GET {HEALTH_PATH} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            with contextlib.suppress(ConnectionResetError):
+                assert extra.recv(4096) == b""  # closed unanswered: FreshBooks retries
+        assert listener.stats.rejected[503] >= 1
+    finally:
+        for sock in idle:
+            sock.close()
+    wait_for(lambda: request_json(port, "GET", HEALTH_PATH)[0] == 200)
+    listener.stop()
+
+
 @pytest.mark.parametrize(
     ("method", "path", "expected"),
     [
@@ -465,3 +509,47 @@ def test_stop_while_waiting_runs_nothing_more() -> None:
     worker.wake()
     assert worker.stop(5)
     assert drains.calls == []
+
+
+def test_a_state_held_by_another_writer_gets_503_soon_and_health_keeps_answering(
+    tmp_path: Path,
+) -> None:
+    key = StateKey(new_key_hex(), KeySource.FILE)
+    store = Store.create(tmp_path / "state.db", key, SystemClock())
+    with store.transaction():
+        store.put_value("freshbooks.account_id", ACCOUNT)
+    hooks.confirm_verifier(store, 7, VERIFIER)
+    store.wait_for_writers(1.0)  # as serve-webhook sets it
+    listener = Listener(store, wake=lambda: None, port=0).start()
+    port = listener.address[1]
+    other = Store.open(tmp_path / "state.db", key, SystemClock())  # a cron run's long commit
+    answers: list[int] = []
+
+    def post(object_id: int) -> None:
+        event = tuple((k, str(object_id) if k == "object_id" else v) for k, v in EVENT)
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            SIGNATURE_HEADER: sign(event, VERIFIER),
+        }
+        # The client gives up after 10 s, as FreshBooks does: a late answer fails here.
+        answers.append(
+            request_json(port, "POST", WEBHOOK_PATH, urlencode(event).encode(), headers)[0]
+        )
+
+    try:
+        with other.transaction():
+            senders = [threading.Thread(target=post, args=(2000 + n,)) for n in range(3)]
+            for sender in senders:
+                sender.start()
+            status, health = request_json(port, "GET", HEALTH_PATH)
+            assert status == 200
+            assert health["status"] in ("ok", "busy")
+            for sender in senders:
+                sender.join(15)
+        assert answers == [503, 503, 503]  # FreshBooks retries a 5xx: nothing is lost
+        post(2000)
+        assert answers[-1] == 200
+    finally:
+        listener.stop()
+        other.close()
+        store.close()
