@@ -74,7 +74,12 @@ def demo(
     ] = False,
     bills: Annotated[
         int,
-        typer.Option("--bills", min=1, max=10_000, help="How many bills the sandbox starts with."),
+        typer.Option(
+            "--bills",
+            min=3,
+            max=10_000,
+            help="How many bills the sandbox starts with (3 or more: some get paid).",
+        ),
     ] = 40,
 ) -> None:
     """Run the whole flow against an embedded FreshBooks sandbox and an in-process SFTP server."""

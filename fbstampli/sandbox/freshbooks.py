@@ -20,6 +20,7 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from fbstampli.errors import ConfigError
 from fbstampli.freshbooks.webhooks import SIGNATURE_HEADER, sign
 from fbstampli.sandbox.fb_data import AccountData, AuthState, Business, CallbackRecord
 from fbstampli.sandbox.fb_http import (
@@ -340,7 +341,14 @@ def run_sandbox(
 ) -> None:
     """Serve a seeded sandbox until Ctrl-C or SIGTERM, printing what to configure fbstampli with."""
     stop = threading.Event()
-    with stop_signals(stop), FreshBooksSandbox(host=host, port=port, emit_events=True) as sandbox:
+    try:
+        server = FreshBooksSandbox(host=host, port=port, emit_events=True)  # binds here
+    except OSError as error:  # the port taken, an address that is not this machine's
+        raise ConfigError(
+            f"cannot listen on {host}:{port} ({error.strerror or error}); "
+            "choose another --host or --port"
+        ) from None
+    with stop_signals(stop), server as sandbox:
         sandbox.seed(vendors=vendors, bills=bills, payments=payments)
         lines = [
             f"FreshBooks sandbox at {sandbox.url} (account {sandbox.account_id})",

@@ -34,8 +34,13 @@ def run_sftp_sandbox(
     stop = threading.Event()
     try:
         with stop_signals(stop):
-            for name in FOLDERS:
-                (folder / name).mkdir(parents=True, exist_ok=True)
+            try:
+                for name in FOLDERS:
+                    (folder / name).mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise ConfigError(
+                    f"cannot serve {folder} ({error.strerror}); choose another --root"
+                ) from None
             _serve(SftpServer(folder, port=port), host, show, stop, kept=root is not None)
     finally:
         if root is None:
@@ -56,7 +61,8 @@ def _serve(
         server.start()
     except OSError as error:
         raise ConfigError(
-            f"cannot listen on {host}:{server.port} ({error.strerror}); choose another --port"
+            f"cannot listen on {host}:{server.port} ({error.strerror or error}); "
+            "choose another --host or --port"
         ) from None
     try:
         for line in _login_lines(server, kept=kept):

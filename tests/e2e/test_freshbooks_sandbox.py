@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import queue
 import signal
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -41,7 +42,7 @@ from fbstampli.freshbooks.webhooks import (
 from fbstampli.models import VisState
 from fbstampli.sandbox.fb_data import Business
 from fbstampli.sandbox.freshbooks import FreshBooksSandbox
-from tests.support.cli import read_lines_until, start
+from tests.support.cli import read_lines_until, run, start
 
 REDIRECT = "https://localhost:8765/callback"
 BILLS_PATH = "/accounting/account/ABC123/bills/bills"
@@ -551,3 +552,14 @@ def test_the_sandbox_command_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     assert process.returncode == 0, stderr
     assert stderr == ""
     assert stdout.strip() == "stopped"
+
+
+def test_the_sandbox_command_names_a_port_in_use_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run(tmp_path / "no-home", "sandbox", "freshbooks", "--port", str(port))
+    assert result.code == 2, result.stderr
+    assert result.stderr.startswith(f"fbstampli: error: cannot listen on 127.0.0.1:{port}")
+    assert "choose another --host or --port" in result.stderr

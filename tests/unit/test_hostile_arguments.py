@@ -135,6 +135,8 @@ def test_any_value_for_any_option_is_a_clear_exit_never_an_internal_error(
         (["serve-webhook", "--port", "99999"], "--port"),
         (["auth", "sftp", "--host", "h", "--username", "u", "--port", "0"], "--port"),
         (["demo", "--bills", "-3"], "--bills"),
+        (["demo", "--bills", "2"], "--bills"),  # once a silent exit 1: too few to pay any
+        (["sandbox", "sftp", "--root", "/proc/1/nope"], "choose another --root"),
         (["sandbox", "sftp", "--port", "70000"], "--port"),
         (["sandbox", "freshbooks", "--bills", "-1"], "--bills"),
         (["reconcile", "--format", "xml"], "--format"),
