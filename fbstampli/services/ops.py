@@ -90,8 +90,11 @@ def _stampli_files(rt: Runtime) -> dict[str, Any]:
         "SELECT name, processed_at FROM stampli_files WHERE state = 'processed' "
         "ORDER BY id DESC LIMIT 1"
     )
+    # A quarantined file stays listed until a later file of that name is stored.
     quarantined = rt.store.query(
-        "SELECT name, reason FROM stampli_files WHERE state = 'quarantined' ORDER BY id"
+        "SELECT name, reason FROM stampli_files AS q WHERE state = 'quarantined' AND NOT EXISTS "
+        "(SELECT 1 FROM stampli_files AS later WHERE later.name = q.name AND later.id > q.id "
+        "AND later.state IN ('processed', 'duplicate')) ORDER BY id"
     )
     return {
         "last_processed": dict(last) if last else None,

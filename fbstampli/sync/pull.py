@@ -263,7 +263,6 @@ def _quarantine(
         store.audit("stampli_file_quarantined", detail=f"{name}: {reason}", run_id=context.run_id)
     if local is not None and target is not None:
         os.replace(local, target)
-    log.warning("quarantined Stampli export %s: %s", name, reason)
     report.add("quarantined")
     report.problems.append(f"quarantined {name}: {reason}")
 

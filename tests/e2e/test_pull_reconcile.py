@@ -247,3 +247,20 @@ def test_a_copy_left_by_a_killed_download_is_swept_by_the_next_pull(
     litter.write_text("half a file")
     assert connected.run("pull-stampli", "--now").code == 0
     assert not litter.exists()
+
+
+def test_a_quarantine_is_told_once_and_leaves_status_when_a_fixed_file_is_stored(
+    connected: Connected,
+) -> None:
+    stampli = pushed(connected)
+    broken = stampli.write_malformed(ExportKind.PAYMENT)
+    result = connected.run("pull-stampli", "--now")
+    assert result.code == 1
+    assert len(result.stderr.splitlines()) == 1  # once, not again as a log warning
+    assert broken.name in result.stderr
+    bill = next(iter(stampli.inbound_bills().values()))
+    fixed = stampli.export_payments([(bill, bill.total, bill.currency)])
+    fixed.rename(broken)  # Stampli sends the corrected file under the same name
+    assert connected.run("pull-stampli", "--now").code == 0
+    status = json.loads(connected.run("status", "--json").stdout)
+    assert status["stampli_files"]["quarantined"] == []
