@@ -246,10 +246,14 @@ def _read_header(
     for row in reader:
         if not row:
             continue
-        present = {_header_key(cell) for cell in row}
+        keys = [_header_key(cell) for cell in row]
+        present = set(keys)
         for column in layout.columns:
-            if column.required and _header_key(column.header) not in present:
+            key = _header_key(column.header)
+            if column.required and key not in present:
                 raise ExportParseError(file_name, 1, column.header, "missing required column")
+            if keys.count(key) > 1:  # which of the two holds the value cannot be known
+                raise ExportParseError(file_name, 1, column.header, "column appears twice")
         return row
     raise ExportParseError(file_name, 1, None, "empty file: no header row")
 

@@ -270,6 +270,18 @@ def test_an_id_too_large_to_store_is_a_parse_error_not_a_crash(bill_id: str) -> 
     assert "too large" in caught.value.reason
 
 
+def test_a_column_the_template_reads_that_appears_twice_is_a_parse_error() -> None:
+    header = (
+        b"Stampli Invoice ID,FreshBooks Bill ID,Payment ID,Payment Date,Amount,"
+        b"Freshbooks bill id\r\n"
+    )
+    data = header + b"S-1,10,P-1,2026-11-20,5.00,11\r\n"
+    with pytest.raises(ExportParseError) as caught:
+        parse_bytes(data, "x_payment.csv")
+    assert (caught.value.line, caught.value.column) == (1, "FreshBooks Bill ID")
+    assert "twice" in caught.value.reason
+
+
 def test_bad_encoding_names_the_line_it_is_on() -> None:
     raw = (
         f"{APPROVAL_HEADER}\r\nS-1,42,Approved,Ann,\r\n".encode() + b"S-2,43,Approved,\xff\xfe,\r\n"
