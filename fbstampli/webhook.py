@@ -45,9 +45,8 @@ WEBHOOK_PATH = "/webhooks/freshbooks"
 HEALTH_PATH = "/healthz"
 HEALTH_STORE_WAIT = 1.0  # seconds /healthz waits for the store before answering from memory
 REQUEST_TIMEOUT = 10.0  # seconds a client may take to send its request; FreshBooks waits 10 s
-MAX_CONNECTIONS = (
-    64  # open connections served at once; more are closed at once (FreshBooks retries)
-)
+# Open connections served at once; more are closed unanswered (FreshBooks retries).
+MAX_CONNECTIONS = 64
 RESOURCES = ("bill", "bill_vendor")  # the events push-bills acts on
 MAX_PENDING_VERIFIERS = 16  # unconfirmed handshakes kept at once: forged ones cannot pile up
 MAX_FIELDS = 100
