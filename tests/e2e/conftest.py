@@ -81,6 +81,24 @@ class Connected:
         return dict(zip(names, self.secrets(), strict=True))
 
 
+def pin_sftp(
+    home: Path,
+    sftp: SftpServer,
+    *extra: str,
+    password: bool = True,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+) -> Result:
+    """`fbstampli auth sftp` against `sftp`, pinning its host key; the password goes on
+    standard input unless `password` is False (a `--key-file` in `extra`, say)."""
+    args = ["auth", "sftp", "--host", sftp.host, "--port", str(sftp.port)]
+    args += ["--username", sftp.username, "--accept-host-key", sftp.host_key.sha256_fingerprint]
+    if password:
+        args.append("--password-stdin")
+        stdin = sftp.password + "\n"
+    return run(home, *args, *extra, stdin=stdin, env=env)
+
+
 def connect(home: Path, freshbooks: FreshBooksSandbox, sftp: SftpServer) -> Connected:
     """init, auth login and auth sftp through the CLI, as a user would."""
     assert run(home, "init", "--key-source", "file").code == 0
@@ -88,21 +106,7 @@ def connect(home: Path, freshbooks: FreshBooksSandbox, sftp: SftpServer) -> Conn
     code = freshbooks.issue_code(REDIRECT_URI)
     login = run(home, "auth", "login", "--code", code)
     assert login.code == 0, login.stderr
-    pin = run(
-        home,
-        "auth",
-        "sftp",
-        "--host",
-        sftp.host,
-        "--port",
-        str(sftp.port),
-        "--username",
-        sftp.username,
-        "--password-stdin",
-        "--accept-host-key",
-        sftp.host_key.sha256_fingerprint,
-        stdin=sftp.password + "\n",
-    )
+    pin = pin_sftp(home, sftp)
     assert pin.code == 0, pin.stderr
     return Connected(home, freshbooks, sftp)
 

@@ -10,7 +10,7 @@ import pytest
 
 from fbstampli.sandbox.freshbooks import FreshBooksSandbox
 from fbstampli.sandbox.sftp_server import SftpServer
-from tests.e2e.conftest import REDIRECT_URI, Connected, connect
+from tests.e2e.conftest import REDIRECT_URI, Connected, connect, pin_sftp
 from tests.support.cli import one_line, start
 from tests.support.summary import find_secrets
 
@@ -295,22 +295,7 @@ def test_a_folder_given_to_auth_sftp_wins_over_the_config(connected: Connected) 
     sftp = connected.sftp
     (sftp.root / "given").mkdir()
     (sftp.root / "configured").mkdir()
-    stored = connected.run(
-        "auth",
-        "sftp",
-        "--host",
-        sftp.host,
-        "--port",
-        str(sftp.port),
-        "--username",
-        sftp.username,
-        "--password-stdin",
-        "--accept-host-key",
-        sftp.host_key.sha256_fingerprint,
-        "--inbound",
-        "given",
-        stdin=sftp.password + "\n",
-    )
+    stored = pin_sftp(connected.home, sftp, "--inbound", "given")
     assert stored.code == 0, stored.stderr
     result = connected.run("push-bills", env={"FBSTAMPLI_STAMPLI_INBOUND_DIR": "configured"})
     assert result.code == 0, result.stderr

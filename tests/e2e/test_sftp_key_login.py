@@ -3,28 +3,15 @@
 from pathlib import Path
 
 from fbstampli.sandbox.sftp_server import generate_key_text, load_key
-from tests.e2e.conftest import Connected
+from tests.e2e.conftest import Connected, pin_sftp
 from tests.support.summary import find_secrets
 
 PASSPHRASE = "correct horse battery staple"
 
 
 def store_key_login(connected: Connected, key_file: Path, stdin: str = "") -> tuple[int, str]:
-    sftp = connected.sftp
-    result = connected.run(
-        "auth",
-        "sftp",
-        "--host",
-        sftp.host,
-        "--port",
-        str(sftp.port),
-        "--username",
-        sftp.username,
-        "--key-file",
-        str(key_file),
-        "--accept-host-key",
-        sftp.host_key.sha256_fingerprint,
-        stdin=stdin,
+    result = pin_sftp(
+        connected.home, connected.sftp, "--key-file", str(key_file), password=False, stdin=stdin
     )
     return result.code, result.output
 
@@ -65,23 +52,8 @@ def test_a_file_that_is_no_private_key_is_refused_before_any_connection(
 def test_a_login_that_stalls_is_a_temporary_failure_not_a_wrong_password(
     connected: Connected,
 ) -> None:
-    sftp = connected.sftp
-    sftp.faults.login_delay = 3.0  # the server takes longer than our timeout to answer
-    result = connected.run(
-        "auth",
-        "sftp",
-        "--host",
-        sftp.host,
-        "--port",
-        str(sftp.port),
-        "--username",
-        sftp.username,
-        "--password-stdin",
-        "--accept-host-key",
-        sftp.host_key.sha256_fingerprint,
-        stdin=sftp.password + "\n",
-        env={"FBSTAMPLI_SFTP_TIMEOUT_SECONDS": "1"},
-    )
+    connected.sftp.faults.login_delay = 3.0  # the server takes longer than our timeout
+    result = pin_sftp(connected.home, connected.sftp, env={"FBSTAMPLI_SFTP_TIMEOUT_SECONDS": "1"})
     assert result.code == 75, result.stderr
     assert "did not finish the login in time" in result.stderr
     assert "password" not in result.stderr
