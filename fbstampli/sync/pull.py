@@ -24,12 +24,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from fbstampli.config import Settings
-from fbstampli.errors import ConfigError, ExportParseError, RemoteError, RemoteUnavailableError
+from fbstampli.errors import ConfigError, ExportParseError, RemoteError
 from fbstampli.models import ExportKind, Kind, StampliRecord
 from fbstampli.report import RunReport
 from fbstampli.stampli.parse import detect_export_kind, parse_export
@@ -399,28 +400,6 @@ def _handle(
     return True
 
 
-def _handle_reconnecting(
-    store: Store,
-    connection: Connection,
-    context: PullContext,
-    links: BillLinks,
-    remote: RemoteFile,
-    export_kind: ExportKind,
-    report: RunReport,
-) -> bool:
-    """`_handle` on the run's connection; a connection lost mid-file gets one fresh one.
-
-    The journal makes the second try safe: the row is still `downloading`, and
-    the local copy is written whole or not at all. A second loss ends the poll.
-    """
-    try:
-        return _handle(store, connection.get(), context, links, remote, export_kind, report)
-    except RemoteUnavailableError as error:
-        log.info("lost the connection while fetching %s (%s); trying once more", remote.name, error)
-        connection.drop()
-    return _handle(store, connection.get(), context, links, remote, export_kind, report)
-
-
 def pull(
     store: Store,
     connection: Connection,
@@ -457,8 +436,18 @@ def pull(
         if export_kind is None:
             continue
         try:
-            done = _handle_reconnecting(
-                store, connection, context, links, remote, export_kind, report
+            # Safe twice: the row is still `downloading`, the local copy whole or absent.
+            done = connection.once_more_if_lost(
+                partial(
+                    _handle,
+                    store,
+                    context=context,
+                    links=links,
+                    remote=remote,
+                    export_kind=export_kind,
+                    report=report,
+                ),
+                f"fetching {remote.name}",
             )
         except RemoteError as error:
             report.problems.append(f"could not fetch {remote.name!r}: {error}")
@@ -470,25 +459,18 @@ def pull(
 def _archive(
     connection: Connection, outbound: str, name: str, archive: str, report: RunReport
 ) -> None:
-    """Move a done file to the archive: a refusal is a note, a lost connection gets one more.
+    """Move a done file to the archive; a refusal is a note, a lost connection gets one more.
 
-    The move lost with its connection may have happened: then the second try finds the
-    file archived already. Lost twice, the poll ends; the file is stored, so the next
-    run only moves it.
+    A move lost with its connection may have happened: a refusal then finds the
+    file archived already, which is no failure. Lost twice, the poll ends; the
+    file is stored, so the next run only moves it.
     """
-    try:
-        connection.get().move(outbound, name, archive)
-        return
-    except RemoteError as error:
-        report.notes.append(f"could not archive {name}: {error}")
-        return
-    except RemoteUnavailableError as error:
-        log.info("lost the connection while archiving %s (%s); trying once more", name, error)
-        connection.drop()
-    transport = connection.get()
-    try:
-        transport.move(outbound, name, archive)
-    except RemoteError as error:
-        moved = not transport.exists(outbound, name) and transport.exists(archive, name)
-        if not moved:
-            report.notes.append(f"could not archive {name}: {error}")
+
+    def move(transport: Transport) -> None:
+        try:
+            transport.move(outbound, name, archive)
+        except RemoteError as error:
+            if transport.exists(outbound, name) or not transport.exists(archive, name):
+                report.notes.append(f"could not archive {name}: {error}")
+
+    connection.once_more_if_lost(move, f"archiving {name}")
