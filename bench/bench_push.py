@@ -23,9 +23,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from fbstampli.options import Options  # noqa: E402
-from fbstampli.sandbox.demo import connect_home  # noqa: E402
 from fbstampli.sandbox.freshbooks import FreshBooksSandbox  # noqa: E402
 from fbstampli.sandbox.sftp_server import SftpServer  # noqa: E402
+from fbstampli.services.sandbox import connect_home  # noqa: E402
 
 LATENCY = 0.020
 MEASURED = (
@@ -72,8 +72,6 @@ def requests_by_kind(fb: FreshBooksSandbox) -> dict[str, int]:
 def naive_baseline(fb: FreshBooksSandbox, bills: int, sample: int) -> tuple[int, float]:
     """List ids, then GET each bill by id (the usual first attempt); timed on a sample."""
     import requests
-
-    from fbstampli.freshbooks.session import StateTokenStore  # noqa: F401 - same auth path
 
     token = fb.auth._issue_pair("user:bills:read")["access_token"]
     session = requests.Session()

@@ -29,14 +29,14 @@ from fbstampli.clock import SystemClock, to_utc_text  # noqa: E402
 from fbstampli.config import PullSettings, ReconcileSettings, Settings  # noqa: E402
 from fbstampli.models import Bill, BillPayment, ExportKind, StampliRecord  # noqa: E402
 from fbstampli.report import RunReport  # noqa: E402
-from fbstampli.services.pull import reconcile_state  # noqa: E402
 from fbstampli.stampli.template import load_template  # noqa: E402
 from fbstampli.store import Store  # noqa: E402
 from fbstampli.store.keys import KeySource, StateKey, new_key_hex  # noqa: E402
-from fbstampli.sync import reconcile as matching  # noqa: E402
+from fbstampli.sync import matching  # noqa: E402
 from fbstampli.sync.connection import Connection  # noqa: E402
 from fbstampli.sync.ports import RemoteFile  # noqa: E402
 from fbstampli.sync.pull import PullContext, pull, record_json  # noqa: E402
+from fbstampli.sync.reconcile import reconcile_state  # noqa: E402
 
 T = TypeVar("T")
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

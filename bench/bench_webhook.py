@@ -30,9 +30,9 @@ sys.path.insert(0, str(REPO))
 
 from fbstampli.freshbooks.webhooks import SIGNATURE_HEADER, sign  # noqa: E402
 from fbstampli.options import Options  # noqa: E402
-from fbstampli.sandbox.demo import connect_home  # noqa: E402
 from fbstampli.sandbox.freshbooks import FreshBooksSandbox  # noqa: E402
 from fbstampli.sandbox.sftp_server import SftpServer  # noqa: E402
+from fbstampli.services.sandbox import connect_home  # noqa: E402
 
 CLIENTS = 8
 
@@ -137,8 +137,8 @@ def main() -> None:
         logging.disable(logging.ERROR)  # the SFTP server reports every client hang-up
         home = folder / "home"
         options = connect(home, fb, sftp)
-        from fbstampli.services import freshbooks
-        from fbstampli.services.push import push_bills
+        from fbstampli.services import webhooks as freshbooks
+        from fbstampli.services.sync import push_bills
 
         push_bills(options, dry_run=False, full=False, since=None)
         port = free_port()

@@ -162,11 +162,13 @@ def clock_check(
 
 def _last_run(rt: Runtime) -> datetime | None:
     """When the newest recorded run started; None when there is none or it cannot be read."""
+    from fbstampli.store.runs import last_run_started_at
+
     try:
-        row = rt.store.query_one("SELECT started_at FROM runs ORDER BY id DESC LIMIT 1")
+        started = last_run_started_at(rt.store)
     except FbstampliError:
         return None  # the state integrity check reports that
-    return from_utc_text(str(row["started_at"])) if row else None
+    return from_utc_text(started) if started else None
 
 
 def _utc_text(moment: datetime) -> str:
@@ -198,10 +200,20 @@ def _freshbooks(
     rt: Runtime, clock: Callable[[], datetime], readings: list[tuple[datetime, datetime]]
 ) -> str:
     """One identity call; each answer's `Date` is kept with the local time it arrived at."""
-    from fbstampli.freshbooks.session import probe_login
+    from fbstampli.freshbooks.account import probe_login, require_app
+    from fbstampli.runtime import require_account
+    from fbstampli.store.credentials import StateTokenStore
 
-    memberships = probe_login(rt, on_server_time=lambda moment: readings.append((clock(), moment)))
-    account = rt.store.get_value("freshbooks.account_id")
+    require_app(rt.settings.freshbooks)
+    account = require_account(rt.store)
+    memberships = probe_login(
+        rt.settings.freshbooks,
+        StateTokenStore(rt.store),
+        account_id=account,
+        now=rt.clock.now,
+        sleep=rt.clock.sleep,
+        on_server_time=lambda moment: readings.append((clock(), moment)),
+    )
     if not any(m.account_id == account for m in memberships):
         raise FbstampliError(f"this login no longer reaches account {account}")
     missing = _missing_scopes(rt)
@@ -216,7 +228,7 @@ def _freshbooks(
 def _missing_scopes(rt: Runtime) -> list[str]:
     """Read scopes sync needs that the stored grant lacks; the identity call works without them,
     and the first sync would only then fail with exit 3."""
-    from fbstampli.freshbooks.session import StateTokenStore
+    from fbstampli.store.credentials import StateTokenStore
 
     token = StateTokenStore(rt.store).load()
     if token is None or not token.scope:  # FreshBooks did not say: nothing to judge by

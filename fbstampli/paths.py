@@ -61,7 +61,7 @@ class Paths:
         return self.home / "stampli" / "quarantine"
 
     @property
-    def outbox(self) -> Path:
+    def dry_run(self) -> Path:
         """Where `push-bills --dry-run` writes the files it would have uploaded."""
         return self.home / "dry-run"
 

@@ -2,27 +2,31 @@
 
 Order matters: settings (so a bad config fails before anything else), the
 run lock (so two runs never interleave), the key and the store, and only when
-a command asks for them the FreshBooks client and the SFTP connection.
+a command asks for them the FreshBooks client and the SFTP connection, which
+the factories at the bottom open from the credentials the store holds.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fbstampli.clock import Clock, SystemClock
 from fbstampli.config import Settings, load_settings
-from fbstampli.errors import ConfigError
+from fbstampli.errors import AuthRequiredError, ConfigError
 from fbstampli.lock import run_lock
 from fbstampli.options import Options
 from fbstampli.paths import Paths
 
 if TYPE_CHECKING:
+    from fbstampli.freshbooks.client import FreshBooksClient
+    from fbstampli.sftp import SftpTarget, SftpTransport
     from fbstampli.stampli.template import Template
     from fbstampli.store import Store
+    from fbstampli.store.credentials import SftpLogin
     from fbstampli.store.keys import StateKey
     from fbstampli.sync.ports import BillSource, Renderer, Transport
 
@@ -51,15 +55,13 @@ class Runtime:
     def freshbooks(self) -> BillSource:
         """The FreshBooks client, logged in from the stored token (created on first use)."""
         if self._client is None:
-            from fbstampli.freshbooks.session import open_client
-
             self._client = open_client(self)
         return self._client
 
     def renderer(self) -> Renderer:
         """The Stampli template in use, validated once per run."""
         if self._renderer is None:
-            from fbstampli.stampli.renderer import TemplateRenderer
+            from fbstampli.stampli.render import TemplateRenderer
 
             template = self.settings.stampli.template
             self._renderer = TemplateRenderer.load(Path(template) if template else None)
@@ -67,7 +69,7 @@ class Runtime:
 
     def template(self) -> Template:
         """The Stampli template itself, for parsing exports."""
-        from fbstampli.stampli.renderer import TemplateRenderer
+        from fbstampli.stampli.render import TemplateRenderer
 
         renderer = self.renderer()
         if not isinstance(renderer, TemplateRenderer):
@@ -82,8 +84,6 @@ class Runtime:
         later try in the run, and the pull after them.
         """
         if self._transport is None or self._transport.closed:
-            from fbstampli.sftp_session import open_transport
-
             transport = open_transport(self)
             self._stack.callback(transport.close)
             self._transport = transport
@@ -118,7 +118,78 @@ def open_runtime(
         store, key = open_state(paths.state, options.env, the_clock, recover=lock)
         register_secret(key.hex)
         stack.callback(store.close)
-        from fbstampli.sftp_session import with_stored_folders
-
         settings = with_stored_folders(settings, store)
         yield Runtime(options, settings, paths, store, key, the_clock, stack)
+
+
+# -- factories: the outside world, opened from the stored credentials --------------------------
+
+
+def require_account(store: Store) -> str:
+    """The chosen business's account id; before `auth login` there is none to sync."""
+    from fbstampli.freshbooks.oauth import LOGIN_HINT
+    from fbstampli.store.credentials import account_id
+
+    account = account_id(store)
+    if not account:
+        raise AuthRequiredError(f"no FreshBooks business chosen yet; {LOGIN_HINT}")
+    return account
+
+
+def open_client(rt: Runtime) -> FreshBooksClient:
+    """The FreshBooks client, its token pair kept in (and refreshed into) the state."""
+    from fbstampli.freshbooks.account import require_app
+    from fbstampli.freshbooks.client import FreshBooksClient
+    from fbstampli.freshbooks.oauth import TokenManager
+    from fbstampli.store.credentials import StateTokenStore
+
+    settings = rt.settings.freshbooks
+    require_app(settings)
+    account = require_account(rt.store)
+    manager = TokenManager(settings, StateTokenStore(rt.store), now=rt.clock.now)
+    return FreshBooksClient(settings, manager, account, sleep=rt.clock.sleep)
+
+
+def with_stored_folders(settings: Settings, store: Store) -> Settings:
+    """Folders given to `auth sftp --inbound/--outbound` belong to that login and win over
+    the config file; a login stored without them leaves the config in charge."""
+    from fbstampli.store.credentials import sftp_description
+
+    described = sftp_description(store)
+    if not described:
+        return settings
+    stampli = replace(
+        settings.stampli,
+        inbound_dir=described.get("inbound") or settings.stampli.inbound_dir,
+        outbound_dir=described.get("outbound") or settings.stampli.outbound_dir,
+    )
+    return replace(settings, stampli=stampli)
+
+
+def sftp_target(login: SftpLogin, settings: Settings) -> SftpTarget:
+    """Where and as whom to connect: the stored login, in the folders the settings name."""
+    from fbstampli.sftp import HostKey, SftpTarget
+
+    return SftpTarget(
+        host=login.host,
+        port=login.port,
+        username=login.username,
+        host_key=HostKey(login.host_key_type, login.host_key_base64),
+        password=login.password,
+        private_key=login.private_key,
+        passphrase=login.passphrase,
+        inbound_dir=settings.stampli.inbound_dir,
+        outbound_dir=settings.stampli.outbound_dir,
+    )
+
+
+def open_transport(rt: Runtime) -> SftpTransport:
+    """A connection to Stampli's SFTP server that accepts only the pinned host key."""
+    from fbstampli.sftp import SftpTransport
+    from fbstampli.store.credentials import load_sftp_login
+
+    login = load_sftp_login(rt.store)
+    if login is None:
+        raise ConfigError("no Stampli SFTP login stored; run `fbstampli auth sftp`")
+    target = sftp_target(login, rt.settings)
+    return SftpTransport.connect(target, timeout=rt.settings.sftp.timeout_seconds)

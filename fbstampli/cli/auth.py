@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from fbstampli.cli import MAX_ID, MAX_PORT, JsonFlag, app, finish, options_of
+from fbstampli.cli.app import MAX_ID, MAX_PORT, JsonFlag, app, finish, options_of
 
 auth_app = typer.Typer(
     help="Log in to FreshBooks and store the Stampli SFTP login.",
@@ -42,7 +42,7 @@ def login(
     as_json: JsonFlag = False,
 ) -> None:
     """Authorize fbstampli on FreshBooks (authorization code flow) and choose the business."""
-    from fbstampli.services import freshbooks
+    from fbstampli.services import auth as services
 
     interactive = sys.stdin.isatty()
 
@@ -61,7 +61,7 @@ def login(
         chosen: int = typer.prompt("Business id", type=int, err=True)
         return chosen
 
-    report = freshbooks.auth_login(
+    report = services.auth_login(
         options_of(ctx),
         code=code,
         business=business,
@@ -75,19 +75,17 @@ def login(
 def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Who is logged in, which business, and when the access token expires (never the token)."""
     from fbstampli.cli import output
-    from fbstampli.services import freshbooks
+    from fbstampli.services import auth as services
 
-    output.show_mapping(
-        "FreshBooks login", freshbooks.auth_status(options_of(ctx)), as_json=as_json
-    )
+    output.show_mapping("FreshBooks login", services.auth_status(options_of(ctx)), as_json=as_json)
 
 
 @auth_app.command("logout")
 def logout(ctx: typer.Context) -> None:
     """Revoke the FreshBooks token and forget it."""
-    from fbstampli.services import freshbooks
+    from fbstampli.services import auth as services
 
-    finish(ctx, freshbooks.auth_logout(options_of(ctx)))
+    finish(ctx, services.auth_logout(options_of(ctx)))
 
 
 @auth_app.command("sftp")
@@ -127,7 +125,7 @@ def sftp(
     ] = None,
 ) -> None:
     """Store the Stampli SFTP login in the encrypted state and pin the server's host key."""
-    from fbstampli.services import sftp
+    from fbstampli.services import auth as services
 
     password = private_key = passphrase = ""
     if password_stdin:
@@ -137,7 +135,7 @@ def sftp(
             private_key = key_file.read_text()
         except OSError as error:
             raise typer.BadParameter(f"cannot read {key_file}: {error.strerror}") from None
-        if sftp.key_needs_passphrase(private_key, shown_as=str(key_file)):
+        if services.key_needs_passphrase(private_key, shown_as=str(key_file)):
             if sys.stdin.isatty():
                 passphrase = str(typer.prompt("Key passphrase", hide_input=True, err=True))
             else:
@@ -148,7 +146,7 @@ def sftp(
     def confirm_key(description: str) -> bool:
         return bool(typer.confirm(f"{description}. Pin it?", err=True))
 
-    report = sftp.auth_sftp(
+    report = services.auth_sftp(
         options_of(ctx),
         host=host,
         port=port,

@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from fbstampli.cli import MAX_ID, JsonFlag, ReportFormat, app, finish, log_outcome, options_of
+from fbstampli.cli.app import MAX_ID, JsonFlag, ReportFormat, app, finish, log_outcome, options_of
 from fbstampli.errors import ConfigError
 
 
@@ -31,10 +31,10 @@ def push_bills(
 ) -> None:
     """Send new and changed FreshBooks vendors, bills and bill payments to Stampli's inbound."""
     from fbstampli.cli import output
-    from fbstampli.services import push
+    from fbstampli.services import sync as services
 
     with output.progress(options_of(ctx), enabled=not as_json) as start:
-        report = push.push_bills(
+        report = services.push_bills(
             options_of(ctx),
             dry_run=dry_run,
             full=full,
@@ -53,9 +53,9 @@ def pull_stampli(
     as_json: JsonFlag = False,
 ) -> None:
     """Download new Stampli export files, parse them and store them against their bills."""
-    from fbstampli.services import pull
+    from fbstampli.services import sync as services
 
-    finish(ctx, pull.pull_stampli(options_of(ctx), now=now), as_json=as_json)
+    finish(ctx, services.pull_stampli(options_of(ctx), now=now), as_json=as_json)
 
 
 @app.command("reconcile")
@@ -83,7 +83,7 @@ def reconcile(
     ] = False,
 ) -> None:
     """Match FreshBooks bill payments with Stampli's payment exports and report the differences."""
-    from fbstampli.services import pull
+    from fbstampli.services import sync as services
 
     if output_file is not None:
         from fbstampli.paths import file_place_problem
@@ -91,7 +91,7 @@ def reconcile(
         problem = file_place_problem(output_file, options_of(ctx).paths())
         if problem is not None:
             raise ConfigError(f"--output {output_file}: {problem}")
-    report = pull.reconcile(options_of(ctx))
+    report = services.reconcile(options_of(ctx))
     from fbstampli.cli import output
 
     output.show_reconciliation(report, options_of(ctx), output_format, output_file)
@@ -133,9 +133,9 @@ def retry(
     as_json: JsonFlag = False,
 ) -> None:
     """Re-queue deliveries by hand and, unless --queue-only, send them now."""
-    from fbstampli.services import push
+    from fbstampli.services import sync as services
 
-    report = push.retry(
+    report = services.retry(
         options_of(ctx),
         bills=bill or [],
         vendors=vendor or [],
@@ -151,8 +151,8 @@ def retry(
 def sync(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """push-bills, pull-stampli and reconcile under one lock: what cron runs every 15 minutes."""
     from fbstampli.cli import output
-    from fbstampli.services import push
+    from fbstampli.services import sync as services
 
     with output.progress(options_of(ctx), enabled=not as_json) as start:
-        report = push.sync(options_of(ctx), advance=start("Reading FreshBooks"))
+        report = services.sync(options_of(ctx), advance=start("Reading FreshBooks"))
     finish(ctx, report, as_json=as_json)

@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from fbstampli.cli import MAX_ID, MAX_PORT, JsonFlag, app, finish, options_of
+from fbstampli.cli.app import MAX_ID, MAX_PORT, JsonFlag, app, finish, options_of
 
 webhooks_app = typer.Typer(
     help="Register, list and delete FreshBooks webhook callbacks.",
@@ -20,19 +20,19 @@ def register(
     url: Annotated[str, typer.Option("--url", help="Public https URL that reaches serve-webhook.")],
 ) -> None:
     """Register callbacks for bill and bill_vendor events pointing at URL."""
-    from fbstampli.services import freshbooks
+    from fbstampli.services import webhooks as services
 
-    finish(ctx, freshbooks.webhooks_register(options_of(ctx), url=url))
+    finish(ctx, services.webhooks_register(options_of(ctx), url=url))
 
 
 @webhooks_app.command("list")
 def list_(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """List the callbacks FreshBooks has for this account."""
     from fbstampli.cli import output
-    from fbstampli.services import freshbooks
+    from fbstampli.services import webhooks as services
 
     output.show_rows(
-        "FreshBooks callbacks", freshbooks.webhooks_list(options_of(ctx)), as_json=as_json
+        "FreshBooks callbacks", services.webhooks_list(options_of(ctx)), as_json=as_json
     )
 
 
@@ -42,9 +42,9 @@ def delete(
     callback_id: Annotated[int, typer.Argument(min=1, max=MAX_ID, help="Callback id.")],
 ) -> None:
     """Delete one callback in FreshBooks and forget its verifier."""
-    from fbstampli.services import freshbooks
+    from fbstampli.services import webhooks as services
 
-    finish(ctx, freshbooks.webhooks_delete(options_of(ctx), callback_id))
+    finish(ctx, services.webhooks_delete(options_of(ctx), callback_id))
 
 
 @webhooks_app.command("verify")
@@ -60,11 +60,11 @@ def verify(
     ] = False,
 ) -> None:
     """Complete (or restart) FreshBooks' verification handshake for one callback by hand."""
-    from fbstampli.services import freshbooks
+    from fbstampli.services import webhooks as services
 
     finish(
         ctx,
-        freshbooks.webhooks_verify(options_of(ctx), callback_id, verifier=verifier, resend=resend),
+        services.webhooks_verify(options_of(ctx), callback_id, verifier=verifier, resend=resend),
     )
 
 
@@ -80,6 +80,6 @@ def serve_webhook(
     ] = None,
 ) -> None:
     """Listen for FreshBooks webhooks, verify them and push the named bills within seconds."""
-    from fbstampli.services import webhook
+    from fbstampli.services import webhooks as services
 
-    finish(ctx, webhook.serve_webhook(options_of(ctx), host=host, port=port))
+    finish(ctx, services.serve_webhook(options_of(ctx), host=host, port=port))

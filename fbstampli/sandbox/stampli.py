@@ -19,15 +19,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from fbstampli.models import ExportKind, Kind
 from fbstampli.stampli.template import Template, load_template
-
-if TYPE_CHECKING:
-    from fbstampli.options import Options
-    from fbstampli.sandbox.demo import Show
-
 
 DISTURBANCES = ("reupload", "reupload_renamed", "rename", "delete", "consume")
 
@@ -254,38 +248,3 @@ class StampliSimulator:
         else:
             done = self.consume_inbound() or None
         return kind if done is not None else None
-
-
-def run_demo_exports(options: Options, root: Path, show: Show) -> None:
-    """The demo's second half: Stampli captures, approves and pays; fbstampli pulls, reconciles."""
-    from fbstampli.services import pull
-
-    simulator = StampliSimulator(root)
-    bills = sorted(simulator.inbound_bills().values(), key=lambda b: b.fb_id)
-    simulator.consume_inbound()
-    simulator.export_captures(bills)
-    now = simulator.now()
-    decisions = [(b, "rejected" if i == 1 else "approved", now) for i, b in enumerate(bills[:4])]
-    simulator.export_approvals(decisions)
-    simulator.export_payments(
-        [(bills[0], bills[0].total, bills[0].currency), (999_999, Decimal("10.00"), "USD")]
-    )
-    show.step(
-        "Stampli stand-in captured every invoice, approved some, paid one and an unknown invoice"
-    )
-    report = pull.pull_stampli(options, now=True)
-    show.step(
-        f"fbstampli pull-stampli: {report.counts.get('files', 0)} files, "
-        f"{report.counts.get('records', 0)} records stored"
-    )
-    result = pull.reconcile(options)
-    rows: list[list[Any]] = [
-        [i["fb_bill_id"], i["stampli_invoice_id"], i["outcome"], i["detail"]]
-        for i in result.items
-        if i["outcome"] != "in_progress"
-    ]
-    show.table(
-        "fbstampli reconcile (bills needing a look, and matches)",
-        ("bill", "Stampli invoice", "outcome", "detail"),
-        rows,
-    )

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import partial
+from pathlib import Path
 from xml.sax.saxutils import escape
 
 from fbstampli.errors import RenderError
@@ -37,6 +38,7 @@ from fbstampli.stampli.template import (
     FileFormat,
     OutgoingLayout,
     Template,
+    load_template,
 )
 
 Row = tuple[str, ...]
@@ -279,3 +281,39 @@ def file_name(
     if name.startswith(".") or name.endswith(".part") or "/" in name or "\\" in name:
         raise RenderError(f"file name {name!r} is not usable; fix template.file_name")
     return name
+
+
+class TemplateRenderer:
+    """The sync engine's `Renderer` (`sync/ports.py`), made of a validated Stampli template.
+
+    The template file is read once, by `load`; everything after is data in, rows and bytes out.
+    """
+
+    def __init__(self, template: Template) -> None:
+        self.template = template
+
+    @classmethod
+    def load(cls, path: Path | None) -> TemplateRenderer:
+        return cls(load_template(path))
+
+    def rows(
+        self,
+        obj: SourceObject,
+        vendor_names: Mapping[int, str],
+        bills: Mapping[int, Bill],
+    ) -> list[tuple[str, ...]]:
+        return [
+            tuple(row)
+            for row in render_rows(self.template, obj, vendor_names=vendor_names, bills=bills)
+        ]
+
+    def content_hash(self, rows: Sequence[tuple[str, ...]]) -> str:
+        return content_hash(rows)
+
+    def file_bytes(self, kind: Kind, rows: Sequence[tuple[str, ...]]) -> bytes:
+        return render_file(self.template, kind, rows)
+
+    def file_name(self, kind: Kind, *, business: str, created_at: datetime, batch_id: int) -> str:
+        return file_name(
+            self.template, business=business, created_at=created_at, batch_id=batch_id, kind=kind
+        )

@@ -256,6 +256,13 @@ class Store:
             (self.now_text(), run_id, kind, fb_id, action, detail),
         )
 
+    def audit_many(self, rows: list[tuple[Any, ...]]) -> None:
+        """Append many audit rows at once: (at, run_id, kind, fb_id, action, detail)."""
+        self.execute_many(
+            "INSERT INTO audit (at, run_id, kind, fb_id, action, detail) VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
     def integrity_problems(self) -> list[str]:
         """What `PRAGMA cipher_integrity_check` and `integrity_check` find; empty is healthy.
 

@@ -1,7 +1,9 @@
 """Queries for the transactional outbox: snapshots, deliveries and batches.
 
-Every function runs inside the caller's transaction; none commits by itself,
-so the sync orchestrators decide what is durable before each side effect.
+This module owns every delivery status and batch state transition; nothing
+else writes those columns. Every function runs inside the caller's
+transaction; none commits by itself, so the sync orchestrators decide what
+is durable before each side effect.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import json
 from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from fbstampli.clock import to_utc_text
 from fbstampli.models import Kind
@@ -34,6 +37,9 @@ class BatchState(StrEnum):
     FAILED = "failed"
     STUCK = "stuck"  # verified .part vanished without a rename: someone takes temp files
 
+
+# Versions not yet in Stampli that a newer or identical version must not be queued beside.
+WAITING_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.PLANNED, DeliveryStatus.FAILED)
 
 OPEN_BATCH_STATES = (
     BatchState.PLANNED,
@@ -94,15 +100,15 @@ def queue_delivery(
     now = store.now_text()
     waiting = store.query_one(
         "SELECT id FROM deliveries WHERE kind = ? AND fb_id = ? AND content_hash = ? "
-        "AND status IN ('pending', 'planned', 'failed')",
-        (kind.value, fb_id, content_hash),
+        "AND status IN (?, ?, ?)",
+        (kind.value, fb_id, content_hash, *WAITING_STATUSES),
     )
     if waiting is not None:
         return None
     latest = store.query_one(
         "SELECT content_hash, status FROM deliveries WHERE kind = ? AND fb_id = ? "
-        "AND status != 'superseded' ORDER BY id DESC LIMIT 1",
-        (kind.value, fb_id),
+        "AND status != ? ORDER BY id DESC LIMIT 1",
+        (kind.value, fb_id, DeliveryStatus.SUPERSEDED),
     )
     if (
         not force
@@ -112,9 +118,17 @@ def queue_delivery(
     ):
         return None
     store.execute(
-        "UPDATE deliveries SET status = 'superseded', updated_at = ? "
-        "WHERE kind = ? AND fb_id = ? AND status IN ('pending', 'failed', 'dead')",
-        (now, kind.value, fb_id),
+        "UPDATE deliveries SET status = ?, updated_at = ? "
+        "WHERE kind = ? AND fb_id = ? AND status IN (?, ?, ?)",
+        (
+            DeliveryStatus.SUPERSEDED,
+            now,
+            kind.value,
+            fb_id,
+            DeliveryStatus.PENDING,
+            DeliveryStatus.FAILED,
+            DeliveryStatus.DEAD,
+        ),
     )
     resend_row = store.query_one(
         "SELECT coalesce(max(resend) + 1, 0) AS next FROM deliveries "
@@ -124,39 +138,46 @@ def queue_delivery(
     resend = int(resend_row["next"]) if resend_row else 0
     return store.execute(
         "INSERT INTO deliveries (kind, fb_id, content_hash, resend, rows, status, created_at, "
-        "updated_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
-        (kind.value, fb_id, content_hash, resend, json.dumps(list(rows)), now, now),
+        "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            kind.value,
+            fb_id,
+            content_hash,
+            resend,
+            json.dumps(list(rows)),
+            DeliveryStatus.PENDING,
+            now,
+            now,
+        ),
     )
 
 
 def requeue_due(store: Store, now: datetime) -> int:
     """Failed deliveries whose backoff has passed go back to pending."""
     due = store.query(
-        "SELECT id FROM deliveries WHERE status = 'failed' AND next_attempt_at <= ?",
-        (to_utc_text(now),),
+        "SELECT id FROM deliveries WHERE status = ? AND next_attempt_at <= ?",
+        (DeliveryStatus.FAILED, to_utc_text(now)),
     )
     store.execute(
-        "UPDATE deliveries SET status = 'pending', updated_at = ? "
-        "WHERE status = 'failed' AND next_attempt_at <= ?",
-        (store.now_text(), to_utc_text(now)),
+        "UPDATE deliveries SET status = ?, updated_at = ? "
+        "WHERE status = ? AND next_attempt_at <= ?",
+        (DeliveryStatus.PENDING, store.now_text(), DeliveryStatus.FAILED, to_utc_text(now)),
     )
     return len(due)
 
 
 def pending_deliveries(store: Store, kind: Kind) -> list[Row]:
     return store.query(
-        "SELECT id, kind, fb_id, rows FROM deliveries WHERE status = 'pending' AND kind = ? "
-        "ORDER BY id",
-        (kind.value,),
+        "SELECT id, kind, fb_id, rows FROM deliveries WHERE status = ? AND kind = ? ORDER BY id",
+        (DeliveryStatus.PENDING, kind.value),
     )
 
 
 def outstanding_count(store: Store, kind: Kind) -> int:
     """Deliveries of `kind` not yet in Stampli that later kinds must wait for."""
     row = store.query_one(
-        "SELECT count(*) AS n FROM deliveries WHERE kind = ? "
-        "AND status IN ('pending', 'planned', 'failed')",
-        (kind.value,),
+        "SELECT count(*) AS n FROM deliveries WHERE kind = ? AND status IN (?, ?, ?)",
+        (kind.value, *WAITING_STATUSES),
     )
     return int(row["n"]) if row else 0
 
@@ -184,3 +205,161 @@ def batch_members(store: Store, batch_id: int) -> list[Row]:
         "SELECT id, kind, fb_id, attempts FROM deliveries WHERE batch_id = ? ORDER BY id",
         (batch_id,),
     )
+
+
+def batch(store: Store, batch_id: int) -> Row | None:
+    return store.query_one("SELECT * FROM batches WHERE id = ?", (batch_id,))
+
+
+def add_batch(
+    store: Store,
+    *,
+    batch_id: int,
+    kind: Kind,
+    file_name: str,
+    directory: str,
+    sha256: str,
+    content: bytes,
+    delivery_ids: Iterable[int],
+) -> None:
+    """A `planned` batch holding `content`, and its deliveries moved to `planned` with it."""
+    now = store.now_text()
+    store.execute(
+        "INSERT INTO batches (id, kind, file_name, directory, sha256, size, content, "
+        "state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            batch_id,
+            kind.value,
+            file_name,
+            directory,
+            sha256,
+            len(content),
+            content,
+            BatchState.PLANNED,
+            now,
+            now,
+        ),
+    )
+    store.execute_many(
+        "UPDATE deliveries SET status = ?, batch_id = ?, updated_at = ? WHERE id = ?",
+        [(DeliveryStatus.PLANNED, batch_id, now, delivery_id) for delivery_id in delivery_ids],
+    )
+
+
+def next_batch_id(store: Store) -> int:
+    """The id the next batch gets; only safe inside `BEGIN IMMEDIATE` (we are the one writer)."""
+    row = store.query_one("SELECT coalesce(max(id), 0) + 1 AS next FROM batches")
+    return int(row["next"]) if row else 1
+
+
+def count_upload_attempt(store: Store, batch_id: int) -> None:
+    store.execute("UPDATE batches SET attempts = attempts + 1 WHERE id = ?", (batch_id,))
+
+
+def mark_batch_delivered(store: Store, batch_id: int) -> list[Row]:
+    """The batch and its members are in Stampli; its content is no longer kept.
+
+    Returns the members, for the caller's audit rows.
+    """
+    set_batch_state(store, batch_id, BatchState.DELIVERED)
+    store.execute("UPDATE batches SET content = NULL WHERE id = ?", (batch_id,))
+    members = batch_members(store, batch_id)
+    now = store.now_text()
+    store.execute_many(
+        "UPDATE deliveries SET status = ?, last_error = NULL, updated_at = ? WHERE id = ?",
+        [(DeliveryStatus.DELIVERED, now, member["id"]) for member in members],
+    )
+    return members
+
+
+def fail_delivery(
+    store: Store,
+    delivery_id: int,
+    *,
+    dead: bool,
+    attempts: int,
+    next_attempt_at: datetime | None,
+    error: str,
+) -> None:
+    """Out of its batch: `failed` until `next_attempt_at`, or `dead` until `fbstampli retry`."""
+    store.execute(
+        "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, "
+        "last_error = ?, batch_id = NULL, updated_at = ? WHERE id = ?",
+        (
+            DeliveryStatus.DEAD if dead else DeliveryStatus.FAILED,
+            attempts,
+            store.now_text() if dead or next_attempt_at is None else to_utc_text(next_attempt_at),
+            error,
+            store.now_text(),
+            delivery_id,
+        ),
+    )
+
+
+def latest_delivery(store: Store, kind: Kind, fb_id: int) -> Row | None:
+    """The newest version of one object that was not superseded."""
+    return store.query_one(
+        "SELECT id, status, content_hash, rows FROM deliveries WHERE kind = ? AND fb_id = ? "
+        "AND status != ? ORDER BY id DESC LIMIT 1",
+        (kind.value, fb_id, DeliveryStatus.SUPERSEDED),
+    )
+
+
+def requeue_delivery(store: Store, delivery_id: int) -> None:
+    """By hand: back to `pending` with fresh attempts."""
+    store.execute(
+        "UPDATE deliveries SET status = ?, attempts = 0, next_attempt_at = NULL, updated_at = ? "
+        "WHERE id = ?",
+        (DeliveryStatus.PENDING, store.now_text(), delivery_id),
+    )
+
+
+def requeue_all(store: Store, status: DeliveryStatus) -> list[Row]:
+    """Every delivery in `status` back to `pending`; returns their (kind, fb_id) rows."""
+    rows = store.query("SELECT kind, fb_id FROM deliveries WHERE status = ?", (status,))
+    store.execute(
+        "UPDATE deliveries SET status = ?, attempts = 0, next_attempt_at = NULL, updated_at = ? "
+        "WHERE status = ?",
+        (DeliveryStatus.PENDING, store.now_text(), status),
+    )
+    return rows
+
+
+def first_delivered_at(store: Store, kind: Kind) -> dict[int, datetime]:
+    """fb_id -> when its first version reached Stampli, for objects of `kind` that did."""
+    return {
+        int(row["fb_id"]): datetime.fromisoformat(row["at"])
+        for row in store.iterate(
+            "SELECT fb_id, min(updated_at) AS at FROM deliveries "
+            "WHERE kind = ? AND status = ? GROUP BY fb_id",
+            (kind.value, DeliveryStatus.DELIVERED),
+        )
+    }
+
+
+def has_snapshots(store: Store) -> bool:
+    """Whether anything was ever read from FreshBooks (false before the first sync)."""
+    return store.query_one("SELECT 1 FROM source_objects LIMIT 1") is not None
+
+
+def delivery_summary(store: Store) -> dict[str, Any]:
+    """Delivered and waiting counts (with the oldest waiting one's creation), for `status`."""
+    waiting = {
+        str(row["status"]): (int(row["n"]), row["oldest"])
+        for row in store.query(
+            "SELECT status, count(*) AS n, min(created_at) AS oldest FROM deliveries "
+            "WHERE status IN (?, ?, ?, ?) GROUP BY status",
+            (*WAITING_STATUSES, DeliveryStatus.DEAD),
+        )
+    }
+    delivered = store.query_one(
+        "SELECT count(*) AS n FROM deliveries WHERE status = ?", (DeliveryStatus.DELIVERED,)
+    )
+    stuck = store.query_one(
+        "SELECT count(*) AS n FROM batches WHERE state = ?", (BatchState.STUCK,)
+    )
+    return {
+        "delivered": int(delivered["n"]) if delivered else 0,
+        "waiting": waiting,
+        "stuck_batches": int(stuck["n"]) if stuck else 0,
+    }

@@ -4,12 +4,42 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
+from fbstampli.clock import from_utc_text
 from fbstampli.errors import ExitCode, FbstampliError
 from fbstampli.report import RunReport
 from fbstampli.store import Store
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class RecordedRun:
+    """A run in progress: its row id, and the report its row is finished with."""
+
+    id: int
+    report: RunReport
+
+
+@contextmanager
+def recorded_run(store: Store, command: str, report: RunReport) -> Iterator[RecordedRun]:
+    """A `runs` row for the block: started before it, finished with the block's outcome.
+
+    The block may replace `run.report` (an engine that returns its own report);
+    whatever it holds at the end is what the row records. A block that raises
+    is recorded with the exit code its error ends the process with.
+    """
+    run = RecordedRun(start_run(store, command), report)
+    try:
+        yield run
+    except BaseException as error:
+        finish_failed_run(store, run.id, run.report, error)
+        raise
+    finish_run(store, run.id, run.report)
 
 
 def start_run(store: Store, command: str) -> int:
@@ -44,3 +74,28 @@ def finish_failed_run(store: Store, run_id: int, report: RunReport, error: BaseE
         finish_run(store, run_id, report, exit_code=code)
     except FbstampliError:
         log.debug("could not record the end of run %d", run_id, exc_info=True)
+
+
+def latest_runs(store: Store) -> dict[str, dict[str, Any]]:
+    """The newest run of each command: when it started, how long it took, how it ended."""
+    rows = store.query(
+        "SELECT command, started_at, finished_at, exit_code FROM runs WHERE id IN "
+        "(SELECT max(id) FROM runs GROUP BY command) ORDER BY command"
+    )
+    runs: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        seconds = None
+        if row["finished_at"]:
+            elapsed = from_utc_text(row["finished_at"]) - from_utc_text(row["started_at"])
+            seconds = round(elapsed.total_seconds(), 1)
+        runs[row["command"]] = {
+            "started_at": row["started_at"],
+            "seconds": seconds,
+            "exit_code": row["exit_code"],  # None: still running, or killed
+        }
+    return runs
+
+
+def last_run_started_at(store: Store) -> str | None:
+    row = store.query_one("SELECT started_at FROM runs ORDER BY id DESC LIMIT 1")
+    return None if row is None else str(row["started_at"])

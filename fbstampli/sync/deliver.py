@@ -23,15 +23,14 @@ import hashlib
 import json
 import logging
 
-from fbstampli.clock import Clock, to_utc_text
+from fbstampli.clock import Clock
 from fbstampli.config import Settings
 from fbstampli.errors import RemoteError, RemoteUnavailableError
 from fbstampli.models import Kind
 from fbstampli.report import RunReport
-from fbstampli.store import Row, Store
+from fbstampli.store import Row, Store, outbox
 from fbstampli.store.outbox import (
     BatchState,
-    DeliveryStatus,
     batch_members,
     open_batches,
     outstanding_count,
@@ -53,15 +52,7 @@ class StuckBatchError(RemoteError):
 
 def _mark_delivered(store: Store, batch: Row, run_id: int | None, note: str) -> None:
     with store.transaction():
-        set_batch_state(store, batch["id"], BatchState.DELIVERED)
-        store.execute("UPDATE batches SET content = NULL WHERE id = ?", (batch["id"],))
-        now = store.now_text()
-        for member in batch_members(store, batch["id"]):
-            store.execute(
-                "UPDATE deliveries SET status = 'delivered', last_error = NULL, updated_at = ? "
-                "WHERE id = ?",
-                (now, member["id"]),
-            )
+        for member in outbox.mark_batch_delivered(store, batch["id"]):
             store.audit(
                 "delivered",
                 kind=member["kind"],
@@ -100,7 +91,7 @@ def advance_batch(store: Store, transport: Transport, batch: Row, run_id: int | 
     content = bytes(batch["content"])
     with store.transaction():
         set_batch_state(store, batch["id"], BatchState.UPLOADING)
-        store.execute("UPDATE batches SET attempts = attempts + 1 WHERE id = ?", (batch["id"],))
+        outbox.count_upload_attempt(store, batch["id"])
     transport.write_part(directory, name, content)
     with store.transaction():
         set_batch_state(store, batch["id"], BatchState.PART_VERIFIED)
@@ -137,17 +128,13 @@ def fail_batch(
                 initial_minutes=settings.sync.backoff_initial_minutes,
                 max_hours=settings.sync.backoff_max_hours,
             )
-            store.execute(
-                "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, "
-                "last_error = ?, batch_id = NULL, updated_at = ? WHERE id = ?",
-                (
-                    DeliveryStatus.DEAD if dead else DeliveryStatus.FAILED,
-                    attempts,
-                    store.now_text() if dead else to_utc_text(retry_at),
-                    message,
-                    store.now_text(),
-                    member["id"],
-                ),
+            outbox.fail_delivery(
+                store,
+                member["id"],
+                dead=dead,
+                attempts=attempts,
+                next_attempt_at=retry_at,
+                error=message,
             )
             store.audit(
                 "dead" if dead else "failed",
@@ -172,7 +159,7 @@ def _deliver_with_retries(
     """A few tries within this run, each resuming from the journal on a fresh connection."""
     last_error: Exception | None = None
     for attempt in range(settings.sftp.upload_attempts):
-        batch = store.query_one("SELECT * FROM batches WHERE id = ?", (batch_id,))
+        batch = outbox.batch(store, batch_id)
         if batch is None:
             return False
         try:
@@ -189,7 +176,7 @@ def _deliver_with_retries(
             continue
         report.add(f"files.{batch['kind']}")
         return True
-    batch = store.query_one("SELECT * FROM batches WHERE id = ?", (batch_id,))
+    batch = outbox.batch(store, batch_id)
     if batch is not None and last_error is not None:
         _remove_part_quietly(connection, batch)
         fail_batch(store, batch, last_error, settings, clock, run_id, report)
@@ -227,35 +214,20 @@ def create_batches(
     batch_ids: list[int] = []
     for planned in plan_files(pending, kind, max_rows=settings.sync.max_rows_per_file):
         content = renderer.file_bytes(kind, planned.rows)
-        now = store.now_text()
         with store.transaction():
-            # BEGIN IMMEDIATE makes us the only writer, so the next id is ours.
-            row = store.query_one("SELECT coalesce(max(id), 0) + 1 AS next FROM batches")
-            batch_id = int(row["next"]) if row else 1
-            name = renderer.file_name(
-                kind, business=business, created_at=clock.now(), batch_id=batch_id
-            )
-            store.execute(
-                "INSERT INTO batches (id, kind, file_name, directory, sha256, size, content, "
-                "state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?)",
-                (
-                    batch_id,
-                    kind.value,
-                    name,
-                    settings.stampli.inbound_dir,
-                    hashlib.sha256(content).hexdigest(),
-                    len(content),
-                    content,
-                    now,
-                    now,
+            batch_id = outbox.next_batch_id(store)
+            outbox.add_batch(
+                store,
+                batch_id=batch_id,
+                kind=kind,
+                file_name=renderer.file_name(
+                    kind, business=business, created_at=clock.now(), batch_id=batch_id
                 ),
+                directory=settings.stampli.inbound_dir,
+                sha256=hashlib.sha256(content).hexdigest(),
+                content=content,
+                delivery_ids=[member.delivery_id for member in planned.members],
             )
-            for member in planned.members:
-                store.execute(
-                    "UPDATE deliveries SET status = 'planned', batch_id = ?, updated_at = ? "
-                    "WHERE id = ?",
-                    (batch_id, now, member.delivery_id),
-                )
         batch_ids.append(batch_id)
     return batch_ids
 

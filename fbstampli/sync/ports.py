@@ -102,7 +102,10 @@ ProgressCallback = Callable[[int], None]
 
 
 class Renderer(Protocol):
-    """Stampli's file layout, as the sync engine needs it (`stampli.render` implements it)."""
+    """Stampli's file layout, as the sync engine needs it.
+
+    `stampli.render.TemplateRenderer` implements it.
+    """
 
     def rows(
         self,

@@ -31,11 +31,13 @@ from typing import Any
 
 from fbstampli.config import Settings
 from fbstampli.errors import ConfigError, ExportParseError, RemoteError
-from fbstampli.models import ExportKind, Kind, StampliRecord
+from fbstampli.models import ExportKind, StampliRecord
 from fbstampli.report import RunReport
 from fbstampli.stampli.parse import detect_export_kind, parse_export
 from fbstampli.stampli.template import Template
-from fbstampli.store import Row, Store
+from fbstampli.store import Store
+from fbstampli.store import stampli_files as journal
+from fbstampli.store.stampli_files import DONE_STATES, FileRow, FileState
 from fbstampli.sync.connection import Connection
 from fbstampli.sync.ports import RemoteFile, Transport
 
@@ -44,7 +46,6 @@ log = logging.getLogger(__name__)
 CHUNK = 1000  # records per insert; bounds memory whatever the file size
 _HASH_BLOCK = 1024 * 1024
 _FIELDS = tuple(field.name for field in fields(StampliRecord))
-_DONE = ("processed", "quarantined", "duplicate")
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,29 +115,18 @@ class BillLinks:
 
     def _build(self) -> dict[tuple[str, str, str], set[int]]:
         names = {
-            int(row["fb_id"]): str(row["name"] or "").casefold().strip()
-            for row in self._store.iterate(
-                "SELECT fb_id, json_extract(payload, '$.name') AS name FROM source_objects "
-                "WHERE kind = ?",
-                (Kind.VENDOR.value,),
-            )
+            fb_id: name.casefold().strip() for fb_id, name in journal.vendor_name_rows(self._store)
         }
         index: dict[tuple[str, str, str], set[int]] = {}
-        for row in self._store.iterate(
-            "SELECT fb_id, json_extract(payload, '$.vendor_id') AS vendor_id, "
-            "json_extract(payload, '$.bill_number') AS number FROM source_objects WHERE kind = ?",
-            (Kind.BILL.value,),
-        ):
-            number = str(row["number"] or "").strip()
+        for bill_id, vendor_id, bill_number in journal.bill_number_rows(self._store):
+            number = bill_number.strip()
             if not number:
                 continue
-            bill_id = int(row["fb_id"])
-            vendor_id = row["vendor_id"]
             keys = [("number", "", number)]
             if vendor_id is not None:
                 keys.append(("vendor_id", str(vendor_id), number))
-                if names.get(int(vendor_id)):
-                    keys.append(("vendor_name", names[int(vendor_id)], number))
+                if names.get(vendor_id):
+                    keys.append(("vendor_name", names[vendor_id], number))
             for key in keys:
                 index.setdefault(key, set()).add(bill_id)
         return index
@@ -206,15 +196,8 @@ def _store_records(
         if record.amount is not None:
             detail += f" {record.amount} {record.currency_code}".rstrip()
         audits.append((now, run_id, "bill", bill_id, f"stampli_{record.export_kind.value}", detail))
-    store.execute_many(
-        "INSERT INTO stampli_records (file_id, line, export_kind, stampli_invoice_id, fb_bill_id, "
-        "status, payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        rows,
-    )
-    store.execute_many(
-        "INSERT INTO audit (at, run_id, kind, fb_id, action, detail) VALUES (?, ?, ?, ?, ?, ?)",
-        audits,
-    )
+    journal.add_records(store, rows)
+    store.audit_many(audits)
     return len(rows)
 
 
@@ -227,11 +210,7 @@ def _process(
         records = parse_export(context.template, name, stream)
         while chunk := list(islice(records, CHUNK)):
             count += _store_records(store, links, file_id, chunk, context.run_id)
-        store.execute(
-            "UPDATE stampli_files SET state = 'processed', records = ?, processed_at = ? "
-            "WHERE id = ?",
-            (count, store.now_text(), file_id),
-        )
+        journal.mark_processed(store, file_id, count)
         store.audit(
             "stampli_file_processed", detail=f"{name}: {count} records", run_id=context.run_id
         )
@@ -256,38 +235,12 @@ def _quarantine(
         if target.exists():
             target = context.quarantine / f"{name}.{file_id}"
     with store.transaction():
-        store.execute(
-            "UPDATE stampli_files SET state = 'quarantined', reason = ?, local_path = ?, "
-            "processed_at = ? WHERE id = ?",
-            (reason, str(target) if target else None, store.now_text(), file_id),
-        )
+        journal.mark_quarantined(store, file_id, reason, target)
         store.audit("stampli_file_quarantined", detail=f"{name}: {reason}", run_id=context.run_id)
     if local is not None and target is not None:
         os.replace(local, target)
     report.add("quarantined")
     report.problems.append(f"quarantined {name}: {reason}")
-
-
-@dataclass(frozen=True, slots=True)
-class FileRow:
-    """The journal row of one remote file version (one identity: name, size, mtime)."""
-
-    id: int
-    name: str
-    state: str
-    sha256: str
-    local: Path | None
-
-
-def _file_row(row: Row) -> FileRow:
-    local = row["local_path"]
-    return FileRow(
-        int(row["id"]),
-        str(row["name"]),
-        str(row["state"]),
-        str(row["sha256"]),
-        Path(local) if local else None,
-    )
 
 
 def _open_row(store: Store, remote: RemoteFile, export_kind: ExportKind, folder: Path) -> FileRow:
@@ -298,22 +251,14 @@ def _open_row(store: Store, remote: RemoteFile, export_kind: ExportKind, folder:
     a file under the same remote name.
     """
     name, size, mtime = _identity(remote)
-    row = store.query_one(
-        "SELECT * FROM stampli_files WHERE name = ? AND size IS ? AND mtime IS ? "
-        "ORDER BY id DESC LIMIT 1",
-        (name, size, mtime),
-    )
-    if row is not None:
-        return _file_row(row)
+    found = journal.find_file(store, name, size, mtime)
+    if found is not None:
+        return found
     with store.transaction():
-        file_id = store.execute(
-            "INSERT INTO stampli_files (name, size, mtime, sha256, export_kind, state, "
-            "downloaded_at) VALUES (?, ?, ?, '', ?, 'downloading', ?)",
-            (name, size, mtime, export_kind.value, store.now_text()),
-        )
+        file_id = journal.add_file(store, name, size, mtime, export_kind)
         local = local_path(folder, f"{file_id:06d}-{name}")
-        store.execute("UPDATE stampli_files SET local_path = ? WHERE id = ?", (str(local), file_id))
-    return FileRow(file_id, name, "downloading", "", local)
+        journal.set_local_path(store, file_id, local)
+    return FileRow(file_id, name, FileState.DOWNLOADING, "", local)
 
 
 def _fetch(
@@ -332,11 +277,7 @@ def _fetch(
             context.settings.stampli.outbound_dir, file.name, local, max_bytes=max_bytes
         )
     with store.transaction():
-        store.execute(
-            "UPDATE stampli_files SET state = 'downloaded', sha256 = ?, size = coalesce(size, ?), "
-            "downloaded_at = ? WHERE id = ?",
-            (sha256, size, store.now_text(), file.id),
-        )
+        journal.mark_downloaded(store, file.id, sha256, size)
     return sha256
 
 
@@ -351,43 +292,35 @@ def _handle(
 ) -> bool:
     """Take one remote file as far as it goes; True when it is done and may be archived."""
     file = _open_row(store, remote, export_kind, context.folder)
-    if file.state in _DONE:
+    if file.state in DONE_STATES:
         # Done by an earlier run that did not get to archive it; quarantined files stay.
         # (A row found here matched the name and the size or time: a done row always has
         # its size, so a server that reports none never matches one and re-reads instead.)
-        return file.state != "quarantined"
+        return file.state is not FileState.QUARANTINED
     # A row from before per-row local names had none; it gets one now.
     local = file.local or local_path(context.folder, f"{file.id:06d}-{file.name}")
     limit_mb = context.settings.pull.max_file_mb
-    if file.state == "downloading" and remote.size is not None and remote.size > limit_mb << 20:
+    oversize = remote.size is not None and remote.size > limit_mb << 20
+    if file.state is FileState.DOWNLOADING and oversize:
         reason = f"{remote.size} bytes is over pull.max_file_mb ({limit_mb})"
         _quarantine(store, context, file.id, file.name, None, reason, report)
         return False
-    if file.state == "downloaded" and local.exists():
+    if file.state is FileState.DOWNLOADED and local.exists():
         sha256 = file.sha256
     else:
         sha256 = _fetch(store, transport, context, file, local)
-    original = store.query_one(
-        "SELECT name FROM stampli_files WHERE sha256 = ? AND state = 'processed' AND id != ?",
-        (sha256, file.id),
-    )
+    original = journal.processed_with_hash(store, sha256, file.id)
     if original is not None:
         with store.transaction():
-            store.execute(
-                "UPDATE stampli_files SET state = 'duplicate', reason = ?, local_path = NULL, "
-                "processed_at = ? WHERE id = ?",
-                (f"same bytes as {original['name']}", store.now_text(), file.id),
-            )
+            journal.mark_duplicate(store, file.id, f"same bytes as {original}")
             store.audit(
                 "stampli_file_duplicate",
-                detail=f"{file.name} repeats {original['name']}",
+                detail=f"{file.name} repeats {original}",
                 run_id=context.run_id,
             )
         local.unlink(missing_ok=True)
         report.add("duplicates")
-        report.notes.append(
-            f"{file.name} repeats {original['name']} byte for byte; not processed again"
-        )
+        report.notes.append(f"{file.name} repeats {original} byte for byte; not processed again")
         return True
     try:
         count = _process(store, context, links, file.id, file.name, local)

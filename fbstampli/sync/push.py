@@ -19,7 +19,8 @@ from fbstampli.config import Settings
 from fbstampli.errors import ConfigError
 from fbstampli.models import Kind
 from fbstampli.report import RunReport
-from fbstampli.store import Store
+from fbstampli.store import Store, outbox
+from fbstampli.store.events import mark_events, pending_events
 from fbstampli.sync.connection import Connection
 from fbstampli.sync.deliver import create_batches, deliver
 from fbstampli.sync.ingest import (
@@ -101,23 +102,6 @@ def save_watermarks(store: Store, marks: dict[Kind, datetime]) -> None:
         store.put_value(WATERMARK_KEYS[kind], mark.isoformat())
 
 
-def pending_events(store: Store) -> list[tuple[int, str, int]]:
-    return [
-        (int(row["id"]), str(row["name"]), int(row["object_id"]))
-        for row in store.query(
-            "SELECT id, name, object_id FROM events WHERE processed_at IS NULL ORDER BY id"
-        )
-    ]
-
-
-def mark_events(store: Store, event_ids: list[int]) -> None:
-    now = store.now_text()
-    store.execute_many(
-        "UPDATE events SET processed_at = ? WHERE id = ?",
-        [(now, event_id) for event_id in event_ids],
-    )
-
-
 def push(
     ctx: PushContext,
     *,
@@ -131,7 +115,7 @@ def push(
     report = RunReport("push-bills")
     since_date = parse_since(since, ctx.store)
     events = pending_events(ctx.store)
-    first_run = ctx.store.query_one("SELECT 1 FROM source_objects LIMIT 1") is None
+    first_run = not outbox.has_snapshots(ctx.store)
     sweep = sweep_due(ctx, full=full, first_run=first_run) and not only_events
     watermarks = load_watermarks(ctx.store)
     source = ctx.source()
@@ -207,9 +191,7 @@ def _dry_run(
                     clock=ctx.clock,
                     run_id=None,
                 ):
-                    row = ctx.store.query_one(
-                        "SELECT file_name, content FROM batches WHERE id = ?", (batch_id,)
-                    )
+                    row = outbox.batch(ctx.store, batch_id)
                     if row is not None:
                         (folder / row["file_name"]).write_bytes(bytes(row["content"]))
                         report.add(f"files.{kind.value}")

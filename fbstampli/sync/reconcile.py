@@ -1,158 +1,142 @@
-"""Reconciliation: FreshBooks bill payments against what Stampli says, one outcome per bill.
+"""reconcile: fresh FreshBooks facts against the stored Stampli records, one outcome per bill.
 
-Pure: takes plain facts, returns classifications. Amounts are `Decimal`;
-amounts in different currencies are never taken to match.
+The rules live in `sync/matching.py` (pure); this module gathers their
+inputs from FreshBooks and the store, and commits the results.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Mapping
+from datetime import datetime
 from decimal import Decimal
-from enum import StrEnum
+
+from fbstampli.config import ReconcileSettings
+from fbstampli.models import Kind, VisState
+from fbstampli.report import RunReport
+from fbstampli.store import Store, outbox, reconciliations
+from fbstampli.sync import matching
+from fbstampli.sync.matching import BillFacts, Money, StampliFacts
+from fbstampli.sync.ports import BillSource
+
+# A payment Stampli later reports with one of these statuses no longer counts as paid.
+VOID_STATUSES = frozenset({"void", "voided", "cancelled", "canceled", "reversed", "failed"})
 
 
-class Outcome(StrEnum):
-    MATCHED = "matched"
-    AMOUNT_DIFFERS = "amount_differs"
-    PAID_IN_FRESHBOOKS_ONLY = "paid_in_freshbooks_only"
-    PAID_IN_STAMPLI_ONLY = "paid_in_stampli_only"
-    APPROVED_NOT_PAID = "approved_not_paid"
-    NOT_CAPTURED = "not_captured"
-    UNKNOWN_TO_FRESHBOOKS = "unknown_to_freshbooks"
-    IN_PROGRESS = "in_progress"  # nothing to pay yet and nothing overdue: no attention needed
+def stampli_facts(
+    store: Store, bills: Mapping[int, BillFacts]
+) -> tuple[dict[int, StampliFacts], list[tuple[str, int | None]]]:
+    """What Stampli's stored exports say per bill; rows naming no FreshBooks bill go apart.
 
-    @property
-    def needs_attention(self) -> bool:
-        return self not in (Outcome.MATCHED, Outcome.IN_PROGRESS)
-
-
-@dataclass(frozen=True, slots=True)
-class BillFacts:
-    fb_id: int
-    currency: str
-    total: Decimal
-
-
-@dataclass(frozen=True, slots=True)
-class Money:
-    amount: Decimal
-    currency: str
-
-
-@dataclass(frozen=True, slots=True)
-class StampliFacts:
-    captured: bool = False
-    approval: str = ""  # latest approval status
-    approved_at: datetime | None = None
-    invoice_id: str = ""
-    payments: tuple[Money, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Result:
-    fb_bill_id: int | None
-    stampli_invoice_id: str
-    outcome: Outcome
-    detail: str
-
-
-def _total(payments: Iterable[Money]) -> dict[str, Decimal]:
-    sums: dict[str, Decimal] = defaultdict(Decimal)
-    for payment in payments:
-        sums[payment.currency] += payment.amount
-    return dict(sums)
-
-
-def _describe(sums: Mapping[str, Decimal]) -> str:
-    return " + ".join(f"{amount} {currency}" for currency, amount in sorted(sums.items())) or "0"
-
-
-def classify(
-    bill: BillFacts,
-    fb_payments: Iterable[Money],
-    stampli: StampliFacts | None,
-    *,
-    delivered_at: datetime | None,
-    now: datetime,
-    approved_unpaid_days: int,
-    uncaptured_hours: int,
-) -> Result:
-    fb = _total(fb_payments)
-    st = _total(stampli.payments) if stampli else {}
-    invoice = stampli.invoice_id if stampli else ""
-    if fb and st:
-        if fb == st:
-            return Result(bill.fb_id, invoice, Outcome.MATCHED, f"paid {_describe(fb)} in both")
-        return Result(
-            bill.fb_id,
-            invoice,
-            Outcome.AMOUNT_DIFFERS,
-            f"FreshBooks paid {_describe(fb)}, Stampli paid {_describe(st)}",
+    The approval that counts is the latest by its own time (exports can
+    arrive out of order), by arrival when a row carries no time. A payment
+    exported twice (same payment id) counts once, the later row winning; one
+    later reported void no longer counts. A payment without a currency is in
+    its bill's currency.
+    """
+    captured: set[int] = set()
+    approval: dict[int, tuple[str, datetime | None]] = {}
+    invoice: dict[int, str] = {}
+    payments: dict[int, dict[str, Money]] = defaultdict(dict)
+    unknown: list[tuple[str, int | None]] = []
+    for row in reconciliations.stampli_record_facts(store):
+        bill_id = row["fb_bill_id"]
+        if bill_id is None or bill_id not in bills:
+            unknown.append((row["stampli_invoice_id"], bill_id))
+            continue
+        invoice[bill_id] = row["stampli_invoice_id"]
+        kind = row["export_kind"]
+        if kind == "capture":
+            captured.add(bill_id)
+        elif kind == "approval":
+            text = row["occurred_at"]
+            moment = datetime.fromisoformat(text) if text else None
+            previous = approval.get(bill_id)
+            older = previous is not None and previous[1] and moment and moment < previous[1]
+            if not older:
+                approval[bill_id] = (row["status"], moment)
+        elif kind == "payment" and row["amount"] is not None:
+            key = row["payment_id"] or f"line-{row['line']}"
+            if row["status"] in VOID_STATUSES:
+                payments[bill_id].pop(key, None)
+                continue
+            currency = row["currency_code"] or bills[bill_id].currency
+            payments[bill_id][key] = Money(Decimal(row["amount"]), currency)
+    facts = {
+        bill_id: StampliFacts(
+            captured=bill_id in captured,
+            approval=approval.get(bill_id, ("", None))[0],
+            approved_at=approval.get(bill_id, ("", None))[1],
+            invoice_id=invoice.get(bill_id, ""),
+            payments=tuple(payments.get(bill_id, {}).values()),
         )
-    if fb:
-        return Result(
-            bill.fb_id, invoice, Outcome.PAID_IN_FRESHBOOKS_ONLY, f"FreshBooks paid {_describe(fb)}"
-        )
-    if st:
-        return Result(
-            bill.fb_id, invoice, Outcome.PAID_IN_STAMPLI_ONLY, f"Stampli paid {_describe(st)}"
-        )
-    if stampli and stampli.approval == "approved" and stampli.approved_at is not None:
-        overdue = now - stampli.approved_at >= timedelta(days=approved_unpaid_days)
-        if overdue:
-            return Result(
-                bill.fb_id,
-                invoice,
-                Outcome.APPROVED_NOT_PAID,
-                f"approved in Stampli on {stampli.approved_at.date()}, unpaid in FreshBooks",
-            )
-    captured = stampli is not None and (stampli.captured or bool(stampli.approval))
-    waited = delivered_at is not None and now - delivered_at >= timedelta(hours=uncaptured_hours)
-    if not captured and waited and delivered_at is not None:
-        return Result(
-            bill.fb_id,
-            invoice,
-            Outcome.NOT_CAPTURED,
-            f"sent to Stampli {delivered_at.isoformat(timespec='minutes')}, not captured yet",
-        )
-    return Result(bill.fb_id, invoice, Outcome.IN_PROGRESS, stampli.approval if stampli else "")
+        for bill_id in captured | set(approval) | set(payments)
+    }
+    return facts, unknown
 
 
-def reconcile(
-    bills: Mapping[int, BillFacts],
-    fb_payments: Mapping[int, list[Money]],
-    stampli: Mapping[int, StampliFacts],
-    unknown: Iterable[tuple[str, int | None]],
-    delivered_at: Mapping[int, datetime],
+def reconcile_state(
+    store: Store,
+    source: BillSource,
+    settings: ReconcileSettings,
     *,
     now: datetime,
-    approved_unpaid_days: int,
-    uncaptured_hours: int,
-) -> list[Result]:
-    """One result per bill FreshBooks or Stampli mentions; Stampli rows matching no bill too."""
-    results = [
-        classify(
-            bill,
-            fb_payments.get(bill_id, []),
-            stampli.get(bill_id),
-            delivered_at=delivered_at.get(bill_id),
-            now=now,
-            approved_unpaid_days=approved_unpaid_days,
-            uncaptured_hours=uncaptured_hours,
-        )
-        for bill_id, bill in sorted(bills.items())
-        if bill_id in stampli or bill_id in delivered_at or bill_id in fb_payments
-    ]
-    for invoice_id, bill_id in sorted(set(unknown), key=lambda item: (item[0], item[1] or 0)):
-        results.append(
-            Result(
-                bill_id,
-                invoice_id,
-                Outcome.UNKNOWN_TO_FRESHBOOKS,
-                "Stampli knows this invoice; FreshBooks has no such bill",
+    run_id: int,
+    report: RunReport,
+) -> None:
+    """Classify every bill from fresh FreshBooks facts and the stored Stampli records.
+
+    The results and the audit rows of the bills needing attention are one
+    transaction: a killed reconcile leaves no half report behind.
+    """
+    bills = {
+        bill.fb_id: BillFacts(bill.fb_id, bill.currency_code, bill.total_amount)
+        for bill in source.list_bills()
+        if bill.vis_state != VisState.DELETED
+    }
+    fb_payments: dict[int, list[Money]] = defaultdict(list)
+    for payment in source.list_bill_payments():
+        if payment.vis_state != VisState.DELETED:
+            currency = payment.currency_code or (
+                bills[payment.bill_id].currency if payment.bill_id in bills else ""
             )
+            fb_payments[payment.bill_id].append(Money(payment.amount, currency))
+    stampli, unknown = stampli_facts(store, bills)
+    delivered = outbox.first_delivered_at(store, Kind.BILL)
+    results = matching.reconcile(
+        bills,
+        fb_payments,
+        stampli,
+        unknown,
+        delivered,
+        now=now,
+        approved_unpaid_days=settings.approved_unpaid_days,
+        uncaptured_hours=settings.uncaptured_hours,
+    )
+    at = store.now_text()
+    attention = [r for r in results if r.outcome.needs_attention]
+    with store.transaction():
+        reconciliations.add_results(
+            store,
+            [
+                (run_id, r.fb_bill_id, r.stampli_invoice_id, r.outcome.value, r.detail)
+                for r in results
+            ],
         )
-    return results
+        store.audit_many(
+            [
+                (at, run_id, "bill", r.fb_bill_id, f"reconcile_{r.outcome.value}", r.detail)
+                for r in attention
+            ]
+        )
+    for result in results:
+        report.add(result.outcome.value)
+        report.items.append(
+            {
+                "fb_bill_id": result.fb_bill_id,
+                "stampli_invoice_id": result.stampli_invoice_id,
+                "outcome": result.outcome.value,
+                "detail": result.detail,
+            }
+        )
+    report.attention = bool(attention)

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from fbstampli.options import Options
-from fbstampli.sandbox.demo import REDIRECT_URI, connect_home, sandbox_config
 from fbstampli.sandbox.freshbooks import FreshBooksSandbox
 from fbstampli.sandbox.sftp_server import SftpServer
+from fbstampli.services.sandbox import REDIRECT_URI, connect_home, sandbox_config
 from tests.support.cli import Result, run
 
 

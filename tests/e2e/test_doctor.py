@@ -23,9 +23,9 @@ import pytest
 from fbstampli.clock import SystemClock
 from fbstampli.doctor import CheckResult, run_checks
 from fbstampli.options import Options
-from fbstampli.sandbox.demo import connect_home
 from fbstampli.sandbox.freshbooks import FreshBooksSandbox
 from fbstampli.sandbox.sftp_server import SftpServer
+from fbstampli.services.sandbox import connect_home
 from fbstampli.store import open_state
 from tests.e2e.conftest import Connected
 from tests.support.cli import one_line
@@ -230,7 +230,7 @@ def test_doctor_compares_the_injected_local_time_with_the_sandboxs_real_date_hea
 def test_without_freshbooks_a_clock_earlier_than_the_last_run_fails(
     options: Options, freshbooks: FreshBooksSandbox
 ) -> None:
-    from fbstampli.services import push
+    from fbstampli.services import sync as push
 
     assert not push.push_bills(options, dry_run=False, full=False, since=None).problems
     freshbooks.stop()

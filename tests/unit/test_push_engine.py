@@ -355,7 +355,7 @@ def test_delivered_batches_drop_their_content(store, source, remote, clock) -> N
 def test_default_template_renders_every_kind_through_the_engine(
     store, source, remote, clock
 ) -> None:
-    from fbstampli.stampli.renderer import TemplateRenderer
+    from fbstampli.stampli.render import TemplateRenderer
 
     ctx = context(store, source, remote, clock)
     ctx.renderer = TemplateRenderer.load(None)

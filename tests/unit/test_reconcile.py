@@ -12,11 +12,11 @@ from fbstampli.clock import to_utc_text
 from fbstampli.config import ReconcileSettings
 from fbstampli.models import Bill, BillPayment, ExportKind, StampliRecord, VisState
 from fbstampli.report import RunReport
-from fbstampli.services.pull import reconcile_state
 from fbstampli.store import Store
 from fbstampli.store.keys import KeySource, StateKey, new_key_hex
+from fbstampli.sync.matching import BillFacts, Money, Outcome, StampliFacts, classify, reconcile
 from fbstampli.sync.pull import record_json
-from fbstampli.sync.reconcile import BillFacts, Money, Outcome, StampliFacts, classify, reconcile
+from fbstampli.sync.reconcile import reconcile_state
 from tests.support.fakes import ListSource
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

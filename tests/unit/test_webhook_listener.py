@@ -21,10 +21,10 @@ import pytest
 from fbstampli.clock import SystemClock
 from fbstampli.errors import LockHeldError, RemoteUnavailableError
 from fbstampli.freshbooks.webhooks import SIGNATURE_HEADER, sign
+from fbstampli.listener import HEALTH_PATH, MAX_CONNECTIONS, WEBHOOK_PATH, Listener, Worker
 from fbstampli.store import Store
-from fbstampli.store import webhooks as hooks
+from fbstampli.store import events as hooks
 from fbstampli.store.keys import KeySource, StateKey, new_key_hex
-from fbstampli.webhook import HEALTH_PATH, MAX_CONNECTIONS, WEBHOOK_PATH, Listener, Worker
 from tests.support.local_http import request_json
 
 VERIFIER = "verifier-of-callback-7"

@@ -37,7 +37,8 @@ from fbstampli.freshbooks.webhooks import (
     verify_signature,
 )
 from fbstampli.store import Store
-from fbstampli.store import webhooks as queue
+from fbstampli.store import events as queue
+from fbstampli.store.credentials import account_id as stored_account_id
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +218,7 @@ class Listener:
         self.max_body_bytes = max_body_bytes
         self.request_timeout = request_timeout
         self.stats = ListenerStats()
-        self._account_id = account_id or (lambda: store.get_value("freshbooks.account_id"))
+        self._account_id = account_id or (lambda: stored_account_id(store))
         self._worker_state = worker_state
         self._store_lock = threading.RLock()  # re-entered when a rejection is counted
         self._last_queue: queue.QueueState | None = None  # what health saw last

@@ -1,4 +1,4 @@
-"""The webhook queue and the callback verifiers, as rows in the encrypted store.
+"""The webhook event queue and the callback verifiers, as rows in the encrypted store.
 
 A verifier is the HMAC key of one FreshBooks callback. It arrives in a POST
 that anyone could forge, so it is kept *pending* until FreshBooks accepts it
@@ -94,6 +94,25 @@ def enqueue_event(store: Store, name: str, object_id: int, account_id: str) -> b
             (store.now_text(), name, object_id, account_id),
         )
         return True
+
+
+def pending_events(store: Store) -> list[tuple[int, str, int]]:
+    """(row id, event name, object id) of every event not yet processed, oldest first."""
+    return [
+        (int(row["id"]), str(row["name"]), int(row["object_id"]))
+        for row in store.query(
+            "SELECT id, name, object_id FROM events WHERE processed_at IS NULL ORDER BY id"
+        )
+    ]
+
+
+def mark_events(store: Store, event_ids: list[int]) -> None:
+    """Processed: the objects they named are in the outbox (same transaction)."""
+    now = store.now_text()
+    store.execute_many(
+        "UPDATE events SET processed_at = ? WHERE id = ?",
+        [(now, event_id) for event_id in event_ids],
+    )
 
 
 @dataclass(frozen=True, slots=True)

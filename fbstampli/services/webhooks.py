@@ -1,114 +1,26 @@
-"""FreshBooks login and webhook callback registration.
+"""FreshBooks webhooks: registering callbacks (`webhooks register|list|delete|verify`) and
+serving them (`serve-webhook`), the commands of `cli/webhooks.py`.
 
-The interactive parts (showing the authorize URL, reading the pasted
-redirect, choosing a business) are callables the CLI passes in, so these
-functions never print and scripts can drive them with `--code`/`--business`.
+The listener (`fbstampli.listener`) only queues; this module gives its worker
+the one thing it runs, `drain`: confirm pending verifiers, then push the
+objects the queued events name, under the run lock like any other run.
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
-from collections.abc import Callable, Sequence
+import threading
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from fbstampli.errors import AuthRequiredError, ConfigError, RemoteError
+from fbstampli.errors import ConfigError, RemoteError
 from fbstampli.options import Options
 from fbstampli.report import RunReport
-from fbstampli.runtime import Runtime, open_runtime
+from fbstampli.runtime import Runtime, open_runtime, require_home
 
 if TYPE_CHECKING:
     from fbstampli.freshbooks.parse import Callback
 
 log = logging.getLogger(__name__)
-
-AskRedirect = Callable[[str], str]
-ChooseBusiness = Callable[[Sequence[Any]], int]
-
-
-def auth_login(
-    options: Options,
-    *,
-    code: str | None,
-    business: int | None,
-    ask_redirect: AskRedirect | None = None,
-    choose_business: ChooseBusiness | None = None,
-) -> RunReport:
-    """Exchange an authorization code, then pick and store the business to sync."""
-    from fbstampli.freshbooks.oauth import authorize_url
-    from fbstampli.freshbooks.session import log_in, require_app
-
-    report = RunReport("auth login")
-    with open_runtime(options) as rt:
-        settings = rt.settings.freshbooks
-        require_app(settings)
-        state: str | None = None
-        if code is None:
-            if ask_redirect is None:
-                raise ConfigError("auth login needs a terminal to paste into, or --code CODE")
-            state = secrets.token_urlsafe(16)
-            code = ask_redirect(authorize_url(settings, state))
-        memberships = [m for m in log_in(rt, code, state) if m.account_id]
-        chosen = _choose(memberships, business, choose_business)
-        with rt.store.transaction():
-            rt.store.put_value("freshbooks.account_id", chosen.account_id)
-            rt.store.put_value("freshbooks.business_id", str(chosen.business_id))
-            rt.store.put_value("freshbooks.business_name", chosen.name)
-            rt.store.audit("logged_in", detail=f"business {chosen.business_id} ({chosen.name})")
-        report.notes.append(f"logged in; syncing business {chosen.business_id} {chosen.name!r}")
-        report.add("logged_in")
-    return report
-
-
-def _choose(memberships: Sequence[Any], wanted: int | None, choose: ChooseBusiness | None) -> Any:
-    if not memberships:
-        raise AuthRequiredError(
-            "this FreshBooks user belongs to no business with an accounting account; "
-            "log in as a user of the business whose bills you want to sync"
-        )
-    if wanted is not None:
-        for membership in memberships:
-            if membership.business_id == wanted:
-                return membership
-        known = ", ".join(f"{m.business_id} ({m.name})" for m in memberships)
-        raise ConfigError(f"--business {wanted} is not one of yours: {known}")
-    if len(memberships) == 1:
-        return memberships[0]
-    if choose is None:
-        known = ", ".join(f"{m.business_id} ({m.name})" for m in memberships)
-        raise ConfigError(f"you belong to several businesses; choose one with --business: {known}")
-    picked = choose(memberships)
-    return _choose(memberships, picked, None)
-
-
-def auth_status(options: Options) -> dict[str, Any]:
-    """What the login is, never the token itself."""
-    from fbstampli.freshbooks.session import login_summary
-
-    with open_runtime(options, lock=False) as rt:
-        return login_summary(rt.store, rt.clock.now())
-
-
-def auth_logout(options: Options) -> RunReport:
-    """Revoke at FreshBooks when it answers; forget locally whatever happens."""
-    from fbstampli.freshbooks.session import log_out
-
-    report = RunReport("auth logout")
-    with open_runtime(options) as rt:
-        report.notes.append(log_out(rt))
-        with rt.store.transaction():
-            for name in (
-                "freshbooks.account_id",
-                "freshbooks.business_id",
-                "freshbooks.business_name",
-            ):
-                rt.store.delete_value(name)
-            rt.store.audit("logged_out")
-        report.add("logged_out")
-    return report
-
-
-# ---- webhook callbacks ------------------------------------------------------------------------
 
 WEBHOOK_EVENTS = ("bill", "bill_vendor")  # the bare resource subscribes to create/update/delete
 HANDSHAKE_WAIT_SECONDS = 5.0  # how long register/verify wait for the listener to store a verifier
@@ -145,7 +57,7 @@ def confirm_pending_verifiers(rt: Runtime, only: set[int] | None = None) -> dict
     (a forged handshake, or a callback deleted meanwhile) is forgotten; one that
     could not be sent stays pending for the next try. Returns id -> outcome.
     """
-    from fbstampli.store import webhooks as hooks
+    from fbstampli.store import events as hooks
 
     outcomes: dict[int, str] = {}
     pending = hooks.pending_verifiers(rt.store)
@@ -170,7 +82,7 @@ def confirm_pending_verifiers(rt: Runtime, only: set[int] | None = None) -> dict
 
 def _await_handshakes(rt: Runtime, callback_ids: set[int]) -> None:
     """Give the listener a moment: FreshBooks POSTs the verifier right after it answers us."""
-    from fbstampli.store import webhooks as hooks
+    from fbstampli.store import events as hooks
 
     deadline = rt.clock.monotonic() + HANDSHAKE_WAIT_SECONDS
     while rt.clock.monotonic() < deadline:
@@ -198,7 +110,7 @@ def webhooks_register(options: Options, *, url: str) -> RunReport:
     """
     from urllib.parse import urlsplit
 
-    from fbstampli.store import webhooks as hooks
+    from fbstampli.store import events as hooks
 
     expected = f"--url {url!r}: expected an absolute https URL that reaches serve-webhook"
     try:
@@ -248,7 +160,7 @@ def webhooks_register(options: Options, *, url: str) -> RunReport:
 
 def webhooks_list(options: Options) -> list[dict[str, Any]]:
     """FreshBooks' callbacks, and whether this home holds each one's verifier."""
-    from fbstampli.store import webhooks as hooks
+    from fbstampli.store import events as hooks
 
     with open_runtime(options, lock_wait=LOCK_WAIT_SECONDS) as rt:
         callbacks = callbacks_api(rt).list_callbacks()
@@ -268,7 +180,7 @@ def webhooks_list(options: Options) -> list[dict[str, Any]]:
 def webhooks_delete(options: Options, callback_id: int) -> RunReport:
     """Delete the callback at FreshBooks (gone already is fine) and forget its verifier."""
     from fbstampli.freshbooks.client import NotFoundError
-    from fbstampli.store import webhooks as hooks
+    from fbstampli.store import events as hooks
 
     report = RunReport("webhooks delete")
     with open_runtime(options, lock_wait=LOCK_WAIT_SECONDS) as rt:
@@ -287,7 +199,7 @@ def webhooks_verify(
 ) -> RunReport:
     """Finish a handshake by hand: with the code, by asking for it again, or from the listener."""
     from fbstampli.logs import register_secret
-    from fbstampli.store import webhooks as hooks
+    from fbstampli.store import events as hooks
 
     if verifier is not None and resend:
         raise ConfigError("give either --verifier CODE or --resend, not both")
@@ -318,4 +230,100 @@ def webhooks_verify(
             )
         else:
             report.problems.append(_unverified_hint(callback_id))
+    return report
+
+
+# ---- serve-webhook -------------------------------------------------------------------------------
+
+DRAIN_LOCK_WAIT_SECONDS = 1.0  # queue behind a short run briefly; a cron run is retried later
+SHUTDOWN_GRACE_SECONDS = 60.0  # a push in progress may finish; it is resumable if cut short
+
+
+def drain(options: Options, *, lock_wait: float = DRAIN_LOCK_WAIT_SECONDS) -> int:
+    """One worker pass under the run lock; returns how many events are still queued.
+
+    Raises `LockHeldError` when another run holds the lock: the events stay
+    queued and that run (cron's, with `only_events=False`) drains them too.
+    """
+    from fbstampli.services.sync import run_push
+    from fbstampli.store import events as hooks
+
+    with open_runtime(options, lock=True, lock_wait=lock_wait) as rt:
+        confirm_pending_verifiers(rt)
+        if hooks.queue_state(rt.store).queued:
+            report = run_push(rt, only_events=True)
+            for problem in report.problems:
+                log.warning("%s", problem)
+        return hooks.queue_state(rt.store).queued
+
+
+# A queued event is one short insert; a writer holding the state longer than this is a
+# cron run's big commit, and FreshBooks is better answered 503 (it retries) than late.
+LISTENER_WRITE_WAIT_SECONDS = 2.0
+
+
+def serve_webhook(
+    options: Options,
+    *,
+    host: str | None,
+    port: int | None,
+) -> RunReport:
+    """Serve until SIGTERM/SIGINT; exit 0 with whatever is still queued left for the next run.
+
+    Events arrive into the store at once; a push starts `debounce_seconds`
+    after the last one. On shutdown the listener stops accepting first, then
+    a push in progress is allowed to finish; queued events are never deleted.
+    """
+    from fbstampli.listener import Listener, Worker
+    from fbstampli.lock import listener_lock
+    from fbstampli.signals import stop_signals
+    from fbstampli.store import events as hooks
+
+    stop = threading.Event()
+    report = RunReport("serve-webhook")
+
+    require_home(options.paths())  # before the listener's lock file is made in it
+    with (
+        listener_lock(options.paths().listener_lock, holder="serve-webhook"),
+        open_runtime(options, lock=False) as rt,
+    ):
+        settings = rt.settings.webhook
+        rt.store.wait_for_writers(LISTENER_WRITE_WAIT_SECONDS)
+        bind_host = host or settings.host
+        bind_port = settings.port if port is None else port
+        worker = Worker(lambda: drain(options), debounce=settings.debounce_seconds)
+        try:
+            listener = Listener(
+                rt.store,
+                wake=worker.wake,
+                host=bind_host,
+                port=bind_port,
+                max_body_bytes=settings.max_body_bytes,
+                worker_state=lambda: worker.state,
+            )
+        except OSError as error:
+            raise ConfigError(
+                f"cannot listen on {bind_host}:{bind_port} ({error.strerror}); "
+                "choose another --host/--port or stop what uses it"
+            ) from None
+        with stop_signals(stop):
+            worker.start()
+            listener.start()
+            log.info("listening on %s", listener.url)
+            if hooks.queue_state(rt.store).queued or hooks.pending_verifiers(rt.store):
+                worker.wake()  # left over from before a restart
+            while not stop.wait(0.5):
+                pass
+            listener.stop()
+            if not worker.stop(SHUTDOWN_GRACE_SECONDS):
+                log.warning("a push was still running at shutdown; the next run resumes it")
+        stats = listener.stats
+        report.add("events_accepted", stats.accepted)
+        report.add("events_duplicate", stats.duplicates)
+        report.add("handshakes", stats.handshakes)
+        report.add("rejected", sum(stats.rejected.values()))
+        report.add("push_runs", worker.state.runs)
+        queued = hooks.queue_state(rt.store).queued
+        if queued:
+            report.notes.append(f"{queued} events left queued; the next push-bills sends them")
     return report

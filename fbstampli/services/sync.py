@@ -1,25 +1,35 @@
-"""push-bills, retry and sync: the commands that send FreshBooks data to Stampli."""
+"""push-bills, pull-stampli, reconcile, retry and sync: the commands of `cli/sync.py`.
+
+Each opens a runtime, records its run, and hands the work to the engine in
+`sync/`; `sync` runs the three in turn under one lock, as cron does.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import timedelta
 
+from fbstampli.clock import from_utc_text, to_utc_text
 from fbstampli.models import Kind
 from fbstampli.options import Options
 from fbstampli.report import RunReport
 from fbstampli.runtime import Runtime, open_runtime
-from fbstampli.store.outbox import queue_delivery
-from fbstampli.store.runs import finish_failed_run, finish_run, start_run
+from fbstampli.store import outbox
+from fbstampli.store.credentials import account_id
+from fbstampli.store.outbox import DeliveryStatus, queue_delivery
+from fbstampli.store.runs import recorded_run
 from fbstampli.sync.connection import Connection
 from fbstampli.sync.deliver import deliver
 from fbstampli.sync.push import PushContext, push
 
 Advance = Callable[[int], None]
 
+LAST_PULL_KEY = "pull.last_run"
+
 
 def business_name(rt: Runtime) -> str:
-    return rt.settings.stampli.business or rt.store.get_value("freshbooks.account_id") or "business"
+    return rt.settings.stampli.business or account_id(rt.store) or "business"
 
 
 def push_context(rt: Runtime, run_id: int | None) -> PushContext:
@@ -35,6 +45,9 @@ def push_context(rt: Runtime, run_id: int | None) -> PushContext:
     )
 
 
+# -- push-bills ----------------------------------------------------------------------------------
+
+
 def run_push(
     rt: Runtime,
     *,
@@ -44,24 +57,24 @@ def run_push(
     only_events: bool = False,
     advance: Advance = lambda amount: None,
 ) -> RunReport:
-    run_id = None if dry_run else start_run(rt.store, "push-bills")
-    report = RunReport("push-bills")
-    try:
-        report = push(
-            push_context(rt, run_id),
+    """One push; a dry run writes its files locally and records nothing, not even its run."""
+    if dry_run:
+        return push(
+            push_context(rt, None),
             full=full,
             since=since,
-            dry_run_folder=rt.paths.outbox if dry_run else None,
+            dry_run_folder=rt.paths.dry_run,
+            advance=advance,
+        )
+    with recorded_run(rt.store, "push-bills", RunReport("push-bills")) as run:
+        run.report = push(
+            push_context(rt, run.id),
+            full=full,
+            since=since,
             only_events=only_events,
             advance=advance,
         )
-    except BaseException as error:
-        if run_id is not None:
-            finish_failed_run(rt.store, run_id, report, error)
-        raise
-    if run_id is not None:
-        finish_run(rt.store, run_id, report)
-    return report
+    return run.report
 
 
 def push_bills(
@@ -76,26 +89,21 @@ def push_bills(
         return run_push(rt, dry_run=dry_run, full=full, since=since, advance=advance)
 
 
+# -- retry ---------------------------------------------------------------------------------------
+
+
 def _requeue(rt: Runtime, kind: Kind, fb_id: int, *, force: bool, report: RunReport) -> None:
     store = rt.store
-    latest = store.query_one(
-        "SELECT id, status, content_hash, rows FROM deliveries WHERE kind = ? AND fb_id = ? "
-        "AND status != 'superseded' ORDER BY id DESC LIMIT 1",
-        (kind.value, fb_id),
-    )
+    latest = outbox.latest_delivery(store, kind, fb_id)
     label = f"{kind.value} {fb_id}"
     if latest is None:
         report.problems.append(f"{label} has not been seen in FreshBooks yet; run push-bills")
         return
-    status = latest["status"]
-    if status in ("failed", "dead"):
-        store.execute(
-            "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = NULL, "
-            "updated_at = ? WHERE id = ?",
-            (store.now_text(), latest["id"]),
-        )
+    status = DeliveryStatus(latest["status"])
+    if status in (DeliveryStatus.FAILED, DeliveryStatus.DEAD):
+        outbox.requeue_delivery(store, latest["id"])
         report.notes.append(f"{label}: re-queued its {status} delivery")
-    elif status in ("pending", "planned"):
+    elif status in (DeliveryStatus.PENDING, DeliveryStatus.PLANNED):
         report.notes.append(f"{label}: already queued")
         return
     elif force:
@@ -130,15 +138,10 @@ def retry(
     with open_runtime(options) as rt:
         store = rt.store
         with store.transaction():
-            for status, wanted in (("failed", failed), ("dead", dead)):
+            for status, wanted in ((DeliveryStatus.FAILED, failed), (DeliveryStatus.DEAD, dead)):
                 if not wanted:
                     continue
-                rows = store.query("SELECT kind, fb_id FROM deliveries WHERE status = ?", (status,))
-                store.execute(
-                    "UPDATE deliveries SET status = 'pending', attempts = 0, "
-                    "next_attempt_at = NULL, updated_at = ? WHERE status = ?",
-                    (store.now_text(), status),
-                )
+                rows = outbox.requeue_all(store, status)
                 for row in rows:
                     store.audit(
                         "retry_requested", kind=row["kind"], fb_id=row["fb_id"], detail=status
@@ -150,8 +153,7 @@ def retry(
                     _requeue(rt, kind, fb_id, force=force, report=report)
         if queue_only or not report.counts.get("requeued"):
             return report
-        run_id = start_run(store, "retry")
-        try:
+        with recorded_run(store, "retry", report) as run:
             deliver(
                 store,
                 Connection(rt.transport),
@@ -159,14 +161,67 @@ def retry(
                 settings=rt.settings,
                 business=business_name(rt),
                 clock=rt.clock,
-                run_id=run_id,
+                run_id=run.id,
                 report=report,
             )
-        except BaseException as error:
-            finish_failed_run(store, run_id, report, error)
-            raise
-        finish_run(store, run_id, report)
     return report
+
+
+# -- pull-stampli and reconcile ------------------------------------------------------------------
+
+
+def run_pull(rt: Runtime, *, now: bool = False) -> RunReport:
+    """One poll of the outbound folder, unless the interval has not passed (`now` overrides)."""
+    from fbstampli.sync.pull import PullContext, is_due, pull
+
+    report = RunReport("pull-stampli")
+    last = rt.store.get_value(LAST_PULL_KEY)
+    interval = timedelta(minutes=rt.settings.pull.interval_minutes)
+    if not now and not is_due(from_utc_text(last) if last else None, rt.clock.now(), interval):
+        report.notes.append("not due yet (pull.interval_minutes); use --now to poll anyway")
+        return report
+    with recorded_run(rt.store, "pull-stampli", report) as run:
+        context = PullContext(
+            template=rt.template(),
+            settings=rt.settings,
+            folder=rt.paths.stampli_files,
+            quarantine=rt.paths.quarantine,
+            run_id=run.id,
+        )
+        pull(rt.store, Connection(rt.transport), context, report)
+        with rt.store.transaction():
+            rt.store.put_value(LAST_PULL_KEY, to_utc_text(rt.clock.now()))
+    return report
+
+
+def pull_stampli(options: Options, *, now: bool) -> RunReport:
+    with open_runtime(options) as rt:
+        return run_pull(rt, now=now)
+
+
+def run_reconcile(rt: Runtime) -> RunReport:
+    """Fetch FreshBooks' bills and payments fresh, classify each bill, store and report."""
+    from fbstampli.sync.reconcile import reconcile_state
+
+    report = RunReport("reconcile")
+    with recorded_run(rt.store, "reconcile", report) as run:
+        reconcile_state(
+            rt.store,
+            rt.freshbooks(),
+            rt.settings.reconcile,
+            now=rt.clock.now(),
+            run_id=run.id,
+            report=report,
+        )
+    return report
+
+
+def reconcile(options: Options) -> RunReport:
+    with open_runtime(options) as rt:
+        return run_reconcile(rt)
+
+
+# -- sync: the cron entry ------------------------------------------------------------------------
 
 
 def sync(options: Options, advance: Advance = lambda amount: None) -> RunReport:
@@ -178,10 +233,8 @@ def sync(options: Options, advance: Advance = lambda amount: None) -> RunReport:
         report = RunReport("sync")
         with open_runtime(options) as rt:
             report.merge(run_push(rt, advance=advance))
-            from fbstampli.services import pull
-
-            for step in pull.sync_steps():
-                report.merge(step(rt))
+            report.merge(run_pull(rt))
+            report.merge(run_reconcile(rt))
         return report
 
     return monitored(load_options_settings(options).monitoring.ping_url, run)

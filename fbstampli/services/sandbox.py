@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from fbstampli.options import Options
 from fbstampli.report import RunReport
 from fbstampli.sandbox.freshbooks import FreshBooksSandbox
 from fbstampli.sandbox.sftp_server import SftpServer
+from fbstampli.sandbox.stampli import StampliSimulator
 
 REDIRECT_URI = "https://localhost:8765/callback"
 
@@ -50,13 +52,12 @@ def connect_home(
     options: Options, freshbooks: FreshBooksSandbox, server: SftpServer, business: str = "demo"
 ) -> list[str]:
     """init, config, auth login and auth sftp against the sandboxes; returns what each said."""
-    from fbstampli.services import freshbooks as fb_services
-    from fbstampli.services import setup, sftp
+    from fbstampli.services import admin, auth
 
-    setup.init_home(options, key_source="file")
+    admin.init_home(options, key_source="file")
     options.paths().config.write_text(sandbox_config(freshbooks, business))
-    login = fb_services.auth_login(options, code=freshbooks.issue_code(REDIRECT_URI), business=None)
-    pinned = sftp.auth_sftp(
+    login = auth.auth_login(options, code=freshbooks.issue_code(REDIRECT_URI), business=None)
+    pinned = auth.auth_sftp(
         options,
         host=server.host,
         port=server.port,
@@ -88,7 +89,7 @@ def _counts(report: RunReport) -> str:
 
 def run_demo(*, keep: bool, bills: int, show: Show) -> int:
     """Run every step; return the exit code (0 when each step did what it should)."""
-    from fbstampli.services import push
+    from fbstampli.services import sync as push
 
     logging.getLogger("fbstampli.sandbox").setLevel(logging.CRITICAL)
     folder = Path(tempfile.mkdtemp(prefix="fbstampli-demo-"))
@@ -139,7 +140,7 @@ def run_demo(*, keep: bool, bills: int, show: Show) -> int:
                 and len(again) == len(names)
                 and any(name.endswith("-bills.csv") for name in changed)
             )
-            _pull_and_reconcile(options, root, show)
+            run_demo_exports(options, root, show)
             show.note("every step ran against local stand-ins; no account or network was used")
             return 0 if ok else 1
     finally:
@@ -149,13 +150,36 @@ def run_demo(*, keep: bool, bills: int, show: Show) -> int:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _pull_and_reconcile(options: Options, root: Path, show: Show) -> None:
-    """The Stampli half of the loop, when this version has it."""
-    from fbstampli.services import pull
+def run_demo_exports(options: Options, root: Path, show: Show) -> None:
+    """The demo's second half: Stampli captures, approves and pays; fbstampli pulls, reconciles."""
+    from fbstampli.services import sync as pull
 
-    if not pull.sync_steps():
-        show.note("pull-stampli and reconcile are not built in this version; the demo stops here")
-        return
-    from fbstampli.sandbox.stampli import run_demo_exports
-
-    run_demo_exports(options, root, show)
+    simulator = StampliSimulator(root)
+    bills = sorted(simulator.inbound_bills().values(), key=lambda b: b.fb_id)
+    simulator.consume_inbound()
+    simulator.export_captures(bills)
+    now = simulator.now()
+    decisions = [(b, "rejected" if i == 1 else "approved", now) for i, b in enumerate(bills[:4])]
+    simulator.export_approvals(decisions)
+    simulator.export_payments(
+        [(bills[0], bills[0].total, bills[0].currency), (999_999, Decimal("10.00"), "USD")]
+    )
+    show.step(
+        "Stampli stand-in captured every invoice, approved some, paid one and an unknown invoice"
+    )
+    report = pull.pull_stampli(options, now=True)
+    show.step(
+        f"fbstampli pull-stampli: {report.counts.get('files', 0)} files, "
+        f"{report.counts.get('records', 0)} records stored"
+    )
+    result = pull.reconcile(options)
+    rows: list[list[Any]] = [
+        [i["fb_bill_id"], i["stampli_invoice_id"], i["outcome"], i["detail"]]
+        for i in result.items
+        if i["outcome"] != "in_progress"
+    ]
+    show.table(
+        "fbstampli reconcile (bills needing a look, and matches)",
+        ("bill", "Stampli invoice", "outcome", "detail"),
+        rows,
+    )

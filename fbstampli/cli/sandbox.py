@@ -1,0 +1,78 @@
+"""`demo` and `sandbox`: the whole flow, and the stand-ins for FreshBooks and Stampli."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fbstampli.cli.app import MAX_PORT, app
+
+
+@app.command("demo")
+def demo(
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Keep the temporary home folder afterwards.")
+    ] = False,
+    bills: Annotated[
+        int,
+        typer.Option(
+            "--bills",
+            min=3,
+            max=10_000,
+            help="How many bills the sandbox starts with (3 or more: some get paid).",
+        ),
+    ] = 40,
+) -> None:
+    """Run the whole flow against an embedded FreshBooks sandbox and an in-process SFTP server."""
+    from fbstampli.cli import output
+    from fbstampli.services.sandbox import Show, run_demo
+
+    show = Show(step=output.demo_step, note=output.demo_note, table=output.table)
+    raise typer.Exit(run_demo(keep=keep, bills=bills, show=show))
+
+
+sandbox_app = typer.Typer(
+    help="Local stand-ins for FreshBooks and Stampli.", no_args_is_help=True, rich_markup_mode=None
+)
+app.add_typer(sandbox_app, name="sandbox")
+
+
+@sandbox_app.command("freshbooks")
+def sandbox_freshbooks(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=MAX_PORT, help="Port to listen on (0: any free).")
+    ] = 8765,
+    bills: Annotated[int, typer.Option("--bills", min=0, max=100_000, help="Bills to seed.")] = 500,
+    vendors: Annotated[
+        int, typer.Option("--vendors", min=0, max=100_000, help="Vendors to seed.")
+    ] = 50,
+    payments: Annotated[
+        int, typer.Option("--payments", min=0, max=100_000, help="Bill payments to seed.")
+    ] = 250,
+) -> None:
+    """Serve a FreshBooks-compatible sandbox API until Ctrl-C (try fbstampli without an account)."""
+    from fbstampli.sandbox.freshbooks import run_sandbox
+
+    run_sandbox(host, port, vendors, bills, payments)
+
+
+@sandbox_app.command("sftp")
+def sandbox_sftp(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=MAX_PORT, help="Port to listen on (0: any free).")
+    ] = 2222,
+    root: Annotated[
+        Path | None,
+        typer.Option(
+            "--root",
+            help="Folder to serve, kept afterwards (default: a temporary one, removed on exit).",
+        ),
+    ] = None,
+) -> None:
+    """Serve an SFTP folder with inbound/ and outbound/ until Ctrl-C (a Stampli stand-in)."""
+    from fbstampli.cli import output
+    from fbstampli.sandbox.sftp_sandbox import run_sftp_sandbox
+
+    run_sftp_sandbox(host=host, port=port, root=root, show=output.banner_line)

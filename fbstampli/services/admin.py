@@ -1,0 +1,311 @@
+"""Setting up and looking after a home: init, status, doctor, audit, template check, state
+backup and restore, key rotation (the commands of `cli/admin.py`).
+
+The reading commands open the state without the run lock (WAL lets a reader
+see the last commit while a run writes), so `status` answers even mid-sync.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from fbstampli.clock import from_utc_text
+from fbstampli.doctor import CheckResult
+from fbstampli.errors import ConfigError
+from fbstampli.options import Options
+from fbstampli.report import RunReport
+from fbstampli.runtime import Runtime, load_options_settings, open_runtime
+from fbstampli.store.keys import KEY_ENV, KeySource
+
+
+def default_config_text() -> str:
+    return resources.files("fbstampli").joinpath("templates/config.toml").read_text()
+
+
+def requested_key_source(requested: str) -> KeySource | None:
+    """The source asked for by `--key-source`, None for `auto`; anything else is a usage error."""
+    if requested == "auto":
+        return None
+    try:
+        return KeySource(requested)
+    except ValueError:
+        raise ConfigError("--key-source must be auto, env, keyring or file") from None
+
+
+def choose_key_source(requested: str, options: Options) -> KeySource:
+    """`auto`: env when set, keyring on an interactive desktop, else a 0600 key file."""
+    explicit = requested_key_source(requested)
+    if explicit is not None:
+        return explicit
+    if options.env.get(KEY_ENV):
+        return KeySource.ENV
+    from fbstampli.store.keys import keyring_usable
+
+    if sys.stdin.isatty() and keyring_usable():
+        return KeySource.KEYRING
+    return KeySource.FILE
+
+
+def init_home(options: Options, *, key_source: str = "auto") -> RunReport:
+    """Create the home, a commented config, the key and the state; safe to run twice.
+
+    An existing config, key or state file is never overwritten; an existing
+    state is opened to prove that its key still works.
+    """
+    from fbstampli.clock import SystemClock
+    from fbstampli.store import Store, open_state
+    from fbstampli.store.keys import create_key
+
+    report = RunReport("init")
+    wanted = requested_key_source(key_source)  # a bad value fails even on a second run
+    paths = options.paths()
+    paths.ensure()
+    if options.config is None and not paths.config.exists():
+        paths.config.write_text(default_config_text())
+        report.notes.append(f"wrote {paths.config}")
+    load_options_settings(options)  # a broken config fails init, not the first cron run
+    if paths.state.exists():
+        store, key = open_state(paths.state, options.env, SystemClock(), recover=False)
+        store.close()
+        if wanted is not None and wanted is not key.source:
+            raise ConfigError(
+                f"{paths.state} exists with its key in {key.source.value}, not {wanted.value}; "
+                "init never replaces a key: run it without --key-source, or with "
+                f"--key-source {key.source.value}"
+            )
+        report.notes.append(f"{paths.state} exists (key from {key.source.value}); left unchanged")
+        return report
+    if paths.key_file.exists():
+        raise ConfigError(
+            f"{paths.key_file} exists but {paths.state} does not; move the key away "
+            "if you really want a new, empty state"
+        )
+    source = choose_key_source(key_source, options)
+    key = create_key(paths.state, source, options.env)
+    Store.create(paths.state, key, SystemClock()).close()
+    report.add("created")
+    report.notes.append(f"created {paths.state}; key kept in {source.value}")
+    if source is KeySource.FILE:
+        report.notes.append(
+            f"{paths.key_file} protects a state file copied alone (backups); keep it out of "
+            f"those backups, or use the OS keyring or {KEY_ENV} for more protection"
+        )
+    return report
+
+
+def key_rotate(options: Options) -> RunReport:
+    """Re-encrypt the state under a new key so that a kill at any instant loses neither.
+
+    Never SQLCipher's in-place rekey: a kill in the middle of it can leave a
+    file that opens with neither key. Instead the new key is staged, an
+    encrypted copy is written beside the state under it, the old connection
+    is closed (emptying its WAL), the copy replaces the state atomically, and
+    only then is the staged key promoted. `open_state` finishes or undoes a
+    rotation from whichever of those points a killed run reached.
+    """
+    from fbstampli.clock import SystemClock
+    from fbstampli.lock import listener_lock, run_lock
+    from fbstampli.runtime import require_home
+    from fbstampli.store import open_state, replace_state
+    from fbstampli.store.keys import promote_key, stage_new_key
+
+    paths = options.paths()
+    require_home(paths)
+    report = RunReport("key rotate")
+    rotating = paths.state.with_name("state.db.rotating")
+    with run_lock(paths.lock), listener_lock(paths.listener_lock, holder="key rotate"):
+        store, key = open_state(paths.state, options.env, SystemClock())
+        try:
+            new_key = stage_new_key(paths.state, key.source)
+            with store.transaction():
+                store.audit("key_rotated", detail=f"key kept in {new_key.source.value}")
+            store.backup_to(rotating, new_key)
+        finally:
+            store.close()
+        replace_state(rotating, paths.state)
+        promote_key(paths.state, new_key)
+    report.add("rotated")
+    report.notes.append(
+        "backups taken before now open only with the old key, which is gone: "
+        "take a new one with `fbstampli state backup FILE`"
+    )
+    return report
+
+
+def state_backup(options: Options, destination: Path) -> RunReport:
+    from fbstampli.runtime import open_runtime
+
+    report = RunReport("state backup")
+    with open_runtime(options, lock=False) as rt:
+        rt.store.backup_to(destination, rt.key, rt.paths)
+        rt.store.audit("state_backup", detail=str(destination))
+    report.notes.append(f"wrote {destination} (encrypted with the current state key)")
+    report.add("written")
+    return report
+
+
+STATUS_SCHEMA = 1
+
+
+def _age_seconds(rt: Runtime, text: str | None) -> int | None:
+    if not text:
+        return None
+    return int((rt.clock.now() - from_utc_text(text)).total_seconds())
+
+
+def _sftp(rt: Runtime) -> dict[str, Any]:
+    from fbstampli.store.credentials import sftp_description
+
+    described = sftp_description(rt.store)
+    if described is None:
+        return {"configured": False}
+    return {
+        "configured": True,
+        "address": f"{described['username']}@{described['host']}:{described['port']}",
+        "inbound": rt.settings.stampli.inbound_dir,
+        "outbound": rt.settings.stampli.outbound_dir,
+        "host_key": f"{described['host_key_type']} {described['host_key_fingerprint']}",
+        "auth": described.get("auth", "password"),
+    }
+
+
+def _deliveries(rt: Runtime) -> dict[str, Any]:
+    from fbstampli.store.outbox import delivery_summary
+
+    summary = delivery_summary(rt.store)
+    waiting = {
+        status: {"count": count, "oldest_age_seconds": _age_seconds(rt, oldest)}
+        for status, (count, oldest) in summary["waiting"].items()
+    }
+    return {**summary, "waiting": waiting}
+
+
+def _stampli_files(rt: Runtime) -> dict[str, Any]:
+    from fbstampli.store.stampli_files import last_processed, open_quarantine
+
+    return {"last_processed": last_processed(rt.store), "quarantined": open_quarantine(rt.store)}
+
+
+def _reconciliation(rt: Runtime) -> dict[str, Any]:
+    from fbstampli.store.reconciliations import latest_outcomes
+
+    run_id, outcomes = latest_outcomes(rt.store)
+    if run_id is None:
+        return {"last_run": None, "needs_attention": 0}
+    attention = sum(n for outcome, n in outcomes.items() if outcome != "matched")
+    return {"last_run": run_id, "outcomes": outcomes, "needs_attention": attention}
+
+
+def _webhooks(rt: Runtime) -> dict[str, Any]:
+    from fbstampli.store.events import queue_state
+
+    queue = queue_state(rt.store)
+    return {"last_event_at": queue.last_event_at, "queued_events": queue.queued}
+
+
+def status(options: Options) -> dict[str, Any]:
+    """Health at a glance, as a stable document (`schema` changes when keys do)."""
+    from fbstampli.store.credentials import login_summary
+    from fbstampli.store.runs import latest_runs
+
+    with open_runtime(options, lock=False) as rt:
+        return {
+            "schema": STATUS_SCHEMA,
+            "home": str(rt.paths.home),
+            "freshbooks": login_summary(rt.store, rt.clock.now()),
+            "sftp": _sftp(rt),
+            "runs": latest_runs(rt.store),
+            "deliveries": _deliveries(rt),
+            "stampli_files": _stampli_files(rt),
+            "reconciliation": _reconciliation(rt),
+            "webhooks": _webhooks(rt),
+        }
+
+
+def audit_trail(options: Options, *, bill: int | None, since: str | None) -> list[dict[str, Any]]:
+    """Audit rows in time order; one bill's trail includes its payments' rows."""
+    from fbstampli.store.audit import audit_rows
+
+    since_date: date | None = None
+    if since:
+        try:
+            since_date = date.fromisoformat(since)
+        except ValueError:
+            raise ConfigError(f"--since {since!r}: expected a date like 2026-01-31") from None
+    with open_runtime(options, lock=False) as rt:
+        return audit_rows(rt.store, bill=bill, since=since_date)
+
+
+def doctor(options: Options) -> list[CheckResult]:
+    from fbstampli.doctor import run_checks
+
+    return run_checks(options)
+
+
+def template_check(file: Path) -> RunReport:
+    from fbstampli.stampli.template import load_template
+
+    load_template(file)
+    report = RunReport("template check")
+    report.notes.append(f"{file} is a valid Stampli template")
+    report.add("valid")
+    return report
+
+
+def state_restore(options: Options, source: Path, *, force: bool) -> RunReport:
+    """Replace the state with a backup made by `state backup`, atomically, under the run lock.
+
+    The backup must open with the current key (it was written with it); a
+    state that changed after the backup was taken is kept unless `force`.
+    """
+    import os
+
+    from fbstampli.clock import SystemClock
+    from fbstampli.errors import ConfigError
+    from fbstampli.lock import listener_lock, run_lock
+    from fbstampli.runtime import require_home
+    from fbstampli.store import Store, open_state
+    from fbstampli.store.audit import last_change
+
+    paths = options.paths()
+    require_home(paths)
+    if not source.is_file():
+        raise ConfigError(f"no backup at {source}")
+    if source.resolve() in paths.own_files():
+        raise ConfigError(f"{source} is fbstampli's own file, not a backup of it")
+    report = RunReport("state restore")
+    with run_lock(paths.lock), listener_lock(paths.listener_lock, holder="state restore"):
+        current, key = open_state(paths.state, options.env, SystemClock())
+        try:
+            current_change = last_change(current)
+            current.checkpoint()
+        finally:
+            current.close()
+        backup = Store.open(source, key, SystemClock())
+        try:
+            backup_change = last_change(backup)
+            backup.checkpoint()
+        finally:
+            backup.close()
+        if current_change > backup_change and not force:
+            raise ConfigError(
+                f"the state changed after this backup (last change {current_change}, backup "
+                f"{backup_change or 'empty'}); add --force to replace it anyway"
+            )
+        temporary = paths.state.with_name(".state.db.restore")
+        with source.open("rb") as reader, temporary.open("wb") as writer:
+            while chunk := reader.read(1 << 20):
+                writer.write(chunk)
+            writer.flush()
+            os.fsync(writer.fileno())
+        os.chmod(temporary, 0o600)
+        os.replace(temporary, paths.state)
+        for suffix in ("-wal", "-shm"):
+            Path(f"{paths.state}{suffix}").unlink(missing_ok=True)
+    report.add("restored")
+    report.notes.append(f"restored {paths.state} from {source} (last change {backup_change})")
+    return report
