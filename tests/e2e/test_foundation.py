@@ -63,7 +63,7 @@ def test_state_key_from_environment(tmp_path: Path) -> None:
 def test_state_key_from_keyring(tmp_path: Path) -> None:
     home = tmp_path / "h"
     env = {
-        "PYTHON_KEYRING_BACKEND": "test_keyrings.FileKeyring",
+        "PYTHON_KEYRING_BACKEND": "keyrings_for_tests.FileKeyring",
         "FBSTAMPLI_TEST_KEYRING_DIR": str(tmp_path),
     }
     assert run(home, "init", "--key-source", "keyring", env=env).code == 0
@@ -78,12 +78,12 @@ def test_state_key_from_keyring(tmp_path: Path) -> None:
 def test_hanging_keyring_becomes_exit_4_not_a_hung_job(tmp_path: Path) -> None:
     home = tmp_path / "h"
     good = {
-        "PYTHON_KEYRING_BACKEND": "test_keyrings.FileKeyring",
+        "PYTHON_KEYRING_BACKEND": "keyrings_for_tests.FileKeyring",
         "FBSTAMPLI_TEST_KEYRING_DIR": str(tmp_path),
     }
     assert run(home, "init", "--key-source", "keyring", env=good).code == 0
     hung = run(
-        home, "init", env={"PYTHON_KEYRING_BACKEND": "test_keyrings.HangingKeyring"}, timeout=60
+        home, "init", env={"PYTHON_KEYRING_BACKEND": "keyrings_for_tests.HangingKeyring"}, timeout=60
     )
     assert hung.code == 4
     assert "did not answer" in hung.stderr

@@ -9,7 +9,7 @@ import hashlib
 import io
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -18,6 +18,32 @@ from fbstampli.models import Bill, BillPayment, Kind, SourceObject, Vendor, VisS
 from fbstampli.sync.ports import RemoteFile, part_name
 
 T = TypeVar("T", Vendor, Bill)
+
+DEFAULT_MOMENT = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+
+
+class FakeClock:
+    """A clock that moves only when told to; `sleep` is recorded, or refused where a component
+    must never wait (`may_sleep=False`), so that a stray sleep fails the test."""
+
+    def __init__(self, moment: datetime = DEFAULT_MOMENT, *, may_sleep: bool = True) -> None:
+        self.moment = moment
+        self.may_sleep = may_sleep
+        self.slept: list[float] = []
+
+    def now(self) -> datetime:
+        return self.moment
+
+    def monotonic(self) -> float:
+        return self.moment.timestamp()
+
+    def sleep(self, seconds: float) -> None:
+        if not self.may_sleep:
+            raise AssertionError(f"slept {seconds} s where nothing may wait")
+        self.slept.append(seconds)
+
+    def advance(self, **delta: float) -> None:
+        self.moment += timedelta(**delta)
 
 
 @dataclass

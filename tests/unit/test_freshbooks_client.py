@@ -76,14 +76,14 @@ def sleeps() -> list[float]:
 
 
 @pytest.fixture
-def store() -> MemoryStore:
+def tokens() -> MemoryStore:
     return MemoryStore(token())
 
 
 @pytest.fixture
-def client(store: MemoryStore, sleeps: list[float]) -> Iterator[FreshBooksClient]:
+def client(tokens: MemoryStore, sleeps: list[float]) -> Iterator[FreshBooksClient]:
     session = requests.Session()
-    manager = TokenManager(SETTINGS, store, session=session, now=lambda: NOW)
+    manager = TokenManager(SETTINGS, tokens, session=session, now=lambda: NOW)
     fb = FreshBooksClient(SETTINGS, manager, "ABC123", session=session, sleep=sleeps.append)
     yield fb
     fb.close()
@@ -340,7 +340,7 @@ def test_truncated_json_is_retried(requests_mock: rm.Mocker, client: FreshBooksC
 
 
 def test_401_refreshes_once_saves_then_retries_with_the_new_token(
-    requests_mock: rm.Mocker, client: FreshBooksClient, store: MemoryStore
+    requests_mock: rm.Mocker, client: FreshBooksClient, tokens: MemoryStore
 ) -> None:
     unauthenticated = {"error": "unauthenticated", "error_description": "Needs auth."}
     requests_mock.get(
@@ -361,7 +361,7 @@ def test_401_refreshes_once_saves_then_retries_with_the_new_token(
         },
     )
     assert len(list(client.list_bills())) == 1
-    assert [t.access_token for t in store.saved] == ["new-access"]
+    assert [t.access_token for t in tokens.saved] == ["new-access"]
     token_request = requests_mock.request_history[1]
     assert token_request.json()["refresh_token"] == "old-refresh"
     last = requests_mock.last_request
@@ -383,7 +383,7 @@ def test_401_after_refresh_requires_login(
 
 
 def test_invalid_grant_on_refresh_requires_login(
-    requests_mock: rm.Mocker, client: FreshBooksClient, store: MemoryStore
+    requests_mock: rm.Mocker, client: FreshBooksClient, tokens: MemoryStore
 ) -> None:
     requests_mock.get(BILLS, status_code=401, json={})
     requests_mock.post(
@@ -396,7 +396,7 @@ def test_invalid_grant_on_refresh_requires_login(
         match="FreshBooks rejected the refresh token; run `fbstampli auth login`",
     ):
         list(client.list_bills())
-    assert store.saved == []
+    assert tokens.saved == []
 
 
 def test_403_names_missing_scopes(requests_mock: rm.Mocker, client: FreshBooksClient) -> None:

@@ -18,12 +18,11 @@ from fbstampli.report import RunReport
 from fbstampli.stampli.parse import parse_export as real_parse
 from fbstampli.stampli.template import Template, load_template
 from fbstampli.store import Store
-from fbstampli.store.keys import KeySource, StateKey, new_key_hex
 from fbstampli.sync.connection import Connection
 from fbstampli.sync.ingest import payload_of
 from fbstampli.sync.ports import RemoteFile
 from fbstampli.sync.pull import PullContext, is_due, pull
-from tests.support.fakes import MemoryTransport, gone
+from tests.support.fakes import FakeClock, MemoryTransport, gone
 
 MOMENT = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
@@ -56,20 +55,6 @@ def payments(*rows: tuple[int, str]) -> bytes:
 MALFORMED = b"Stampli Invoice ID,Amount\r\nSTP-1,not-a-number\r\n"
 
 
-class FixedClock:
-    def __init__(self) -> None:
-        self.moment = MOMENT
-
-    def now(self) -> datetime:
-        return self.moment
-
-    def monotonic(self) -> float:
-        return self.moment.timestamp()
-
-    def sleep(self, seconds: float) -> None:
-        raise AssertionError("pull never sleeps")
-
-
 @dataclass
 class StampedTransport(MemoryTransport):
     """MemoryTransport whose files carry an mtime, as SFTP servers report."""
@@ -94,12 +79,8 @@ class StampedTransport(MemoryTransport):
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store.create(
-        tmp_path / "state.db", StateKey(new_key_hex(), KeySource.FILE), FixedClock()
-    )
-    yield opened
-    opened.close()
+def clock() -> FakeClock:
+    return FakeClock(MOMENT, may_sleep=False)  # pull never sleeps
 
 
 @pytest.fixture

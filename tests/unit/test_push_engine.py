@@ -4,7 +4,6 @@ import json
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -12,29 +11,10 @@ from fbstampli.config import Settings, SftpSettings, SyncSettings
 from fbstampli.errors import RemoteError
 from fbstampli.models import Bill, BillPayment, Vendor, VisState
 from fbstampli.store import Store
-from fbstampli.store.keys import KeySource, StateKey, new_key_hex
 from fbstampli.store.outbox import BatchState
 from fbstampli.sync.deliver import advance_batch, create_batches
 from fbstampli.sync.push import PushContext, push
-from tests.support.fakes import ListSource, MemoryTransport, SimpleRenderer, gone
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.moment = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
-        self.slept: list[float] = []
-
-    def now(self) -> datetime:
-        return self.moment
-
-    def monotonic(self) -> float:
-        return self.moment.timestamp()
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-
-    def advance(self, **delta: float) -> None:
-        self.moment += timedelta(**delta)
+from tests.support.fakes import FakeClock, ListSource, MemoryTransport, SimpleRenderer, gone
 
 
 def vendor(fb_id: int, name: str = "") -> Vendor:
@@ -61,18 +41,6 @@ def bill(fb_id: int, vendor_id: int, total: str = "100.00", **changes: object) -
 
 def payment(fb_id: int, bill_id: int, amount: str = "40.00") -> BillPayment:
     return BillPayment(fb_id, bill_id, Decimal(amount), "USD", date(2026, 11, 20))
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def store(tmp_path: Path, clock: FakeClock) -> Store:
-    opened = Store.create(tmp_path / "state.db", StateKey(new_key_hex(), KeySource.FILE), clock)
-    yield opened  # type: ignore[misc]
-    opened.close()
 
 
 @pytest.fixture

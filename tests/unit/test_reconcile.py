@@ -1,9 +1,7 @@
 """Every reconciliation outcome, each produced by one prepared case and checked exactly."""
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,11 +11,10 @@ from fbstampli.config import ReconcileSettings
 from fbstampli.models import Bill, BillPayment, ExportKind, StampliRecord, VisState
 from fbstampli.report import RunReport
 from fbstampli.store import Store
-from fbstampli.store.keys import KeySource, StateKey, new_key_hex
 from fbstampli.sync.matching import BillFacts, Money, Outcome, StampliFacts, classify, reconcile
 from fbstampli.sync.pull import record_json
 from fbstampli.sync.reconcile import reconcile_state
-from tests.support.fakes import ListSource
+from tests.support.fakes import FakeClock, ListSource
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 BILL = BillFacts(1, "USD", Decimal("100.00"))
@@ -241,24 +238,9 @@ def test_amounts_are_compared_per_currency_as_decimals(
 # -- the orchestration over a real store ------------------------------------------------------
 
 
-class StillClock:
-    def now(self) -> datetime:
-        return NOW
-
-    def monotonic(self) -> float:
-        return 0.0
-
-    def sleep(self, seconds: float) -> None:
-        raise AssertionError("reconcile never sleeps")
-
-
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store.create(
-        tmp_path / "state.db", StateKey(new_key_hex(), KeySource.FILE), StillClock()
-    )
-    yield opened
-    opened.close()
+def clock() -> FakeClock:
+    return FakeClock(NOW, may_sleep=False)  # reconcile never sleeps
 
 
 def fb_bill(fb_id: int, currency: str = "USD", **changes: Any) -> Bill:

@@ -22,7 +22,7 @@ from fbstampli.clock import SystemClock
 from fbstampli.errors import LockHeldError, RemoteUnavailableError
 from fbstampli.freshbooks.webhooks import SIGNATURE_HEADER, sign
 from fbstampli.listener import HEALTH_PATH, MAX_CONNECTIONS, WEBHOOK_PATH, Listener, Worker
-from fbstampli.store import Store
+from fbstampli.store import Store, credentials
 from fbstampli.store import events as hooks
 from fbstampli.store.keys import KeySource, StateKey, new_key_hex
 from tests.support.local_http import request_json
@@ -85,15 +85,17 @@ class Served:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store.create(
-        tmp_path / "state.db", StateKey(new_key_hex(), KeySource.FILE), SystemClock()
-    )
-    with opened.transaction():
-        opened.put_value("freshbooks.account_id", ACCOUNT)
-    hooks.confirm_verifier(opened, 7, VERIFIER)
-    yield opened
-    opened.close()
+def clock() -> SystemClock:
+    return SystemClock()  # the listener's timeouts are real
+
+
+@pytest.fixture
+def store(store: Store) -> Store:
+    """The shared store, logged in to ACCOUNT with one confirmed verifier."""
+    with store.transaction():
+        credentials.choose_business(store, credentials.Business(ACCOUNT, "1", "Test"))
+    hooks.confirm_verifier(store, 7, VERIFIER)
+    return store
 
 
 @pytest.fixture
