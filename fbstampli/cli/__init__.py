@@ -17,7 +17,7 @@ from typing import NoReturn
 import typer
 
 from fbstampli.cli import admin, auth, sandbox, sync, webhooks  # noqa: F401 - registers commands
-from fbstampli.cli.app import _log_file_in_use, app
+from fbstampli.cli.app import app, log_file_in_use
 from fbstampli.errors import ExitCode, FbstampliError
 
 log = logging.getLogger("fbstampli")
@@ -68,7 +68,7 @@ def run(args: Sequence[str] | None = None) -> int:
         from fbstampli.logs import CRASH_LOGGER
 
         logging.getLogger(CRASH_LOGGER).exception("internal error")
-        where = _log_file_in_use[0] if _log_file_in_use else "the log file (or run with -vv)"
+        where = log_file_in_use[0] if log_file_in_use else "the log file (or run with -vv)"
         sys.stderr.write(
             f"fbstampli: internal error ({type(error).__name__}); this is a bug: the traceback "
             f"is in {where}; please report it\n"

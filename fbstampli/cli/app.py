@@ -53,7 +53,7 @@ class ReportFormat(StrEnum):
 
 # The log file this process writes, once the global options are known: a bug's one line
 # names it, so nobody has to guess which home's log holds the traceback.
-_log_file_in_use: list[Path] = []
+log_file_in_use: list[Path] = []
 
 
 def _version(value: bool) -> None:
@@ -110,7 +110,7 @@ def _global(
     from fbstampli.logs import configure_logging
 
     log_file = options.paths().existing_log_file()
-    _log_file_in_use[:] = [log_file] if log_file else []
+    log_file_in_use[:] = [log_file] if log_file else []
     configure_logging(verbose=verbose, quiet=quiet, log_format=log_format, log_file=log_file)
 
 
