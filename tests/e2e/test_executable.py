@@ -17,6 +17,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,6 @@ from fbstampli.sandbox.demo import REDIRECT_URI, sandbox_config
 from fbstampli.sandbox.freshbooks import FreshBooksSandbox
 from fbstampli.sandbox.sftp_server import SftpServer
 from fbstampli.sandbox.stampli import StampliSimulator
-from fbstampli.services.setup import default_config_text
 from tests.support.cli import REPO, Result, cli_env
 
 pytestmark = pytest.mark.slow
@@ -169,7 +169,8 @@ def test_set_up_doctor_push_pull_and_reconcile_against_the_sandboxes(
     home = tmp_path / "home"
     init = standalone.run(home, "init", "--key-source", "file")
     assert init.code == 0, init.stderr
-    assert (home / "config.toml").read_text() == default_config_text()
+    packaged = resources.files("fbstampli").joinpath("templates/config.toml").read_text()
+    assert (home / "config.toml").read_text() == packaged
     (home / "config.toml").write_text(sandbox_config(freshbooks, business="sandbox"))
     code = freshbooks.issue_code(REDIRECT_URI)
     login = standalone.run(home, "auth", "login", "--code", code)
@@ -288,3 +289,25 @@ def test_keyring_finds_its_secret_service_backend_through_entry_points(
     assert "(DBusErrorResponse)" in own.stderr  # not NoKeyringError: the backend was found
     assert calls > 0  # and it spoke D-Bus from inside the executable
     assert (other.code, other.stderr) == (own.code, own.stderr)
+
+
+def test_it_starts_where_the_temp_folder_is_mounted_noexec(
+    standalone: Standalone, tmp_path: Path
+) -> None:
+    """Hardened hosts mount /tmp noexec; the one-file form unpacks its libraries there and
+    dies with exit 127 (`failed to map segment`), which is why the build makes a folder."""
+    noexec = tmp_path / "noexec"
+    noexec.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "noexec,size=64m", "tmpfs", str(noexec)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip("mounting a noexec tmpfs needs root, as CI runs")
+    try:
+        result = standalone.run(tmp_path / "home", "--version", env={"TMPDIR": str(noexec)})
+    finally:
+        subprocess.run(["umount", str(noexec)], check=True)
+    assert result.code == 0, result.stderr
+    assert result.stdout == f"fbstampli {__version__}\n"
