@@ -1,7 +1,7 @@
 """The standalone executable behaves as the pip-installed program, with no Python on the host.
 
-`scripts/build-executable` runs once per session into a temporary folder (about
-a minute: a fresh virtual environment, then PyInstaller); FBSTAMPLI_TEST_EXECUTABLE
+`scripts/build-executable` runs once per session into a temporary folder (1.5 to 3
+minutes: a fresh virtual environment, then PyInstaller); FBSTAMPLI_TEST_EXECUTABLE
 names an already built one instead. Every run finds the executable through a
 link in a folder that is the whole PATH (so no python is on it) and has no
 PYTHONPATH or PYTHONHOME: nothing from this checkout or its environment can
