@@ -99,6 +99,7 @@ def fail_some_deliveries(connected: Connected, bills: list[int]) -> None:
     assert refused.code == 1, refused.stderr
 
 
+@pytest.mark.slow
 def test_cron_retry_and_webhook_worker_at_once_lose_duplicate_and_lock_nothing(
     connected: Connected, tmp_path: Path
 ) -> None:

@@ -116,6 +116,7 @@ def run_trials(connected: Connected, trials: int, seed: int) -> tuple[dict[str, 
     return summary, points
 
 
+@pytest.mark.slow
 def test_random_kills_lose_and_duplicate_nothing(connected: Connected) -> None:
     summary, _ = run_trials(connected, trials=20, seed=11)
     assert summary["killed"] > 0

@@ -181,6 +181,7 @@ def push_problems(connected: Connected) -> list[str]:
     return problems
 
 
+@pytest.mark.slow
 def test_freshbooks_faults_at_a_rate_lose_and_duplicate_nothing(connected: Connected) -> None:
     fb = connected.freshbooks
     fault_rate = fb.fail_at_rate("/accounting/", 0.4, seed=3, delay_seconds=1.5)
@@ -191,6 +192,7 @@ def test_freshbooks_faults_at_a_rate_lose_and_duplicate_nothing(connected: Conne
     assert_weathered(weather, problems + push_problems(connected), FRESHBOOKS_FAULTS)
 
 
+@pytest.mark.slow
 def test_sftp_faults_at_a_rate_lose_and_duplicate_nothing(connected: Connected) -> None:
     """Downloads are in the weather too: Stampli exports a file every round."""
     stampli = StampliSimulator(connected.sftp.root)
@@ -212,6 +214,7 @@ def test_sftp_faults_at_a_rate_lose_and_duplicate_nothing(connected: Connected) 
     assert pulled.processed > 0
 
 
+@pytest.mark.slow
 def test_stampli_meddling_under_us_loses_and_duplicates_nothing(connected: Connected) -> None:
     """Stampli re-uploads, renames and deletes its exports and takes our files mid-run."""
     stampli = StampliSimulator(connected.sftp.root)

@@ -5,6 +5,8 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from fbstampli.clock import SystemClock
 from fbstampli.store import open_state
 from tests.support.cli import run, start
@@ -32,6 +34,7 @@ def marker(home: Path) -> str | None:
         store.close()
 
 
+@pytest.mark.slow
 def test_rotation_killed_at_random_moments_never_loses_the_state(home: Path) -> None:
     fill(home, megabytes=20)
     before = (home / "state.key").read_text()

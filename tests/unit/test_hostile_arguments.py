@@ -104,6 +104,7 @@ def invoke(args: list[str]) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(line=st.sampled_from(COMMAND_LINES), value=values)
 @example(line=["retry", "--bill", "X"], value="9" * 30)  # once an OverflowError in SQLite
@@ -190,6 +191,7 @@ ENVIRONMENT = [
 ]
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     line=st.sampled_from(

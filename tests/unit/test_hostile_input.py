@@ -68,6 +68,7 @@ def failure_of(call: Callable[[], object], expected: type[Exception]) -> Excepti
 bill_like = st.fixed_dictionaries({}, optional=dict.fromkeys(BILL_KEYS, json_values))
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(bill_like)
 @fuzz_case
@@ -75,6 +76,7 @@ def test_freshbooks_bill_json_parses_or_raises_remote_error(data: dict) -> None:
     failure_of(lambda: parse_bill(data), RemoteError)
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(json_values)
 @fuzz_case

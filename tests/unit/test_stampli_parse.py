@@ -417,6 +417,7 @@ def test_rendering_xml_refuses_characters_xml_cannot_carry() -> None:
         render_file(template, Kind.PAYMENT, rows)
 
 
+@pytest.mark.slow
 def test_large_export_is_parsed_in_bounded_memory(tmp_path: Path) -> None:
     path = tmp_path / "stampli_capture_big.csv"
     blob = "x" * 900
