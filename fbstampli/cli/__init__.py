@@ -16,7 +16,7 @@ from typing import NoReturn
 
 import typer
 
-from fbstampli.cli import admin, auth, sandbox, sync, webhooks  # noqa: F401 - registers commands
+from fbstampli.cli import admin, auth, business, sandbox, sync, webhooks  # noqa: F401 - registers commands
 from fbstampli.cli.app import _log_file_in_use, app
 from fbstampli.errors import ExitCode, FbstampliError
 

@@ -49,14 +49,22 @@ def sandbox_config(freshbooks: FreshBooksSandbox, business: str = "demo") -> str
 
 
 def connect_home(
-    options: Options, freshbooks: FreshBooksSandbox, server: SftpServer, business: str = "demo"
+    options: Options,
+    freshbooks: FreshBooksSandbox,
+    server: SftpServer,
+    business: str = "demo",
+    *,
+    business_id: int | None = None,
 ) -> list[str]:
-    """init, config, auth login and auth sftp against the sandboxes; returns what each said."""
+    """init, config, auth login and auth sftp against the sandboxes; returns what each said.
+
+    `business_id` picks one of the login's FreshBooks businesses, as `auth login --business`.
+    """
     from fbstampli.services import admin, auth
 
     admin.init_home(options, key_source="file")
     options.paths().config.write_text(sandbox_config(freshbooks, business))
-    login = auth.auth_login(options, code=freshbooks.issue_code(REDIRECT_URI), business=None)
+    login = auth.auth_login(options, code=freshbooks.issue_code(REDIRECT_URI), business=business_id)
     pinned = auth.auth_sftp(
         options,
         host=server.host,

@@ -1,0 +1,281 @@
+"""Several businesses, one installation: each keeps its own state, target and trouble.
+
+Two FreshBooks businesses on one sandbox login, two Stampli SFTP servers, one
+installation folder: `business add`, `sync --all` and `status --all` through
+the real command line, and one failing business never holding up the other.
+"""
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from fbstampli.options import Options
+from fbstampli.sandbox.fb_data import Business
+from fbstampli.sandbox.freshbooks import FreshBooksSandbox
+from fbstampli.sandbox.sftp_server import SftpServer
+from fbstampli.services.sandbox import connect_home
+from tests.support.cli import Result, run
+
+ALPHA = Business("ALPHA1", 111000, "Alpha Holdings Ltd.")
+BETA = Business("BETA22", 222000, "Beta Trading Inc.")
+
+
+@dataclass
+class Site:
+    """One business of the installation: its FreshBooks account and its Stampli target."""
+
+    name: str
+    business: Business
+    home: Path
+    sftp: SftpServer
+
+    @property
+    def inbound(self) -> Path:
+        return self.sftp.root / "inbound"
+
+    def sent_bill_ids(self) -> set[str]:
+        ids: set[str] = set()
+        for path in self.inbound.glob("*-bills.csv"):
+            rows = csv.DictReader(io.StringIO(path.read_text(encoding="utf-8")))
+            ids |= {row["FreshBooks Bill ID"] for row in rows}
+        return ids
+
+    def sent_bill_numbers(self) -> set[str]:
+        numbers: set[str] = set()
+        for path in self.inbound.glob("*-bills.csv"):
+            rows = csv.DictReader(io.StringIO(path.read_text(encoding="utf-8")))
+            numbers |= {row["Invoice Number"] for row in rows if row.get("Invoice Number")}
+        return numbers
+
+
+@dataclass
+class Installation:
+    folder: Path
+    freshbooks: FreshBooksSandbox
+    alpha: Site
+    beta: Site
+
+    def run(self, *args: str) -> Result:
+        return run(self.folder, *args)
+
+    def account(self, site: Site) -> object:
+        return self.freshbooks.accounts[site.business.account_id]
+
+
+def _server(root: Path) -> SftpServer:
+    for folder in ("inbound", "outbound"):
+        (root / folder).mkdir(parents=True)
+    return SftpServer(root)
+
+
+@pytest.fixture
+def installation(tmp_path: Path) -> Iterator[Installation]:
+    """Two businesses added through the CLI, then logged in (one login, two businesses)."""
+    folder = tmp_path / "fbstampli"
+    with (
+        FreshBooksSandbox(businesses=[ALPHA, BETA]) as freshbooks,
+        _server(tmp_path / "stampli-alpha") as alpha_sftp,
+        _server(tmp_path / "stampli-beta") as beta_sftp,
+    ):
+        freshbooks.accounts[ALPHA.account_id].seed(vendors=3, bills=6, payments=0, seed=1)
+        freshbooks.accounts[BETA.account_id].seed(vendors=4, bills=9, payments=0, seed=2)
+        sites = []
+        for name, business, sftp in (("alpha", ALPHA, alpha_sftp), ("beta", BETA, beta_sftp)):
+            added = run(folder, "business", "add", name, "--key-source", "file")
+            assert added.code == 0, added.stderr
+            home = folder / "businesses" / name
+            connect_home(
+                Options(home=home, env={}),
+                freshbooks,
+                sftp,
+                business=name,
+                business_id=business.business_id,
+            )
+            sites.append(Site(name, business, home, sftp))
+        yield Installation(folder, freshbooks, *sites)
+
+
+def bill_numbers(freshbooks: FreshBooksSandbox, business: Business) -> set[str]:
+    bills = freshbooks.accounts[business.account_id].bills.values()
+    return {str(bill["bill_number"]) for bill in bills if bill.get("bill_number")}
+
+
+def test_business_add_makes_a_home_per_business_and_list_shows_them(
+    installation: Installation,
+) -> None:
+    listed = installation.run("business", "list", "--json")
+    assert listed.code == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert [(r["name"], r["state"], r["adopted"]) for r in rows] == [
+        ("alpha", "ok", False),
+        ("beta", "ok", False),
+    ]
+    for site in (installation.alpha, installation.beta):
+        assert (site.home / "state.db").is_file()
+        assert (site.home / "state.key").is_file()  # each its own key
+    assert (installation.alpha.home / "state.key").read_bytes() != (
+        installation.beta.home / "state.key"
+    ).read_bytes()
+    text = (installation.folder / "installation.toml").read_text()
+    assert 'home = "businesses/alpha"' in text
+    assert "key" not in text.replace("# ", "").split("\n", 3)[-1]  # nothing secret in it
+
+
+def test_business_add_refuses_a_taken_or_unusable_name(installation: Installation) -> None:
+    again = installation.run("business", "add", "alpha")
+    assert again.code == 2
+    assert "exists already" in again.stderr
+    bad = installation.run("business", "add", "../evil")
+    assert bad.code == 2
+    assert "lower-case letters" in bad.stderr
+    assert not (installation.folder / "evil").exists()
+
+
+def test_next_steps_name_the_exact_commands(tmp_path: Path) -> None:
+    added = run(tmp_path / "inst", "business", "add", "gamma", "--key-source", "file")
+    assert added.code == 0, added.stderr
+    assert "fbstampli --business gamma auth login" in added.stdout
+    assert "fbstampli --business gamma auth sftp" in added.stdout
+    assert "/webhooks/freshbooks/gamma" in added.stdout
+
+
+def test_an_existing_home_is_adopted_by_its_absolute_path_without_change(
+    installation: Installation, tmp_path: Path
+) -> None:
+    old = tmp_path / "old-home"
+    assert run(old, "init", "--key-source", "file").code == 0
+    before = sorted(p.name for p in old.iterdir())
+    adopted = installation.run("business", "add", "legacy", "--adopt", str(old))
+    assert adopted.code == 0, adopted.stderr
+    assert f'home = "{old}"' in (installation.folder / "installation.toml").read_text()
+    assert sorted(p.name for p in old.iterdir()) == before
+    status = installation.run("--business", "legacy", "status", "--json")
+    assert status.code == 0, status.stderr
+    assert json.loads(status.stdout)["home"] == str(old)
+    missing = installation.run("business", "add", "ghost", "--adopt", str(tmp_path / "none"))
+    assert missing.code == 2
+    assert "run `fbstampli init` first" in missing.stderr
+
+
+def test_a_single_home_works_as_before_beside_an_installation(installation: Installation) -> None:
+    """The installation folder's own commands (no --business) still mean that folder's home."""
+    plain = installation.run("status")
+    assert plain.code == 2
+    assert f"no fbstampli state in {installation.folder}" in plain.stderr
+
+
+def test_sync_all_sends_each_business_to_its_own_stampli_only(installation: Installation) -> None:
+    result = installation.run("sync", "--all")
+    assert result.code == 0, result.stderr
+    assert result.stderr == ""
+    fb = installation.freshbooks
+    alpha, beta = installation.alpha, installation.beta
+    assert alpha.sent_bill_numbers() == bill_numbers(fb, ALPHA)
+    assert beta.sent_bill_numbers() == bill_numbers(fb, BETA)
+    assert not alpha.sent_bill_numbers() & beta.sent_bill_numbers()
+    for site in (alpha, beta):
+        log = (site.home / "logs" / "fbstampli.log").read_text()
+        assert f"business {site.name}" in log
+    assert "business beta" not in (alpha.home / "logs" / "fbstampli.log").read_text()
+
+
+def _refresh_token(home: Path) -> str:
+    from fbstampli.clock import SystemClock
+    from fbstampli.store import open_state
+    from fbstampli.store.credentials import StateTokenStore
+
+    store, _ = open_state(home / "state.db", {}, SystemClock())
+    try:
+        token = StateTokenStore(store).load()
+    finally:
+        store.close()
+    assert token is not None
+    return token.refresh_token
+
+
+def test_a_revoked_login_fails_only_its_business(installation: Installation) -> None:
+    fb = installation.freshbooks
+    fb.auth.revoke(_refresh_token(installation.alpha.home))
+    fb.expire_access_tokens()
+    new_bill = _new_bill(fb, BETA)
+    result = installation.run("sync", "--all")
+    assert result.code == 3, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("fbstampli: business alpha: exit 3: ")
+    assert installation.alpha.sent_bill_ids() == set()
+    assert str(new_bill) in installation.beta.sent_bill_ids()
+
+
+def _new_bill(fb: FreshBooksSandbox, business: Business) -> int:
+    account = fb.accounts[business.account_id]
+    vendor = next(iter(sorted(account.vendors)))
+    return account.create_bill(vendor, bill_number=f"NEW-{business.account_id}")
+
+
+def test_a_stopped_sftp_server_fails_only_its_business(installation: Installation) -> None:
+    assert installation.run("sync", "--all").code == 0
+    installation.beta.sftp.stop()
+    new_bill = _new_bill(installation.freshbooks, ALPHA)
+    _new_bill(installation.freshbooks, BETA)  # something to send where no server answers
+    result = installation.run("-q", "sync", "--all")
+    assert result.code == 1, result.stderr  # finished; beta's files wait for their retry
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("fbstampli: business beta: exit 1: upload of "), result.stderr
+    assert str(new_bill) in installation.alpha.sent_bill_ids()
+
+
+def test_sync_all_exits_with_the_worst_code_and_a_line_per_failing_business(
+    installation: Installation,
+) -> None:
+    fb = installation.freshbooks
+    fb.auth.revoke(_refresh_token(installation.alpha.home))
+    fb.expire_access_tokens()
+    installation.beta.sftp.stop()  # its first sync finds no server for the pull: exit 75
+    result = installation.run("-q", "sync", "--all")
+    assert result.code == 3, result.stderr  # a login to renew outranks a server to wait for
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("fbstampli: business alpha: exit 3: ")
+    assert lines[1].startswith("fbstampli: business beta: exit 75: SFTP server ")
+    assert result.stdout == ""
+    as_json = installation.run("sync", "--all", "--json")
+    document = json.loads(as_json.stdout)
+    assert [b["exit_code"] for b in document["businesses"]] == [3, 75]
+    assert document["exit_code"] == 3
+
+
+def test_status_all_gives_a_line_per_business_and_fails_when_one_needs_attention(
+    installation: Installation,
+) -> None:
+    assert installation.run("sync", "--all").code == 0
+    status = installation.run("status", "--all")
+    assert status.code == 0, status.stdout + status.stderr
+    lines = status.stdout.strip().splitlines()
+    assert lines[0].split("\t") == [
+        "business",
+        "bills in Stampli",
+        "failing",
+        "last run",
+        "needs attention",
+    ]
+    alpha_row, beta_row = (line.split("\t") for line in lines[1:])
+    assert alpha_row[:3] == ["alpha", str(len(bill_numbers(installation.freshbooks, ALPHA))), "0"]
+    assert beta_row[:3] == ["beta", str(len(bill_numbers(installation.freshbooks, BETA))), "0"]
+    assert alpha_row[4] == beta_row[4] == "no"
+
+    (installation.beta.home / "state.key").write_text("0" * 64)  # beta's key is lost
+    broken = installation.run("status", "--all", "--json")
+    assert broken.code == 1
+    document = json.loads(broken.stdout)
+    alpha, beta = document["businesses"]
+    assert alpha["needs_attention"] == []
+    assert alpha["status"]["freshbooks"]["account_id"] == ALPHA.account_id
+    assert beta["status"] is None
+    assert beta["needs_attention"][0].startswith("cannot read its state")
