@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fbstampli.errors import ConfigError, ExitCode, FbstampliError
 from fbstampli.installation import (
@@ -23,6 +23,9 @@ from fbstampli.installation import (
 from fbstampli.options import Options
 from fbstampli.paths import expanded
 from fbstampli.report import RunReport
+
+if TYPE_CHECKING:
+    from fbstampli.listener import Worker, WorkerState
 
 log = logging.getLogger(__name__)
 
@@ -385,3 +388,116 @@ def status_all(options: Options) -> list[dict[str, Any]]:
             )
         summaries.append(summary)
     return summaries
+
+
+# -- serve-webhook --all -------------------------------------------------------------------------
+
+
+def _worker_state(worker: Worker) -> WorkerState:
+    return worker.state
+
+
+def serve_webhook_all(options: Options, *, host: str | None, port: int | None) -> RunReport:
+    """Serve every business's callbacks on one port until SIGTERM/SIGINT.
+
+    Each business gets what a single-home `serve-webhook` would hold: its
+    listener lock, its open state, its own worker draining under its own run
+    lock. One that cannot be opened (another listener has it, a lost key) is
+    left out with a warning and answers 503, so FreshBooks keeps its events
+    for later; the others are served. Host and port come from the options, else
+    from the installation folder's own config (127.0.0.1:8787 by default).
+    """
+    import threading
+    from contextlib import ExitStack
+    from functools import partial
+
+    from fbstampli.listener import InstallationListener, Listener, Worker
+    from fbstampli.lock import listener_lock
+    from fbstampli.runtime import load_options_settings, open_runtime, require_home
+    from fbstampli.services.webhooks import (
+        LISTENER_WRITE_WAIT_SECONDS,
+        SHUTDOWN_GRACE_SECONDS,
+        drain,
+    )
+    from fbstampli.signals import stop_signals
+    from fbstampli.store import events as hooks
+
+    businesses = _all(options)
+    front = load_options_settings(options).webhook
+    report = RunReport("serve-webhook")
+    stop = threading.Event()
+    with ExitStack() as stack:
+        listeners: dict[str, Listener] = {}
+        workers: dict[str, Worker] = {}
+        unavailable: dict[str, str] = {}
+        leftovers: list[str] = []
+        for business in businesses:
+            inner = business_options(options, business)
+            try:
+                require_home(inner.paths())
+                opened = ExitStack()
+                with opened:
+                    opened.enter_context(
+                        listener_lock(inner.paths().listener_lock, holder="serve-webhook")
+                    )
+                    rt = opened.enter_context(open_runtime(inner, lock=False))
+                    rt.store.wait_for_writers(LISTENER_WRITE_WAIT_SECONDS)
+                    stack.enter_context(opened.pop_all())
+            except FbstampliError as error:
+                unavailable[business.name] = str(error)
+                report.problems.append(f"business {business.name} not served: {error}")
+                log.warning("business %s is not served: %s", business.name, error)
+                continue
+            worker = Worker(partial(drain, inner), debounce=rt.settings.webhook.debounce_seconds)
+            workers[business.name] = worker
+            listeners[business.name] = Listener(
+                rt.store,
+                wake=worker.wake,
+                max_body_bytes=rt.settings.webhook.max_body_bytes,
+                worker_state=partial(_worker_state, worker),
+                serve=False,
+                refuse_other_accounts=True,
+            )
+            if hooks.queue_state(rt.store).queued or hooks.pending_verifiers(rt.store):
+                leftovers.append(business.name)
+        bind_host = host or front.host
+        bind_port = front.port if port is None else port
+        try:
+            listener = InstallationListener(
+                listeners,
+                unavailable=unavailable,
+                host=bind_host,
+                port=bind_port,
+                max_body_bytes=max(
+                    (each.max_body_bytes for each in listeners.values()),
+                    default=front.max_body_bytes,
+                ),
+            )
+        except OSError as error:
+            raise ConfigError(
+                f"cannot listen on {bind_host}:{bind_port} ({error.strerror}); "
+                "choose another --host/--port or stop what uses it"
+            ) from None
+        with stop_signals(stop):
+            for worker in workers.values():
+                worker.start()
+            listener.start()
+            for name in listeners:
+                log.info("business %s: listening on %s", name, listener.url(name))
+            for name in leftovers:
+                workers[name].wake()  # left over from before a restart
+            while not stop.wait(0.5):
+                pass
+            listener.stop()
+            for name, worker in workers.items():
+                if not worker.stop(SHUTDOWN_GRACE_SECONDS):
+                    log.warning("business %s: a push was still running at shutdown", name)
+        for name, each in listeners.items():
+            stats = each.stats
+            report.add("events_accepted", stats.accepted)
+            report.add("events_duplicate", stats.duplicates)
+            report.add("handshakes", stats.handshakes)
+            report.add("rejected", sum(stats.rejected.values()))
+            report.add("push_runs", workers[name].state.runs)
+        report.add("rejected", sum(listener.stats.rejected.values()))
+    return report

@@ -8,18 +8,27 @@ the real command line, and one failing business never holding up the other.
 import csv
 import io
 import json
-from collections.abc import Iterator
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 
+from fbstampli.freshbooks.webhooks import SIGNATURE_HEADER, sign
 from fbstampli.options import Options
 from fbstampli.sandbox.fb_data import Business
 from fbstampli.sandbox.freshbooks import FreshBooksSandbox
 from fbstampli.sandbox.sftp_server import SftpServer
 from fbstampli.services.sandbox import connect_home
-from tests.support.cli import Result, run
+from tests.support.cli import Result, cli_env, run
+from tests.support.local_http import request_json
 
 ALPHA = Business("ALPHA1", 111000, "Alpha Holdings Ltd.")
 BETA = Business("BETA22", 222000, "Beta Trading Inc.")
@@ -75,10 +84,16 @@ def _server(root: Path) -> SftpServer:
 
 @pytest.fixture
 def installation(tmp_path: Path) -> Iterator[Installation]:
+    with two_businesses(tmp_path) as made:
+        yield made
+
+
+@contextmanager
+def two_businesses(tmp_path: Path, *, emit_events: bool = False) -> Iterator[Installation]:
     """Two businesses added through the CLI, then logged in (one login, two businesses)."""
     folder = tmp_path / "fbstampli"
     with (
-        FreshBooksSandbox(businesses=[ALPHA, BETA]) as freshbooks,
+        FreshBooksSandbox(businesses=[ALPHA, BETA], emit_events=emit_events) as freshbooks,
         _server(tmp_path / "stampli-alpha") as alpha_sftp,
         _server(tmp_path / "stampli-beta") as beta_sftp,
     ):
@@ -279,3 +294,131 @@ def test_status_all_gives_a_line_per_business_and_fails_when_one_needs_attention
     assert alpha["status"]["freshbooks"]["account_id"] == ALPHA.account_id
     assert beta["status"] is None
     assert beta["needs_attention"][0].startswith("cannot read its state")
+
+
+# -- one listener for every business --------------------------------------------------------------
+
+
+@dataclass
+class Listening:
+    installation: Installation
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/webhooks/freshbooks/{name}"
+
+    def post(self, name: str, pairs: tuple[tuple[str, str], ...], signature: str) -> int:
+        headers = {"Content-Type": "application/x-www-form-urlencoded", SIGNATURE_HEADER: signature}
+        body = urlencode(pairs).encode()
+        return request_json(self.port, "POST", f"/webhooks/freshbooks/{name}", body, headers)[0]
+
+
+@pytest.fixture
+def listening(tmp_path: Path) -> Iterator[Listening]:
+    """`serve-webhook --all` on one port, each business's callbacks registered at its URL."""
+    with two_businesses(tmp_path, emit_events=True) as made:
+        assert made.run("sync", "--all").code == 0  # the first full sync, then the fast path
+        port = free_port()
+        log = tmp_path / "serve-webhook.log"
+        with log.open("wb") as sink:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "fbstampli", "serve-webhook", "--all", "--port", str(port)],
+                env=cli_env(made.folder),
+                stdin=subprocess.DEVNULL,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+
+            def answering() -> bool:
+                assert process.poll() is None, log.read_text()
+                try:
+                    return request_json(port, "GET", "/healthz")[0] == 200
+                except OSError:
+                    return False
+
+            wait_for(answering)
+            serving = Listening(made, port, process, log)
+            for name in ("alpha", "beta"):
+                registered = made.run(
+                    "--business", name, "webhooks", "register", "--url", serving.url(name)
+                )
+                assert registered.code == 0, registered.stderr
+            yield serving
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met before the deadline")
+        time.sleep(0.05)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def queue_of(home: Path) -> tuple[int, str | None]:
+    from fbstampli.clock import SystemClock
+    from fbstampli.store import open_state
+    from fbstampli.store.events import queue_state
+
+    store, _ = open_state(home / "state.db", {}, SystemClock(), recover=False)
+    try:
+        state = queue_state(store)
+    finally:
+        store.close()
+    return state.queued, state.last_event_at
+
+
+def test_one_listener_sends_each_business_events_to_its_own_stampli(
+    listening: Listening,
+) -> None:
+    made = listening.installation
+    alpha_bill = _new_bill(made.freshbooks, ALPHA)  # the sandbox announces it by webhook
+    beta_bill = _new_bill(made.freshbooks, BETA)
+    wait_for(lambda: str(alpha_bill) in made.alpha.sent_bill_ids())
+    wait_for(lambda: str(beta_bill) in made.beta.sent_bill_ids())
+    assert f"NEW-{ALPHA.account_id}" in made.alpha.sent_bill_numbers()
+    assert f"NEW-{BETA.account_id}" not in made.alpha.sent_bill_numbers()
+    assert f"NEW-{ALPHA.account_id}" not in made.beta.sent_bill_numbers()
+    health = request_json(listening.port, "GET", "/healthz")[1]
+    businesses = health["businesses"]
+    assert isinstance(businesses, dict)
+    assert businesses["alpha"]["accepted"] >= 1
+    assert businesses["beta"]["accepted"] >= 1
+
+
+def test_an_event_signed_for_one_business_but_naming_another_is_refused(
+    listening: Listening,
+) -> None:
+    made = listening.installation
+    alpha_verifier = next(iter(made.freshbooks.callbacks[ALPHA.account_id].values())).verifier
+    before = {site.name: queue_of(site.home) for site in (made.alpha, made.beta)}
+    forged = (
+        ("name", "bill.update"),
+        ("object_id", "1"),
+        ("account_id", BETA.account_id),
+        ("business_id", str(BETA.business_id)),
+        ("identity_id", "1"),
+        ("user_id", "1"),
+    )
+    signature = sign(forged, alpha_verifier)
+    assert listening.post("alpha", forged, signature) == 403  # alpha's key, beta's account
+    assert listening.post("beta", forged, signature) == 401  # not signed by beta's verifiers
+    other_business = (*forged[:2], ("account_id", ALPHA.account_id), ("business_id", "999"))
+    assert listening.post("alpha", other_business, sign(other_business, alpha_verifier)) == 403
+    assert listening.post("gamma", forged, signature) == 404
+    after = {site.name: queue_of(site.home) for site in (made.alpha, made.beta)}
+    assert after == before  # nothing queued anywhere
+    genuine = (*forged[:2], ("account_id", ALPHA.account_id), ("business_id", "111000"))
+    assert listening.post("alpha", genuine, sign(genuine, alpha_verifier)) == 200
+    wait_for(lambda: queue_of(made.alpha.home)[1] != before["alpha"][1])
