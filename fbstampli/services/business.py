@@ -9,6 +9,8 @@ the list, keeps one business's failure from stopping the others, and sums up.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +27,7 @@ from fbstampli.paths import expanded
 from fbstampli.report import RunReport
 
 if TYPE_CHECKING:
-    from fbstampli.listener import Worker, WorkerState
+    from fbstampli.listener import InstallationListener, Worker, WorkerState
 
 log = logging.getLogger(__name__)
 
@@ -398,16 +400,43 @@ def _worker_state(worker: Worker) -> WorkerState:
 
 
 def serve_webhook_all(options: Options, *, host: str | None, port: int | None) -> RunReport:
-    """Serve every business's callbacks on one port until SIGTERM/SIGINT.
+    """Serve every business's callbacks on one port until SIGTERM/SIGINT (`serve-webhook --all`).
+
+    Events arrive into each business's store at once; its own worker pushes
+    them `debounce_seconds` later under its own run lock. On shutdown the
+    listener stops accepting first, then each push in progress may finish.
+    """
+    import threading
+
+    from fbstampli.signals import stop_signals
+
+    stop = threading.Event()
+    report = RunReport("serve-webhook")
+    with (
+        installation_listener(options, host=host, port=port, report=report) as listener,
+        stop_signals(stop),
+    ):
+        for name in listener.listeners:
+            log.info("business %s: listening on %s", name, listener.url(name))
+        while not stop.wait(0.5):
+            pass
+    return report
+
+
+@contextmanager
+def installation_listener(
+    options: Options, *, host: str | None, port: int | None, report: RunReport
+) -> Iterator[InstallationListener]:
+    """The one listener of an installation, started, with a worker per business; stopped (and
+    its figures added to `report`) on the way out.
 
     Each business gets what a single-home `serve-webhook` would hold: its
     listener lock, its open state, its own worker draining under its own run
     lock. One that cannot be opened (another listener has it, a lost key) is
     left out with a warning and answers 503, so FreshBooks keeps its events
-    for later; the others are served. Host and port come from the options, else
-    from the installation folder's own config (127.0.0.1:8787 by default).
+    for later; the others are served. Host and port come from the arguments,
+    else from the installation folder's own config (127.0.0.1:8787 by default).
     """
-    import threading
     from contextlib import ExitStack
     from functools import partial
 
@@ -419,13 +448,10 @@ def serve_webhook_all(options: Options, *, host: str | None, port: int | None) -
         SHUTDOWN_GRACE_SECONDS,
         drain,
     )
-    from fbstampli.signals import stop_signals
     from fbstampli.store import events as hooks
 
     businesses = _all(options)
     front = load_options_settings(options).webhook
-    report = RunReport("serve-webhook")
-    stop = threading.Event()
     with ExitStack() as stack:
         listeners: dict[str, Listener] = {}
         workers: dict[str, Worker] = {}
@@ -478,16 +504,14 @@ def serve_webhook_all(options: Options, *, host: str | None, port: int | None) -
                 f"cannot listen on {bind_host}:{bind_port} ({error.strerror}); "
                 "choose another --host/--port or stop what uses it"
             ) from None
-        with stop_signals(stop):
-            for worker in workers.values():
-                worker.start()
-            listener.start()
-            for name in listeners:
-                log.info("business %s: listening on %s", name, listener.url(name))
-            for name in leftovers:
-                workers[name].wake()  # left over from before a restart
-            while not stop.wait(0.5):
-                pass
+        for worker in workers.values():
+            worker.start()
+        listener.start()
+        for name in leftovers:
+            workers[name].wake()  # left over from before a restart
+        try:
+            yield listener
+        finally:
             listener.stop()
             for name, worker in workers.items():
                 if not worker.stop(SHUTDOWN_GRACE_SECONDS):
@@ -500,4 +524,3 @@ def serve_webhook_all(options: Options, *, host: str | None, port: int | None) -
             report.add("rejected", sum(stats.rejected.values()))
             report.add("push_runs", workers[name].state.runs)
         report.add("rejected", sum(listener.stats.rejected.values()))
-    return report

@@ -422,3 +422,27 @@ def test_an_event_signed_for_one_business_but_naming_another_is_refused(
     genuine = (*forged[:2], ("account_id", ALPHA.account_id), ("business_id", "111000"))
     assert listening.post("alpha", genuine, sign(genuine, alpha_verifier)) == 200
     wait_for(lambda: queue_of(made.alpha.home)[1] != before["alpha"][1])
+
+
+def test_demo_with_two_businesses_syncs_each_to_its_own_stampli_through_one_listener(
+    tmp_path: Path,
+) -> None:
+    result = run(
+        tmp_path / "unused",
+        "demo",
+        "--businesses",
+        "2",
+        "--bills",
+        "4",
+        env={"TMPDIR": str(tmp_path)},
+    )
+    assert result.code == 0, result.stdout + result.stderr
+    assert "fbstampli sync --all: exit 0" in result.stdout
+    assert "serve-webhook --all: one port" in result.stdout
+    rows = [line.split("\t") for line in result.stdout.splitlines() if "WEBHOOK-" in line]
+    assert [(row[0], row[1], row[3]) for row in rows] == [
+        ("alpha", "WEBHOOK-ALPHA", "no"),
+        ("beta", "WEBHOOK-BETA", "no"),
+    ]
+    assert all(row[2].endswith(" s") for row in rows)
+    assert [path.name for path in tmp_path.iterdir() if path.name != "unused"] == []
