@@ -13,10 +13,12 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -27,7 +29,7 @@ from fbstampli.sandbox.fb_data import Business
 from fbstampli.sandbox.freshbooks import FreshBooksSandbox
 from fbstampli.sandbox.sftp_server import SftpServer
 from fbstampli.services.sandbox import connect_home
-from tests.support.cli import Result, cli_env, run
+from tests.support.cli import Result, cli_env, run, start
 from tests.support.local_http import request_json
 
 ALPHA = Business("ALPHA1", 111000, "Alpha Holdings Ltd.")
@@ -446,3 +448,100 @@ def test_demo_with_two_businesses_syncs_each_to_its_own_stampli_through_one_list
     ]
     assert all(row[2].endswith(" s") for row in rows)
     assert [path.name for path in tmp_path.iterdir() if path.name != "unused"] == []
+
+
+# -- crash trial: sync --all killed anywhere, then run again --------------------------------------
+
+FILE_KINDS = {
+    "-vendors.csv": ("vendor", "FreshBooks Vendor ID"),
+    "-bills.csv": ("bill", "FreshBooks Bill ID"),
+    "-payments.csv": ("payment", "FreshBooks Payment ID"),
+}
+
+
+def delivered_to(site: Site) -> Counter[tuple[str, str]]:
+    """(kind, id) -> how many files in this business's inbound carried it."""
+    seen: Counter[tuple[str, str]] = Counter()
+    for path in site.inbound.iterdir():
+        for suffix, (kind, column) in FILE_KINDS.items():
+            if path.name.endswith(suffix):
+                rows = csv.DictReader(io.StringIO(path.read_text(encoding="utf-8")))
+                for fb_id in {row[column] for row in rows}:
+                    seen[(kind, fb_id)] += 1
+    return seen
+
+
+def expected_of(freshbooks: FreshBooksSandbox, business: Business) -> set[tuple[str, str]]:
+    data = freshbooks.accounts[business.account_id]
+
+    def live(records: dict[int, dict[str, object]]) -> set[str]:
+        return {str(i) for i, record in records.items() if record.get("vis_state", 0) != 1}
+
+    return (
+        {("vendor", i) for i in live(data.vendors)}
+        | {("bill", i) for i in live(data.bills)}
+        | {("payment", i) for i in live(data.payments)}
+    )
+
+
+def _sftp_hold(site: str, pattern: str) -> Callable[[Installation], tuple[Any, Callable]]:
+    def make(made: Installation) -> tuple[Any, Callable]:
+        return getattr(made, site).sftp.hold(pattern), lambda held: held.reached
+
+    return make
+
+
+def _listing_hold(business: Business) -> Callable[[Installation], tuple[Any, Callable]]:
+    def make(made: Installation) -> tuple[Any, Callable]:
+        hold = made.freshbooks.hold(
+            f"/accounting/account/{business.account_id}/bills", method="GET"
+        )
+
+        @contextmanager
+        def holding() -> Iterator[Any]:
+            try:
+                yield hold
+            finally:
+                hold.release()
+
+        return holding(), lambda held: held.arrived
+
+    return make
+
+
+SYNC_ALL_KILL_POINTS = {
+    "alpha mid-upload of its bills": _sftp_hold("alpha", "*-bills.csv.part"),
+    "alpha after its bills rename, before the commit": _sftp_hold("alpha", "renamed:*-bills.csv"),
+    "beta while listing its bills (alpha done)": _listing_hold(BETA),
+    "beta mid-upload of its vendors": _sftp_hold("beta", "*-vendors.csv.part"),
+    "beta after its bills rename, before the commit": _sftp_hold("beta", "renamed:*-bills.csv"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", list(SYNC_ALL_KILL_POINTS))
+def test_a_killed_sync_all_loses_and_duplicates_nothing_in_any_business(
+    installation: Installation, point: str
+) -> None:
+    made = installation
+    _new_bill(made.freshbooks, ALPHA)
+    _new_bill(made.freshbooks, BETA)
+    hold, reached = SYNC_ALL_KILL_POINTS[point](made)
+    with hold as held:
+        process = start(made.folder, "sync", "--all")
+        try:
+            assert reached(held).wait(30), "sync --all never reached the kill point"
+            process.send_signal(signal.SIGKILL)
+            process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    assert process.returncode == -signal.SIGKILL
+    again = made.run("sync", "--all")
+    assert again.code == 0, again.stderr
+    for site in (made.alpha, made.beta):
+        seen = delivered_to(site)
+        assert set(seen) == expected_of(made.freshbooks, site.business), site.name
+        assert [key for key, count in seen.items() if count != 1] == [], site.name
+        assert not [p.name for p in site.inbound.iterdir() if p.name.endswith(".part")]
