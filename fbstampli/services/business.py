@@ -71,8 +71,17 @@ def _all(options: Options) -> list[BusinessHome]:
 # -- business add | list | remove ----------------------------------------------------------------
 
 
-def _next_steps(name: str) -> list[str]:
-    run = f"fbstampli --business {name}"
+def _next_steps(options: Options, name: str) -> list[str]:
+    """The commands to run next, spelt so that they find this installation again."""
+    from fbstampli.installation import INSTALLATION_ENV
+    from fbstampli.paths import default_home
+
+    folder = options.installation_folder()
+    found_anyway = folder == default_home(options.env) or options.env.get(INSTALLATION_ENV) == str(
+        folder
+    )
+    run = "fbstampli" + ("" if found_anyway else f" --installation {folder}")
+    run += f" --business {name}"
     return [
         f"next: `{run} auth login` (choose this business's FreshBooks business)",
         f"then: `{run} auth sftp --host HOST --username USER --password-stdin` "
@@ -134,7 +143,7 @@ def business_add(
     installation.record(BusinessHome(name, home, adopted=False))
     report.add("created")
     report.notes.append(f"business {name} added to {installation.file}")
-    report.notes.extend(_next_steps(name))
+    report.notes.extend(_next_steps(options, name))
     return report
 
 

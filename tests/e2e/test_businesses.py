@@ -29,6 +29,7 @@ from fbstampli.sandbox.fb_data import Business
 from fbstampli.sandbox.freshbooks import FreshBooksSandbox
 from fbstampli.sandbox.sftp_server import SftpServer
 from fbstampli.services.sandbox import connect_home
+from tests.e2e.conftest import Connected
 from tests.support.cli import Result, cli_env, run, start
 from tests.support.local_http import request_json
 
@@ -179,11 +180,42 @@ def test_an_existing_home_is_adopted_by_its_absolute_path_without_change(
     assert "run `fbstampli init` first" in missing.stderr
 
 
-def test_a_single_home_works_as_before_beside_an_installation(installation: Installation) -> None:
-    """The installation folder's own commands (no --business) still mean that folder's home."""
-    plain = installation.run("status")
-    assert plain.code == 2
-    assert f"no fbstampli state in {installation.folder}" in plain.stderr
+def test_a_single_home_keeps_working_and_can_be_adopted_as_it_is(connected: Connected) -> None:
+    """An existing home is its own installation: adopt it, and plain commands still mean it."""
+    assert connected.run("sync").code == 0
+    adopted = connected.run("business", "add", "main", "--adopt", str(connected.home))
+    assert adopted.code == 0, adopted.stderr
+    connected.freshbooks.update_bill(
+        next(iter(sorted(connected.freshbooks.data.bills))), bill_number="CHANGED"
+    )
+    every = connected.run("sync", "--all")
+    assert every.code == 0, every.stderr
+    assert any("CHANGED" in (connected.inbound / n).read_text() for n in connected.inbound_files())
+    assert connected.run("sync").code == 0  # the plain command: the same home, as before
+    log = (connected.home / "logs" / "fbstampli.log").read_text()
+    assert log.count("sync (--all, business main): exit 0") == 1  # one log, not written twice
+    status = connected.run("--business", "main", "status", "--json")
+    assert json.loads(status.stdout)["home"] == str(connected.home)
+
+
+def test_next_steps_name_the_installation_when_it_is_not_found_by_default(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "elsewhere"
+    added = run(
+        tmp_path / "home",
+        "--installation",
+        str(folder),
+        "business",
+        "add",
+        "delta",
+        "--key-source",
+        "file",
+    )
+    assert added.code == 0, added.stderr
+    assert f"fbstampli --installation {folder} --business delta auth login" in added.stdout
+    login = run(tmp_path / "home", "--installation", str(folder), "--business", "delta", "status")
+    assert login.code == 0, login.stderr
 
 
 def test_sync_all_sends_each_business_to_its_own_stampli_only(installation: Installation) -> None:
