@@ -61,6 +61,12 @@ def _all(options: Options) -> list[BusinessHome]:
     installation = _installation(options)
     businesses = installation.businesses()
     if not businesses:
+        if Options(home=installation.folder).paths().state.is_file():
+            raise ConfigError(
+                f"{installation.folder} is a single home with no businesses listed; run plain "
+                "`fbstampli sync`, or list it first with `fbstampli business add NAME --adopt "
+                f"{installation.folder}`"
+            )
         raise ConfigError(
             f"no businesses in {installation.folder}; add one with `fbstampli business add NAME` "
             "(or give --installation DIR)"

@@ -183,6 +183,9 @@ def test_an_existing_home_is_adopted_by_its_absolute_path_without_change(
 def test_a_single_home_keeps_working_and_can_be_adopted_as_it_is(connected: Connected) -> None:
     """An existing home is its own installation: adopt it, and plain commands still mean it."""
     assert connected.run("sync").code == 0
+    nothing_listed = connected.run("sync", "--all")
+    assert nothing_listed.code == 2
+    assert f"--adopt {connected.home}" in nothing_listed.stderr
     adopted = connected.run("business", "add", "main", "--adopt", str(connected.home))
     assert adopted.code == 0, adopted.stderr
     connected.freshbooks.update_bill(
@@ -277,6 +280,17 @@ def test_a_stopped_sftp_server_fails_only_its_business(installation: Installatio
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("fbstampli: business beta: exit 1: upload of "), result.stderr
+    assert str(new_bill) in installation.alpha.sent_bill_ids()
+
+
+def test_an_unusable_state_fails_only_its_business(installation: Installation) -> None:
+    (installation.beta.home / "state.key").write_text("0" * 64)  # beta's key is lost
+    new_bill = _new_bill(installation.freshbooks, ALPHA)
+    result = installation.run("-q", "sync", "--all")
+    assert result.code == 4, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("fbstampli: business beta: exit 4: ")
     assert str(new_bill) in installation.alpha.sent_bill_ids()
 
 
