@@ -397,7 +397,8 @@ def listening(tmp_path: Path) -> Iterator[Listening]:
             yield serving
         finally:
             process.send_signal(signal.SIGTERM)
-            process.wait(timeout=30)
+            code = process.wait(timeout=60)
+        assert code == 0, log.read_text()  # SIGTERM: stop accepting, finish, exit 0
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
@@ -443,6 +444,18 @@ def test_one_listener_sends_each_business_events_to_its_own_stampli(
     assert isinstance(businesses, dict)
     assert businesses["alpha"]["accepted"] >= 1
     assert businesses["beta"]["accepted"] >= 1
+
+
+def test_one_business_without_its_sftp_server_does_not_hold_up_the_others_events(
+    listening: Listening,
+) -> None:
+    made = listening.installation
+    made.beta.sftp.stop()
+    beta_bill = _new_bill(made.freshbooks, BETA)
+    alpha_bill = _new_bill(made.freshbooks, ALPHA)
+    wait_for(lambda: str(alpha_bill) in made.alpha.sent_bill_ids())
+    assert str(beta_bill) not in made.beta.sent_bill_ids()
+    wait_for(lambda: queue_of(made.beta.home)[1] is not None)  # kept in beta's queue meanwhile
 
 
 def test_an_event_signed_for_one_business_but_naming_another_is_refused(
