@@ -142,6 +142,12 @@ def test_business_add_makes_a_home_per_business_and_list_shows_them(
     text = (installation.folder / "installation.toml").read_text()
     assert 'home = "businesses/alpha"' in text
     assert "key" not in text.replace("# ", "").split("\n", 3)[-1]  # nothing secret in it
+    removed = installation.run("business", "remove", "beta")
+    assert removed.code == 0, removed.stderr
+    assert [
+        r["name"] for r in json.loads(installation.run("business", "list", "--json").stdout)
+    ] == ["alpha"]
+    assert (installation.beta.home / "state.db").is_file()  # forgotten, not deleted
 
 
 def test_business_add_refuses_a_taken_or_unusable_name(installation: Installation) -> None:
