@@ -32,6 +32,7 @@ from urllib.parse import parse_qsl, urlsplit
 from fbstampli.errors import FbstampliError, LockHeldError
 from fbstampli.freshbooks.webhooks import (
     SIGNATURE_HEADER,
+    WebhookEvent,
     parse_event,
     parse_verification,
     verify_signature,
@@ -39,6 +40,7 @@ from fbstampli.freshbooks.webhooks import (
 from fbstampli.store import Store
 from fbstampli.store import events as queue
 from fbstampli.store.credentials import account_id as stored_account_id
+from fbstampli.store.credentials import chosen_business as stored_business
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +214,12 @@ class Listener:
         request_timeout: float = REQUEST_TIMEOUT,
         account_id: Callable[[], str | None] | None = None,
         worker_state: Callable[[], WorkerState] | None = None,
+        serve: bool = True,
+        refuse_other_accounts: bool = False,
     ) -> None:
+        """`serve=False`: no socket of its own, for an `InstallationListener` to route to.
+        `refuse_other_accounts`: an event naming another account or business is refused
+        (403) instead of acknowledged, for a listener serving several businesses."""
         self.store = store
         self.wake = wake
         self.max_body_bytes = max_body_bytes
@@ -224,12 +231,25 @@ class Listener:
         self._last_queue: queue.QueueState | None = None  # what health saw last
         self._active = 0
         self._active_changed = threading.Condition()
-        self._server = _Server((host, port), _Handler, self)
+        self.refuse_other_accounts = refuse_other_accounts
+        self._server = _Server((host, port), _Handler, self) if serve else None
         self._thread: threading.Thread | None = None
+
+    def _served(self) -> _Server:
+        if self._server is None:
+            raise TypeError("this listener has no socket of its own (serve=False)")
+        return self._server
+
+    def route(self, path: str) -> Listener | None:
+        """Who receives a POST to `path`: this listener, on its one path."""
+        return self if path == WEBHOOK_PATH else None
+
+    def unrouted(self, path: str) -> Answer:
+        return Answer(405 if path == HEALTH_PATH else 404, "not found")
 
     @property
     def address(self) -> tuple[str, int]:
-        host, port = self._server.server_address[:2]
+        host, port = self._served().server_address[:2]
         return str(host), int(port)
 
     @property
@@ -239,7 +259,7 @@ class Listener:
 
     def start(self) -> Listener:
         self._thread = threading.Thread(
-            target=self._server.serve_forever,
+            target=self._served().serve_forever,
             kwargs={"poll_interval": 0.1},
             name="webhook-listener",
             daemon=True,
@@ -250,12 +270,12 @@ class Listener:
     def stop(self, grace: float = 5.0) -> None:
         """Stop accepting, give requests in flight `grace` seconds to finish, close the socket."""
         if self._thread is not None:
-            self._server.shutdown()
+            self._served().shutdown()
             self._thread.join()
             self._thread = None
         with self._active_changed:
             self._active_changed.wait_for(lambda: self._active == 0, timeout=grace)
-        self._server.server_close()
+        self._served().server_close()
 
     @contextmanager
     def in_flight(self) -> Iterator[None]:
@@ -293,6 +313,11 @@ class Listener:
         event = parse_event(body)
         if event is None:
             return self._reject(400, "malformed event")
+        if self.refuse_other_accounts:
+            refusal = self._not_this_business(event)
+            if refusal is not None:
+                log.warning("refused %s for account %s: %s", event.name, event.account_id, refusal)
+                return self._reject(403, refusal)
         if event.resource not in RESOURCES:
             with self._store_lock:
                 self.stats.ignored += 1
@@ -312,6 +337,24 @@ class Listener:
         log.info("%s %d %s", event.name, event.object_id, "queued" if added else "queued already")
         self.wake()
         return Answer(200, "queued" if added else "queued already")
+
+    def _not_this_business(self, event: WebhookEvent) -> str | None:
+        """Why a correctly signed event is not this business's; None when it is.
+
+        One login's verifiers may sign events of several businesses; only the
+        account (and the business, when the event names one) chosen at login here
+        may queue into this state. Refused, not acknowledged: nothing is stored.
+        """
+        with self._using_store() as store:
+            chosen = stored_business(store)
+        if chosen is None:
+            return "this business has no FreshBooks login yet"
+        if event.account_id != chosen.account_id:
+            return "event names another account"
+        named = event.business_id
+        if named is not None and chosen.business_id and str(named) != chosen.business_id:
+            return "event names another business"
+        return None
 
     def _handshake(self, body: bytes) -> Answer:
         request = parse_verification(body)
@@ -390,7 +433,10 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128  # socketserver's 5 resets connections in a burst of deliveries
 
     def __init__(
-        self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], listener: Listener
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        listener: Listener | InstallationListener,
     ) -> None:
         self.listener = listener
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
@@ -490,13 +536,14 @@ class _Handler(BaseHTTPRequestHandler):
         if path == HEALTH_PATH:
             with self.server.listener.in_flight():
                 self._send(200, self.server.listener.health())
-        elif path == WEBHOOK_PATH:
+        elif self.server.listener.route(path) is not None:
             self._refuse(405, "use POST")
         else:
             self._refuse(404, "not found")
 
     def _other(self) -> None:
-        if self._path() in (HEALTH_PATH, WEBHOOK_PATH):
+        path = self._path()
+        if path == HEALTH_PATH or self.server.listener.route(path) is not None:
             self._refuse(405, "method not allowed")
         else:
             self._refuse(404, "not found")
@@ -504,10 +551,12 @@ class _Handler(BaseHTTPRequestHandler):
     do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _other
 
     def do_POST(self) -> None:
-        if self._path() != WEBHOOK_PATH:
-            self._refuse(404 if self._path() != HEALTH_PATH else 405, "not found")
-            return
         listener = self.server.listener
+        target = listener.route(self._path())
+        if target is None:
+            unrouted = listener.unrouted(self._path())
+            self._refuse(unrouted.status, unrouted.message)
+            return
         if self.headers.get("Transfer-Encoding"):
             self._refuse(411, "send a Content-Length")
             return
@@ -535,9 +584,114 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             self._request_read()
             try:
-                answer = listener.receive(body, self.headers.get(SIGNATURE_HEADER))
+                answer = target.receive(body, self.headers.get(SIGNATURE_HEADER))
             except FbstampliError as error:
                 # The store is busy or unusable: FreshBooks retries a 5xx, so nothing is lost.
                 log.warning("could not queue a webhook: %s", error)
                 answer = Answer(503, "cannot queue the event now; retry later")
             self._send(answer.status, {"result": answer.message}, close=answer.status >= 400)
+
+
+# ---- several businesses on one port -----------------------------------------------------------
+
+BUSINESS_PATH_PREFIX = WEBHOOK_PATH + "/"  # /webhooks/freshbooks/<name>
+
+
+class InstallationListener:
+    """One socket for every business of an installation, each at a URL of its own.
+
+    `/webhooks/freshbooks/<name>` is handed to that business's `Listener`
+    (made with `serve=False, refuse_other_accounts=True`): its own store,
+    verifiers and account, so an event is verified and queued in exactly one
+    business's state. The framing and limits (`_Handler`) are shared. A
+    business whose state could not be opened answers 503, so FreshBooks keeps
+    retrying its events until it is back, while the others are served.
+    """
+
+    def __init__(
+        self,
+        listeners: dict[str, Listener],
+        *,
+        unavailable: dict[str, str] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        max_body_bytes: int = 65536,
+        request_timeout: float = REQUEST_TIMEOUT,
+    ) -> None:
+        self.listeners = dict(listeners)
+        self.unavailable = dict(unavailable or {})
+        self.max_body_bytes = max_body_bytes
+        self.request_timeout = request_timeout
+        self.stats = ListenerStats()  # what no business's listener counted: framing, unknown paths
+        self._stats_lock = threading.Lock()
+        self._active = 0
+        self._active_changed = threading.Condition()
+        self._server = _Server((host, port), _Handler, self)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self._server.server_address[:2]
+        return str(host), int(port)
+
+    def url(self, name: str) -> str:
+        host, port = self.address
+        return f"http://{host}:{port}{BUSINESS_PATH_PREFIX}{name}"
+
+    def route(self, path: str) -> Listener | None:
+        if not path.startswith(BUSINESS_PATH_PREFIX):
+            return None
+        return self.listeners.get(path[len(BUSINESS_PATH_PREFIX) :])
+
+    def unrouted(self, path: str) -> Answer:
+        name = path[len(BUSINESS_PATH_PREFIX) :] if path.startswith(BUSINESS_PATH_PREFIX) else ""
+        if name in self.unavailable:
+            return Answer(503, f"business {name} cannot take events now; retry later")
+        return Answer(405 if path == HEALTH_PATH else 404, "not found")
+
+    def start(self) -> InstallationListener:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="webhook-listener",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self, grace: float = 5.0) -> None:
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join()
+            self._thread = None
+        with self._active_changed:
+            self._active_changed.wait_for(lambda: self._active == 0, timeout=grace)
+        self._server.server_close()
+
+    @contextmanager
+    def in_flight(self) -> Iterator[None]:
+        with self._active_changed:
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._active_changed:
+                self._active -= 1
+                self._active_changed.notify_all()
+
+    def count_rejection(self, status: int) -> None:
+        with self._stats_lock:
+            self.stats.reject(status)
+
+    def health(self) -> dict[str, Any]:
+        """Every business's health under its name; "busy" or "degraded" when one is."""
+        businesses = {name: listener.health() for name, listener in self.listeners.items()}
+        for name, reason in self.unavailable.items():
+            businesses[name] = {"status": "unavailable", "reason": reason}
+        statuses = {document["status"] for document in businesses.values()}
+        status = "degraded" if "unavailable" in statuses else "busy" if "busy" in statuses else "ok"
+        return {
+            "status": status,
+            "businesses": businesses,
+            "rejected": {str(k): v for k, v in sorted(self.stats.rejected.items())},
+        }

@@ -13,6 +13,8 @@ import logging
 import re
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 REDACTED = "[redacted]"
@@ -203,3 +205,36 @@ def configure_logging(
             root.addHandler(file_handler)
     for noisy in ("paramiko", "urllib3", "requests"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@contextmanager
+def also_logging_to(log_file: Path | None) -> Iterator[None]:
+    """For the body, records also go to `log_file`: each business of an installation keeps
+    its own log while `sync --all` runs them in one process. Formatted like the process's
+    own log file when it has one; a file that cannot be opened costs that log only."""
+    from logging.handlers import RotatingFileHandler
+
+    root = logging.getLogger()
+    model = next((h for h in root.handlers if isinstance(h, RotatingFileHandler)), None)
+    if log_file is None or (model is not None and Path(model.baseFilename) == log_file.absolute()):
+        yield
+        return
+    try:
+        handler = _log_file_handler(log_file)
+    except OSError:
+        logging.getLogger(__name__).warning("cannot write the log file %s", log_file)
+        yield
+        return
+    handler.setFormatter(
+        model.formatter
+        if model is not None and model.formatter is not None
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    handler.setLevel(model.level if model is not None else logging.INFO)
+    handler.addFilter(RedactingFilter())
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        handler.close()

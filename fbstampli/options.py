@@ -25,9 +25,17 @@ class Options:
     quiet: bool = False
     log_format: str = "text"
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    # The folder listing several businesses (`--installation`); None: the home folder itself.
+    installation: Path | None = None
 
     def paths(self) -> Paths:
         return Paths(self.home or default_home(self.env))
+
+    def installation_folder(self) -> Path:
+        """Where `installation.toml` and `businesses/` live: `--installation` (or
+        FBSTAMPLI_INSTALLATION), else the home folder, so that an existing single home
+        becomes an installation by adding businesses to it, with nothing to move."""
+        return self.installation or self.paths().home
 
     def config_path(self) -> Path | None:
         if self.config is not None:

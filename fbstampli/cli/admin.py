@@ -27,9 +27,20 @@ def init(
 
 
 @app.command("status")
-def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+def status(
+    ctx: typer.Context,
+    as_json: JsonFlag = False,
+    all_businesses: Annotated[
+        bool, typer.Option("--all", help="One line per business of the installation.")
+    ] = False,
+) -> None:
     """Health at a glance: login, SFTP target, last runs, queues, Stampli files, reconciliation."""
     from fbstampli.cli import output
+
+    if all_businesses:
+        from fbstampli.cli.business import status_all
+
+        status_all(ctx, as_json=as_json)
     from fbstampli.services import admin
 
     output.show_status(admin.status(options_of(ctx)), as_json=as_json)

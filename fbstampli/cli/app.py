@@ -78,6 +78,20 @@ def _global(
         Path | None,
         typer.Option("--config", help="Config file to read instead of <home>/config.toml."),
     ] = None,
+    installation: Annotated[
+        Path | None,
+        typer.Option(
+            "--installation",
+            envvar="FBSTAMPLI_INSTALLATION",
+            help="Folder listing several businesses in installation.toml (default: the home).",
+        ),
+    ] = None,
+    business: Annotated[
+        str | None,
+        typer.Option(
+            "--business", help="Run the command in this business's home (see `business list`)."
+        ),
+    ] = None,
     verbose: Annotated[
         int,
         typer.Option("--verbose", "-v", count=True, help="More detail on stderr (-vv for debug)."),
@@ -105,7 +119,12 @@ def _global(
         quiet=quiet,
         log_format=log_format,
         env=dict(os.environ),
+        installation=expanded(installation, "--installation") if installation else None,
     )
+    if business is not None:
+        from fbstampli.installation import selected
+
+        options = selected(options, business)
     ctx.obj = options
     from fbstampli.logs import configure_logging
 

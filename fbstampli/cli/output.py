@@ -207,3 +207,52 @@ def show_reconciliation(
             ) from None
     else:
         sys.stdout.write(text)
+
+
+# ---- several businesses (`business add`, `sync --all`, `status --all`) --------------------------
+
+
+def show_steps(report: RunReport, options: Options, *, as_json: bool = False) -> None:
+    """A set-up report whose notes are the next steps: shown even when piped (not with -q)."""
+    if as_json:
+        write_json(report.as_dict())
+        return
+    for problem in report.problems:
+        sys.stderr.write(f"fbstampli: {problem}\n")
+    if options.quiet:
+        return
+    for note in report.notes:
+        sys.stdout.write(f"{note}\n")
+
+
+def show_all(result: Any, options: Options, *, as_json: bool = False) -> None:
+    """One line on stderr per failing business (what cron mails); a line per business that
+    went well on a terminal or with -v; the whole per-business document with --json."""
+    if as_json:
+        write_json(result.as_dict())
+    for outcome in result.failing:
+        sys.stderr.write(f"fbstampli: {outcome.line()}\n")
+    if as_json or options.quiet or not (stdout_is_terminal() or options.verbose):
+        return
+    for outcome in result.outcomes:
+        if outcome.exit_code == 0 and outcome.report is not None:
+            report = outcome.report
+            counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items()) if v)
+            sys.stdout.write(f"business {outcome.name}: ok; {counts or 'nothing to do'}\n")
+
+
+def show_status_all(summaries: list[dict[str, Any]], *, as_json: bool) -> None:
+    """`status --all`: one row per business, or every business's full document with --json."""
+    if as_json:
+        write_json({"schema": 1, "businesses": summaries})
+        return
+    rows = []
+    for summary in summaries:
+        last = summary["last_run"]
+        when = f"{last['command']} {last['started_at']} exit {last['exit_code']}" if last else ""
+        attention = "; ".join(summary["needs_attention"]) or "no"
+        rows.append(
+            [summary["business"], summary["bills_in_stampli"], summary["failing"], when, attention]
+        )
+    columns = ["business", "bills in Stampli", "failing", "last run", "needs attention"]
+    table("fbstampli status --all", columns, rows)

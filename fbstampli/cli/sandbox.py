@@ -22,12 +22,25 @@ def demo(
             help="How many bills the sandbox starts with (3 or more: some get paid).",
         ),
     ] = 40,
+    businesses: Annotated[
+        int,
+        typer.Option(
+            "--businesses",
+            min=1,
+            max=5,
+            help="2 or more: several businesses, each with its own Stampli, one listener.",
+        ),
+    ] = 1,
 ) -> None:
     """Run the whole flow against an embedded FreshBooks sandbox and an in-process SFTP server."""
     from fbstampli.cli import output
-    from fbstampli.services.sandbox import Show, run_demo
+    from fbstampli.services.sandbox import Show, run_business_demo, run_demo
 
     show = Show(step=output.demo_step, note=output.demo_note, table=output.table)
+    if businesses > 1:
+        raise typer.Exit(
+            run_business_demo(keep=keep, bills=bills, businesses=businesses, show=show)
+        )
     raise typer.Exit(run_demo(keep=keep, bills=bills, show=show))
 
 

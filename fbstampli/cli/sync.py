@@ -148,9 +148,21 @@ def retry(
 
 
 @app.command("sync")
-def sync(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+def sync(
+    ctx: typer.Context,
+    as_json: JsonFlag = False,
+    all_businesses: Annotated[
+        bool,
+        typer.Option("--all", help="Every business of the installation in turn, each alone."),
+    ] = False,
+) -> None:
     """push-bills, pull-stampli and reconcile under one lock: what cron runs every 15 minutes."""
     from fbstampli.cli import output
+
+    if all_businesses:
+        from fbstampli.cli.business import sync_all
+
+        sync_all(ctx, as_json=as_json)
     from fbstampli.services import sync as services
 
     with output.progress(options_of(ctx), enabled=not as_json) as start:

@@ -78,8 +78,21 @@ def serve_webhook(
         int | None,
         typer.Option("--port", min=1, max=MAX_PORT, help="Port to listen on (default 8787)."),
     ] = None,
+    all_businesses: Annotated[
+        bool,
+        typer.Option(
+            "--all", help="Every business of the installation, at /webhooks/freshbooks/<name>."
+        ),
+    ] = False,
 ) -> None:
     """Listen for FreshBooks webhooks, verify them and push the named bills within seconds."""
     from fbstampli.services import webhooks as services
+
+    if all_businesses:
+        from fbstampli.cli.business import refuse_selected
+        from fbstampli.services import business
+
+        refuse_selected(ctx)
+        finish(ctx, business.serve_webhook_all(options_of(ctx), host=host, port=port))
 
     finish(ctx, services.serve_webhook(options_of(ctx), host=host, port=port))

@@ -9,6 +9,7 @@ rules, holds, counters and the mutation API. Never for production.
 from __future__ import annotations
 
 import argparse
+import functools
 import http.client
 import logging
 import threading
@@ -104,7 +105,9 @@ class FreshBooksSandbox:
         self._next_callback_id = 1
         if emit_events:
             for account in self.accounts.values():
-                account.on_change = self._announce
+                # Each account announces its own changes: with several businesses on one
+                # login, an event must name the account that changed, not the first one.
+                account.on_change = functools.partial(self._announce, account.account_id)
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
         self._server.sandbox = self  # type: ignore[attr-defined]
@@ -276,8 +279,8 @@ class FreshBooksSandbox:
             self.callbacks[account_id][record.callback_id] = record
         return record
 
-    def _announce(self, name: str, object_id: int) -> None:
-        self.send_event(name, object_id)
+    def _announce(self, account_id: str, name: str, object_id: int) -> None:
+        self.send_event(name, object_id, account_id=account_id)
 
     def send_verification(self, record: CallbackRecord) -> Delivery:
         form = (("verifier", record.verifier), ("object_id", str(record.callback_id)))

@@ -363,3 +363,12 @@ def delivery_summary(store: Store) -> dict[str, Any]:
         "waiting": waiting,
         "stuck_batches": int(stuck["n"]) if stuck else 0,
     }
+
+
+def delivered_object_count(store: Store, kind: Kind) -> int:
+    """How many distinct objects of `kind` reached Stampli at least once (`status --all`)."""
+    row = store.query_one(
+        "SELECT count(DISTINCT fb_id) AS n FROM deliveries WHERE kind = ? AND status = ?",
+        (kind.value, DeliveryStatus.DELIVERED),
+    )
+    return int(row["n"]) if row else 0

@@ -1,0 +1,100 @@
+"""`fbstampli business …`, `sync --all` and `status --all`: several businesses, one installation."""
+
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from fbstampli.cli.app import JsonFlag, app, options_of
+from fbstampli.errors import ConfigError
+
+business_app = typer.Typer(
+    help="The businesses of an installation: each one a home of its own.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(business_app, name="business")
+
+
+@business_app.command("add")
+def add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Short name: lower-case letters, digits, dashes.")],
+    adopt: Annotated[
+        Path | None,
+        typer.Option("--adopt", help="Record this existing home as the business (nothing moves)."),
+    ] = None,
+    key_source: Annotated[
+        str,
+        typer.Option("--key-source", help="Where the new home's state key lives (as for init)."),
+    ] = "auto",
+    config_from: Annotated[
+        Path | None,
+        typer.Option("--config-from", help="Start the new home's config.toml as a copy of this."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a business home under the installation (or adopt one), then say how to log in."""
+    from fbstampli.cli import output
+    from fbstampli.services import business as services
+
+    refuse_selected(ctx)
+    options = options_of(ctx)
+    report = services.business_add(
+        options, name, adopt=adopt, key_source=key_source, config_from=config_from
+    )
+    output.show_steps(report, options, as_json=as_json)
+    raise typer.Exit(int(report.exit_code))
+
+
+@business_app.command("list")
+def list_(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """The businesses of the installation and where their homes are."""
+    from fbstampli.cli import output
+    from fbstampli.services import business as services
+
+    refuse_selected(ctx)
+    rows = services.business_list(options_of(ctx))
+    output.show_rows("fbstampli businesses", rows, as_json=as_json)
+
+
+@business_app.command("remove")
+def remove(
+    ctx: typer.Context, name: Annotated[str, typer.Argument(help="The business to forget.")]
+) -> None:
+    """Forget a business (its home, state and key are left untouched)."""
+    from fbstampli.cli import output
+    from fbstampli.services import business as services
+
+    refuse_selected(ctx)
+    report = services.business_remove(options_of(ctx), name)
+    output.show_steps(report, options_of(ctx))
+    raise typer.Exit(int(report.exit_code))
+
+
+def refuse_selected(ctx: typer.Context) -> None:
+    """`--business` picks one home; the installation-wide commands take none."""
+    if ctx.find_root().params.get("business"):
+        raise ConfigError("this command works on the whole installation; drop --business")
+
+
+def sync_all(ctx: typer.Context, *, as_json: bool) -> NoReturn:
+    """`sync --all`: every business in turn; exit with the worst code."""
+    from fbstampli.cli import output
+    from fbstampli.services import business as services
+
+    refuse_selected(ctx)
+    result = services.sync_all(options_of(ctx))
+    output.show_all(result, options_of(ctx), as_json=as_json)
+    raise typer.Exit(result.exit_code)
+
+
+def status_all(ctx: typer.Context, *, as_json: bool) -> NoReturn:
+    """`status --all`: one line per business; exit 1 when any needs attention."""
+    from fbstampli.cli import output
+    from fbstampli.services import business as services
+
+    refuse_selected(ctx)
+    summaries = services.status_all(options_of(ctx))
+    output.show_status_all(summaries, as_json=as_json)
+    raise typer.Exit(1 if any(s["needs_attention"] for s in summaries) else 0)
