@@ -15,6 +15,7 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 from fbstampli.errors import AuthRequiredError, ConfigError
+from fbstampli.freshbooks.behaviour import Learnt
 from fbstampli.freshbooks.oauth import LOGIN_HINT, Token, TokenManager
 from fbstampli.freshbooks.parse import BusinessMembership
 from fbstampli.logs import register_secret
@@ -89,7 +90,23 @@ def open_client(rt: Runtime, *, session: requests.Session | None = None) -> Fres
     if not account_id:
         raise AuthRequiredError(f"no FreshBooks business chosen yet; {LOGIN_HINT}")
     manager = TokenManager(settings, StateTokenStore(rt.store), now=rt.clock.now)
-    return FreshBooksClient(settings, manager, account_id, session=session, sleep=rt.clock.sleep)
+    return FreshBooksClient(
+        settings,
+        manager,
+        account_id,
+        session=session,
+        sleep=rt.clock.sleep,
+        learnt=stored_learnt(rt.store, rt.clock.now),
+    )
+
+
+def stored_learnt(store: Store, now: Callable[[], datetime]) -> Learnt:
+    """What FreshBooks was seen to do, each new conclusion committed as it is reached."""
+    from fbstampli.store.api_facts import load_facts, save_fact
+
+    return Learnt(
+        load_facts(store), now=now, on_learn=lambda name, fact: save_fact(store, name, fact)
+    )
 
 
 def probe_login(
