@@ -125,6 +125,14 @@ def _webhooks(rt: Runtime) -> dict[str, Any]:
     }
 
 
+def _behaviour(rt: Runtime) -> dict[str, Any]:
+    """What FreshBooks was seen to do where its documentation is silent, and since when."""
+    from fbstampli.freshbooks.behaviour import as_status
+    from fbstampli.store.api_facts import load_facts
+
+    return as_status(load_facts(rt.store))
+
+
 def status(options: Options) -> dict[str, Any]:
     """Health at a glance, as a stable document (`schema` changes when keys do)."""
     with open_runtime(options, lock=False) as rt:
@@ -138,6 +146,7 @@ def status(options: Options) -> dict[str, Any]:
             "stampli_files": _stampli_files(rt),
             "reconciliation": _reconciliation(rt),
             "webhooks": _webhooks(rt),
+            "freshbooks_behaviour": _behaviour(rt),
         }
 
 
