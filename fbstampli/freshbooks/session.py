@@ -155,7 +155,9 @@ def log_in(rt: Runtime, redirect_or_code: str, state: str | None) -> list[Any]:
     from fbstampli.freshbooks.oauth import exchange_code, parse_redirect
 
     settings = rt.settings.freshbooks
-    token = exchange_code(requests.Session(), settings, parse_redirect(redirect_or_code, state))
+    token = exchange_code(
+        requests.Session(), settings, parse_redirect(redirect_or_code, state, settings.scopes)
+    )
     tokens = StateTokenStore(rt.store)
     tokens.save(token)
     manager = TokenManager(settings, tokens, now=rt.clock.now)

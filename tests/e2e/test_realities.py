@@ -12,14 +12,22 @@ import csv
 import io
 import json
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
+import requests
 
 from fbstampli.clock import SystemClock
+from fbstampli.config import load_settings
+from fbstampli.freshbooks.oauth import authorize_url
+from fbstampli.sandbox.demo import sandbox_config
+from fbstampli.sandbox.freshbooks import FreshBooksSandbox
+from fbstampli.sandbox.sftp_server import SftpServer
 from fbstampli.sandbox.realities import ALL, parse_realities
 from fbstampli.store import open_state
 from fbstampli.store.webhooks import enqueue_event
-from tests.e2e.conftest import Connected
+from tests.e2e.conftest import Connected, connect_quickly
+from tests.support.cli import one_line, run
 
 COLUMNS = {
     "-vendors.csv": ("vendor", "FreshBooks Vendor ID"),
@@ -170,3 +178,34 @@ def test_every_change_arrives_once_and_whole_whatever_freshbooks_does(
         assert "from now on" not in warnings
     else:
         assert "from now on" in warnings or reality == "empty-pages-zero"
+
+
+def test_a_scope_the_app_lacks_fails_consent_with_the_scopes_to_enable(
+    tmp_path: Path, freshbooks: FreshBooksSandbox
+) -> None:
+    freshbooks.realities = parse_realities("scope-missing")
+    home = tmp_path / "home"
+    assert run(home, "init", "--key-source", "file").code == 0
+    (home / "config.toml").write_text(sandbox_config(freshbooks, business="sandbox"))
+    settings = load_settings({}, {}, home / "config.toml").freshbooks
+    answer = requests.get(authorize_url(settings, "st"), allow_redirects=False, timeout=10)
+    assert answer.status_code == 302
+    login = run(home, "auth", "login", "--code", answer.headers["Location"])
+    assert login.code == 3, login.stderr
+    assert one_line(login.stderr)
+    assert "enable user:profile:read user:bills:read user:bill_vendors:read" in login.stderr
+    assert "on your FreshBooks app" in login.stderr
+
+
+def test_a_grant_without_a_read_scope_stops_sync_naming_the_scope(
+    tmp_path: Path, freshbooks: FreshBooksSandbox, sftp_server: SftpServer
+) -> None:
+    freshbooks.realities = parse_realities("scope-missing")  # the grant lacks vendors
+    connected = connect_quickly(tmp_path / "home", freshbooks, sftp_server)
+    result = connected.run("push-bills")
+    assert result.code == 3, result.stderr
+    assert one_line(result.stderr)
+    assert "lacks the scope user:bill_vendors:read; enable it on your FreshBooks app" in (
+        result.stderr
+    )
+    assert connected.inbound_files() == []
