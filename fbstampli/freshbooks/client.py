@@ -523,6 +523,24 @@ class FreshBooksClient:
         rows = _result(body, what).get(resource)
         return rows if isinstance(rows, list) else None
 
+    def probe_sort(self, resource: str) -> str | None:
+        """'honoured', 'ignored' or 'rejected' from a few rows asked for newest and oldest
+        first (two small requests); None when the account's data cannot tell."""
+        desc = self._probe(resource, NEWEST_FIRST)
+        asc = self._probe(resource, OLDEST_FIRST) if desc is not None else None
+        if desc is None or asc is None:
+            return "rejected"
+        parse: Callable[[Any], Vendor | Bill] = (
+            self._vendor if resource == "bill_vendors" else parse_bill
+        )
+        down = [parse(row).updated_at for row in desc]
+        up = [parse(row).updated_at for row in asc]
+        if any(stamp is None for stamp in [*down, *up]) or len({*down, *up}) < 2:
+            return None
+        if any(a < b for a, b in pairwise(down)) or any(a > b for a, b in pairwise(up)):  # type: ignore[operator]
+            return "ignored"
+        return "honoured"
+
     def check_sort(self, resource: str, newest: datetime, oldest: datetime) -> None:
         """After a full listing: did the newest-first and oldest-first listings put the true
         newest and oldest `updated_at` first? Two small requests; re-checked each sweep."""

@@ -185,6 +185,14 @@ def doctor(options: Options) -> list[CheckResult]:
     return run_checks(options)
 
 
+def api_report(options: Options, destination: Path) -> int:
+    """Probe FreshBooks and write the sanitised report (`freshbooks.api_report`); probes run."""
+    from fbstampli.freshbooks.api_report import report_for
+
+    with open_runtime(options) as rt:
+        return report_for(rt, destination)
+
+
 def _last_change(store: Store) -> str:
     """When the state last changed; taking a backup is not a change (its row comes after)."""
     row = store.query_one("SELECT max(at) AS at FROM audit WHERE action != 'state_backup'")

@@ -22,8 +22,8 @@ from fbstampli.config import load_settings
 from fbstampli.freshbooks.oauth import authorize_url
 from fbstampli.sandbox.demo import sandbox_config
 from fbstampli.sandbox.freshbooks import FreshBooksSandbox
-from fbstampli.sandbox.sftp_server import SftpServer
 from fbstampli.sandbox.realities import ALL, parse_realities
+from fbstampli.sandbox.sftp_server import SftpServer
 from fbstampli.store import open_state
 from fbstampli.store.webhooks import enqueue_event
 from tests.e2e.conftest import Connected, connect_quickly
