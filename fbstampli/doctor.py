@@ -114,12 +114,15 @@ def _behaviour(rt: Runtime) -> list[CheckResult]:
     from fbstampli.store.api_facts import load_facts
 
     try:
-        lines = describe(load_facts(rt.store))
+        facts = load_facts(rt.store)
     except FbstampliError as error:
         return [CheckResult("FreshBooks behaviour", False, str(error), "see the state checks")]
+    if not facts:
+        return [CheckResult("FreshBooks behaviour", True, "not checked yet: the first sync does")]
     return [
         CheckResult(f"FreshBooks {label}", True, detail)
-        for label, _, detail in (line.partition(": ") for line in lines)
+        for label, _, detail in (line.partition(": ") for line in describe(facts))
+        if not detail.startswith("not checked")
     ]
 
 
