@@ -80,9 +80,8 @@ def test_a_refused_sort_lists_everything_and_is_not_sent_again_for_a_day(
     requests_mock: rm.Mocker, client: FreshBooksClient, learnt: Learnt
 ) -> None:
     refused = {"response": {"errors": [{"errno": 1004, "field": "sort", "message": "Invalid"}]}}
-    requests_mock.get(BILLS, [{"json": refused, "status_code": 400},
-                              {"json": page("bills", [dated(1, 7), dated(2, 9)], 1, 1, 2)},
-                              {"json": page("bills", [dated(1, 7), dated(2, 9)], 1, 1, 2)}])  # fmt: skip
+    listed = {"json": page("bills", [dated(1, 7), dated(2, 9)], 1, 1, 2)}
+    requests_mock.get(BILLS, [{"json": refused, "status_code": 400}, listed, listed])
     assert [b.fb_id for p in client.recent_bill_pages() for b in p] == [2, 1]
     assert learnt.value(SORT_BILLS) == "rejected"
     assert [b.fb_id for p in client.recent_bill_pages() for b in p] == [2, 1]
