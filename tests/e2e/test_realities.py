@@ -209,3 +209,10 @@ def test_a_grant_without_a_read_scope_stops_sync_naming_the_scope(
         result.stderr
     )
     assert connected.inbound_files() == []
+
+
+def test_the_sandbox_refuses_a_reality_it_does_not_know(tmp_path: Path) -> None:
+    result = run(tmp_path, "sandbox", "freshbooks", "--port", "0", "--reality", "sort-sideways")
+    assert result.code == 2, result.output
+    assert one_line(result.stderr)
+    assert "--reality 'sort-sideways' is not one of: sort-ignored" in result.stderr
