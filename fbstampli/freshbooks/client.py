@@ -553,7 +553,8 @@ class FreshBooksClient:
         try:
             desc = self._probe(resource, NEWEST_FIRST)
             asc = self._probe(resource, OLDEST_FIRST) if desc else None
-        except RemoteError as error:
+        except (RemoteError, RemoteUnavailableError) as error:
+            # The listing this checks is complete; the check waits for the next sweep.
             log.info("could not check how FreshBooks sorts %s: %s", resource, error)
             return
         if desc is None:
