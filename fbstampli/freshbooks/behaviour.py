@@ -164,19 +164,21 @@ def describe(facts: Mapping[str, Fact]) -> list[str]:
     return lines
 
 
-def as_status(facts: Mapping[str, Fact]) -> dict[str, dict[str, str | None]]:
-    """The facts as `status --json` shows them; an unchecked one is null-valued."""
-    shown: dict[str, dict[str, str | None]] = {}
+def as_status(facts: Mapping[str, Fact]) -> dict[str, dict[str, str | None] | None]:
+    """The facts as `status --json` shows them: null until checked; the fallback when taken."""
+    shown: dict[str, dict[str, str | None] | None] = {}
     for name in LABELS:
         fact = facts.get(name)
-        shown[name] = {
-            "label": LABELS[name],
-            "value": fact.value if fact else None,
-            "checked_at": fact.checked_at.isoformat() if fact else None,
-            "detail": fact.detail if fact else None,
-            "expected": EXPECTED[name],
-            "fallback": FALLBACKS.get((name, fact.value)) if fact else None,
-        }
+        shown[name] = (
+            None
+            if fact is None
+            else {
+                "value": fact.value,
+                "checked_at": fact.checked_at.isoformat(),
+                "detail": fact.detail,
+                "fallback": FALLBACKS.get((name, fact.value)),
+            }
+        )
     return shown
 
 

@@ -18,7 +18,7 @@ from fbstampli.report import RunReport
 from fbstampli.runtime import Runtime, open_runtime
 from fbstampli.store import Store
 
-STATUS_SCHEMA = 1
+STATUS_SCHEMA = 2  # 2: freshbooks_behaviour
 
 
 def _age_seconds(rt: Runtime, text: str | None) -> int | None:
