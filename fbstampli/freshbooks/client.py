@@ -476,8 +476,10 @@ class FreshBooksClient:
         try:
             pages = self._list(resource, resource, None, NEWEST_FIRST)
             first = [parse(row) for row in next(pages, [])]
-        except BadRequestError as error:
-            self.learnt.learn(fact, "rejected", f"sort=updated_at_desc answered HTTP 400: {error}")
+        except RemoteError as error:  # a 400 as seen, or any refusal of the parameter
+            if isinstance(error, NotFoundError):
+                raise
+            self.learnt.learn(fact, "rejected", f"sort=updated_at_desc was refused: {error}")
             yield from _newest_first_pages(self._everything(resource, parse, {}))
             return
         undated = any(obj.updated_at is None for obj in first)
@@ -518,7 +520,9 @@ class FreshBooksClient:
         what = f"a sort probe of the {resource} list of account {self._account_id}"
         try:
             body = self._call("GET", self._account_path(resource), what, params=query)
-        except BadRequestError:
+        except RemoteError as error:
+            if isinstance(error, NotFoundError):
+                raise
             return None
         rows = _result(body, what).get(resource)
         return rows if isinstance(rows, list) else None
@@ -625,10 +629,10 @@ class FreshBooksClient:
             except _FilterIgnoredError:
                 self.learnt.learn(VENDOR_IDS, "ignored", "a listing by ids named other vendors")
                 return [*found, *self._vendors_one_by_one(rest, vis_state)]
-            except BadRequestError as error:
-                self.learnt.learn(
-                    VENDOR_IDS, "rejected", f"search[ids][] answered HTTP 400: {error}"
-                )
+            except RemoteError as error:  # a 400 as seen, or any refusal of the filter
+                if isinstance(error, NotFoundError):
+                    raise
+                self.learnt.learn(VENDOR_IDS, "rejected", f"search[ids][] was refused: {error}")
                 return [*found, *self._vendors_one_by_one(rest, vis_state)]
             found.extend(self._vendor(row) for row in rows)
         if wanted:
