@@ -56,9 +56,13 @@ def test_api_report_shows_each_probe_and_no_account_value(
         seeded(fb)
         fb.realities = parse_realities(reality)
         connected = connect_quickly(tmp_path / "home", fb, sftp_server)
+        assert connected.run("push-bills").code == 0
         report_file = tmp_path / "api-report.json"
         result = connected.run("doctor", "--api-report", str(report_file))
         assert result.code == 0, result.output
+        # doctor shows what the runs learnt, and when.
+        assert f"ok   FreshBooks sort by updated_at (bills): {sort}, checked 20" in result.stdout
+        assert f"ok   FreshBooks bill lines in list responses: {lines}, checked" in result.stdout
         assert f"wrote 8 FreshBooks probes to {report_file}" in result.stdout
         text = report_file.read_text(encoding="utf-8")
         secrets = {**SECRETS, **connected.named_secrets()}
