@@ -8,6 +8,12 @@ per kind (and the ceil(N/100) target), SFTP files written, wall time and peak
 memory of the fbstampli process; beside it a naive baseline that lists bill
 ids and fetches each bill by id (measured on a sample, extrapolated, and said
 so). Asserts nothing. Run: python bench/bench_push.py [bills] [vendors] [payments]
+
+With `--reality sort-ignored,lines-omitted` (any names `fbstampli sandbox
+freshbooks --reality` takes), the same runs, plus a sync after 10 bills
+changed, go once against the sandbox as written and once acting out those
+behaviours, and each run's requests are printed side by side with the extra
+the fallbacks cost.
 """
 
 import math
@@ -69,6 +75,73 @@ def requests_by_kind(fb: FreshBooksSandbox) -> dict[str, int]:
     }
 
 
+def all_requests(fb: FreshBooksSandbox) -> dict[str, int]:
+    """Every FreshBooks GET by kind, by-id fetches included (what a fallback adds)."""
+    kinds = (
+        "bill_vendors.list",
+        "bills.list",
+        "bill_payments.list",
+        "bills.get",
+        "bill_vendors.get",
+    )
+    return {kind: fb.count("GET", kind) for kind in kinds}
+
+
+CHANGED = 10  # bills edited before the "changed sync" of a reality comparison
+
+
+def reality_runs(
+    bills: int, vendors: int, payments: int, realities: str, folder: Path
+) -> list[tuple[str, dict[str, int], float]]:
+    """(run, requests by kind, seconds) for first sync, no-change sync, changed sync, sweep."""
+    root = folder / f"sftp-{realities or 'none'}"
+    for sub in ("inbound", "outbound"):
+        (root / sub).mkdir(parents=True)
+    rows = []
+    with (
+        FreshBooksSandbox(latency=LATENCY, realities=realities) as fb,
+        SftpServer(root) as sftp,
+    ):
+        fb.seed(vendors=vendors, bills=bills, payments=payments, seed=3)
+        home = folder / f"home-{realities or 'none'}"
+        connect(home, fb, sftp)
+        oldest = sorted(fb.data.bills)[:CHANGED]
+        runs = (
+            ("first sync", (), ()),
+            ("no-change sync", (), ()),
+            (f"{CHANGED} old bills changed", (), oldest),
+            ("no-change sweep", ("--full",), ()),
+        )
+        for label, flags, edits in runs:
+            for bill_id in edits:
+                fb.update_bill(bill_id, bill_number=f"EDITED-{bill_id}")
+            fb.reset_counters()
+            seconds, _, _ = measured_run(home, "push-bills", *flags)
+            rows.append((label, all_requests(fb), seconds))
+    return rows
+
+
+def compare_realities(bills: int, vendors: int, payments: int, realities: str) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="fbstampli-bench-"))
+    try:
+        normal = reality_runs(bills, vendors, payments, "", folder)
+        acted = reality_runs(bills, vendors, payments, realities, folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    print(
+        f"data: {vendors} vendors, {bills} bills, {payments} payments; "
+        f"{LATENCY * 1000:.0f} ms per request; reality: {realities}"
+    )
+    for (label, usual, usual_s), (_, fallback, fallback_s) in zip(normal, acted, strict=True):
+        extra = {k: fallback[k] - usual[k] for k in usual if fallback[k] != usual[k]}
+        print(
+            f"{label:22s} requests {sum(usual.values()):5d} as assumed, "
+            f"{sum(fallback.values()):5d} under {realities} "
+            f"(+{sum(fallback.values()) - sum(usual.values())}: {extra})  "
+            f"wall {usual_s:5.1f} s vs {fallback_s:5.1f} s"
+        )
+
+
 def naive_baseline(fb: FreshBooksSandbox, bills: int, sample: int) -> tuple[int, float]:
     """List ids, then GET each bill by id (the usual first attempt); timed on a sample."""
     import requests
@@ -87,7 +160,16 @@ def naive_baseline(fb: FreshBooksSandbox, bills: int, sample: int) -> tuple[int,
 
 
 def main() -> None:
-    bills, vendors, payments = (int(a) for a in ([*sys.argv[1:], "10000", "1000", "5000"])[:3])
+    argv = sys.argv[1:]
+    realities = ""
+    if "--reality" in argv:
+        at = argv.index("--reality")
+        realities = argv[at + 1]
+        del argv[at : at + 2]
+    bills, vendors, payments = (int(a) for a in ([*argv, "10000", "1000", "5000"])[:3])
+    if realities:
+        compare_realities(bills, vendors, payments, realities)
+        return
     folder = Path(tempfile.mkdtemp(prefix="fbstampli-bench-"))
     root = folder / "sftp"
     for sub in ("inbound", "outbound"):

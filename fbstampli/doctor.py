@@ -95,6 +95,7 @@ def run_checks(options: Options, *, now: Callable[[], datetime] | None = None) -
                 unreachable_fix="check the network and freshbooks.api_url; runs retry on their own",
             )
         )
+        results.extend(_behaviour(rt))
         results.extend(_sftp_checks(rt))
         if readings:
             local, reference = readings[-1]
@@ -104,6 +105,25 @@ def run_checks(options: Options, *, now: Callable[[], datetime] | None = None) -
     finally:
         stack.__exit__(None, None, None)
     return results
+
+
+def _behaviour(rt: Runtime) -> list[CheckResult]:
+    """What the runs learnt of FreshBooks' unconfirmed behaviours, one line each. A fallback
+    is no failure (the runs stay correct, at the cost the line names): these always pass."""
+    from fbstampli.freshbooks.behaviour import describe
+    from fbstampli.store.api_facts import load_facts
+
+    try:
+        facts = load_facts(rt.store)
+    except FbstampliError as error:
+        return [CheckResult("FreshBooks behaviour", False, str(error), "see the state checks")]
+    if not facts:
+        return [CheckResult("FreshBooks behaviour", True, "not checked yet: the first sync does")]
+    return [
+        CheckResult(f"FreshBooks {label}", True, detail)
+        for label, _, detail in (line.partition(": ") for line in describe(facts))
+        if not detail.startswith("not checked")
+    ]
 
 
 def _integrity(rt: Runtime) -> CheckResult:

@@ -87,6 +87,9 @@ class Bill:
     vis_state: VisState = VisState.ACTIVE
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    # Listed without a `lines` key (not: with no lines): `lines` is not what FreshBooks
+    # holds, and the bill must be completed from its own GET before it is rendered.
+    lines_missing: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,11 +8,11 @@ the factories at the bottom open from the credentials the store holds.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fbstampli.clock import Clock, SystemClock
 from fbstampli.config import Settings, load_settings
@@ -22,6 +22,9 @@ from fbstampli.options import Options
 from fbstampli.paths import Paths
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    from fbstampli.freshbooks.behaviour import Learnt
     from fbstampli.freshbooks.client import FreshBooksClient
     from fbstampli.sftp import SftpTarget, SftpTransport
     from fbstampli.stampli.template import Template
@@ -136,8 +139,12 @@ def require_account(store: Store) -> str:
     return account
 
 
-def open_client(rt: Runtime) -> FreshBooksClient:
-    """The FreshBooks client, its token pair kept in (and refreshed into) the state."""
+def open_client(rt: Runtime, *, session: Any = None) -> FreshBooksClient:
+    """The FreshBooks client, its token pair kept in (and refreshed into) the state, and what
+    FreshBooks was seen to do where its documentation is silent (`freshbooks/behaviour.py`).
+
+    `session` is a `requests.Session` to send through (one with hooks, for a report).
+    """
     from fbstampli.freshbooks.account import require_app
     from fbstampli.freshbooks.client import FreshBooksClient
     from fbstampli.freshbooks.oauth import TokenManager
@@ -147,7 +154,24 @@ def open_client(rt: Runtime) -> FreshBooksClient:
     require_app(settings)
     account = require_account(rt.store)
     manager = TokenManager(settings, StateTokenStore(rt.store), now=rt.clock.now)
-    return FreshBooksClient(settings, manager, account, sleep=rt.clock.sleep)
+    return FreshBooksClient(
+        settings,
+        manager,
+        account,
+        session=session,
+        sleep=rt.clock.sleep,
+        learnt=stored_learnt(rt.store, rt.clock.now),
+    )
+
+
+def stored_learnt(store: Store, now: Callable[[], datetime]) -> Learnt:
+    """What FreshBooks was seen to do, each new conclusion committed as it is reached."""
+    from fbstampli.freshbooks.behaviour import Learnt
+    from fbstampli.store.api_facts import load_facts, save_fact
+
+    return Learnt(
+        load_facts(store), now=now, on_learn=lambda name, fact: save_fact(store, name, fact)
+    )
 
 
 def with_stored_folders(settings: Settings, store: Store) -> Settings:

@@ -47,13 +47,29 @@ def status(
 
 
 @app.command("doctor")
-def doctor(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+def doctor(
+    ctx: typer.Context,
+    as_json: JsonFlag = False,
+    api_report: Annotated[
+        Path | None,
+        typer.Option(
+            "--api-report",
+            help="Also probe FreshBooks and write what it answered to FILE (requests, statuses, "
+            "rate-limit headers, body shapes and conclusions; no token, no account values).",
+            dir_okay=False,
+        ),
+    ] = None,
+) -> None:
     """Check config, key, state, FreshBooks token and SFTP reachability; say how to fix each."""
     from fbstampli.cli import output
     from fbstampli.services import admin
 
     checks = admin.doctor(options_of(ctx))
     output.show_checks(checks, as_json=as_json)
+    if api_report is not None:
+        probes = admin.api_report(options_of(ctx), api_report)
+        if not as_json:
+            output.banner_line(f"wrote {probes} FreshBooks probes to {api_report}")
     raise typer.Exit(0 if all(check.ok for check in checks) else 1)
 
 

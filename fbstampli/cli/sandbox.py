@@ -63,11 +63,21 @@ def sandbox_freshbooks(
     payments: Annotated[
         int, typer.Option("--payments", min=0, max=100_000, help="Bill payments to seed.")
     ] = 250,
+    reality: Annotated[
+        str,
+        typer.Option(
+            "--reality",
+            help="Act out unconfirmed FreshBooks behaviours, comma-separated: sort-ignored, "
+            "sort-rejected, vendor-ids-ignored, vendor-ids-rejected, lines-omitted, "
+            "vendor-times-ny, empty-pages-zero, scope-missing; or all (every one but "
+            "scope-missing).",
+        ),
+    ] = "",
 ) -> None:
     """Serve a FreshBooks-compatible sandbox API until Ctrl-C (try fbstampli without an account)."""
     from fbstampli.sandbox.freshbooks import run_sandbox
 
-    run_sandbox(host, port, vendors, bills, payments)
+    run_sandbox(host, port, vendors, bills, payments, reality)
 
 
 @sandbox_app.command("sftp")

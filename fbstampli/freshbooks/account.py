@@ -52,7 +52,9 @@ def log_in(
     sleep: Sleep,
 ) -> list[BusinessMembership]:
     """Exchange the code, save the token pair, and return the user's business memberships."""
-    token = exchange_code(requests.Session(), settings, parse_redirect(redirect_or_code, state))
+    token = exchange_code(
+        requests.Session(), settings, parse_redirect(redirect_or_code, state, settings.scopes)
+    )
     tokens.save(token)
     manager = TokenManager(settings, tokens, now=now)
     client = FreshBooksClient(settings, manager, "", sleep=sleep)

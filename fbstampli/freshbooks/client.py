@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from datetime import UTC, datetime, tzinfo
+from itertools import pairwise
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -21,6 +24,17 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from fbstampli.config import FreshBooksSettings
 from fbstampli.errors import AuthRequiredError, RemoteError, RemoteUnavailableError
+from fbstampli.freshbooks.behaviour import (
+    EMPTY_PAGES,
+    LIST_LINES,
+    NEW_YORK,
+    SORT_BILLS,
+    SORT_VENDORS,
+    VENDOR_IDS,
+    VENDOR_TIMES,
+    Learnt,
+    ids_monotone,
+)
 from fbstampli.freshbooks.parse import (
     BusinessMembership,
     Callback,
@@ -44,7 +58,18 @@ BACKOFF_MAX = 30.0
 BACKOFF_JITTER = 0.5
 
 Params = Mapping[str, str | int | list[int]]
-NEWEST_FIRST: Params = {"sort": "updated_at_desc"}  # unconfirmed for bills; checked by the caller
+NEWEST_FIRST: Params = {"sort": "updated_at_desc"}  # unconfirmed: checked as it is used
+OLDEST_FIRST: Params = {"sort": "updated_at_asc"}
+PROBE_PER_PAGE = 3  # rows a sort probe asks for: enough to see an order, cheap to send
+SORT_FACTS = {"bills": SORT_BILLS, "bill_vendors": SORT_VENDORS}
+# The read scope each resource needs, named in the message when FreshBooks answers 403.
+READ_SCOPES = {
+    "bills": "user:bills:read",
+    "bill_vendors": "user:bill_vendors:read",
+    "bill_payments": "user:bill_payments:read",
+}
+_SCOPE = re.compile(r"user:[a-z_]+:(?:read|write)")
+Dated = TypeVar("Dated", Vendor, Bill)
 PageCallback = Callable[["PageProgress"], None]
 ID_KEYS = {"bill_vendors": "vendorid", "callbacks": "callbackid"}
 # Times one listing may go back, before a list that keeps moving is left to the next run.
@@ -69,6 +94,10 @@ class AccessTokens(Protocol):
 
 class NotFoundError(RemoteError):
     """HTTP 404: the object (or the account) does not exist for this login."""
+
+
+class BadRequestError(RemoteError):
+    """HTTP 400: FreshBooks refused a parameter (an unsupported sort or filter, say)."""
 
 
 class _TransientError(Exception):
@@ -128,6 +157,29 @@ def _result(body: object, what: str) -> Mapping[str, Any]:
     return result
 
 
+class _FilterIgnoredError(Exception):
+    """A listing by ids named an object not asked for: the filter was not applied."""
+
+
+def _page_order(page: list[Vendor] | list[Bill]) -> str | None:
+    """'ignored' when a newest-first page is out of order, 'honoured' when it is newest first
+    and yet not in creation (id) order, None when it is both or too short to say."""
+    stamps = [obj.updated_at for obj in page]
+    if any(a < b for a, b in pairwise(stamps)):  # type: ignore[operator]
+        return "ignored"
+    if len(page) < 2 or ids_monotone(obj.fb_id for obj in page):
+        return None
+    return "honoured"
+
+
+def _newest_first_pages(objects: list[Any]) -> Iterator[list[Any]]:
+    """What a honoured sort would have given: pages of 100, newest `updated_at` first."""
+    undated = datetime.min.replace(tzinfo=UTC)
+    ordered = sorted(objects, key=lambda o: (o.updated_at or undated, o.fb_id), reverse=True)
+    for start in range(0, len(ordered), PER_PAGE):
+        yield ordered[start : start + PER_PAGE]
+
+
 class FreshBooksClient:
     """FreshBooks for one account; satisfies `sync.ports.BillSource` structurally."""
 
@@ -140,8 +192,10 @@ class FreshBooksClient:
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
         on_page: PageCallback | None = None,
+        learnt: Learnt | None = None,
     ) -> None:
         self._settings = settings
+        self.learnt = learnt or Learnt()
         self._tokens = token_manager
         self._account_id = account_id
         self._session = session or requests.Session()
@@ -196,12 +250,11 @@ class FreshBooksClient:
         if status >= 500 or status == 409:
             raise _TransientError(f"HTTP {status}", status=status)
         if status == 403:
-            raise AuthRequiredError(
-                f"FreshBooks refused {what}: the login lacks a permission or scope ({message}); "
-                f"run `fbstampli auth login` granting: {self._settings.scopes}"
-            )
+            raise AuthRequiredError(self._scope_message(what, message, response.url))
         if status == 404:
             raise NotFoundError(f"FreshBooks found no {what}: {message} (HTTP 404)")
+        if status == 400:
+            raise BadRequestError(f"FreshBooks refused {what}: {message} (HTTP 400)")
         if status >= 400:
             raise RemoteError(f"FreshBooks refused {what}: {message} (HTTP {status})")
         if body is None:
@@ -214,6 +267,25 @@ class FreshBooksClient:
                     raise AuthRequiredError(f"FreshBooks refused {what}: {embedded}")
                 raise RemoteError(f"FreshBooks refused {what}: {embedded}")
         return body
+
+    def _scope_message(self, what: str, message: str, url: str) -> str:
+        """One line naming the scope to enable: FreshBooks' own "Needed:" list, else the
+        read scope of the resource asked for."""
+        needed = message.partition("Needed")[2] if "Needed" in message else ""
+        scopes = _SCOPE.findall(needed)
+        if not scopes:
+            path = urlsplit(url).path
+            scopes = [scope for resource, scope in READ_SCOPES.items() if f"/{resource}/" in path]
+        if not scopes:
+            return (
+                f"FreshBooks refused {what}: the login lacks a permission or scope ({message}); "
+                f"run `fbstampli auth login` granting: {self._settings.scopes}"
+            )
+        named = ", ".join(dict.fromkeys(scopes))
+        return (
+            f"FreshBooks refused {what}: the login lacks the scope {named}; enable it on your "
+            "FreshBooks app (Developer Portal, the app's Scopes), then run `fbstampli auth login`"
+        )
 
     def _wait(self, state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
@@ -329,6 +401,8 @@ class FreshBooksClient:
             if fresh:
                 yield fresh
             if not rows:
+                if page == 1 and key in READ_SCOPES:
+                    self._note(EMPTY_PAGES, str(pages), "an empty list said so")
                 return
             if (pages is not None and page >= pages) or (pages is None and len(rows) < PER_PAGE):
                 return
@@ -343,25 +417,170 @@ class FreshBooksClient:
         what = f"the {resource} list of account {self._account_id}"
         return self._pages(self._account_path(resource), key, what, params)
 
+    # ---- what FreshBooks was seen to do -----------------------------------------------------
+
+    def _note(self, name: str, value: str, detail: str) -> None:
+        """Learn `value` unless it already stands: a store write a day per fact, not per page."""
+        if not self.learnt.stands(name, value):
+            self.learnt.learn(name, value, detail)
+
+    def _vendor_zone(self) -> tzinfo:
+        return NEW_YORK if self.learnt.value(VENDOR_TIMES) == "America/New_York" else UTC
+
+    def _vendor(self, row: object) -> Vendor:
+        return parse_vendor(row, zone=self._vendor_zone())
+
+    def _listed_bill(self, row: object) -> Bill:
+        """A bill from a list response; one whose payload has no `lines` key at all is marked
+        `lines_missing` (an empty `lines` list is a bill without lines, and is not)."""
+        if isinstance(row, Mapping) and "lines" not in row:
+            self._note(LIST_LINES, "omitted", "a listed bill came without a `lines` key")
+            return replace(parse_bill(row), lines_missing=True)
+        if isinstance(row, Mapping):
+            self._note(LIST_LINES, "included", "listed bills carry `lines`")
+        return parse_bill(row)
+
     # ---- BillSource ------------------------------------------------------------------------
 
     def list_vendors(self, *, vis_state: VisState | None = None) -> Iterator[Vendor]:
         for rows in self._list("bill_vendors", "bill_vendors", vis_state):
-            yield from (parse_vendor(row) for row in rows)
+            yield from (self._vendor(row) for row in rows)
 
     def list_bills(self, *, vis_state: VisState | None = None) -> Iterator[Bill]:
         for rows in self._list("bills", "bills", vis_state):
-            yield from (parse_bill(row) for row in rows)
+            yield from (self._listed_bill(row) for row in rows)
 
     def recent_vendor_pages(self) -> Iterator[list[Vendor]]:
-        """Pages of vendors, most recently updated first (if FreshBooks honours the sort)."""
-        for rows in self._list("bill_vendors", "bill_vendors", None, NEWEST_FIRST):
-            yield [parse_vendor(row) for row in rows]
+        """Pages of vendors, most recently updated first (sorted here if FreshBooks does not)."""
+        return self._recent("bill_vendors", self._vendor)
 
     def recent_bill_pages(self) -> Iterator[list[Bill]]:
-        """Pages of bills, most recently updated first (if FreshBooks honours the sort)."""
-        for rows in self._list("bills", "bills", None, NEWEST_FIRST):
-            yield [parse_bill(row) for row in rows]
+        """Pages of bills, most recently updated first (sorted here if FreshBooks does not)."""
+        return self._recent("bills", self._listed_bill)
+
+    def _recent(self, resource: str, parse: Callable[[Any], Dated]) -> Iterator[list[Dated]]:
+        """Newest-first pages, with FreshBooks' handling of the sort checked on the way.
+
+        Ignored or refused, the sort is not sent again for a day: the whole list is
+        read and sorted here (correct, one request per 100 objects). Page 1 tells
+        most: out of order means ignored; newest-updated first yet not in creation
+        order means honoured. A page in both orders at once proves nothing, and an
+        `updated_at_asc` probe of a few rows settles it.
+        """
+        fact = SORT_FACTS[resource]
+        if self.learnt.stands(fact, "ignored", "rejected"):
+            yield from _newest_first_pages(self._everything(resource, parse, {}))
+            return
+        first: list[Dated]
+        rest: list[Dated]
+        try:
+            pages = self._list(resource, resource, None, NEWEST_FIRST)
+            first = [parse(row) for row in next(pages, [])]
+        except RemoteError as error:  # a 400 as seen, or any refusal of the parameter
+            if isinstance(error, NotFoundError):
+                raise
+            self.learnt.learn(fact, "rejected", f"sort=updated_at_desc was refused: {error}")
+            yield from _newest_first_pages(self._everything(resource, parse, {}))
+            return
+        undated = any(obj.updated_at is None for obj in first)
+        verdict = None if undated else _page_order(first)
+        if verdict is None and not undated and self.learnt.value(fact) != "honoured":
+            verdict = self._probe_ascending(resource, parse)
+        if verdict == "ignored":
+            self.learnt.learn(fact, "ignored", "a newest-first page came in another order")
+            rest = [parse(row) for rows in pages for row in rows]  # the same, whole list
+            yield from _newest_first_pages([*first, *rest])
+            return
+        if verdict == "honoured":
+            self._note(fact, "honoured", "pages came newest-updated first, not in creation order")
+        elif not undated and self.learnt.value(fact) != "honoured":  # cannot tell: sort here
+            rest = [parse(row) for rows in pages for row in rows]
+            yield from _newest_first_pages([*first, *rest])
+            return
+        # Honoured, or undated (the caller's order check then lists everything): as read.
+        if first:
+            yield first
+        for rows in pages:
+            yield [parse(row) for row in rows]
+
+    def _probe_ascending(self, resource: str, parse: Callable[[Any], Dated]) -> str | None:
+        """'honoured' or 'ignored' from a few rows asked for oldest first; None if unclear."""
+        rows = self._probe(resource, OLDEST_FIRST)
+        if rows is None:
+            return None
+        stamps = [obj.updated_at for obj in (parse(row) for row in rows)]
+        if any(stamp is None for stamp in stamps) or len(set(stamps)) < 2:
+            return None
+        pairs = list(pairwise(stamps))
+        return "honoured" if all(a <= b for a, b in pairs) else "ignored"  # type: ignore[operator]
+
+    def _probe(self, resource: str, sort: Params) -> list[Any] | None:
+        """The first few rows of a sorted listing; None when FreshBooks refused the sort."""
+        query = {**sort, "page": 1, "per_page": PROBE_PER_PAGE}
+        what = f"a sort probe of the {resource} list of account {self._account_id}"
+        try:
+            body = self._call("GET", self._account_path(resource), what, params=query)
+        except RemoteError as error:
+            if isinstance(error, NotFoundError):
+                raise
+            return None
+        rows = _result(body, what).get(resource)
+        return rows if isinstance(rows, list) else None
+
+    def probe_sort(self, resource: str) -> str | None:
+        """'honoured', 'ignored' or 'rejected' from a few rows asked for newest and oldest
+        first (two small requests); None when the account's data cannot tell."""
+        desc = self._probe(resource, NEWEST_FIRST)
+        asc = self._probe(resource, OLDEST_FIRST) if desc is not None else None
+        if desc is None or asc is None:
+            return "rejected"
+        parse: Callable[[Any], Vendor | Bill] = (
+            self._vendor if resource == "bill_vendors" else parse_bill
+        )
+        down = [parse(row).updated_at for row in desc]
+        up = [parse(row).updated_at for row in asc]
+        if any(stamp is None for stamp in [*down, *up]) or len({*down, *up}) < 2:
+            return None
+        if any(a < b for a, b in pairwise(down)) or any(a > b for a, b in pairwise(up)):  # type: ignore[operator]
+            return "ignored"
+        return "honoured"
+
+    def check_sort(self, resource: str, newest: datetime, oldest: datetime) -> None:
+        """After a full listing: did the newest-first and oldest-first listings put the true
+        newest and oldest `updated_at` first? Two small requests; re-checked each sweep."""
+        fact = SORT_FACTS[resource]
+        if newest == oldest:
+            return  # one object, or all changed at once: no order to tell apart
+        parse: Callable[[Any], Vendor | Bill] = (
+            self._vendor if resource == "bill_vendors" else parse_bill
+        )
+        try:
+            desc = self._probe(resource, NEWEST_FIRST)
+            asc = self._probe(resource, OLDEST_FIRST) if desc else None
+        except (RemoteError, RemoteUnavailableError) as error:
+            # The listing this checks is complete; the check waits for the next sweep.
+            log.info("could not check how FreshBooks sorts %s: %s", resource, error)
+            return
+        if desc is None:
+            self.learnt.learn(fact, "rejected", "sort=updated_at_desc answered HTTP 400")
+            return
+        if not desc or not asc:
+            return  # emptied while we looked
+        first_desc = parse(desc[0]).updated_at
+        first_asc = parse(asc[0]).updated_at
+        if first_desc == newest and first_asc == oldest:
+            self._note(
+                fact, "honoured", "the sorted listings began with the true newest and oldest"
+            )
+        else:
+            self.learnt.learn(
+                fact, "ignored", "a sorted listing did not begin with the true newest or oldest"
+            )
+
+    def _everything(
+        self, resource: str, parse: Callable[[Any], Dated], params: Params
+    ) -> list[Dated]:
+        return [parse(row) for rows in self._list(resource, resource, None, params) for row in rows]
 
     def list_bill_payments(self, *, vis_state: VisState | None = None) -> Iterator[BillPayment]:
         for rows in self._list("bill_payments", "bill_payments", vis_state):
@@ -385,16 +604,69 @@ class FreshBooksClient:
             yield from self._list(resource, resource, vis_state, {"search[ids][]": chunk})
 
     def get_vendors(self, ids: Iterable[int], *, vis_state: VisState | None = None) -> list[Vendor]:
-        """Vendors by id, 100 per request; deleted ones only with `vis_state=DELETED`."""
-        return [
-            parse_vendor(row)
-            for rows in self._by_ids("bill_vendors", ids, vis_state)
-            for row in rows
-        ]
+        """Vendors by id, 100 per request; deleted ones only with `vis_state=DELETED`.
+
+        `search[ids][]` on vendors is unconfirmed: an answer naming a vendor not asked
+        for means the filter was ignored, a 400 that it is refused; either way each
+        vendor is then fetched by its id (for a day, before the filter is tried again).
+        """
+        wanted = list(dict.fromkeys(int(i) for i in ids))
+        if self.learnt.stands(VENDOR_IDS, "ignored", "rejected"):
+            return self._vendors_one_by_one(wanted, vis_state)
+        found: list[Vendor] = []
+        chunks = list(_chunks(wanted))
+        for index, chunk in enumerate(chunks):
+            asked = set(chunk)
+            rest = [i for later in chunks[index:] for i in later]
+            try:
+                rows = [
+                    row
+                    for page in self._list(
+                        "bill_vendors", "bill_vendors", vis_state, {"search[ids][]": chunk}
+                    )
+                    for row in self._only_asked(page, asked)
+                ]
+            except _FilterIgnoredError:
+                self.learnt.learn(VENDOR_IDS, "ignored", "a listing by ids named other vendors")
+                return [*found, *self._vendors_one_by_one(rest, vis_state)]
+            except RemoteError as error:  # a 400 as seen, or any refusal of the filter
+                if isinstance(error, NotFoundError):
+                    raise
+                self.learnt.learn(VENDOR_IDS, "rejected", f"search[ids][] was refused: {error}")
+                return [*found, *self._vendors_one_by_one(rest, vis_state)]
+            found.extend(self._vendor(row) for row in rows)
+        if wanted:
+            self._note(VENDOR_IDS, "honoured", "a listing by ids named only the vendors asked for")
+        return found
+
+    @staticmethod
+    def _only_asked(rows: list[Any], asked: set[int]) -> list[Any]:
+        for row in rows:
+            row_id = _row_id(row, "bill_vendors")
+            if row_id is None or int(row_id) not in asked:
+                raise _FilterIgnoredError
+        return rows
+
+    def _vendors_one_by_one(self, ids: Iterable[int], vis_state: VisState | None) -> list[Vendor]:
+        """Each vendor by id, keeping what a listing with `vis_state` would have shown."""
+        found = []
+        for vendor_id in ids:
+            path = f"{self._account_path('bill_vendors')}/{int(vendor_id)}"
+            try:
+                body = self._call("GET", path, f"vendor {vendor_id} of account {self._account_id}")
+            except NotFoundError:
+                continue
+            vendor = self._vendor(_result(body, f"vendor {vendor_id}").get("bill_vendor"))
+            deleted = vendor.vis_state == VisState.DELETED
+            if deleted == (vis_state == VisState.DELETED):
+                found.append(vendor)
+        return found
 
     def get_bills(self, ids: Iterable[int], *, vis_state: VisState | None = None) -> list[Bill]:
         """Bills by id, 100 per request; deleted ones only with `vis_state=DELETED`."""
-        return [parse_bill(row) for rows in self._by_ids("bills", ids, vis_state) for row in rows]
+        return [
+            self._listed_bill(row) for rows in self._by_ids("bills", ids, vis_state) for row in rows
+        ]
 
     def get_bill(self, bill_id: int) -> Bill | None:
         """One bill whatever its vis_state (deleted bills stay readable by id); None if unknown."""

@@ -70,11 +70,13 @@ def authorize_url(settings: FreshBooksSettings, state: str) -> str:
     return f"{settings.auth_url.rstrip('/')}/oauth/authorize?{urlencode(query)}"
 
 
-def parse_redirect(text: str, state: str | None = None) -> str:
+def parse_redirect(text: str, state: str | None = None, scopes: str = "") -> str:
     """The authorization code from a pasted redirect URL (or a bare code).
 
     When `state` is given and the URL carries parameters, the URL's `state`
     must match it: a mismatch means the redirect was not for this login.
+    `scopes` (those asked for) are named when FreshBooks refuses them: its own
+    "requested scope is invalid" does not say that the app must offer them.
     """
     text = text.strip()
     if not text:
@@ -86,6 +88,12 @@ def parse_redirect(text: str, state: str | None = None) -> str:
     query = parse_qs(urlsplit(text).query if "?" in text else text)
     if "error" in query:
         reason = query.get("error_description", query["error"])[0]
+        if query["error"][0] == "invalid_scope" and scopes:
+            raise AuthRequiredError(
+                f"FreshBooks refused the scopes asked for ({reason}); enable {scopes} on "
+                "your FreshBooks app (Developer Portal, the app's Scopes), then "
+                "`fbstampli auth login` again"
+            )
         raise AuthRequiredError(f"FreshBooks did not grant access ({reason}); {LOGIN_HINT}")
     if state is not None and query.get("state", [None])[0] != state:
         raise AuthRequiredError(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -143,8 +143,9 @@ class _Reader:
             raise self.fail(key, "a date YYYY-MM-DD")
         return value
 
-    def timestamp(self, key: str) -> datetime | None:
-        """Bill and vendor timestamps are UTC even without a zone (FRESHBOOKS.md §2.8)."""
+    def timestamp(self, key: str, zone: tzinfo = UTC) -> datetime | None:
+        """Bill and vendor timestamps are UTC even without a zone (FRESHBOOKS.md §2.8);
+        `zone` is the one FreshBooks was seen to use instead (`freshbooks.behaviour`)."""
         value = self.data.get(key)
         if value is None or value == "":
             return None
@@ -155,7 +156,7 @@ class _Reader:
         except ValueError:
             raise self.fail(key, "a timestamp YYYY-MM-DD HH:MM:SS") from None
         if moment.tzinfo is None:
-            return moment.replace(tzinfo=UTC)
+            return moment.replace(tzinfo=zone).astimezone(UTC)
         return moment.astimezone(UTC)
 
     def vis_state(self) -> VisState:
@@ -184,7 +185,8 @@ def _to_decimal(value: object) -> Decimal | None:
     return number if number.is_finite() else None
 
 
-def parse_vendor(data: object) -> Vendor:
+def parse_vendor(data: object, zone: tzinfo = UTC) -> Vendor:
+    """`zone`: what vendor times are written in, when it was seen not to be UTC."""
     r = _Reader(data, "vendor", id_key="vendorid")
     return Vendor(
         fb_id=r.integer("vendorid") if r.get("vendorid") is not None else r.integer("id"),
@@ -206,7 +208,7 @@ def parse_vendor(data: object) -> Vendor:
         is_1099=r.flag("is_1099"),
         note=r.text("note"),
         vis_state=r.vis_state(),
-        updated_at=r.timestamp("updated_at"),
+        updated_at=r.timestamp("updated_at", zone),
     )
 
 

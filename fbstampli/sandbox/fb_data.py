@@ -12,7 +12,7 @@ import secrets
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -52,9 +52,9 @@ def _money(amount: Decimal, code: str) -> JsonObject:
     return {"amount": f"{amount.quantize(CENT, ROUND_HALF_UP)}", "code": code}
 
 
-def _stamp(moment: datetime) -> str:
+def _stamp(moment: datetime, zone: tzinfo = UTC) -> str:
     # Bills and vendors use zone-less `YYYY-MM-DD HH:MM:SS` in UTC (FRESHBOOKS.md §2.8).
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _pick_currency(rng: random.Random) -> str:
@@ -77,6 +77,9 @@ class AccountData:
         self.lock = threading.RLock()
         self.now = now
         self.on_change: ChangeListener | None = None
+        # The zone vendor timestamps are written in: UTC as the Python SDK says, or
+        # America/New_York as the Node SDK reads them (the `vendor-times-ny` reality).
+        self.vendor_zone: tzinfo = UTC
         self.vendors: dict[int, JsonObject] = {}
         self.bills: dict[int, JsonObject] = {}
         self.payments: dict[int, JsonObject] = {}
@@ -130,8 +133,8 @@ class AccountData:
 
     def render_vendor(self, vendor: JsonObject) -> JsonObject:
         body = {k: v for k, v in vendor.items() if k not in ("created_at", "updated_at")}
-        body["created_at"] = _stamp(vendor["created_at"])
-        body["updated_at"] = _stamp(vendor["updated_at"])
+        body["created_at"] = _stamp(vendor["created_at"], self.vendor_zone)
+        body["updated_at"] = _stamp(vendor["updated_at"], self.vendor_zone)
         return body
 
     def render_payment(self, payment: JsonObject) -> JsonObject:

@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from fbstampli.sandbox.fb_data import AccountData, CallbackRecord
 from fbstampli.sandbox.rates import Dice
+from fbstampli.sandbox.realities import MISSING_SCOPE
 
 if TYPE_CHECKING:
     from fbstampli.sandbox.freshbooks import FreshBooksSandbox
@@ -167,6 +168,12 @@ class Answer(Exception):
 def classic_error(status: int, errno: int, message: str, obj: str, value: str = "") -> Answer:
     error = {"errno": errno, "field": "id", "message": message, "object": obj, "value": value}
     return Answer(status, {"response": {"errors": [error]}})
+
+
+def field_error(errno: int, message: str, obj: str, field_name: str, value: str) -> Answer:
+    """HTTP 400 in the classic accounting shape, naming the parameter refused."""
+    error = {"errno": errno, "field": field_name, "message": message, "object": obj, "value": value}
+    return Answer(400, {"response": {"errors": [error]}})
 
 
 def request_kind(method: str, path: str) -> str:
@@ -402,7 +409,18 @@ class Routes:
         params = {k: v[-1] for k, v in self.query.items()}
         if params.get("client_id") != self.sandbox.auth.client_id or "redirect_uri" not in params:
             raise Answer(400, {"error": "invalid_request", "error_description": "Unknown client."})
-        code = self.sandbox.issue_code(params["redirect_uri"], params.get("scope") or DEFAULT_SCOPE)
+        scope = params.get("scope") or DEFAULT_SCOPE
+        if "scope-missing" in self.sandbox.realities and MISSING_SCOPE in scope.split():
+            # What FreshBooks does when the app is not registered for a requested scope:
+            # the whole consent fails, with OAuth's generic error on the redirect.
+            refused = {
+                "error": "invalid_scope",
+                "error_description": "The requested scope is invalid, unknown, or malformed.",
+                **({"state": params["state"]} if "state" in params else {}),
+            }
+            location = f"{params['redirect_uri']}?{urlencode(refused)}"
+            return Answer(302, None, {"Location": location})
+        code = self.sandbox.issue_code(params["redirect_uri"], scope)
         back = {"code": code, **({"state": params["state"]} if "state" in params else {})}
         return Answer(302, None, {"Location": f"{params['redirect_uri']}?{urlencode(back)}"})
 
@@ -443,6 +461,7 @@ class Routes:
             "bill_vendors": account.vendors,
             "bill_payments": account.payments,
         }[resource]
+        self.refuse_unsupported(resource, single_key)
         render = self.renderer(account, resource)
         with account.lock:
             if object_id is not None:
@@ -454,9 +473,26 @@ class Routes:
                 return Answer(200, {"response": {"result": {single_key: render(row)}}})
             rows = self.sorted(resource, account.select(table, **self.filters(resource)))
             page, per_page, pages, chunk = self.paginate(rows)
-            result = {list_key: [render(row) for row in chunk], "page": page, "pages": pages,
+            listed = [self.as_listed(resource, render(row)) for row in chunk]
+            result = {list_key: listed, "page": page, "pages": pages,
                       "per_page": per_page, "total": len(rows)}  # fmt: skip
         return Answer(200, {"response": {"result": result}})
+
+    def refuse_unsupported(self, resource: str, single_key: str) -> None:
+        """The 400s of the `sort-rejected` and `vendor-ids-rejected` realities."""
+        realities = self.sandbox.realities
+        sort = self.query.get("sort")
+        if sort and "sort-rejected" in realities and resource != "bill_payments":
+            raise field_error(1004, "Invalid value for sort.", single_key, "sort", sort[-1])
+        ids = self.query.get("search[ids][]")
+        if ids and "vendor-ids-rejected" in realities and resource == "bill_vendors":
+            raise field_error(1023, "Invalid search filter: ids.", single_key, "ids", ids[0])
+
+    def as_listed(self, resource: str, body: JsonObject) -> JsonObject:
+        """A row of a list response: without lines and payments under `lines-omitted`."""
+        if resource == "bills" and "lines-omitted" in self.sandbox.realities:
+            return {k: v for k, v in body.items() if k not in ("lines", "bill_payments")}
+        return body
 
     def renderer(self, account: AccountData, resource: str) -> Callable[[JsonObject], JsonObject]:
         if resource == "bills":
@@ -476,7 +512,8 @@ class Routes:
                 raise classic_error(
                     400, 1004, "Invalid value for ids.", "search", ",".join(raw_ids)
                 )
-            chosen["ids"] = {int(i) for i in raw_ids}
+            if not (resource == "bill_vendors" and "vendor-ids-ignored" in self.sandbox.realities):
+                chosen["ids"] = {int(i) for i in raw_ids}
         equals = {}
         for name in ("vendorid", "billid"):
             if f"search[{name}]" in self.query:
@@ -488,11 +525,16 @@ class Routes:
     def sorted(self, resource: str, rows: list[JsonObject]) -> list[JsonObject]:
         """`sort=updated_at_desc|_asc` on bills and vendors (ties by id); other keys ignored."""
         key = self.query.get("sort", [""])[-1]
-        if not self.sandbox.honour_sort or resource == "bill_payments":
+        if resource == "bill_payments":
+            return rows
+        id_key = "id" if resource == "bills" else "vendorid"
+        if "sort-ignored" in self.sandbox.realities:
+            # Every listing in FreshBooks' own default order, assumed newest created first.
+            return sorted(rows, key=lambda row: (row["created_at"], row[id_key]), reverse=True)
+        if not self.sandbox.honour_sort:
             return rows
         if key not in ("updated_at_desc", "updated_at_asc"):
             return rows
-        id_key = "id" if resource == "bills" else "vendorid"
         return sorted(
             rows, key=lambda row: (row["updated_at"], row[id_key]), reverse=key.endswith("_desc")
         )
@@ -503,7 +545,9 @@ class Routes:
         if per_page < 1:
             raise classic_error(400, 1013, "Invalid value for per_page.", "per_page", "0")
         per_page = min(per_page, 100)  # silently capped, as FreshBooks does
-        pages = max(1, math.ceil(len(rows) / per_page))
+        pages = math.ceil(len(rows) / per_page)
+        if pages == 0 and "empty-pages-zero" not in self.sandbox.realities:
+            pages = 1  # what the client was written for; a live capture shows 0
         start = (page - 1) * per_page
         return page, per_page, pages, rows[start : start + per_page]
 

@@ -14,12 +14,13 @@ import http.client
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlencode, urlsplit
+from zoneinfo import ZoneInfo
 
 from fbstampli.errors import ConfigError
 from fbstampli.freshbooks.webhooks import SIGNATURE_HEADER, sign
@@ -33,6 +34,7 @@ from fbstampli.sandbox.fb_http import (
     RequestRecord,
     request_kind,
 )
+from fbstampli.sandbox.realities import MISSING_SCOPE, parse_realities
 from fbstampli.signals import stop_signals
 
 __all__ = [
@@ -80,6 +82,7 @@ class FreshBooksSandbox:
         latency: float = 0.0,
         emit_events: bool = False,
         honour_sort: bool = True,
+        realities: str | Iterable[str] = (),
         now: Callable[[], datetime] | None = None,
     ) -> None:
         self.now = now or (lambda: datetime.now(UTC))
@@ -94,6 +97,8 @@ class FreshBooksSandbox:
         # FreshBooks' support for `sort=updated_at_desc` on bills and vendors is
         # unconfirmed; False plays an API that ignores it, so the fallback is tested.
         self.honour_sort = honour_sort
+        self._realities: frozenset[str] = frozenset()
+        self.realities = parse_realities(realities)
         self.callbacks: dict[str, dict[int, CallbackRecord]] = {a: {} for a in self.accounts}
         self.deliveries: list[Delivery] = []
         self._faults: list[Fault] = []
@@ -112,6 +117,18 @@ class FreshBooksSandbox:
         self._server.daemon_threads = True
         self._server.sandbox = self  # type: ignore[attr-defined]
         self._thread: threading.Thread | None = None
+
+    @property
+    def realities(self) -> frozenset[str]:
+        """Which unconfirmed assumptions this sandbox acts out the other way (`realities.py`)."""
+        return self._realities
+
+    @realities.setter
+    def realities(self, chosen: frozenset[str]) -> None:
+        self._realities = frozenset(chosen)
+        zone = ZoneInfo("America/New_York") if "vendor-times-ny" in chosen else UTC
+        for account in self.accounts.values():
+            account.vendor_zone = zone
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
@@ -185,8 +202,15 @@ class FreshBooksSandbox:
 
     # ---- OAuth helpers for tests --------------------------------------------------------------
 
-    def issue_code(self, redirect_uri: str, scope: str = DEFAULT_SCOPE) -> str:
-        """An authorization code as if the operator had clicked "Allow" in the browser."""
+    def issue_code(self, redirect_uri: str, scope: str | None = None) -> str:
+        """An authorization code as if the operator had clicked "Allow" in the browser.
+
+        Under `scope-missing` the grant lacks the scope the app is not registered for.
+        """
+        if scope is None:
+            scope = DEFAULT_SCOPE
+            if "scope-missing" in self.realities:
+                scope = " ".join(s for s in scope.split() if s != MISSING_SCOPE)
         return self.auth.issue_code(redirect_uri, scope)
 
     def expire_access_tokens(self) -> None:
@@ -341,11 +365,13 @@ def run_sandbox(
     vendors: int = 20,
     bills: int = 200,
     payments: int = 60,
+    realities: str = "",
 ) -> None:
     """Serve a seeded sandbox until Ctrl-C or SIGTERM, printing what to configure fbstampli with."""
     stop = threading.Event()
+    chosen = parse_realities(realities)  # a bad name is refused before the port is taken
     try:
-        server = FreshBooksSandbox(host=host, port=port, emit_events=True)  # binds here
+        server = FreshBooksSandbox(host=host, port=port, emit_events=True, realities=chosen)
     except OSError as error:  # the port taken, an address that is not this machine's
         raise ConfigError(
             f"cannot listen on {host}:{port} ({error.strerror or error}); "
@@ -361,6 +387,8 @@ def run_sandbox(
             f"  FBSTAMPLI_FRESHBOOKS_CLIENT_SECRET={sandbox.client_secret}",
             f"  seeded {vendors} vendors, {bills} bills, {payments} payments; Ctrl-C stops",
         ]
+        if chosen:
+            lines.insert(1, f"  acting out: {', '.join(sorted(chosen))}")
         print("\n".join(lines), flush=True)  # noqa: T201 - this is the interactive entry point
         stop.wait()
         print("stopped", flush=True)  # noqa: T201
@@ -373,8 +401,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--vendors", type=int, default=20)
     parser.add_argument("--bills", type=int, default=200)
     parser.add_argument("--payments", type=int, default=60)
+    parser.add_argument("--reality", default="")
     args = parser.parse_args(argv)
-    run_sandbox(args.host, args.port, args.vendors, args.bills, args.payments)
+    run_sandbox(args.host, args.port, args.vendors, args.bills, args.payments, args.reality)
 
 
 if __name__ == "__main__":

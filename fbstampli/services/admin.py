@@ -148,7 +148,7 @@ def state_backup(options: Options, destination: Path) -> RunReport:
     return report
 
 
-STATUS_SCHEMA = 1
+STATUS_SCHEMA = 2  # 2: freshbooks_behaviour
 
 
 def _age_seconds(rt: Runtime, text: str | None) -> int | None:
@@ -207,6 +207,14 @@ def _webhooks(rt: Runtime) -> dict[str, Any]:
     return {"last_event_at": queue.last_event_at, "queued_events": queue.queued}
 
 
+def _behaviour(rt: Runtime) -> dict[str, Any]:
+    """What FreshBooks was seen to do where its documentation is silent, and since when."""
+    from fbstampli.freshbooks.behaviour import as_status
+    from fbstampli.store.api_facts import load_facts
+
+    return as_status(load_facts(rt.store))
+
+
 def status(options: Options) -> dict[str, Any]:
     """Health at a glance, as a stable document (`schema` changes when keys do)."""
     from fbstampli.store.credentials import login_summary
@@ -223,6 +231,7 @@ def status(options: Options) -> dict[str, Any]:
             "stampli_files": _stampli_files(rt),
             "reconciliation": _reconciliation(rt),
             "webhooks": _webhooks(rt),
+            "freshbooks_behaviour": _behaviour(rt),
         }
 
 
@@ -244,6 +253,24 @@ def doctor(options: Options) -> list[CheckResult]:
     from fbstampli.doctor import run_checks
 
     return run_checks(options)
+
+
+def api_report(options: Options, destination: Path) -> int:
+    """Probe FreshBooks and write the sanitised report (`freshbooks/api_report.py`).
+
+    The probes learn in memory only: writing a report changes nothing the runs act on.
+    """
+    from fbstampli.freshbooks.api_report import report_for
+    from fbstampli.runtime import open_client, require_account
+    from fbstampli.store.api_facts import load_facts
+
+    with open_runtime(options) as rt:
+        return report_for(
+            lambda session: open_client(rt, session=session),
+            destination,
+            require_account(rt.store),
+            load_facts(rt.store),
+        )
 
 
 def template_check(file: Path) -> RunReport:

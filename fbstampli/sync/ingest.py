@@ -119,6 +119,53 @@ def fetch_recent(
     return fetched
 
 
+def with_lines(store: Store, source: BillSource, fetched: Fetched, report: RunReport) -> Fetched:
+    """Bills listed without a `lines` key get their lines before anything is rendered.
+
+    From the stored snapshot when FreshBooks' `updated_at` is the one stored (the
+    bill did not change since it was fetched whole), else from the bill's own
+    GET: one request per changed bill. A deleted bill is never sent, so it is
+    not fetched; a bill gone between the listing and its GET is left for the
+    next run, never rendered without its lines.
+    """
+    missing = {bill.fb_id for bill in fetched.bills if bill.lines_missing}
+    if not missing:
+        return fetched
+    stored = stored_bills(store, ids=missing)
+    bills: list[Bill] = []
+    fetched_whole = 0
+    for bill in fetched.bills:
+        if not bill.lines_missing:
+            bills.append(bill)
+            continue
+        known = stored.get(bill.fb_id)
+        if bill.vis_state == VisState.DELETED:
+            lines = known.lines if known else ()
+            bills.append(dataclasses.replace(bill, lines=lines, lines_missing=False))
+        elif known and bill.updated_at is not None and known.updated_at == bill.updated_at:
+            bills.append(dataclasses.replace(bill, lines=known.lines, lines_missing=False))
+        else:
+            whole = source.get_bill(bill.fb_id)
+            fetched_whole += 1
+            if whole is not None and not whole.lines_missing:
+                bills.append(whole)
+    report.add("requests.bill_for_lines", fetched_whole)
+    return dataclasses.replace(fetched, bills=bills)
+
+
+def check_sort(source: BillSource, fetched: Fetched) -> None:
+    """After a full listing, the true newest and oldest `updated_at` are known: ask
+    FreshBooks' sorted listings whether they agree (two small requests a kind)."""
+    for resource, objects in (("bill_vendors", fetched.vendors), ("bills", fetched.bills)):
+        stamps = [
+            obj.updated_at
+            for obj in objects
+            if obj.vis_state != VisState.DELETED and obj.updated_at is not None
+        ]
+        if stamps:
+            source.check_sort(resource, max(stamps), min(stamps))
+
+
 def next_watermarks(fetched: Fetched, previous: Mapping[Kind, datetime]) -> dict[Kind, datetime]:
     """Where the next incremental pass starts: the newest change seen, less the margin.
 

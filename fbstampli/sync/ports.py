@@ -41,6 +41,15 @@ class BillSource(Protocol):
 
     def get_bills(self, ids: Iterable[int]) -> list[Bill]: ...
 
+    def get_bill(self, bill_id: int) -> Bill | None:
+        """One bill by id, lines and all (a listed bill may come without them)."""
+        ...
+
+    def check_sort(self, resource: str, newest: datetime, oldest: datetime) -> None:
+        """After a full listing of `resource` ("bills", "bill_vendors"), check whether the
+        newest-first listing really starts with `newest` (and oldest-first with `oldest`)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class RemoteFile:

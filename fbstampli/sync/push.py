@@ -11,25 +11,35 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from fbstampli.clock import Clock, from_utc_text, to_utc_text
 from fbstampli.config import Settings
 from fbstampli.errors import ConfigError
+from fbstampli.freshbooks.behaviour import (
+    NEW_YORK,
+    VENDOR_TIMES,
+    Learnt,
+    as_wall_clock_utc,
+    judge_vendor_times,
+)
 from fbstampli.models import Kind
 from fbstampli.report import RunReport
 from fbstampli.store import Store, outbox
+from fbstampli.store.api_facts import event_arrivals, load_facts, save_fact
 from fbstampli.store.events import mark_events, pending_events
 from fbstampli.sync.connection import Connection
 from fbstampli.sync.deliver import create_batches, deliver
 from fbstampli.sync.ingest import (
     Fetched,
+    check_sort,
     fetch_all,
     fetch_ids,
     fetch_recent,
     ingest,
     next_watermarks,
+    with_lines,
     with_named,
 )
 from fbstampli.sync.ports import BillSource, Renderer, Transport
@@ -125,10 +135,13 @@ def push(
         fetched = fetch_ids(source, bill_ids=bill_ids, vendor_ids=vendor_ids)
     elif sweep or first_run or len(watermarks) < len(WATERMARK_KEYS):
         fetched = fetch_all(source, include_deleted=sweep, advance=advance)
+        check_sort(source, fetched)
     else:
         fetched = fetch_recent(source, watermarks=watermarks, advance=advance)
         fetched = with_named(source, fetched, bill_ids=bill_ids, vendor_ids=vendor_ids)
     started = ctx.clock.now()
+    fetched = with_lines(ctx.store, source, fetched, report)
+    learn_vendor_times(ctx, fetched, vendor_ids)
 
     if dry_run_folder is not None:
         return _dry_run(ctx, fetched, since_date, dry_run_folder, report)
@@ -152,6 +165,31 @@ def push(
         report=report,
     )
     return report
+
+
+def learn_vendor_times(ctx: PushContext, fetched: Fetched, vendor_ids: list[int]) -> None:
+    """Tell the zone of vendor times from vendors webhooks just named (`judge_vendor_times`).
+
+    What is learnt applies from the next run on; the default template renders no
+    vendor time, and the vendor watermark only moves later when read as New York.
+    """
+    if not vendor_ids:
+        return
+    arrivals = event_arrivals(ctx.store, "bill_vendor.", vendor_ids)
+    learnt = Learnt(
+        load_facts(ctx.store),
+        now=ctx.clock.now,
+        on_learn=lambda name, fact: save_fact(ctx.store, name, fact),
+    )
+    zone = NEW_YORK if learnt.value(VENDOR_TIMES) == "America/New_York" else UTC
+    pairs = [
+        (as_wall_clock_utc(vendor.updated_at, zone), max(arrivals[vendor.fb_id]))
+        for vendor in fetched.vendors
+        if vendor.fb_id in arrivals and vendor.updated_at is not None
+    ]
+    verdict = judge_vendor_times(pairs)
+    if verdict is not None and not learnt.stands(VENDOR_TIMES, verdict):
+        learnt.learn(VENDOR_TIMES, verdict, "a vendor's updated_at beside its webhook's arrival")
 
 
 def _ingest(

@@ -162,6 +162,12 @@ class ListSource:
         wanted = set(ids)
         return [b for b in self.bills if b.fb_id in wanted]
 
+    def get_bill(self, bill_id: int) -> Bill | None:
+        return next((b for b in self.bills if b.fb_id == bill_id), None)
+
+    def check_sort(self, resource: str, newest: datetime, oldest: datetime) -> None:
+        """This fake always sorts as asked: nothing to learn."""
+
 
 class SimpleRenderer:
     """A tiny fixed layout: enough to test planning and journaling without templates."""
