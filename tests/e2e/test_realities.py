@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from fbstampli.store.webhooks import enqueue_event
 
 from fbstampli.clock import SystemClock
 from fbstampli.config import load_settings
@@ -27,6 +26,7 @@ from fbstampli.sandbox.sftp_server import SftpServer
 from fbstampli.services.sandbox import sandbox_config
 from fbstampli.store import open_state
 from fbstampli.store.api_facts import load_facts
+from fbstampli.store.events import enqueue_event
 from tests.e2e.conftest import Connected, connect_quickly
 from tests.support.cli import one_line, run
 
