@@ -112,6 +112,12 @@ def auth_logout(options: Options) -> RunReport:
 
 WEBHOOK_EVENTS = ("bill", "bill_vendor")  # the bare resource subscribes to create/update/delete
 HANDSHAKE_WAIT_SECONDS = 5.0  # how long register/verify wait for the listener to store a verifier
+# How long a handshake is accepted after register/verify --resend asked for it; a late one is
+# then confirmed by `webhooks verify ID`. Outside a window the listener keeps no handshake.
+HANDSHAKE_WINDOW_SECONDS = 600.0
+# While FreshBooks answers a registration it POSTs the handshake of a callback id we do not
+# know yet: any id is admitted for this long (capped in number), then only the ids returned.
+REGISTER_PHASE_SECONDS = 120.0
 LOCK_WAIT_SECONDS = 10.0  # serve-webhook's worker holds the run lock for seconds at a time
 
 
@@ -141,9 +147,11 @@ def callbacks_api(rt: Runtime) -> CallbackApi:
 def confirm_pending_verifiers(rt: Runtime, only: set[int] | None = None) -> dict[int, str]:
     """PUT each handshake's verifier back to FreshBooks; keep those it accepts.
 
-    Must run under the run lock (it may refresh the token). A refused verifier
-    (a forged handshake, or a callback deleted meanwhile) is forgotten; one that
-    could not be sent stays pending for the next try. Returns id -> outcome.
+    Runs in the `webhooks` command that awaited the handshake, under the run
+    lock it holds anyway (the PUT may refresh the token), once per command:
+    never from the listener, never in a retry loop. A refused verifier (a
+    forged handshake, or a callback deleted meanwhile) is forgotten; one that
+    could not be sent stays pending for `webhooks verify ID`. Returns id -> outcome.
     """
     from fbstampli.store import webhooks as hooks
 
@@ -165,6 +173,7 @@ def confirm_pending_verifiers(rt: Runtime, only: set[int] | None = None) -> dict
         hooks.confirm_verifier(rt.store, callback_id, verifier)
         log.info("callback %d verified", callback_id)
         outcomes[callback_id] = "verified"
+    hooks.settle_handshake_window(rt.store)
     return outcomes
 
 
@@ -194,7 +203,7 @@ def webhooks_register(options: Options, *, url: str) -> RunReport:
 
     FreshBooks sends the handshake while the registration is still open, so
     serve-webhook should already be running: it stores the verifier and this
-    command confirms it at once (the listener's worker would too, later).
+    command confirms it at once. Only while this command waits are handshakes kept at all.
     """
     from urllib.parse import urlsplit
 
@@ -216,17 +225,24 @@ def webhooks_register(options: Options, *, url: str) -> RunReport:
         api = callbacks_api(rt)
         existing = {(c.event, c.uri): c for c in api.list_callbacks()}
         created: list[Callback] = []
-        for event in WEBHOOK_EVENTS:
-            callback = existing.get((event, url))
-            if callback is None:
-                callback = api.register_callback(event, url)
-                created.append(callback)
-                rt.store.audit(
-                    "webhook_registered", detail=f"callback {callback.callback_id} {event}"
-                )
-                report.add("registered")
-            else:
-                report.add("existing")
+        try:
+            for event in WEBHOOK_EVENTS:
+                callback = existing.get((event, url))
+                if callback is None:
+                    if not created:  # the handshake arrives before FreshBooks answers
+                        hooks.open_handshake_window(rt.store, REGISTER_PHASE_SECONDS, None)
+                    callback = api.register_callback(event, url)
+                    created.append(callback)
+                    rt.store.audit(
+                        "webhook_registered", detail=f"callback {callback.callback_id} {event}"
+                    )
+                    report.add("registered")
+                else:
+                    report.add("existing")
+        finally:
+            if created:  # from now on only the ids FreshBooks gave us
+                ids = {c.callback_id for c in created}
+                hooks.open_handshake_window(rt.store, HANDSHAKE_WINDOW_SECONDS, ids)
         ids = {c.callback_id for c in created}
         if ids:
             _await_handshakes(rt, ids)
@@ -298,8 +314,10 @@ def webhooks_verify(
         if verifier is not None:
             api.verify_callback(callback_id, verifier)
             hooks.confirm_verifier(rt.store, callback_id, verifier)
+            hooks.settle_handshake_window(rt.store)
         else:
             if resend:
+                hooks.open_handshake_window(rt.store, HANDSHAKE_WINDOW_SECONDS, {callback_id})
                 api.resend_verification(callback_id)
                 _await_handshakes(rt, {callback_id})
             elif callback_id not in hooks.pending_verifiers(rt.store):
@@ -313,8 +331,9 @@ def webhooks_verify(
             report.notes.append(f"callback {callback_id} verified")
         elif resend:
             report.notes.append(
-                f"FreshBooks was asked to resend the code of callback {callback_id}; "
-                "serve-webhook confirms it when it arrives"
+                f"FreshBooks was asked to resend the code of callback {callback_id}; when it "
+                f"reaches serve-webhook, run `fbstampli webhooks verify {callback_id}` "
+                "(within 10 minutes)"
             )
         else:
             report.problems.append(_unverified_hint(callback_id))

@@ -1,8 +1,10 @@
 """serve-webhook: the optional FreshBooks webhook listener, wired to the push fast path.
 
 The listener (`fbstampli.webhook`) only queues; this module gives its worker
-the one thing it runs, `drain`: confirm pending verifiers, then push the
-objects the queued events name, under the run lock like any other run.
+the one thing it runs, `drain`: push the objects the queued events name,
+under the run lock like any other run. Handshakes are not its business: the
+`webhooks` command that awaits one confirms it (a forged flood cannot make
+this worker hold the lock or call FreshBooks).
 """
 
 from __future__ import annotations
@@ -27,12 +29,10 @@ def drain(options: Options, *, lock_wait: float = LOCK_WAIT_SECONDS) -> int:
     Raises `LockHeldError` when another run holds the lock: the events stay
     queued and that run (cron's, with `only_events=False`) drains them too.
     """
-    from fbstampli.services.freshbooks import confirm_pending_verifiers
     from fbstampli.services.push import run_push
     from fbstampli.store import webhooks as hooks
 
     with open_runtime(options, lock=True, lock_wait=lock_wait) as rt:
-        confirm_pending_verifiers(rt)
         if hooks.queue_state(rt.store).queued:
             report = run_push(rt, only_events=True)
             for problem in report.problems:
@@ -93,7 +93,7 @@ def serve_webhook(
             worker.start()
             listener.start()
             log.info("listening on %s", listener.url)
-            if hooks.queue_state(rt.store).queued or hooks.pending_verifiers(rt.store):
+            if hooks.queue_state(rt.store).queued:
                 worker.wake()  # left over from before a restart
             while not stop.wait(0.5):
                 pass
@@ -104,6 +104,7 @@ def serve_webhook(
         report.add("events_accepted", stats.accepted)
         report.add("events_duplicate", stats.duplicates)
         report.add("handshakes", stats.handshakes)
+        report.add("handshakes_ignored", stats.handshakes_ignored)
         report.add("rejected", sum(stats.rejected.values()))
         report.add("push_runs", worker.state.runs)
         queued = hooks.queue_state(rt.store).queued
