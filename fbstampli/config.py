@@ -11,7 +11,10 @@ registration.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import math
+import os
+import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -231,8 +234,14 @@ def _shown(name: str) -> str:
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
+    """The TOML at `path`, opened without following a link (`--config` was resolved before):
+    a link planted as the home's config.toml must not make root read another file."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
     try:
-        with path.open("rb") as handle:
+        with os.fdopen(os.open(path, flags), "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise ConfigError(f"{path}: not a plain file; give a config file")
+            os.set_blocking(handle.fileno(), True)
             return tomllib.load(handle)
     except FileNotFoundError:
         return {}
@@ -243,6 +252,10 @@ def read_config_file(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text; save it as UTF-8") from None
     except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise ConfigError(
+                f"{path} is a symbolic link; remove it, or give the file it points to as --config"
+            ) from None
         raise ConfigError(f"{path}: cannot be read ({error.strerror})") from None
 
 

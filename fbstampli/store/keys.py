@@ -53,9 +53,17 @@ def source_marker(state_path: Path) -> Path:
     return state_path.with_name(state_path.name.replace(".db", "") + ".key-source")
 
 
+def _read_private(path: Path) -> str:
+    """A small file of the home, read without following a planted link."""
+    from fbstampli.paths import open_home_file
+
+    with os.fdopen(open_home_file(path, os.O_RDONLY), encoding="utf-8") as handle:
+        return handle.read(4096)
+
+
 def read_source(state_path: Path) -> KeySource | None:
     try:
-        text = source_marker(state_path).read_text().strip()
+        text = _read_private(source_marker(state_path)).strip()
     except FileNotFoundError:
         return None
     try:
@@ -183,7 +191,7 @@ def resolve_key(state_path: Path, env: Mapping[str, str]) -> StateKey:
         return StateKey(check_key_hex(str(found), "the OS keyring"), KeySource.KEYRING)
     key_file = state_path.with_name("state.key")
     try:
-        text = key_file.read_text()
+        text = _read_key_file(key_file)
     except FileNotFoundError:
         raise StateUnusableError(
             f"the key file {key_file} is missing; restore it from your backup, or set {KEY_ENV}"
@@ -191,6 +199,24 @@ def resolve_key(state_path: Path, env: Mapping[str, str]) -> StateKey:
     except PermissionError:
         raise StateUnusableError(f"the key file {key_file} cannot be read by this user") from None
     return StateKey(check_key_hex(text, str(key_file)), KeySource.FILE)
+
+
+def _read_key_file(key_file: Path) -> str:
+    """The key file's text, refused when another user could have read it (mode beyond 0600):
+    a key that leaked is no key, and a quiet run would hide that it did."""
+    import stat
+
+    from fbstampli.paths import open_home_file
+
+    with os.fdopen(open_home_file(key_file, os.O_RDONLY), encoding="utf-8") as handle:
+        mode = stat.S_IMODE(os.fstat(handle.fileno()).st_mode)
+        if mode & 0o077:
+            raise ConfigError(
+                f"the key file {key_file} can be read by other users (mode {mode:04o}); run "
+                f"`chmod 600 {key_file}`, and rotate the key (`fbstampli key rotate`) if "
+                "anyone else may have read it"
+            )
+        return handle.read(4096)
 
 
 def _pending_file(state_path: Path) -> Path:
@@ -211,7 +237,7 @@ def stage_new_key(state_path: Path, source: KeySource) -> StateKey:
         )
     elif source is KeySource.FILE:
         pending = _pending_file(state_path)
-        fd = os.open(pending, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(pending, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(key.hex + "\n")
             handle.flush()
@@ -228,7 +254,7 @@ def pending_key(state_path: Path, source: KeySource) -> StateKey | None:
     """The staged key of an interrupted rotation, if there is one."""
     if source is KeySource.FILE:
         try:
-            text = _pending_file(state_path).read_text()
+            text = _read_key_file(_pending_file(state_path))
         except FileNotFoundError:
             return None
         return StateKey(check_key_hex(text, str(_pending_file(state_path))), source)
