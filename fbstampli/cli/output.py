@@ -5,7 +5,6 @@ Success under cron prints nothing: a report is shown on a terminal, with
 terminal and never with `--json` or `-q`.
 """
 
-import contextlib
 import json
 import sys
 from collections.abc import Iterator, Sequence
@@ -189,13 +188,11 @@ def show_reconciliation(
             return
         text = "\n".join("\t".join(str(r[c]) for c in RECONCILE_COLUMNS) for r in rows) + "\n"
     if output_file is not None:
-        temporary = output_file.with_name(f".{output_file.name}.tmp")
+        from fbstampli.atomic import write_atomic
+
         try:
-            temporary.write_text(text, encoding="utf-8")
-            temporary.replace(output_file)
+            write_atomic(output_file, text.encode("utf-8"))
         except OSError as error:
-            with contextlib.suppress(OSError):
-                temporary.unlink(missing_ok=True)
             if out_of_room(error):
                 raise TemporaryError(
                     f"cannot write the report to {output_file}: the disk is full; the results "

@@ -188,7 +188,6 @@ def state_restore(options: Options, source: Path, *, force: bool) -> RunReport:
     The backup must open with the current key (it was written with it); a
     state that changed after the backup was taken is kept unless `force`.
     """
-    import os
 
     from fbstampli.clock import SystemClock
     from fbstampli.errors import ConfigError
@@ -221,14 +220,11 @@ def state_restore(options: Options, source: Path, *, force: bool) -> RunReport:
                 f"the state changed after this backup (last change {current_change}, backup "
                 f"{backup_change or 'empty'}); add --force to replace it anyway"
             )
-        temporary = paths.state.with_name(".state.db.restore")
-        with source.open("rb") as reader, temporary.open("wb") as writer:
+        from fbstampli.atomic import atomic_writer
+
+        with source.open("rb") as reader, atomic_writer(paths.state) as writer:
             while chunk := reader.read(1 << 20):
                 writer.write(chunk)
-            writer.flush()
-            os.fsync(writer.fileno())
-        os.chmod(temporary, 0o600)
-        os.replace(temporary, paths.state)
         for suffix in ("-wal", "-shm"):
             Path(f"{paths.state}{suffix}").unlink(missing_ok=True)
     report.add("restored")

@@ -57,7 +57,9 @@ def init_home(options: Options, *, key_source: str = "auto") -> RunReport:
     paths = options.paths()
     paths.ensure()
     if options.config is None and not paths.config.exists():
-        paths.config.write_text(default_config_text())
+        from fbstampli.atomic import write_atomic
+
+        write_atomic(paths.config, default_config_text().encode("utf-8"))
         report.notes.append(f"wrote {paths.config}")
     load_options_settings(options)  # a broken config fails init, not the first cron run
     if paths.state.exists():

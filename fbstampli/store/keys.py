@@ -76,11 +76,9 @@ def read_source(state_path: Path) -> KeySource | None:
 
 
 def write_source(state_path: Path, source: KeySource) -> None:
-    marker = source_marker(state_path)
-    temporary = marker.with_suffix(".tmp")
-    temporary.write_text(f"{source.value}\n")
-    os.chmod(temporary, 0o600)
-    os.replace(temporary, marker)
+    from fbstampli.atomic import write_atomic
+
+    write_atomic(source_marker(state_path), f"{source.value}\n".encode())
 
 
 def _with_timeout(call: Callable[[], T], what: str) -> T:
@@ -236,12 +234,9 @@ def stage_new_key(state_path: Path, source: KeySource) -> StateKey:
             "storing the new state key",
         )
     elif source is KeySource.FILE:
-        pending = _pending_file(state_path)
-        fd = os.open(pending, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(key.hex + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        from fbstampli.atomic import write_atomic
+
+        write_atomic(_pending_file(state_path), f"{key.hex}\n".encode())
     else:
         raise ConfigError(
             f"the state key comes from {KEY_ENV}; rotate it where it is kept, then re-encrypt "
