@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from fbstampli.clock import from_utc_text
-from fbstampli.errors import FbstampliError, TemporaryError
+from fbstampli.errors import AuthRequiredError, FbstampliError, LockHeldError, TemporaryError
 from fbstampli.options import Options
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ def run_checks(options: Options, *, now: Callable[[], datetime] | None = None) -
             _check(
                 "FreshBooks",
                 "run `fbstampli auth login`",
-                lambda: _freshbooks(rt, clock, readings),
+                lambda: _freshbooks_under_lock(rt, clock, readings),
                 # Logging in again cannot help while FreshBooks does not answer at all.
                 unreachable_fix="check the network and freshbooks.api_url; runs retry on their own",
             )
@@ -211,6 +211,37 @@ def _freshbooks(
             "`fbstampli auth login` and grant them (the app registration must offer them)"
         )
     return f"the token works for account {account}"
+
+
+# doctor waits this long for a running sync; past it, the token is reported, not refreshed.
+DOCTOR_LOCK_WAIT_SECONDS = 3.0
+
+
+def _freshbooks_under_lock(
+    rt: Runtime, clock: Callable[[], datetime], readings: list[tuple[datetime, datetime]]
+) -> str:
+    """The FreshBooks probe under the run lock, since it may refresh the single-use token.
+
+    A refresh beside a running sync spends the refresh token that sync holds in
+    memory, and the sync then fails as if logged out. When another run keeps
+    the lock, the stored token's state is told instead of calling FreshBooks.
+    """
+    from fbstampli.lock import run_lock
+
+    try:
+        with run_lock(rt.paths.lock, wait_seconds=DOCTOR_LOCK_WAIT_SECONDS):
+            return _freshbooks(rt, clock, readings)
+    except LockHeldError:
+        pass
+    from fbstampli.freshbooks.session import StateTokenStore
+
+    token = StateTokenStore(rt.store).load()
+    if token is None:
+        raise AuthRequiredError("not logged in to FreshBooks")
+    return (
+        "not called: another run holds the run lock, and a token refresh beside it would "
+        f"break that run; the stored access token expires at {_utc_text(token.expires_at)}"
+    )
 
 
 def _missing_scopes(rt: Runtime) -> list[str]:

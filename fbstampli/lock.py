@@ -16,6 +16,13 @@ from pathlib import Path
 from fbstampli.errors import LockHeldError
 from fbstampli.paths import open_home_file
 
+_held: set[str] = set()  # run locks this process holds now, by path
+
+
+def holds_run_lock(path: Path) -> bool:
+    """Whether this process holds the run lock at `path` (a token refresh needs it)."""
+    return str(path) in _held
+
 
 @contextmanager
 def run_lock(path: Path, *, wait_seconds: float = 0.0) -> Iterator[None]:
@@ -42,7 +49,11 @@ def run_lock(path: Path, *, wait_seconds: float = 0.0) -> Iterator[None]:
                 time.sleep(0.05)
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
-        yield
+        _held.add(str(path))
+        try:
+            yield
+        finally:
+            _held.discard(str(path))
     finally:
         os.close(fd)
 

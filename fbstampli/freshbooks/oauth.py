@@ -23,6 +23,7 @@ from fbstampli.config import FreshBooksSettings
 from fbstampli.errors import (
     AuthRequiredError,
     ConfigError,
+    LockHeldError,
     RemoteError,
     RemoteUnavailableError,
 )
@@ -315,7 +316,8 @@ class TokenManager:
     Contract: every new pair goes to `store.save` before its access token is
     returned, because the refresh token it replaced is already spent. The
     caller (the run lock) keeps two processes from refreshing at once; the
-    internal lock does the same for threads.
+    internal lock does the same for threads. `may_refresh` says whether this
+    process holds that run lock: without it a refresh is refused, never made.
     """
 
     def __init__(
@@ -326,7 +328,9 @@ class TokenManager:
         session: requests.Session | None = None,
         now: Callable[[], datetime] = _utc_now,
         margin: timedelta = REFRESH_MARGIN,
+        may_refresh: Callable[[], bool] | None = None,
     ) -> None:
+        self._may_refresh = may_refresh
         self._settings = settings
         self._store = store
         self._session = session or requests.Session()
@@ -343,6 +347,13 @@ class TokenManager:
         return self._token
 
     def _refresh(self, token: Token) -> Token:
+        if self._may_refresh is not None and not self._may_refresh():
+            # The refresh token is single-use: spent here, it is spent for the run that
+            # holds the lock too, and that run then fails as if logged out.
+            raise LockHeldError(
+                "the FreshBooks access token needs a refresh, which only a run holding the "
+                "run lock may do; try again when the other run has finished"
+            )
         new = refresh_token(self._session, self._settings, token, now=self._now)
         self._store.save(new)
         self._token = new

@@ -88,7 +88,14 @@ def open_client(rt: Runtime, *, session: requests.Session | None = None) -> Fres
     account_id = rt.store.get_value("freshbooks.account_id")
     if not account_id:
         raise AuthRequiredError(f"no FreshBooks business chosen yet; {LOGIN_HINT}")
-    manager = TokenManager(settings, StateTokenStore(rt.store), now=rt.clock.now)
+    from fbstampli.lock import holds_run_lock
+
+    manager = TokenManager(
+        settings,
+        StateTokenStore(rt.store),
+        now=rt.clock.now,
+        may_refresh=lambda: holds_run_lock(rt.paths.lock),  # single-use: only under the lock
+    )
     return FreshBooksClient(settings, manager, account_id, session=session, sleep=rt.clock.sleep)
 
 
