@@ -42,6 +42,7 @@ def login(
     as_json: JsonFlag = False,
 ) -> None:
     """Authorize fbstampli on FreshBooks (authorization code flow) and choose the business."""
+    from fbstampli.cli import output
     from fbstampli.services import freshbooks
 
     interactive = sys.stdin.isatty()
@@ -57,7 +58,7 @@ def login(
 
     def choose_business(memberships: Sequence[Any]) -> int:
         for membership in memberships:
-            sys.stderr.write(f"  {membership.business_id}  {membership.name}\n")
+            sys.stderr.write(f"  {membership.business_id}  {output.clean(membership.name)}\n")
         chosen: int = typer.prompt("Business id", type=int, err=True)
         return chosen
 

