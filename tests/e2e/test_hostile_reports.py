@@ -8,6 +8,7 @@ in-process SFTP server.
 import contextlib
 import csv
 import io
+import json
 import os
 import threading
 from pathlib import Path
@@ -162,3 +163,39 @@ def test_hostile_export_fields_reach_the_terminal_inert(connected: Connected) ->
     assert_no_raw_controls(shown)
     assert "bold red" in shown  # the markup is printed ...
     assert "\x1b[1;31m" not in shown  # ... not applied
+
+
+# ---- hostile exports on the SFTP server -------------------------------------------------------
+
+
+def test_an_export_with_a_249_byte_name_is_stored_and_pull_keeps_working(
+    connected: Connected,
+) -> None:
+    # Once ENAMETOOLONG: `<id>-<name>` no longer fit, and every later sync exited 70.
+    stampli = pushed(connected)
+    bills = list(stampli.inbound_bills().values())
+    export = stampli.export_captures(bills)
+    long_name = "stampli_capture_" + "x" * (249 - len("stampli_capture_.csv")) + ".csv"
+    assert len(long_name.encode()) == 249
+    export.rename(export.with_name(long_name))
+    first = connected.run("pull-stampli", "--now", "--json")
+    assert first.code == 0, first.output
+    assert json.loads(first.stdout)["counts"]["records"] == len(bills)
+    assert connected.run("sync").code == 0
+
+
+def test_an_export_with_500k_header_columns_is_quarantined_and_the_next_file_stored(
+    connected: Connected,
+) -> None:
+    stampli = pushed(connected)
+    bills = list(stampli.inbound_bills().values())
+    wide = connected.sftp.root / "outbound" / "stampli_capture_wide.csv"
+    wide.write_text("Stampli Invoice ID," + ",".join(f"c{n}" for n in range(500_000)) + "\r\n")
+    stampli.export_captures(bills)
+    result = connected.run("pull-stampli", "--now", "--json")
+    assert result.code == 1, result.output
+    report = json.loads(result.stdout)
+    assert report["counts"]["records"] == len(bills)
+    assert report["counts"]["quarantined"] == 1
+    assert "more than 1000 columns" in report["problems"][0]
+    assert connected.run("pull-stampli", "--now").code == 0  # set aside for good
