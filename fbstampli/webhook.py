@@ -533,6 +533,10 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get("Transfer-Encoding"):
             self._refuse(411, "send a Content-Length")
             return
+        if len(self.headers.get_all("Content-Length") or []) > 1:
+            # Two lengths: a proxy in front may frame the body by the other one (smuggling).
+            self._refuse(400, "more than one Content-Length")
+            return
         declared = self.headers.get("Content-Length")
         if declared is None:
             self._refuse(411, "send a Content-Length")

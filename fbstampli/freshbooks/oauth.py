@@ -182,7 +182,8 @@ def _post(
 ) -> tuple[int, object]:
     """POST JSON once, never replayed here; return status and parsed body."""
     try:
-        response = session.post(url, json=dict(payload), timeout=timeout)
+        # Never redirected: the body holds the client secret and a refresh token or code.
+        response = session.post(url, json=dict(payload), timeout=timeout, allow_redirects=False)
     except requests.RequestException as error:
         if _may_have_arrived(error):
             raise AnswerLostError(
@@ -192,6 +193,12 @@ def _post(
         raise RemoteUnavailableError(
             f"cannot reach FreshBooks at {_host(url)} to {action}; try again later"
         ) from None
+    if 300 <= response.status_code < 400:
+        raise RemoteError(
+            f"FreshBooks at {_host(url)} answered the request to {action} with a redirect "
+            f"(HTTP {response.status_code}); not followed, since it carries the client secret: "
+            "check freshbooks.auth_url"
+        )
     try:
         body: object = response.json()
     except ValueError:

@@ -583,3 +583,17 @@ def test_a_state_held_by_another_writer_gets_503_soon_and_health_keeps_answering
         listener.stop()
         other.close()
         store.close()
+
+
+def test_two_content_lengths_are_refused(served: Served) -> None:
+    # A proxy in front may frame the body by one and this server by the other: smuggling.
+    body = urlencode(EVENT).encode()
+    with socket.create_connection(("127.0.0.1", served.port), timeout=5) as sock:
+        sock.sendall(
+            f"POST {WEBHOOK_PATH} HTTP/1.1\r\nHost: x\r\n"
+            f"Content-Length: {len(body)}\r\nContent-Length: 5\r\n\r\n".encode()
+            + body
+        )
+        answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 400")
+    assert served.event_rows() == []
