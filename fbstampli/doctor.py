@@ -65,6 +65,8 @@ def run_checks(options: Options, *, now: Callable[[], datetime] | None = None) -
             lambda: _state_exists(options, require_home),
         ),
     ]
+    if results[-1].ok:
+        results.append(_home_private(options))
     if not all(result.ok for result in results):
         return results
     try:
@@ -104,6 +106,34 @@ def run_checks(options: Options, *, now: Callable[[], datetime] | None = None) -
     finally:
         stack.__exit__(None, None, None)
     return results
+
+
+def _home_private(options: Options) -> CheckResult:
+    """The home 0700 and state.key 0600: what another local user could read of ours."""
+    import stat
+
+    from fbstampli.paths import check_home
+
+    paths = options.paths()
+    try:
+        check_home(paths, allow_foreign=options.allow_foreign_home)
+    except FbstampliError as error:
+        return CheckResult("home", False, str(error), "fix it as the message says")
+    open_to_others = []
+    for path, wanted in ((paths.home, 0o700), (paths.key_file, 0o600)):
+        try:
+            mode = stat.S_IMODE(path.lstat().st_mode)
+        except FileNotFoundError:
+            continue
+        except OSError as error:
+            return CheckResult("home", False, f"cannot look at {path} ({error.strerror})")
+        if mode & 0o077:
+            open_to_others.append((path, mode, wanted))
+    if open_to_others:
+        shown = ", ".join(f"{path} is {mode:04o}" for path, mode, _ in open_to_others)
+        fix = "; ".join(f"chmod {wanted:o} {path}" for path, _, wanted in open_to_others)
+        return CheckResult("home", False, f"other users can look in: {shown}", fix)
+    return CheckResult("home", True, f"{paths.home} and its key are private to their owner")
 
 
 def _integrity(rt: Runtime) -> CheckResult:

@@ -83,6 +83,13 @@ def parse_redirect(text: str, state: str | None = None) -> str:
     if "?" not in text and "=" not in text and "/" not in text:
         if any(ch.isspace() for ch in text):
             raise AuthRequiredError(f"that does not look like an authorization code; {LOGIN_HINT}")
+        if state is not None:
+            # Only the redirected URL carries `state`, the proof that this login started
+            # here and not in a link someone sent (login CSRF): a bare code cannot be checked.
+            raise AuthRequiredError(
+                "paste the whole address your browser landed on, not the code alone: its "
+                "`state` proves the login started here (a bare code works only with --code)"
+            )
         return text
     query = parse_qs(urlsplit(text).query if "?" in text else text)
     if "error" in query:

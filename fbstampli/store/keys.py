@@ -238,9 +238,13 @@ def stage_new_key(state_path: Path, source: KeySource) -> StateKey:
 
         write_atomic(_pending_file(state_path), f"{key.hex}\n".encode())
     else:
+        home = state_path.parent
         raise ConfigError(
-            f"the state key comes from {KEY_ENV}; rotate it where it is kept, then re-encrypt "
-            "with `fbstampli state backup` under the new key"
+            f"the state key comes from {KEY_ENV}, which fbstampli cannot change; to rotate it: "
+            f"stop cron and serve-webhook, write the current key to {home}/state.key "
+            f"(chmod 600) and 'file' to {home}/state.key-source, unset {KEY_ENV}, run "
+            f"`fbstampli key rotate`, then store the new {home}/state.key as {KEY_ENV}, "
+            f"write 'env' to {home}/state.key-source and delete {home}/state.key"
         )
     return key
 

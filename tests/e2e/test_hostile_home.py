@@ -119,3 +119,40 @@ def test_a_key_file_others_can_read_is_refused(home: Path) -> None:
     key = home / "state.key"
     os.chmod(key, 0o644)
     refused(run(home, "status"), key, f"chmod 600 {key}")
+
+
+def test_doctor_names_a_home_or_key_other_users_can_read(home: Path) -> None:
+    os.chmod(home, 0o755)  # noqa: S103 - the weakness doctor must name
+    result = run(home, "doctor")
+    assert result.code == 1
+    line = next(x for x in result.stdout.splitlines() if " home:" in x)
+    assert line.startswith("FAIL")
+    assert f"chmod 700 {home}" in line
+    os.chmod(home, 0o700)
+    assert next(x for x in run(home, "doctor").stdout.splitlines() if " home:" in x).startswith(
+        "ok"
+    )
+
+
+def test_an_environment_key_is_rotated_by_following_the_message_word_for_word(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "home"
+    old = "cd" * 32
+    assert run(home, "init", "--key-source", "env", env={"FBSTAMPLI_DB_KEY": old}).code == 0
+    refused = run(home, "key", "rotate", env={"FBSTAMPLI_DB_KEY": old})
+    assert refused.code == 2
+    assert one_line(refused.stderr)
+    # The steps the message gives, in its order:
+    (home / "state.key").write_text(old + "\n")
+    os.chmod(home / "state.key", 0o600)
+    (home / "state.key-source").write_text("file\n")
+    assert f"write the current key to {home}/state.key" in refused.stderr
+    rotated = run(home, "key", "rotate")
+    assert rotated.code == 0, rotated.output
+    new = (home / "state.key").read_text().strip()
+    assert new != old
+    (home / "state.key-source").write_text("env\n")
+    (home / "state.key").unlink()
+    assert run(home, "status", env={"FBSTAMPLI_DB_KEY": new}).code == 0
+    assert run(home, "status", env={"FBSTAMPLI_DB_KEY": old}).code == 4  # the old key is dead

@@ -9,12 +9,14 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
 
 from fbstampli.clock import SystemClock
 from fbstampli.freshbooks.session import StateTokenStore
+from fbstampli.sandbox.demo import REDIRECT_URI
 from fbstampli.store import open_state
 from tests.e2e.conftest import Connected
 
@@ -126,3 +128,78 @@ def test_a_redirect_uri_merely_starting_like_loopback_is_refused(
 def test_a_loopback_http_redirect_uri_is_still_accepted(connected: Connected) -> None:
     uri = "http://127.0.0.1:8765/callback"
     assert connected.run("status", env={"FBSTAMPLI_FRESHBOOKS_REDIRECT_URI": uri}).code == 0
+
+
+# ---- secrets given to the program, and the browser it starts ----------------------------------
+
+
+def test_a_login_code_can_come_from_stdin_and_help_says_so(connected: Connected) -> None:
+    code = connected.freshbooks.issue_code(REDIRECT_URI)
+    login = connected.run("auth", "login", "--code", "-", stdin=code + "\n")
+    assert login.code == 0, login.output
+    helped = connected.run("auth", "login", "--help")
+    assert "stdin" in " ".join(helped.stdout.split())
+    verify_help = connected.run("webhooks", "verify", "--help")
+    assert "stdin" in " ".join(verify_help.stdout.split())
+
+
+def test_a_webhook_verifier_can_come_from_stdin(connected: Connected) -> None:
+    fb = connected.freshbooks
+    record = fb.new_callback(fb.account_id, "bill", "https://example.invalid/hook", "sekrit-code")
+    result = connected.run(
+        "webhooks", "verify", str(record.callback_id), "--verifier", "-", stdin="sekrit-code\n"
+    )
+    assert result.code == 0, result.output
+    assert record.verified
+
+
+def test_the_browser_is_started_without_the_state_key_or_the_client_secret(
+    connected: Connected, tmp_path: Path
+) -> None:
+    import os
+    import pty
+    import subprocess
+    import sys
+    import time
+
+    from tests.support.cli import cli_env
+
+    seen = tmp_path / "browser-env"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    opener = bin_dir / "xdg-open"
+    opener.write_text(f"#!/bin/sh\nenv > {seen}\n")
+    opener.chmod(0o700)
+    key = "ab" * 32
+    env = cli_env(
+        connected.home,
+        {
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+            "FBSTAMPLI_FRESHBOOKS_CLIENT_SECRET": "the-client-secret",
+            "FRESHBOOKS_CLIENT_SECRET": "the-client-secret",
+            "FBSTAMPLI_DB_KEY_BACKUP": key,
+        },
+    )
+    controller, terminal = pty.openpty()  # auth login asks for the URL only on a terminal
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fbstampli", "auth", "login"],
+        env=env,
+        stdin=terminal,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not seen.exists() or not seen.read_text().endswith("\n"):
+            assert time.monotonic() < deadline, "the browser was never started"
+            time.sleep(0.05)
+    finally:
+        process.kill()
+        process.wait()
+        os.close(terminal)
+        os.close(controller)
+    opened_with = seen.read_text()
+    assert "PATH=" in opened_with  # what a browser needs is there ...
+    assert "the-client-secret" not in opened_with  # ... no secret is
+    assert key not in opened_with
+    assert "FBSTAMPLI_" not in opened_with

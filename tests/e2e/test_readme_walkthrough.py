@@ -34,7 +34,7 @@ FRESHBOOKS_DEFAULT = "127.0.0.1:8765"  # `fbstampli sandbox freshbooks`'s defaul
 SFTP_DEFAULT = "--port 2222"  # `fbstampli sandbox sftp`'s default port
 WALKTHROUGH_TIMEOUT = 300.0
 BANNER_TIMEOUT = 30.0
-URL_PROMPT = "Redirected URL (or code): "
+URL_PROMPT = "Redirected URL: "
 PASSWORD_PROMPT = "SFTP password: "
 PIN_PROMPT = "Pin it? [y/N]: "
 
