@@ -11,7 +11,10 @@ registration.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import math
+import os
+import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -158,27 +161,50 @@ def _convert(raw: object, target: Any, key: str, problems: list[str]) -> object:
     return None
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
 def _host_of(url: str) -> tuple[str, str | None]:
-    """(scheme, host) of a URL; no host when it has none or cannot be read (`[::1`, `:x`)."""
+    """(scheme, host) of a URL as the HTTP client that connects reads it; no host when it has
+    none, cannot be read (`[::1`, `:x`), or could be read two ways.
+
+    `http://127.1:18902\\@127.0.0.1` is 127.0.0.1 to urllib.parse and 127.1 to urllib3, so
+    user-info, backslashes, whitespace and control characters are refused outright, and the
+    host is taken from urllib3's parser (the one requests connects with).
+    """
+    from urllib3.exceptions import LocationParseError
+    from urllib3.util import parse_url
+
+    if "\\" in url or "@" in url or any(c.isspace() or not c.isprintable() for c in url):
+        return "", None
     try:
         parsed = urlparse(url)
         parsed.port  # noqa: B018 - raises on a port that is not a number or out of range
-        return parsed.scheme, parsed.hostname
-    except ValueError:
+        connects = parse_url(url)
+    except (ValueError, LocationParseError):
         return "", None
+    host = (connects.host or "").strip("[]").lower() or None
+    if host != (parsed.hostname or None) or connects.auth:
+        return "", None
+    return parsed.scheme, host
 
 
 def _check(settings: Settings, problems: list[str]) -> None:
     fb = settings.freshbooks
     for key, url in (("freshbooks.api_url", fb.api_url), ("freshbooks.auth_url", fb.auth_url)):
         scheme, host = _host_of(url)
-        local = host in ("127.0.0.1", "localhost", "::1")
+        local = host in LOOPBACK_HOSTS
         if scheme not in ("https", "http") or not host:
             problems.append(f"{key}: must be an https URL")
         elif scheme == "http" and not local:
             problems.append(f"{key}: must be an https URL (plain http only for 127.0.0.1)")
-    if not fb.redirect_uri.startswith("https://") and not fb.redirect_uri.startswith("http://127."):
-        problems.append("freshbooks.redirect_uri: FreshBooks requires an https URL")
+    scheme, host = _host_of(fb.redirect_uri)
+    if not host or not (scheme == "https" or (scheme == "http" and host in LOOPBACK_HOSTS)):
+        # Compared whole: "http://127." as a prefix let http://127.evil.com through.
+        problems.append(
+            "freshbooks.redirect_uri: FreshBooks requires an https URL "
+            "(plain http only for 127.0.0.1 or localhost)"
+        )
     if "?" in fb.redirect_uri:
         problems.append("freshbooks.redirect_uri: FreshBooks forbids a query string here")
     # (value, upper bound): above the bound a value is a typo, and would overflow a
@@ -231,8 +257,14 @@ def _shown(name: str) -> str:
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
+    """The TOML at `path`, opened without following a link (`--config` was resolved before):
+    a link planted as the home's config.toml must not make root read another file."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
     try:
-        with path.open("rb") as handle:
+        with os.fdopen(os.open(path, flags), "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise ConfigError(f"{path}: not a plain file; give a config file")
+            os.set_blocking(handle.fileno(), True)
             return tomllib.load(handle)
     except FileNotFoundError:
         return {}
@@ -243,6 +275,10 @@ def read_config_file(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text; save it as UTF-8") from None
     except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise ConfigError(
+                f"{path} is a symbolic link; remove it, or give the file it points to as --config"
+            ) from None
         raise ConfigError(f"{path}: cannot be read ({error.strerror})") from None
 
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from fbstampli.clock import from_utc_text
-from fbstampli.errors import FbstampliError, TemporaryError
+from fbstampli.errors import AuthRequiredError, FbstampliError, LockHeldError, TemporaryError
 from fbstampli.options import Options
 
 if TYPE_CHECKING:
@@ -65,6 +65,8 @@ def run_checks(options: Options, *, now: Callable[[], datetime] | None = None) -
             lambda: _state_exists(options, require_home),
         ),
     ]
+    if results[-1].ok:
+        results.append(_home_private(options))
     if not all(result.ok for result in results):
         return results
     try:
@@ -90,7 +92,7 @@ def run_checks(options: Options, *, now: Callable[[], datetime] | None = None) -
             _check(
                 "FreshBooks",
                 "run `fbstampli auth login`",
-                lambda: _freshbooks(rt, clock, readings),
+                lambda: _freshbooks_under_lock(rt, clock, readings),
                 # Logging in again cannot help while FreshBooks does not answer at all.
                 unreachable_fix="check the network and freshbooks.api_url; runs retry on their own",
             )
@@ -124,6 +126,34 @@ def _behaviour(rt: Runtime) -> list[CheckResult]:
         for label, _, detail in (line.partition(": ") for line in describe(facts))
         if not detail.startswith("not checked")
     ]
+
+
+def _home_private(options: Options) -> CheckResult:
+    """The home 0700 and state.key 0600: what another local user could read of ours."""
+    import stat
+
+    from fbstampli.paths import check_home
+
+    paths = options.paths()
+    try:
+        check_home(paths, allow_foreign=options.allow_foreign_home)
+    except FbstampliError as error:
+        return CheckResult("home", False, str(error), "fix it as the message says")
+    open_to_others = []
+    for path, wanted in ((paths.home, 0o700), (paths.key_file, 0o600)):
+        try:
+            mode = stat.S_IMODE(path.lstat().st_mode)
+        except FileNotFoundError:
+            continue
+        except OSError as error:
+            return CheckResult("home", False, f"cannot look at {path} ({error.strerror})")
+        if mode & 0o077:
+            open_to_others.append((path, mode, wanted))
+    if open_to_others:
+        shown = ", ".join(f"{path} is {mode:04o}" for path, mode, _ in open_to_others)
+        fix = "; ".join(f"chmod {wanted:o} {path}" for path, _, wanted in open_to_others)
+        return CheckResult("home", False, f"other users can look in: {shown}", fix)
+    return CheckResult("home", True, f"{paths.home} and its key are private to their owner")
 
 
 def _integrity(rt: Runtime) -> CheckResult:
@@ -243,6 +273,37 @@ def _freshbooks(
             "`fbstampli auth login` and grant them (the app registration must offer them)"
         )
     return f"the token works for account {account}"
+
+
+# doctor waits this long for a running sync; past it, the token is reported, not refreshed.
+DOCTOR_LOCK_WAIT_SECONDS = 3.0
+
+
+def _freshbooks_under_lock(
+    rt: Runtime, clock: Callable[[], datetime], readings: list[tuple[datetime, datetime]]
+) -> str:
+    """The FreshBooks probe under the run lock, since it may refresh the single-use token.
+
+    A refresh beside a running sync spends the refresh token that sync holds in
+    memory, and the sync then fails as if logged out. When another run keeps
+    the lock, the stored token's state is told instead of calling FreshBooks.
+    """
+    from fbstampli.lock import run_lock
+
+    try:
+        with run_lock(rt.paths.lock, wait_seconds=DOCTOR_LOCK_WAIT_SECONDS):
+            return _freshbooks(rt, clock, readings)
+    except LockHeldError:
+        pass
+    from fbstampli.store.credentials import StateTokenStore
+
+    token = StateTokenStore(rt.store).load()
+    if token is None:
+        raise AuthRequiredError("not logged in to FreshBooks")
+    return (
+        "not called: another run holds the run lock, and a token refresh beside it would "
+        f"break that run; the stored access token expires at {_utc_text(token.expires_at)}"
+    )
 
 
 def _missing_scopes(rt: Runtime) -> list[str]:

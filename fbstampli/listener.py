@@ -7,7 +7,9 @@ callback id at all. An event is therefore accepted when its signature matches
 any confirmed verifier (there is one per registered event, two in practice).
 
 The request thread never takes the run lock and never talks to FreshBooks: it
-checks, commits one short transaction and answers. The `Worker` thread
+checks, commits one short transaction and answers. A handshake is kept only
+while the command that asked for it waits (a window in the state); that
+command confirms it, so the worker never touches handshakes. The `Worker` thread
 debounces and calls the injected `drain` (the push fast path, under the run
 lock); when the lock is busy the events stay queued and are retried, and a
 cron run drains them anyway. Nothing is ever dropped from the queue here.
@@ -51,7 +53,8 @@ REQUEST_TIMEOUT = 10.0  # seconds a client may take to send its request; FreshBo
 # Open connections served at once; more are closed unanswered (FreshBooks retries).
 MAX_CONNECTIONS = 64
 RESOURCES = ("bill", "bill_vendor")  # the events push-bills acts on
-MAX_PENDING_VERIFIERS = 16  # unconfirmed handshakes kept at once: forged ones cannot pile up
+MAX_PENDING_VERIFIERS = 16  # unconfirmed handshakes kept in one window: forged ones cannot pile up
+IGNORED_LOG_EVERY = 100  # a flood of unwanted handshakes is logged once per this many
 MAX_FIELDS = 100
 
 Drain = Callable[[], int]  # one push pass; returns how many events are still queued
@@ -183,6 +186,7 @@ class ListenerStats:
     duplicates: int = 0
     ignored: int = 0
     handshakes: int = 0
+    handshakes_ignored: int = 0  # arrived while no command awaited one: answered, nothing done
     rejected: dict[int, int] = field(default_factory=dict)
     last_event_at: str | None = None
 
@@ -357,17 +361,34 @@ class Listener:
         return None
 
     def _handshake(self, body: bytes) -> Answer:
+        """Keep a handshake's verifier only if `webhooks register`/`verify --resend` awaits it.
+
+        Anyone can POST a handshake. One nobody is waiting for is answered 202
+        and counted, with nothing written and nothing woken: a flood costs one
+        read each, never the run lock, never a request to FreshBooks. The
+        command that opened the window confirms what arrived, once.
+        """
         request = parse_verification(body)
         if request is None:
             return self._reject(400, "malformed verification request")
         with self._using_store() as store:
-            if len(queue.pending_verifiers(store)) >= MAX_PENDING_VERIFIERS:
-                return self._reject(503, "too many unconfirmed handshakes; try again later")
-            added = queue.save_pending_verifier(store, request.callback_id, request.verifier)
-            self.stats.handshakes += 1
+            outcome = queue.save_windowed_verifier(
+                store, request.callback_id, request.verifier, max_pending=MAX_PENDING_VERIFIERS
+            )
+            if outcome == "unwanted":
+                self.stats.handshakes_ignored += 1
+                ignored = self.stats.handshakes_ignored
+            else:
+                self.stats.handshakes += 1
+        if outcome == "unwanted":
+            if ignored == 1 or ignored % IGNORED_LOG_EVERY == 0:
+                log.warning(
+                    "%d unexpected verification handshakes ignored (no webhooks register or "
+                    "verify --resend was waiting for them)",
+                    ignored,
+                )
+            return Answer(202, "no verification is awaited; ignored")
         log.info("verification handshake for callback %d received", request.callback_id)
-        if added:
-            self.wake()
         return Answer(200, "verification received")
 
     def _reject(self, status: int, message: str) -> Answer:
@@ -399,6 +420,8 @@ class Listener:
             "last_event_at": state.last_event_at if state else None,
             "accepted": self.stats.accepted,
             "duplicates": self.stats.duplicates,
+            "handshakes": self.stats.handshakes,
+            "handshakes_ignored": self.stats.handshakes_ignored,
             "rejected": {str(k): v for k, v in sorted(self.stats.rejected.items())},
         }
         if self._worker_state is not None:
@@ -559,6 +582,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if self.headers.get("Transfer-Encoding"):
             self._refuse(411, "send a Content-Length")
+            return
+        if len(self.headers.get_all("Content-Length") or []) > 1:
+            # Two lengths: a proxy in front may frame the body by the other one (smuggling).
+            self._refuse(400, "more than one Content-Length")
             return
         declared = self.headers.get("Content-Length")
         if declared is None:

@@ -14,6 +14,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from fbstampli.errors import LockHeldError
+from fbstampli.paths import open_home_file
+
+_held: set[str] = set()  # run locks this process holds now, by path
+
+
+def holds_run_lock(path: Path) -> bool:
+    """Whether this process holds the run lock at `path` (a token refresh needs it)."""
+    return str(path) in _held
 
 
 @contextmanager
@@ -23,7 +31,7 @@ def run_lock(path: Path, *, wait_seconds: float = 0.0) -> Iterator[None]:
     `wait_seconds` lets a short-lived caller (the webhook worker) queue behind
     a cron run briefly instead of failing at once.
     """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = open_home_file(path, os.O_RDWR | os.O_CREAT)  # never through a planted link
     try:
         deadline = time.monotonic() + wait_seconds
         while True:
@@ -41,7 +49,11 @@ def run_lock(path: Path, *, wait_seconds: float = 0.0) -> Iterator[None]:
                 time.sleep(0.05)
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
-        yield
+        _held.add(str(path))
+        try:
+            yield
+        finally:
+            _held.discard(str(path))
     finally:
         os.close(fd)
 
@@ -55,7 +67,7 @@ def listener_lock(path: Path, *, holder: str) -> Iterator[None]:
     file and are lost. So each side refuses while the other holds this lock
     (`holder` says who tries, for the message the other one gets).
     """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = open_home_file(path, os.O_RDWR | os.O_CREAT)  # never through a planted link
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 REDACTED = "[redacted]"
 _secrets: set[str] = set()
@@ -126,6 +128,13 @@ def _log_file_handler(path: Path) -> logging.Handler:
 
     class LogFile(RotatingFileHandler):
         broken = False
+
+        def _open(self) -> Any:
+            # Never through a link planted as the log file: root would append to its target.
+            from fbstampli.paths import open_home_file
+
+            fd = open_home_file(Path(self.baseFilename), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+            return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
 
         def emit(self, record: logging.LogRecord) -> None:
             if not self.broken:

@@ -19,6 +19,17 @@ log = logging.getLogger(__name__)
 TIMEOUT_SECONDS = 10.0
 
 
+def _shown(url: str) -> str:
+    """`https://host/…`: where a ping went, without the path or query that carry its key."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.hostname or '?'}/…"
+    except ValueError:
+        return "the monitoring URL"
+
+
 def ping(url: str, suffix: str = "", body: str = "") -> None:
     if not url:
         return
@@ -30,7 +41,8 @@ def ping(url: str, suffix: str = "", body: str = "") -> None:
         with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS):  # noqa: S310
             pass
     except (urllib.error.URLError, OSError, ValueError) as error:
-        log.warning("monitoring ping to %s failed: %s", target, error)
+        # The URL holds the monitor's key (healthchecks.io's uuid): only its host is logged.
+        log.warning("monitoring ping to %s failed: %s", _shown(target), error)
 
 
 def monitored(url: str, run: Callable[[], RunReport]) -> RunReport:

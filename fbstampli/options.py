@@ -24,6 +24,7 @@ class Options:
     verbose: int = 0
     quiet: bool = False
     log_format: str = "text"
+    allow_foreign_home: bool = False  # root may run another user's home only when told so
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     # The folder listing several businesses (`--installation`); None: the home folder itself.
     installation: Path | None = None
@@ -47,6 +48,8 @@ class Options:
                 ) from None
             if not found:
                 raise ConfigError(f"config file {self.config} does not exist")
+            if self.config.is_symlink():  # named by the user: follow it here, once, on purpose
+                return Path(os.path.realpath(self.config))
             return self.config
         candidate = self.paths().config
         return candidate if candidate.exists() else None

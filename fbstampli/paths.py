@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 from fbstampli.errors import ConfigError
 
 HOME_ENV = "FBSTAMPLI_HOME"
+ALLOW_FOREIGN_HOME_ENV = "FBSTAMPLI_ALLOW_FOREIGN_HOME"
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,3 +136,123 @@ def default_home(env: Mapping[str, str]) -> Path:
         return expanded(Path(env[HOME_ENV]), HOME_ENV)
     base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / "fbstampli"
+
+
+# ---- the home is ours, or we do not use it ------------------------------------------------------
+
+
+def _name(uid: int) -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return str(uid)
+
+
+def _user(uid: int) -> str:
+    return f"user {_name(uid)!r}"
+
+
+def _refuse_entry(path: Path, status: os.stat_result, owners: set[int], owner: int) -> None:
+    if stat.S_ISLNK(status.st_mode):
+        raise ConfigError(
+            f"{path} is a symbolic link, which fbstampli never makes in its home: "
+            f"remove it (`rm {path}`) and find out who planted it"
+        )
+    if status.st_uid not in owners:
+        raise ConfigError(
+            f"{path} belongs to {_user(status.st_uid)}, not to the home's owner: "
+            f"remove it or give it back (`chown {_name(owner)} {path}`)"
+        )
+    if status.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ConfigError(
+            f"{path} can be changed by other users (mode {stat.S_IMODE(status.st_mode):04o}); "
+            f"run `chmod go-w {path}`"
+        )
+
+
+def check_home(paths: Paths, *, allow_foreign: bool = False) -> None:
+    """Refuse a home another user could turn against whoever runs fbstampli here.
+
+    A home (or one of its own files) that is a symbolic link, belongs to
+    someone else, or is writable by group or others lets that someone make
+    this run write through a planted link, or read what they wrote. Root
+    running a service user's home is the case that matters: refused unless
+    `--allow-foreign-home` says it is meant (then the home's owner is trusted,
+    and the files are still opened without following links). A home that does
+    not exist yet is `init`'s business.
+    """
+    try:
+        status = os.lstat(paths.home)
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise ConfigError(
+            f"cannot use {paths.home} as the fbstampli home ({error.strerror}); "
+            "choose another --home or FBSTAMPLI_HOME"
+        ) from None
+    me = os.geteuid()
+    if stat.S_ISLNK(status.st_mode):
+        raise ConfigError(
+            f"the fbstampli home {paths.home} is a symbolic link; "
+            "give the folder it points to as --home (or FBSTAMPLI_HOME)"
+        )
+    if not stat.S_ISDIR(status.st_mode):
+        return  # not a home at all: creating or opening it says so in its own words
+    if status.st_uid != me and not allow_foreign:
+        raise ConfigError(
+            f"the fbstampli home {paths.home} belongs to {_user(status.st_uid)}, not to "
+            f"{_user(me)}: run fbstampli as that user, or add --allow-foreign-home "
+            "if you mean to use it as this one"
+        )
+    owners = {me, status.st_uid}
+    _refuse_entry(paths.home, status, owners, status.st_uid)
+    state = str(paths.state)
+    for path in (
+        paths.config,
+        paths.key_file,
+        paths.key_file.with_name("state.key.new"),
+        paths.home / "state.key-source",
+        paths.lock,
+        paths.listener_lock,
+        paths.state,
+        Path(f"{state}-wal"),
+        Path(f"{state}-shm"),
+        paths.logs,
+        paths.log_file,
+    ):
+        try:
+            entry = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        except OSError as error:
+            raise ConfigError(f"cannot look at {path} ({error.strerror})") from None
+        _refuse_entry(path, entry, owners, status.st_uid)
+
+
+def open_home_file(path: Path, flags: int, mode: int = 0o600) -> int:
+    """`os.open` for the home's own files: never through a link, only a plain file.
+
+    `check_home` looked before the run; this holds at the moment of opening,
+    so a link planted in between is refused too (`O_NOFOLLOW`), and so is a
+    hard link to someone else's file or a pipe. Returns the descriptor.
+    """
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, mode)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise ConfigError(
+                f"{path} is a symbolic link, which fbstampli never makes in its home: "
+                f"remove it (`rm {path}`) and find out who planted it"
+            ) from None
+        raise
+    status = os.fstat(fd)
+    if not stat.S_ISREG(status.st_mode) or status.st_nlink > 1:
+        os.close(fd)
+        raise ConfigError(
+            f"{path} is not a plain file of its own (a hard link, a pipe or a device): "
+            f"remove it (`rm {path}`) and find out who put it there"
+        )
+    os.set_blocking(fd, True)
+    return fd

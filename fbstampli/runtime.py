@@ -153,7 +153,14 @@ def open_client(rt: Runtime, *, session: Any = None) -> FreshBooksClient:
     settings = rt.settings.freshbooks
     require_app(settings)
     account = require_account(rt.store)
-    manager = TokenManager(settings, StateTokenStore(rt.store), now=rt.clock.now)
+    from fbstampli.lock import holds_run_lock
+
+    manager = TokenManager(
+        settings,
+        StateTokenStore(rt.store),
+        now=rt.clock.now,
+        may_refresh=lambda: holds_run_lock(rt.paths.lock),  # single-use: only under the lock
+    )
     return FreshBooksClient(
         settings,
         manager,

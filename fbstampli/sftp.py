@@ -29,6 +29,7 @@ from typing import IO, Literal, Protocol, Self
 import paramiko
 from paramiko.sftp import CMD_INIT, CMD_VERSION
 
+from fbstampli.atomic import create_exclusive
 from fbstampli.errors import (
     ConfigError,
     FbstampliError,
@@ -539,7 +540,7 @@ class _LocalCopy:
         self._temporary = temporary
         self._folder = folder
         try:
-            self._file: IO[bytes] = temporary.open("wb")
+            self._file: IO[bytes] = create_exclusive(temporary)  # never a planted link
         except OSError as error:
             raise self._failure(error) from None
 

@@ -49,7 +49,9 @@ def run(args: Sequence[str] | None = None) -> int:
 
         log.debug("command failed", exc_info=True)
         log.error("error (exit %d): %s", error.exit_code, error, extra=FILE_ONLY)
-        sys.stderr.write(f"fbstampli: error: {redact(str(error))}\n")
+        from fbstampli.cli.output import problem_line
+
+        problem_line(f"error: {redact(str(error))}")  # may quote a remote name: cleaned
         code = int(error.exit_code)
     except typer.Abort:
         sys.stderr.write("fbstampli: aborted\n")

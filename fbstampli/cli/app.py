@@ -103,6 +103,15 @@ def _global(
         str,
         typer.Option("--log-format", help="text, or json (one object per line) for log shippers."),
     ] = "text",
+    allow_foreign_home: Annotated[
+        bool,
+        typer.Option(
+            "--allow-foreign-home",
+            envvar="FBSTAMPLI_ALLOW_FOREIGN_HOME",
+            help="Use a home that belongs to another user (e.g. root running a service "
+            "user's home). Refused without it: that user could plant links in it.",
+        ),
+    ] = False,
     version: Annotated[
         bool,
         typer.Option(
@@ -118,6 +127,7 @@ def _global(
         verbose=verbose,
         quiet=quiet,
         log_format=log_format,
+        allow_foreign_home=allow_foreign_home,
         env=dict(os.environ),
         installation=expanded(installation, "--installation") if installation else None,
     )
@@ -127,7 +137,9 @@ def _global(
         options = selected(options, business)
     ctx.obj = options
     from fbstampli.logs import configure_logging
+    from fbstampli.paths import check_home
 
+    check_home(options.paths(), allow_foreign=allow_foreign_home)  # before the log file opens
     log_file = options.paths().existing_log_file()
     log_file_in_use[:] = [log_file] if log_file else []
     configure_logging(verbose=verbose, quiet=quiet, log_format=log_format, log_file=log_file)

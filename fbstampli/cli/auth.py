@@ -17,13 +17,60 @@ auth_app = typer.Typer(
 app.add_typer(auth_app, name="auth")
 
 
+# Names a browser never needs and must not inherit: our key, the app's secret, any token.
+_PRIVATE_ENV = ("FBSTAMPLI_", "FRESHBOOKS_")
+_PRIVATE_WORDS = ("SECRET", "TOKEN", "PASSWORD", "PASSPHRASE", "KEY", "CREDENTIAL")
+
+
+def browser_env(env: dict[str, str]) -> dict[str, str]:
+    """`env` without anything secret: the browser is a big program we do not control."""
+    return {
+        name: value
+        for name, value in env.items()
+        if not name.upper().startswith(_PRIVATE_ENV)
+        and not any(word in name.upper() for word in _PRIVATE_WORDS)
+    }
+
+
+def launch_browser(url: str) -> None:
+    """Open `url` in the desktop's browser with a cleaned environment; never fails the login."""
+    import contextlib
+    import os
+    import subprocess
+
+    opener = "open" if sys.platform == "darwin" else "xdg-open"
+    # No opener here is fine: the URL is printed above for the user to open.
+    with contextlib.suppress(OSError):
+        subprocess.Popen(
+            [opener, url],
+            env=browser_env(dict(os.environ)),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+
+def secret_from_stdin(option: str) -> str:
+    """One line of stdin for an option given as `-`, so a secret stays out of argv."""
+    from fbstampli.errors import ConfigError
+
+    text = sys.stdin.readline().strip()
+    if not text:
+        raise ConfigError(f"{option} - reads the value from stdin, but stdin gave none")
+    return text
+
+
 @auth_app.command("login")
 def login(
     ctx: typer.Context,
     code: Annotated[
         str | None,
         typer.Option(
-            "--code", help="Authorization code (or the whole redirected URL), for scripts."
+            "--code",
+            help="The whole redirected URL (or the bare code), for scripts; give - to read it "
+            "from stdin, which keeps it out of ps and shell history. A bare code skips the "
+            "OAuth state check, so give one only that you obtained yourself.",
         ),
     ] = None,
     business: Annotated[
@@ -42,6 +89,7 @@ def login(
     as_json: JsonFlag = False,
 ) -> None:
     """Authorize fbstampli on FreshBooks (authorization code flow) and choose the business."""
+    from fbstampli.cli import output
     from fbstampli.services import auth as services
 
     interactive = sys.stdin.isatty()
@@ -52,18 +100,18 @@ def login(
             f"  {url}\n"
         )
         if not no_browser:
-            typer.launch(url)
-        return str(typer.prompt("Redirected URL (or code)", err=True))
+            launch_browser(url)
+        return str(typer.prompt("Redirected URL", err=True))
 
     def choose_business(memberships: Sequence[Any]) -> int:
         for membership in memberships:
-            sys.stderr.write(f"  {membership.business_id}  {membership.name}\n")
+            sys.stderr.write(f"  {membership.business_id}  {output.clean(membership.name)}\n")
         chosen: int = typer.prompt("Business id", type=int, err=True)
         return chosen
 
     report = services.auth_login(
         options_of(ctx),
-        code=code,
+        code=secret_from_stdin("--code") if code == "-" else code,
         business=business,
         ask_redirect=ask_redirect if interactive else None,
         choose_business=choose_business if interactive else None,

@@ -3,10 +3,16 @@
 Success under cron prints nothing: a report is shown on a terminal, with
 `--json`, or with `-v`; never with `-q`. Progress bars appear only on a
 terminal and never with `--json` or `-q`.
+
+Much of what is shown came from outside (Stampli export fields, remote file
+names, FreshBooks text), so everything printed goes through `clean` (control
+characters that could retitle the terminal, plant OSC 8 links or hide text
+are replaced; Rich never reads it as markup) and every CSV cell through the
+same formula guard as the files we upload.
 """
 
-import contextlib
 import json
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -17,6 +23,37 @@ from fbstampli.errors import ConfigError, TemporaryError
 from fbstampli.options import Options
 from fbstampli.paths import out_of_room
 from fbstampli.report import RunReport
+
+# C0 and C1 controls, DEL, and the Unicode ones that reorder or split lines (bidi overrides,
+# isolates, line/paragraph separators): none belongs in a line of ours, all can mislead.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def clean(value: Any) -> str:
+    """`value` as text fit for a terminal: every control character shown as `\\xNN`/`\\uNNNN`."""
+    text = "" if value is None else str(value)
+    return _CONTROLS.sub(lambda m: ascii(m.group())[1:-1], text)
+
+
+def csv_safe(value: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text: strings get the formula guard, numbers stay."""
+    from fbstampli.stampli.render import neutralise_formula
+
+    return neutralise_formula(value) if isinstance(value, str) else value
+
+
+def write_csv(out: Any, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
+    """The one CSV writer of reports: header, then each row through the formula guard."""
+    import csv
+
+    writer = csv.DictWriter(out, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: csv_safe(v) for k, v in row.items()} for row in rows)
+
+
+def problem_line(text: str) -> None:
+    """One `fbstampli: …` line on stderr; it may quote a remote name, so it is cleaned."""
+    sys.stderr.write(f"fbstampli: {clean(text)}\n")
 
 
 def write_json(document: Any) -> None:
@@ -32,17 +69,18 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> 
     if stdout_is_terminal():
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
-        rich_table = Table(title=title, title_justify="left")
+        rich_table = Table(title=Text(clean(title)), title_justify="left")
         for column in columns:
-            rich_table.add_column(column)
+            rich_table.add_column(Text(clean(column)))
         for row in rows:
-            rich_table.add_row(*("" if cell is None else str(cell) for cell in row))
+            rich_table.add_row(*(Text(clean(cell)) for cell in row))  # Text: never markup
         Console().print(rich_table)
         return
-    sys.stdout.write("\t".join(columns) + "\n")
+    sys.stdout.write("\t".join(clean(column) for column in columns) + "\n")
     for row in rows:
-        sys.stdout.write("\t".join("" if cell is None else str(cell) for cell in row) + "\n")
+        sys.stdout.write("\t".join(clean(cell) for cell in row) + "\n")
 
 
 def show_report(report: RunReport, options: Options, *, as_json: bool = False) -> None:
@@ -50,13 +88,13 @@ def show_report(report: RunReport, options: Options, *, as_json: bool = False) -
         write_json(report.as_dict())
         return
     for problem in report.problems:
-        sys.stderr.write(f"fbstampli: {problem}\n")
+        problem_line(problem)
     if options.quiet or not (stdout_is_terminal() or options.verbose):
         return
     counts = ", ".join(f"{name} {value}" for name, value in sorted(report.counts.items()) if value)
-    sys.stdout.write(f"{report.command}: {counts or 'nothing to do'}\n")
+    sys.stdout.write(clean(f"{report.command}: {counts or 'nothing to do'}") + "\n")
     for note in report.notes:
-        sys.stdout.write(f"  {note}\n")
+        sys.stdout.write(f"  {clean(note)}\n")
 
 
 @contextmanager
@@ -92,18 +130,18 @@ def show_rows(title: str, rows: list[dict[str, Any]], *, as_json: bool) -> None:
 
 
 def demo_step(text: str) -> None:
-    sys.stdout.write(f"==> {text}\n")
+    sys.stdout.write(f"==> {clean(text)}\n")
     sys.stdout.flush()
 
 
 def banner_line(text: str) -> None:
     """One line of a long-running command's banner, flushed so a pipe sees it at once."""
-    sys.stdout.write(f"{text}\n")
+    sys.stdout.write(f"{clean(text)}\n")
     sys.stdout.flush()
 
 
 def demo_note(text: str) -> None:
-    sys.stdout.write(f"    {text}\n")
+    sys.stdout.write(f"    {clean(text)}\n")
 
 
 def show_status(document: dict[str, Any], *, as_json: bool) -> None:
@@ -135,7 +173,7 @@ def show_checks(checks: Sequence[Any], *, as_json: bool) -> None:
         line = f"{mark} {check.name}: {check.detail}"
         if not check.ok and check.fix:
             line += f" -> {check.fix}"
-        sys.stdout.write(line + "\n")
+        sys.stdout.write(clean(line) + "\n")
 
 
 def show_audit(rows: list[dict[str, Any]], output_format: str) -> None:
@@ -143,11 +181,7 @@ def show_audit(rows: list[dict[str, Any]], output_format: str) -> None:
     if output_format == "json":
         write_json(rows)
     elif output_format == "csv":
-        import csv
-
-        writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+        write_csv(sys.stdout, columns, rows)
     else:
         table("audit trail", columns, [[row.get(c) for c in columns] for row in rows])
 
@@ -159,19 +193,16 @@ def show_reconciliation(
     report: RunReport, options: Options, output_format: str, output_file: Path | None
 ) -> None:
     """The reconciliation as a table (terminal), CSV or JSON, to stdout or a file."""
-    import csv
     import io
 
     for problem in report.problems:
-        sys.stderr.write(f"fbstampli: {problem}\n")
+        problem_line(problem)
     rows = report.items
     if output_format == "json":
         text = json.dumps({"counts": report.counts, "items": rows}, indent=2, sort_keys=True) + "\n"
     elif output_format == "csv":
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=RECONCILE_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+        write_csv(buffer, RECONCILE_COLUMNS, rows)
         text = buffer.getvalue()
     else:
         if output_file is None:
@@ -187,15 +218,13 @@ def show_reconciliation(
             counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items()))
             sys.stdout.write(f"reconcile: {counts or 'nothing to reconcile'}\n")
             return
-        text = "\n".join("\t".join(str(r[c]) for c in RECONCILE_COLUMNS) for r in rows) + "\n"
+        text = "\n".join("\t".join(clean(r[c]) for c in RECONCILE_COLUMNS) for r in rows) + "\n"
     if output_file is not None:
-        temporary = output_file.with_name(f".{output_file.name}.tmp")
+        from fbstampli.atomic import write_atomic
+
         try:
-            temporary.write_text(text, encoding="utf-8")
-            temporary.replace(output_file)
+            write_atomic(output_file, text.encode("utf-8"))
         except OSError as error:
-            with contextlib.suppress(OSError):
-                temporary.unlink(missing_ok=True)
             if out_of_room(error):
                 raise TemporaryError(
                     f"cannot write the report to {output_file}: the disk is full; the results "

@@ -53,15 +53,22 @@ def verify(
     callback_id: Annotated[int, typer.Argument(min=1, max=MAX_ID, help="Callback id.")],
     verifier: Annotated[
         str | None,
-        typer.Option("--verifier", help="Verification code FreshBooks sent, if you have it."),
+        typer.Option(
+            "--verifier",
+            help="Verification code FreshBooks sent, if you have it; give - to read it from "
+            "stdin, which keeps it out of ps and shell history.",
+        ),
     ] = None,
     resend: Annotated[
         bool, typer.Option("--resend", help="Ask FreshBooks to send the verification code again.")
     ] = False,
 ) -> None:
     """Complete (or restart) FreshBooks' verification handshake for one callback by hand."""
+    from fbstampli.cli.auth import secret_from_stdin
     from fbstampli.services import webhooks as services
 
+    if verifier == "-":
+        verifier = secret_from_stdin("--verifier")
     finish(
         ctx,
         services.webhooks_verify(options_of(ctx), callback_id, verifier=verifier, resend=resend),

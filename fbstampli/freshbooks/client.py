@@ -226,6 +226,7 @@ class FreshBooksClient:
                 json=json_body,
                 headers={"Authorization": f"Bearer {access}", "Accept": "application/json"},
                 timeout=self._settings.timeout_seconds,
+                allow_redirects=False,  # the bearer token goes to the configured host only
             )
         except requests.Timeout:
             raise _TransientError("timed out") from None
@@ -242,6 +243,11 @@ class FreshBooksClient:
         except ValueError:
             body = None
         message = error_message(body) or f"HTTP {status}"
+        if 300 <= status < 400:
+            raise RemoteError(
+                f"FreshBooks answered {what} with a redirect (HTTP {status}); not followed: "
+                "a request carrying the token goes nowhere else (check freshbooks.api_url)"
+            )
         if status == 401:
             raise _UnauthorizedError(message)
         if status == 429:

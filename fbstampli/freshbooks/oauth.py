@@ -23,6 +23,7 @@ from fbstampli.config import FreshBooksSettings
 from fbstampli.errors import (
     AuthRequiredError,
     ConfigError,
+    LockHeldError,
     RemoteError,
     RemoteUnavailableError,
 )
@@ -84,6 +85,13 @@ def parse_redirect(text: str, state: str | None = None, scopes: str = "") -> str
     if "?" not in text and "=" not in text and "/" not in text:
         if any(ch.isspace() for ch in text):
             raise AuthRequiredError(f"that does not look like an authorization code; {LOGIN_HINT}")
+        if state is not None:
+            # Only the redirected URL carries `state`, the proof that this login started
+            # here and not in a link someone sent (login CSRF): a bare code cannot be checked.
+            raise AuthRequiredError(
+                "paste the whole address your browser landed on, not the code alone: its "
+                "`state` proves the login started here (a bare code works only with --code)"
+            )
         return text
     query = parse_qs(urlsplit(text).query if "?" in text else text)
     if "error" in query:
@@ -189,7 +197,8 @@ def _post(
 ) -> tuple[int, object]:
     """POST JSON once, never replayed here; return status and parsed body."""
     try:
-        response = session.post(url, json=dict(payload), timeout=timeout)
+        # Never redirected: the body holds the client secret and a refresh token or code.
+        response = session.post(url, json=dict(payload), timeout=timeout, allow_redirects=False)
     except requests.RequestException as error:
         if _may_have_arrived(error):
             raise AnswerLostError(
@@ -199,6 +208,12 @@ def _post(
         raise RemoteUnavailableError(
             f"cannot reach FreshBooks at {_host(url)} to {action}; try again later"
         ) from None
+    if 300 <= response.status_code < 400:
+        raise RemoteError(
+            f"FreshBooks at {_host(url)} answered the request to {action} with a redirect "
+            f"(HTTP {response.status_code}); not followed, since it carries the client secret: "
+            "check freshbooks.auth_url"
+        )
     try:
         body: object = response.json()
     except ValueError:
@@ -323,7 +338,8 @@ class TokenManager:
     Contract: every new pair goes to `store.save` before its access token is
     returned, because the refresh token it replaced is already spent. The
     caller (the run lock) keeps two processes from refreshing at once; the
-    internal lock does the same for threads.
+    internal lock does the same for threads. `may_refresh` says whether this
+    process holds that run lock: without it a refresh is refused, never made.
     """
 
     def __init__(
@@ -334,7 +350,9 @@ class TokenManager:
         session: requests.Session | None = None,
         now: Callable[[], datetime] = _utc_now,
         margin: timedelta = REFRESH_MARGIN,
+        may_refresh: Callable[[], bool] | None = None,
     ) -> None:
+        self._may_refresh = may_refresh
         self._settings = settings
         self._store = store
         self._session = session or requests.Session()
@@ -351,6 +369,13 @@ class TokenManager:
         return self._token
 
     def _refresh(self, token: Token) -> Token:
+        if self._may_refresh is not None and not self._may_refresh():
+            # The refresh token is single-use: spent here, it is spent for the run that
+            # holds the lock too, and that run then fails as if logged out.
+            raise LockHeldError(
+                "the FreshBooks access token needs a refresh, which only a run holding the "
+                "run lock may do; try again when the other run has finished"
+            )
         new = refresh_token(self._session, self._settings, token, now=self._now)
         self._store.save(new)
         self._token = new

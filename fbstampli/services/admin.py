@@ -65,7 +65,9 @@ def init_home(options: Options, *, key_source: str = "auto") -> RunReport:
     paths = options.paths()
     paths.ensure()
     if options.config is None and not paths.config.exists():
-        paths.config.write_text(default_config_text())
+        from fbstampli.atomic import write_atomic
+
+        write_atomic(paths.config, default_config_text().encode("utf-8"))
         report.notes.append(f"wrote {paths.config}")
     load_options_settings(options)  # a broken config fails init, not the first cron run
     if paths.state.exists():
@@ -289,8 +291,6 @@ def state_restore(options: Options, source: Path, *, force: bool) -> RunReport:
     The backup must open with the current key (it was written with it); a
     state that changed after the backup was taken is kept unless `force`.
     """
-    import os
-
     from fbstampli.clock import SystemClock
     from fbstampli.errors import ConfigError
     from fbstampli.lock import listener_lock, run_lock
@@ -323,14 +323,11 @@ def state_restore(options: Options, source: Path, *, force: bool) -> RunReport:
                 f"the state changed after this backup (last change {current_change}, backup "
                 f"{backup_change or 'empty'}); add --force to replace it anyway"
             )
-        temporary = paths.state.with_name(".state.db.restore")
-        with source.open("rb") as reader, temporary.open("wb") as writer:
+        from fbstampli.atomic import atomic_writer
+
+        with source.open("rb") as reader, atomic_writer(paths.state) as writer:
             while chunk := reader.read(1 << 20):
                 writer.write(chunk)
-            writer.flush()
-            os.fsync(writer.fileno())
-        os.chmod(temporary, 0o600)
-        os.replace(temporary, paths.state)
         for suffix in ("-wal", "-shm"):
             Path(f"{paths.state}{suffix}").unlink(missing_ok=True)
     report.add("restored")

@@ -2,8 +2,10 @@
 serving them (`serve-webhook`), the commands of `cli/webhooks.py`.
 
 The listener (`fbstampli.listener`) only queues; this module gives its worker
-the one thing it runs, `drain`: confirm pending verifiers, then push the
-objects the queued events name, under the run lock like any other run.
+the one thing it runs, `drain`: push the objects the queued events name,
+under the run lock like any other run. Handshakes are not the worker's
+business: the `webhooks` command that awaits one confirms it (a forged flood
+cannot make the worker hold the lock or call FreshBooks).
 """
 
 from __future__ import annotations
@@ -24,6 +26,12 @@ log = logging.getLogger(__name__)
 
 WEBHOOK_EVENTS = ("bill", "bill_vendor")  # the bare resource subscribes to create/update/delete
 HANDSHAKE_WAIT_SECONDS = 5.0  # how long register/verify wait for the listener to store a verifier
+# How long a handshake is accepted after register/verify --resend asked for it; a late one is
+# then confirmed by `webhooks verify ID`. Outside a window the listener keeps no handshake.
+HANDSHAKE_WINDOW_SECONDS = 600.0
+# While FreshBooks answers a registration it POSTs the handshake of a callback id we do not
+# know yet: any id is admitted for this long (capped in number), then only the ids returned.
+REGISTER_PHASE_SECONDS = 120.0
 LOCK_WAIT_SECONDS = 10.0  # serve-webhook's worker holds the run lock for seconds at a time
 
 
@@ -53,9 +61,11 @@ def callbacks_api(rt: Runtime) -> CallbackApi:
 def confirm_pending_verifiers(rt: Runtime, only: set[int] | None = None) -> dict[int, str]:
     """PUT each handshake's verifier back to FreshBooks; keep those it accepts.
 
-    Must run under the run lock (it may refresh the token). A refused verifier
-    (a forged handshake, or a callback deleted meanwhile) is forgotten; one that
-    could not be sent stays pending for the next try. Returns id -> outcome.
+    Runs in the `webhooks` command that awaited the handshake, under the run
+    lock it holds anyway (the PUT may refresh the token), once per command:
+    never from the listener, never in a retry loop. A refused verifier (a
+    forged handshake, or a callback deleted meanwhile) is forgotten; one that
+    could not be sent stays pending for `webhooks verify ID`. Returns id -> outcome.
     """
     from fbstampli.store import events as hooks
 
@@ -77,6 +87,7 @@ def confirm_pending_verifiers(rt: Runtime, only: set[int] | None = None) -> dict
         hooks.confirm_verifier(rt.store, callback_id, verifier)
         log.info("callback %d verified", callback_id)
         outcomes[callback_id] = "verified"
+    hooks.settle_handshake_window(rt.store)
     return outcomes
 
 
@@ -106,7 +117,7 @@ def webhooks_register(options: Options, *, url: str) -> RunReport:
 
     FreshBooks sends the handshake while the registration is still open, so
     serve-webhook should already be running: it stores the verifier and this
-    command confirms it at once (the listener's worker would too, later).
+    command confirms it at once. Only while this command waits are handshakes kept at all.
     """
     from urllib.parse import urlsplit
 
@@ -128,17 +139,24 @@ def webhooks_register(options: Options, *, url: str) -> RunReport:
         api = callbacks_api(rt)
         existing = {(c.event, c.uri): c for c in api.list_callbacks()}
         created: list[Callback] = []
-        for event in WEBHOOK_EVENTS:
-            callback = existing.get((event, url))
-            if callback is None:
-                callback = api.register_callback(event, url)
-                created.append(callback)
-                rt.store.audit(
-                    "webhook_registered", detail=f"callback {callback.callback_id} {event}"
-                )
-                report.add("registered")
-            else:
-                report.add("existing")
+        try:
+            for event in WEBHOOK_EVENTS:
+                callback = existing.get((event, url))
+                if callback is None:
+                    if not created:  # the handshake arrives before FreshBooks answers
+                        hooks.open_handshake_window(rt.store, REGISTER_PHASE_SECONDS, None)
+                    callback = api.register_callback(event, url)
+                    created.append(callback)
+                    rt.store.audit(
+                        "webhook_registered", detail=f"callback {callback.callback_id} {event}"
+                    )
+                    report.add("registered")
+                else:
+                    report.add("existing")
+        finally:
+            if created:  # from now on only the ids FreshBooks gave us
+                ids = {c.callback_id for c in created}
+                hooks.open_handshake_window(rt.store, HANDSHAKE_WINDOW_SECONDS, ids)
         ids = {c.callback_id for c in created}
         if ids:
             _await_handshakes(rt, ids)
@@ -210,8 +228,10 @@ def webhooks_verify(
         if verifier is not None:
             api.verify_callback(callback_id, verifier)
             hooks.confirm_verifier(rt.store, callback_id, verifier)
+            hooks.settle_handshake_window(rt.store)
         else:
             if resend:
+                hooks.open_handshake_window(rt.store, HANDSHAKE_WINDOW_SECONDS, {callback_id})
                 api.resend_verification(callback_id)
                 _await_handshakes(rt, {callback_id})
             elif callback_id not in hooks.pending_verifiers(rt.store):
@@ -225,8 +245,9 @@ def webhooks_verify(
             report.notes.append(f"callback {callback_id} verified")
         elif resend:
             report.notes.append(
-                f"FreshBooks was asked to resend the code of callback {callback_id}; "
-                "serve-webhook confirms it when it arrives"
+                f"FreshBooks was asked to resend the code of callback {callback_id}; when it "
+                f"reaches serve-webhook, run `fbstampli webhooks verify {callback_id}` "
+                "(within 10 minutes)"
             )
         else:
             report.problems.append(_unverified_hint(callback_id))
@@ -249,7 +270,6 @@ def drain(options: Options, *, lock_wait: float = DRAIN_LOCK_WAIT_SECONDS) -> in
     from fbstampli.store import events as hooks
 
     with open_runtime(options, lock=True, lock_wait=lock_wait) as rt:
-        confirm_pending_verifiers(rt)
         if hooks.queue_state(rt.store).queued:
             report = run_push(rt, only_events=True)
             for problem in report.problems:
@@ -310,7 +330,7 @@ def serve_webhook(
             worker.start()
             listener.start()
             log.info("listening on %s", listener.url)
-            if hooks.queue_state(rt.store).queued or hooks.pending_verifiers(rt.store):
+            if hooks.queue_state(rt.store).queued:
                 worker.wake()  # left over from before a restart
             while not stop.wait(0.5):
                 pass
@@ -321,6 +341,7 @@ def serve_webhook(
         report.add("events_accepted", stats.accepted)
         report.add("events_duplicate", stats.duplicates)
         report.add("handshakes", stats.handshakes)
+        report.add("handshakes_ignored", stats.handshakes_ignored)
         report.add("rejected", sum(stats.rejected.values()))
         report.add("push_runs", worker.state.runs)
         queued = hooks.queue_state(rt.store).queued

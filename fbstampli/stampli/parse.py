@@ -28,6 +28,10 @@ _CHUNK = 64 * 1024
 MAX_LINE_BYTES = 8 * 1024 * 1024
 # Python's csv module refuses fields above 128 KiB; XML values get the same bound.
 MAX_VALUE_CHARS = 128 * 1024
+# What one row (CSV or XML) may hold, whatever its shape: a hostile export with 500k header
+# columns, or one 86 MB XML row of many fields, is refused rather than held in memory whole.
+MAX_ROW_COLUMNS = 1000
+MAX_ROW_CHARS = 4 * 1024 * 1024
 _AMOUNT = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$")
 _INTEGER = re.compile(r"^\d+$")
 _NOT_WORD = re.compile(r"[\W_]+")
@@ -193,9 +197,39 @@ def _decoded_lines(
         raise ExportParseError(file_name, line, None, reason) from None
 
 
+def _check_width(file_name: str, line: int, columns: int) -> None:
+    if columns > MAX_ROW_COLUMNS:
+        raise ExportParseError(file_name, line, None, f"more than {MAX_ROW_COLUMNS} columns")
+
+
+class _RowBudget:
+    """The decoded lines handed to `csv.reader`, counted per row: a quoted field may run over
+    many lines, and the reader holds a row whole, so the row (not the line) is what is capped."""
+
+    def __init__(self, lines: Iterator[str], file_name: str) -> None:
+        self._lines = lines
+        self._file_name = file_name
+        self._used = 0
+        self._line = 1
+
+    def new_row(self, line: int) -> None:
+        self._used, self._line = 0, line
+
+    def __iter__(self) -> _RowBudget:
+        return self
+
+    def __next__(self) -> str:
+        text = next(self._lines)
+        self._used += len(text)
+        if self._used > MAX_ROW_CHARS:
+            reason = f"row longer than {MAX_ROW_CHARS} characters"
+            raise ExportParseError(self._file_name, self._line, None, reason)
+        return text
+
+
 def _parse_csv(layout: ExportLayout, file_name: str, stream: IO[bytes]) -> Iterator[StampliRecord]:
-    lines = _decoded_lines(stream, layout, file_name, MAX_LINE_BYTES)
-    reader = csv.reader(lines, delimiter=layout.file.delimiter, strict=True)
+    counted = _RowBudget(_decoded_lines(stream, layout, file_name, MAX_LINE_BYTES), file_name)
+    reader = csv.reader(counted, delimiter=layout.file.delimiter, strict=True)
     line = 1
     try:
         header = _read_header(layout, reader, file_name)
@@ -204,12 +238,14 @@ def _parse_csv(layout: ExportLayout, file_name: str, stream: IO[bytes]) -> Itera
         keys = [_header_key(name) for name in names]
         while True:
             line = reader.line_num + 1
+            counted.new_row(line)
             try:
                 row = next(reader)
             except StopIteration:
                 return
             if not row:
                 continue
+            _check_width(file_name, line, len(row))
             if header is not None and len(row) != len(names):
                 raise ExportParseError(
                     file_name,
@@ -246,6 +282,7 @@ def _read_header(
     for row in reader:
         if not row:
             continue
+        _check_width(file_name, 1, len(row))
         keys = [_header_key(cell) for cell in row]
         present = set(keys)
         for column in layout.columns:
@@ -275,6 +312,8 @@ class _RowCollector:
         self.extra: dict[str, str] = {}
         self.ready: list[StampliRecord] = []
         self.in_row = False
+        self.row_fields = 0  # fields and characters of the row being read, capped
+        self.row_size = 0
 
     def _line(self) -> int:
         return int(self.expat.CurrentLineNumber) if self.expat is not None else 0
@@ -285,13 +324,20 @@ class _RowCollector:
             self.in_row = tag == self.layout.file.xml_row
             self.row_line = self._line()
             self.values, self.extra = {}, {}
+            self.row_fields, self.row_size = 0, 0
         elif self.depth == 3 and self.in_row:
             self.field = tag
             self.chunks, self.size = [], 0
+            self.row_fields += 1
+            _check_width(self.file_name, self._line(), self.row_fields)
 
     def data(self, text: str) -> None:
         if self.depth == 3 and self.field is not None:
             self.size += len(text)
+            self.row_size += len(text)
+            if self.row_size > MAX_ROW_CHARS:
+                reason = f"row longer than {MAX_ROW_CHARS} characters"
+                raise ExportParseError(self.file_name, self._line(), None, reason)
             if self.size > MAX_VALUE_CHARS:
                 raise ExportParseError(
                     self.file_name,
@@ -337,4 +383,7 @@ def _parse_xml(layout: ExportLayout, file_name: str, stream: IO[bytes]) -> Itera
         raise ExportParseError(file_name, line, None, f"XML error: {error}") from None
     except DefusedXmlException as error:
         reason = f"XML with a DTD or entities is refused ({type(error).__name__})"
+        raise ExportParseError(file_name, collector._line(), None, reason) from None
+    except (ValueError, LookupError) as error:  # e.g. encoding="UTF-7": expat cannot read it
+        reason = f"XML the parser cannot read ({error})"
         raise ExportParseError(file_name, collector._line(), None, reason) from None

@@ -301,17 +301,17 @@ class Store:
         problem = file_place_problem(destination, home)
         if problem is not None:
             raise ConfigError(f"cannot write a backup to {destination}: {problem}")
-        temporary = destination.with_name(f".{destination.name}.tmp")
+        from fbstampli.atomic import fresh_temporary, replace_with
+
+        temporary: Path | None = None
         try:
-            temporary.unlink(missing_ok=True)
+            temporary = fresh_temporary(destination)  # exclusive: never a planted link
             self._export(temporary, key)
-            os.chmod(temporary, 0o600)
-            _fsync(temporary)
-            os.replace(temporary, destination)
-            _fsync(destination.parent)
+            replace_with(temporary, destination)
         except (OSError, sqlcipher3.OperationalError) as error:
-            with contextlib.suppress(OSError):
-                temporary.unlink(missing_ok=True)
+            if temporary is not None:
+                with contextlib.suppress(OSError):
+                    temporary.unlink(missing_ok=True)
             full = out_of_room(error) if isinstance(error, OSError) else "full" in str(error)
             if full:
                 raise TemporaryError(

@@ -3,18 +3,23 @@
 A verifier is the HMAC key of one FreshBooks callback. It arrives in a POST
 that anyone could forge, so it is kept *pending* until FreshBooks accepts it
 back (the verification PUT); only *confirmed* verifiers check signatures.
+A handshake is only kept at all while a *handshake window* is open: the one
+`webhooks register` / `webhooks verify --resend` opens while it waits for it.
 Queries only: callers own the transactions' timing, never hold one across I/O.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
+from fbstampli.clock import from_utc_text, to_utc_text
 from fbstampli.logs import register_secret
 from fbstampli.store import Store
 
 CONFIRMED_PREFIX = "webhook.verifier."
 PENDING_PREFIX = "webhook.pending."
+WINDOW_KEY = "webhook.handshake_window"
 
 
 def _secrets(store: Store, prefix: str) -> dict[int, str]:
@@ -128,3 +133,106 @@ def queue_state(store: Store) -> QueueState:
     if row is None:
         return QueueState(0, None)
     return QueueState(int(row["queued"] or 0), row["last"])
+
+
+# ---- the handshake window ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeWindow:
+    """When handshakes are wanted, and for which callbacks.
+
+    `callback_ids` is None while `webhooks register` waits for FreshBooks'
+    answer: FreshBooks POSTs the handshake before it tells us the new id.
+    """
+
+    until: str  # UTC text, as `Store.now_text`
+    callback_ids: frozenset[int] | None
+
+    def admits(self, now: str, callback_id: int) -> bool:
+        if now >= self.until:
+            return False
+        return self.callback_ids is None or callback_id in self.callback_ids
+
+
+def handshake_window(store: Store) -> HandshakeWindow | None:
+    """The open window, or None (no window, a closed one, or an unreadable record)."""
+    record = store.get_json(WINDOW_KEY)
+    if not isinstance(record, dict) or not isinstance(record.get("until"), str):
+        return None
+    ids = record.get("callback_ids")
+    if ids is not None and not (isinstance(ids, list) and all(isinstance(i, int) for i in ids)):
+        return None
+    window = HandshakeWindow(record["until"], None if ids is None else frozenset(ids))
+    return window if store.now_text() < window.until else None
+
+
+def open_handshake_window(
+    store: Store, seconds: float, callback_ids: set[int] | None
+) -> HandshakeWindow:
+    """Accept handshakes for `callback_ids` (None: any id) for `seconds` from now.
+
+    Known ids are added to those of a window still open, so two callbacks
+    awaiting their codes are both admitted. Pending verifiers of callbacks the
+    window no longer names are forgotten: they came from someone else.
+    """
+    until = to_utc_text(from_utc_text(store.now_text()) + timedelta(seconds=seconds))
+    with store.transaction():
+        current = handshake_window(store)
+        ids: frozenset[int] | None = None
+        if callback_ids is not None:
+            ids = frozenset(callback_ids)
+            if current is not None and current.callback_ids is not None:
+                ids |= current.callback_ids
+        store.put_json(
+            WINDOW_KEY, {"until": until, "callback_ids": None if ids is None else sorted(ids)}
+        )
+        if ids is not None:
+            _drop_pending_except(store, ids)
+    return HandshakeWindow(until, ids)
+
+
+def settle_handshake_window(store: Store) -> None:
+    """Close the window once every callback it names has its confirmed verifier."""
+    with store.transaction():
+        window = handshake_window(store)
+        if window is None:
+            store.delete_value(WINDOW_KEY)
+            _drop_pending_except(store, frozenset())
+            return
+        if window.callback_ids is None:
+            return
+        if window.callback_ids <= confirmed_verifiers(store).keys():
+            store.delete_value(WINDOW_KEY)
+            _drop_pending_except(store, frozenset())
+
+
+def close_handshake_window(store: Store) -> None:
+    """No handshake is wanted any more; forget whatever is still pending."""
+    with store.transaction():
+        store.delete_value(WINDOW_KEY)
+        _drop_pending_except(store, frozenset())
+
+
+def _drop_pending_except(store: Store, keep: frozenset[int]) -> None:
+    for callback_id in pending_verifiers(store):
+        if callback_id not in keep:
+            store.delete_secret(f"{PENDING_PREFIX}{callback_id}")
+
+
+def save_windowed_verifier(
+    store: Store, callback_id: int, verifier: str, *, max_pending: int
+) -> str:
+    """Keep a handshake's verifier if a window admits it: "saved", "known" or "unwanted".
+
+    One read when no window is open: a flood of forged handshakes writes
+    nothing and never holds the state's write lock.
+    """
+    window = handshake_window(store)
+    if window is None or not window.admits(store.now_text(), callback_id):
+        return "unwanted"
+    with store.transaction():
+        pending = pending_verifiers(store)
+        if callback_id not in pending and len(pending) >= max_pending:
+            return "unwanted"
+        return "saved" if save_pending_verifier(store, callback_id, verifier) else "known"

@@ -53,9 +53,17 @@ def source_marker(state_path: Path) -> Path:
     return state_path.with_name(state_path.name.replace(".db", "") + ".key-source")
 
 
+def _read_private(path: Path) -> str:
+    """A small file of the home, read without following a planted link."""
+    from fbstampli.paths import open_home_file
+
+    with os.fdopen(open_home_file(path, os.O_RDONLY), encoding="utf-8") as handle:
+        return handle.read(4096)
+
+
 def read_source(state_path: Path) -> KeySource | None:
     try:
-        text = source_marker(state_path).read_text().strip()
+        text = _read_private(source_marker(state_path)).strip()
     except FileNotFoundError:
         return None
     try:
@@ -68,11 +76,9 @@ def read_source(state_path: Path) -> KeySource | None:
 
 
 def write_source(state_path: Path, source: KeySource) -> None:
-    marker = source_marker(state_path)
-    temporary = marker.with_suffix(".tmp")
-    temporary.write_text(f"{source.value}\n")
-    os.chmod(temporary, 0o600)
-    os.replace(temporary, marker)
+    from fbstampli.atomic import write_atomic
+
+    write_atomic(source_marker(state_path), f"{source.value}\n".encode())
 
 
 def _with_timeout(call: Callable[[], T], what: str) -> T:
@@ -183,7 +189,7 @@ def resolve_key(state_path: Path, env: Mapping[str, str]) -> StateKey:
         return StateKey(check_key_hex(str(found), "the OS keyring"), KeySource.KEYRING)
     key_file = state_path.with_name("state.key")
     try:
-        text = key_file.read_text()
+        text = _read_key_file(key_file)
     except FileNotFoundError:
         raise StateUnusableError(
             f"the key file {key_file} is missing; restore it from your backup, or set {KEY_ENV}"
@@ -191,6 +197,24 @@ def resolve_key(state_path: Path, env: Mapping[str, str]) -> StateKey:
     except PermissionError:
         raise StateUnusableError(f"the key file {key_file} cannot be read by this user") from None
     return StateKey(check_key_hex(text, str(key_file)), KeySource.FILE)
+
+
+def _read_key_file(key_file: Path) -> str:
+    """The key file's text, refused when another user could have read it (mode beyond 0600):
+    a key that leaked is no key, and a quiet run would hide that it did."""
+    import stat
+
+    from fbstampli.paths import open_home_file
+
+    with os.fdopen(open_home_file(key_file, os.O_RDONLY), encoding="utf-8") as handle:
+        mode = stat.S_IMODE(os.fstat(handle.fileno()).st_mode)
+        if mode & 0o077:
+            raise ConfigError(
+                f"the key file {key_file} can be read by other users (mode {mode:04o}); run "
+                f"`chmod 600 {key_file}`, and rotate the key (`fbstampli key rotate`) if "
+                "anyone else may have read it"
+            )
+        return handle.read(4096)
 
 
 def _pending_file(state_path: Path) -> Path:
@@ -210,16 +234,17 @@ def stage_new_key(state_path: Path, source: KeySource) -> StateKey:
             "storing the new state key",
         )
     elif source is KeySource.FILE:
-        pending = _pending_file(state_path)
-        fd = os.open(pending, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(key.hex + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        from fbstampli.atomic import write_atomic
+
+        write_atomic(_pending_file(state_path), f"{key.hex}\n".encode())
     else:
+        home = state_path.parent
         raise ConfigError(
-            f"the state key comes from {KEY_ENV}; rotate it where it is kept, then re-encrypt "
-            "with `fbstampli state backup` under the new key"
+            f"the state key comes from {KEY_ENV}, which fbstampli cannot change; to rotate it: "
+            f"stop cron and serve-webhook, write the current key to {home}/state.key "
+            f"(chmod 600) and 'file' to {home}/state.key-source, unset {KEY_ENV}, run "
+            f"`fbstampli key rotate`, then store the new {home}/state.key as {KEY_ENV}, "
+            f"write 'env' to {home}/state.key-source and delete {home}/state.key"
         )
     return key
 
@@ -228,7 +253,7 @@ def pending_key(state_path: Path, source: KeySource) -> StateKey | None:
     """The staged key of an interrupted rotation, if there is one."""
     if source is KeySource.FILE:
         try:
-            text = _pending_file(state_path).read_text()
+            text = _read_key_file(_pending_file(state_path))
         except FileNotFoundError:
             return None
         return StateKey(check_key_hex(text, str(_pending_file(state_path))), source)

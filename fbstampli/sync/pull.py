@@ -30,7 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from fbstampli.config import Settings
-from fbstampli.errors import ConfigError, ExportParseError, RemoteError
+from fbstampli.errors import (
+    ConfigError,
+    ExportParseError,
+    RemoteError,
+    StateUnusableError,
+    TemporaryError,
+)
 from fbstampli.models import ExportKind, StampliRecord
 from fbstampli.report import RunReport
 from fbstampli.stampli.parse import detect_export_kind, parse_export
@@ -87,6 +93,28 @@ def local_path(folder: Path, name: str) -> Path:
     if candidate.resolve().parent != folder.resolve():
         raise RemoteError(f"refusing export name {name!r}: it would leave {folder}")
     return candidate
+
+
+# File names are 255 bytes at most on most file systems; the row id and a quarantine suffix
+# must fit beside the remote name, so a longer one is shortened (and made unique) locally.
+MAX_LOCAL_NAME_BYTES = 200
+
+
+def local_name(file_id: int, name: str) -> str:
+    """The local copy's name for row `file_id`: `<id>-<name>`, shortened when too long.
+
+    A remote name of 249+ bytes once failed every pull with ENAMETOOLONG; it now
+    keeps its first 100 bytes, a digest of the whole name, and a short suffix.
+    """
+    full = f"{file_id:06d}-{name}"
+    if len(full.encode("utf-8", "surrogateescape")) <= MAX_LOCAL_NAME_BYTES:
+        return full
+    raw = name.encode("utf-8", "surrogateescape")
+    digest = hashlib.sha256(raw).hexdigest()[:16]
+    suffix = Path(name).suffix
+    suffix = suffix if 0 < len(suffix.encode("utf-8", "surrogateescape")) <= 10 else ""
+    stem = raw[:100].decode("utf-8", "ignore")
+    return f"{file_id:06d}-{stem}-{digest}{suffix}"
 
 
 def _sha256_of(path: Path) -> tuple[int, str]:
@@ -231,9 +259,10 @@ def _quarantine(
     target: Path | None = None
     if local is not None and local.exists():
         context.quarantine.mkdir(parents=True, exist_ok=True)
-        target = context.quarantine / name
+        short = name if len(name.encode("utf-8", "surrogateescape")) <= MAX_LOCAL_NAME_BYTES else ""
+        target = context.quarantine / (short or local.name)
         if target.exists():
-            target = context.quarantine / f"{name}.{file_id}"
+            target = context.quarantine / f"{local.name}.{file_id}"
     with store.transaction():
         journal.mark_quarantined(store, file_id, reason, target)
         store.audit("stampli_file_quarantined", detail=f"{name}: {reason}", run_id=context.run_id)
@@ -256,7 +285,7 @@ def _open_row(store: Store, remote: RemoteFile, export_kind: ExportKind, folder:
         return found
     with store.transaction():
         file_id = journal.add_file(store, name, size, mtime, export_kind)
-        local = local_path(folder, f"{file_id:06d}-{name}")
+        local = local_path(folder, local_name(file_id, name))
         journal.set_local_path(store, file_id, local)
     return FileRow(file_id, name, FileState.DOWNLOADING, "", local)
 
@@ -298,7 +327,7 @@ def _handle(
         # its size, so a server that reports none never matches one and re-reads instead.)
         return file.state is not FileState.QUARANTINED
     # A row from before per-row local names had none; it gets one now.
-    local = file.local or local_path(context.folder, f"{file.id:06d}-{file.name}")
+    local = file.local or local_path(context.folder, local_name(file.id, file.name))
     limit_mb = context.settings.pull.max_file_mb
     oversize = remote.size is not None and remote.size > limit_mb << 20
     if file.state is FileState.DOWNLOADING and oversize:
@@ -385,8 +414,34 @@ def pull(
         except RemoteError as error:
             report.problems.append(f"could not fetch {remote.name!r}: {error}")
             continue
+        except (TemporaryError, StateUnusableError, ConfigError):
+            raise  # this machine's trouble (disk, state, settings): the next run resumes
+        except Exception as error:  # the file's: it must not stop every later pull
+            log.warning("could not handle %r; quarantined", remote.name, exc_info=True)
+            _quarantine_unreadable(store, context, remote, export_kind, error, report)
+            continue
         if done and archive:
             _archive(connection, outbound, remote.name, archive, report)
+
+
+def _quarantine_unreadable(
+    store: Store,
+    context: PullContext,
+    remote: RemoteFile,
+    export_kind: ExportKind,
+    error: Exception,
+    report: RunReport,
+) -> None:
+    """Set aside a file whose handling failed in a way no parser rule foresaw, for good."""
+    reason = f"could not be handled ({type(error).__name__}: {error})"
+    try:
+        file = _open_row(store, remote, export_kind, context.folder)
+    except Exception:  # not even a row: say so, and let the next run try again
+        log.debug("no journal row for %r", remote.name, exc_info=True)
+        report.problems.append(f"could not handle {remote.name!r}: {reason}")
+        return
+    local = file.local if file.local is not None and file.local.exists() else None
+    _quarantine(store, context, file.id, file.name, local, reason, report)
 
 
 def _archive(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from fbstampli.atomic import write_atomic
 from fbstampli.clock import Clock, from_utc_text, to_utc_text
 from fbstampli.config import Settings
 from fbstampli.errors import ConfigError
@@ -231,7 +232,7 @@ def _dry_run(
                 ):
                     row = outbox.batch(ctx.store, batch_id)
                     if row is not None:
-                        (folder / row["file_name"]).write_bytes(bytes(row["content"]))
+                        write_atomic(folder / row["file_name"], bytes(row["content"]))
                         report.add(f"files.{kind.value}")
                         report.notes.append(f"would upload {row['file_name']}")
             raise _DryRunDone

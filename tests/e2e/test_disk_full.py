@@ -76,13 +76,16 @@ def test_a_full_disk_when_the_state_is_opened_is_not_taken_for_a_wrong_key(
 def test_a_log_file_that_cannot_be_written_is_one_warning_and_the_run_goes_on(
     connected: Connected,
 ) -> None:
+    # Once a link to /dev/full; links in the home are refused now, so the log file is grown
+    # (sparse) to the run's file-size limit instead: every append to it fails, nothing else.
     log_file = connected.home / "logs" / "fbstampli.log"
-    log_file.unlink(missing_ok=True)
-    log_file.symlink_to("/dev/full")  # every write: "No space left on device"
-    result = connected.run("push-bills")
+    limit = 4_000_000  # under the 5 MB rotation, above what the state needs
+    with log_file.open("ab") as grown:
+        grown.truncate(limit)
+    result = run_on_a_full_disk(connected.home, limit, "push-bills")
     assert result.code == 0, result.stderr
     assert result.stderr.splitlines() == [
-        f"fbstampli: cannot write the log file {log_file} (No space left on device); "
+        f"fbstampli: cannot write the log file {log_file} (File too large); "
         "not logging to it for the rest of this run"
     ]
     assert len(connected.inbound_files()) == 3

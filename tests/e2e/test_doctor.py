@@ -28,7 +28,7 @@ from fbstampli.sandbox.sftp_server import SftpServer
 from fbstampli.services.sandbox import connect_home
 from fbstampli.store import open_state
 from tests.e2e.conftest import Connected
-from tests.support.cli import one_line
+from tests.support.cli import one_line, start
 
 PAGE_SIZE = 4096  # SQLCipher 4's default, which `init` keeps
 FIX_RESTORE = "restore the last good backup with `fbstampli state restore FILE`"
@@ -257,3 +257,26 @@ def test_an_unreachable_freshbooks_gets_the_network_fix_not_a_new_login(
     assert "did not answer" in check.detail
     assert "freshbooks.api_url" in check.fix
     assert "auth login" not in check.fix
+
+
+def test_doctor_during_a_sync_never_spends_the_refresh_token_the_sync_holds(
+    connected: Connected,
+) -> None:
+    # Once: doctor refreshed the single-use refresh token without the run lock, and the sync
+    # it ran beside then failed with "FreshBooks rejected the refresh token".
+    fb = connected.freshbooks
+    with connected.sftp.hold("*.part") as hold:
+        sync = start(connected.home, "sync")
+        try:
+            assert hold.reached.wait(60), "sync never reached the upload"
+            fb.expire_access_tokens()  # whoever calls FreshBooks next must refresh
+            tokens_before = fb.count("POST", "token")
+            doctor = connected.run("doctor")
+            assert fb.count("POST", "token") == tokens_before  # doctor did not refresh
+            line = next(x for x in doctor.stdout.splitlines() if "FreshBooks" in x)
+            assert "run lock" in line, doctor.stdout
+        finally:
+            hold.release()
+            _, err = sync.communicate(timeout=120)
+    assert sync.returncode == 0, err
+    assert connected.run("doctor").code == 0  # and alone it checks the token for real

@@ -34,7 +34,7 @@ FRESHBOOKS_DEFAULT = "127.0.0.1:8765"  # `fbstampli sandbox freshbooks`'s defaul
 SFTP_DEFAULT = "--port 2222"  # `fbstampli sandbox sftp`'s default port
 WALKTHROUGH_TIMEOUT = 300.0
 BANNER_TIMEOUT = 30.0
-URL_PROMPT = "Redirected URL (or code): "
+URL_PROMPT = "Redirected URL: "
 PASSWORD_PROMPT = "SFTP password: "
 PIN_PROMPT = "Pin it? [y/N]: "
 
@@ -218,7 +218,7 @@ def test_the_readme_walkthrough_runs_as_written_against_both_sandboxes(tmp_path:
     assert (tmp_path / "browser.log").read_text().split() == user.pasted_urls
     assert user.password not in transcript  # the password prompt does not echo
     doctor = [line for line in transcript.splitlines() if re.match(r"(ok  |FAIL) \S", line)]
-    assert len(doctor) == 11, transcript
+    assert len(doctor) == 12, transcript  # home, key, state, FreshBooks, its behaviour, SFTP, …
     assert all(line.startswith("ok   ") for line in doctor), "\n".join(doctor)
     dry_run = sorted(path.name for path in (user_home / "fbstampli-sandbox" / "dry-run").iterdir())
     inbound = sorted(path.name for path in (user_home / "stampli-sandbox" / "inbound").iterdir())

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -443,3 +444,50 @@ def test_restore_and_key_rotation_refuse_while_the_listener_serves_and_a_second_
     assert "serve-webhook cannot run at the same time" in second.stderr
     assert serving.stop() == 0
     assert connected.run("state", "restore", str(backup), "--force").code == 0
+
+
+# ---- forged handshakes ------------------------------------------------------------------------
+
+
+def test_flood_of_unsigned_handshakes_neither_blocks_syncs_nor_a_genuine_handshake(
+    serving: Serving,
+) -> None:
+    # Once: 16 forged handshakes every 0.5 s made every cron sync exit 75 (the worker held the
+    # run lock PUTting them to FreshBooks), and the 17th pending one made a genuine one 503.
+    connected = serving.connected
+    fb = connected.freshbooks
+    puts = fb.count("PUT", "callbacks.put")
+    fb.delay("/events/account/", 0.3, times=10_000)  # FreshBooks answers in a few hundred ms
+    stop = threading.Event()
+    flood_statuses: list[int] = []
+
+    def flood() -> None:
+        n = 0
+        while not stop.is_set():
+            for _ in range(16):
+                n += 1
+                form = (("verifier", f"forged-{n}"), ("object_id", str(900000 + n)))
+                flood_statuses.append(serving.post(form, None))
+            stop.wait(0.5)
+
+    flooder = threading.Thread(target=flood, daemon=True)
+    flooder.start()
+    try:
+        wait_for(lambda: len(flood_statuses) >= 32)
+        codes = [connected.run("sync").code for _ in range(4)]
+        assert codes == [0, 0, 0, 0]
+        record = min(fb.callbacks[fb.account_id].values(), key=lambda c: c.callback_id)
+        record.verifier, record.verified = "a-fresh-genuine-code", False
+        resent = connected.run("webhooks", "verify", str(record.callback_id), "--resend")
+        assert resent.code == 0, resent.output
+        assert record.verified
+    finally:
+        stop.set()
+        flooder.join(DEADLINE)
+    assert set(flood_statuses) == {202}
+    assert serving.health()["handshakes_ignored"] == len(flood_statuses)
+    assert serving.worker()["runs"] == 0
+    assert serving.worker()["busy_retries"] == 0
+    assert fb.count("PUT", "callbacks.put") == puts + 2  # the resend and its confirmation only
+    names = [row[0] for row in stored(connected.home, "SELECT name FROM credentials")]
+    assert not any(str(name).startswith("webhook.pending.") for name in names)

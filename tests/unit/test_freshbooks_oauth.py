@@ -279,3 +279,11 @@ def test_two_lost_answers_are_temporary_and_name_the_login_fix_for_later(
         expiring_manager([]).access_token()
     assert raised.value.exit_code == 75
     assert requests_mock.call_count == 2
+
+
+def test_a_bare_code_pasted_into_an_interactive_login_is_refused_for_lack_of_state() -> None:
+    # The state check proves the login started here; a bare code cannot carry it.
+    with pytest.raises(AuthRequiredError, match="whole address"):
+        parse_redirect("abc123", state="expected-state")
+    url = "https://localhost:8765/callback?code=abc123&state=expected-state"
+    assert parse_redirect(url, state="expected-state") == "abc123"

@@ -1,5 +1,7 @@
 """Monitoring pings against a real local HTTP server; a ping never fails the job."""
 
+import logging
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -64,3 +66,17 @@ def test_an_error_pings_fail_and_still_raises(pings) -> None:
 def test_a_dead_monitoring_service_does_not_fail_the_job() -> None:
     report = monitored("http://127.0.0.1:9/nothing-listens", lambda: RunReport("sync"))
     assert report.exit_code == 0
+
+
+def test_a_failed_ping_logs_the_host_never_the_key_in_the_url(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with socket.socket() as probe:  # a port nobody listens on: the ping fails
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/ping/0b7a6c1e-secret-check-key"
+    with caplog.at_level(logging.WARNING):
+        monitored(url, lambda: RunReport("sync"))
+    assert caplog.records, "the failed ping was not logged"
+    assert all("secret-check-key" not in record.getMessage() for record in caplog.records)
+    assert "http://127.0.0.1/" in caplog.records[0].getMessage()

@@ -560,3 +560,29 @@ def test_store_records_payload_round_trips_amounts_and_times(
     data = json.loads(row["payload"])
     assert Decimal(data["amount"]) == Decimal("12.30")
     assert date.fromisoformat(data["payment_date"]) == date(2026, 11, 24)
+
+
+def test_a_file_failing_in_a_way_no_rule_foresaw_is_quarantined_and_the_poll_goes_on(
+    store: Store,
+    remote: StampedTransport,
+    template: Template,
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Once an uncaught error in one file (UTF-7 XML's ValueError) made every later sync exit 70.
+    remote.put("stampli_capture_1.csv", captures(10))
+    remote.put("stampli_capture_2.csv", captures(11))
+
+    def brittle(template: Template, name: str, stream: IO[bytes]) -> Iterator[StampliRecord]:
+        if name == "stampli_capture_1.csv":
+            raise RuntimeError("an unforeseen failure")
+        return real_parse(template, name, stream)
+
+    monkeypatch.setattr(pull_module, "parse_export", brittle)
+    report = poll(store, remote, template, home)
+    assert states(store) == {
+        "stampli_capture_1.csv": "quarantined",
+        "stampli_capture_2.csv": "processed",
+    }
+    assert any("RuntimeError" in problem for problem in report.problems)
+    assert poll(store, remote, template, home).problems == []  # set aside for good

@@ -452,3 +452,35 @@ def test_overlong_line_is_refused_without_reading_it_whole() -> None:
         parse_bytes(data)
     assert caught.value.line == 2
     assert "line longer than" in caught.value.reason
+
+
+# ---- hostile shapes: bounded per row, every failure an ExportParseError -----------------------
+
+
+def test_xml_declaring_utf_7_is_a_parse_error_not_a_crash() -> None:
+    data = b'<?xml version="1.0" encoding="UTF-7"?>\n<Approvals><Invoice/></Approvals>\n'
+    with pytest.raises(ExportParseError, match="cannot read"):
+        parse_bytes(data, "a.xml", XML_TEMPLATE)
+
+
+def test_an_xml_row_of_endless_fields_is_refused_not_held() -> None:
+    fields = b"".join(b"<F%d>v</F%d>" % (n, n) for n in range(2000))
+    data = b"<Approvals><Invoice><Status>ok</Status>" + fields + b"</Invoice></Approvals>"
+    with pytest.raises(ExportParseError, match="more than 1000 columns"):
+        parse_bytes(data, "a.xml", XML_TEMPLATE)
+
+
+def test_an_xml_row_bigger_than_the_row_budget_is_refused() -> None:
+    value = b"x" * (100 * 1024)  # each under the per-value cap; together over the row cap
+    fields = b"".join(b"<F%d>%s</F%d>" % (n, value, n) for n in range(60))
+    data = b"<Approvals><Invoice><Status>ok</Status>" + fields + b"</Invoice></Approvals>"
+    with pytest.raises(ExportParseError, match="row longer than"):
+        parse_bytes(data, "a.xml", XML_TEMPLATE)
+
+
+def test_a_csv_row_spread_over_many_quoted_lines_is_capped_as_a_row() -> None:
+    header = b"Stampli Invoice ID,Approval Status,Note\r\n"
+    field = b'"' + b"y" * 50_000 + b"\n" + b"y" * 50_000 + b'"'  # under the field cap
+    data = header + b"S-1,approved," + b",".join([field] * 60) + b"\r\n"
+    with pytest.raises(ExportParseError, match="row longer than"):
+        parse_bytes(data)

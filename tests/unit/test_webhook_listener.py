@@ -174,29 +174,59 @@ def test_concurrent_events_are_all_queued(served: Served) -> None:
 
 
 def test_handshake_keeps_the_verifier_pending_until_freshbooks_confirms(served: Served) -> None:
+    hooks.open_handshake_window(served.store, 600, {12})
     status, _ = served.post((("verifier", "new-code"), ("object_id", "12")), None)
     assert status == 200
     assert hooks.pending_verifiers(served.store) == {12: "new-code"}
     assert 12 not in hooks.confirmed_verifiers(served.store)
-    assert len(served.wakes) == 1  # the worker PUTs it back to FreshBooks
+    assert served.wakes == []  # the waiting command confirms it, not the worker
     event = (("name", "bill.update"), ("object_id", "3"), ("account_id", ACCOUNT))
     assert served.post(event, sign(event, "new-code"))[0] == 401  # not a key until confirmed
 
 
 def test_handshake_repeating_a_confirmed_verifier_changes_nothing(served: Served) -> None:
+    hooks.open_handshake_window(served.store, 600, {7})
     assert served.post((("verifier", VERIFIER), ("object_id", "7")), None)[0] == 200
     assert hooks.pending_verifiers(served.store) == {}
     assert served.wakes == []
 
 
-def test_flood_of_forged_handshakes_is_bounded(served: Served) -> None:
+def test_handshake_nobody_awaits_is_answered_counted_and_stores_nothing(served: Served) -> None:
+    statuses = [
+        served.post((("verifier", f"forged-{n}"), ("object_id", str(100 + n))), None)[0]
+        for n in range(20)
+    ]
+    assert statuses == [202] * 20
+    assert hooks.pending_verifiers(served.store) == {}
+    assert served.wakes == []
+    assert served.request("GET", HEALTH_PATH)[1]["handshakes_ignored"] == 20
+
+
+def test_handshake_for_a_callback_the_window_does_not_name_is_ignored(served: Served) -> None:
+    hooks.open_handshake_window(served.store, 600, {12})
+    assert served.post((("verifier", "forged"), ("object_id", "13")), None)[0] == 202
+    assert served.post((("verifier", "real"), ("object_id", "12")), None)[0] == 200
+    assert hooks.pending_verifiers(served.store) == {12: "real"}
+
+
+def test_handshake_after_the_window_closed_is_ignored(served: Served) -> None:
+    hooks.open_handshake_window(served.store, 0.2, {12})
+    time.sleep(0.3)
+    assert served.post((("verifier", "late"), ("object_id", "12")), None)[0] == 202
+    assert hooks.pending_verifiers(served.store) == {}
+
+
+def test_flood_during_a_registration_window_is_bounded(served: Served) -> None:
+    hooks.open_handshake_window(served.store, 600, None)  # ids not known yet: any is admitted
     statuses = [
         served.post((("verifier", f"forged-{n}"), ("object_id", str(100 + n))), None)[0]
         for n in range(20)
     ]
     assert statuses.count(200) == 16
-    assert set(statuses[16:]) == {503}
+    assert set(statuses[16:]) == {202}
     assert len(hooks.pending_verifiers(served.store)) == 16
+    hooks.open_handshake_window(served.store, 600, {103})  # FreshBooks answered: id 103
+    assert hooks.pending_verifiers(served.store) == {103: "forged-3"}
 
 
 # ---- rejected, with nothing stored --------------------------------------------------------
@@ -555,3 +585,17 @@ def test_a_state_held_by_another_writer_gets_503_soon_and_health_keeps_answering
         listener.stop()
         other.close()
         store.close()
+
+
+def test_two_content_lengths_are_refused(served: Served) -> None:
+    # A proxy in front may frame the body by one and this server by the other: smuggling.
+    body = urlencode(EVENT).encode()
+    with socket.create_connection(("127.0.0.1", served.port), timeout=5) as sock:
+        sock.sendall(
+            f"POST {WEBHOOK_PATH} HTTP/1.1\r\nHost: x\r\n"
+            f"Content-Length: {len(body)}\r\nContent-Length: 5\r\n\r\n".encode()
+            + body
+        )
+        answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 400")
+    assert served.event_rows() == []
