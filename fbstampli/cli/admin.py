@@ -27,12 +27,24 @@ def init(
 
 
 @app.command("status")
-def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
-    """Health at a glance: login, SFTP target, last runs, queues, Stampli files, reconciliation."""
+def status(
+    ctx: typer.Context,
+    stuck: Annotated[
+        bool,
+        typer.Option(
+            "--stuck", help="List every failing item and quarantined file, with its whole error."
+        ),
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Did every bill reach Stampli, and what is stuck? Exit 1 when something needs attention."""
     from fbstampli.cli import output
     from fbstampli.services import admin
 
-    output.show_status(admin.status(options_of(ctx)), as_json=as_json)
+    document = admin.status(options_of(ctx))
+    if not options_of(ctx).quiet or as_json:
+        output.show_status(document, as_json=as_json, stuck=stuck)
+    raise typer.Exit(1 if document["attention"] else 0)
 
 
 @app.command("doctor")

@@ -106,24 +106,15 @@ def demo_note(text: str) -> None:
     sys.stdout.write(f"    {text}\n")
 
 
-def show_status(document: dict[str, Any], *, as_json: bool) -> None:
-    """Status as JSON (stable, versioned) or as one screen of key/value lines."""
+def show_status(document: dict[str, Any], *, as_json: bool, stuck: bool = False) -> None:
+    """Status as JSON (stable, versioned) or as the one-screen summary of `cli/status_view.py`."""
     if as_json:
         write_json(document)
         return
-    rows: list[tuple[str, Any]] = []
+    from fbstampli.cli.status_view import status_lines, stuck_lines
 
-    def flatten(prefix: str, value: Any) -> None:
-        if isinstance(value, dict) and value:
-            for key, inner in value.items():
-                flatten(f"{prefix}.{key}" if prefix else str(key), inner)
-        elif isinstance(value, list):
-            rows.append((prefix, f"{len(value)}: " + "; ".join(str(item) for item in value)))
-        else:
-            rows.append((prefix, "" if value is None else value))
-
-    flatten("", {k: v for k, v in document.items() if k != "schema"})
-    table("fbstampli status", ["item", "value"], rows)
+    lines = stuck_lines(document) if stuck else status_lines(document)
+    sys.stdout.write("".join(f"{line}\n" for line in lines))
 
 
 def show_checks(checks: Sequence[Any], *, as_json: bool) -> None:
@@ -207,3 +198,14 @@ def show_reconciliation(
             ) from None
     else:
         sys.stdout.write(text)
+
+
+def shown(value: object) -> str:
+    """Text that came from outside (FreshBooks, Stampli, the SFTP server, a file), made safe to
+    print as one piece of a line: every such value is printed through here.
+
+    Control characters (a newline, an escape sequence) would let a bill number rewrite the
+    screen or forge a line; they are shown as `?`.
+    """
+    text = "" if value is None else str(value)
+    return "".join(ch if ch.isprintable() else "?" for ch in text)

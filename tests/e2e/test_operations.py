@@ -14,6 +14,9 @@ from tests.support.summary import find_secrets
 STATUS_KEYS = {
     "schema",
     "home",
+    "now",
+    "timezone",
+    "attention",
     "freshbooks",
     "sftp",
     "runs",
@@ -108,7 +111,7 @@ def test_status_json_keeps_its_schema_and_shows_no_secret(connected: Connected) 
     assert connected.run("push-bills").code == 0
     after = json.loads(connected.run("status", "--json").stdout)
     assert set(after) == STATUS_KEYS
-    assert after["schema"] == 1
+    assert after["schema"] == 2
     assert after["freshbooks"]["logged_in"] is True
     assert after["sftp"]["host_key"].split()[1] == connected.sftp.host_key.sha256_fingerprint
     assert after["runs"]["push-bills"]["exit_code"] == 0
