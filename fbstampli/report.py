@@ -18,6 +18,9 @@ class RunReport:
     counts: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # What the command did, as sentences for people (cli/summaries.py makes them from the
+    # counts when the command sets none); --json keeps the counts.
+    summary: list[str] = field(default_factory=list)
     items: list[dict[str, Any]] = field(default_factory=list)
     attention: bool = False  # e.g. reconcile mismatches, for --fail-on-mismatch
 

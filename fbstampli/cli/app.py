@@ -125,9 +125,13 @@ def log_outcome(report: Any, code: int) -> None:
     """A run's outcome and problems to the log file only: the console has said them already,
     and the file is what tells an operator later what each cron run did."""
     from fbstampli.logs import FILE_ONLY
+    from fbstampli.summaries import sentences
 
     counts = ", ".join(f"{name} {value}" for name, value in sorted(report.counts.items()) if value)
-    log.info("%s: exit %d; %s", report.command, code, counts or "nothing to do", extra=FILE_ONLY)
+    said = " ".join(sentences(report))
+    log.info(
+        "%s: exit %d; %s (%s)", report.command, code, said, counts or "no counts", extra=FILE_ONLY
+    )
     for problem in report.problems:
         log.warning("%s: %s", report.command, problem, extra=FILE_ONLY)
 

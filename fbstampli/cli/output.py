@@ -53,8 +53,9 @@ def show_report(report: RunReport, options: Options, *, as_json: bool = False) -
         sys.stderr.write(f"fbstampli: {problem}\n")
     if options.quiet or not (stdout_is_terminal() or options.verbose):
         return
-    counts = ", ".join(f"{name} {value}" for name, value in sorted(report.counts.items()) if value)
-    sys.stdout.write(f"{report.command}: {counts or 'nothing to do'}\n")
+    from fbstampli.summaries import sentences
+
+    sys.stdout.write(" ".join(sentences(report)) + "\n")
     for note in report.notes:
         sys.stdout.write(f"  {note}\n")
 

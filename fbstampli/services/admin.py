@@ -66,7 +66,6 @@ def init_home(options: Options, *, key_source: str = "auto") -> RunReport:
     paths.ensure()
     if options.config is None and not paths.config.exists():
         paths.config.write_text(default_config_text())
-        report.notes.append(f"wrote {paths.config}")
     load_options_settings(options)  # a broken config fails init, not the first cron run
     if paths.state.exists():
         store, key = open_state(paths.state, options.env, SystemClock(), recover=False)
@@ -77,7 +76,9 @@ def init_home(options: Options, *, key_source: str = "auto") -> RunReport:
                 "init never replaces a key: run it without --key-source, or with "
                 f"--key-source {key.source.value}"
             )
-        report.notes.append(f"{paths.state} exists (key from {key.source.value}); left unchanged")
+        report.summary.append(
+            f"{paths.home} is set up already (key in {key.source.value}); nothing changed."
+        )
         return report
     if paths.key_file.exists():
         raise ConfigError(
@@ -88,7 +89,10 @@ def init_home(options: Options, *, key_source: str = "auto") -> RunReport:
     key = create_key(paths.state, source, options.env)
     Store.create(paths.state, key, SystemClock()).close()
     report.add("created")
-    report.notes.append(f"created {paths.state}; key kept in {source.value}")
+    report.summary.append(
+        f"Created {paths.home}: a commented config.toml, the state key (in {source.value}) and "
+        "the encrypted state. Next: `fbstampli auth login`."
+    )
     if source is KeySource.FILE:
         report.notes.append(
             f"{paths.key_file} protects a state file copied alone (backups); keep it out of "
@@ -129,9 +133,9 @@ def key_rotate(options: Options) -> RunReport:
         replace_state(rotating, paths.state)
         promote_key(paths.state, new_key)
     report.add("rotated")
-    report.notes.append(
-        "backups taken before now open only with the old key, which is gone: "
-        "take a new one with `fbstampli state backup FILE`"
+    report.summary.append(
+        "Re-encrypted the state under a new key. Backups taken before now open only with the "
+        "old key, which is gone: take a new one with `fbstampli state backup FILE`."
     )
     return report
 
@@ -143,7 +147,7 @@ def state_backup(options: Options, destination: Path) -> RunReport:
     with open_runtime(options, lock=False) as rt:
         rt.store.backup_to(destination, rt.key, rt.paths)
         rt.store.audit("state_backup", detail=str(destination))
-    report.notes.append(f"wrote {destination} (encrypted with the current state key)")
+    report.summary.append(f"Wrote an encrypted backup of the state to {destination}.")
     report.add("written")
     return report
 
@@ -340,7 +344,7 @@ def template_check(file: Path) -> RunReport:
 
     load_template(file)
     report = RunReport("template check")
-    report.notes.append(f"{file} is a valid Stampli template")
+    report.summary.append(f"{file} is a valid Stampli template.")
     report.add("valid")
     return report
 
@@ -396,5 +400,7 @@ def state_restore(options: Options, source: Path, *, force: bool) -> RunReport:
         for suffix in ("-wal", "-shm"):
             Path(f"{paths.state}{suffix}").unlink(missing_ok=True)
     report.add("restored")
-    report.notes.append(f"restored {paths.state} from {source} (last change {backup_change})")
+    report.summary.append(
+        f"Restored the state from {source} (its last change: {backup_change or 'none'})."
+    )
     return report

@@ -58,7 +58,10 @@ def auth_login(
                 credentials.Business(chosen.account_id, str(chosen.business_id), chosen.name),
             )
             rt.store.audit("logged_in", detail=f"business {chosen.business_id} ({chosen.name})")
-        report.notes.append(f"logged in; syncing business {chosen.business_id} {chosen.name!r}")
+        report.summary.append(
+            f"Logged in to FreshBooks; syncing {chosen.name or 'the business'} "
+            f"(business {chosen.business_id}). Next: `fbstampli auth sftp`."
+        )
         report.add("logged_in")
     return report
 
@@ -106,6 +109,7 @@ def auth_logout(options: Options) -> RunReport:
             forget_business(rt.store)
             rt.store.audit("logged_out")
         report.add("logged_out")
+        report.summary.append("Logged out of FreshBooks; `fbstampli auth login` to log in again.")
     return report
 
 
@@ -200,8 +204,9 @@ def auth_sftp(
                 outbound=outbound,
             ),
         )
-        report.notes.append(
-            f"stored {target.address}; pinned {host_key.key_type} {host_key.sha256_fingerprint}"
+        report.summary.append(
+            f"Stored the SFTP login for {target.address} and pinned its host key "
+            f"{host_key.key_type} {host_key.sha256_fingerprint}. Next: `fbstampli doctor`."
         )
         report.add("stored")
     return report

@@ -66,9 +66,9 @@ def connect_home(
         accept_host_key=server.host_key.sha256_fingerprint,
     )
     return [
-        f"fbstampli init: encrypted state in {options.paths().home}",
-        "fbstampli auth login --code …: " + "; ".join(login.notes),
-        "fbstampli auth sftp: " + "; ".join(pinned.notes),
+        f"fbstampli init: created the encrypted state in {options.paths().home}.",
+        "fbstampli auth login --code …: " + " ".join(login.summary).split(" Next:")[0],
+        "fbstampli auth sftp: " + " ".join(pinned.summary).split(" Next:")[0],
     ]
 
 
@@ -83,8 +83,9 @@ def _files(inbound: Path, names: Sequence[str]) -> list[tuple[str, int, str]]:
 
 
 def _counts(report: RunReport) -> str:
-    shown = {k: v for k, v in sorted(report.counts.items()) if v and not k.startswith("seen.")}
-    return ", ".join(f"{name} {value}" for name, value in shown.items()) or "nothing to do"
+    from fbstampli.summaries import sentences
+
+    return " ".join(sentences(report))
 
 
 def run_demo(*, keep: bool, bills: int, show: Show) -> int:
@@ -119,8 +120,8 @@ def run_demo(*, keep: bool, bills: int, show: Show) -> int:
             second = push.push_bills(options, dry_run=False, full=False, since=None)
             again = sorted(path.name for path in inbound.iterdir())
             show.step(
-                f"fbstampli push-bills again: {len(again) - len(names)} new files "
-                f"({second.counts.get('unchanged', 0)} objects unchanged: nothing sent twice)"
+                f"fbstampli push-bills again: {len(again) - len(names)} new files; "
+                f"{second.counts.get('unchanged', 0)} objects unchanged, so nothing is sent twice."
             )
 
             bill_id = next(iter(sorted(freshbooks.data.bills)))
@@ -168,10 +169,7 @@ def run_demo_exports(options: Options, root: Path, show: Show) -> None:
         "Stampli stand-in captured every invoice, approved some, paid one and an unknown invoice"
     )
     report = pull.pull_stampli(options, now=True)
-    show.step(
-        f"fbstampli pull-stampli: {report.counts.get('files', 0)} files, "
-        f"{report.counts.get('records', 0)} records stored"
-    )
+    show.step(f"fbstampli pull-stampli: {_counts(report)}")
     result = pull.reconcile(options)
     rows: list[list[Any]] = [
         [i["fb_bill_id"], i["stampli_invoice_id"], i["outcome"], i["detail"]]

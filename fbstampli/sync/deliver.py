@@ -175,6 +175,7 @@ def _deliver_with_retries(
                 clock.sleep(min(2.0**attempt, 8.0))
             continue
         report.add(f"files.{batch['kind']}")
+        report.add(f"sent.{batch['kind']}", len(batch_members(store, batch_id)))
         return True
     batch = outbox.batch(store, batch_id)
     if batch is not None and last_error is not None:
