@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from fbstampli.clock import from_utc_text
-from fbstampli.errors import FbstampliError, TemporaryError
+from fbstampli.errors import FbstampliError, LocalAccessError, TemporaryError
 from fbstampli.options import Options
 
 if TYPE_CHECKING:
@@ -46,6 +46,12 @@ def _check(
     except FbstampliError as error:
         return CheckResult(name, False, str(error), fix)
     except OSError as error:
+        from fbstampli.access import access_error
+
+        denied = access_error(error)
+        if denied is not None:
+            detail, _, access_fix = str(denied).partition("; ")
+            return CheckResult(name, False, detail, access_fix)
         return CheckResult(name, False, f"{type(error).__name__}: {error.strerror}", fix)
 
 
@@ -70,6 +76,11 @@ def run_checks(options: Options, *, now: Callable[[], datetime] | None = None) -
     try:
         stack = open_runtime(options, lock=False)
         rt = stack.__enter__()
+    except LocalAccessError as error:
+        # A permission problem: restoring a key or a backup would not help, and could hurt.
+        detail, _, fix = str(error).partition("; ")
+        results.append(CheckResult("home access", False, detail, fix))
+        return results
     except FbstampliError as error:
         results.append(
             CheckResult("key and state", False, str(error), "restore the key or a backup (exit 4)")

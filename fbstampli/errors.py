@@ -31,6 +31,11 @@ class ConfigError(FbstampliError):
     exit_code = ExitCode.USAGE
 
 
+class LocalAccessError(ConfigError):
+    """A local file or folder this user may not read or write: fixed by chown/chmod, never by
+    restoring a key or a backup."""
+
+
 class TemplateError(ConfigError):
     """A Stampli template that cannot be used; the message names the bad field."""
 

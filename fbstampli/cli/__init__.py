@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
 import typer
@@ -60,6 +61,14 @@ def run(args: Sequence[str] | None = None) -> int:
             show()
         else:
             sys.stderr.write(f"fbstampli: error: {error}\n")
+        code = ExitCode.USAGE
+    except PermissionError as error:  # a local path this user may not use: not a bug
+        from fbstampli.access import access_error, access_message
+
+        denied = access_error(error)
+        text = str(denied) if denied else access_message(Path(str(error.filename or ".")))
+        log.debug("permission denied", exc_info=True)
+        sys.stderr.write(f"fbstampli: error: {text}\n")
         code = ExitCode.USAGE
     except KeyboardInterrupt:
         sys.stderr.write("fbstampli: interrupted; the next run finishes the work\n")

@@ -94,6 +94,8 @@ def run_outcome(run: dict[str, Any]) -> str:
         return "ok"
     if code is None:
         return "still running (or killed)"
+    if code == 75:
+        return f"{run.get('command', '')} could not reach a server; retries by itself (exit 75)"
     if code == 1:
         return f"{run.get('command', '')} finished with problems (exit 1)".lstrip()
     return f"{run.get('command', '')} failed (exit {code})".lstrip()

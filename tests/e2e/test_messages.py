@@ -1,10 +1,16 @@
 """What the program says to people, through the real command line (issue 16 §2 and §3):
 summaries are sentences with the next step, and each failure is named for what it is."""
 
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.conftest import Connected
-from tests.support.cli import REPO, run
+from tests.support.cli import REPO, Result, cli_env, one_line, run
 
 
 def test_init_says_what_it_made_and_what_to_do_next(tmp_path: Path) -> None:
@@ -32,3 +38,67 @@ def test_template_check_is_a_sentence(home: Path) -> None:
     result = run(home, "-v", "template", "check", str(template))
     assert result.code == 0, result.stderr
     assert result.stdout.strip() == f"{template} is a valid Stampli template."
+
+
+# -- §3: a failure is named for what it is -------------------------------------------------------
+
+NO_OVERRIDE = ("--bounding-set", "-dac_override,-dac_read_search,-fowner")
+
+
+def run_as_plain_user(home: Path, *args: str) -> Result:
+    """The CLI as a user whom file permissions apply to: as root (CI containers), without the
+    capabilities that override them."""
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("root without setpriv: file permissions cannot be made to apply")
+        prefix = ["setpriv", *NO_OVERRIDE, "--inh-caps", NO_OVERRIDE[1]]
+    completed = subprocess.run(
+        [*prefix, sys.executable, "-m", "fbstampli", *args],
+        env=cli_env(home),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return Result(completed.returncode, completed.stdout, completed.stderr)
+
+
+def test_an_unwritable_home_is_a_permission_error_with_its_fix_not_a_bug(home: Path) -> None:
+    home.chmod(0o500)
+    try:
+        result = run_as_plain_user(home, "sync")
+        doctor = run_as_plain_user(home, "doctor")
+    finally:
+        home.chmod(0o700)
+    assert result.code == 2, result.output
+    assert one_line(result.stderr)
+    assert f"cannot write {home}" in result.stderr
+    assert "(permission denied)" in result.stderr
+    assert "chmod u+rwX" in result.stderr or "chown" in result.stderr
+    assert "internal error" not in result.stderr
+    assert "FAIL home access" in doctor.stdout
+    assert "restore the key" not in doctor.stdout  # never key advice for a permission problem
+
+
+def test_an_unreadable_key_file_is_a_permission_error_not_a_key_problem(home: Path) -> None:
+    (home / "state.key").chmod(0o000)
+    try:
+        result = run_as_plain_user(home, "status")
+    finally:
+        (home / "state.key").chmod(0o600)
+    assert result.code == 2, result.output
+    assert f"cannot read {home / 'state.key'} (permission denied)" in result.stderr
+    assert "restore" not in result.stderr
+
+
+def test_an_unwritable_log_file_is_said_once_even_under_quiet(home: Path) -> None:
+    (home / "logs").chmod(0o500)
+    try:
+        result = run_as_plain_user(home, "-q", "status")
+    finally:
+        (home / "logs").chmod(0o700)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "fbstampli.log (permission denied)" in lines[0]
+    assert "not recorded in the log file" in lines[0]

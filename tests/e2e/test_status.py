@@ -72,7 +72,7 @@ def test_stuck_bill_quarantined_file_and_failed_run_are_named_and_exit_1(
     connected.sftp.stop()
     for bill_id in range(1, 6):
         connected.freshbooks.update_bill(bill_id, bill_number=f"INV-X{bill_id}")
-    assert connected.run("push-bills", env=UTC).code == 1
+    assert connected.run("push-bills", env=UTC).code == 75
 
     result = connected.run("status", env=UTC)
 
@@ -80,7 +80,7 @@ def test_stuck_bill_quarantined_file_and_failed_run_are_named_and_exit_1(
     lines = normalised(result.stdout, connected).splitlines()
     assert lines[0] == (
         "FreshBooks  Sandbox Supplies Ltd. (business 439000), logged in; "
-        "last run <hh:mm> push-bills finished with problems (exit 1)"
+        "last run <hh:mm> push-bills could not reach a server; retries by itself (exit 75)"
     )
     assert lines[2] == "Bills       30 of 30 in Stampli · 5 failing"
     assert lines[3] == "Vendors     6 of 6 · Payments 10 of 10"
