@@ -57,7 +57,9 @@ class TemporaryError(FbstampliError):
 
 
 class LockHeldError(TemporaryError):
-    pass
+    """Another run holds the home's lock; `held_seconds` says for how long (0 if unknown)."""
+
+    held_seconds: float = 0.0
 
 
 class RemoteUnavailableError(TemporaryError):

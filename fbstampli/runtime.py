@@ -92,7 +92,11 @@ class Runtime:
 
 def require_home(paths: Paths) -> None:
     if not paths.state.exists():
-        raise ConfigError(f"no fbstampli state in {paths.home}; run `fbstampli init` first")
+        raise ConfigError(
+            f"no fbstampli state in {paths.home}: point --home or FBSTAMPLI_HOME at your home "
+            "(a new terminal or cron does not have the export of another), or create one "
+            "there with `fbstampli init`"
+        )
 
 
 @contextmanager

@@ -36,6 +36,19 @@ def main() -> NoReturn:
     raise SystemExit(run())
 
 
+def _expected_under_quiet(error: FbstampliError) -> bool:
+    """A lock held by the previous cron run, for less than an hour, under -q: cron should not
+    mail about a run that simply had nothing to do yet (the log file has it)."""
+    from fbstampli.cli.app import LOCK_QUIET_SECONDS, _quiet_run
+    from fbstampli.errors import LockHeldError
+
+    return (
+        isinstance(error, LockHeldError)
+        and bool(_quiet_run and _quiet_run[0])
+        and error.held_seconds < LOCK_QUIET_SECONDS
+    )
+
+
 def run(args: Sequence[str] | None = None) -> int:
     """The exit code of one command line (`sys.argv` when None), its outcome told on stderr.
 
@@ -50,7 +63,8 @@ def run(args: Sequence[str] | None = None) -> int:
 
         log.debug("command failed", exc_info=True)
         log.error("error (exit %d): %s", error.exit_code, error, extra=FILE_ONLY)
-        sys.stderr.write(f"fbstampli: error: {redact(str(error))}\n")
+        if not _expected_under_quiet(error):
+            sys.stderr.write(f"fbstampli: error: {redact(str(error))}\n")
         code = int(error.exit_code)
     except typer.Abort:
         sys.stderr.write("fbstampli: aborted\n")

@@ -54,6 +54,12 @@ class ReportFormat(StrEnum):
 # The log file this process writes, once the global options are known: a bug's one line
 # names it, so nobody has to guess which home's log holds the traceback.
 _log_file_in_use: list[Path] = []
+# Whether -q was given, for run()'s error mapping (which runs outside the Typer context).
+_quiet_run: list[bool] = []
+
+# Under -q a held lock is normal (the previous cron run is still going) and is only logged;
+# held this long, something is stuck and cron is told.
+LOCK_QUIET_SECONDS = 60 * 60
 
 
 def _version(value: bool) -> None:
@@ -107,6 +113,7 @@ def _global(
         env=dict(os.environ),
     )
     ctx.obj = options
+    _quiet_run[:] = [quiet]
     from fbstampli.logs import configure_logging
 
     log_file = options.paths().existing_log_file()

@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,58 @@ def test_an_unwritable_log_file_is_said_once_even_under_quiet(home: Path) -> Non
     assert len(lines) == 1, result.stderr
     assert "fbstampli.log (permission denied)" in lines[0]
     assert "not recorded in the log file" in lines[0]
+
+
+def test_a_held_lock_under_quiet_is_logged_not_mailed_unless_held_long(home: Path) -> None:
+    from tests.e2e.test_foundation import hold_lock_in_another_process
+
+    holder = hold_lock_in_another_process(home)
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held"
+        quiet = run(home, "-q", "sync")
+        assert (quiet.code, quiet.stderr) == (75, "")
+        assert "another fbstampli run" in (home / "logs" / "fbstampli.log").read_text()
+        two_hours_ago = time.time() - 2 * 3600
+        os.utime(home / "run.lock", (two_hours_ago, two_hours_ago))
+        stuck = run(home, "-q", "sync")
+        assert stuck.code == 75
+        assert one_line(stuck.stderr)
+        assert "(for 120 min)" in stuck.stderr
+    finally:
+        holder.kill()
+        holder.communicate()
+
+
+def test_a_bad_value_from_a_variable_is_blamed_on_the_variable(home: Path) -> None:
+    result = run(home, "status", env={"FBSTAMPLI_SYNC_MAX_ATTEMPTS": "many"})
+    assert result.code == 2
+    assert one_line(result.stderr)
+    assert "FBSTAMPLI_SYNC_MAX_ATTEMPTS (environment): must be a whole number" in result.stderr
+    assert "config.toml" not in result.stderr
+
+
+def test_an_unknown_fbstampli_variable_is_an_error_with_the_nearest_name(home: Path) -> None:
+    result = run(home, "status", env={"FBSTAMPLI_SYNC_MAX_ATTEMPT": "3"})
+    assert result.code == 2
+    assert "FBSTAMPLI_SYNC_MAX_ATTEMPT: no such setting" in result.stderr
+    assert "did you mean FBSTAMPLI_SYNC_MAX_ATTEMPTS?" in result.stderr
+    # the variables that are not settings stay allowed
+    key = "ab" * 32
+    assert run(home, "status", env={"FBSTAMPLI_TEST_X": "1"}).code != 2
+    assert "no such setting" not in run(home, "status", env={"FBSTAMPLI_DB_KEY": key}).stderr
+
+
+def test_a_duplicated_table_names_its_line_and_does_not_recommend_init(home: Path) -> None:
+    with (home / "config.toml").open("a") as config:
+        config.write("\n[sync]\nmax_attempts = 3\n[sync]\nmax_attempts = 4\n")
+    result = run(home, "init")
+    assert result.code == 2
+    assert "Cannot declare ('sync',) twice (at line" in result.stderr
+    assert "run `fbstampli init`" not in result.stderr
+
+
+def test_a_missing_home_names_home_and_fbstampli_home(tmp_path: Path) -> None:
+    result = run(tmp_path / "nowhere", "status")
+    assert result.code == 2
+    assert "--home or FBSTAMPLI_HOME" in result.stderr
