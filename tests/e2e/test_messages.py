@@ -158,3 +158,23 @@ def test_a_missing_home_names_home_and_fbstampli_home(tmp_path: Path) -> None:
     result = run(tmp_path / "nowhere", "status")
     assert result.code == 2
     assert "--home or FBSTAMPLI_HOME" in result.stderr
+
+
+def test_a_template_error_names_the_column_by_header_and_position_with_a_hint(
+    home: Path, tmp_path: Path
+) -> None:
+    text = (REPO / "examples" / "stampli-template.toml").read_text()
+    broken = tmp_path / "broken.toml"
+    broken.write_text(
+        text.replace(
+            '{ header = "Vendor Name", source = "vendor_name" }',
+            '{ header = "Vendor Name", source = "vendorname" }',
+            1,
+        )
+    )
+    assert broken.read_text() != text
+    result = run(home, "template", "check", str(broken))
+    assert result.code == 2
+    assert "column 3 ('Vendor Name') source: unknown field 'vendorname'" in result.stderr
+    assert "did you mean 'vendor_name'?" in result.stderr
+    assert "columns[" not in result.stderr
