@@ -359,7 +359,7 @@ def _settings_problem(
     for problem in problems:
         key, _, rest = problem.partition(": ")
         if key in from_env:
-            named.append(f"{from_env[key]} (environment): {rest}")
+            named.append(f"{from_env[key]} (environment, for {key}): {rest}")
         elif problem.startswith("environment variable ") or key in flags:
             named.append(problem)
         else:

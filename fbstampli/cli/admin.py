@@ -53,8 +53,11 @@ def doctor(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     from fbstampli.cli import output
     from fbstampli.services import admin
 
-    checks = admin.doctor(options_of(ctx))
-    output.show_checks(checks, as_json=as_json)
+    if as_json:
+        checks = admin.doctor(options_of(ctx))
+        output.show_checks(checks, as_json=True)
+    else:
+        checks = admin.doctor(options_of(ctx), tell=output.show_check)
     raise typer.Exit(0 if all(check.ok for check in checks) else 1)
 
 

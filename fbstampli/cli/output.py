@@ -7,6 +7,7 @@ terminal and never with `--json` or `-q`.
 
 import contextlib
 import json
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -120,14 +121,39 @@ def show_status(document: dict[str, Any], *, as_json: bool, stuck: bool = False)
 
 def show_checks(checks: Sequence[Any], *, as_json: bool) -> None:
     if as_json:
-        write_json([{"name": c.name, "ok": c.ok, "detail": c.detail, "fix": c.fix} for c in checks])
+        write_json(
+            [
+                {
+                    "name": c.name,
+                    "ok": c.ok,
+                    "skipped": getattr(c, "skipped", False),
+                    "detail": c.detail,
+                    "fix": "" if c.ok else c.fix,  # an ok check needs no fix
+                }
+                for c in checks
+            ]
+        )
         return
     for check in checks:
-        mark = "ok  " if check.ok else "FAIL"
-        line = f"{mark} {check.name}: {check.detail}"
-        if not check.ok and check.fix:
-            line += f" -> {check.fix}"
-        sys.stdout.write(line + "\n")
+        show_check(check)
+
+
+def check_line(check: Any) -> str:
+    """`ok`, `skip` or `FAIL`, the check, what it found, and a fix it does not already say."""
+    skipped = getattr(check, "skipped", False)
+    mark = "skip" if skipped else "ok  " if check.ok else "FAIL"
+    line = f"{mark} {check.name}: {check.detail}"
+    commands = re.findall(r"`[^`]+`", check.fix or "")
+    said = any(command in check.detail for command in commands)
+    if not check.ok and check.fix and not said:
+        line += f" -> {check.fix}"
+    return line
+
+
+def show_check(check: Any) -> None:
+    """One check, printed and flushed as soon as it is known."""
+    sys.stdout.write(check_line(check) + "\n")
+    sys.stdout.flush()
 
 
 def show_audit(rows: list[dict[str, Any]], output_format: str) -> None:

@@ -8,6 +8,7 @@ see the last commit while a run writes), so `status` answers even mid-sync.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from datetime import date, datetime
 from importlib import resources
 from pathlib import Path
@@ -333,10 +334,12 @@ def audit_trail(options: Options, *, bill: int | None, since: str | None) -> lis
         return audit_rows(rt.store, bill=bill, since=since_date)
 
 
-def doctor(options: Options) -> list[CheckResult]:
+def doctor(
+    options: Options, tell: Callable[[CheckResult], None] = lambda result: None
+) -> list[CheckResult]:
     from fbstampli.doctor import run_checks
 
-    return run_checks(options)
+    return run_checks(options, tell=tell)
 
 
 def template_check(file: Path) -> RunReport:

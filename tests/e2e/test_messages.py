@@ -1,8 +1,11 @@
 """What the program says to people, through the real command line (issue 16 §2 and §3):
 summaries are sentences with the next step, and each failure is named for what it is."""
 
+import json
 import os
+import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -11,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import Connected
-from tests.support.cli import REPO, Result, cli_env, one_line, run
+from tests.support.cli import REPO, Result, cli_env, one_line, read_lines_until, run, start
 
 
 def test_init_says_what_it_made_and_what_to_do_next(tmp_path: Path) -> None:
@@ -130,7 +133,10 @@ def test_a_bad_value_from_a_variable_is_blamed_on_the_variable(home: Path) -> No
     result = run(home, "status", env={"FBSTAMPLI_SYNC_MAX_ATTEMPTS": "many"})
     assert result.code == 2
     assert one_line(result.stderr)
-    assert "FBSTAMPLI_SYNC_MAX_ATTEMPTS (environment): must be a whole number" in result.stderr
+    assert (
+        "FBSTAMPLI_SYNC_MAX_ATTEMPTS (environment, for sync.max_attempts): must be a whole number"
+        in result.stderr
+    )
     assert "config.toml" not in result.stderr
 
 
@@ -178,3 +184,49 @@ def test_a_template_error_names_the_column_by_header_and_position_with_a_hint(
     assert "column 3 ('Vendor Name') source: unknown field 'vendorname'" in result.stderr
     assert "did you mean 'vendor_name'?" in result.stderr
     assert "columns[" not in result.stderr
+
+
+def test_a_quarantined_export_says_where_the_file_went_and_what_to_do(
+    connected: Connected,
+) -> None:
+    broken = connected.sftp.root / "outbound" / "stampli_payments_20261201.csv"
+    broken.write_text("garbage\n")
+    result = connected.run("pull-stampli", "--now")
+    assert result.code == 1
+    assert one_line(result.stderr)
+    copy = connected.home / "stampli" / "quarantine" / broken.name
+    assert f"the copy is in {copy}" in result.stderr
+    assert "have Stampli export it again" in result.stderr
+    assert f"{broken.name}, line" not in result.stderr  # the name is said once
+
+
+def test_doctor_says_each_fix_once_without_contradiction_and_json_ok_has_no_fix(
+    home: Path,
+) -> None:
+    result = run(home, "doctor")
+    assert result.code == 1
+    for line in result.stdout.splitlines():
+        fixes = re.findall(r"`fbstampli [^`]+`", line)
+        assert len(fixes) == len(set(fixes)), line  # never the same fix twice on a line
+    freshbooks = next(line for line in result.stdout.splitlines() if "FreshBooks:" in line)
+    assert "client_id" in freshbooks
+    assert "auth login" not in freshbooks  # logging in cannot help before the app is set
+    checks = json.loads(run(home, "doctor", "--json").stdout)
+    assert all(check["fix"] == "" for check in checks if check["ok"])
+
+
+def test_doctor_prints_each_check_as_it_finishes(connected: Connected) -> None:
+    silent = socket.socket()  # accepts connections, never answers: FreshBooks hangs
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    env = {"FBSTAMPLI_FRESHBOOKS_API_URL": url, "FBSTAMPLI_FRESHBOOKS_TIMEOUT_SECONDS": "30"}
+    process = start(connected.home, "doctor", env=env)
+    try:
+        shown = read_lines_until(process, lambda line: line.startswith("ok   template"), 20)
+        assert shown[0].startswith("ok   config")
+        assert process.poll() is None  # still waiting for FreshBooks, yet the rest is shown
+    finally:
+        process.kill()
+        process.communicate()
+        silent.close()
