@@ -230,3 +230,29 @@ def test_doctor_prints_each_check_as_it_finishes(connected: Connected) -> None:
         process.kill()
         process.communicate()
         silent.close()
+
+
+def test_after_a_refused_refresh_token_auth_status_does_not_say_logged_in(
+    connected: Connected,
+) -> None:
+    assert connected.freshbooks.auth.refresh(connected.secrets()[4]) is not None  # spent
+    connected.freshbooks.expire_access_tokens()
+    assert connected.run("push-bills").code == 3
+    status = json.loads(connected.run("auth", "status", "--json").stdout)
+    assert status["logged_in"] is False
+    assert "auth login" in status["fix"]
+    overview = connected.run("status")
+    assert "not logged in" in overview.stdout or "refused" in overview.stdout
+
+
+def test_auth_sftp_with_a_new_password_keeps_the_pinned_key_unasked(connected: Connected) -> None:
+    sftp = connected.sftp
+    args = ["auth", "sftp", "--host", sftp.host, "--port", str(sftp.port)]
+    args += ["--username", sftp.username, "--password-stdin"]
+    again = connected.run(*args, stdin=sftp.password + "\n")  # no --accept-host-key, no tty
+    assert again.code == 0, again.stderr
+    wrong = connected.run(*args, stdin="not-the-password\n")
+    assert wrong.code == 2
+    assert one_line(wrong.stderr)
+    assert "refused user 'stampli' with this password" in wrong.stderr
+    assert "nothing was stored" in wrong.stderr
