@@ -1,32 +1,70 @@
 """Set-up and operating commands: init, status, doctor, audit, demo, templates, state, key."""
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from fbstampli.cli.app import MAX_ID, JsonFlag, ReportFormat, app, finish, options_of
+from fbstampli.cli.app import (
+    MAX_ID,
+    FriendlyCommand,
+    GroupedHelp,
+    JsonFlag,
+    ReportFormat,
+    app,
+    examples,
+    finish,
+    in_range,
+    options_of,
+)
 
 
-@app.command("init")
+class KeySourceChoice(StrEnum):
+    """Where `init` keeps the state key; a choice, so `--help` lists them."""
+
+    AUTO = "auto"
+    ENV = "env"
+    KEYRING = "keyring"
+    FILE = "file"
+
+
+@app.command(
+    "init",
+    cls=FriendlyCommand,
+    short_help="Create the home, its config, key and encrypted state.",
+    epilog=examples(
+        "fbstampli init", "FBSTAMPLI_HOME=/var/lib/fbstampli fbstampli init --key-source file"
+    ),
+)
 def init(
     ctx: typer.Context,
     key_source: Annotated[
-        str,
+        KeySourceChoice,
         typer.Option(
             "--key-source",
+            case_sensitive=False,
             help="Where the state key lives: auto (env if FBSTAMPLI_DB_KEY is set, the OS keyring "
             "on a desktop, else a 0600 file), env, keyring or file.",
         ),
-    ] = "auto",
+    ] = KeySourceChoice.AUTO,
 ) -> None:
     """Create the home folder, a commented config, the state key and the encrypted state."""
     from fbstampli.services import admin
 
-    finish(ctx, admin.init_home(options_of(ctx), key_source=key_source))
+    finish(ctx, admin.init_home(options_of(ctx), key_source=key_source.value))
 
 
-@app.command("status")
+@app.command(
+    "status",
+    cls=FriendlyCommand,
+    short_help="Did every bill reach Stampli, and what is stuck?",
+    epilog=examples(
+        "fbstampli status",
+        "fbstampli status --stuck",
+        "fbstampli -q status || echo 'needs attention'",
+    ),
+)
 def status(
     ctx: typer.Context,
     stuck: Annotated[
@@ -47,7 +85,12 @@ def status(
     raise typer.Exit(1 if document["attention"] else 0)
 
 
-@app.command("doctor")
+@app.command(
+    "doctor",
+    cls=FriendlyCommand,
+    short_help="Check every part of the set-up and say how to fix it.",
+    epilog=examples("fbstampli doctor", "fbstampli doctor --json"),
+)
 def doctor(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Check config, key, state, FreshBooks token and SFTP reachability; say how to fix each."""
     from fbstampli.cli import output
@@ -61,11 +104,24 @@ def doctor(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     raise typer.Exit(0 if all(check.ok for check in checks) else 1)
 
 
-@app.command("audit")
+@app.command(
+    "audit",
+    cls=FriendlyCommand,
+    short_help="The audit trail of one bill or all, in time order.",
+    epilog=examples(
+        "fbstampli audit --bill 1234", "fbstampli audit --since 2026-01-01 --format csv > audit.csv"
+    ),
+)
 def audit(
     ctx: typer.Context,
     bill: Annotated[
-        int | None, typer.Option("--bill", min=1, max=MAX_ID, help="Only this FreshBooks bill id.")
+        int | None,
+        typer.Option(
+            "--bill",
+            metavar="ID",
+            callback=in_range(1, MAX_ID),
+            help="Only this FreshBooks bill id.",
+        ),
     ] = None,
     since: Annotated[
         str | None, typer.Option("--since", help="Only entries on or after YYYY-MM-DD.")
@@ -83,12 +139,17 @@ def audit(
 
 
 template_app = typer.Typer(
-    help="Stampli file templates.", no_args_is_help=True, rich_markup_mode=None
+    help="Stampli file templates.", no_args_is_help=True, rich_markup_mode=None, cls=GroupedHelp
 )
 app.add_typer(template_app, name="template")
 
 
-@template_app.command("check")
+@template_app.command(
+    "check",
+    cls=FriendlyCommand,
+    short_help="Validate a Stampli template file.",
+    epilog=examples("fbstampli template check my-template.toml"),
+)
 def template_check(
     ctx: typer.Context, file: Annotated[Path, typer.Argument(help="Template TOML file to check.")]
 ) -> None:
@@ -99,12 +160,20 @@ def template_check(
 
 
 state_app = typer.Typer(
-    help="Back up and restore the encrypted state.", no_args_is_help=True, rich_markup_mode=None
+    help="Back up and restore the encrypted state.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    cls=GroupedHelp,
 )
 app.add_typer(state_app, name="state")
 
 
-@state_app.command("backup")
+@state_app.command(
+    "backup",
+    cls=FriendlyCommand,
+    short_help="Write an encrypted copy of the state.",
+    epilog=examples("fbstampli state backup /backups/fbstampli-$(date +%F).db"),
+)
 def state_backup(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="Where to write the encrypted copy.")],
@@ -115,7 +184,12 @@ def state_backup(
     finish(ctx, admin.state_backup(options_of(ctx), file))
 
 
-@state_app.command("restore")
+@state_app.command(
+    "restore",
+    cls=FriendlyCommand,
+    short_help="Replace the state with a backup.",
+    epilog=examples("fbstampli state restore /backups/fbstampli-2026-01-31.db"),
+)
 def state_restore(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="An encrypted copy made by `state backup`.")],
@@ -129,11 +203,18 @@ def state_restore(
     finish(ctx, admin.state_restore(options_of(ctx), file, force=force))
 
 
-key_app = typer.Typer(help="The state encryption key.", no_args_is_help=True, rich_markup_mode=None)
+key_app = typer.Typer(
+    help="The state encryption key.", no_args_is_help=True, rich_markup_mode=None, cls=GroupedHelp
+)
 app.add_typer(key_app, name="key")
 
 
-@key_app.command("rotate")
+@key_app.command(
+    "rotate",
+    cls=FriendlyCommand,
+    short_help="Re-encrypt the state under a new key.",
+    epilog=examples("fbstampli key rotate && fbstampli state backup NEW-BACKUP.db"),
+)
 def key_rotate(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Re-encrypt the state under a new key, crash-safely."""
     from fbstampli.services import admin
