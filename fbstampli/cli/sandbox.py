@@ -75,6 +75,14 @@ def sandbox_freshbooks(
             "--vendors", metavar="N", callback=in_range(0, 100_000), help="Vendors to seed."
         ),
     ] = 50,
+    write_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--write-config",
+            help="Also write the sandbox's address and app login into this home's config.toml "
+            "(created if needed), so nothing needs exporting.",
+        ),
+    ] = None,
     payments: Annotated[
         int,
         typer.Option(
@@ -83,9 +91,16 @@ def sandbox_freshbooks(
     ] = 250,
 ) -> None:
     """Serve a FreshBooks-compatible sandbox API until Ctrl-C (try fbstampli without an account)."""
-    from fbstampli.sandbox.freshbooks import run_sandbox
+    from functools import partial
 
-    run_sandbox(host, port, vendors, bills, payments)
+    from fbstampli.paths import expanded
+    from fbstampli.sandbox.freshbooks import run_sandbox
+    from fbstampli.services.sandbox import write_sandbox_config
+
+    writer = None
+    if write_config is not None:
+        writer = partial(write_sandbox_config, expanded(write_config, "--write-config"))
+    run_sandbox(host, port, vendors, bills, payments, write_config=writer)
 
 
 @sandbox_app.command(

@@ -256,3 +256,25 @@ def test_auth_sftp_with_a_new_password_keeps_the_pinned_key_unasked(connected: C
     assert one_line(wrong.stderr)
     assert "refused user 'stampli' with this password" in wrong.stderr
     assert "nothing was stored" in wrong.stderr
+
+
+# -- §6: a set-up that survives a new terminal ---------------------------------------------------
+
+
+def test_the_sandbox_writes_its_settings_into_a_home_so_nothing_needs_exporting(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "home"
+    sandbox = start(home, "sandbox", "freshbooks", "--port", "0", "--write-config", str(home))
+    try:
+        lines = read_lines_until(sandbox, lambda line: "Ctrl-C stops" in line)
+        assert any("new terminals and cron need only FBSTAMPLI_HOME" in line for line in lines)
+        assert run(home, "init", "--key-source", "file").code == 0
+        config = (home / "config.toml").read_text()
+        assert "client_id = " in config and "# written by `fbstampli sandbox" in config
+        checks = {c["name"]: c for c in json.loads(run(home, "doctor", "--json").stdout)}
+        assert "client_id" not in checks["FreshBooks"]["detail"]  # the app login is known
+        assert "auth login" in checks["FreshBooks"]["detail"] + checks["FreshBooks"]["fix"]
+    finally:
+        sandbox.kill()
+        sandbox.communicate()
