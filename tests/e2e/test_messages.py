@@ -271,7 +271,8 @@ def test_the_sandbox_writes_its_settings_into_a_home_so_nothing_needs_exporting(
         assert any("new terminals and cron need only FBSTAMPLI_HOME" in line for line in lines)
         assert run(home, "init", "--key-source", "file").code == 0
         config = (home / "config.toml").read_text()
-        assert "client_id = " in config and "# written by `fbstampli sandbox" in config
+        assert "client_id = " in config
+        assert "# written by `fbstampli sandbox" in config
         checks = {c["name"]: c for c in json.loads(run(home, "doctor", "--json").stdout)}
         assert "client_id" not in checks["FreshBooks"]["detail"]  # the app login is known
         assert "auth login" in checks["FreshBooks"]["detail"] + checks["FreshBooks"]["fix"]
