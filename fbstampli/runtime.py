@@ -8,11 +8,11 @@ the factories at the bottom open from the credentials the store holds.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fbstampli.clock import Clock, SystemClock
 from fbstampli.config import Settings, load_settings
@@ -47,6 +47,8 @@ class Runtime:
     _transport: Transport | None = None
     _client: BillSource | None = None
     _renderer: Renderer | None = None
+    # Told of each page FreshBooks lists, for the progress bars (None: nobody is watching).
+    on_page: Callable[[Any], None] | None = None
 
     @property
     def env(self) -> Mapping[str, str]:
@@ -151,7 +153,12 @@ def open_client(rt: Runtime) -> FreshBooksClient:
     require_app(settings)
     account = require_account(rt.store)
     manager = TokenManager(settings, StateTokenStore(rt.store), now=rt.clock.now)
-    return FreshBooksClient(settings, manager, account, sleep=rt.clock.sleep)
+
+    def on_page(progress: Any) -> None:  # read at each page: a stage may stop listening
+        if rt.on_page is not None:
+            rt.on_page(progress)
+
+    return FreshBooksClient(settings, manager, account, sleep=rt.clock.sleep, on_page=on_page)
 
 
 def with_stored_folders(settings: Settings, store: Store) -> Settings:

@@ -61,21 +61,71 @@ def show_report(report: RunReport, options: Options, *, as_json: bool = False) -
         sys.stdout.write(f"  {note}\n")
 
 
+KIND_LABELS = {"bills": "bills", "bill_vendors": "vendors", "bill_payments": "payments"}
+
+
+class Stages:
+    """The progress bars of one command: one per stage, with counts (and an ETA) where the
+    total is known: "Reading bills 23,400/60,000"."""
+
+    def __init__(self, bar: Any) -> None:
+        self._bar = bar
+        self._tasks: dict[str, Any] = {}
+        self._current: Any = None
+
+    def _finish_current(self) -> None:
+        if self._current is not None:
+            task = next((t for t in self._bar.tasks if t.id == self._current), None)
+            total = getattr(task, "total", None)
+            self._bar.update(self._current, total=total or 1, completed=total or 1)
+            self._current = None
+
+    def page(self, progress: Any) -> None:
+        label = f"Reading {KIND_LABELS.get(progress.kind, progress.kind)}"
+        task = self._tasks.get(label)
+        if task is None:
+            self._finish_current()
+            task = self._bar.add_task(label, total=progress.total)
+            self._tasks[label] = task
+        self._current = task
+        total = progress.total
+        done = progress.page * 100 if total is None else min(progress.page * 100, total)
+        counts = f" {done:,}/{total:,}" if total is not None else f" {done:,}"
+        self._bar.update(task, description=label + counts, completed=done, total=total)
+
+    def stage(self, label: str, total: int | None = None) -> Any:
+        self._finish_current()
+        if not label:
+            return lambda amount=1: None
+        task = self._bar.add_task(label, total=total)
+        self._current = task
+        return lambda amount=1: self._bar.advance(task, amount)
+
+
+def shows_progress(options: Options) -> bool:
+    """Bars only where someone watches: both streams a terminal, and not -q."""
+    return not options.quiet and sys.stderr.isatty() and sys.stdout.isatty()
+
+
 @contextmanager
-def progress(options: Options, *, enabled: bool = True) -> Iterator[Any]:
-    """A callback factory `start(label, total) -> advance(n)`; a no-op off a terminal."""
-    if not enabled or options.quiet or not sys.stderr.isatty():
-        yield lambda label, total=None: lambda amount=1: None
+def stages(options: Options, *, enabled: bool = True) -> Iterator[Any]:
+    """A `Progress` (fbstampli/progress.py) on a terminal; one that shows nothing elsewhere."""
+    from fbstampli.progress import NoProgress
+
+    if not enabled or not shows_progress(options):
+        yield NoProgress()
         return
-    from rich.progress import Progress
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeRemainingColumn
 
-    with Progress(transient=True) as bar:
-
-        def start(label: str, total: int | None = None) -> Any:
-            task = bar.add_task(label, total=total)
-            return lambda amount=1: bar.advance(task, amount)
-
-        yield start
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, transient=True, console=Console(stderr=True)) as bar:
+        yield Stages(bar)
 
 
 def show_mapping(title: str, data: dict[str, Any], *, as_json: bool) -> None:

@@ -49,13 +49,9 @@ def push_bills(
     from fbstampli.cli import output
     from fbstampli.services import sync as services
 
-    with output.progress(options_of(ctx), enabled=not as_json) as start:
+    with output.stages(options_of(ctx), enabled=not as_json) as shown:
         report = services.push_bills(
-            options_of(ctx),
-            dry_run=dry_run,
-            full=full,
-            since=since,
-            advance=start("Reading FreshBooks"),
+            options_of(ctx), dry_run=dry_run, full=full, since=since, progress=shown
         )
     finish(ctx, report, as_json=as_json)
 
@@ -201,6 +197,6 @@ def sync(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     from fbstampli.cli import output
     from fbstampli.services import sync as services
 
-    with output.progress(options_of(ctx), enabled=not as_json) as start:
-        report = services.sync(options_of(ctx), advance=start("Reading FreshBooks"))
+    with output.stages(options_of(ctx), enabled=not as_json) as shown:
+        report = services.sync(options_of(ctx), progress=shown)
     finish(ctx, report, as_json=as_json)

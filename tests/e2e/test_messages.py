@@ -279,3 +279,51 @@ def test_the_sandbox_writes_its_settings_into_a_home_so_nothing_needs_exporting(
     finally:
         sandbox.kill()
         sandbox.communicate()
+
+
+# -- §5: progress at a terminal only -------------------------------------------------------------
+
+
+def run_at_a_terminal(home: Path, *args: str) -> tuple[int, str]:
+    """The CLI with stdout and stderr on a pseudo-terminal, as a person runs it; what the
+    terminal showed, without its escape sequences."""
+    import pty
+    import select
+
+    primary, secondary = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fbstampli", *args],
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+        env=cli_env(home),
+    )
+    os.close(secondary)
+    shown = b""
+    while select.select([primary], [], [], 60)[0]:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(primary)
+    code = process.wait(timeout=60)
+    return code, re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", shown.decode(errors="replace"))
+
+
+def test_sync_at_a_terminal_shows_a_bar_per_stage_with_counts(connected: Connected) -> None:
+    code, screen = run_at_a_terminal(connected.home, "sync")
+    assert code == 0, screen
+    assert re.search(r"Reading bills \d+/30", screen), screen
+    assert "Reading vendors 6/6" in screen
+    assert "Uploading to Stampli" in screen
+    assert "Reconciling" in screen
+    assert "Sent 3 files to Stampli" in screen
+
+
+def test_sync_off_a_terminal_shows_no_progress_and_no_stray_line(connected: Connected) -> None:
+    result = connected.run("sync")
+    assert result.code == 0
+    assert (result.stdout, result.stderr) == ("", "")
