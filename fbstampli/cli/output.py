@@ -99,7 +99,14 @@ class Stages:
             return lambda amount=1: None
         task = self._bar.add_task(label, total=total)
         self._current = task
-        return lambda amount=1: self._bar.advance(task, amount)
+        done = [0]
+
+        def advance(amount: int = 1) -> None:
+            done[0] += amount
+            counts = f" {done[0]:,}/{total:,}" if total is not None else f": {done[0]:,} done"
+            self._bar.update(task, description=label + counts, advance=amount)
+
+        return advance
 
 
 def shows_progress(options: Options) -> bool:

@@ -57,7 +57,7 @@ def run_push(
     since: str | None = None,
     only_events: bool = False,
     advance: Advance = lambda amount: None,
-    stage: Callable[[str], object] = lambda label: None,
+    stage: Callable[[str], Callable[[int], object]] = lambda label: lambda amount: None,
 ) -> RunReport:
     """One push; a dry run writes its files locally and records nothing, not even its run."""
     if dry_run:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
 from fbstampli.clock import Clock
@@ -256,8 +257,12 @@ def deliver(
     clock: Clock,
     run_id: int | None,
     report: RunReport,
+    on_file: Callable[[int], object] = lambda amount: None,
 ) -> None:
-    """Finish interrupted batches, then send the queue: vendors, then bills, then payments."""
+    """Finish interrupted batches, then send the queue: vendors, then bills, then payments.
+
+    `on_file(1)` after each file reaches Stampli, for a progress bar.
+    """
     with store.transaction():
         requeued = requeue_due(store, clock.now())
     if requeued:
@@ -268,6 +273,7 @@ def deliver(
         ):
             return
         report.add("recovered")
+        on_file(1)
     previous: Kind | None = None
     for kind in Kind:
         if previous is not None and outstanding_count(store, previous):
@@ -286,3 +292,4 @@ def deliver(
                 store, connection, batch_id, settings, clock, run_id, report
             ):
                 return
+            on_file(1)

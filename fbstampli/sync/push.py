@@ -110,7 +110,7 @@ def push(
     dry_run_folder: Path | None = None,
     only_events: bool = False,
     advance: Callable[[int], None] = lambda amount: None,
-    stage: Callable[[str], object] = lambda label: None,
+    stage: Callable[[str], Callable[[int], object]] = lambda label: lambda amount: None,
 ) -> RunReport:
     """One push run. `only_events` fetches just what webhooks named (the listener's fast path)."""
     report = RunReport("push-bills")
@@ -142,7 +142,7 @@ def push(
         if not only_events:
             save_watermarks(ctx.store, next_watermarks(fetched, watermarks))
     report.add("events", len(events))
-    stage("Uploading to Stampli")
+    uploaded = stage("Uploading files to Stampli")
     deliver(
         ctx.store,
         Connection(ctx.transport),
@@ -152,6 +152,7 @@ def push(
         clock=ctx.clock,
         run_id=ctx.run_id,
         report=report,
+        on_file=uploaded,
     )
     return report
 

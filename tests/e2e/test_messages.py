@@ -318,7 +318,7 @@ def test_sync_at_a_terminal_shows_a_bar_per_stage_with_counts(connected: Connect
     assert code == 0, screen
     assert re.search(r"Reading bills \d+/30", screen), screen
     assert "Reading vendors 6/6" in screen
-    assert "Uploading to Stampli" in screen
+    assert "Uploading files to Stampli" in screen
     assert "Reconciling" in screen
     assert "Sent 3 files to Stampli" in screen
 
