@@ -114,6 +114,42 @@ _SECTIONS: dict[str, type[Any]] = {
 }
 
 
+# FBSTAMPLI_* variables that are not settings, read elsewhere (the home, the state key), and
+# prefixes kept for tests, benchmarks and the sandboxes: none of them is a typo.
+# Variables that are not settings but global options or the key (read before any setting).
+OTHER_ENV = frozenset(
+    {"FBSTAMPLI_HOME", "FBSTAMPLI_DB_KEY", "FBSTAMPLI_INSTALLATION", "FBSTAMPLI_ALLOW_FOREIGN_HOME"}
+)
+RESERVED_ENV_PREFIXES = ("FBSTAMPLI_TEST_", "FBSTAMPLI_BENCH_", "FBSTAMPLI_SANDBOX_")
+
+
+def known_env_names() -> list[str]:
+    names = [
+        env_name(f"{section}.{f.name}")
+        for section, section_type in _SECTIONS.items()
+        for f in dataclasses.fields(section_type)
+    ]
+    return sorted({*names, *OTHER_ENV})
+
+
+def unknown_env_problems(env: Mapping[str, str]) -> list[str]:
+    """An FBSTAMPLI_* variable that names no setting is a typo that would be ignored silently
+    (the same typo in config.toml is refused): each one, with the nearest real name."""
+    import difflib
+
+    known = set(known_env_names())
+    problems = []
+    for name in sorted(env):
+        if not name.startswith("FBSTAMPLI_") or name in known:
+            continue
+        if name.startswith(RESERVED_ENV_PREFIXES):
+            continue
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
+        hint = f"; did you mean {close[0]}?" if close else "; unset it"
+        problems.append(f"environment variable {_shown(name)}: no such setting{hint}")
+    return problems
+
+
 def env_name(dotted: str) -> str:
     return "FBSTAMPLI_" + dotted.replace(".", "_").upper()
 
@@ -270,7 +306,8 @@ def read_config_file(path: Path) -> dict[str, Any]:
         return {}
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(
-            f"{path}: not valid TOML ({error}); fix the file or run `fbstampli init`"
+            f"{path}: not valid TOML ({error}); fix it at that line (`fbstampli init` never "
+            "rewrites an existing config)"
         ) from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text; save it as UTF-8") from None
@@ -306,16 +343,23 @@ def load_settings(
         sections[section_name] = dict(section_value)
 
     env_values: dict[str, object] = {}
+    from_env: dict[str, str] = {}  # dotted key -> the variable that set it
     for name, dotted in ENV_ALIASES.items():
         if name in env:
             env_values[dotted] = env[name]
+            from_env[dotted] = name
     for section_name, section_type in _SECTIONS.items():
         for f in dataclasses.fields(section_type):
             dotted = f"{section_name}.{f.name}"
             if env_name(dotted) in env:
                 env_values[dotted] = env[env_name(dotted)]
+                from_env[dotted] = env_name(dotted)
+    problems.extend(unknown_env_problems(env))
 
-    overrides = {**env_values, **{k: v for k, v in flags.items() if v is not None}}
+    flag_values = {k: v for k, v in flags.items() if v is not None}
+    for dotted in flag_values:
+        from_env.pop(dotted, None)
+    overrides = {**env_values, **flag_values}
     for dotted, value in overrides.items():
         section_name, _, key = dotted.partition(".")
         if section_name not in _SECTIONS:
@@ -341,7 +385,24 @@ def load_settings(
     settings = Settings(**built)  # type: ignore[arg-type]
     _check(settings, problems)
     if problems:
-        joined = "; ".join(problems)
-        where = f" (config {config_path})" if config_path else ""
-        raise ConfigError(f"invalid settings{where}: {joined}")
+        raise ConfigError(_settings_problem(problems, from_env, set(flag_values), config_path))
     return settings
+
+
+def _settings_problem(
+    problems: list[str], from_env: Mapping[str, str], flags: set[str], config_path: Path | None
+) -> str:
+    """One line naming each problem's real source: the variable that set a value, or the file."""
+    named: list[str] = []
+    in_file = False
+    for problem in problems:
+        key, _, rest = problem.partition(": ")
+        if key in from_env:
+            named.append(f"{from_env[key]} (environment, for {key}): {rest}")
+        elif problem.startswith("environment variable ") or key in flags:
+            named.append(problem)
+        else:
+            named.append(problem)
+            in_file = True
+    where = f" in {config_path}" if in_file and config_path else ""
+    return f"invalid settings{where}: " + "; ".join(named)

@@ -7,13 +7,21 @@ depend on failed, so one root cause shows as one failure.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from fbstampli.clock import from_utc_text
-from fbstampli.errors import AuthRequiredError, FbstampliError, LockHeldError, TemporaryError
+from fbstampli.errors import (
+    AuthRequiredError,
+    ConfigError,
+    FbstampliError,
+    LocalAccessError,
+    LockHeldError,
+    TemplateError,
+    TemporaryError,
+)
 from fbstampli.options import Options
 
 if TYPE_CHECKING:
@@ -33,6 +41,24 @@ class CheckResult:
     ok: bool
     detail: str
     fix: str = ""
+    skipped: bool = False  # not checked (the detail says why); not a failure
+
+
+class _Told(list[CheckResult]):
+    """The results list that also tells each result as it is added, so `doctor` prints every
+    check when it finishes instead of a blank screen until the slowest one."""
+
+    def __init__(self, tell: Callable[[CheckResult], None]) -> None:
+        super().__init__()
+        self._tell = tell
+
+    def append(self, result: CheckResult) -> None:
+        super().append(result)
+        self._tell(result)
+
+    def extend(self, results: Iterable[CheckResult]) -> None:
+        for result in results:
+            self.append(result)
 
 
 def _check(
@@ -43,28 +69,51 @@ def _check(
         return CheckResult(name, True, probe())
     except TemporaryError as error:
         return CheckResult(name, False, str(error), unreachable_fix or fix)
+    except AuthRequiredError as error:
+        return CheckResult(name, False, str(error), fix)
+    except TemplateError as error:
+        return CheckResult(name, False, str(error), fix)
+    except ConfigError as error:
+        # A setting or file problem: its message names the fix; a generic one beside it
+        # (e.g. "run auth login" for a missing client id) would contradict it.
+        return CheckResult(name, False, str(error), "")
     except FbstampliError as error:
         return CheckResult(name, False, str(error), fix)
     except OSError as error:
+        from fbstampli.access import access_error
+
+        denied = access_error(error)
+        if denied is not None:
+            detail, _, access_fix = str(denied).partition("; ")
+            return CheckResult(name, False, detail, access_fix)
         return CheckResult(name, False, f"{type(error).__name__}: {error.strerror}", fix)
 
 
-def run_checks(options: Options, *, now: Callable[[], datetime] | None = None) -> list[CheckResult]:
+def run_checks(
+    options: Options,
+    *,
+    now: Callable[[], datetime] | None = None,
+    tell: Callable[[CheckResult], None] = lambda result: None,
+) -> list[CheckResult]:
+    """Every check, in order; `tell` hears each result as soon as it is known."""
     from fbstampli.runtime import load_options_settings, open_runtime, require_home
 
     clock = now or (lambda: datetime.now(UTC))
-    results = [
-        _check(
-            "config",
-            "fix the named settings in config.toml or the FBSTAMPLI_* environment",
-            lambda: _settings_valid(options, load_options_settings),
-        ),
-        _check(
-            "state file",
-            "run `fbstampli init`",
-            lambda: _state_exists(options, require_home),
-        ),
-    ]
+    results = _Told(tell)
+    results.extend(
+        [
+            _check(
+                "config",
+                "fix the named settings in config.toml or the FBSTAMPLI_* environment",
+                lambda: _settings_valid(options, load_options_settings),
+            ),
+            _check(
+                "state file",
+                "run `fbstampli init`",
+                lambda: _state_exists(options, require_home),
+            ),
+        ]
+    )
     if results[-1].ok:
         results.append(_home_private(options))
     if not all(result.ok for result in results):
@@ -72,6 +121,11 @@ def run_checks(options: Options, *, now: Callable[[], datetime] | None = None) -
     try:
         stack = open_runtime(options, lock=False)
         rt = stack.__enter__()
+    except LocalAccessError as error:
+        # A permission problem: restoring a key or a backup would not help, and could hurt.
+        detail, _, fix = str(error).partition("; ")
+        results.append(CheckResult("home access", False, detail, fix))
+        return results
     except FbstampliError as error:
         results.append(
             CheckResult("key and state", False, str(error), "restore the key or a backup (exit 4)")
@@ -206,7 +260,10 @@ def clock_check(
             CLOCK_FIX,
         )
     return CheckResult(
-        "clock", True, f"{said} (not compared with FreshBooks: no answer with a date)"
+        "clock",
+        True,
+        f"skipped: not compared with FreshBooks (no answer with a date); {said}",
+        skipped=True,
     )
 
 
@@ -329,9 +386,17 @@ def _sftp_checks(rt: Runtime) -> list[CheckResult]:
         "SFTP login",
         "check `fbstampli auth sftp` (host, password, pinned key)",
         lambda: (rt.transport(), "connected with the pinned host key")[1],
+        # The password cannot be judged while the server does not answer at all.
+        unreachable_fix="server not reachable: check the host, port and network (runs retry "
+        "on their own)",
     )
     if not connect.ok:
-        return [connect]
+        why = "skipped: the SFTP login did not work"
+        return [
+            connect,
+            CheckResult("SFTP inbound writable", True, why, skipped=True),
+            CheckResult("SFTP outbound listable", True, why, skipped=True),
+        ]
     transport = rt.transport()
     probe = f"fbstampli-probe-{uuid.uuid4().hex[:12]}.csv"
 

@@ -31,6 +31,11 @@ class ConfigError(FbstampliError):
     exit_code = ExitCode.USAGE
 
 
+class LocalAccessError(ConfigError):
+    """A local file or folder this user may not read or write: fixed by chown/chmod, never by
+    restoring a key or a backup."""
+
+
 class TemplateError(ConfigError):
     """A Stampli template that cannot be used; the message names the bad field."""
 
@@ -52,7 +57,9 @@ class TemporaryError(FbstampliError):
 
 
 class LockHeldError(TemporaryError):
-    pass
+    """Another run holds the home's lock; `held_seconds` says for how long (0 if unknown)."""
+
+    held_seconds: float = 0.0
 
 
 class RemoteUnavailableError(TemporaryError):

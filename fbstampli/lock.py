@@ -41,11 +41,15 @@ def run_lock(path: Path, *, wait_seconds: float = 0.0) -> Iterator[None]:
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     holder = _read_holder(fd)
-                    raise LockHeldError(
-                        f"another fbstampli run{holder} is using {path.parent}; "
-                        "nothing was done: try again when it has finished (cron's next "
+                    held = _held_seconds(fd)
+                    error = LockHeldError(
+                        f"another fbstampli run{holder} is using {path.parent}"
+                        + (f" (for {round(held / 60)} min)" if held >= 60 else "")
+                        + "; nothing was done: try again when it has finished (cron's next "
                         "run does so by itself)"
-                    ) from None
+                    )
+                    error.held_seconds = held
+                    raise error from None
                 time.sleep(0.05)
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
@@ -82,6 +86,14 @@ def listener_lock(path: Path, *, holder: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def _held_seconds(fd: int) -> float:
+    """How long the holder has had the lock: it writes its pid on taking it."""
+    try:
+        return max(0.0, time.time() - os.fstat(fd).st_mtime)
+    except OSError:
+        return 0.0
 
 
 def _read_holder(fd: int) -> str:

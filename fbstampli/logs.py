@@ -201,8 +201,16 @@ def configure_logging(
     if log_file is not None:
         try:
             file_handler = _log_file_handler(log_file)
-        except OSError:
-            logging.getLogger(__name__).warning("cannot write the log file %s", log_file)
+        except OSError as error:
+            # An error, so that `-q` (cron) says it too: once, here, instead of never; the
+            # run goes on without its record in the file.
+            from fbstampli.access import access_error
+
+            denied = access_error(error)
+            reason = str(denied) if denied else f"cannot write {log_file} ({error.strerror})"
+            logging.getLogger(__name__).error(
+                "%s; this run is not recorded in the log file", reason
+            )
         else:
             file_handler.setFormatter(
                 JsonFormatter()

@@ -18,8 +18,14 @@ class RunReport:
     counts: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # What the command did, as sentences for people (cli/summaries.py makes them from the
+    # counts when the command sets none); --json keeps the counts.
+    summary: list[str] = field(default_factory=list)
     items: list[dict[str, Any]] = field(default_factory=list)
     attention: bool = False  # e.g. reconcile mismatches, for --fail-on-mismatch
+    # A remote could not be reached: the run ends 75 ("try again later"), as it does when
+    # FreshBooks is unreachable, rather than 1.
+    unreachable: bool = False
 
     def add(self, name: str, amount: int = 1) -> None:
         self.counts[name] = self.counts.get(name, 0) + amount
@@ -30,9 +36,12 @@ class RunReport:
         self.problems.extend(other.problems)
         self.notes.extend(other.notes)
         self.attention = self.attention or other.attention
+        self.unreachable = self.unreachable or other.unreachable
 
     @property
     def exit_code(self) -> ExitCode:
+        if self.unreachable:
+            return ExitCode.TEMPFAIL
         return ExitCode.PARTIAL if self.problems else ExitCode.OK
 
     def as_dict(self) -> dict[str, Any]:

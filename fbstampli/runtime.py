@@ -50,6 +50,8 @@ class Runtime:
     _transport: Transport | None = None
     _client: BillSource | None = None
     _renderer: Renderer | None = None
+    # Told of each page FreshBooks lists, for the progress bars (None: nobody is watching).
+    on_page: Callable[[Any], None] | None = None
 
     @property
     def env(self) -> Mapping[str, str]:
@@ -95,7 +97,11 @@ class Runtime:
 
 def require_home(paths: Paths) -> None:
     if not paths.state.exists():
-        raise ConfigError(f"no fbstampli state in {paths.home}; run `fbstampli init` first")
+        raise ConfigError(
+            f"no fbstampli state in {paths.home}: point --home or FBSTAMPLI_HOME at your home "
+            "(a new terminal or cron does not have the export of another), or create one "
+            "there with `fbstampli init`"
+        )
 
 
 @contextmanager
@@ -161,12 +167,18 @@ def open_client(rt: Runtime, *, session: Any = None) -> FreshBooksClient:
         now=rt.clock.now,
         may_refresh=lambda: holds_run_lock(rt.paths.lock),  # single-use: only under the lock
     )
+
+    def on_page(progress: Any) -> None:  # read at each page: a stage may stop listening
+        if rt.on_page is not None:
+            rt.on_page(progress)
+
     return FreshBooksClient(
         settings,
         manager,
         account,
         session=session,
         sleep=rt.clock.sleep,
+        on_page=on_page,
         learnt=stored_learnt(rt.store, rt.clock.now),
     )
 

@@ -209,6 +209,26 @@ def _load_private_key(target: SftpTarget) -> paramiko.PKey:
     )
 
 
+def _why_unreachable(error: BaseException) -> str:
+    """A few words for why a connection failed, instead of paramiko's paragraph."""
+    import socket
+
+    if isinstance(error, paramiko.ssh_exception.NoValidConnectionsError) and error.errors:
+        return _why_unreachable(next(iter(error.errors.values())))
+    if isinstance(error, ConnectionRefusedError) or getattr(error, "errno", None) == 111:
+        return "connection refused"
+    if isinstance(error, TimeoutError | socket.timeout):
+        return "timed out"
+    if isinstance(error, socket.gaierror):
+        return "unknown host name"
+    if isinstance(error, ConnectionResetError | EOFError):
+        return "connection closed by the server"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror.lower()
+    text = str(error).strip().rstrip(".")
+    return text[:80] if text else type(error).__name__
+
+
 def _translate(
     error: BaseException, action: str, path: str, where: str, *, connecting: bool = False
 ) -> FbstampliError:
@@ -228,12 +248,14 @@ def _translate(
         return SftpLoginError(
             f"SFTP login refused for {where}; check the password with `fbstampli auth sftp`"
         )
-    if connecting or isinstance(
-        error, (TimeoutError, ConnectionError, EOFError, paramiko.SSHException)
-    ):
+    if connecting:
         return RemoteUnavailableError(
-            f"SFTP server {where} unavailable while trying to {action} {path} "
-            f"({type(error).__name__}: {error}); will retry"
+            f"SFTP server {where} not reachable ({_why_unreachable(error)}); will retry"
+        )
+    if isinstance(error, (TimeoutError, ConnectionError, EOFError, paramiko.SSHException)):
+        return RemoteUnavailableError(
+            f"SFTP server {where} stopped answering while trying to {action} {path} "
+            f"({_why_unreachable(error)}); will retry"
         )
     if isinstance(error, OSError) and error.errno == errno.ENOENT:
         return RemoteError(f"SFTP server {where}: cannot {action} {path}: no such file")

@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
 import typer
@@ -35,6 +36,19 @@ def main() -> NoReturn:
     raise SystemExit(run())
 
 
+def _expected_under_quiet(error: FbstampliError) -> bool:
+    """A lock held by the previous cron run, for less than an hour, under -q: cron should not
+    mail about a run that simply had nothing to do yet (the log file has it)."""
+    from fbstampli.cli.app import LOCK_QUIET_SECONDS, _quiet_run
+    from fbstampli.errors import LockHeldError
+
+    return (
+        isinstance(error, LockHeldError)
+        and bool(_quiet_run and _quiet_run[0])
+        and error.held_seconds < LOCK_QUIET_SECONDS
+    )
+
+
 def run(args: Sequence[str] | None = None) -> int:
     """The exit code of one command line (`sys.argv` when None), its outcome told on stderr.
 
@@ -49,9 +63,10 @@ def run(args: Sequence[str] | None = None) -> int:
 
         log.debug("command failed", exc_info=True)
         log.error("error (exit %d): %s", error.exit_code, error, extra=FILE_ONLY)
-        from fbstampli.cli.output import problem_line
+        if not _expected_under_quiet(error):
+            from fbstampli.cli.output import problem_line
 
-        problem_line(f"error: {redact(str(error))}")  # may quote a remote name: cleaned
+            problem_line(f"error: {redact(str(error))}")  # may quote a remote name: cleaned
         code = int(error.exit_code)
     except typer.Abort:
         sys.stderr.write("fbstampli: aborted\n")
@@ -62,6 +77,14 @@ def run(args: Sequence[str] | None = None) -> int:
             show()
         else:
             sys.stderr.write(f"fbstampli: error: {error}\n")
+        code = ExitCode.USAGE
+    except PermissionError as error:  # a local path this user may not use: not a bug
+        from fbstampli.access import access_error, access_message
+
+        denied = access_error(error)
+        text = str(denied) if denied else access_message(Path(str(error.filename or ".")))
+        log.debug("permission denied", exc_info=True)
+        sys.stderr.write(f"fbstampli: error: {text}\n")
         code = ExitCode.USAGE
     except KeyboardInterrupt:
         sys.stderr.write("fbstampli: interrupted; the next run finishes the work\n")

@@ -1,40 +1,85 @@
 """Set-up and operating commands: init, status, doctor, audit, demo, templates, state, key."""
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from fbstampli.cli.app import MAX_ID, JsonFlag, ReportFormat, app, finish, options_of
+from fbstampli.cli.app import (
+    MAX_ID,
+    FriendlyCommand,
+    GroupedHelp,
+    JsonFlag,
+    ReportFormat,
+    app,
+    examples,
+    finish,
+    in_range,
+    options_of,
+)
 
 
-@app.command("init")
+class KeySourceChoice(StrEnum):
+    """Where `init` keeps the state key; a choice, so `--help` lists them."""
+
+    AUTO = "auto"
+    ENV = "env"
+    KEYRING = "keyring"
+    FILE = "file"
+
+
+@app.command(
+    "init",
+    cls=FriendlyCommand,
+    short_help="Create the home, its config, key and encrypted state.",
+    epilog=examples(
+        "fbstampli init", "FBSTAMPLI_HOME=/var/lib/fbstampli fbstampli init --key-source file"
+    ),
+)
 def init(
     ctx: typer.Context,
     key_source: Annotated[
-        str,
+        KeySourceChoice,
         typer.Option(
             "--key-source",
+            case_sensitive=False,
             help="Where the state key lives: auto (env if FBSTAMPLI_DB_KEY is set, the OS keyring "
             "on a desktop, else a 0600 file), env, keyring or file.",
         ),
-    ] = "auto",
+    ] = KeySourceChoice.AUTO,
 ) -> None:
     """Create the home folder, a commented config, the state key and the encrypted state."""
     from fbstampli.services import admin
 
-    finish(ctx, admin.init_home(options_of(ctx), key_source=key_source))
+    finish(ctx, admin.init_home(options_of(ctx), key_source=key_source.value))
 
 
-@app.command("status")
+@app.command(
+    "status",
+    cls=FriendlyCommand,
+    short_help="Did every bill reach Stampli, and what is stuck?",
+    epilog=examples(
+        "fbstampli status",
+        "fbstampli status --stuck",
+        "fbstampli status --all   (one line per business)",
+        "fbstampli -q status || echo 'needs attention'",
+    ),
+)
 def status(
     ctx: typer.Context,
+    stuck: Annotated[
+        bool,
+        typer.Option(
+            "--stuck", help="List every failing item and quarantined file, with its whole error."
+        ),
+    ] = False,
     as_json: JsonFlag = False,
     all_businesses: Annotated[
         bool, typer.Option("--all", help="One line per business of the installation.")
     ] = False,
 ) -> None:
-    """Health at a glance: login, SFTP target, last runs, queues, Stampli files, reconciliation."""
+    """Did every bill reach Stampli, and what is stuck? Exit 1 when something needs attention."""
     from fbstampli.cli import output
 
     if all_businesses:
@@ -43,10 +88,20 @@ def status(
         status_all(ctx, as_json=as_json)
     from fbstampli.services import admin
 
-    output.show_status(admin.status(options_of(ctx)), as_json=as_json)
+    document = admin.status(options_of(ctx))
+    if not options_of(ctx).quiet or as_json:
+        output.show_status(document, as_json=as_json, stuck=stuck)
+    raise typer.Exit(1 if document["attention"] else 0)
 
 
-@app.command("doctor")
+@app.command(
+    "doctor",
+    cls=FriendlyCommand,
+    short_help="Check every part of the set-up and say how to fix it.",
+    epilog=examples(
+        "fbstampli doctor", "fbstampli doctor --json", "fbstampli doctor --api-report report.json"
+    ),
+)
 def doctor(
     ctx: typer.Context,
     as_json: JsonFlag = False,
@@ -54,6 +109,7 @@ def doctor(
         Path | None,
         typer.Option(
             "--api-report",
+            metavar="FILE",
             help="Also probe FreshBooks and write what it answered to FILE (requests, statuses, "
             "rate-limit headers, body shapes and conclusions; no token, no account values).",
             dir_okay=False,
@@ -64,20 +120,36 @@ def doctor(
     from fbstampli.cli import output
     from fbstampli.services import admin
 
-    checks = admin.doctor(options_of(ctx))
-    output.show_checks(checks, as_json=as_json)
+    if as_json:
+        checks = admin.doctor(options_of(ctx))
+        output.show_checks(checks, as_json=True)
+    else:
+        checks = admin.doctor(options_of(ctx), tell=output.show_check)
     if api_report is not None:
         probes = admin.api_report(options_of(ctx), api_report)
         if not as_json:
-            output.banner_line(f"wrote {probes} FreshBooks probes to {api_report}")
+            output.banner_line(f"Wrote {probes} FreshBooks probes to {api_report}.")
     raise typer.Exit(0 if all(check.ok for check in checks) else 1)
 
 
-@app.command("audit")
+@app.command(
+    "audit",
+    cls=FriendlyCommand,
+    short_help="The audit trail of one bill or all, in time order.",
+    epilog=examples(
+        "fbstampli audit --bill 1234", "fbstampli audit --since 2026-01-01 --format csv > audit.csv"
+    ),
+)
 def audit(
     ctx: typer.Context,
     bill: Annotated[
-        int | None, typer.Option("--bill", min=1, max=MAX_ID, help="Only this FreshBooks bill id.")
+        int | None,
+        typer.Option(
+            "--bill",
+            metavar="ID",
+            callback=in_range(1, MAX_ID),
+            help="Only this FreshBooks bill id.",
+        ),
     ] = None,
     since: Annotated[
         str | None, typer.Option("--since", help="Only entries on or after YYYY-MM-DD.")
@@ -95,12 +167,17 @@ def audit(
 
 
 template_app = typer.Typer(
-    help="Stampli file templates.", no_args_is_help=True, rich_markup_mode=None
+    help="Stampli file templates.", no_args_is_help=True, rich_markup_mode=None, cls=GroupedHelp
 )
 app.add_typer(template_app, name="template")
 
 
-@template_app.command("check")
+@template_app.command(
+    "check",
+    cls=FriendlyCommand,
+    short_help="Validate a Stampli template file.",
+    epilog=examples("fbstampli template check my-template.toml"),
+)
 def template_check(
     ctx: typer.Context, file: Annotated[Path, typer.Argument(help="Template TOML file to check.")]
 ) -> None:
@@ -111,12 +188,20 @@ def template_check(
 
 
 state_app = typer.Typer(
-    help="Back up and restore the encrypted state.", no_args_is_help=True, rich_markup_mode=None
+    help="Back up and restore the encrypted state.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    cls=GroupedHelp,
 )
 app.add_typer(state_app, name="state")
 
 
-@state_app.command("backup")
+@state_app.command(
+    "backup",
+    cls=FriendlyCommand,
+    short_help="Write an encrypted copy of the state.",
+    epilog=examples("fbstampli state backup /backups/fbstampli-$(date +%F).db"),
+)
 def state_backup(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="Where to write the encrypted copy.")],
@@ -127,7 +212,12 @@ def state_backup(
     finish(ctx, admin.state_backup(options_of(ctx), file))
 
 
-@state_app.command("restore")
+@state_app.command(
+    "restore",
+    cls=FriendlyCommand,
+    short_help="Replace the state with a backup.",
+    epilog=examples("fbstampli state restore /backups/fbstampli-2026-01-31.db"),
+)
 def state_restore(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="An encrypted copy made by `state backup`.")],
@@ -141,11 +231,18 @@ def state_restore(
     finish(ctx, admin.state_restore(options_of(ctx), file, force=force))
 
 
-key_app = typer.Typer(help="The state encryption key.", no_args_is_help=True, rich_markup_mode=None)
+key_app = typer.Typer(
+    help="The state encryption key.", no_args_is_help=True, rich_markup_mode=None, cls=GroupedHelp
+)
 app.add_typer(key_app, name="key")
 
 
-@key_app.command("rotate")
+@key_app.command(
+    "rotate",
+    cls=FriendlyCommand,
+    short_help="Re-encrypt the state under a new key.",
+    epilog=examples("fbstampli key rotate && fbstampli state backup NEW-BACKUP.db"),
+)
 def key_rotate(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Re-encrypt the state under a new key, crash-safely."""
     from fbstampli.services import admin

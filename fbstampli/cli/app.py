@@ -6,12 +6,15 @@ app without importing the package that imports them (no import cycle).
 
 import logging
 import os
+import re
 import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from typer import _click as click
+from typer.core import TyperCommand, TyperGroup
 
 from fbstampli import __version__
 from fbstampli.options import Options
@@ -19,7 +22,107 @@ from fbstampli.paths import expanded
 
 log = logging.getLogger("fbstampli")
 
+# The top-level help lists commands by what people come for, as gh and restic do; a command
+# not named here lands in the last group, so a new one can never vanish from the help.
+COMMAND_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Daily (cron runs sync)", ("sync", "status", "retry")),
+    ("The parts of sync", ("push-bills", "pull-stampli", "reconcile")),
+    ("Setup", ("init", "auth", "template", "webhooks", "serve-webhook")),
+    ("Inspect", ("doctor", "audit")),
+    ("Maintenance", ("state", "key")),
+    ("Try it without accounts", ("demo", "sandbox")),
+)
+
+
+def examples(*lines: str) -> str:
+    """An epilog of example command lines, kept as written (click's `\\b` stops re-wrapping)."""
+    return "\b\nExamples:\n" + "\n".join(f"  $ {line}" for line in lines)
+
+
+# Metavars by parameter name where the name alone would not say what to give.
+METAVARS = {
+    "since": "DATE",
+    "key_file": "FILE",
+    "known_hosts": "FILE",
+    "output_file": "FILE",
+    "file": "FILE",
+    "accept_host_key": "FINGERPRINT",
+    "root": "DIR",
+    "inbound": "FOLDER",
+    "outbound": "FOLDER",
+    "username": "USER",
+    "callback_id": "CALLBACK_ID",
+    "write_config": "HOME",
+}
+
+
+def _plain(text: str) -> str:
+    """Help text without the parser's type labels: `{file}` in the usage line becomes FILE,
+    an argument's `<int>` beside its name goes (alignment kept)."""
+    lines = text.split("\n")
+    if lines and lines[0].startswith("Usage:"):
+        lines[0] = re.sub(r"\{(\w+)\}", lambda m: m.group(1).upper(), lines[0])
+    plain = []
+    for line in lines:
+        match = re.match(r"^(  [A-Z_]+)( <[a-z]+>)(.*)$", line)
+        if match:
+            line = match.group(1) + " " * len(match.group(2)) + match.group(3)
+        plain.append(line)
+    return "\n".join(plain)
+
+
+def _name_metavars(command: click.Command) -> None:
+    for param in command.params:
+        if param.metavar is not None or getattr(param, "is_flag", False) or param.name is None:
+            continue
+        descriptor = getattr(param, "type_descriptor", None)
+        if getattr(param, "count", False) or getattr(descriptor, "is_choice", False):
+            continue
+        param.metavar = METAVARS.get(param.name, param.name.upper())
+
+
+class FriendlyCommand(TyperCommand):
+    """A command whose help names what to give (HOST, FILE, ID), not the parser's types."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _name_metavars(self)
+
+    def get_help(self, ctx: click.Context) -> str:
+        return _plain(super().get_help(ctx))
+
+
+class GroupedHelp(TyperGroup):
+    """Commands listed in groups, each summary whole (never cut with "...")."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        commands = {
+            name: command
+            for name in self.list_commands(ctx)
+            if (command := self.get_command(ctx, name)) is not None and not command.hidden
+        }
+        grouped: list[tuple[str, list[str]]] = []
+        placed: set[str] = set()
+        if ctx.parent is None:
+            for title, wanted in COMMAND_GROUPS:
+                present = [name for name in wanted if name in commands]
+                placed.update(present)
+                if present:
+                    grouped.append((title, present))
+        rest = [name for name in commands if name not in placed]
+        if rest:
+            grouped.append(("Other commands" if grouped else "Commands", rest))
+        width = max(len(name) for name in commands)  # one column across the groups
+        for title, listed in grouped:
+            rows = [
+                (name.ljust(width), commands[name].get_short_help_str(limit=200)) for name in listed
+            ]
+            with formatter.section(title):
+                formatter.write_dl(rows)
+
+
 app = typer.Typer(
+    cls=GroupedHelp,
     name="fbstampli",
     help=(
         "Move FreshBooks bills, vendors and bill payments into Stampli over SFTP, "
@@ -33,7 +136,8 @@ app = typer.Typer(
 )
 
 JsonFlag = Annotated[
-    bool, typer.Option("--json", help="Print a stable JSON document instead of a table.")
+    bool,
+    typer.Option("--json", help="Print the result as JSON, with stable keys, for scripts."),
 ]
 
 
@@ -41,6 +145,25 @@ JsonFlag = Annotated[
 # socket out of range: ids are positive 64-bit integers, ports fit in 16 bits.
 MAX_ID = 2**63 - 1
 MAX_PORT = 65535
+
+
+def in_range(low: int, high: int) -> Any:
+    """A parser check for an int (or each of a list of them) that `--help` does not spell out
+    as `[1<=x<=9223372036854775807]`."""
+
+    def check(value: Any) -> Any:
+        for item in value if isinstance(value, list) else [value]:
+            if item is not None and not low <= item <= high:
+                top = "up" if high >= MAX_ID else f"to {high}"
+                raise typer.BadParameter(f"{item} is out of range: give {low} {top}")
+        return value
+
+    return check
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
 
 
 class ReportFormat(StrEnum):
@@ -54,6 +177,12 @@ class ReportFormat(StrEnum):
 # The log file this process writes, once the global options are known: a bug's one line
 # names it, so nobody has to guess which home's log holds the traceback.
 log_file_in_use: list[Path] = []
+# Whether -q was given, for run()'s error mapping (which runs outside the Typer context).
+_quiet_run: list[bool] = []
+
+# Under -q a held lock is normal (the previous cron run is still going) and is only logged;
+# held this long, something is stuck and cron is told.
+LOCK_QUIET_SECONDS = 60 * 60
 
 
 def _version(value: bool) -> None:
@@ -70,13 +199,16 @@ def _global(
         typer.Option(
             "--home",
             envvar="FBSTAMPLI_HOME",
+            metavar="DIR",
             help="Folder holding config.toml, the encrypted state, logs and the run lock "
             "(default ~/.config/fbstampli).",
         ),
     ] = None,
     config: Annotated[
         Path | None,
-        typer.Option("--config", help="Config file to read instead of <home>/config.toml."),
+        typer.Option(
+            "--config", metavar="FILE", help="Config file to read instead of <home>/config.toml."
+        ),
     ] = None,
     installation: Annotated[
         Path | None,
@@ -94,15 +226,25 @@ def _global(
     ] = None,
     verbose: Annotated[
         int,
-        typer.Option("--verbose", "-v", count=True, help="More detail on stderr (-vv for debug)."),
+        typer.Option(
+            "--verbose",
+            "-v",
+            count=True,
+            show_default=False,
+            help="More detail on stderr (-vv for debug).",
+        ),
     ] = 0,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Errors only: what cron should run with.")
     ] = False,
     log_format: Annotated[
-        str,
-        typer.Option("--log-format", help="text, or json (one object per line) for log shippers."),
-    ] = "text",
+        LogFormat,
+        typer.Option(
+            "--log-format",
+            case_sensitive=False,
+            help="text, or json (one object per line) for log shippers.",
+        ),
+    ] = LogFormat.TEXT,
     allow_foreign_home: Annotated[
         bool,
         typer.Option(
@@ -119,14 +261,12 @@ def _global(
         ),
     ] = False,
 ) -> None:
-    if log_format not in ("text", "json"):
-        raise typer.BadParameter("must be text or json", param_hint="--log-format")
     options = Options(
         home=expanded(home, "--home") if home else None,
         config=expanded(config, "--config") if config else None,
         verbose=verbose,
         quiet=quiet,
-        log_format=log_format,
+        log_format=log_format.value,
         allow_foreign_home=allow_foreign_home,
         env=dict(os.environ),
         installation=expanded(installation, "--installation") if installation else None,
@@ -136,13 +276,14 @@ def _global(
 
         options = selected(options, business)
     ctx.obj = options
+    _quiet_run[:] = [quiet]
     from fbstampli.logs import configure_logging
     from fbstampli.paths import check_home
 
     check_home(options.paths(), allow_foreign=allow_foreign_home)  # before the log file opens
     log_file = options.paths().existing_log_file()
     log_file_in_use[:] = [log_file] if log_file else []
-    configure_logging(verbose=verbose, quiet=quiet, log_format=log_format, log_file=log_file)
+    configure_logging(verbose=verbose, quiet=quiet, log_format=log_format.value, log_file=log_file)
 
 
 def options_of(ctx: typer.Context) -> Options:
@@ -156,9 +297,13 @@ def log_outcome(report: Any, code: int) -> None:
     """A run's outcome and problems to the log file only: the console has said them already,
     and the file is what tells an operator later what each cron run did."""
     from fbstampli.logs import FILE_ONLY
+    from fbstampli.summaries import sentences
 
     counts = ", ".join(f"{name} {value}" for name, value in sorted(report.counts.items()) if value)
-    log.info("%s: exit %d; %s", report.command, code, counts or "nothing to do", extra=FILE_ONLY)
+    said = " ".join(sentences(report))
+    log.info(
+        "%s: exit %d; %s (%s)", report.command, code, said, counts or "no counts", extra=FILE_ONLY
+    )
     for problem in report.problems:
         log.warning("%s: %s", report.command, problem, extra=FILE_ONLY)
 

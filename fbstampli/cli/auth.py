@@ -7,12 +7,24 @@ from typing import Annotated, Any
 
 import typer
 
-from fbstampli.cli.app import MAX_ID, MAX_PORT, JsonFlag, app, finish, options_of
+from fbstampli.cli.app import (
+    MAX_ID,
+    MAX_PORT,
+    FriendlyCommand,
+    GroupedHelp,
+    JsonFlag,
+    app,
+    examples,
+    finish,
+    in_range,
+    options_of,
+)
 
 auth_app = typer.Typer(
     help="Log in to FreshBooks and store the Stampli SFTP login.",
     no_args_is_help=True,
     rich_markup_mode=None,
+    cls=GroupedHelp,
 )
 app.add_typer(auth_app, name="auth")
 
@@ -62,6 +74,15 @@ def secret_from_stdin(option: str) -> str:
 
 
 @auth_app.command("login")
+@auth_app.command(
+    "login",
+    cls=FriendlyCommand,
+    short_help="Log in to FreshBooks and choose the business.",
+    epilog=examples(
+        "fbstampli auth login",
+        "fbstampli auth login --code 'https://localhost:8765/callback?code=…'",
+    ),
+)
 def login(
     ctx: typer.Context,
     code: Annotated[
@@ -77,8 +98,8 @@ def login(
         int | None,
         typer.Option(
             "--business",
-            min=1,
-            max=MAX_ID,
+            metavar="ID",
+            callback=in_range(1, MAX_ID),
             help="FreshBooks business id to use when you belong to several.",
         ),
     ] = None,
@@ -119,7 +140,12 @@ def login(
     finish(ctx, report, as_json=as_json)
 
 
-@auth_app.command("status")
+@auth_app.command(
+    "status",
+    cls=FriendlyCommand,
+    short_help="Who is logged in to FreshBooks, and until when.",
+    epilog=examples("fbstampli auth status"),
+)
 def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Who is logged in, which business, and when the access token expires (never the token)."""
     from fbstampli.cli import output
@@ -128,7 +154,12 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     output.show_mapping("FreshBooks login", services.auth_status(options_of(ctx)), as_json=as_json)
 
 
-@auth_app.command("logout")
+@auth_app.command(
+    "logout",
+    cls=FriendlyCommand,
+    short_help="Revoke and forget the FreshBooks login.",
+    epilog=examples("fbstampli auth logout"),
+)
 def logout(ctx: typer.Context) -> None:
     """Revoke the FreshBooks token and forget it."""
     from fbstampli.services import auth as services
@@ -136,12 +167,23 @@ def logout(ctx: typer.Context) -> None:
     finish(ctx, services.auth_logout(options_of(ctx)))
 
 
-@auth_app.command("sftp")
+@auth_app.command(
+    "sftp",
+    cls=FriendlyCommand,
+    short_help="Store the Stampli SFTP login and pin its host key.",
+    epilog=examples(
+        "fbstampli auth sftp --host sftp.stampli.com --username acme",
+        "pass stampli | fbstampli auth sftp --host H --username U --password-stdin",
+    ),
+)
 def sftp(
     ctx: typer.Context,
     host: Annotated[str, typer.Option("--host", help="Stampli SFTP host name.")],
     username: Annotated[str, typer.Option("--username", help="SFTP user name.")],
-    port: Annotated[int, typer.Option("--port", min=1, max=MAX_PORT, help="SFTP port.")] = 22,
+    port: Annotated[
+        int,
+        typer.Option("--port", metavar="PORT", callback=in_range(1, MAX_PORT), help="SFTP port."),
+    ] = 22,
     password_stdin: Annotated[
         bool,
         typer.Option(

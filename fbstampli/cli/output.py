@@ -91,27 +91,85 @@ def show_report(report: RunReport, options: Options, *, as_json: bool = False) -
         problem_line(problem)
     if options.quiet or not (stdout_is_terminal() or options.verbose):
         return
-    counts = ", ".join(f"{name} {value}" for name, value in sorted(report.counts.items()) if value)
-    sys.stdout.write(clean(f"{report.command}: {counts or 'nothing to do'}") + "\n")
+    from fbstampli.summaries import sentences
+
+    sys.stdout.write(clean(" ".join(sentences(report))) + "\n")
     for note in report.notes:
         sys.stdout.write(f"  {clean(note)}\n")
 
 
+KIND_LABELS = {"bills": "bills", "bill_vendors": "vendors", "bill_payments": "payments"}
+
+
+class Stages:
+    """The progress bars of one command: one per stage, with counts (and an ETA) where the
+    total is known: "Reading bills 23,400/60,000"."""
+
+    def __init__(self, bar: Any) -> None:
+        self._bar = bar
+        self._tasks: dict[str, Any] = {}
+        self._current: Any = None
+
+    def _finish_current(self) -> None:
+        if self._current is not None:
+            task = next((t for t in self._bar.tasks if t.id == self._current), None)
+            total = getattr(task, "total", None)
+            self._bar.update(self._current, total=total or 1, completed=total or 1)
+            self._current = None
+
+    def page(self, progress: Any) -> None:
+        label = f"Reading {KIND_LABELS.get(progress.kind, progress.kind)}"
+        task = self._tasks.get(label)
+        if task is None:
+            self._finish_current()
+            task = self._bar.add_task(label, total=progress.total)
+            self._tasks[label] = task
+        self._current = task
+        total = progress.total
+        done = progress.page * 100 if total is None else min(progress.page * 100, total)
+        counts = f" {done:,}/{total:,}" if total is not None else f" {done:,}"
+        self._bar.update(task, description=label + counts, completed=done, total=total)
+
+    def stage(self, label: str, total: int | None = None) -> Any:
+        self._finish_current()
+        if not label:
+            return lambda amount=1: None
+        task = self._bar.add_task(label, total=total)
+        self._current = task
+        done = [0]
+
+        def advance(amount: int = 1) -> None:
+            done[0] += amount
+            counts = f" {done[0]:,}/{total:,}" if total is not None else f": {done[0]:,} done"
+            self._bar.update(task, description=label + counts, advance=amount)
+
+        return advance
+
+
+def shows_progress(options: Options) -> bool:
+    """Bars only where someone watches: both streams a terminal, and not -q."""
+    return not options.quiet and sys.stderr.isatty() and sys.stdout.isatty()
+
+
 @contextmanager
-def progress(options: Options, *, enabled: bool = True) -> Iterator[Any]:
-    """A callback factory `start(label, total) -> advance(n)`; a no-op off a terminal."""
-    if not enabled or options.quiet or not sys.stderr.isatty():
-        yield lambda label, total=None: lambda amount=1: None
+def stages(options: Options, *, enabled: bool = True) -> Iterator[Any]:
+    """A `Progress` (fbstampli/progress.py) on a terminal; one that shows nothing elsewhere."""
+    from fbstampli.progress import NoProgress
+
+    if not enabled or not shows_progress(options):
+        yield NoProgress()
         return
-    from rich.progress import Progress
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeRemainingColumn
 
-    with Progress(transient=True) as bar:
-
-        def start(label: str, total: int | None = None) -> Any:
-            task = bar.add_task(label, total=total)
-            return lambda amount=1: bar.advance(task, amount)
-
-        yield start
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, transient=True, console=Console(stderr=True)) as bar:
+        yield Stages(bar)
 
 
 def show_mapping(title: str, data: dict[str, Any], *, as_json: bool) -> None:
@@ -144,36 +202,52 @@ def demo_note(text: str) -> None:
     sys.stdout.write(f"    {clean(text)}\n")
 
 
-def show_status(document: dict[str, Any], *, as_json: bool) -> None:
-    """Status as JSON (stable, versioned) or as one screen of key/value lines."""
+def show_status(document: dict[str, Any], *, as_json: bool, stuck: bool = False) -> None:
+    """Status as JSON (stable, versioned) or as the one-screen summary of `cli/status_view.py`."""
     if as_json:
         write_json(document)
         return
-    rows: list[tuple[str, Any]] = []
+    from fbstampli.cli.status_view import status_lines, stuck_lines
 
-    def flatten(prefix: str, value: Any) -> None:
-        if isinstance(value, dict) and value:
-            for key, inner in value.items():
-                flatten(f"{prefix}.{key}" if prefix else str(key), inner)
-        elif isinstance(value, list):
-            rows.append((prefix, f"{len(value)}: " + "; ".join(str(item) for item in value)))
-        else:
-            rows.append((prefix, "" if value is None else value))
-
-    flatten("", {k: v for k, v in document.items() if k != "schema"})
-    table("fbstampli status", ["item", "value"], rows)
+    lines = stuck_lines(document) if stuck else status_lines(document)
+    sys.stdout.write("".join(f"{line}\n" for line in lines))
 
 
 def show_checks(checks: Sequence[Any], *, as_json: bool) -> None:
     if as_json:
-        write_json([{"name": c.name, "ok": c.ok, "detail": c.detail, "fix": c.fix} for c in checks])
+        write_json(
+            [
+                {
+                    "name": c.name,
+                    "ok": c.ok,
+                    "skipped": getattr(c, "skipped", False),
+                    "detail": c.detail,
+                    "fix": "" if c.ok else c.fix,  # an ok check needs no fix
+                }
+                for c in checks
+            ]
+        )
         return
     for check in checks:
-        mark = "ok  " if check.ok else "FAIL"
-        line = f"{mark} {check.name}: {check.detail}"
-        if not check.ok and check.fix:
-            line += f" -> {check.fix}"
-        sys.stdout.write(clean(line) + "\n")
+        show_check(check)
+
+
+def check_line(check: Any) -> str:
+    """`ok`, `skip` or `FAIL`, the check, what it found, and a fix it does not already say."""
+    skipped = getattr(check, "skipped", False)
+    mark = "skip" if skipped else "ok  " if check.ok else "FAIL"
+    line = f"{mark} {check.name}: {check.detail}"
+    commands = re.findall(r"`[^`]+`", check.fix or "")
+    said = any(command in check.detail for command in commands)
+    if not check.ok and check.fix and not said:
+        line += f" -> {check.fix}"
+    return clean(line)
+
+
+def show_check(check: Any) -> None:
+    """One check, printed and flushed as soon as it is known."""
+    sys.stdout.write(check_line(check) + "\n")
+    sys.stdout.flush()
 
 
 def show_audit(rows: list[dict[str, Any]], output_format: str) -> None:
@@ -247,27 +321,28 @@ def show_steps(report: RunReport, options: Options, *, as_json: bool = False) ->
         write_json(report.as_dict())
         return
     for problem in report.problems:
-        sys.stderr.write(f"fbstampli: {problem}\n")
+        problem_line(problem)
     if options.quiet:
         return
     for note in report.notes:
-        sys.stdout.write(f"{note}\n")
+        sys.stdout.write(f"{clean(note)}\n")
 
 
 def show_all(result: Any, options: Options, *, as_json: bool = False) -> None:
     """One line on stderr per failing business (what cron mails); a line per business that
     went well on a terminal or with -v; the whole per-business document with --json."""
+    from fbstampli.summaries import sentences
+
     if as_json:
         write_json(result.as_dict())
     for outcome in result.failing:
-        sys.stderr.write(f"fbstampli: {outcome.line()}\n")
+        problem_line(outcome.line())
     if as_json or options.quiet or not (stdout_is_terminal() or options.verbose):
         return
     for outcome in result.outcomes:
         if outcome.exit_code == 0 and outcome.report is not None:
-            report = outcome.report
-            counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items()) if v)
-            sys.stdout.write(f"business {outcome.name}: ok; {counts or 'nothing to do'}\n")
+            said = " ".join(sentences(outcome.report))
+            sys.stdout.write(clean(f"business {outcome.name}: {said}") + "\n")
 
 
 def show_status_all(summaries: list[dict[str, Any]], *, as_json: bool) -> None:
@@ -285,3 +360,9 @@ def show_status_all(summaries: list[dict[str, Any]], *, as_json: bool) -> None:
         )
     columns = ["business", "bills in Stampli", "failing", "last run", "needs attention"]
     table("fbstampli status --all", columns, rows)
+
+
+def shown(value: object) -> str:
+    """Text that came from outside (FreshBooks, Stampli, the SFTP server, a file), made safe to
+    print as one piece of a line: every such value is printed through here (`clean`)."""
+    return clean(value)

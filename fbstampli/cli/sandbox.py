@@ -5,10 +5,15 @@ from typing import Annotated
 
 import typer
 
-from fbstampli.cli.app import MAX_PORT, app
+from fbstampli.cli.app import MAX_PORT, FriendlyCommand, GroupedHelp, app, examples, in_range
 
 
-@app.command("demo")
+@app.command(
+    "demo",
+    cls=FriendlyCommand,
+    short_help="The whole flow against local stand-ins, in one go.",
+    epilog=examples("fbstampli demo", "fbstampli demo --bills 200 --keep"),
+)
 def demo(
     keep: Annotated[
         bool, typer.Option("--keep", help="Keep the temporary home folder afterwards.")
@@ -17,8 +22,8 @@ def demo(
         int,
         typer.Option(
             "--bills",
-            min=3,
-            max=10_000,
+            metavar="N",
+            callback=in_range(3, 10_000),
             help="How many bills the sandbox starts with (3 or more: some get paid).",
         ),
     ] = 40,
@@ -45,23 +50,57 @@ def demo(
 
 
 sandbox_app = typer.Typer(
-    help="Local stand-ins for FreshBooks and Stampli.", no_args_is_help=True, rich_markup_mode=None
+    help="Local stand-ins for FreshBooks and Stampli.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    cls=GroupedHelp,
 )
 app.add_typer(sandbox_app, name="sandbox")
 
 
-@sandbox_app.command("freshbooks")
+@sandbox_app.command(
+    "freshbooks",
+    cls=FriendlyCommand,
+    short_help="Serve a FreshBooks-like API with seeded bills.",
+    epilog=examples(
+        "fbstampli sandbox freshbooks",
+        "fbstampli sandbox freshbooks --write-config ~/fbstampli-sandbox",
+    ),
+)
 def sandbox_freshbooks(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[
-        int, typer.Option("--port", min=0, max=MAX_PORT, help="Port to listen on (0: any free).")
+        int,
+        typer.Option(
+            "--port",
+            metavar="PORT",
+            callback=in_range(0, MAX_PORT),
+            help="Port to listen on (0: any free).",
+        ),
     ] = 8765,
-    bills: Annotated[int, typer.Option("--bills", min=0, max=100_000, help="Bills to seed.")] = 500,
+    bills: Annotated[
+        int,
+        typer.Option("--bills", metavar="N", callback=in_range(0, 100_000), help="Bills to seed."),
+    ] = 500,
     vendors: Annotated[
-        int, typer.Option("--vendors", min=0, max=100_000, help="Vendors to seed.")
+        int,
+        typer.Option(
+            "--vendors", metavar="N", callback=in_range(0, 100_000), help="Vendors to seed."
+        ),
     ] = 50,
+    write_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--write-config",
+            help="Also write the sandbox's address and app login into this home's config.toml "
+            "(created if needed), so nothing needs exporting.",
+        ),
+    ] = None,
     payments: Annotated[
-        int, typer.Option("--payments", min=0, max=100_000, help="Bill payments to seed.")
+        int,
+        typer.Option(
+            "--payments", metavar="N", callback=in_range(0, 100_000), help="Bill payments to seed."
+        ),
     ] = 250,
     reality: Annotated[
         str,
@@ -75,16 +114,34 @@ def sandbox_freshbooks(
     ] = "",
 ) -> None:
     """Serve a FreshBooks-compatible sandbox API until Ctrl-C (try fbstampli without an account)."""
+    from functools import partial
+
+    from fbstampli.paths import expanded
     from fbstampli.sandbox.freshbooks import run_sandbox
+    from fbstampli.services.sandbox import write_sandbox_config
 
-    run_sandbox(host, port, vendors, bills, payments, reality)
+    writer = None
+    if write_config is not None:
+        writer = partial(write_sandbox_config, expanded(write_config, "--write-config"))
+    run_sandbox(host, port, vendors, bills, payments, reality, write_config=writer)
 
 
-@sandbox_app.command("sftp")
+@sandbox_app.command(
+    "sftp",
+    cls=FriendlyCommand,
+    short_help="Serve a Stampli-like SFTP folder.",
+    epilog=examples("fbstampli sandbox sftp --root ~/stampli-sandbox"),
+)
 def sandbox_sftp(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[
-        int, typer.Option("--port", min=0, max=MAX_PORT, help="Port to listen on (0: any free).")
+        int,
+        typer.Option(
+            "--port",
+            metavar="PORT",
+            callback=in_range(0, MAX_PORT),
+            help="Port to listen on (0: any free).",
+        ),
     ] = 2222,
     root: Annotated[
         Path | None,

@@ -5,11 +5,27 @@ from typing import Annotated
 
 import typer
 
-from fbstampli.cli.app import MAX_ID, JsonFlag, ReportFormat, app, finish, log_outcome, options_of
+from fbstampli.cli.app import (
+    MAX_ID,
+    FriendlyCommand,
+    JsonFlag,
+    ReportFormat,
+    app,
+    examples,
+    finish,
+    in_range,
+    log_outcome,
+    options_of,
+)
 from fbstampli.errors import ConfigError
 
 
-@app.command("push-bills")
+@app.command(
+    "push-bills",
+    cls=FriendlyCommand,
+    short_help="Send new and changed vendors, bills and payments.",
+    epilog=examples("fbstampli push-bills --dry-run", "fbstampli push-bills --since 2026-01-01"),
+)
 def push_bills(
     ctx: typer.Context,
     dry_run: Annotated[
@@ -33,18 +49,19 @@ def push_bills(
     from fbstampli.cli import output
     from fbstampli.services import sync as services
 
-    with output.progress(options_of(ctx), enabled=not as_json) as start:
+    with output.stages(options_of(ctx), enabled=not as_json) as shown:
         report = services.push_bills(
-            options_of(ctx),
-            dry_run=dry_run,
-            full=full,
-            since=since,
-            advance=start("Reading FreshBooks"),
+            options_of(ctx), dry_run=dry_run, full=full, since=since, progress=shown
         )
     finish(ctx, report, as_json=as_json)
 
 
-@app.command("pull-stampli")
+@app.command(
+    "pull-stampli",
+    cls=FriendlyCommand,
+    short_help="Read Stampli's new export files.",
+    epilog=examples("fbstampli pull-stampli --now"),
+)
 def pull_stampli(
     ctx: typer.Context,
     now: Annotated[
@@ -58,13 +75,24 @@ def pull_stampli(
     finish(ctx, services.pull_stampli(options_of(ctx), now=now), as_json=as_json)
 
 
-@app.command("reconcile")
+@app.command(
+    "reconcile",
+    cls=FriendlyCommand,
+    short_help="Compare FreshBooks and Stampli payments, bill by bill.",
+    epilog=examples(
+        "fbstampli reconcile",
+        "fbstampli reconcile --format csv --output reconcile.csv",
+        "fbstampli -q reconcile --fail-on-mismatch",
+    ),
+)
 def reconcile(
     ctx: typer.Context,
     output_format: Annotated[
         ReportFormat,
         typer.Option(
-            "--format", case_sensitive=False, help="table (default on a terminal), csv or json."
+            "--format",
+            case_sensitive=False,
+            help="table (a table on a terminal, tab-separated text in a pipe), csv or json.",
         ),
     ] = ReportFormat.TABLE,
     output_file: Annotated[
@@ -100,19 +128,30 @@ def reconcile(
     raise typer.Exit(code)
 
 
-@app.command("retry")
+@app.command(
+    "retry",
+    cls=FriendlyCommand,
+    short_help="Send failed or chosen deliveries again.",
+    epilog=examples("fbstampli retry --failed", "fbstampli retry --bill 1234 --force"),
+)
 def retry(
     ctx: typer.Context,
     bill: Annotated[
         list[int] | None,
         typer.Option(
-            "--bill", min=1, max=MAX_ID, help="FreshBooks bill id to re-send (repeatable)."
+            "--bill",
+            metavar="ID",
+            callback=in_range(1, MAX_ID),
+            help="FreshBooks bill id to re-send (repeatable).",
         ),
     ] = None,
     vendor: Annotated[
         list[int] | None,
         typer.Option(
-            "--vendor", min=1, max=MAX_ID, help="FreshBooks vendor id to re-send (repeatable)."
+            "--vendor",
+            metavar="ID",
+            callback=in_range(1, MAX_ID),
+            help="FreshBooks vendor id to re-send (repeatable).",
         ),
     ] = None,
     failed: Annotated[
@@ -147,7 +186,16 @@ def retry(
     finish(ctx, report, as_json=as_json)
 
 
-@app.command("sync")
+@app.command(
+    "sync",
+    cls=FriendlyCommand,
+    short_help="Push, pull and reconcile: what cron runs.",
+    epilog=examples(
+        "fbstampli sync",
+        "fbstampli sync --all   (every business of the installation)",
+        "*/15 * * * *  fbstampli -q sync   (crontab)",
+    ),
+)
 def sync(
     ctx: typer.Context,
     as_json: JsonFlag = False,
@@ -165,6 +213,6 @@ def sync(
         sync_all(ctx, as_json=as_json)
     from fbstampli.services import sync as services
 
-    with output.progress(options_of(ctx), enabled=not as_json) as start:
-        report = services.sync(options_of(ctx), advance=start("Reading FreshBooks"))
+    with output.stages(options_of(ctx), enabled=not as_json) as shown:
+        report = services.sync(options_of(ctx), progress=shown)
     finish(ctx, report, as_json=as_json)

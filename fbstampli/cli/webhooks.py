@@ -4,17 +4,34 @@ from typing import Annotated
 
 import typer
 
-from fbstampli.cli.app import MAX_ID, MAX_PORT, JsonFlag, app, finish, options_of
+from fbstampli.cli.app import (
+    MAX_ID,
+    MAX_PORT,
+    FriendlyCommand,
+    GroupedHelp,
+    JsonFlag,
+    app,
+    examples,
+    finish,
+    in_range,
+    options_of,
+)
 
 webhooks_app = typer.Typer(
-    help="Register, list and delete FreshBooks webhook callbacks.",
+    help="Register, list, verify and delete FreshBooks callbacks.",
     no_args_is_help=True,
     rich_markup_mode=None,
+    cls=GroupedHelp,
 )
 app.add_typer(webhooks_app, name="webhooks")
 
 
-@webhooks_app.command("register")
+@webhooks_app.command(
+    "register",
+    cls=FriendlyCommand,
+    short_help="Register bill and vendor callbacks for a URL.",
+    epilog=examples("fbstampli webhooks register --url https://hooks.example.com/fbstampli"),
+)
 def register(
     ctx: typer.Context,
     url: Annotated[str, typer.Option("--url", help="Public https URL that reaches serve-webhook.")],
@@ -25,7 +42,12 @@ def register(
     finish(ctx, services.webhooks_register(options_of(ctx), url=url))
 
 
-@webhooks_app.command("list")
+@webhooks_app.command(
+    "list",
+    cls=FriendlyCommand,
+    short_help="List FreshBooks' callbacks for this account.",
+    epilog=examples("fbstampli webhooks list"),
+)
 def list_(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """List the callbacks FreshBooks has for this account."""
     from fbstampli.cli import output
@@ -36,10 +58,18 @@ def list_(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     )
 
 
-@webhooks_app.command("delete")
+@webhooks_app.command(
+    "delete",
+    cls=FriendlyCommand,
+    short_help="Delete one callback and forget its verifier.",
+    epilog=examples("fbstampli webhooks delete 42"),
+)
 def delete(
     ctx: typer.Context,
-    callback_id: Annotated[int, typer.Argument(min=1, max=MAX_ID, help="Callback id.")],
+    callback_id: Annotated[
+        int,
+        typer.Argument(metavar="CALLBACK_ID", callback=in_range(1, MAX_ID), help="Callback id."),
+    ],
 ) -> None:
     """Delete one callback in FreshBooks and forget its verifier."""
     from fbstampli.services import webhooks as services
@@ -47,10 +77,20 @@ def delete(
     finish(ctx, services.webhooks_delete(options_of(ctx), callback_id))
 
 
-@webhooks_app.command("verify")
+@webhooks_app.command(
+    "verify",
+    cls=FriendlyCommand,
+    short_help="Finish one callback's verification by hand.",
+    epilog=examples(
+        "fbstampli webhooks verify 42 --verifier CODE", "fbstampli webhooks verify 42 --resend"
+    ),
+)
 def verify(
     ctx: typer.Context,
-    callback_id: Annotated[int, typer.Argument(min=1, max=MAX_ID, help="Callback id.")],
+    callback_id: Annotated[
+        int,
+        typer.Argument(metavar="CALLBACK_ID", callback=in_range(1, MAX_ID), help="Callback id."),
+    ],
     verifier: Annotated[
         str | None,
         typer.Option(
@@ -75,7 +115,12 @@ def verify(
     )
 
 
-@app.command("serve-webhook")
+@app.command(
+    "serve-webhook",
+    cls=FriendlyCommand,
+    short_help="Receive FreshBooks webhooks and push within seconds.",
+    epilog=examples("fbstampli serve-webhook --port 8787"),
+)
 def serve_webhook(
     ctx: typer.Context,
     host: Annotated[
@@ -83,7 +128,12 @@ def serve_webhook(
     ] = None,
     port: Annotated[
         int | None,
-        typer.Option("--port", min=1, max=MAX_PORT, help="Port to listen on (default 8787)."),
+        typer.Option(
+            "--port",
+            metavar="PORT",
+            callback=in_range(1, MAX_PORT),
+            help="Port to listen on (default 8787).",
+        ),
     ] = None,
     all_businesses: Annotated[
         bool,

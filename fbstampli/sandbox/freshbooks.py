@@ -366,8 +366,13 @@ def run_sandbox(
     bills: int = 200,
     payments: int = 60,
     realities: str = "",
+    write_config: Callable[[FreshBooksSandbox], str] | None = None,
 ) -> None:
-    """Serve a seeded sandbox until Ctrl-C or SIGTERM, printing what to configure fbstampli with."""
+    """Serve a seeded sandbox until Ctrl-C or SIGTERM, printing what to configure fbstampli with.
+
+    `write_config`, when given, writes the sandbox's settings into a home's config and
+    returns a line saying so: a new terminal, or cron, then needs only FBSTAMPLI_HOME.
+    """
     stop = threading.Event()
     chosen = parse_realities(realities)  # a bad name is refused before the port is taken
     try:
@@ -379,16 +384,22 @@ def run_sandbox(
         ) from None
     with stop_signals(stop), server as sandbox:
         sandbox.seed(vendors=vendors, bills=bills, payments=payments)
-        lines = [
-            f"FreshBooks sandbox at {sandbox.url} (account {sandbox.account_id})",
-            f"  FBSTAMPLI_FRESHBOOKS_API_URL={sandbox.url}",
-            f"  FBSTAMPLI_FRESHBOOKS_AUTH_URL={sandbox.url}",
-            f"  FBSTAMPLI_FRESHBOOKS_CLIENT_ID={sandbox.client_id}",
-            f"  FBSTAMPLI_FRESHBOOKS_CLIENT_SECRET={sandbox.client_secret}",
-            f"  seeded {vendors} vendors, {bills} bills, {payments} payments; Ctrl-C stops",
-        ]
+        lines = [f"FreshBooks sandbox at {sandbox.url} (account {sandbox.account_id})"]
         if chosen:
-            lines.insert(1, f"  acting out: {', '.join(sorted(chosen))}")
+            lines.append(f"  acting out: {', '.join(sorted(chosen))}")
+        if write_config is not None:
+            lines.append(f"  {write_config(sandbox)}")
+        else:
+            lines += [
+                "  paste into the terminals that run fbstampli (or use --write-config HOME):",
+                f"  export FBSTAMPLI_FRESHBOOKS_API_URL={sandbox.url}",
+                f"  export FBSTAMPLI_FRESHBOOKS_AUTH_URL={sandbox.url}",
+                f"  export FBSTAMPLI_FRESHBOOKS_CLIENT_ID={sandbox.client_id}",
+                f"  export FBSTAMPLI_FRESHBOOKS_CLIENT_SECRET={sandbox.client_secret}",
+            ]
+        lines.append(
+            f"  seeded {vendors} vendors, {bills} bills, {payments} payments; Ctrl-C stops"
+        )
         print("\n".join(lines), flush=True)  # noqa: T201 - this is the interactive entry point
         stop.wait()
         print("stopped", flush=True)  # noqa: T201

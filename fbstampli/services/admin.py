@@ -8,7 +8,8 @@ see the last commit while a run writes), so `status` answers even mid-sync.
 from __future__ import annotations
 
 import sys
-from datetime import date
+from collections.abc import Callable
+from datetime import date, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,6 @@ def init_home(options: Options, *, key_source: str = "auto") -> RunReport:
         from fbstampli.atomic import write_atomic
 
         write_atomic(paths.config, default_config_text().encode("utf-8"))
-        report.notes.append(f"wrote {paths.config}")
     load_options_settings(options)  # a broken config fails init, not the first cron run
     if paths.state.exists():
         store, key = open_state(paths.state, options.env, SystemClock(), recover=False)
@@ -79,7 +79,9 @@ def init_home(options: Options, *, key_source: str = "auto") -> RunReport:
                 "init never replaces a key: run it without --key-source, or with "
                 f"--key-source {key.source.value}"
             )
-        report.notes.append(f"{paths.state} exists (key from {key.source.value}); left unchanged")
+        report.summary.append(
+            f"{paths.home} is set up already (key in {key.source.value}); nothing changed."
+        )
         return report
     if paths.key_file.exists():
         raise ConfigError(
@@ -90,7 +92,10 @@ def init_home(options: Options, *, key_source: str = "auto") -> RunReport:
     key = create_key(paths.state, source, options.env)
     Store.create(paths.state, key, SystemClock()).close()
     report.add("created")
-    report.notes.append(f"created {paths.state}; key kept in {source.value}")
+    report.summary.append(
+        f"Created {paths.home}: a commented config.toml, the state key (in {source.value}) and "
+        "the encrypted state. Next: `fbstampli auth login`."
+    )
     if source is KeySource.FILE:
         report.notes.append(
             f"{paths.key_file} protects a state file copied alone (backups); keep it out of "
@@ -131,9 +136,9 @@ def key_rotate(options: Options) -> RunReport:
         replace_state(rotating, paths.state)
         promote_key(paths.state, new_key)
     report.add("rotated")
-    report.notes.append(
-        "backups taken before now open only with the old key, which is gone: "
-        "take a new one with `fbstampli state backup FILE`"
+    report.summary.append(
+        "Re-encrypted the state under a new key. Backups taken before now open only with the "
+        "old key, which is gone: take a new one with `fbstampli state backup FILE`."
     )
     return report
 
@@ -145,12 +150,17 @@ def state_backup(options: Options, destination: Path) -> RunReport:
     with open_runtime(options, lock=False) as rt:
         rt.store.backup_to(destination, rt.key, rt.paths)
         rt.store.audit("state_backup", detail=str(destination))
-    report.notes.append(f"wrote {destination} (encrypted with the current state key)")
+    report.summary.append(f"Wrote an encrypted backup of the state to {destination}.")
     report.add("written")
     return report
 
 
-STATUS_SCHEMA = 2  # 2: freshbooks_behaviour
+# 2: counts by kind, the failing items by name, quarantined files' copies, "attention",
+# and what FreshBooks was seen to do (freshbooks_behaviour).
+STATUS_SCHEMA = 2
+
+# The commands a cron `sync` records; the newest of them is "the last run".
+SYNC_COMMANDS = ("push-bills", "pull-stampli", "reconcile", "retry")
 
 
 def _age_seconds(rt: Runtime, text: str | None) -> int | None:
@@ -161,6 +171,7 @@ def _age_seconds(rt: Runtime, text: str | None) -> int | None:
 
 def _sftp(rt: Runtime) -> dict[str, Any]:
     from fbstampli.store.credentials import sftp_description
+    from fbstampli.store.outbox import last_upload_at
 
     described = sftp_description(rt.store)
     if described is None:
@@ -172,33 +183,51 @@ def _sftp(rt: Runtime) -> dict[str, Any]:
         "outbound": rt.settings.stampli.outbound_dir,
         "host_key": f"{described['host_key_type']} {described['host_key_fingerprint']}",
         "auth": described.get("auth", "password"),
+        "last_upload_at": last_upload_at(rt.store),
     }
 
 
 def _deliveries(rt: Runtime) -> dict[str, Any]:
-    from fbstampli.store.outbox import delivery_summary
+    from fbstampli.store.outbox import delivery_summary, failing_deliveries, objects_in_stampli
 
     summary = delivery_summary(rt.store)
     waiting = {
         status: {"count": count, "oldest_age_seconds": _age_seconds(rt, oldest)}
         for status, (count, oldest) in summary["waiting"].items()
     }
-    return {**summary, "waiting": waiting}
+    return {
+        **summary,
+        "waiting": waiting,
+        "by_kind": objects_in_stampli(rt.store),
+        "failing": failing_deliveries(rt.store),
+    }
+
+
+def _start_of_local_day(rt: Runtime) -> str:
+    from fbstampli.clock import to_utc_text
+
+    local = rt.clock.now().astimezone()
+    return to_utc_text(local.replace(hour=0, minute=0, second=0, microsecond=0))
 
 
 def _stampli_files(rt: Runtime) -> dict[str, Any]:
-    from fbstampli.store.stampli_files import last_processed, open_quarantine
+    from fbstampli.store.stampli_files import last_processed, open_quarantine, processed_since
 
-    return {"last_processed": last_processed(rt.store), "quarantined": open_quarantine(rt.store)}
+    return {
+        "last_processed": last_processed(rt.store),
+        "read_today": processed_since(rt.store, _start_of_local_day(rt)),
+        "quarantined": open_quarantine(rt.store),
+    }
 
 
 def _reconciliation(rt: Runtime) -> dict[str, Any]:
     from fbstampli.store.reconciliations import latest_outcomes
+    from fbstampli.sync.matching import Outcome
 
     run_id, outcomes = latest_outcomes(rt.store)
     if run_id is None:
-        return {"last_run": None, "needs_attention": 0}
-    attention = sum(n for outcome, n in outcomes.items() if outcome != "matched")
+        return {"last_run": None, "outcomes": {}, "needs_attention": 0}
+    attention = sum(n for outcome, n in outcomes.items() if Outcome(outcome).needs_attention)
     return {"last_run": run_id, "outcomes": outcomes, "needs_attention": attention}
 
 
@@ -217,24 +246,90 @@ def _behaviour(rt: Runtime) -> dict[str, Any]:
     return as_status(load_facts(rt.store))
 
 
+def zone_name(now: datetime) -> str:
+    """The local zone as people read it: `UTC`, or `CET, UTC+01:00`."""
+    local = now.astimezone()
+    offset = local.strftime("%z")
+    offset = f"{offset[:3]}:{offset[3:]}" if offset else "+00:00"
+    name = local.strftime("%Z")
+    if offset == "+00:00" and name in ("UTC", "GMT", ""):
+        return "UTC"
+    return f"{name}, UTC{offset}" if name and not name.startswith(("+", "-")) else f"UTC{offset}"
+
+
+def _last_run(runs: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """When cron's `sync` last ran, and how its parts ended: the newest start, with the
+    command and exit code of the newest run of each part that did not end well (0 if all did).
+    """
+    recorded = {name: run for name, run in runs.items() if name in SYNC_COMMANDS}
+    if not recorded:
+        return None
+    newest = max(run["started_at"] for run in recorded.values())
+    unwell = sorted(
+        (name for name, run in recorded.items() if run["exit_code"] != 0),
+        key=lambda name: recorded[name]["started_at"],
+    )
+    if not unwell:
+        return {"started_at": newest, "command": None, "exit_code": 0}
+    worst = unwell[-1]
+    return {"started_at": newest, "command": worst, "exit_code": recorded[worst]["exit_code"]}
+
+
+def _attention(document: dict[str, Any]) -> list[str]:
+    """What a person should act on, one short phrase each; empty when all is well."""
+    reasons: list[str] = []
+    if not document["freshbooks"].get("logged_in"):
+        reasons.append("not logged in to FreshBooks")
+    if not document["sftp"].get("configured"):
+        reasons.append("no Stampli SFTP login")
+    failed_runs = [
+        name
+        for name, run in document["runs"].items()
+        if name in SYNC_COMMANDS and run["exit_code"] not in (None, 0)
+    ]
+    if failed_runs:
+        reasons.append("the last " + " and ".join(sorted(failed_runs)) + " did not end well")
+    failing = document["deliveries"]["failing"]
+    if failing:
+        reasons.append(f"{len(failing)} not in Stampli yet after failing")
+    if document["deliveries"]["stuck_batches"]:
+        reasons.append(f"{document['deliveries']['stuck_batches']} stuck upload(s)")
+    quarantined = document["stampli_files"]["quarantined"]
+    if quarantined:
+        reasons.append(f"{len(quarantined)} quarantined export file(s)")
+    if document["reconciliation"]["needs_attention"]:
+        reasons.append(f"{document['reconciliation']['needs_attention']} bill(s) to reconcile")
+    return reasons
+
+
 def status(options: Options) -> dict[str, Any]:
-    """Health at a glance, as a stable document (`schema` changes when keys do)."""
+    """Health at a glance, as a stable document (`schema` changes when keys do).
+
+    `attention` lists what a person should act on; the command exits 1 when it
+    is not empty, so a monitor can alert on `fbstampli status -q`.
+    """
     from fbstampli.store.credentials import login_summary
     from fbstampli.store.runs import latest_runs
 
     with open_runtime(options, lock=False) as rt:
-        return {
+        runs = latest_runs(rt.store)
+        now = rt.clock.now()
+        document: dict[str, Any] = {
             "schema": STATUS_SCHEMA,
             "home": str(rt.paths.home),
-            "freshbooks": login_summary(rt.store, rt.clock.now()),
+            "now": now.isoformat(),
+            "timezone": zone_name(now),
+            "freshbooks": {**login_summary(rt.store, now), "last_run": _last_run(runs)},
             "sftp": _sftp(rt),
-            "runs": latest_runs(rt.store),
+            "runs": runs,
             "deliveries": _deliveries(rt),
             "stampli_files": _stampli_files(rt),
             "reconciliation": _reconciliation(rt),
             "webhooks": _webhooks(rt),
             "freshbooks_behaviour": _behaviour(rt),
         }
+    document["attention"] = _attention(document)
+    return document
 
 
 def audit_trail(options: Options, *, bill: int | None, since: str | None) -> list[dict[str, Any]]:
@@ -251,10 +346,12 @@ def audit_trail(options: Options, *, bill: int | None, since: str | None) -> lis
         return audit_rows(rt.store, bill=bill, since=since_date)
 
 
-def doctor(options: Options) -> list[CheckResult]:
+def doctor(
+    options: Options, tell: Callable[[CheckResult], None] = lambda result: None
+) -> list[CheckResult]:
     from fbstampli.doctor import run_checks
 
-    return run_checks(options)
+    return run_checks(options, tell=tell)
 
 
 def api_report(options: Options, destination: Path) -> int:
@@ -280,7 +377,7 @@ def template_check(file: Path) -> RunReport:
 
     load_template(file)
     report = RunReport("template check")
-    report.notes.append(f"{file} is a valid Stampli template")
+    report.summary.append(f"{file} is a valid Stampli template.")
     report.add("valid")
     return report
 
@@ -331,5 +428,7 @@ def state_restore(options: Options, source: Path, *, force: bool) -> RunReport:
         for suffix in ("-wal", "-shm"):
             Path(f"{paths.state}{suffix}").unlink(missing_ok=True)
     report.add("restored")
-    report.notes.append(f"restored {paths.state} from {source} (last change {backup_change})")
+    report.summary.append(
+        f"Restored the state from {source} (its last change: {backup_change or 'none'})."
+    )
     return report

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from fbstampli.errors import AuthRequiredError, ConfigError, HostKeyError
 from fbstampli.options import Options
 from fbstampli.report import RunReport
-from fbstampli.runtime import open_runtime
+from fbstampli.runtime import Runtime, open_runtime
 
 if TYPE_CHECKING:
     from fbstampli.sftp import HostKey
@@ -58,7 +58,10 @@ def auth_login(
                 credentials.Business(chosen.account_id, str(chosen.business_id), chosen.name),
             )
             rt.store.audit("logged_in", detail=f"business {chosen.business_id} ({chosen.name})")
-        report.notes.append(f"logged in; syncing business {chosen.business_id} {chosen.name!r}")
+        report.summary.append(
+            f"Logged in to FreshBooks; syncing {chosen.name or 'the business'} "
+            f"(business {chosen.business_id}). Next: `fbstampli auth sftp`."
+        )
         report.add("logged_in")
     return report
 
@@ -106,6 +109,7 @@ def auth_logout(options: Options) -> RunReport:
             forget_business(rt.store)
             rt.store.audit("logged_out")
         report.add("logged_out")
+        report.summary.append("Logged out of FreshBooks; `fbstampli auth login` to log in again.")
     return report
 
 
@@ -141,7 +145,7 @@ def auth_sftp(
     confirm_key: ConfirmKey | None = None,
 ) -> RunReport:
     """Pin the host key, prove the login and both folders work, then store it all."""
-    from fbstampli.sftp import SftpTarget, SftpTransport, fetch_host_key
+    from fbstampli.sftp import SftpLoginError, SftpTarget, SftpTransport, fetch_host_key
     from fbstampli.store.credentials import SftpLogin, save_sftp_login
 
     if not password and not private_key:
@@ -157,7 +161,10 @@ def auth_sftp(
         else:
             host_key = fetch_host_key(host, port, timeout)
             offered = host_key.sha256_fingerprint
-            if accept_host_key is not None:
+            pinned = _pinned_fingerprint(rt, host, port)
+            if accept_host_key is None and pinned == offered:
+                pass  # the same server with the key already pinned: a new password keeps it
+            elif accept_host_key is not None:
                 if accept_host_key not in ("any", offered):
                     raise HostKeyError(
                         f"{host}:{port} offers host key {offered}, not {accept_host_key}; "
@@ -181,9 +188,22 @@ def auth_sftp(
             inbound_dir=inbound or rt.settings.stampli.inbound_dir,
             outbound_dir=outbound or rt.settings.stampli.outbound_dir,
         )
-        with SftpTransport.connect(target, timeout=timeout) as transport:
-            transport.list_files(target.inbound_dir)
-            transport.list_files(target.outbound_dir)
+        try:
+            with SftpTransport.connect(target, timeout=timeout) as transport:
+                transport.list_files(target.inbound_dir)
+                transport.list_files(target.outbound_dir)
+        except SftpLoginError as error:
+            if "refused" not in str(error):
+                raise
+            what = (
+                "key (is its public half installed for that user?)"
+                if private_key
+                else ("password (case matters; --password-stdin reads the first line only)")
+            )
+            raise SftpLoginError(
+                f"{target.address} refused user {username!r} with this {what}; check both with "
+                "Stampli and run this again; nothing was stored"
+            ) from None
         save_sftp_login(
             rt.store,
             SftpLogin(
@@ -200,11 +220,22 @@ def auth_sftp(
                 outbound=outbound,
             ),
         )
-        report.notes.append(
-            f"stored {target.address}; pinned {host_key.key_type} {host_key.sha256_fingerprint}"
+        report.summary.append(
+            f"Stored the SFTP login for {target.address} and pinned its host key "
+            f"{host_key.key_type} {host_key.sha256_fingerprint}. Next: `fbstampli doctor`."
         )
         report.add("stored")
     return report
+
+
+def _pinned_fingerprint(rt: Runtime, host: str, port: int) -> str | None:
+    """The fingerprint already pinned for this host and port, if a login for it is stored."""
+    from fbstampli.store.credentials import sftp_description
+
+    described = sftp_description(rt.store)
+    if described is None or (described["host"], int(described["port"])) != (host, port):
+        return None
+    return str(described.get("host_key_fingerprint") or "") or None
 
 
 def host_key_from_known_hosts(path: Path, host: str, port: int) -> HostKey:

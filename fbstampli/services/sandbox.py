@@ -48,6 +48,58 @@ def sandbox_config(freshbooks: FreshBooksSandbox, business: str = "demo") -> str
     )
 
 
+SANDBOX_KEYS = ("api_url", "auth_url", "client_id", "client_secret", "redirect_uri")
+
+
+def write_sandbox_config(home: Path, freshbooks: FreshBooksSandbox) -> str:
+    """Point a home's config.toml at this sandbox, so a new terminal (or cron) needs nothing
+    but FBSTAMPLI_HOME; returns the line that says what was written.
+
+    The keys go right under the `[freshbooks]` header (any active line of the same key is
+    commented out, so TOML never sees a key twice); a home without a config gets the
+    commented default one first, which `fbstampli init` then keeps.
+    """
+    import os
+    import re
+
+    from fbstampli.services.admin import default_config_text
+
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    config = home / "config.toml"
+    text = config.read_text(encoding="utf-8") if config.exists() else default_config_text()
+    values = {
+        "api_url": freshbooks.url,
+        "auth_url": freshbooks.url,
+        "client_id": freshbooks.client_id,
+        "client_secret": freshbooks.client_secret,
+        "redirect_uri": REDIRECT_URI,
+    }
+    block = ["# written by `fbstampli sandbox freshbooks --write-config`"]
+    block += [f'{key} = "{value}"' for key, value in values.items()]
+    lines = text.splitlines()
+    header = next((i for i, line in enumerate(lines) if line.strip() == "[freshbooks]"), None)
+    if header is None:
+        lines += ["", "[freshbooks]", *block]
+    else:
+        end = next(
+            (i for i in range(header + 1, len(lines)) if lines[i].lstrip().startswith("[")),
+            len(lines),
+        )
+        active = re.compile(rf"^\s*({'|'.join(SANDBOX_KEYS)})\s*=")
+        for i in range(header + 1, end):
+            if active.match(lines[i]):
+                lines[i] = f"# {lines[i]}"
+        lines[header + 1 : header + 1] = block
+    temporary = config.with_name(".config.toml.tmp")
+    temporary.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.chmod(temporary, 0o600)
+    temporary.replace(config)
+    return (
+        f"wrote this sandbox's address and app login into {config}: new terminals and cron "
+        f"need only FBSTAMPLI_HOME={home}"
+    )
+
+
 def connect_home(
     options: Options,
     freshbooks: FreshBooksSandbox,
@@ -74,9 +126,9 @@ def connect_home(
         accept_host_key=server.host_key.sha256_fingerprint,
     )
     return [
-        f"fbstampli init: encrypted state in {options.paths().home}",
-        "fbstampli auth login --code …: " + "; ".join(login.notes),
-        "fbstampli auth sftp: " + "; ".join(pinned.notes),
+        f"fbstampli init: created the encrypted state in {options.paths().home}.",
+        "fbstampli auth login --code …: " + " ".join(login.summary).split(" Next:")[0],
+        "fbstampli auth sftp: " + " ".join(pinned.summary).split(" Next:")[0],
     ]
 
 
@@ -91,8 +143,9 @@ def _files(inbound: Path, names: Sequence[str]) -> list[tuple[str, int, str]]:
 
 
 def _counts(report: RunReport) -> str:
-    shown = {k: v for k, v in sorted(report.counts.items()) if v and not k.startswith("seen.")}
-    return ", ".join(f"{name} {value}" for name, value in shown.items()) or "nothing to do"
+    from fbstampli.summaries import sentences
+
+    return " ".join(sentences(report))
 
 
 def run_demo(*, keep: bool, bills: int, show: Show) -> int:
@@ -127,8 +180,8 @@ def run_demo(*, keep: bool, bills: int, show: Show) -> int:
             second = push.push_bills(options, dry_run=False, full=False, since=None)
             again = sorted(path.name for path in inbound.iterdir())
             show.step(
-                f"fbstampli push-bills again: {len(again) - len(names)} new files "
-                f"({second.counts.get('unchanged', 0)} objects unchanged: nothing sent twice)"
+                f"fbstampli push-bills again: {len(again) - len(names)} new files; "
+                f"{second.counts.get('unchanged', 0)} objects unchanged, so nothing is sent twice."
             )
 
             bill_id = next(iter(sorted(freshbooks.data.bills)))
@@ -176,10 +229,7 @@ def run_demo_exports(options: Options, root: Path, show: Show) -> None:
         "Stampli stand-in captured every invoice, approved some, paid one and an unknown invoice"
     )
     report = pull.pull_stampli(options, now=True)
-    show.step(
-        f"fbstampli pull-stampli: {report.counts.get('files', 0)} files, "
-        f"{report.counts.get('records', 0)} records stored"
-    )
+    show.step(f"fbstampli pull-stampli: {_counts(report)}")
     result = pull.reconcile(options)
     rows: list[list[Any]] = [
         [i["fb_bill_id"], i["stampli_invoice_id"], i["outcome"], i["detail"]]

@@ -13,6 +13,7 @@ from datetime import timedelta
 from fbstampli.clock import from_utc_text, to_utc_text
 from fbstampli.models import Kind
 from fbstampli.options import Options
+from fbstampli.progress import Progress
 from fbstampli.report import RunReport
 from fbstampli.runtime import Runtime, open_runtime
 from fbstampli.store import outbox
@@ -56,6 +57,7 @@ def run_push(
     since: str | None = None,
     only_events: bool = False,
     advance: Advance = lambda amount: None,
+    stage: Callable[[str], Callable[[int], object]] = lambda label: lambda amount: None,
 ) -> RunReport:
     """One push; a dry run writes its files locally and records nothing, not even its run."""
     if dry_run:
@@ -73,6 +75,7 @@ def run_push(
             since=since,
             only_events=only_events,
             advance=advance,
+            stage=stage,
         )
     return run.report
 
@@ -84,9 +87,17 @@ def push_bills(
     full: bool,
     since: str | None,
     advance: Advance = lambda amount: None,
+    progress: Progress | None = None,
 ) -> RunReport:
     with open_runtime(options) as rt:
-        return run_push(rt, dry_run=dry_run, full=full, since=since, advance=advance)
+        if progress is None:
+            return run_push(rt, dry_run=dry_run, full=full, since=since, advance=advance)
+        rt.on_page = progress.page
+        report = run_push(
+            rt, dry_run=dry_run, full=full, since=since, advance=advance, stage=progress.stage
+        )
+        progress.stage("")
+        return report
 
 
 # -- retry ---------------------------------------------------------------------------------------
@@ -178,7 +189,10 @@ def run_pull(rt: Runtime, *, now: bool = False) -> RunReport:
     last = rt.store.get_value(LAST_PULL_KEY)
     interval = timedelta(minutes=rt.settings.pull.interval_minutes)
     if not now and not is_due(from_utc_text(last) if last else None, rt.clock.now(), interval):
-        report.notes.append("not due yet (pull.interval_minutes); use --now to poll anyway")
+        report.notes.append(
+            "Stampli's exports were not read: not due yet (pull.interval_minutes); "
+            "`fbstampli pull-stampli --now` reads them at once"
+        )
         return report
     with recorded_run(rt.store, "pull-stampli", report) as run:
         context = PullContext(
@@ -224,17 +238,29 @@ def reconcile(options: Options) -> RunReport:
 # -- sync: the cron entry ------------------------------------------------------------------------
 
 
-def sync(options: Options, advance: Advance = lambda amount: None) -> RunReport:
+def sync(
+    options: Options,
+    advance: Advance = lambda amount: None,
+    progress: Progress | None = None,
+) -> RunReport:
     """push-bills, then pull-stampli and reconcile, under one lock: the cron entry."""
     from fbstampli.monitoring import monitored
+    from fbstampli.progress import NoProgress
     from fbstampli.runtime import load_options_settings
+
+    shown = progress or NoProgress()
 
     def run() -> RunReport:
         report = RunReport("sync")
         with open_runtime(options) as rt:
-            report.merge(run_push(rt, advance=advance))
+            rt.on_page = shown.page
+            report.merge(run_push(rt, advance=advance, stage=shown.stage))
+            shown.stage("Reading Stampli's exports")
             report.merge(run_pull(rt))
+            shown.stage("Reconciling")
+            rt.on_page = None  # reconcile re-reads FreshBooks; one bar says it
             report.merge(run_reconcile(rt))
+            shown.stage("")
         return report
 
     return monitored(load_options_settings(options).monitoring.ping_url, run)

@@ -173,6 +173,13 @@ def webhooks_register(options: Options, *, url: str) -> RunReport:
                 report.add("verified")
             else:
                 report.problems.append(_unverified_hint(callback.callback_id))
+    registered = report.counts.get("registered", 0)
+    confirmed = report.counts.get("verified", 0)
+    report.summary.append(
+        f"Registered {registered} new callback(s) for {url}; {confirmed} of "
+        f"{len(report.items)} verified."
+        + (" Next: `fbstampli serve-webhook` keeps them coming." if confirmed else "")
+    )
     return report
 
 
@@ -205,6 +212,7 @@ def webhooks_delete(options: Options, callback_id: int) -> RunReport:
         try:
             callbacks_api(rt).delete_callback(callback_id)
             report.add("deleted")
+            report.summary.append(f"Deleted callback {callback_id} in FreshBooks.")
         except NotFoundError:
             report.notes.append(f"FreshBooks has no callback {callback_id}; forgotten here")
         hooks.forget_verifiers(rt.store, callback_id)
@@ -242,7 +250,7 @@ def webhooks_verify(
             confirm_pending_verifiers(rt, {callback_id})
         if callback_id in hooks.confirmed_verifiers(rt.store):
             report.add("verified")
-            report.notes.append(f"callback {callback_id} verified")
+            report.summary.append(f"Callback {callback_id} is verified.")
         elif resend:
             report.notes.append(
                 f"FreshBooks was asked to resend the code of callback {callback_id}; when it "
@@ -344,6 +352,11 @@ def serve_webhook(
         report.add("handshakes_ignored", stats.handshakes_ignored)
         report.add("rejected", sum(stats.rejected.values()))
         report.add("push_runs", worker.state.runs)
+        report.summary.append(
+            f"Stopped listening: {stats.accepted} event(s) accepted, {stats.duplicates} "
+            f"duplicate(s), {sum(stats.rejected.values())} rejected; {worker.state.runs} push "
+            "run(s)."
+        )
         queued = hooks.queue_state(rt.store).queued
         if queued:
             report.notes.append(f"{queued} events left queued; the next push-bills sends them")

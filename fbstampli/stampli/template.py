@@ -7,9 +7,11 @@ nothing else; every problem is reported by its dotted path in one `TemplateError
 
 from __future__ import annotations
 
+import difflib
 import re
 import string
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from importlib import resources
@@ -274,16 +276,24 @@ def parse_template(text: str, *, origin: str = "<template>") -> Template:
     return template
 
 
+def _at(path: str, key: str) -> str:
+    """`bill.format` for a section's key, `bill column 3 ('Vendor') format` for a column's."""
+    return f"{path} {key}" if " column " in path else f"{path}.{key}"
+
+
 def _unknown_keys(table: dict[str, Any], allowed: set[str], path: str, problems: list[str]) -> None:
     for key in table:
         if key not in allowed:
-            problems.append(f"{path}.{key}: unknown key" if path else f"{key}: unknown key")
+            hint = did_you_mean(key, allowed)
+            problems.append(
+                f"{_at(path, key)}: unknown key{hint}" if path else f"{key}: unknown key"
+            )
 
 
 def _text(table: dict[str, Any], key: str, path: str, problems: list[str], default: str) -> str:
     value = table.get(key, default)
     if not isinstance(value, str):
-        problems.append(f"{path}.{key}: must be text")
+        problems.append(f"{_at(path, key)}: must be text")
         return default
     return value
 
@@ -374,13 +384,25 @@ def _check_column_format(
         return
     if field_type in (FieldType.DATE, FieldType.DATETIME):
         if column_format != ISO and "%" not in column_format:
-            problems.append(f"{path}.format: must be 'iso' or a strftime pattern")
+            problems.append(f"{_at(path, 'format')}: must be 'iso' or a strftime pattern")
     elif field_type is FieldType.BOOL:
         parts = column_format.split("|")
         if len(parts) != 2 or parts[0] == parts[1]:
-            problems.append(f"{path}.format: must be 'true-text|false-text', e.g. 'yes|no'")
+            problems.append(f"{_at(path, 'format')}: must be 'true-text|false-text', e.g. 'yes|no'")
     else:
-        problems.append(f"{path}.format: a {field_type} column takes no format")
+        problems.append(f"{_at(path, 'format')}: a {field_type} column takes no format")
+
+
+def column_where(path: str, index: int, table: object) -> str:
+    """A column as people find it in the file: 1-based, with its header when it has one."""
+    header = table.get("header") if isinstance(table, dict) else None
+    named = f" ({header!r})" if isinstance(header, str) and header.strip() else ""
+    return f"{path} column {index + 1}{named}"
+
+
+def did_you_mean(wrong: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(wrong, sorted(known), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _check_headers(
@@ -388,7 +410,7 @@ def _check_headers(
 ) -> None:
     seen: set[str] = set()
     for index, header in enumerate(headers):
-        where = f"{path}.columns[{index}].header"
+        where = f"{path} column {index + 1} header"
         if not header.strip():
             problems.append(f"{where}: must not be empty")
         if header.strip().casefold() in seen:
@@ -406,7 +428,7 @@ def _columns_list(section: dict[str, Any], path: str, problems: list[str]) -> li
     tables: list[dict[str, Any]] = []
     for index, column in enumerate(columns):
         if not isinstance(column, dict):
-            problems.append(f"{path}.columns[{index}]: must be a table")
+            problems.append(f"{path} column {index + 1}: must be a table")
             continue
         tables.append(column)
     return tables if len(tables) == len(columns) else []
@@ -425,7 +447,7 @@ def _outgoing(
     known = SOURCE_FIELDS[kind]
     columns: list[Column] = []
     for index, table in enumerate(_columns_list(section, path, problems)):
-        where = f"{path}.columns[{index}]"
+        where = column_where(path, index, table)
         _unknown_keys(table, {"header", "source", "format", "value"}, where, problems)
         header = _text(table, "header", where, problems, "")
         source = _text(table, "source", where, problems, "")
@@ -435,12 +457,14 @@ def _outgoing(
             problems.append(f"{where}: give either source or value, not both")
             continue
         if "source" not in table and "value" not in table:
-            problems.append(f"{where}.source: missing (or give a constant value)")
+            problems.append(f"{where} source: missing (or give a constant value)")
             continue
         if "value" in table:
             field_type = FieldType.TEXT
         elif source not in known:
-            problems.append(f"{where}.source: unknown field {source!r}")
+            problems.append(
+                f"{where} source: unknown field {source!r}{did_you_mean(source, known)}"
+            )
             continue
         else:
             field_type = known[source]
@@ -470,15 +494,18 @@ def _export(
     columns: list[ExportColumn] = []
     mapped: set[str] = set()
     for index, table in enumerate(_columns_list(section, path, problems)):
-        where = f"{path}.columns[{index}]"
+        where = column_where(path, index, table)
         _unknown_keys(table, {"header", "field", "format", "required"}, where, problems)
         header = _text(table, "header", where, problems, "")
         field_name = _text(table, "field", where, problems, "")
         if field_name not in RECORD_FIELDS:
-            problems.append(f"{where}.field: unknown field {field_name!r}")
+            problems.append(
+                f"{where} field: unknown field {field_name!r}"
+                f"{did_you_mean(field_name, RECORD_FIELDS)}"
+            )
             continue
         if field_name in mapped:
-            problems.append(f"{where}.field: {field_name!r} is already mapped by another column")
+            problems.append(f"{where} field: {field_name!r} is already mapped by another column")
         mapped.add(field_name)
         field_type = RECORD_FIELDS[field_name]
         column_format = _text(table, "format", where, problems, "")

@@ -71,7 +71,7 @@ class Store:
                 check_same_thread=False,
             )
         except sqlcipher3.Error as error:
-            raise StateUnusableError(f"cannot open {path} ({error})") from None
+            raise _translate(error, path) from None
         connection.row_factory = sqlcipher3.Row
         try:
             # Before the key, or SQLCipher prints its own hmac errors on a wrong key.
@@ -399,6 +399,19 @@ def _statements(script: str) -> list[str]:
 
 def _translate(error: Exception, path: Path) -> Exception:
     text = str(error)
+    if "readonly" in text or "unable to open" in text:
+        from fbstampli.access import unwritable_state
+
+        denied = unwritable_state(path)
+        if denied is not None:
+            return denied
+        if "readonly" in text:  # it was read-only when opened; opening set it back to 0600
+            from fbstampli.errors import LocalAccessError
+
+            return LocalAccessError(
+                f"cannot write {path}: it was read-only when this run opened it; its mode is "
+                "0600 (owner read and write) now: run the command again"
+            )
     if "locked" in text or "busy" in text:
         from fbstampli.errors import TemporaryError
 

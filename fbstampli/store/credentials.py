@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from fbstampli.errors import ExitCode
 from fbstampli.freshbooks.oauth import Token
 from fbstampli.logs import register_secret
 from fbstampli.store import Store
@@ -193,12 +194,34 @@ def save_sftp_login(store: Store, login: SftpLogin) -> None:
         )
 
 
+def login_refused_at(store: Store) -> str | None:
+    """When a run that started after the token was last saved ended with "authentication
+    needed" (a refused refresh token, a revoked grant): the stored token is dead then, even
+    though it is still there to be revoked by `auth logout`."""
+    row = store.query_one(
+        "SELECT r.started_at FROM runs AS r, credentials AS c WHERE c.name = ? "
+        "AND r.exit_code = ? AND r.started_at >= c.updated_at ORDER BY r.id DESC LIMIT 1",
+        (TOKEN_SECRET, int(ExitCode.AUTH)),
+    )
+    return None if row is None else str(row["started_at"])
+
+
 def login_summary(store: Store, now: datetime) -> dict[str, Any]:
     """Who is logged in and until when; never the token itself."""
     token = StateTokenStore(store).load()
     business = chosen_business(store)
     if token is None or business is None:
         return {"logged_in": False}
+    refused = login_refused_at(store)
+    if refused is not None:
+        return {
+            "logged_in": False,
+            "refused_at": refused,
+            "account_id": business.account_id,
+            "business_id": business.business_id or None,
+            "business_name": business.name or None,
+            "fix": "FreshBooks refused this login; run `fbstampli auth login`",
+        }
     return {
         "logged_in": True,
         "account_id": business.account_id,

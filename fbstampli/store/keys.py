@@ -195,7 +195,10 @@ def resolve_key(state_path: Path, env: Mapping[str, str]) -> StateKey:
             f"the key file {key_file} is missing; restore it from your backup, or set {KEY_ENV}"
         ) from None
     except PermissionError:
-        raise StateUnusableError(f"the key file {key_file} cannot be read by this user") from None
+        from fbstampli.access import access_message
+        from fbstampli.errors import LocalAccessError
+
+        raise LocalAccessError(access_message(key_file, action="read")) from None
     return StateKey(check_key_hex(text, str(key_file)), KeySource.FILE)
 
 

@@ -372,3 +372,56 @@ def delivered_object_count(store: Store, kind: Kind) -> int:
         (kind.value, DeliveryStatus.DELIVERED),
     )
     return int(row["n"]) if row else 0
+
+
+def objects_in_stampli(store: Store) -> dict[str, dict[str, int]]:
+    """Per kind: how many objects were ever queued, and how many of them reached Stampli.
+
+    An object counts as in Stampli once any version of it was delivered: a
+    newer version waiting behind it is a change on its way, not a missing bill.
+    """
+    rows = store.query(
+        "SELECT kind, count(DISTINCT fb_id) AS objects, "
+        "count(DISTINCT CASE WHEN status = ? THEN fb_id END) AS delivered "
+        "FROM deliveries GROUP BY kind",
+        (DeliveryStatus.DELIVERED,),
+    )
+    return {
+        str(row["kind"]): {"objects": int(row["objects"]), "in_stampli": int(row["delivered"])}
+        for row in rows
+    }
+
+
+def failing_deliveries(store: Store) -> list[dict[str, Any]]:
+    """Deliveries that tried and failed (waiting for their next try, or given up), oldest first,
+    with the bill number or vendor name people know them by."""
+    rows = store.query(
+        "SELECT d.kind, d.fb_id, d.status, d.attempts, d.next_attempt_at, d.last_error, "
+        "coalesce(json_extract(s.payload, '$.bill_number'), json_extract(s.payload, '$.name'), "
+        "'') AS label FROM deliveries AS d "
+        "LEFT JOIN source_objects AS s ON s.kind = d.kind AND s.fb_id = d.fb_id "
+        "WHERE d.status IN (?, ?) ORDER BY d.created_at, d.id",
+        (DeliveryStatus.FAILED, DeliveryStatus.DEAD),
+    )
+    return [
+        {
+            "kind": str(row["kind"]),
+            "fb_id": int(row["fb_id"]),
+            "label": str(row["label"] or ""),
+            "status": str(row["status"]),
+            "attempts": int(row["attempts"]),
+            "next_attempt_at": row["next_attempt_at"]
+            if row["status"] == DeliveryStatus.FAILED
+            else None,
+            "error": str(row["last_error"] or ""),
+        }
+        for row in rows
+    ]
+
+
+def last_upload_at(store: Store) -> str | None:
+    """When a file last reached Stampli's inbound folder."""
+    row = store.query_one(
+        "SELECT max(updated_at) AS at FROM batches WHERE state = ?", (BatchState.DELIVERED,)
+    )
+    return None if row is None or row["at"] is None else str(row["at"])

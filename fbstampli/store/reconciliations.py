@@ -49,3 +49,21 @@ def latest_outcomes(store: Store) -> tuple[int | None, dict[str, int]]:
         (latest["run"],),
     )
     return int(latest["run"]), {str(row["outcome"]): int(row["n"]) for row in rows}
+
+
+def previous_outcomes(store: Store, before_run: int) -> dict[tuple[int | None, str], str]:
+    """Each bill's outcome in the newest reconcile run before `before_run`, keyed by
+    (FreshBooks bill id, Stampli invoice id): what a new outcome is compared with."""
+    latest = store.query_one(
+        "SELECT max(run_id) AS run FROM reconciliations WHERE run_id < ?", (before_run,)
+    )
+    if latest is None or latest["run"] is None:
+        return {}
+    rows = store.query(
+        "SELECT fb_bill_id, stampli_invoice_id, outcome FROM reconciliations WHERE run_id = ?",
+        (latest["run"],),
+    )
+    return {
+        (row["fb_bill_id"], str(row["stampli_invoice_id"] or "")): str(row["outcome"])
+        for row in rows
+    }

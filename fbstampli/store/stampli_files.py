@@ -164,8 +164,18 @@ def open_quarantine(store: Store) -> list[dict[str, Any]]:
     """Quarantined files not yet replaced: one stays listed until a later file of its name is
     stored."""
     rows = store.query(
-        "SELECT name, reason FROM stampli_files AS q WHERE state = 'quarantined' AND NOT EXISTS "
+        "SELECT name, reason, local_path, processed_at FROM stampli_files AS q "
+        "WHERE state = 'quarantined' AND NOT EXISTS "
         "(SELECT 1 FROM stampli_files AS later WHERE later.name = q.name AND later.id > q.id "
         "AND later.state IN ('processed', 'duplicate')) ORDER BY id"
     )
     return [dict(row) for row in rows]
+
+
+def processed_since(store: Store, since: str) -> int:
+    """How many export files were read (processed) at or after `since` (UTC text)."""
+    row = store.query_one(
+        "SELECT count(*) AS n FROM stampli_files WHERE state = ? AND processed_at >= ?",
+        (FileState.PROCESSED, since),
+    )
+    return int(row["n"]) if row else 0

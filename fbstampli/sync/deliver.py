@@ -22,6 +22,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
+from datetime import datetime
 
 from fbstampli.clock import Clock
 from fbstampli.config import Settings
@@ -116,6 +118,7 @@ def fail_batch(
 ) -> None:
     """Give the batch up for this run; its deliveries back off (or die) and will be re-batched."""
     message = str(error)
+    soonest: datetime | None = None
     with store.transaction():
         if batch["state"] != BatchState.STUCK:
             set_batch_state(store, batch["id"], BatchState.FAILED, message)
@@ -128,6 +131,8 @@ def fail_batch(
                 initial_minutes=settings.sync.backoff_initial_minutes,
                 max_hours=settings.sync.backoff_max_hours,
             )
+            if not dead:
+                soonest = retry_at if soonest is None else min(soonest, retry_at)
             outbox.fail_delivery(
                 store,
                 member["id"],
@@ -144,7 +149,15 @@ def fail_batch(
                 run_id=run_id,
             )
             report.add("dead" if dead else "failed")
-    report.problems.append(f"upload of {batch['file_name']} failed: {message}")
+    if isinstance(error, RemoteUnavailableError):
+        report.unreachable = True
+        message = message.removesuffix("; will retry")
+    when = (
+        f"; next try {soonest.astimezone().strftime('%H:%M %Z')} (`fbstampli status`)"
+        if soonest is not None
+        else "; no tries left: `fbstampli retry --dead` once fixed"
+    )
+    report.problems.append(f"upload of {batch['file_name']} failed: {message}{when}")
 
 
 def _deliver_with_retries(
@@ -169,12 +182,14 @@ def _deliver_with_retries(
             return False
         except (RemoteUnavailableError, RemoteError) as error:
             last_error = error
-            log.warning("upload of %s failed (try %d): %s", batch["file_name"], attempt + 1, error)
+            # One line at the end says it; each try is for the log file and -v.
+            log.info("upload of %s failed (try %d): %s", batch["file_name"], attempt + 1, error)
             connection.drop()
             if attempt + 1 < settings.sftp.upload_attempts:  # no wait once the tries are spent
                 clock.sleep(min(2.0**attempt, 8.0))
             continue
         report.add(f"files.{batch['kind']}")
+        report.add(f"sent.{batch['kind']}", len(batch_members(store, batch_id)))
         return True
     batch = outbox.batch(store, batch_id)
     if batch is not None and last_error is not None:
@@ -242,8 +257,12 @@ def deliver(
     clock: Clock,
     run_id: int | None,
     report: RunReport,
+    on_file: Callable[[int], object] = lambda amount: None,
 ) -> None:
-    """Finish interrupted batches, then send the queue: vendors, then bills, then payments."""
+    """Finish interrupted batches, then send the queue: vendors, then bills, then payments.
+
+    `on_file(1)` after each file reaches Stampli, for a progress bar.
+    """
     with store.transaction():
         requeued = requeue_due(store, clock.now())
     if requeued:
@@ -254,6 +273,7 @@ def deliver(
         ):
             return
         report.add("recovered")
+        on_file(1)
     previous: Kind | None = None
     for kind in Kind:
         if previous is not None and outstanding_count(store, previous):
@@ -272,3 +292,4 @@ def deliver(
                 store, connection, batch_id, settings, clock, run_id, report
             ):
                 return
+            on_file(1)

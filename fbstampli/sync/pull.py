@@ -269,7 +269,12 @@ def _quarantine(
     if local is not None and target is not None:
         os.replace(local, target)
     report.add("quarantined")
-    report.problems.append(f"quarantined {name}: {reason}")
+    why = reason.removeprefix(f"{name}, ").removeprefix(f"{name}: ")
+    kept = f"the copy is in {target}" if target is not None else "it stays on the server"
+    report.problems.append(
+        f"quarantined {name} ({why}): {kept}; have Stampli export it again (or fix the "
+        "template): a new file of that name is read by the next pull"
+    )
 
 
 def _open_row(store: Store, remote: RemoteFile, export_kind: ExportKind, folder: Path) -> FileRow:

@@ -121,6 +121,7 @@ def push(
     dry_run_folder: Path | None = None,
     only_events: bool = False,
     advance: Callable[[int], None] = lambda amount: None,
+    stage: Callable[[str], Callable[[int], object]] = lambda label: lambda amount: None,
 ) -> RunReport:
     """One push run. `only_events` fetches just what webhooks named (the listener's fast path)."""
     report = RunReport("push-bills")
@@ -155,6 +156,7 @@ def push(
         if not only_events:
             save_watermarks(ctx.store, next_watermarks(fetched, watermarks))
     report.add("events", len(events))
+    uploaded = stage("Uploading files to Stampli")
     deliver(
         ctx.store,
         Connection(ctx.transport),
@@ -164,6 +166,7 @@ def push(
         clock=ctx.clock,
         run_id=ctx.run_id,
         report=report,
+        on_file=uploaded,
     )
     return report
 

@@ -86,7 +86,7 @@ def reconcile_state(
 ) -> None:
     """Classify every bill from fresh FreshBooks facts and the stored Stampli records.
 
-    The results and the audit rows of the bills needing attention are one
+    The results and the audit rows of the bills whose outcome changed are one
     transaction: a killed reconcile leaves no half report behind.
     """
     bills = {
@@ -115,6 +115,19 @@ def reconcile_state(
     )
     at = store.now_text()
     attention = [r for r in results if r.outcome.needs_attention]
+    before = reconciliations.previous_outcomes(store, run_id)
+    # Only what changed goes to the audit trail: ten runs of 500 unchanged bills would
+    # otherwise write 5,000 lines and bury the failures. A bill seen for the first time is
+    # written when it needs attention; after that, every change (a fix back to matched too).
+    changed = [
+        r
+        for r in results
+        if (
+            (previous := before.get((r.fb_bill_id, r.stampli_invoice_id or ""))) is None
+            and r.outcome.needs_attention
+        )
+        or (previous is not None and previous != r.outcome.value)
+    ]
     with store.transaction():
         reconciliations.add_results(
             store,
@@ -126,7 +139,7 @@ def reconcile_state(
         store.audit_many(
             [
                 (at, run_id, "bill", r.fb_bill_id, f"reconcile_{r.outcome.value}", r.detail)
-                for r in attention
+                for r in changed
             ]
         )
     for result in results:

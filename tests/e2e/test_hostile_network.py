@@ -177,7 +177,8 @@ def test_the_browser_is_started_without_the_state_key_or_the_client_secret(
             "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
             "FBSTAMPLI_FRESHBOOKS_CLIENT_SECRET": "the-client-secret",
             "FRESHBOOKS_CLIENT_SECRET": "the-client-secret",
-            "FBSTAMPLI_DB_KEY_BACKUP": key,
+            "FBSTAMPLI_TEST_KEY_BACKUP": key,  # (an unknown FBSTAMPLI_ name is refused)
+            "VAULT_TOKEN": key,
         },
     )
     controller, terminal = pty.openpty()  # auth login asks for the URL only on a terminal

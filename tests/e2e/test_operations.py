@@ -14,6 +14,9 @@ from tests.support.summary import find_secrets
 STATUS_KEYS = {
     "schema",
     "home",
+    "now",
+    "timezone",
+    "attention",
     "freshbooks",
     "sftp",
     "runs",
@@ -99,7 +102,11 @@ def test_doctor_names_an_unreachable_sftp_server(connected: Connected) -> None:
     connected.sftp.stop()
     checks = doctor(connected)
     assert checks["SFTP login"]["ok"] is False
-    assert "SFTP inbound writable" not in checks
+    assert "not reachable" in checks["SFTP login"]["detail"]
+    assert checks["SFTP login"]["fix"].startswith("server not reachable")
+    assert "password" not in checks["SFTP login"]["fix"]
+    assert checks["SFTP inbound writable"]["skipped"] is True
+    assert checks["SFTP inbound writable"]["detail"] == "skipped: the SFTP login did not work"
 
 
 def test_status_json_keeps_its_schema_and_shows_no_secret(connected: Connected) -> None:

@@ -143,8 +143,10 @@ def test_sftp_down_fails_deliveries_and_next_run_sends_them(
     port, pkey, password = connected.sftp.port, connected.sftp.host_pkey, connected.sftp.password
     connected.sftp.stop()
     down = connected.run("push-bills")
-    assert down.code == 1
+    assert down.code == 75  # unreachable is "try again later", as for FreshBooks
     assert "upload of" in down.stderr
+    assert "not reachable (connection refused); next try " in down.stderr
+    assert len(down.stderr.splitlines()) == 1, down.stderr
     assert list((sftp_root / "inbound").iterdir()) == []
     status = connected.run("retry", "--failed", "--queue-only")
     assert status.code == 0
@@ -177,7 +179,7 @@ def test_an_upload_refused_once_is_sent_again_on_a_fresh_connection_in_the_same_
 def test_a_connection_cut_mid_upload_is_told_in_our_one_line_only(connected: Connected) -> None:
     connected.sftp.fail_at_rate(1.0, actions=("disconnect",))
     result = connected.run("-q", "push-bills", env={"FBSTAMPLI_SFTP_UPLOAD_ATTEMPTS": "1"})
-    assert result.code == 1
+    assert result.code == 75
     lines = result.stderr.splitlines()
     assert lines, "the failure was not reported"
     assert all(line.startswith("fbstampli: upload of ") for line in lines), result.stderr

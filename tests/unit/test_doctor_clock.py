@@ -44,9 +44,9 @@ def test_freshbooks_time_wins_over_a_plausible_looking_history() -> None:
 @pytest.mark.parametrize(
     ("local", "last_run", "ok", "words"),
     [
-        (NOON, None, True, "not compared with FreshBooks"),
-        (NOON, NOON - timedelta(days=1), True, "not compared with FreshBooks"),
-        (NOON, NOON + timedelta(minutes=4), True, "not compared with FreshBooks"),
+        (NOON, None, True, "skipped: not compared with FreshBooks"),
+        (NOON, NOON - timedelta(days=1), True, "skipped: not compared with FreshBooks"),
+        (NOON, NOON + timedelta(minutes=4), True, "skipped: not compared with FreshBooks"),
         (NOON, NOON + timedelta(hours=2), False, "before the last recorded run"),
         (datetime(2001, 1, 1, tzinfo=UTC), None, False, "cannot be right"),
     ],

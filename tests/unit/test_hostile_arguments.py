@@ -132,7 +132,7 @@ def test_any_value_for_any_option_is_a_clear_exit_never_an_internal_error(
         (["retry", "--bill", "9" * 30], "--bill"),
         (["retry", "--bill", "0"], "--bill"),
         (["audit", "--bill", "-1"], "--bill"),
-        (["webhooks", "delete", "9" * 30], "callback_id"),
+        (["webhooks", "delete", "9" * 30], "CALLBACK_ID"),
         (["serve-webhook", "--port", "99999"], "--port"),
         (["auth", "sftp", "--host", "h", "--username", "u", "--port", "0"], "--port"),
         (["demo", "--bills", "-3"], "--bills"),

@@ -386,3 +386,33 @@ def test_nothing_to_look_at_means_no_attention(store: Store) -> None:
     reconcile_state(store, source, ReconcileSettings(), now=NOW, run_id=1, report=report)
     assert report.counts == {"matched": 1}
     assert report.attention is False
+
+
+def test_the_audit_trail_gets_a_reconcile_line_only_when_a_bills_outcome_changes(
+    store: Store,
+) -> None:
+    bills = [fb_bill(1), fb_bill(2)]
+    unpaid = ListSource(bills=bills, payments=[])
+    paid_both = ListSource(
+        bills=bills,
+        payments=[BillPayment(101, 1, Decimal("100.00"), "USD", date(2026, 11, 20))],
+    )
+    delivered(store, 1, NOW - timedelta(days=3))
+    delivered(store, 2, NOW - timedelta(days=3))
+    keep(store, capture(2), paid(1, "P1", "100.00", "USD"))
+
+    def audited(run_id: int) -> list[tuple[int, str]]:
+        rows = store.query(
+            "SELECT fb_id, action FROM audit WHERE run_id = ? ORDER BY fb_id", (run_id,)
+        )
+        return [(row["fb_id"], row["action"]) for row in rows]
+
+    for run_id in (1, 2, 3):  # the same facts three times: said once
+        reconcile_state(
+            store, unpaid, ReconcileSettings(), now=NOW, run_id=run_id, report=RunReport("r")
+        )
+    assert audited(1) == [(1, "reconcile_paid_in_stampli_only")]
+    assert audited(2) == []
+    assert audited(3) == []
+    reconcile_state(store, paid_both, ReconcileSettings(), now=NOW, run_id=4, report=RunReport("r"))
+    assert audited(4) == [(1, "reconcile_matched")]  # resolved: that change is recorded

@@ -85,12 +85,14 @@ def test_load_template_reads_a_custom_file(tmp_path: Path) -> None:
         (
             '{ header = "Invoice Number", source = "bill_number" }',
             '{ header = "Invoice Number", source = "vendr_name" }',
-            "bill.columns[3].source: unknown field 'vendr_name'",
+            "bill column 4 ('Invoice Number') source: unknown field 'vendr_name'; "
+            "did you mean 'vendor_name'?",
         ),
         (
             '{ header = "Approver", field = "approver" }',
             '{ header = "Approver", field = "aprover" }',
-            "exports.approval.columns[3].field: unknown field 'aprover'",
+            "exports.approval column 4 ('Approver') field: unknown field 'aprover'; "
+            "did you mean 'approver'?",
         ),
         ('format = "csv"', 'format = "json"', "format.format: must be 'csv' or 'xml'"),
         ('delimiter = ","', 'delimiter = ";;"', "format.delimiter: must be one character"),
@@ -111,22 +113,22 @@ def test_load_template_reads_a_custom_file(tmp_path: Path) -> None:
         (
             '{ header = "Vendor Name", source = "name" }',
             '{ header = " freshbooks VENDOR id", source = "name" }',
-            "vendor.columns[1].header: duplicate header",
+            "vendor column 2 header: duplicate header",
         ),
         (
             '{ header = "1099 Vendor", source = "is_1099", format = "yes|no" }',
             '{ header = "1099 Vendor", source = "is_1099", format = "yes" }',
-            "vendor.columns[16].format: must be 'true-text|false-text'",
+            "vendor column 17 ('1099 Vendor') format: must be 'true-text|false-text'",
         ),
         (
             '{ header = "Invoice Total", source = "total_amount" }',
             '{ header = "Invoice Total", source = "total_amount", format = "0.00" }',
-            "bill.columns[9].format: a amount column takes no format",
+            "bill column 10 ('Invoice Total') format: a amount column takes no format",
         ),
         (
             '{ header = "Note", source = "note" },\n]\n\n[bill]',
             '{ header = "Note", sourc = "note" },\n]\n\n[bill]',
-            "vendor.columns[17].sourc: unknown key",
+            "vendor column 18 ('Note') sourc: unknown key; did you mean 'source'?",
         ),
         ("[exports.capture]", "[exports.captures]", "exports.captures: unknown export"),
         ('match = ["*capture*.csv"]', "match = []", "exports.capture.match: must be"),
@@ -154,15 +156,13 @@ def test_every_problem_is_reported_at_once() -> None:
     )
     with pytest.raises(TemplateError) as caught:
         parse_template(text)
-    assert "bill.columns[3].source" in str(caught.value)
+    assert "bill column 4 ('Invoice Number') source" in str(caught.value)
     assert "format.delimiter" in str(caught.value)
 
 
 def test_xml_format_requires_headers_that_are_element_names() -> None:
     text = DEFAULT_TEXT.replace('format = "csv"', 'format = "xml"')
-    with pytest.raises(
-        TemplateError, match=r"vendor\.columns\[0\]\.header: 'FreshBooks Vendor ID'"
-    ):
+    with pytest.raises(TemplateError, match=r"vendor column 1 header: 'FreshBooks Vendor ID'"):
         parse_template(text)
 
 
