@@ -27,7 +27,7 @@ log = logging.getLogger("fbstampli")
 COMMAND_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Daily (cron runs sync)", ("sync", "status", "retry")),
     ("The parts of sync", ("push-bills", "pull-stampli", "reconcile")),
-    ("Setup", ("init", "auth", "template", "webhooks", "serve-webhook")),
+    ("Setup", ("init", "auth", "template", "webhooks", "serve-webhook", "business")),
     ("Inspect", ("doctor", "audit")),
     ("Maintenance", ("state", "key")),
     ("Try it without accounts", ("demo", "sandbox")),
@@ -214,6 +214,7 @@ def _global(
         Path | None,
         typer.Option(
             "--installation",
+            metavar="DIR",
             envvar="FBSTAMPLI_INSTALLATION",
             help="Folder listing several businesses in installation.toml (default: the home).",
         ),
@@ -221,7 +222,9 @@ def _global(
     business: Annotated[
         str | None,
         typer.Option(
-            "--business", help="Run the command in this business's home (see `business list`)."
+            "--business",
+            metavar="NAME",
+            help="Run the command in this business's home (see `business list`).",
         ),
     ] = None,
     verbose: Annotated[

@@ -73,7 +73,6 @@ def secret_from_stdin(option: str) -> str:
     return text
 
 
-@auth_app.command("login")
 @auth_app.command(
     "login",
     cls=FriendlyCommand,

@@ -5,32 +5,57 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from fbstampli.cli.app import JsonFlag, app, options_of
+from fbstampli.cli.admin import KeySourceChoice
+from fbstampli.cli.app import FriendlyCommand, GroupedHelp, JsonFlag, app, examples, options_of
 from fbstampli.errors import ConfigError
 
 business_app = typer.Typer(
-    help="The businesses of an installation: each one a home of its own.",
+    help="Several FreshBooks businesses, each in a home of its own.",
     no_args_is_help=True,
     rich_markup_mode=None,
+    cls=GroupedHelp,
 )
 app.add_typer(business_app, name="business")
 
 
-@business_app.command("add")
+@business_app.command(
+    "add",
+    cls=FriendlyCommand,
+    short_help="Create a business home, or adopt an existing one.",
+    epilog=examples(
+        "fbstampli business add acme",
+        "fbstampli business add main --adopt ~/.config/fbstampli",
+    ),
+)
 def add(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Short name: lower-case letters, digits, dashes.")],
+    name: Annotated[
+        str,
+        typer.Argument(metavar="NAME", help="Short name: lower-case letters, digits, dashes."),
+    ],
     adopt: Annotated[
         Path | None,
-        typer.Option("--adopt", help="Record this existing home as the business (nothing moves)."),
+        typer.Option(
+            "--adopt",
+            metavar="HOME",
+            help="Record this existing home as the business (nothing moves).",
+        ),
     ] = None,
     key_source: Annotated[
-        str,
-        typer.Option("--key-source", help="Where the new home's state key lives (as for init)."),
-    ] = "auto",
+        KeySourceChoice,
+        typer.Option(
+            "--key-source",
+            case_sensitive=False,
+            help="Where the new home's state key lives, as for init.",
+        ),
+    ] = KeySourceChoice.AUTO,
     config_from: Annotated[
         Path | None,
-        typer.Option("--config-from", help="Start the new home's config.toml as a copy of this."),
+        typer.Option(
+            "--config-from",
+            metavar="FILE",
+            help="Start the new home's config.toml as a copy of this.",
+        ),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -41,13 +66,18 @@ def add(
     refuse_selected(ctx)
     options = options_of(ctx)
     report = services.business_add(
-        options, name, adopt=adopt, key_source=key_source, config_from=config_from
+        options, name, adopt=adopt, key_source=key_source.value, config_from=config_from
     )
     output.show_steps(report, options, as_json=as_json)
     raise typer.Exit(int(report.exit_code))
 
 
-@business_app.command("list")
+@business_app.command(
+    "list",
+    cls=FriendlyCommand,
+    short_help="The businesses and where their homes are.",
+    epilog=examples("fbstampli business list", "fbstampli business list --json"),
+)
 def list_(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """The businesses of the installation and where their homes are."""
     from fbstampli.cli import output
@@ -58,9 +88,15 @@ def list_(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     output.show_rows("fbstampli businesses", rows, as_json=as_json)
 
 
-@business_app.command("remove")
+@business_app.command(
+    "remove",
+    cls=FriendlyCommand,
+    short_help="Forget a business; its home is left untouched.",
+    epilog=examples("fbstampli business remove acme"),
+)
 def remove(
-    ctx: typer.Context, name: Annotated[str, typer.Argument(help="The business to forget.")]
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The business to forget.")],
 ) -> None:
     """Forget a business (its home, state and key are left untouched)."""
     from fbstampli.cli import output

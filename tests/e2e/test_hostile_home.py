@@ -97,8 +97,8 @@ def chown_all(home: Path, uid: int) -> None:
 def test_root_on_another_users_home_is_refused_unless_told(home: Path) -> None:
     chown_all(home, NOBODY)
     refused(run(home, "status"), home, "--allow-foreign-home")
-    assert run(home, "--allow-foreign-home", "status").code == 0
-    assert run(home, "status", env={"FBSTAMPLI_ALLOW_FOREIGN_HOME": "1"}).code == 0
+    assert run(home, "--allow-foreign-home", "auth", "status").code == 0
+    assert run(home, "auth", "status", env={"FBSTAMPLI_ALLOW_FOREIGN_HOME": "1"}).code == 0
 
 
 def test_a_file_of_a_third_user_in_the_home_is_refused(home: Path) -> None:
@@ -154,5 +154,5 @@ def test_an_environment_key_is_rotated_by_following_the_message_word_for_word(
     assert new != old
     (home / "state.key-source").write_text("env\n")
     (home / "state.key").unlink()
-    assert run(home, "status", env={"FBSTAMPLI_DB_KEY": new}).code == 0
-    assert run(home, "status", env={"FBSTAMPLI_DB_KEY": old}).code == 4  # the old key is dead
+    assert run(home, "auth", "status", env={"FBSTAMPLI_DB_KEY": new}).code == 0
+    assert run(home, "auth", "status", env={"FBSTAMPLI_DB_KEY": old}).code == 4  # old key dead

@@ -29,6 +29,7 @@ STATUS_KEYS = {
     "stampli_files",
     "reconciliation",
     "webhooks",
+    "freshbooks_behaviour",
 }
 
 

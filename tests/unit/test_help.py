@@ -50,7 +50,7 @@ def test_help_shows_no_parser_internals_and_cuts_no_summary(command: str) -> Non
     assert re.search(r"\{\w+\}", text.splitlines()[0]) is None
 
 
-GROUPS = {"auth", "sandbox", "state", "key", "template", "webhooks"}
+GROUPS = {"auth", "business", "sandbox", "state", "key", "template", "webhooks"}
 LEAVES = [command for command in every_command() if command and command not in GROUPS]
 
 
