@@ -83,7 +83,10 @@ def test_hanging_keyring_becomes_exit_4_not_a_hung_job(tmp_path: Path) -> None:
     }
     assert run(home, "init", "--key-source", "keyring", env=good).code == 0
     hung = run(
-        home, "init", env={"PYTHON_KEYRING_BACKEND": "keyrings_for_tests.HangingKeyring"}, timeout=60
+        home,
+        "init",
+        env={"PYTHON_KEYRING_BACKEND": "keyrings_for_tests.HangingKeyring"},
+        timeout=60,
     )
     assert hung.code == 4
     assert "did not answer" in hung.stderr
