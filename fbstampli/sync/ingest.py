@@ -19,7 +19,7 @@ from fbstampli.models import Bill, BillPayment, Kind, SourceObject, Vendor, VisS
 from fbstampli.report import RunReport
 from fbstampli.store import Store
 from fbstampli.store.outbox import load_snapshots, queue_delivery, save_snapshot, vendor_names
-from fbstampli.store.snapshots import payload_of, stored_bills
+from fbstampli.store.snapshots import payload_of, restamp, stored_bills
 from fbstampli.sync.plan import Change, Decision, Observed, Snapshot, plan_changes
 from fbstampli.sync.ports import BillSource, Renderer
 
@@ -89,11 +89,17 @@ def newer_than(pages: Iterable[Sequence[Stamped]], watermark: datetime) -> list[
 
 
 def fetch_recent(
-    source: BillSource, *, watermarks: Mapping[Kind, datetime], advance: Advance
+    source: BillSource,
+    *,
+    watermarks: Mapping[Kind, datetime],
+    advance: Advance,
+    payments: bool = True,
 ) -> Fetched:
     """The incremental pass: vendors and bills changed since their watermark, every payment.
 
-    Bill payments carry no timestamp, so they are always listed whole.
+    Bill payments carry no timestamp, so they are listed whole unless `payments`
+    is False: then the caller reads the payments of the bills that moved
+    (`sync.payments`).
     """
     fetched = Fetched()
     vendors = newer_than(source.recent_vendor_pages(), watermarks[Kind.VENDOR])
@@ -113,6 +119,8 @@ def fetch_recent(
         bills = list(source.list_bills())
     fetched.bills = bills
     advance(len(vendors) + len(bills))
+    if not payments:
+        return fetched
     for payment in source.list_bill_payments():
         fetched.payments.append(payment)
         advance(1)
@@ -219,15 +227,33 @@ def apply_changes(
     report_deleted: bool,
     run_id: int | None,
     report: RunReport,
-) -> None:
-    """Write snapshots and queue deliveries for what changed, in one transaction."""
+) -> list[Decision]:
+    """Write snapshots and queue deliveries for what changed, in one transaction.
+
+    Unchanged bills whose `updated_at` moved keep the new stamp, so the
+    payments of a bill are read once per move (`sync.payments`).
+    """
     stored = {key: Snapshot(*value) for key, value in load_snapshots(store).items()}
     by_key = {(item.kind, item.fb_id): obj for item, obj in observed}
     decisions = plan_changes((item for item, _ in observed), stored)
+    changed = {(d.observed.kind, d.observed.fb_id) for d in decisions}
     with store.transaction():
         for decision in decisions:
             _apply(store, decision, by_key, send_payments, report_deleted, run_id, report)
+        restamp(
+            store,
+            Kind.BILL,
+            (
+                (item.fb_id, item.updated_at)
+                for item, _ in observed
+                if item.kind is Kind.BILL
+                and item.updated_at is not None
+                and (item.kind, item.fb_id) not in changed
+                and (item.kind, item.fb_id) in stored
+            ),
+        )
     report.add("unchanged", len(observed) - len(decisions))
+    return decisions
 
 
 def _apply(
@@ -301,7 +327,8 @@ def ingest(
     report_deleted: bool,
     run_id: int | None,
     report: RunReport,
-) -> None:
+) -> list[Decision]:
+    """Observe what was fetched and apply the changes; returns what changed."""
     names = vendor_names(store)
     fetched = with_stored_bills(store, fetched, names)
     known = stored_bills(
@@ -312,7 +339,7 @@ def ingest(
     )
     for kind in Kind:
         report.add(f"seen.{kind.value}", sum(1 for item, _ in observed if item.kind is kind))
-    apply_changes(
+    return apply_changes(
         store,
         observed,
         send_payments=send_payments,

@@ -32,6 +32,13 @@ from fbstampli.sync.ingest import (
     next_watermarks,
     with_named,
 )
+from fbstampli.sync.payments import (
+    check_sweep,
+    follows_bills,
+    moved_bills,
+    with_payments_of_moved,
+)
+from fbstampli.sync.plan import Decision
 from fbstampli.sync.ports import BillSource, Renderer, Transport
 
 log = logging.getLogger(__name__)
@@ -121,19 +128,26 @@ def push(
     source = ctx.source()
     bill_ids = sorted({oid for _, name, oid in events if name.startswith("bill.")})
     vendor_ids = sorted({oid for _, name, oid in events if name.startswith("bill_vendor.")})
+    follow = follows_bills(ctx.store)
     if only_events:
         fetched = fetch_ids(source, bill_ids=bill_ids, vendor_ids=vendor_ids)
+        fetched = with_payments_of_moved(ctx.store, source, fetched, report)
     elif sweep or first_run or len(watermarks) < len(WATERMARK_KEYS):
         fetched = fetch_all(source, include_deleted=sweep, advance=advance)
     else:
-        fetched = fetch_recent(source, watermarks=watermarks, advance=advance)
+        fetched = fetch_recent(source, watermarks=watermarks, advance=advance, payments=not follow)
         fetched = with_named(source, fetched, bill_ids=bill_ids, vendor_ids=vendor_ids)
+        if follow:
+            fetched = with_payments_of_moved(ctx.store, source, fetched, report)
     started = ctx.clock.now()
 
     if dry_run_folder is not None:
         return _dry_run(ctx, fetched, since_date, dry_run_folder, report)
 
-    _ingest(ctx, fetched, since_date, ctx.run_id, report)
+    moved = moved_bills(ctx.store, fetched.bills) if sweep and follow else set()
+    decisions = _ingest(ctx, fetched, since_date, ctx.run_id, report)
+    if sweep and follow:
+        check_sweep(ctx.store, fetched, moved, decisions, report)
     with ctx.store.transaction():
         mark_events(ctx.store, [event_id for event_id, _, _ in events])
         if sweep or (first_run and not only_events):
@@ -156,8 +170,8 @@ def push(
 
 def _ingest(
     ctx: PushContext, fetched: Fetched, since: date | None, run_id: int | None, report: RunReport
-) -> None:
-    ingest(
+) -> list[Decision]:
+    return ingest(
         ctx.store,
         fetched,
         ctx.renderer,
