@@ -1,15 +1,29 @@
-"""push-bills at scale against the FreshBooks sandbox with added latency.
+"""push-bills at scale against the FreshBooks sandbox with added per-request latency.
 
-10,000 bills + 1,000 vendors + 5,000 bill payments, 20 ms added to every
-FreshBooks request. Prints, for the first sync, a no-change sync (the
-incremental pass: newest first, stopping at the watermark) and a no-change
-full sweep (every page, deleted objects too): requests
-per kind (and the ceil(N/100) target), SFTP files written, wall time and peak
-memory of the fbstampli process; beside it a naive baseline that lists bill
-ids and fetches each bill by id (measured on a sample, extrapolated, and said
-so). Asserts nothing. Run: python bench/bench_push.py [bills] [vendors] [payments]
+For each size (objects = 10 bills : 1 vendor : 5 bill payments, so 16k is
+10,000 bills, 1,000 vendors and 5,000 payments) and each latency, runs the real
+CLI in a child process and prints, for
+
+- the first sync,
+- a no-change run (the 15-minute cron pass),
+- a no-change full sweep (every page, deleted objects too),
+- a run after 10 payments were added and 5 edited (and whether all 15 arrived),
+
+the list requests per kind, the wall time beside the latency floor (list and
+get requests x latency: what the run would cost if FreshBooks answered
+instantly but the network did not), and the peak RSS of the fbstampli process.
+Asserts nothing.
+
+    python bench/bench_push.py                         # 16k at 20 ms
+    python bench/bench_push.py --sizes 16k,64k,250k --latency-ms 20,200
+    python bench/bench_push.py --naive                 # plus the list-then-get-each baseline
 """
 
+from __future__ import annotations
+
+import argparse
+import csv
+import io
 import math
 import os
 import shutil
@@ -17,6 +31,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,7 +43,7 @@ from fbstampli.sandbox.freshbooks import FreshBooksSandbox  # noqa: E402
 from fbstampli.sandbox.sftp_server import SftpServer  # noqa: E402
 from fbstampli.services.sandbox import connect_home  # noqa: E402
 
-LATENCY = 0.020
+KINDS = ("bill_vendors", "bills", "bill_payments")
 MEASURED = (
     "import resource, sys, runpy\n"
     "sys.argv = ['fbstampli'] + sys.argv[1:]\n"
@@ -39,10 +55,28 @@ MEASURED = (
 )
 
 
-def connect(home: Path, fb: FreshBooksSandbox, sftp: SftpServer) -> Options:
-    options = Options(home=home, env={})
-    connect_home(options, fb, sftp, business="bench")
-    return options
+@dataclass
+class Row:
+    label: str
+    counts: dict[str, int]
+    requests: int  # every FreshBooks request, lists and gets
+    seconds: float
+    peak_mb: float
+    code: str
+    note: str = ""
+
+
+def parse_size(text: str) -> int:
+    text = text.strip().lower()
+    if text.endswith("k"):
+        return int(float(text[:-1]) * 1000)
+    return int(text)
+
+
+def split(objects: int) -> tuple[int, int, int]:
+    """(vendors, bills, payments) in the 1 : 10 : 5 mix of the original bench."""
+    unit = objects / 16
+    return round(unit), round(unit * 10), round(unit * 5)
 
 
 def measured_run(home: Path, *args: str) -> tuple[float, float, str]:
@@ -63,10 +97,83 @@ def measured_run(home: Path, *args: str) -> tuple[float, float, str]:
     return elapsed, int(fields["maxrss_kb"]) / 1024, fields["exit"]
 
 
-def requests_by_kind(fb: FreshBooksSandbox) -> dict[str, int]:
-    return {
-        kind: fb.count("GET", f"{kind}.list") for kind in ("bill_vendors", "bills", "bill_payments")
-    }
+def counts_of(fb: FreshBooksSandbox) -> tuple[dict[str, int], int]:
+    counts = {kind: fb.count("GET", f"{kind}.list") for kind in KINDS}
+    everything = sum(1 for record in fb.requests if record.kind != "token")
+    return counts, everything
+
+
+def payment_rows(inbound: Path, before: set[str]) -> list[dict[str, str]]:
+    rows: list[dict[str, str]] = []
+    for path in sorted(inbound.iterdir()):
+        if path.name not in before and path.name.endswith("-payments.csv"):
+            rows.extend(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
+    return rows
+
+
+def change_payments(fb: FreshBooksSandbox) -> tuple[set[str], set[str]]:
+    """Add 10 payments to bills that owe money and edit 5 existing ones; their ids."""
+    data = fb.data
+    added: set[str] = set()
+    for bill_id, bill in sorted(data.bills.items(), reverse=True):
+        if len(added) == 10:
+            break
+        _, _, total, paid = data.bill_totals(bill)
+        if bill["vis_state"] == 0 and total - paid > Decimal(2):
+            added.add(str(fb.create_payment(bill_id, amount="1.00", note="bench added")))
+    live = sorted(i for i, p in data.payments.items() if p["vis_state"] == 0)
+    edited = {str(i) for i in live[:5]}
+    for payment_id in live[:5]:
+        fb.update_payment(payment_id, note="bench edited")
+    return added, edited
+
+
+def bench(objects: int, latency: float, naive: bool) -> list[Row]:
+    vendors, bills, payments = split(objects)
+    folder = Path(tempfile.mkdtemp(prefix="fbstampli-bench-"))
+    root = folder / "sftp"
+    for sub in ("inbound", "outbound"):
+        (root / sub).mkdir(parents=True)
+    rows: list[Row] = []
+    try:
+        with FreshBooksSandbox(latency=latency) as fb, SftpServer(root) as sftp:
+            started = time.perf_counter()
+            fb.seed(vendors=vendors, bills=bills, payments=payments, seed=3)
+            seeded = time.perf_counter() - started
+            print(
+                f"  seeded {vendors} vendors, {bills} bills, {len(fb.data.payments)} payments "
+                f"in {seeded:.0f} s",
+                flush=True,
+            )
+            home = folder / "home"
+            connect_home(Options(home=home, env={}), fb, sftp, business="bench")
+            for label, flags in (
+                ("first sync", ()),
+                ("no-change run", ()),  # the incremental pass cron runs every 15 minutes
+                ("no-change sweep", ("--full",)),  # the periodic safety net
+            ):
+                fb.reset_counters()
+                seconds, peak_mb, code = measured_run(home, "push-bills", *flags)
+                counts, everything = counts_of(fb)
+                rows.append(Row(label, counts, everything, seconds, peak_mb, code))
+                print(f"  {label}: {seconds:.1f} s", flush=True)
+            added, edited = change_payments(fb)
+            before = {path.name for path in (root / "inbound").iterdir()}
+            fb.reset_counters()
+            seconds, peak_mb, code = measured_run(home, "push-bills")
+            counts, everything = counts_of(fb)
+            got = {row["FreshBooks Payment ID"] for row in payment_rows(root / "inbound", before)}
+            note = (
+                f"added {len(added & got)}/10, edited {len(edited & got)}/5 delivered; "
+                f"{len(got - added - edited)} other payment rows"
+            )
+            rows.append(Row("+10/~5 payments", counts, everything, seconds, peak_mb, code, note))
+            if naive:
+                requests, wall = naive_baseline(fb, bills, sample=300)
+                print(f"  naive baseline: {requests} requests, ~{wall:.0f} s (extrapolated)")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return rows
 
 
 def naive_baseline(fb: FreshBooksSandbox, bills: int, sample: int) -> tuple[int, float]:
@@ -87,63 +194,32 @@ def naive_baseline(fb: FreshBooksSandbox, bills: int, sample: int) -> tuple[int,
 
 
 def main() -> None:
-    bills, vendors, payments = (int(a) for a in ([*sys.argv[1:], "10000", "1000", "5000"])[:3])
-    folder = Path(tempfile.mkdtemp(prefix="fbstampli-bench-"))
-    root = folder / "sftp"
-    for sub in ("inbound", "outbound"):
-        (root / sub).mkdir(parents=True)
-    try:
-        with FreshBooksSandbox(latency=LATENCY) as fb, SftpServer(root) as sftp:
-            fb.seed(vendors=vendors, bills=bills, payments=payments, seed=3)
-            live = {
-                "bill_vendors": sum(
-                    1 for v in fb.data.vendors.values() if v.get("vis_state", 0) != 1
-                ),
-                "bills": sum(1 for b in fb.data.bills.values() if b.get("vis_state", 0) != 1),
-                "bill_payments": sum(
-                    1 for p in fb.data.payments.values() if p.get("vis_state", 0) != 1
-                ),
-            }
-            home = folder / "home"
-            connect(home, fb, sftp)
-            rows = []
-            runs = (
-                ("first sync", ()),
-                ("no-change sync", ()),  # the incremental pass cron runs every 15 minutes
-                ("no-change sweep", ("--full",)),  # the periodic safety net
-            )
-            for label, flags in runs:
-                fb.reset_counters()
-                seconds, peak_mb, code = measured_run(home, "push-bills", *flags)
-                counts = requests_by_kind(fb)
-                files = len(list((root / "inbound").iterdir()))
-                rows.append((label, counts, seconds, peak_mb, files, code))
-            naive_requests, naive_seconds = naive_baseline(fb, bills, sample=300)
-
-        print(
-            f"data: {vendors} vendors, {bills} bills, {payments} payments; {LATENCY * 1000:.0f} ms per request"
-        )
-        print(
-            "target per kind: ceil(live/100) list requests =",
-            {k: math.ceil(v / 100) for k, v in live.items()},
-        )
-        for label, counts, seconds, peak_mb, files, code in rows:
-            total = sum(counts.values())
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="16k", help="objects per account, e.g. 16k,64k,250k")
+    parser.add_argument("--latency-ms", default="20", help="added per request, e.g. 20,200")
+    parser.add_argument("--naive", action="store_true", help="also time list-then-get-each")
+    args = parser.parse_args()
+    sizes = [parse_size(s) for s in args.sizes.split(",")]
+    latencies = [float(ms) / 1000 for ms in args.latency_ms.split(",")]
+    for objects in sizes:
+        for latency in latencies:
+            print(f"== {objects:,} objects, {latency * 1000:.0f} ms per request", flush=True)
+            rows = bench(objects, latency, args.naive)
             print(
-                f"{label:15s} exit {code}  requests {total:4d} {counts}  "
-                f"files in inbound {files}  wall {seconds:6.2f} s  peak RSS {peak_mb:6.1f} MB"
+                f"{'run':16s} {'exit':>4s} {'vendors':>7s} {'bills':>6s} {'payments':>8s} "
+                f"{'all req':>7s} {'wall s':>7s} {'floor s':>7s} {'x floor':>7s} {'peak RSS':>9s}"
             )
-        first_total = sum(rows[0][1].values())
-        print(
-            f"naive baseline  requests {naive_requests:5d} (bills only)  wall ~{naive_seconds:6.1f} s "
-            f"(timed on 300 bills, extrapolated)"
-        )
-        print(
-            f"ratio           requests {naive_requests / max(1, rows[0][1]['bills']):.0f}x fewer for bills; "
-            f"first sync {first_total} requests for all three kinds"
-        )
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+            for row in rows:
+                floor = row.requests * latency
+                ratio = f"{row.seconds / floor:7.2f}" if floor else "      -"
+                c = row.counts
+                print(
+                    f"{row.label:16s} {row.code:>4s} {c['bill_vendors']:7d} {c['bills']:6d} "
+                    f"{c['bill_payments']:8d} {row.requests:7d} {row.seconds:7.2f} "
+                    f"{floor:7.2f} {ratio} {row.peak_mb:6.0f} MB"
+                    + (f"  {row.note}" if row.note else "")
+                )
+            print(flush=True)
 
 
 if __name__ == "__main__":

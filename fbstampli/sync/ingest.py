@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import TypeVar
 
@@ -18,7 +18,7 @@ from fbstampli.errors import RenderError
 from fbstampli.models import Bill, BillPayment, Kind, SourceObject, Vendor, VisState, kind_of
 from fbstampli.report import RunReport
 from fbstampli.store import Store
-from fbstampli.store.outbox import load_snapshots, queue_delivery, save_snapshot, vendor_names
+from fbstampli.store.outbox import queue_delivery, save_snapshot, snapshots_for, vendor_names
 from fbstampli.store.snapshots import payload_of, restamp, stored_bills
 from fbstampli.sync.plan import Change, Decision, Observed, Snapshot, plan_changes
 from fbstampli.sync.ports import BillSource, Renderer
@@ -62,6 +62,47 @@ def fetch_all(source: BillSource, *, include_deleted: bool, advance: Advance) ->
     if include_deleted:
         fetched.payments.extend(source.list_bill_payments(vis_state=VisState.DELETED))
     return fetched
+
+
+# Objects written per transaction by a streamed listing (first sync, full sweep).
+CHUNK = 500
+Item = TypeVar("Item")
+
+
+def _slices(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
+    part: list[Item] = []
+    for item in items:
+        part.append(item)
+        if len(part) >= size:
+            yield part
+            part = []
+    if part:
+        yield part
+
+
+def fetch_all_chunks(
+    source: BillSource, *, include_deleted: bool, advance: Advance, size: int = CHUNK
+) -> Iterator[Fetched]:
+    """`fetch_all` a slice at a time: every vendor, then every bill, then every payment.
+
+    The caller ingests each slice before the next is read, so memory follows the
+    slice, not the account. The order matters: a bill row carries its vendor's
+    name and a payment row its bill's number, and both are read back from the
+    snapshots the earlier slices committed.
+    """
+    states: tuple[VisState | None, ...] = (None, VisState.DELETED) if include_deleted else (None,)
+    for state in states:
+        for vendors in _slices(source.list_vendors(vis_state=state), size):
+            advance(len(vendors))
+            yield Fetched(vendors=vendors)
+    for state in states:
+        for bills in _slices(source.list_bills(vis_state=state), size):
+            advance(len(bills))
+            yield Fetched(bills=bills)
+    for state in states:
+        for payments in _slices(source.list_bill_payments(vis_state=state), size):
+            advance(len(payments))
+            yield Fetched(payments=payments)
 
 
 def newer_than(pages: Iterable[Sequence[Stamped]], watermark: datetime) -> list[Stamped] | None:
@@ -182,15 +223,18 @@ def observe(
     since: date | None,
     problems: list[str],
     known_bills: Mapping[int, Bill] | None = None,
+    skip_bills: Collection[int] = (),
 ) -> list[tuple[Observed, SourceObject]]:
     """Render and hash every fetched object, leaving out bills before `since` and their payments.
 
-    `known_bills` are stored bills a payment row may name but this run did not fetch.
+    `known_bills` are stored bills a payment row may name but this run did not fetch;
+    `skip_bills` are bills an earlier slice of this run left out for `since`.
     """
     for vendor in fetched.vendors:
         names[vendor.fb_id] = vendor.name
     bills = {**(known_bills or {}), **{bill.fb_id: bill for bill in fetched.bills}}
     skipped_bills = {bill.fb_id for bill in bills.values() if since and bill.issue_date < since}
+    skipped_bills.update(skip_bills)
     observed: list[tuple[Observed, SourceObject]] = []
     for obj in fetched.objects():
         if isinstance(obj, Bill) and obj.fb_id in skipped_bills:
@@ -233,7 +277,13 @@ def apply_changes(
     Unchanged bills whose `updated_at` moved keep the new stamp, so the
     payments of a bill are read once per move (`sync.payments`).
     """
-    stored = {key: Snapshot(*value) for key, value in load_snapshots(store).items()}
+    stored = {
+        (kind, fb_id): Snapshot(*value)
+        for kind in Kind
+        for fb_id, value in snapshots_for(
+            store, kind, (item.fb_id for item, _ in observed if item.kind is kind)
+        ).items()
+    }
     by_key = {(item.kind, item.fb_id): obj for item, obj in observed}
     decisions = plan_changes((item for item, _ in observed), stored)
     changed = {(d.observed.kind, d.observed.fb_id) for d in decisions}
@@ -327,15 +377,27 @@ def ingest(
     report_deleted: bool,
     run_id: int | None,
     report: RunReport,
+    names: dict[int, str] | None = None,
+    skip_bills: Collection[int] = (),
 ) -> list[Decision]:
-    """Observe what was fetched and apply the changes; returns what changed."""
-    names = vendor_names(store)
+    """Observe what was fetched and apply the changes; returns what changed.
+
+    A streamed run passes the same `names` for every slice (kept current by
+    `observe`), so the vendor names are read from the state once per run.
+    """
+    names = vendor_names(store) if names is None else names
     fetched = with_stored_bills(store, fetched, names)
     known = stored_bills(
         store, ids={p.bill_id for p in fetched.payments} - {b.fb_id for b in fetched.bills}
     )
     observed = observe(
-        fetched, renderer, names, since=since, problems=report.problems, known_bills=known
+        fetched,
+        renderer,
+        names,
+        since=since,
+        problems=report.problems,
+        known_bills=known,
+        skip_bills=skip_bills,
     )
     for kind in Kind:
         report.add(f"seen.{kind.value}", sum(1 for item, _ in observed if item.kind is kind))

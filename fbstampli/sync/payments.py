@@ -120,35 +120,37 @@ def with_payments_of_moved(
     return dataclasses.replace(fetched, payments=[*fetched.payments, *extra])
 
 
-def check_sweep(
-    store: Store,
-    fetched: Fetched,
-    moved: set[int],
-    decisions: Sequence[Decision],
-    report: RunReport,
-) -> None:
-    """Disprove the fast path if the sweep changed a payment whose bill did not move.
+def missed_payments(
+    store: Store, fetched: Fetched, moved: set[int], decisions: Sequence[Decision]
+) -> list[int]:
+    """Payments the sweep changed on bills that did not move: what the fast path missed.
 
-    `moved` is what `moved_bills` said of the sweep's bills before it was
+    `moved` is what `moved_bills` said of the sweep's bills before they were
     applied: a payment change on a moved bill would have been found by the
-    incremental path too; one on a bill that stood still was missed by it.
+    incremental path too; one on a known bill that stood still was missed by it.
     """
-    if not follows_bills(store):
-        return
     bill_of = {p.fb_id: p.bill_id for p in fetched.payments}
-    listed = {bill.fb_id for bill in fetched.bills}
-    missed = sorted(
-        d.observed.fb_id
+    changed = {
+        d.observed.fb_id: bill_of[d.observed.fb_id]
         for d in decisions
-        if d.observed.kind is Kind.PAYMENT
-        and bill_of.get(d.observed.fb_id) in listed
-        and bill_of[d.observed.fb_id] not in moved
+        if d.observed.kind is Kind.PAYMENT and d.observed.fb_id in bill_of
+    }
+    known = stored_stamps(store, Kind.BILL, set(changed.values()))
+    return sorted(
+        payment_id
+        for payment_id, bill_id in changed.items()
+        if bill_id in known and bill_id not in moved
     )
-    if missed:
-        shown = ", ".join(str(i) for i in missed[:5]) + (" ..." if len(missed) > 5 else "")
-        disprove(
-            store,
-            f"the full sweep found {len(missed)} payment change(s) on bills that did not "
-            f"move (payment {shown})",
-            report,
-        )
+
+
+def report_missed(store: Store, missed: Sequence[int], report: RunReport) -> None:
+    """Disprove the fast path when the sweep found payment changes it missed."""
+    if not missed:
+        return
+    shown = ", ".join(str(i) for i in missed[:5]) + (" ..." if len(missed) > 5 else "")
+    disprove(
+        store,
+        f"the full sweep found {len(missed)} payment change(s) on bills that did not "
+        f"move (payment {shown})",
+        report,
+    )

@@ -21,11 +21,13 @@ from fbstampli.models import Kind
 from fbstampli.report import RunReport
 from fbstampli.store import Store, outbox
 from fbstampli.store.events import mark_events, pending_events
+from fbstampli.store.outbox import vendor_names
 from fbstampli.sync.connection import Connection
 from fbstampli.sync.deliver import create_batches, deliver
 from fbstampli.sync.ingest import (
     Fetched,
     fetch_all,
+    fetch_all_chunks,
     fetch_ids,
     fetch_recent,
     ingest,
@@ -33,9 +35,10 @@ from fbstampli.sync.ingest import (
     with_named,
 )
 from fbstampli.sync.payments import (
-    check_sweep,
     follows_bills,
+    missed_payments,
     moved_bills,
+    report_missed,
     with_payments_of_moved,
 )
 from fbstampli.sync.plan import Decision
@@ -129,31 +132,82 @@ def push(
     bill_ids = sorted({oid for _, name, oid in events if name.startswith("bill.")})
     vendor_ids = sorted({oid for _, name, oid in events if name.startswith("bill_vendor.")})
     follow = follows_bills(ctx.store)
+    whole = sweep or first_run or len(watermarks) < len(WATERMARK_KEYS)
+    if whole and not only_events and dry_run_folder is None:
+        started = ctx.clock.now()
+        streamed = _stream(ctx, source, sweep=sweep, follow=follow, since=since_date,
+                           watermarks=watermarks, advance=advance, report=report)  # fmt: skip
+        return _finish(ctx, events, streamed, started if sweep or first_run else None, report)
     if only_events:
         fetched = fetch_ids(source, bill_ids=bill_ids, vendor_ids=vendor_ids)
         fetched = with_payments_of_moved(ctx.store, source, fetched, report)
-    elif sweep or first_run or len(watermarks) < len(WATERMARK_KEYS):
+    elif whole:  # a dry run: everything in one transaction, rolled back
         fetched = fetch_all(source, include_deleted=sweep, advance=advance)
     else:
         fetched = fetch_recent(source, watermarks=watermarks, advance=advance, payments=not follow)
         fetched = with_named(source, fetched, bill_ids=bill_ids, vendor_ids=vendor_ids)
         if follow:
             fetched = with_payments_of_moved(ctx.store, source, fetched, report)
-    started = ctx.clock.now()
 
     if dry_run_folder is not None:
         return _dry_run(ctx, fetched, since_date, dry_run_folder, report)
 
-    moved = moved_bills(ctx.store, fetched.bills) if sweep and follow else set()
-    decisions = _ingest(ctx, fetched, since_date, ctx.run_id, report)
-    if sweep and follow:
-        check_sweep(ctx.store, fetched, moved, decisions, report)
+    _ingest(ctx, fetched, since_date, ctx.run_id, report)
+    marks = None if only_events else next_watermarks(fetched, watermarks)
+    return _finish(ctx, events, marks, None, report)
+
+
+def _stream(
+    ctx: PushContext,
+    source: BillSource,
+    *,
+    sweep: bool,
+    follow: bool,
+    since: date | None,
+    watermarks: dict[Kind, datetime],
+    advance: Callable[[int], None],
+    report: RunReport,
+) -> dict[Kind, datetime]:
+    """List everything a slice at a time, each slice ingested and committed before the next.
+
+    Memory follows the slice, not the account. A kill half way leaves committed
+    slices whose deliveries are queued with their snapshots (nothing lost, nothing
+    queued twice) and neither the sweep nor the watermarks recorded, so the next
+    run lists everything again. A sweep also checks the payments fast path.
+    """
+    names = vendor_names(ctx.store)
+    skipped: set[int] = set()
+    moved: set[int] = set()
+    missed: list[int] = []
+    marks = dict(watermarks)
+    check = sweep and follow
+    for chunk in fetch_all_chunks(source, include_deleted=sweep, advance=advance):
+        if since is not None:
+            skipped.update(bill.fb_id for bill in chunk.bills if bill.issue_date < since)
+        if check and chunk.bills:
+            moved |= moved_bills(ctx.store, chunk.bills)
+        decisions = _ingest(ctx, chunk, since, ctx.run_id, report, names=names, skip=skipped)
+        if check and chunk.payments:
+            missed += missed_payments(ctx.store, chunk, moved, decisions)
+        marks = next_watermarks(chunk, marks)
+    report_missed(ctx.store, missed, report)
+    return marks
+
+
+def _finish(
+    ctx: PushContext,
+    events: list[tuple[int, str, int]],
+    marks: dict[Kind, datetime] | None,
+    swept_at: datetime | None,
+    report: RunReport,
+) -> RunReport:
+    """Record the run (events done, sweep time, watermarks) in one transaction, then deliver."""
     with ctx.store.transaction():
         mark_events(ctx.store, [event_id for event_id, _, _ in events])
-        if sweep or (first_run and not only_events):
-            ctx.store.put_value(SWEEP_KEY, to_utc_text(started))
-        if not only_events:
-            save_watermarks(ctx.store, next_watermarks(fetched, watermarks))
+        if swept_at is not None:
+            ctx.store.put_value(SWEEP_KEY, to_utc_text(swept_at))
+        if marks is not None:
+            save_watermarks(ctx.store, marks)
     report.add("events", len(events))
     deliver(
         ctx.store,
@@ -169,12 +223,21 @@ def push(
 
 
 def _ingest(
-    ctx: PushContext, fetched: Fetched, since: date | None, run_id: int | None, report: RunReport
+    ctx: PushContext,
+    fetched: Fetched,
+    since: date | None,
+    run_id: int | None,
+    report: RunReport,
+    *,
+    names: dict[int, str] | None = None,
+    skip: set[int] | None = None,
 ) -> list[Decision]:
     return ingest(
         ctx.store,
         fetched,
         ctx.renderer,
+        names=names,
+        skip_bills=skip or (),
         since=since,
         send_payments=ctx.settings.sync.send_payments,
         report_deleted=ctx.settings.sync.deleted_bills == "report",
