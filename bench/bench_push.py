@@ -51,7 +51,8 @@ MEASURED = (
     "    runpy.run_module('fbstampli', run_name='__main__')\n"
     "except SystemExit as stop:\n"
     "    code = stop.code\n"
-    "print(f'maxrss_kb={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss} exit={code}', file=sys.stderr)\n"
+    "use = resource.getrusage(resource.RUSAGE_SELF)\n"
+    "print(f'maxrss_kb={use.ru_maxrss} cpu={use.ru_utime + use.ru_stime:.2f} exit={code}', file=sys.stderr)\n"
 )
 
 
@@ -61,6 +62,7 @@ class Row:
     counts: dict[str, int]
     requests: int  # every FreshBooks request, lists and gets
     seconds: float
+    cpu: float  # the fbstampli process's own CPU seconds: wall less waiting and contention
     peak_mb: float
     code: str
     note: str = ""
@@ -79,7 +81,7 @@ def split(objects: int) -> tuple[int, int, int]:
     return round(unit), round(unit * 10), round(unit * 5)
 
 
-def measured_run(home: Path, *args: str) -> tuple[float, float, str]:
+def measured_run(home: Path, *args: str) -> tuple[float, float, float, str]:
     env = {**os.environ, "FBSTAMPLI_HOME": str(home), "PYTHONPATH": str(REPO)}
     started = time.perf_counter()
     done = subprocess.run(
@@ -94,7 +96,7 @@ def measured_run(home: Path, *args: str) -> tuple[float, float, str]:
     fields = dict(part.split("=") for part in tail.split())
     if fields.get("exit") not in ("0", "None"):
         print(done.stderr, file=sys.stderr)
-    return elapsed, int(fields["maxrss_kb"]) / 1024, fields["exit"]
+    return elapsed, float(fields["cpu"]), int(fields["maxrss_kb"]) / 1024, fields["exit"]
 
 
 def counts_of(fb: FreshBooksSandbox) -> tuple[dict[str, int], int]:
@@ -153,21 +155,23 @@ def bench(objects: int, latency: float, naive: bool) -> list[Row]:
                 ("no-change sweep", ("--full",)),  # the periodic safety net
             ):
                 fb.reset_counters()
-                seconds, peak_mb, code = measured_run(home, "push-bills", *flags)
+                seconds, cpu, peak_mb, code = measured_run(home, "push-bills", *flags)
                 counts, everything = counts_of(fb)
-                rows.append(Row(label, counts, everything, seconds, peak_mb, code))
+                rows.append(Row(label, counts, everything, seconds, cpu, peak_mb, code))
                 print(f"  {label}: {seconds:.1f} s", flush=True)
             added, edited = change_payments(fb)
             before = {path.name for path in (root / "inbound").iterdir()}
             fb.reset_counters()
-            seconds, peak_mb, code = measured_run(home, "push-bills")
+            seconds, cpu, peak_mb, code = measured_run(home, "push-bills")
             counts, everything = counts_of(fb)
             got = {row["FreshBooks Payment ID"] for row in payment_rows(root / "inbound", before)}
             note = (
                 f"added {len(added & got)}/10, edited {len(edited & got)}/5 delivered; "
                 f"{len(got - added - edited)} other payment rows"
             )
-            rows.append(Row("+10/~5 payments", counts, everything, seconds, peak_mb, code, note))
+            rows.append(
+                Row("+10/~5 payments", counts, everything, seconds, cpu, peak_mb, code, note)
+            )
             if naive:
                 requests, wall = naive_baseline(fb, bills, sample=300)
                 print(f"  naive baseline: {requests} requests, ~{wall:.0f} s (extrapolated)")
@@ -207,7 +211,8 @@ def main() -> None:
             rows = bench(objects, latency, args.naive)
             print(
                 f"{'run':16s} {'exit':>4s} {'vendors':>7s} {'bills':>6s} {'payments':>8s} "
-                f"{'all req':>7s} {'wall s':>7s} {'floor s':>7s} {'x floor':>7s} {'peak RSS':>9s}"
+                f"{'all req':>7s} {'wall s':>7s} {'cpu s':>6s} {'floor s':>7s} {'x floor':>7s} "
+                f"{'peak RSS':>9s}"
             )
             for row in rows:
                 floor = row.requests * latency
@@ -215,7 +220,7 @@ def main() -> None:
                 c = row.counts
                 print(
                     f"{row.label:16s} {row.code:>4s} {c['bill_vendors']:7d} {c['bills']:6d} "
-                    f"{c['bill_payments']:8d} {row.requests:7d} {row.seconds:7.2f} "
+                    f"{c['bill_payments']:8d} {row.requests:7d} {row.seconds:7.2f} {row.cpu:6.2f} "
                     f"{floor:7.2f} {ratio} {row.peak_mb:6.0f} MB"
                     + (f"  {row.note}" if row.note else "")
                 )
