@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -130,7 +131,7 @@ def change_payments(fb: FreshBooksSandbox) -> tuple[set[str], set[str]]:
     return added, edited
 
 
-def bench(objects: int, latency: float, naive: bool) -> list[Row]:
+def bench(objects: int, latency: float, naive: bool, show: Callable[[Row], None]) -> list[Row]:
     vendors, bills, payments = split(objects)
     folder = Path(tempfile.mkdtemp(prefix="fbstampli-bench-"))
     root = folder / "sftp"
@@ -147,6 +148,7 @@ def bench(objects: int, latency: float, naive: bool) -> list[Row]:
                 f"in {seeded:.0f} s",
                 flush=True,
             )
+            print(HEADER, flush=True)
             home = folder / "home"
             connect_home(Options(home=home, env={}), fb, sftp, business="bench")
             for label, flags in (
@@ -158,7 +160,7 @@ def bench(objects: int, latency: float, naive: bool) -> list[Row]:
                 seconds, cpu, peak_mb, code = measured_run(home, "push-bills", *flags)
                 counts, everything = counts_of(fb)
                 rows.append(Row(label, counts, everything, seconds, cpu, peak_mb, code))
-                print(f"  {label}: {seconds:.1f} s", flush=True)
+                show(rows[-1])
             added, edited = change_payments(fb)
             before = {path.name for path in (root / "inbound").iterdir()}
             fb.reset_counters()
@@ -172,6 +174,7 @@ def bench(objects: int, latency: float, naive: bool) -> list[Row]:
             rows.append(
                 Row("+10/~5 payments", counts, everything, seconds, cpu, peak_mb, code, note)
             )
+            show(rows[-1])
             if naive:
                 requests, wall = naive_baseline(fb, bills, sample=300)
                 print(f"  naive baseline: {requests} requests, ~{wall:.0f} s (extrapolated)")
@@ -197,6 +200,26 @@ def naive_baseline(fb: FreshBooksSandbox, bills: int, sample: int) -> tuple[int,
     return bills + list_pages, per_bill * bills + list_pages * per_bill
 
 
+HEADER = (
+    f"{'run':16s} {'exit':>4s} {'vendors':>7s} {'bills':>6s} {'payments':>8s} "
+    f"{'all req':>7s} {'wall s':>7s} {'cpu s':>6s} {'floor s':>7s} {'x floor':>7s} "
+    f"{'peak RSS':>9s}"
+)
+
+
+def show(row: Row, latency: float) -> None:
+    """One line per run, printed as soon as it is measured (a long size can be cut short)."""
+    floor = row.requests * latency
+    ratio = f"{row.seconds / floor:7.2f}" if floor else "      -"
+    c = row.counts
+    print(
+        f"{row.label:16s} {row.code:>4s} {c['bill_vendors']:7d} {c['bills']:6d} "
+        f"{c['bill_payments']:8d} {row.requests:7d} {row.seconds:7.2f} {row.cpu:6.2f} "
+        f"{floor:7.2f} {ratio} {row.peak_mb:6.0f} MB" + (f"  {row.note}" if row.note else ""),
+        flush=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="16k", help="objects per account, e.g. 16k,64k,250k")
@@ -208,22 +231,7 @@ def main() -> None:
     for objects in sizes:
         for latency in latencies:
             print(f"== {objects:,} objects, {latency * 1000:.0f} ms per request", flush=True)
-            rows = bench(objects, latency, args.naive)
-            print(
-                f"{'run':16s} {'exit':>4s} {'vendors':>7s} {'bills':>6s} {'payments':>8s} "
-                f"{'all req':>7s} {'wall s':>7s} {'cpu s':>6s} {'floor s':>7s} {'x floor':>7s} "
-                f"{'peak RSS':>9s}"
-            )
-            for row in rows:
-                floor = row.requests * latency
-                ratio = f"{row.seconds / floor:7.2f}" if floor else "      -"
-                c = row.counts
-                print(
-                    f"{row.label:16s} {row.code:>4s} {c['bill_vendors']:7d} {c['bills']:6d} "
-                    f"{c['bill_payments']:8d} {row.requests:7d} {row.seconds:7.2f} {row.cpu:6.2f} "
-                    f"{floor:7.2f} {ratio} {row.peak_mb:6.0f} MB"
-                    + (f"  {row.note}" if row.note else "")
-                )
+            bench(objects, latency, args.naive, lambda row, latency=latency: show(row, latency))
             print(flush=True)
 
 
