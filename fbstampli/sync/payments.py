@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 # sweep or a listing showed FreshBooks does not behave so; never cleared by the program.
 FOLLOW_KEY = "push.payments.follow_bills"
 DISPROVED = "disproved"
+# Above this many moved bills, the payments are listed whole (and the moved bills'
+# taken from the listing) rather than searched bill by bill.
+MANY_MOVED = 100
 
 
 def follows_bills(store: Store) -> bool:
@@ -90,11 +93,15 @@ def payments_of_moved(
     moved = sorted(moved_bills(store, bills))
     if not moved:
         return []
-    payments = list(source.bill_payments_of(moved))
-    foreign = {p.bill_id for p in payments} - set(moved)
-    if foreign:
-        disprove(store, "FreshBooks ignored `search[billid]` on bill payments", report)
-        return None
+    if len(moved) > MANY_MOVED:  # a bulk change: one listing is cheaper than a search per bill
+        wanted = set(moved)
+        payments = [p for p in source.list_bill_payments() if p.bill_id in wanted]
+    else:
+        payments = list(source.bill_payments_of(moved))
+        foreign = {p.bill_id for p in payments} - set(moved)
+        if foreign:
+            disprove(store, "FreshBooks ignored `search[billid]` on bill payments", report)
+            return None
     listed = {p.fb_id for p in payments}
     known = stored_payment_ids(store, moved)
     vanished = {pid for ids in known.values() for pid in ids} - listed

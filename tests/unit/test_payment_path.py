@@ -4,9 +4,12 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
+import pytest
+
 from fbstampli.models import Bill, BillPayment, VisState
 from fbstampli.report import RunReport
 from fbstampli.store import Store
+from fbstampli.sync import payments as payments_module
 from fbstampli.sync.payments import disproval, follows_bills, payments_of_moved
 from tests.support.fakes import ListSource
 
@@ -53,3 +56,34 @@ def test_ignored_billid_search_disproves_the_fast_path_once(store: Store) -> Non
     again = RunReport("push-bills")
     assert payments_of_moved(store, source, source.bills, again) is None
     assert again.notes == []
+
+
+class CountingSource(ListSource):
+    """Counts the billid searches and whole listings asked of it."""
+
+    searches: int = 0
+    listings: int = 0
+
+    def bill_payments_of(
+        self, bill_ids: Iterable[int], *, vis_state: VisState | None = None
+    ) -> Iterator[BillPayment]:
+        self.searches += 1
+        yield from super().bill_payments_of(bill_ids, vis_state=vis_state)
+
+    def list_bill_payments(self, *, vis_state: VisState | None = None) -> Iterator[BillPayment]:
+        self.listings += 1
+        yield from super().list_bill_payments(vis_state=vis_state)
+
+
+def test_a_bulk_move_lists_the_payments_once_instead_of_a_search_per_bill(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(payments_module, "MANY_MOVED", 3)
+    source = CountingSource(
+        bills=[a_bill(i) for i in range(1, 6)],
+        payments=[a_payment(10 + i, i) for i in range(1, 6)] + [a_payment(99, 42)],
+    )
+    found = payments_of_moved(store, source, source.bills, RunReport("push-bills"))
+    assert found is not None
+    assert sorted(p.fb_id for p in found) == [11, 12, 13, 14, 15]  # only the moved bills'
+    assert (source.listings, source.searches) == (1, 0)
