@@ -53,7 +53,14 @@ MEASURED = (
     "except SystemExit as stop:\n"
     "    code = stop.code\n"
     "use = resource.getrusage(resource.RUSAGE_SELF)\n"
-    "print(f'maxrss_kb={use.ru_maxrss} cpu={use.ru_utime + use.ru_stime:.2f} exit={code}', file=sys.stderr)\n"
+    # ru_maxrss is not this process's own peak on Linux: a vfork+exec child inherits the
+    # parent's high-water mark (here the bench and its sandbox). VmHWM is its own.
+    "peak = use.ru_maxrss\n"
+    "try:\n"
+    "    peak = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM'))\n"
+    "except (OSError, StopIteration):\n"
+    "    pass\n"
+    "print(f'maxrss_kb={peak} cpu={use.ru_utime + use.ru_stime:.2f} exit={code}', file=sys.stderr)\n"
 )
 
 
