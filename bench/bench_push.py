@@ -1,21 +1,29 @@
-"""push-bills at scale against the FreshBooks sandbox with added latency.
+"""push-bills at scale against the FreshBooks sandbox with added per-request latency.
 
-10,000 bills + 1,000 vendors + 5,000 bill payments, 20 ms added to every
-FreshBooks request. Prints, for the first sync, a no-change sync (the
-incremental pass: newest first, stopping at the watermark) and a no-change
-full sweep (every page, deleted objects too): requests
-per kind (and the ceil(N/100) target), SFTP files written, wall time and peak
-memory of the fbstampli process; beside it a naive baseline that lists bill
-ids and fetches each bill by id (measured on a sample, extrapolated, and said
-so). Asserts nothing. Run: python bench/bench_push.py [bills] [vendors] [payments]
+For each size (objects = 10 bills : 1 vendor : 5 bill payments, so 16k is
+10,000 bills, 1,000 vendors and 5,000 payments) and each latency, runs the real
+CLI in a child process and prints, for
 
-With `--reality sort-ignored,lines-omitted` (any names `fbstampli sandbox
-freshbooks --reality` takes), the same runs, plus a sync after 10 bills
-changed, go once against the sandbox as written and once acting out those
-behaviours, and each run's requests are printed side by side with the extra
-the fallbacks cost.
+- the first sync,
+- a no-change run (the 15-minute cron pass),
+- a no-change full sweep (every page, deleted objects too),
+- a run after 10 payments were added and 5 edited (and whether all 15 arrived),
+
+the list requests per kind, the wall time beside the latency floor (list and
+get requests x latency: what the run would cost if FreshBooks answered
+instantly but the network did not), and the peak RSS of the fbstampli process.
+Asserts nothing.
+
+    python bench/bench_push.py                         # 16k at 20 ms
+    python bench/bench_push.py --sizes 16k,64k,250k --latency-ms 20,200
+    python bench/bench_push.py --naive                 # plus the list-then-get-each baseline
 """
 
+from __future__ import annotations
+
+import argparse
+import csv
+import io
 import math
 import os
 import shutil
@@ -23,6 +31,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,7 +44,7 @@ from fbstampli.sandbox.freshbooks import FreshBooksSandbox  # noqa: E402
 from fbstampli.sandbox.sftp_server import SftpServer  # noqa: E402
 from fbstampli.services.sandbox import connect_home  # noqa: E402
 
-LATENCY = 0.020
+KINDS = ("bill_vendors", "bills", "bill_payments")
 MEASURED = (
     "import resource, sys, runpy\n"
     "sys.argv = ['fbstampli'] + sys.argv[1:]\n"
@@ -41,17 +52,44 @@ MEASURED = (
     "    runpy.run_module('fbstampli', run_name='__main__')\n"
     "except SystemExit as stop:\n"
     "    code = stop.code\n"
-    "print(f'maxrss_kb={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss} exit={code}', file=sys.stderr)\n"
+    "use = resource.getrusage(resource.RUSAGE_SELF)\n"
+    # ru_maxrss is not this process's own peak on Linux: a vfork+exec child inherits the
+    # parent's high-water mark (here the bench and its sandbox). VmHWM is its own.
+    "peak = use.ru_maxrss\n"
+    "try:\n"
+    "    peak = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM'))\n"
+    "except (OSError, StopIteration):\n"
+    "    pass\n"
+    "print(f'maxrss_kb={peak} cpu={use.ru_utime + use.ru_stime:.2f} exit={code}', file=sys.stderr)\n"
 )
 
 
-def connect(home: Path, fb: FreshBooksSandbox, sftp: SftpServer) -> Options:
-    options = Options(home=home, env={})
-    connect_home(options, fb, sftp, business="bench")
-    return options
+@dataclass
+class Row:
+    label: str
+    counts: dict[str, int]
+    requests: int  # every FreshBooks request, lists and gets
+    seconds: float
+    cpu: float  # the fbstampli process's own CPU seconds: wall less waiting and contention
+    peak_mb: float
+    code: str
+    note: str = ""
 
 
-def measured_run(home: Path, *args: str) -> tuple[float, float, str]:
+def parse_size(text: str) -> int:
+    text = text.strip().lower()
+    if text.endswith("k"):
+        return int(float(text[:-1]) * 1000)
+    return int(text)
+
+
+def split(objects: int) -> tuple[int, int, int]:
+    """(vendors, bills, payments) in the 1 : 10 : 5 mix of the original bench."""
+    unit = objects / 16
+    return round(unit), round(unit * 10), round(unit * 5)
+
+
+def measured_run(home: Path, *args: str) -> tuple[float, float, float, str]:
     env = {**os.environ, "FBSTAMPLI_HOME": str(home), "PYTHONPATH": str(REPO)}
     started = time.perf_counter()
     done = subprocess.run(
@@ -66,80 +104,90 @@ def measured_run(home: Path, *args: str) -> tuple[float, float, str]:
     fields = dict(part.split("=") for part in tail.split())
     if fields.get("exit") not in ("0", "None"):
         print(done.stderr, file=sys.stderr)
-    return elapsed, int(fields["maxrss_kb"]) / 1024, fields["exit"]
+    return elapsed, float(fields["cpu"]), int(fields["maxrss_kb"]) / 1024, fields["exit"]
 
 
-def requests_by_kind(fb: FreshBooksSandbox) -> dict[str, int]:
-    return {
-        kind: fb.count("GET", f"{kind}.list") for kind in ("bill_vendors", "bills", "bill_payments")
-    }
+def counts_of(fb: FreshBooksSandbox) -> tuple[dict[str, int], int]:
+    counts = {kind: fb.count("GET", f"{kind}.list") for kind in KINDS}
+    everything = sum(1 for record in fb.requests if record.kind != "token")
+    return counts, everything
 
 
-def all_requests(fb: FreshBooksSandbox) -> dict[str, int]:
-    """Every FreshBooks GET by kind, by-id fetches included (what a fallback adds)."""
-    kinds = (
-        "bill_vendors.list",
-        "bills.list",
-        "bill_payments.list",
-        "bills.get",
-        "bill_vendors.get",
-    )
-    return {kind: fb.count("GET", kind) for kind in kinds}
-
-
-CHANGED = 10  # bills edited before the "changed sync" of a reality comparison
-
-
-def reality_runs(
-    bills: int, vendors: int, payments: int, realities: str, folder: Path
-) -> list[tuple[str, dict[str, int], float]]:
-    """(run, requests by kind, seconds) for first sync, no-change sync, changed sync, sweep."""
-    root = folder / f"sftp-{realities or 'none'}"
-    for sub in ("inbound", "outbound"):
-        (root / sub).mkdir(parents=True)
-    rows = []
-    with (
-        FreshBooksSandbox(latency=LATENCY, realities=realities) as fb,
-        SftpServer(root) as sftp,
-    ):
-        fb.seed(vendors=vendors, bills=bills, payments=payments, seed=3)
-        home = folder / f"home-{realities or 'none'}"
-        connect(home, fb, sftp)
-        oldest = sorted(fb.data.bills)[:CHANGED]
-        runs = (
-            ("first sync", (), ()),
-            ("no-change sync", (), ()),
-            (f"{CHANGED} old bills changed", (), oldest),
-            ("no-change sweep", ("--full",), ()),
-        )
-        for label, flags, edits in runs:
-            for bill_id in edits:
-                fb.update_bill(bill_id, bill_number=f"EDITED-{bill_id}")
-            fb.reset_counters()
-            seconds, _, _ = measured_run(home, "push-bills", *flags)
-            rows.append((label, all_requests(fb), seconds))
+def payment_rows(inbound: Path, before: set[str]) -> list[dict[str, str]]:
+    rows: list[dict[str, str]] = []
+    for path in sorted(inbound.iterdir()):
+        if path.name not in before and path.name.endswith("-payments.csv"):
+            rows.extend(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
     return rows
 
 
-def compare_realities(bills: int, vendors: int, payments: int, realities: str) -> None:
+def change_payments(fb: FreshBooksSandbox) -> tuple[set[str], set[str]]:
+    """Add 10 payments to bills that owe money and edit 5 existing ones; their ids."""
+    data = fb.data
+    added: set[str] = set()
+    for bill_id, bill in sorted(data.bills.items(), reverse=True):
+        if len(added) == 10:
+            break
+        _, _, total, paid = data.bill_totals(bill)
+        if bill["vis_state"] == 0 and total - paid > Decimal(2):
+            added.add(str(fb.create_payment(bill_id, amount="1.00", note="bench added")))
+    live = sorted(i for i, p in data.payments.items() if p["vis_state"] == 0)
+    edited = {str(i) for i in live[:5]}
+    for payment_id in live[:5]:
+        fb.update_payment(payment_id, note="bench edited")
+    return added, edited
+
+
+def bench(objects: int, latency: float, naive: bool, show: Callable[[Row], None]) -> list[Row]:
+    vendors, bills, payments = split(objects)
     folder = Path(tempfile.mkdtemp(prefix="fbstampli-bench-"))
+    root = folder / "sftp"
+    for sub in ("inbound", "outbound"):
+        (root / sub).mkdir(parents=True)
+    rows: list[Row] = []
     try:
-        normal = reality_runs(bills, vendors, payments, "", folder)
-        acted = reality_runs(bills, vendors, payments, realities, folder)
+        with FreshBooksSandbox(latency=latency) as fb, SftpServer(root) as sftp:
+            started = time.perf_counter()
+            fb.seed(vendors=vendors, bills=bills, payments=payments, seed=3)
+            seeded = time.perf_counter() - started
+            print(
+                f"  seeded {vendors} vendors, {bills} bills, {len(fb.data.payments)} payments "
+                f"in {seeded:.0f} s",
+                flush=True,
+            )
+            print(HEADER, flush=True)
+            home = folder / "home"
+            connect_home(Options(home=home, env={}), fb, sftp, business="bench")
+            for label, flags in (
+                ("first sync", ()),
+                ("no-change run", ()),  # the incremental pass cron runs every 15 minutes
+                ("no-change sweep", ("--full",)),  # the periodic safety net
+            ):
+                fb.reset_counters()
+                seconds, cpu, peak_mb, code = measured_run(home, "push-bills", *flags)
+                counts, everything = counts_of(fb)
+                rows.append(Row(label, counts, everything, seconds, cpu, peak_mb, code))
+                show(rows[-1])
+            added, edited = change_payments(fb)
+            before = {path.name for path in (root / "inbound").iterdir()}
+            fb.reset_counters()
+            seconds, cpu, peak_mb, code = measured_run(home, "push-bills")
+            counts, everything = counts_of(fb)
+            got = {row["FreshBooks Payment ID"] for row in payment_rows(root / "inbound", before)}
+            note = (
+                f"added {len(added & got)}/10, edited {len(edited & got)}/5 delivered; "
+                f"{len(got - added - edited)} other payment rows"
+            )
+            rows.append(
+                Row("+10/~5 payments", counts, everything, seconds, cpu, peak_mb, code, note)
+            )
+            show(rows[-1])
+            if naive:
+                requests, wall = naive_baseline(fb, bills, sample=300)
+                print(f"  naive baseline: {requests} requests, ~{wall:.0f} s (extrapolated)")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    print(
-        f"data: {vendors} vendors, {bills} bills, {payments} payments; "
-        f"{LATENCY * 1000:.0f} ms per request; reality: {realities}"
-    )
-    for (label, usual, usual_s), (_, fallback, fallback_s) in zip(normal, acted, strict=True):
-        extra = {k: fallback[k] - usual[k] for k in usual if fallback[k] != usual[k]}
-        print(
-            f"{label:22s} requests {sum(usual.values()):5d} as assumed, "
-            f"{sum(fallback.values()):5d} under {realities} "
-            f"(+{sum(fallback.values()) - sum(usual.values())}: {extra})  "
-            f"wall {usual_s:5.1f} s vs {fallback_s:5.1f} s"
-        )
+    return rows
 
 
 def naive_baseline(fb: FreshBooksSandbox, bills: int, sample: int) -> tuple[int, float]:
@@ -159,73 +207,39 @@ def naive_baseline(fb: FreshBooksSandbox, bills: int, sample: int) -> tuple[int,
     return bills + list_pages, per_bill * bills + list_pages * per_bill
 
 
-def main() -> None:
-    argv = sys.argv[1:]
-    realities = ""
-    if "--reality" in argv:
-        at = argv.index("--reality")
-        realities = argv[at + 1]
-        del argv[at : at + 2]
-    bills, vendors, payments = (int(a) for a in ([*argv, "10000", "1000", "5000"])[:3])
-    if realities:
-        compare_realities(bills, vendors, payments, realities)
-        return
-    folder = Path(tempfile.mkdtemp(prefix="fbstampli-bench-"))
-    root = folder / "sftp"
-    for sub in ("inbound", "outbound"):
-        (root / sub).mkdir(parents=True)
-    try:
-        with FreshBooksSandbox(latency=LATENCY) as fb, SftpServer(root) as sftp:
-            fb.seed(vendors=vendors, bills=bills, payments=payments, seed=3)
-            live = {
-                "bill_vendors": sum(
-                    1 for v in fb.data.vendors.values() if v.get("vis_state", 0) != 1
-                ),
-                "bills": sum(1 for b in fb.data.bills.values() if b.get("vis_state", 0) != 1),
-                "bill_payments": sum(
-                    1 for p in fb.data.payments.values() if p.get("vis_state", 0) != 1
-                ),
-            }
-            home = folder / "home"
-            connect(home, fb, sftp)
-            rows = []
-            runs = (
-                ("first sync", ()),
-                ("no-change sync", ()),  # the incremental pass cron runs every 15 minutes
-                ("no-change sweep", ("--full",)),  # the periodic safety net
-            )
-            for label, flags in runs:
-                fb.reset_counters()
-                seconds, peak_mb, code = measured_run(home, "push-bills", *flags)
-                counts = requests_by_kind(fb)
-                files = len(list((root / "inbound").iterdir()))
-                rows.append((label, counts, seconds, peak_mb, files, code))
-            naive_requests, naive_seconds = naive_baseline(fb, bills, sample=300)
+HEADER = (
+    f"{'run':16s} {'exit':>4s} {'vendors':>7s} {'bills':>6s} {'payments':>8s} "
+    f"{'all req':>7s} {'wall s':>7s} {'cpu s':>6s} {'floor s':>7s} {'x floor':>7s} "
+    f"{'peak RSS':>9s}"
+)
 
-        print(
-            f"data: {vendors} vendors, {bills} bills, {payments} payments; {LATENCY * 1000:.0f} ms per request"
-        )
-        print(
-            "target per kind: ceil(live/100) list requests =",
-            {k: math.ceil(v / 100) for k, v in live.items()},
-        )
-        for label, counts, seconds, peak_mb, files, code in rows:
-            total = sum(counts.values())
-            print(
-                f"{label:15s} exit {code}  requests {total:4d} {counts}  "
-                f"files in inbound {files}  wall {seconds:6.2f} s  peak RSS {peak_mb:6.1f} MB"
-            )
-        first_total = sum(rows[0][1].values())
-        print(
-            f"naive baseline  requests {naive_requests:5d} (bills only)  wall ~{naive_seconds:6.1f} s "
-            f"(timed on 300 bills, extrapolated)"
-        )
-        print(
-            f"ratio           requests {naive_requests / max(1, rows[0][1]['bills']):.0f}x fewer for bills; "
-            f"first sync {first_total} requests for all three kinds"
-        )
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+
+def show(row: Row, latency: float) -> None:
+    """One line per run, printed as soon as it is measured (a long size can be cut short)."""
+    floor = row.requests * latency
+    ratio = f"{row.seconds / floor:7.2f}" if floor else "      -"
+    c = row.counts
+    print(
+        f"{row.label:16s} {row.code:>4s} {c['bill_vendors']:7d} {c['bills']:6d} "
+        f"{c['bill_payments']:8d} {row.requests:7d} {row.seconds:7.2f} {row.cpu:6.2f} "
+        f"{floor:7.2f} {ratio} {row.peak_mb:6.0f} MB" + (f"  {row.note}" if row.note else ""),
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="16k", help="objects per account, e.g. 16k,64k,250k")
+    parser.add_argument("--latency-ms", default="20", help="added per request, e.g. 20,200")
+    parser.add_argument("--naive", action="store_true", help="also time list-then-get-each")
+    args = parser.parse_args()
+    sizes = [parse_size(s) for s in args.sizes.split(",")]
+    latencies = [float(ms) / 1000 for ms in args.latency_ms.split(",")]
+    for objects in sizes:
+        for latency in latencies:
+            print(f"== {objects:,} objects, {latency * 1000:.0f} ms per request", flush=True)
+            bench(objects, latency, args.naive, lambda row, latency=latency: show(row, latency))
+            print(flush=True)
 
 
 if __name__ == "__main__":

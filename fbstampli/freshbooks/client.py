@@ -592,6 +592,24 @@ class FreshBooksClient:
         for rows in self._list("bill_payments", "bill_payments", vis_state):
             yield from self._with_bill_currency([parse_bill_payment(row) for row in rows])
 
+    def bill_payments_of(
+        self, bill_ids: Iterable[int], *, vis_state: VisState | None = None
+    ) -> Iterator[BillPayment]:
+        """The payments of each bill, one `search[billid]` listing per bill.
+
+        If FreshBooks ignored the filter, a page would hold other bills'
+        payments: that page is given as it came (the caller sees the foreign
+        bill ids) and the bill's listing stops there, so an ignored filter
+        costs one page, never the whole payment list once per bill.
+        """
+        for bill_id in dict.fromkeys(int(i) for i in bill_ids):
+            extra: Params = {"search[billid]": bill_id}
+            for rows in self._list("bill_payments", "bill_payments", vis_state, extra):
+                payments = self._with_bill_currency([parse_bill_payment(row) for row in rows])
+                yield from payments
+                if any(payment.bill_id != bill_id for payment in payments):
+                    break
+
     def _with_bill_currency(self, payments: list[BillPayment]) -> list[BillPayment]:
         """A payment without a currency code is in its bill's currency: fetch those bills once."""
         missing = {p.bill_id for p in payments if not p.currency_code}

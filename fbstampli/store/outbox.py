@@ -56,6 +56,25 @@ def load_snapshots(store: Store) -> dict[tuple[Kind, int], tuple[str, int]]:
     }
 
 
+def snapshots_for(store: Store, kind: Kind, ids: Iterable[int]) -> dict[int, tuple[str, int]]:
+    """(content hash, vis_state) of the stored snapshots of these ids only.
+
+    What one page of a listing is compared with: memory follows the page,
+    not the account.
+    """
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    return {
+        int(row["fb_id"]): (str(row["content_hash"]), int(row["vis_state"]))
+        for row in store.iterate(
+            "SELECT fb_id, content_hash, vis_state FROM source_objects WHERE kind = ? "
+            "AND fb_id IN (SELECT value FROM json_each(?))",
+            (kind.value, json.dumps(wanted)),
+        )
+    }
+
+
 def vendor_names(store: Store) -> dict[int, str]:
     names: dict[int, str] = {}
     for row in store.iterate("SELECT fb_id, payload FROM source_objects WHERE kind = 'vendor'"):
@@ -170,6 +189,15 @@ def pending_deliveries(store: Store, kind: Kind) -> list[Row]:
     return store.query(
         "SELECT id, kind, fb_id, rows FROM deliveries WHERE status = ? AND kind = ? ORDER BY id",
         (DeliveryStatus.PENDING, kind.value),
+    )
+
+
+def pending_deliveries_after(store: Store, kind: Kind, after_id: int, limit: int) -> list[Row]:
+    """The next `limit` pending deliveries of `kind` in queue order, after `after_id`."""
+    return store.query(
+        "SELECT id, kind, fb_id, rows FROM deliveries WHERE status = ? AND kind = ? AND id > ? "
+        "ORDER BY id LIMIT ?",
+        (DeliveryStatus.PENDING, kind.value, after_id, limit),
     )
 
 

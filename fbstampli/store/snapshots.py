@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from fbstampli.models import Bill, BillLine, SourceObject, VisState
+from fbstampli.models import Bill, BillLine, Kind, SourceObject, VisState
 from fbstampli.store import Store
 
 
@@ -114,3 +114,46 @@ def stored_bills(
             bill = bill_from_payload(str(row["payload"]))
             bills[bill.fb_id] = bill
     return bills
+
+
+_STAMPS_BY_ID = (
+    "SELECT fb_id, updated_at FROM source_objects WHERE kind = ? "
+    "AND fb_id IN (SELECT value FROM json_each(?))"
+)
+_PAYMENTS_OF_BILLS = (  # a scan of payment snapshots, only when some bills moved
+    "SELECT fb_id, CAST(json_extract(payload, '$.bill_id') AS INTEGER) AS bill_id "
+    "FROM source_objects WHERE kind = 'bill_payment' AND vis_state != 1 "
+    "AND json_extract(payload, '$.bill_id') IN (SELECT value FROM json_each(?))"
+)
+_RESTAMP = (
+    "UPDATE source_objects SET updated_at = ? WHERE kind = ? AND fb_id = ? AND updated_at IS NOT ?"
+)
+
+
+def stored_stamps(store: Store, kind: Kind, ids: Collection[int]) -> dict[int, str | None]:
+    """The `updated_at` each stored snapshot of these ids was last seen with."""
+    if not ids:
+        return {}
+    rows = store.iterate(_STAMPS_BY_ID, (kind.value, json.dumps(sorted(set(ids)))))
+    return {int(row["fb_id"]): row["updated_at"] for row in rows}
+
+
+def stored_payment_ids(store: Store, bill_ids: Collection[int]) -> dict[int, set[int]]:
+    """The ids of the live payments last seen on each of these bills."""
+    found: dict[int, set[int]] = {}
+    if not bill_ids:
+        return found
+    for row in store.iterate(_PAYMENTS_OF_BILLS, (json.dumps(sorted(set(bill_ids))),)):
+        found.setdefault(int(row["bill_id"]), set()).add(int(row["fb_id"]))
+    return found
+
+
+def restamp(store: Store, kind: Kind, stamps: Iterable[tuple[int, str]]) -> None:
+    """Record a newer `updated_at` on snapshots whose content did not change.
+
+    A bill can move without its rows changing (a payment's note was edited);
+    remembering the stamp keeps the next run from reading that bill's payments again.
+    """
+    rows = [(stamp, kind.value, fb_id, stamp) for fb_id, stamp in stamps]
+    if rows:
+        store.execute_many(_RESTAMP, rows)

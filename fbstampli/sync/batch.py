@@ -6,7 +6,7 @@ order is dependency order; within a kind, deliveries keep their queue order.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from fbstampli.models import Kind
@@ -35,17 +35,20 @@ def plan_files(pending: Sequence[Pending], kind: Kind, *, max_rows: int) -> list
 
     A delivery's rows are never split across files (a bill's lines stay together).
     """
-    files: list[PlannedFile] = []
+    return list(iter_files(pending, kind, max_rows=max_rows))
+
+
+def iter_files(pending: Iterable[Pending], kind: Kind, *, max_rows: int) -> Iterator[PlannedFile]:
+    """`plan_files` one file at a time, so only one file's deliveries are held at once."""
     current: list[Pending] = []
     count = 0
     for item in pending:
         if item.kind is not kind:
             continue
         if current and count + len(item.rows) > max_rows:
-            files.append(PlannedFile(kind, tuple(current)))
+            yield PlannedFile(kind, tuple(current))
             current, count = [], 0
         current.append(item)
         count += len(item.rows)
     if current:
-        files.append(PlannedFile(kind, tuple(current)))
-    return files
+        yield PlannedFile(kind, tuple(current))

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 
 from fbstampli.clock import Clock
@@ -41,7 +41,7 @@ from fbstampli.store.outbox import (
     set_batch_state,
 )
 from fbstampli.sync.backoff import is_dead, next_attempt_at
-from fbstampli.sync.batch import Pending, plan_files
+from fbstampli.sync.batch import Pending, iter_files
 from fbstampli.sync.connection import Connection
 from fbstampli.sync.ports import Renderer, Transport, part_name
 
@@ -206,6 +206,30 @@ def _remove_part_quietly(connection: Connection, batch: Row) -> None:
         log.info("could not remove %s; it is harmless", part_name(batch["file_name"]))
 
 
+PENDING_SLICE = 1000
+
+
+def _pending(store: Store, kind: Kind) -> Iterator[Pending]:
+    """The pending deliveries of `kind` in queue order, read `PENDING_SLICE` at a time.
+
+    Keyed on the delivery id, so batching the ones already read (which moves
+    them out of `pending`) does not shift the slices still to come.
+    """
+    after = 0
+    while True:
+        rows = outbox.pending_deliveries_after(store, kind, after, PENDING_SLICE)
+        for row in rows:
+            yield Pending(
+                int(row["id"]),
+                Kind(row["kind"]),
+                int(row["fb_id"]),
+                tuple(map(tuple, json.loads(row["rows"]))),
+            )
+        if len(rows) < PENDING_SLICE:
+            return
+        after = int(rows[-1]["id"])
+
+
 def create_batches(
     store: Store,
     kind: Kind,
@@ -216,18 +240,14 @@ def create_batches(
     clock: Clock,
     run_id: int | None,
 ) -> list[int]:
-    """Turn the pending deliveries of one kind into planned batches (committed)."""
-    pending = [
-        Pending(
-            int(row["id"]),
-            Kind(row["kind"]),
-            int(row["fb_id"]),
-            tuple(map(tuple, json.loads(row["rows"]))),
-        )
-        for row in pending_deliveries(store, kind)
-    ]
+    """Turn the pending deliveries of one kind into planned batches (committed).
+
+    The queue is read a slice at a time and each file is stored as soon as it
+    is full, so memory holds one file's rows, however long the queue.
+    """
     batch_ids: list[int] = []
-    for planned in plan_files(pending, kind, max_rows=settings.sync.max_rows_per_file):
+    pending = _pending(store, kind)
+    for planned in iter_files(pending, kind, max_rows=settings.sync.max_rows_per_file):
         content = renderer.file_bytes(kind, planned.rows)
         with store.transaction():
             batch_id = outbox.next_batch_id(store)

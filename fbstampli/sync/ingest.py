@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import TypeVar
 
@@ -18,8 +18,8 @@ from fbstampli.errors import RenderError
 from fbstampli.models import Bill, BillPayment, Kind, SourceObject, Vendor, VisState, kind_of
 from fbstampli.report import RunReport
 from fbstampli.store import Store
-from fbstampli.store.outbox import load_snapshots, queue_delivery, save_snapshot, vendor_names
-from fbstampli.store.snapshots import payload_of, stored_bills
+from fbstampli.store.outbox import queue_delivery, save_snapshot, snapshots_for, vendor_names
+from fbstampli.store.snapshots import payload_of, restamp, stored_bills
 from fbstampli.sync.plan import Change, Decision, Observed, Snapshot, plan_changes
 from fbstampli.sync.ports import BillSource, Renderer
 
@@ -64,6 +64,47 @@ def fetch_all(source: BillSource, *, include_deleted: bool, advance: Advance) ->
     return fetched
 
 
+# Objects written per transaction by a streamed listing (first sync, full sweep).
+CHUNK = 500
+Item = TypeVar("Item")
+
+
+def _slices(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
+    part: list[Item] = []
+    for item in items:
+        part.append(item)
+        if len(part) >= size:
+            yield part
+            part = []
+    if part:
+        yield part
+
+
+def fetch_all_chunks(
+    source: BillSource, *, include_deleted: bool, advance: Advance, size: int = CHUNK
+) -> Iterator[Fetched]:
+    """`fetch_all` a slice at a time: every vendor, then every bill, then every payment.
+
+    The caller ingests each slice before the next is read, so memory follows the
+    slice, not the account. The order matters: a bill row carries its vendor's
+    name and a payment row its bill's number, and both are read back from the
+    snapshots the earlier slices committed.
+    """
+    states: tuple[VisState | None, ...] = (None, VisState.DELETED) if include_deleted else (None,)
+    for state in states:
+        for vendors in _slices(source.list_vendors(vis_state=state), size):
+            advance(len(vendors))
+            yield Fetched(vendors=vendors)
+    for state in states:
+        for bills in _slices(source.list_bills(vis_state=state), size):
+            advance(len(bills))
+            yield Fetched(bills=bills)
+    for state in states:
+        for payments in _slices(source.list_bill_payments(vis_state=state), size):
+            advance(len(payments))
+            yield Fetched(payments=payments)
+
+
 def newer_than(pages: Iterable[Sequence[Stamped]], watermark: datetime) -> list[Stamped] | None:
     """Objects updated at or after `watermark`, read newest first until a page reaches below it.
 
@@ -89,11 +130,17 @@ def newer_than(pages: Iterable[Sequence[Stamped]], watermark: datetime) -> list[
 
 
 def fetch_recent(
-    source: BillSource, *, watermarks: Mapping[Kind, datetime], advance: Advance
+    source: BillSource,
+    *,
+    watermarks: Mapping[Kind, datetime],
+    advance: Advance,
+    payments: bool = True,
 ) -> Fetched:
     """The incremental pass: vendors and bills changed since their watermark, every payment.
 
-    Bill payments carry no timestamp, so they are always listed whole.
+    Bill payments carry no timestamp, so they are listed whole unless `payments`
+    is False: then the caller reads the payments of the bills that moved
+    (`sync.payments`).
     """
     fetched = Fetched()
     vendors = newer_than(source.recent_vendor_pages(), watermarks[Kind.VENDOR])
@@ -113,6 +160,8 @@ def fetch_recent(
         bills = list(source.list_bills())
     fetched.bills = bills
     advance(len(vendors) + len(bills))
+    if not payments:
+        return fetched
     for payment in source.list_bill_payments():
         fetched.payments.append(payment)
         advance(1)
@@ -153,17 +202,40 @@ def with_lines(store: Store, source: BillSource, fetched: Fetched, report: RunRe
     return dataclasses.replace(fetched, bills=bills)
 
 
-def check_sort(source: BillSource, fetched: Fetched) -> None:
-    """After a full listing, the true newest and oldest `updated_at` are known: ask
-    FreshBooks' sorted listings whether they agree (two small requests a kind)."""
+# resource -> (newest, oldest) `updated_at` of the live objects listed so far.
+SortExtremes = dict[str, tuple[datetime, datetime]]
+
+
+def sort_extremes(fetched: Fetched, seen: SortExtremes | None = None) -> SortExtremes:
+    """The newest and oldest `updated_at` per resource, carried across slices of a listing."""
+    extremes = dict(seen or {})
     for resource, objects in (("bill_vendors", fetched.vendors), ("bills", fetched.bills)):
         stamps = [
             obj.updated_at
             for obj in objects
             if obj.vis_state != VisState.DELETED and obj.updated_at is not None
         ]
-        if stamps:
-            source.check_sort(resource, max(stamps), min(stamps))
+        if not stamps:
+            continue
+        newest, oldest = max(stamps), min(stamps)
+        if resource in extremes:
+            newest = max(newest, extremes[resource][0])
+            oldest = min(oldest, extremes[resource][1])
+        extremes[resource] = (newest, oldest)
+    return extremes
+
+
+def check_sort_extremes(source: BillSource, extremes: SortExtremes) -> None:
+    """After a full listing, the true newest and oldest `updated_at` are known: ask
+    FreshBooks' sorted listings whether they agree (two small requests a kind)."""
+    for resource in ("bill_vendors", "bills"):
+        if resource in extremes:
+            source.check_sort(resource, *extremes[resource])
+
+
+def check_sort(source: BillSource, fetched: Fetched) -> None:
+    """`check_sort_extremes` for a listing held whole (a dry run)."""
+    check_sort_extremes(source, sort_extremes(fetched))
 
 
 def next_watermarks(fetched: Fetched, previous: Mapping[Kind, datetime]) -> dict[Kind, datetime]:
@@ -221,15 +293,18 @@ def observe(
     since: date | None,
     problems: list[str],
     known_bills: Mapping[int, Bill] | None = None,
+    skip_bills: Collection[int] = (),
 ) -> list[tuple[Observed, SourceObject]]:
     """Render and hash every fetched object, leaving out bills before `since` and their payments.
 
-    `known_bills` are stored bills a payment row may name but this run did not fetch.
+    `known_bills` are stored bills a payment row may name but this run did not fetch;
+    `skip_bills` are bills an earlier slice of this run left out for `since`.
     """
     for vendor in fetched.vendors:
         names[vendor.fb_id] = vendor.name
     bills = {**(known_bills or {}), **{bill.fb_id: bill for bill in fetched.bills}}
     skipped_bills = {bill.fb_id for bill in bills.values() if since and bill.issue_date < since}
+    skipped_bills.update(skip_bills)
     observed: list[tuple[Observed, SourceObject]] = []
     for obj in fetched.objects():
         if isinstance(obj, Bill) and obj.fb_id in skipped_bills:
@@ -266,15 +341,39 @@ def apply_changes(
     report_deleted: bool,
     run_id: int | None,
     report: RunReport,
-) -> None:
-    """Write snapshots and queue deliveries for what changed, in one transaction."""
-    stored = {key: Snapshot(*value) for key, value in load_snapshots(store).items()}
+) -> list[Decision]:
+    """Write snapshots and queue deliveries for what changed, in one transaction.
+
+    Unchanged bills whose `updated_at` moved keep the new stamp, so the
+    payments of a bill are read once per move (`sync.payments`).
+    """
+    stored = {
+        (kind, fb_id): Snapshot(*value)
+        for kind in Kind
+        for fb_id, value in snapshots_for(
+            store, kind, (item.fb_id for item, _ in observed if item.kind is kind)
+        ).items()
+    }
     by_key = {(item.kind, item.fb_id): obj for item, obj in observed}
     decisions = plan_changes((item for item, _ in observed), stored)
+    changed = {(d.observed.kind, d.observed.fb_id) for d in decisions}
     with store.transaction():
         for decision in decisions:
             _apply(store, decision, by_key, send_payments, report_deleted, run_id, report)
+        restamp(
+            store,
+            Kind.BILL,
+            (
+                (item.fb_id, item.updated_at)
+                for item, _ in observed
+                if item.kind is Kind.BILL
+                and item.updated_at is not None
+                and (item.kind, item.fb_id) not in changed
+                and (item.kind, item.fb_id) in stored
+            ),
+        )
     report.add("unchanged", len(observed) - len(decisions))
+    return decisions
 
 
 def _apply(
@@ -348,18 +447,31 @@ def ingest(
     report_deleted: bool,
     run_id: int | None,
     report: RunReport,
-) -> None:
-    names = vendor_names(store)
+    names: dict[int, str] | None = None,
+    skip_bills: Collection[int] = (),
+) -> list[Decision]:
+    """Observe what was fetched and apply the changes; returns what changed.
+
+    A streamed run passes the same `names` for every slice (kept current by
+    `observe`), so the vendor names are read from the state once per run.
+    """
+    names = vendor_names(store) if names is None else names
     fetched = with_stored_bills(store, fetched, names)
     known = stored_bills(
         store, ids={p.bill_id for p in fetched.payments} - {b.fb_id for b in fetched.bills}
     )
     observed = observe(
-        fetched, renderer, names, since=since, problems=report.problems, known_bills=known
+        fetched,
+        renderer,
+        names,
+        since=since,
+        problems=report.problems,
+        known_bills=known,
+        skip_bills=skip_bills,
     )
     for kind in Kind:
         report.add(f"seen.{kind.value}", sum(1 for item, _ in observed if item.kind is kind))
-    apply_changes(
+    return apply_changes(
         store,
         observed,
         send_payments=send_payments,

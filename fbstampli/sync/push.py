@@ -30,19 +30,32 @@ from fbstampli.report import RunReport
 from fbstampli.store import Store, outbox
 from fbstampli.store.api_facts import event_arrivals, load_facts, save_fact
 from fbstampli.store.events import mark_events, pending_events
+from fbstampli.store.outbox import vendor_names
 from fbstampli.sync.connection import Connection
 from fbstampli.sync.deliver import create_batches, deliver
 from fbstampli.sync.ingest import (
     Fetched,
+    SortExtremes,
     check_sort,
+    check_sort_extremes,
     fetch_all,
+    fetch_all_chunks,
     fetch_ids,
     fetch_recent,
     ingest,
     next_watermarks,
+    sort_extremes,
     with_lines,
     with_named,
 )
+from fbstampli.sync.payments import (
+    follows_bills,
+    missed_payments,
+    moved_bills,
+    report_missed,
+    with_payments_of_moved,
+)
+from fbstampli.sync.plan import Decision
 from fbstampli.sync.ports import BillSource, Renderer, Transport
 
 log = logging.getLogger(__name__)
@@ -133,15 +146,26 @@ def push(
     source = ctx.source()
     bill_ids = sorted({oid for _, name, oid in events if name.startswith("bill.")})
     vendor_ids = sorted({oid for _, name, oid in events if name.startswith("bill_vendor.")})
+    follow = follows_bills(ctx.store)
+    whole = sweep or first_run or len(watermarks) < len(WATERMARK_KEYS)
+    if whole and not only_events and dry_run_folder is None:
+        started = ctx.clock.now()
+        streamed = _stream(ctx, source, sweep=sweep, follow=follow, since=since_date,
+                           watermarks=watermarks, vendor_ids=vendor_ids, advance=advance,
+                           report=report)  # fmt: skip
+        swept_at = started if sweep or first_run else None
+        return _finish(ctx, events, streamed, swept_at, report, stage=stage)
     if only_events:
         fetched = fetch_ids(source, bill_ids=bill_ids, vendor_ids=vendor_ids)
-    elif sweep or first_run or len(watermarks) < len(WATERMARK_KEYS):
+        fetched = with_payments_of_moved(ctx.store, source, fetched, report)
+    elif whole:  # a dry run: everything in one transaction, rolled back
         fetched = fetch_all(source, include_deleted=sweep, advance=advance)
         check_sort(source, fetched)
     else:
-        fetched = fetch_recent(source, watermarks=watermarks, advance=advance)
+        fetched = fetch_recent(source, watermarks=watermarks, advance=advance, payments=not follow)
         fetched = with_named(source, fetched, bill_ids=bill_ids, vendor_ids=vendor_ids)
-    started = ctx.clock.now()
+        if follow:
+            fetched = with_payments_of_moved(ctx.store, source, fetched, report)
     fetched = with_lines(ctx.store, source, fetched, report)
     learn_vendor_times(ctx, fetched, vendor_ids)
 
@@ -149,12 +173,70 @@ def push(
         return _dry_run(ctx, fetched, since_date, dry_run_folder, report)
 
     _ingest(ctx, fetched, since_date, ctx.run_id, report)
+    marks = None if only_events else next_watermarks(fetched, watermarks)
+    return _finish(ctx, events, marks, None, report, stage=stage)
+
+
+def _stream(
+    ctx: PushContext,
+    source: BillSource,
+    *,
+    sweep: bool,
+    follow: bool,
+    since: date | None,
+    watermarks: dict[Kind, datetime],
+    vendor_ids: list[int],
+    advance: Callable[[int], None],
+    report: RunReport,
+) -> dict[Kind, datetime]:
+    """List everything a slice at a time, each slice ingested and committed before the next.
+
+    Memory follows the slice, not the account. A kill half way leaves committed
+    slices whose deliveries are queued with their snapshots (nothing lost, nothing
+    queued twice) and neither the sweep nor the watermarks recorded, so the next
+    run lists everything again. A sweep also checks the payments fast path, and
+    every whole listing FreshBooks' sort (from the newest and oldest it saw).
+    """
+    names = vendor_names(ctx.store)
+    skipped: set[int] = set()
+    moved: set[int] = set()
+    missed: list[int] = []
+    marks = dict(watermarks)
+    check = sweep and follow
+    extremes: SortExtremes = {}
+    for listed in fetch_all_chunks(source, include_deleted=sweep, advance=advance):
+        chunk = with_lines(ctx.store, source, listed, report)
+        learn_vendor_times(ctx, chunk, vendor_ids)
+        extremes = sort_extremes(chunk, extremes)
+        if since is not None:
+            skipped.update(bill.fb_id for bill in chunk.bills if bill.issue_date < since)
+        if check and chunk.bills:
+            moved |= moved_bills(ctx.store, chunk.bills)
+        decisions = _ingest(ctx, chunk, since, ctx.run_id, report, names=names, skip=skipped)
+        if check and chunk.payments:
+            missed += missed_payments(ctx.store, chunk, moved, decisions)
+        marks = next_watermarks(chunk, marks)
+    report_missed(ctx.store, missed, report)
+    check_sort_extremes(source, extremes)
+    return marks
+
+
+def _finish(
+    ctx: PushContext,
+    events: list[tuple[int, str, int]],
+    marks: dict[Kind, datetime] | None,
+    swept_at: datetime | None,
+    report: RunReport,
+    *,
+    stage: Callable[[str], Callable[[int], object]],
+) -> RunReport:
+    """Record the run (events done, sweep time, watermarks) in one transaction, then deliver."""
     with ctx.store.transaction():
         mark_events(ctx.store, [event_id for event_id, _, _ in events])
-        if sweep or (first_run and not only_events):
-            ctx.store.put_value(SWEEP_KEY, to_utc_text(started))
-        if not only_events:
-            save_watermarks(ctx.store, next_watermarks(fetched, watermarks))
+        if swept_at is not None:
+            ctx.store.put_value(SWEEP_KEY, to_utc_text(swept_at))
+        if marks is not None:
+            save_watermarks(ctx.store, marks)
     report.add("events", len(events))
     uploaded = stage("Uploading files to Stampli")
     deliver(
@@ -197,12 +279,21 @@ def learn_vendor_times(ctx: PushContext, fetched: Fetched, vendor_ids: list[int]
 
 
 def _ingest(
-    ctx: PushContext, fetched: Fetched, since: date | None, run_id: int | None, report: RunReport
-) -> None:
-    ingest(
+    ctx: PushContext,
+    fetched: Fetched,
+    since: date | None,
+    run_id: int | None,
+    report: RunReport,
+    *,
+    names: dict[int, str] | None = None,
+    skip: set[int] | None = None,
+) -> list[Decision]:
+    return ingest(
         ctx.store,
         fetched,
         ctx.renderer,
+        names=names,
+        skip_bills=skip or (),
         since=since,
         send_payments=ctx.settings.sync.send_payments,
         report_deleted=ctx.settings.sync.deleted_bills == "report",

@@ -136,6 +136,14 @@ class ListSource:
     def list_bill_payments(self, *, vis_state: VisState | None = None) -> Iterator[BillPayment]:
         yield from self._visible(self.payments, vis_state)  # type: ignore[misc]
 
+    def bill_payments_of(
+        self, bill_ids: Iterable[int], *, vis_state: VisState | None = None
+    ) -> Iterator[BillPayment]:
+        wanted = set(bill_ids)
+        for payment in self.list_bill_payments(vis_state=vis_state):
+            if payment.bill_id in wanted:
+                yield payment
+
     @staticmethod
     def _newest_first(items: Iterator[T]) -> Iterator[list[T]]:
         """Pages of 100, newest `updated_at` first; undated objects last, as an API might."""

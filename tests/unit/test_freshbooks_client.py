@@ -484,3 +484,32 @@ def test_not_logged_in_requires_login(sleeps: list[float]) -> None:
     fb = FreshBooksClient(SETTINGS, manager, "ABC123", sleep=sleeps.append)
     with pytest.raises(AuthRequiredError, match="not logged in"):
         list(fb.list_bills())
+
+
+def payment_row(payment_id: int, bill_id: int) -> dict[str, Any]:
+    amount = {"amount": "4.00", "code": "USD"}
+    return {"id": payment_id, "billid": bill_id, "amount": amount, "paid_date": "2024-01-03"}
+
+
+def test_payments_of_bills_are_read_one_billid_search_per_bill(
+    requests_mock: rm.Mocker, client: FreshBooksClient
+) -> None:
+    def answer(request: Any, context: Any) -> dict[str, Any]:
+        bill_id = int(query(request)["search[billid]"][0])
+        return page("bill_payments", [payment_row(bill_id * 10, bill_id)], 1, 1, 1)
+
+    requests_mock.get(PAYMENTS, json=answer)
+    payments = list(client.bill_payments_of([4, 7, 4]))
+    assert [(p.fb_id, p.bill_id) for p in payments] == [(40, 4), (70, 7)]
+    asked = [query(r)["search[billid]"] for r in requests_mock.request_history]
+    assert asked == [["4"], ["7"]]
+
+
+def test_ignored_billid_search_costs_one_page_not_the_whole_history(
+    requests_mock: rm.Mocker, client: FreshBooksClient
+) -> None:
+    everything = [payment_row(i, i) for i in range(1, 101)]
+    requests_mock.get(PAYMENTS, json=page("bill_payments", everything, 1, 50, 5000))
+    payments = list(client.bill_payments_of([3]))
+    assert len(requests_mock.request_history) == 1
+    assert {p.bill_id for p in payments} > {3}  # the caller sees the foreign bills
