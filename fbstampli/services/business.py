@@ -110,7 +110,6 @@ def business_add(
     A new home is made by `init` in `<installation>/businesses/<name>/`; an
     adopted home is recorded by its absolute path, untouched and unmoved.
     """
-    from fbstampli.runtime import require_home
     from fbstampli.services.admin import init_home
 
     check_name(name)
@@ -123,7 +122,11 @@ def business_add(
         if config_from is not None:
             raise ConfigError("--adopt keeps the home's own config; drop --config-from")
         home = expanded(adopt, "--adopt").absolute()
-        require_home(Options(home=home).paths())
+        if not Options(home=home).paths().state.exists():
+            raise ConfigError(
+                f"nothing to adopt at {home}: it holds no fbstampli state; give the folder of "
+                f"an existing home, or create one there first with `fbstampli --home {home} init`"
+            )
         business = BusinessHome(name, home, adopted=True)
         installation.record(business)
         report.notes.append(f"adopted {home} as business {name}; nothing in it was changed")
