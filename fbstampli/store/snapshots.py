@@ -15,7 +15,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from fbstampli.models import Bill, BillLine, Kind, SourceObject, VisState
+from fbstampli.models import Bill, BillLine, BillPayment, Kind, SourceObject, VisState
 from fbstampli.store import Store
 
 
@@ -114,6 +114,39 @@ def stored_bills(
             bill = bill_from_payload(str(row["payload"]))
             bills[bill.fb_id] = bill
     return bills
+
+
+def payment_from_payload(text: str) -> BillPayment:
+    """The inverse of `payload_of` for a bill payment; a payload we wrote ourselves."""
+    data = json.loads(text)
+    return BillPayment(
+        fb_id=int(data["fb_id"]),
+        bill_id=int(data["bill_id"]),
+        amount=Decimal(data["amount"]),
+        currency_code=str(data["currency_code"]),
+        paid_date=date.fromisoformat(data["paid_date"]),
+        payment_type=str(data.get("payment_type", "")),
+        note=str(data.get("note", "")),
+        vis_state=VisState(int(data.get("vis_state", 0))),
+    )
+
+
+_LIVE_PAYMENTS_BY_VENDOR = (  # a join over snapshots, only when a vendor was renamed
+    "SELECT p.payload FROM source_objects AS p JOIN source_objects AS b "
+    "ON b.kind = 'bill' AND b.fb_id = json_extract(p.payload, '$.bill_id') "
+    "WHERE p.kind = 'bill_payment' AND p.vis_state != 1 "
+    "AND json_extract(b.payload, '$.vendor_id') IN (SELECT value FROM json_each(?))"
+)
+
+
+def stored_payments_of_vendors(store: Store, vendor_ids: Collection[int]) -> list[BillPayment]:
+    """The live payments, from their snapshots, of the bills of these vendors."""
+    if not vendor_ids:
+        return []
+    return [
+        payment_from_payload(str(row["payload"]))
+        for row in store.iterate(_LIVE_PAYMENTS_BY_VENDOR, (json.dumps(sorted(set(vendor_ids))),))
+    ]
 
 
 _STAMPS_BY_ID = (

@@ -19,7 +19,7 @@ from fbstampli.models import Bill, BillPayment, Kind, SourceObject, Vendor, VisS
 from fbstampli.report import RunReport
 from fbstampli.store import Store
 from fbstampli.store.outbox import queue_delivery, save_snapshot, snapshots_for, vendor_names
-from fbstampli.store.snapshots import payload_of, restamp, stored_bills
+from fbstampli.store.snapshots import payload_of, restamp, stored_bills, stored_payments_of_vendors
 from fbstampli.sync.plan import Change, Decision, Observed, Snapshot, plan_changes
 from fbstampli.sync.ports import BillSource, Renderer
 
@@ -424,17 +424,23 @@ def _apply(
 
 
 def with_stored_bills(store: Store, fetched: Fetched, names: Mapping[int, str]) -> Fetched:
-    """Add the stored bills of renamed vendors, so their rows are rendered with the new name.
+    """Add the stored bills and payments of renamed vendors, so their rows are rendered with
+    the new name.
 
-    The incremental pass does not fetch a bill that did not change, but a bill
-    row can carry its vendor's name; the snapshot is as good as a fetch.
+    The incremental pass does not fetch a bill that did not change, nor (when
+    payments follow their bills) its payments, but a bill or payment row can
+    carry its vendor's name; the snapshot is as good as a fetch.
     """
     renamed = {v.fb_id for v in fetched.vendors if v.fb_id in names and names[v.fb_id] != v.name}
     if not renamed:
         return fetched
     have = {bill.fb_id for bill in fetched.bills}
     extra = [b for b in stored_bills(store, vendor_ids=renamed).values() if b.fb_id not in have]
-    return dataclasses.replace(fetched, bills=[*fetched.bills, *extra])
+    paid = {payment.fb_id for payment in fetched.payments}
+    payments = [p for p in stored_payments_of_vendors(store, renamed) if p.fb_id not in paid]
+    return dataclasses.replace(
+        fetched, bills=[*fetched.bills, *extra], payments=[*fetched.payments, *payments]
+    )
 
 
 def ingest(

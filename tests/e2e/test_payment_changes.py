@@ -158,3 +158,27 @@ def test_sweep_with_nothing_missed_keeps_the_fast_path(connected: Connected) -> 
     freshbooks.reset_counters()
     assert connected.run("push-bills").code == 0
     assert list_requests(freshbooks)["bill_payments"] == 0
+
+
+def test_a_renamed_vendor_reaches_its_payments_rows_in_the_next_run_not_only_the_sweep(
+    connected: Connected,
+) -> None:
+    """A payment row carries its vendor's name; renaming the vendor moves no bill, so the
+    payments are re-rendered from their snapshots. Left to the sweep, they would reach
+    Stampli a day late and the sweep would wrongly disprove the fast path."""
+    synced(connected)
+    payment_id = live_payment(connected.freshbooks)
+    bill_id = int(connected.freshbooks.data.payments[payment_id]["billid"])
+    vendor_id = int(connected.freshbooks.data.bills[bill_id]["vendorid"])
+    connected.freshbooks.update_vendor(vendor_id, vendor_name="Renamed Vendor Ltd.")
+    before = set(connected.inbound_files())
+    assert connected.run("push-bills").code == 0
+    rows = new_payment_rows(connected, before)
+    assert (str(payment_id), "Renamed Vendor Ltd.") in {
+        (r["FreshBooks Payment ID"], r["Vendor Name"]) for r in rows
+    }
+    assert connected.freshbooks.count("GET", "bill_payments.list") == 0  # from the snapshots
+    sweep = connected.run("push-bills", "--full")
+    assert sweep.code == 0, sweep.stderr
+    assert "listed whole from now on" not in sweep.stderr
+    assert len(new_payment_rows(connected, before)) == len(rows)  # nothing sent twice
