@@ -63,7 +63,7 @@ def test_api_report_shows_each_probe_and_no_account_value(
         # doctor shows what the runs learnt, and when.
         assert f"ok   FreshBooks sort by updated_at (bills): {sort}, checked 20" in result.stdout
         assert f"ok   FreshBooks bill lines in list responses: {lines}, checked" in result.stdout
-        assert f"wrote 8 FreshBooks probes to {report_file}" in result.stdout
+        assert f"Wrote 8 FreshBooks probes to {report_file}." in result.stdout
         text = report_file.read_text(encoding="utf-8")
         secrets = {**SECRETS, **connected.named_secrets()}
         leaked = [name for name, value in secrets.items() if value.casefold() in text.casefold()]
