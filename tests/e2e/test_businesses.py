@@ -183,7 +183,8 @@ def test_an_existing_home_is_adopted_by_its_absolute_path_without_change(
     assert json.loads(status.stdout)["home"] == str(old)
     missing = installation.run("business", "add", "ghost", "--adopt", str(tmp_path / "none"))
     assert missing.code == 2
-    assert "nothing to adopt" in missing.stderr and "init`" in missing.stderr
+    assert "nothing to adopt" in missing.stderr
+    assert "init`" in missing.stderr
 
 
 def test_a_single_home_keeps_working_and_can_be_adopted_as_it_is(connected: Connected) -> None:
