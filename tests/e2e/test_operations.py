@@ -8,24 +8,9 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import REDIRECT_URI, Connected
+from tests.e2e.test_status import STATUS_KEYS
 from tests.support.cli import cli_env
 from tests.support.summary import find_secrets
-
-STATUS_KEYS = {
-    "schema",
-    "home",
-    "now",
-    "timezone",
-    "attention",
-    "freshbooks",
-    "sftp",
-    "runs",
-    "deliveries",
-    "stampli_files",
-    "reconciliation",
-    "webhooks",
-    "freshbooks_behaviour",
-}
 
 
 def doctor(connected: Connected, env: dict[str, str] | None = None) -> dict[str, dict]:
