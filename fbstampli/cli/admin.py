@@ -1,6 +1,5 @@
 """Set-up and operating commands: init, status, doctor, audit, demo, templates, state, key."""
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +10,7 @@ from fbstampli.cli.app import (
     FriendlyCommand,
     GroupedHelp,
     JsonFlag,
+    KeySourceChoice,
     ReportFormat,
     app,
     examples,
@@ -18,15 +18,6 @@ from fbstampli.cli.app import (
     in_range,
     options_of,
 )
-
-
-class KeySourceChoice(StrEnum):
-    """Where `init` keeps the state key; a choice, so `--help` lists them."""
-
-    AUTO = "auto"
-    ENV = "env"
-    KEYRING = "keyring"
-    FILE = "file"
 
 
 @app.command(

@@ -166,6 +166,15 @@ class LogFormat(StrEnum):
     JSON = "json"
 
 
+class KeySourceChoice(StrEnum):
+    """Where `init` keeps the state key; a choice, so `--help` lists them."""
+
+    AUTO = "auto"
+    ENV = "env"
+    KEYRING = "keyring"
+    FILE = "file"
+
+
 class ReportFormat(StrEnum):
     """How a report is printed; a choice, so that a typo is refused before any work is done."""
 

@@ -109,7 +109,7 @@ def login(
     as_json: JsonFlag = False,
 ) -> None:
     """Authorize fbstampli on FreshBooks (authorization code flow) and choose the business."""
-    from fbstampli.cli import output
+    from fbstampli.cli.text import clean
     from fbstampli.services import auth as services
 
     interactive = sys.stdin.isatty()
@@ -125,7 +125,7 @@ def login(
 
     def choose_business(memberships: Sequence[Any]) -> int:
         for membership in memberships:
-            sys.stderr.write(f"  {membership.business_id}  {output.clean(membership.name)}\n")
+            sys.stderr.write(f"  {membership.business_id}  {clean(membership.name)}\n")
         chosen: int = typer.prompt("Business id", type=int, err=True)
         return chosen
 

@@ -5,8 +5,15 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from fbstampli.cli.admin import KeySourceChoice
-from fbstampli.cli.app import FriendlyCommand, GroupedHelp, JsonFlag, app, examples, options_of
+from fbstampli.cli.app import (
+    FriendlyCommand,
+    GroupedHelp,
+    JsonFlag,
+    KeySourceChoice,
+    app,
+    examples,
+    options_of,
+)
 from fbstampli.errors import ConfigError
 
 business_app = typer.Typer(

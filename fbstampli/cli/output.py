@@ -19,20 +19,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from fbstampli.cli.text import clean
 from fbstampli.errors import ConfigError, TemporaryError
 from fbstampli.options import Options
 from fbstampli.paths import out_of_room
 from fbstampli.report import RunReport
-
-# C0 and C1 controls, DEL, and the Unicode ones that reorder or split lines (bidi overrides,
-# isolates, line/paragraph separators): none belongs in a line of ours, all can mislead.
-_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-
-
-def clean(value: Any) -> str:
-    """`value` as text fit for a terminal: every control character shown as `\\xNN`/`\\uNNNN`."""
-    text = "" if value is None else str(value)
-    return _CONTROLS.sub(lambda m: ascii(m.group())[1:-1], text)
 
 
 def csv_safe(value: Any) -> Any:
@@ -360,9 +351,3 @@ def show_status_all(summaries: list[dict[str, Any]], *, as_json: bool) -> None:
         )
     columns = ["business", "bills in Stampli", "failing", "last run", "needs attention"]
     table("fbstampli status --all", columns, rows)
-
-
-def shown(value: object) -> str:
-    """Text that came from outside (FreshBooks, Stampli, the SFTP server, a file), made safe to
-    print as one piece of a line: every such value is printed through here (`clean`)."""
-    return clean(value)

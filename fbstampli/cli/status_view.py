@@ -4,7 +4,7 @@ what is stuck?".
 Pure: the status document in, lines out, so the layout is tested without a
 terminal. Times are shown in local time (the zone is named once, at the
 end); text that came from outside (bill numbers, errors, file names) goes
-through `output.shown` like every other piece of outside data.
+through `text.shown` like every other piece of outside data.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from fbstampli.cli.output import shown
+from fbstampli.cli.text import shown
 
 # How many failing items the summary names before pointing at `status --stuck`.
 FIRST_FEW = 3
