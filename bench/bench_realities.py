@@ -11,16 +11,15 @@ fallbacks cost. Asserts nothing.
     python bench/bench_realities.py 1000 100 500 sort-ignored,lines-omitted
 """
 
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from bench_push import measured_run  # noqa: E402 - the same child run, its own peak memory
 
 from fbstampli.options import Options  # noqa: E402
 from fbstampli.sandbox.freshbooks import FreshBooksSandbox  # noqa: E402
@@ -28,45 +27,12 @@ from fbstampli.sandbox.sftp_server import SftpServer  # noqa: E402
 from fbstampli.services.sandbox import connect_home  # noqa: E402
 
 LATENCY = 0.020
-MEASURED = (
-    "import resource, sys, runpy\n"
-    "sys.argv = ['fbstampli'] + sys.argv[1:]\n"
-    "try:\n"
-    "    runpy.run_module('fbstampli', run_name='__main__')\n"
-    "except SystemExit as stop:\n"
-    "    code = stop.code\n"
-    "print(f'maxrss_kb={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss} exit={code}', file=sys.stderr)\n"
-)
 
 
 def connect(home: Path, fb: FreshBooksSandbox, sftp: SftpServer) -> Options:
     options = Options(home=home, env={})
     connect_home(options, fb, sftp, business="bench")
     return options
-
-
-def measured_run(home: Path, *args: str) -> tuple[float, float, str]:
-    env = {**os.environ, "FBSTAMPLI_HOME": str(home), "PYTHONPATH": str(REPO)}
-    started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-c", MEASURED, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    elapsed = time.perf_counter() - started
-    tail = done.stderr.strip().splitlines()[-1]
-    fields = dict(part.split("=") for part in tail.split())
-    if fields.get("exit") not in ("0", "None"):
-        print(done.stderr, file=sys.stderr)
-    return elapsed, int(fields["maxrss_kb"]) / 1024, fields["exit"]
-
-
-def requests_by_kind(fb: FreshBooksSandbox) -> dict[str, int]:
-    return {
-        kind: fb.count("GET", f"{kind}.list") for kind in ("bill_vendors", "bills", "bill_payments")
-    }
 
 
 def all_requests(fb: FreshBooksSandbox) -> dict[str, int]:
@@ -110,7 +76,7 @@ def reality_runs(
             for bill_id in edits:
                 fb.update_bill(bill_id, bill_number=f"EDITED-{bill_id}")
             fb.reset_counters()
-            seconds, _, _ = measured_run(home, "push-bills", *flags)
+            seconds, _, _, _ = measured_run(home, "push-bills", *flags)
             rows.append((label, all_requests(fb), seconds))
     return rows
 
