@@ -200,7 +200,47 @@ class Answer:
     message: str
 
 
-class Listener:
+class _Serving:
+    """The part every listener shares: a server thread, and the requests in flight that
+    `stop` gives a grace period to finish."""
+
+    def __init__(self) -> None:
+        self._active = 0
+        self._active_changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def _serve_in_thread(self, server: ThreadingHTTPServer) -> None:
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="webhook-listener",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def _stop_serving(self, server: ThreadingHTTPServer, grace: float) -> None:
+        """Stop accepting, give requests in flight `grace` seconds to finish, close the socket."""
+        if self._thread is not None:
+            server.shutdown()
+            self._thread.join()
+            self._thread = None
+        with self._active_changed:
+            self._active_changed.wait_for(lambda: self._active == 0, timeout=grace)
+        server.server_close()
+
+    @contextmanager
+    def in_flight(self) -> Iterator[None]:
+        with self._active_changed:
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._active_changed:
+                self._active -= 1
+                self._active_changed.notify_all()
+
+
+class Listener(_Serving):
     """The HTTP server and what a request may do to the store (one short transaction).
 
     The store connection is shared by the request threads and used by one of
@@ -224,6 +264,7 @@ class Listener:
         """`serve=False`: no socket of its own, for an `InstallationListener` to route to.
         `refuse_other_accounts`: an event naming another account or business is refused
         (403) instead of acknowledged, for a listener serving several businesses."""
+        super().__init__()
         self.store = store
         self.wake = wake
         self.max_body_bytes = max_body_bytes
@@ -233,11 +274,8 @@ class Listener:
         self._worker_state = worker_state
         self._store_lock = threading.RLock()  # re-entered when a rejection is counted
         self._last_queue: queue.QueueState | None = None  # what health saw last
-        self._active = 0
-        self._active_changed = threading.Condition()
         self.refuse_other_accounts = refuse_other_accounts
         self._server = _Server((host, port), _Handler, self) if serve else None
-        self._thread: threading.Thread | None = None
 
     def _served(self) -> _Server:
         if self._server is None:
@@ -262,35 +300,11 @@ class Listener:
         return f"http://{host}:{port}{WEBHOOK_PATH}"
 
     def start(self) -> Listener:
-        self._thread = threading.Thread(
-            target=self._served().serve_forever,
-            kwargs={"poll_interval": 0.1},
-            name="webhook-listener",
-            daemon=True,
-        )
-        self._thread.start()
+        self._serve_in_thread(self._served())
         return self
 
     def stop(self, grace: float = 5.0) -> None:
-        """Stop accepting, give requests in flight `grace` seconds to finish, close the socket."""
-        if self._thread is not None:
-            self._served().shutdown()
-            self._thread.join()
-            self._thread = None
-        with self._active_changed:
-            self._active_changed.wait_for(lambda: self._active == 0, timeout=grace)
-        self._served().server_close()
-
-    @contextmanager
-    def in_flight(self) -> Iterator[None]:
-        with self._active_changed:
-            self._active += 1
-        try:
-            yield
-        finally:
-            with self._active_changed:
-                self._active -= 1
-                self._active_changed.notify_all()
+        self._stop_serving(self._served(), grace)
 
     @contextmanager
     def _using_store(self) -> Iterator[Store]:
@@ -624,7 +638,7 @@ class _Handler(BaseHTTPRequestHandler):
 BUSINESS_PATH_PREFIX = WEBHOOK_PATH + "/"  # /webhooks/freshbooks/<name>
 
 
-class InstallationListener:
+class InstallationListener(_Serving):
     """One socket for every business of an installation, each at a URL of its own.
 
     `/webhooks/freshbooks/<name>` is handed to that business's `Listener`
@@ -645,16 +659,14 @@ class InstallationListener:
         max_body_bytes: int = 65536,
         request_timeout: float = REQUEST_TIMEOUT,
     ) -> None:
+        super().__init__()
         self.listeners = dict(listeners)
         self.unavailable = dict(unavailable or {})
         self.max_body_bytes = max_body_bytes
         self.request_timeout = request_timeout
         self.stats = ListenerStats()  # what no business's listener counted: framing, unknown paths
         self._stats_lock = threading.Lock()
-        self._active = 0
-        self._active_changed = threading.Condition()
         self._server = _Server((host, port), _Handler, self)
-        self._thread: threading.Thread | None = None
 
     @property
     def address(self) -> tuple[str, int]:
@@ -677,34 +689,11 @@ class InstallationListener:
         return Answer(405 if path == HEALTH_PATH else 404, "not found")
 
     def start(self) -> InstallationListener:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            name="webhook-listener",
-            daemon=True,
-        )
-        self._thread.start()
+        self._serve_in_thread(self._server)
         return self
 
     def stop(self, grace: float = 5.0) -> None:
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join()
-            self._thread = None
-        with self._active_changed:
-            self._active_changed.wait_for(lambda: self._active == 0, timeout=grace)
-        self._server.server_close()
-
-    @contextmanager
-    def in_flight(self) -> Iterator[None]:
-        with self._active_changed:
-            self._active += 1
-        try:
-            yield
-        finally:
-            with self._active_changed:
-                self._active -= 1
-                self._active_changed.notify_all()
+        self._stop_serving(self._server, grace)
 
     def count_rejection(self, status: int) -> None:
         with self._stats_lock:
