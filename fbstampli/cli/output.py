@@ -14,7 +14,7 @@ same formula guard as the files we upload.
 import json
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ def csv_safe(value: Any) -> Any:
     return neutralise_formula(value) if isinstance(value, str) else value
 
 
-def write_csv(out: Any, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
+def write_csv(out: Any, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> None:
     """The one CSV writer of reports: header, then each row through the formula guard."""
     import csv
 
@@ -255,52 +255,76 @@ RECONCILE_COLUMNS = ["fb_bill_id", "stampli_invoice_id", "outcome", "detail"]
 
 
 def show_reconciliation(
-    report: RunReport, options: Options, output_format: str, output_file: Path | None
+    report: RunReport,
+    rows: Iterator[Mapping[str, Any]],
+    options: Options,
+    output_format: str,
+    output_file: Path | None,
 ) -> None:
-    """The reconciliation as a table (terminal), CSV or JSON, to stdout or a file."""
-    import io
+    """The reconciliation as a table (terminal), CSV or JSON, to stdout or a file.
 
+    Written row by row as the store yields them: a report of 250,000 bills is
+    never held whole. On a terminal only the bills that need attention are
+    listed (all of them with --verbose).
+    """
     for problem in report.problems:
         problem_line(problem)
-    rows = report.items
-    if output_format == "json":
-        text = json.dumps({"counts": report.counts, "items": rows}, indent=2, sort_keys=True) + "\n"
-    elif output_format == "csv":
-        buffer = io.StringIO()
-        write_csv(buffer, RECONCILE_COLUMNS, rows)
-        text = buffer.getvalue()
-    else:
-        if output_file is None:
-            if options.quiet:
-                return
-            attention = [row for row in rows if row["outcome"] not in ("matched", "in_progress")]
-            shown = attention if not options.verbose else rows
-            table(
-                "reconciliation",
-                RECONCILE_COLUMNS,
-                [[r[c] for c in RECONCILE_COLUMNS] for r in shown],
-            )
-            counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items()))
-            sys.stdout.write(f"reconcile: {counts or 'nothing to reconcile'}\n")
+    if output_format == "table" and output_file is None:
+        if options.quiet:
             return
-        text = "\n".join("\t".join(clean(r[c]) for c in RECONCILE_COLUMNS) for r in rows) + "\n"
-    if output_file is not None:
-        from fbstampli.atomic import write_atomic
+        from fbstampli.sync.matching import Outcome
 
-        try:
-            write_atomic(output_file, text.encode("utf-8"))
-        except OSError as error:
-            if out_of_room(error):
-                raise TemporaryError(
-                    f"cannot write the report to {output_file}: the disk is full; the results "
-                    "are kept: free some space and run reconcile again"
-                ) from None
-            raise ConfigError(
-                f"cannot write the report to {output_file} ({error.strerror}); the results "
-                "are kept: choose another --output and run reconcile again"
+        shown = (
+            rows if options.verbose else (r for r in rows if Outcome(r["outcome"]).needs_attention)
+        )
+        table(
+            "reconciliation", RECONCILE_COLUMNS, [[r[c] for c in RECONCILE_COLUMNS] for r in shown]
+        )
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items()))
+        sys.stdout.write(f"reconcile: {counts or 'nothing to reconcile'}\n")
+        for note in report.notes:
+            sys.stdout.write(f"  {clean(note)}\n")
+        return
+    if output_file is None:
+        _write_reconciliation(sys.stdout, report, rows, output_format)
+        return
+    import io
+
+    from fbstampli.atomic import atomic_writer
+
+    try:
+        with atomic_writer(output_file) as handle:
+            text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
+            _write_reconciliation(text, report, rows, output_format)
+            text.flush()
+            text.detach()
+    except OSError as error:
+        if out_of_room(error):
+            raise TemporaryError(
+                f"cannot write the report to {output_file}: the disk is full; the results "
+                "are kept: free some space and run reconcile again"
             ) from None
+        raise ConfigError(
+            f"cannot write the report to {output_file} ({error.strerror}); the results "
+            "are kept: choose another --output and run reconcile again"
+        ) from None
+
+
+def _write_reconciliation(
+    out: Any, report: RunReport, rows: Iterator[Mapping[str, Any]], output_format: str
+) -> None:
+    """JSON (one item per line), CSV or tab-separated text, a row at a time."""
+    if output_format == "json":
+        head = {"counts": dict(sorted(report.counts.items())), "notes": report.notes}
+        out.write(json.dumps(head, sort_keys=True)[:-1] + ', "items": [')
+        for index, row in enumerate(rows):
+            out.write(("," if index else "") + "\n  " + json.dumps(dict(row), sort_keys=True))
+        out.write("\n]}\n")
+    elif output_format == "csv":
+        write_csv(out, RECONCILE_COLUMNS, rows)
     else:
-        sys.stdout.write(text)
+        for row in rows:
+            out.write("\t".join(clean(row[c]) for c in RECONCILE_COLUMNS) + "\n")
 
 
 # ---- several businesses (`business add`, `sync --all`, `status --all`) --------------------------

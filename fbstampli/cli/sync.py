@@ -119,10 +119,15 @@ def reconcile(
         problem = file_place_problem(output_file, options_of(ctx).paths())
         if problem is not None:
             raise ConfigError(f"--output {output_file}: {problem}")
-    report = services.reconcile(options_of(ctx))
     from fbstampli.cli import output
 
-    output.show_reconciliation(report, options_of(ctx), output_format, output_file)
+    options = options_of(ctx)
+    report = services.reconcile(
+        options,
+        lambda report, rows: output.show_reconciliation(
+            report, rows, options, output_format, output_file
+        ),
+    )
     code = 1 if (fail_on_mismatch and report.attention) else int(report.exit_code)
     log_outcome(report, code)
     raise typer.Exit(code)

@@ -12,7 +12,7 @@ import io
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -230,12 +230,16 @@ def run_demo_exports(options: Options, root: Path, show: Show) -> None:
     )
     report = pull.pull_stampli(options, now=True)
     show.step(f"fbstampli pull-stampli: {_counts(report)}")
-    result = pull.reconcile(options)
-    rows: list[list[Any]] = [
-        [i["fb_bill_id"], i["stampli_invoice_id"], i["outcome"], i["detail"]]
-        for i in result.items
-        if i["outcome"] != "in_progress"
-    ]
+    rows: list[list[Any]] = []
+
+    def keep(report: RunReport, outcomes: Iterator[Mapping[str, Any]]) -> None:
+        rows.extend(
+            [i["fb_bill_id"], i["stampli_invoice_id"], i["outcome"], i["detail"]]
+            for i in outcomes
+            if i["outcome"] != "in_progress"
+        )
+
+    pull.reconcile(options, keep)
     show.table(
         "fbstampli reconcile (bills needing a look, and matches)",
         ("bill", "Stampli invoice", "outcome", "detail"),

@@ -7,8 +7,9 @@ Each opens a runtime, records its run, and hands the work to the engine in
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
+from typing import Any
 
 from fbstampli.clock import from_utc_text, to_utc_text
 from fbstampli.models import Kind
@@ -214,25 +215,49 @@ def pull_stampli(options: Options, *, now: bool) -> RunReport:
 
 
 def run_reconcile(rt: Runtime) -> RunReport:
-    """Fetch FreshBooks' bills and payments fresh, classify each bill, store and report."""
+    """Classify each bill from push's snapshots and Stampli's stored exports; store and report."""
+    from fbstampli.store.runs import last_success_started_at
     from fbstampli.sync.reconcile import reconcile_state
 
     report = RunReport("reconcile")
     with recorded_run(rt.store, "reconcile", report) as run:
         reconcile_state(
             rt.store,
-            rt.freshbooks(),
+            rt.freshbooks,
             rt.settings.reconcile,
             now=rt.clock.now(),
             run_id=run.id,
             report=report,
         )
+    pushed = last_success_started_at(rt.store, "push-bills")
+    if pushed is None:
+        report.notes.append(
+            "FreshBooks' bills and payments have not been read yet: run `fbstampli sync`, "
+            "which pushes, then reconciles"
+        )
+    elif rt.clock.now() - from_utc_text(pushed) > FRESH_FOR:
+        report.notes.append(
+            f"FreshBooks' bills and payments are as push-bills last read them ({pushed}): "
+            "run `fbstampli sync` to reconcile against newer ones"
+        )
     return report
 
 
-def reconcile(options: Options) -> RunReport:
+# FreshBooks' side of a reconcile is what push-bills last read; older than this, it is said.
+FRESH_FOR = timedelta(hours=1)
+
+ReconciliationShower = Callable[[RunReport, Iterator[Mapping[str, Any]]], None]
+
+
+def reconcile(options: Options, show: ReconciliationShower) -> RunReport:
+    """Reconcile, then hand every current outcome to `show` while the state is still open:
+    the report is streamed from the store, never held whole."""
+    from fbstampli.store.reconciliations import current_outcomes
+
     with open_runtime(options) as rt:
-        return run_reconcile(rt)
+        report = run_reconcile(rt)
+        show(report, (dict(row) for row in current_outcomes(rt.store)))
+        return report
 
 
 # -- sync: the cron entry ------------------------------------------------------------------------

@@ -353,14 +353,15 @@ def requeue_all(store: Store, status: DeliveryStatus) -> list[Row]:
     return rows
 
 
-def first_delivered_at(store: Store, kind: Kind) -> dict[int, datetime]:
-    """fb_id -> when its first version reached Stampli, for objects of `kind` that did."""
+def first_delivered_at(store: Store, kind: Kind, low: int, high: int) -> dict[int, datetime]:
+    """fb_id -> when its first version reached Stampli, for objects of `kind` with an id in
+    [low, high] that did."""
     return {
         int(row["fb_id"]): datetime.fromisoformat(row["at"])
         for row in store.iterate(
             "SELECT fb_id, min(updated_at) AS at FROM deliveries "
-            "WHERE kind = ? AND status = ? GROUP BY fb_id",
-            (kind.value, DeliveryStatus.DELIVERED),
+            "WHERE kind = ? AND fb_id BETWEEN ? AND ? AND status = ? GROUP BY fb_id",
+            (kind.value, low, high, DeliveryStatus.DELIVERED),
         )
     }
 

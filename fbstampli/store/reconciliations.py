@@ -1,69 +1,159 @@
-"""Reconciliation results, and the Stampli records reconcile reads, as the store keeps them.
+"""Reconcile's inputs and its current outcomes, as the store keeps them.
 
-Queries only; `sync/reconcile.py` decides what they mean.
+Queries only; `sync/reconcile.py` decides what they mean. Every input is read
+for one range of bill ids at a time, so a reconcile's memory follows the
+range, not the account; the few payload fields it needs are read by SQLite's
+JSON functions, so no Python JSON parsing either.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator
 
 from fbstampli.store import Row, Store
 
+LAST_RUN_KEY = "reconcile.last_run"
 
-def stampli_record_facts(store: Store) -> Iterator[Row]:
-    """Every stored Stampli record in arrival order, with the few payload fields reconcile needs.
+# Bill ids are FreshBooks integers; these bound "every id" in a range query.
+LOWEST_ID = -(2**63)
+HIGHEST_ID = 2**63 - 1
 
-    The fields are read by SQLite's JSON functions, so 100,000 rows cost no
-    Python JSON parsing.
-    """
-    yield from store.iterate(
-        "SELECT export_kind, stampli_invoice_id, fb_bill_id, status, line, "
-        "CASE WHEN export_kind = 'approval' THEN json_extract(payload, '$.occurred_at') END "
-        "AS occurred_at, "
-        "CASE WHEN export_kind = 'payment' THEN json_extract(payload, '$.amount') END AS amount, "
-        "CASE WHEN export_kind = 'payment' THEN json_extract(payload, '$.payment_id') END "
-        "AS payment_id, "
-        "CASE WHEN export_kind = 'payment' THEN json_extract(payload, '$.currency_code') END "
-        "AS currency_code "
-        "FROM stampli_records ORDER BY id"
+OutcomeKey = tuple[int | None, str]  # (FreshBooks bill id, Stampli invoice id)
+
+
+def bill_snapshots_after(store: Store, after: int, limit: int) -> list[Row]:
+    """The next `limit` bill snapshots by id, deleted ones too: (fb_id, vis_state,
+    currency_code, total_amount)."""
+    return store.query(
+        "SELECT fb_id, vis_state, json_extract(payload, '$.currency_code') AS currency_code, "
+        "json_extract(payload, '$.total_amount') AS total_amount FROM source_objects "
+        "WHERE kind = 'bill' AND fb_id > ? ORDER BY fb_id LIMIT ?",
+        (after, limit),
     )
 
 
-def add_results(store: Store, rows: Sequence[tuple[Any, ...]]) -> None:
-    """(run_id, fb_bill_id, stampli_invoice_id, outcome, detail) rows."""
+def payment_snapshots_between(store: Store, low: int, high: int) -> Iterator[Row]:
+    """The live payment snapshots of the bills with ids in [low, high]: (bill_id, amount,
+    currency_code). Found through the index on the payload's bill id."""
+    yield from store.iterate(
+        "SELECT json_extract(payload, '$.bill_id') AS bill_id, "
+        "json_extract(payload, '$.amount') AS amount, "
+        "json_extract(payload, '$.currency_code') AS currency_code "
+        "FROM source_objects WHERE kind = 'bill_payment' AND vis_state != 1 "
+        "AND json_extract(payload, '$.bill_id') BETWEEN ? AND ?",
+        (low, high),
+    )
+
+
+_RECORD_FIELDS = (
+    "SELECT export_kind, stampli_invoice_id, fb_bill_id, status, line, "
+    "CASE WHEN export_kind = 'approval' THEN json_extract(payload, '$.occurred_at') END "
+    "AS occurred_at, "
+    "CASE WHEN export_kind = 'payment' THEN json_extract(payload, '$.amount') END AS amount, "
+    "CASE WHEN export_kind = 'payment' THEN json_extract(payload, '$.payment_id') END "
+    "AS payment_id, "
+    "CASE WHEN export_kind = 'payment' THEN json_extract(payload, '$.currency_code') END "
+    "AS currency_code "
+    "FROM stampli_records "
+)
+
+
+def stampli_records_between(store: Store, low: int, high: int) -> Iterator[Row]:
+    """The stored Stampli records naming a bill id in [low, high], in arrival order."""
+    yield from store.iterate(
+        _RECORD_FIELDS + "WHERE fb_bill_id BETWEEN ? AND ? ORDER BY id", (low, high)
+    )
+
+
+def stampli_records_naming_no_bill(store: Store) -> Iterator[Row]:
+    """The stored Stampli records that carry no FreshBooks bill id, in arrival order."""
+    yield from store.iterate(_RECORD_FIELDS + "WHERE fb_bill_id IS NULL ORDER BY id")
+
+
+_UNREAD = (
+    "SELECT DISTINCT r.fb_bill_id AS id FROM stampli_records AS r "
+    "WHERE r.fb_bill_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM source_objects AS s "
+    "WHERE s.kind = 'bill' AND s.fb_id = r.fb_bill_id) "
+)
+_WITHOUT_OUTCOME = (
+    "AND NOT EXISTS (SELECT 1 FROM reconcile_outcomes AS o WHERE o.fb_bill_id = r.fb_bill_id) "
+)
+
+
+def unread_bill_ids(store: Store, *, without_outcome_only: bool) -> list[int]:
+    """Bill ids Stampli's records name that fbstampli never read from FreshBooks (no snapshot,
+    not even a deleted one); only those with no outcome yet if `without_outcome_only`."""
+    sql = _UNREAD + (_WITHOUT_OUTCOME if without_outcome_only else "") + "ORDER BY r.fb_bill_id"
+    return [int(row["id"]) for row in store.query(sql)]
+
+
+_OUTCOMES = "SELECT fb_bill_id, stampli_invoice_id, outcome, detail FROM reconcile_outcomes "
+
+
+def outcomes_between(store: Store, low: int, high: int) -> dict[OutcomeKey, tuple[str, str]]:
+    """The current (outcome, detail) of each bill with an id in [low, high]."""
+    return _outcomes(store.iterate(_OUTCOMES + "WHERE fb_bill_id BETWEEN ? AND ?", (low, high)))
+
+
+def outcomes_naming_no_bill(store: Store) -> dict[OutcomeKey, tuple[str, str]]:
+    return _outcomes(store.iterate(_OUTCOMES + "WHERE fb_bill_id IS NULL"))
+
+
+def _outcomes(rows: Iterable[Row]) -> dict[OutcomeKey, tuple[str, str]]:
+    return {
+        (row["fb_bill_id"], str(row["stampli_invoice_id"])): (
+            str(row["outcome"]),
+            str(row["detail"]),
+        )
+        for row in rows
+    }
+
+
+def save_outcomes(
+    store: Store,
+    run_id: int,
+    changed: Iterable[tuple[int | None, str, str, str]],
+    gone: Iterable[OutcomeKey],
+) -> None:
+    """Write the (bill id, invoice id, outcome, detail) that are new or changed, and remove
+    the outcomes of keys no longer reconciled."""
     store.execute_many(
-        "INSERT INTO reconciliations "
-        "(run_id, fb_bill_id, stampli_invoice_id, outcome, detail) VALUES (?, ?, ?, ?, ?)",
-        list(rows),
+        "INSERT INTO reconcile_outcomes (fb_bill_id, stampli_invoice_id, outcome, detail, run_id) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (ifnull(fb_bill_id, 0), stampli_invoice_id) "
+        "DO UPDATE SET outcome = excluded.outcome, detail = excluded.detail, "
+        "run_id = excluded.run_id",
+        [(*row, run_id) for row in changed],
+    )
+    store.execute_many(
+        "DELETE FROM reconcile_outcomes WHERE ifnull(fb_bill_id, 0) = ifnull(?, 0) "
+        "AND stampli_invoice_id = ?",
+        list(gone),
+    )
+
+
+def outcome_counts(store: Store) -> dict[str, int]:
+    return {
+        str(row["outcome"]): int(row["n"])
+        for row in store.query(
+            "SELECT outcome, count(*) AS n FROM reconcile_outcomes GROUP BY outcome"
+        )
+    }
+
+
+def current_outcomes(store: Store) -> Iterator[Row]:
+    """Every current outcome for the report: bills by id, then Stampli invoices FreshBooks
+    does not know, by invoice id. Streamed: a report of 250,000 bills is never held whole."""
+    yield from store.iterate(
+        "SELECT fb_bill_id, stampli_invoice_id, outcome, detail FROM reconcile_outcomes "
+        "ORDER BY outcome = 'unknown_to_freshbooks', "
+        "CASE WHEN outcome = 'unknown_to_freshbooks' THEN stampli_invoice_id END, "
+        "fb_bill_id, stampli_invoice_id"
     )
 
 
 def latest_outcomes(store: Store) -> tuple[int | None, dict[str, int]]:
-    """The newest reconcile run's id and its count of bills per outcome."""
-    latest = store.query_one("SELECT max(run_id) AS run FROM reconciliations")
-    if latest is None or latest["run"] is None:
+    """The newest reconcile run's id and the current count of bills per outcome."""
+    last = store.get_value(LAST_RUN_KEY)
+    if last is None:
         return None, {}
-    rows = store.query(
-        "SELECT outcome, count(*) AS n FROM reconciliations WHERE run_id = ? GROUP BY outcome",
-        (latest["run"],),
-    )
-    return int(latest["run"]), {str(row["outcome"]): int(row["n"]) for row in rows}
-
-
-def previous_outcomes(store: Store, before_run: int) -> dict[tuple[int | None, str], str]:
-    """Each bill's outcome in the newest reconcile run before `before_run`, keyed by
-    (FreshBooks bill id, Stampli invoice id): what a new outcome is compared with."""
-    latest = store.query_one(
-        "SELECT max(run_id) AS run FROM reconciliations WHERE run_id < ?", (before_run,)
-    )
-    if latest is None or latest["run"] is None:
-        return {}
-    rows = store.query(
-        "SELECT fb_bill_id, stampli_invoice_id, outcome FROM reconciliations WHERE run_id = ?",
-        (latest["run"],),
-    )
-    return {
-        (row["fb_bill_id"], str(row["stampli_invoice_id"] or "")): str(row["outcome"])
-        for row in rows
-    }
+    return int(last), outcome_counts(store)

@@ -99,3 +99,12 @@ def latest_runs(store: Store) -> dict[str, dict[str, Any]]:
 def last_run_started_at(store: Store) -> str | None:
     row = store.query_one("SELECT started_at FROM runs ORDER BY id DESC LIMIT 1")
     return None if row is None else str(row["started_at"])
+
+
+def last_success_started_at(store: Store, command: str) -> str | None:
+    """When the newest run of `command` that ended well started (its reads are that fresh)."""
+    row = store.query_one(
+        "SELECT started_at FROM runs WHERE command = ? AND exit_code = 0 ORDER BY id DESC LIMIT 1",
+        (command,),
+    )
+    return None if row is None else str(row["started_at"])

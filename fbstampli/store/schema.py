@@ -130,6 +130,31 @@ MIGRATIONS: tuple[str, ...] = (
         detail TEXT NOT NULL DEFAULT ''
     );
     """,
+    # 2: reconcile keeps each bill's current outcome (one row per bill, rewritten only when it
+    # changes) instead of one row per bill per run, and finds a bill's payment snapshots by index.
+    """
+    CREATE INDEX source_objects_payment_bill ON source_objects
+        (json_extract(payload, '$.bill_id')) WHERE kind = 'bill_payment';
+    CREATE TABLE reconcile_outcomes (
+        id INTEGER PRIMARY KEY,
+        fb_bill_id INTEGER,
+        stampli_invoice_id TEXT NOT NULL DEFAULT '',
+        outcome TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '',
+        run_id INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX reconcile_outcomes_key ON reconcile_outcomes
+        (ifnull(fb_bill_id, 0), stampli_invoice_id);
+    CREATE INDEX reconcile_outcomes_bill ON reconcile_outcomes (fb_bill_id);
+    INSERT OR IGNORE INTO reconcile_outcomes
+        (fb_bill_id, stampli_invoice_id, outcome, detail, run_id)
+        SELECT fb_bill_id, ifnull(stampli_invoice_id, ''), outcome, detail, run_id
+        FROM reconciliations WHERE run_id = (SELECT max(run_id) FROM reconciliations);
+    INSERT INTO kv (name, value)
+        SELECT 'reconcile.last_run', max(run_id) FROM reconciliations
+        HAVING max(run_id) IS NOT NULL;
+    DROP TABLE reconciliations;
+    """,
 )
 
 

@@ -146,13 +146,17 @@ def reconcile(
         for bill_id, bill in sorted(bills.items())
         if bill_id in stampli or bill_id in delivered_at or bill_id in fb_payments
     ]
-    for invoice_id, bill_id in sorted(set(unknown), key=lambda item: (item[0], item[1] or 0)):
-        results.append(
-            Result(
-                bill_id,
-                invoice_id,
-                Outcome.UNKNOWN_TO_FRESHBOOKS,
-                "Stampli knows this invoice; FreshBooks has no such bill",
-            )
+    return results + unknown_to_freshbooks(unknown)
+
+
+def unknown_to_freshbooks(unknown: Iterable[tuple[str, int | None]]) -> list[Result]:
+    """One result per Stampli invoice (and the bill id it names, if any) FreshBooks lacks."""
+    return [
+        Result(
+            bill_id,
+            invoice_id,
+            Outcome.UNKNOWN_TO_FRESHBOOKS,
+            "Stampli knows this invoice; FreshBooks has no such bill",
         )
-    return results
+        for invoice_id, bill_id in sorted(set(unknown), key=lambda item: (item[0], item[1] or 0))
+    ]

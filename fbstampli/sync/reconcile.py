@@ -1,30 +1,56 @@
-"""reconcile: fresh FreshBooks facts against the stored Stampli records, one outcome per bill.
+"""reconcile: FreshBooks' bills and payments against the stored Stampli records, bill by bill.
 
 The rules live in `sync/matching.py` (pure); this module gathers their
-inputs from FreshBooks and the store, and commits the results.
+inputs and commits the outcomes.
+
+FreshBooks' side is read from the snapshots push-bills keeps, not listed
+again: push's incremental pass (and its daily sweep) keeps them current, so
+a reconcile costs no FreshBooks requests however long the history, and in
+`sync` it sees exactly what push just read. Only a bill Stampli names that
+fbstampli never read (left out by `--since`, or never in FreshBooks) is
+looked up by id: a new one at once, all of them once a day.
+
+Bills are taken a range of ids at a time, so memory follows the range; an
+outcome is written only when it changed, so the state grows with the changes.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 
+from fbstampli.clock import from_utc_text, to_utc_text
 from fbstampli.config import ReconcileSettings
 from fbstampli.models import Kind, VisState
 from fbstampli.report import RunReport
-from fbstampli.store import Store, outbox, reconciliations
+from fbstampli.store import Row, Store, outbox, reconciliations
+from fbstampli.store.reconciliations import HIGHEST_ID, LOWEST_ID, OutcomeKey
 from fbstampli.sync import matching
-from fbstampli.sync.matching import BillFacts, Money, StampliFacts
+from fbstampli.sync.matching import BillFacts, Money, Outcome, Result, StampliFacts
 from fbstampli.sync.ports import BillSource
 
 # A payment Stampli later reports with one of these statuses no longer counts as paid.
 VOID_STATUSES = frozenset({"void", "voided", "cancelled", "canceled", "reversed", "failed"})
 
+RANGE = 2000  # bills per range: a few hundred kilobytes of facts at a time
+LOOKUPS_KEY = "reconcile.unread_looked_up_at"
+LOOK_UP_ALL_EVERY = timedelta(hours=24)
+
+
+@dataclass(frozen=True, slots=True)
+class LookedUp:
+    """What FreshBooks says now of bills fbstampli never read; a missing id has no live bill."""
+
+    bills: Mapping[int, BillFacts]
+    payments: Mapping[int, list[Money]]
+    ids: frozenset[int]
+
 
 def stampli_facts(
-    store: Store, bills: Mapping[int, BillFacts]
+    rows: Iterable[Row], bills: Mapping[int, BillFacts], *, carried: frozenset[int] = frozenset()
 ) -> tuple[dict[int, StampliFacts], list[tuple[str, int | None]]]:
     """What Stampli's stored exports say per bill; rows naming no FreshBooks bill go apart.
 
@@ -32,15 +58,18 @@ def stampli_facts(
     arrive out of order), by arrival when a row carries no time. A payment
     exported twice (same payment id) counts once, the later row winning; one
     later reported void no longer counts. A payment without a currency is in
-    its bill's currency.
+    its bill's currency. Rows naming a `carried` bill are left out: that
+    bill keeps the outcome it has.
     """
     captured: set[int] = set()
     approval: dict[int, tuple[str, datetime | None]] = {}
     invoice: dict[int, str] = {}
     payments: dict[int, dict[str, Money]] = defaultdict(dict)
     unknown: list[tuple[str, int | None]] = []
-    for row in reconciliations.stampli_record_facts(store):
+    for row in rows:
         bill_id = row["fb_bill_id"]
+        if bill_id in carried:
+            continue
         if bill_id is None or bill_id not in bills:
             unknown.append((row["stampli_invoice_id"], bill_id))
             continue
@@ -75,81 +104,180 @@ def stampli_facts(
     return facts, unknown
 
 
+def look_up_unread(
+    store: Store, source: Callable[[], BillSource], *, now: datetime
+) -> tuple[LookedUp, bool]:
+    """Ask FreshBooks about the bills Stampli names that fbstampli never read.
+
+    New ones at every run; all of them once a day (their payments may have
+    moved). Returns what was found and whether this was the daily look-up.
+    Costs nothing, not even a login, when there is nothing to ask.
+    """
+    last = store.get_value(LOOKUPS_KEY)
+    due = last is None or now - from_utc_text(last) >= LOOK_UP_ALL_EVERY
+    ids = reconciliations.unread_bill_ids(store, without_outcome_only=not due)
+    if not ids:
+        return LookedUp({}, {}, frozenset()), due
+    client = source()
+    asked = set(ids)
+    bills = {
+        bill.fb_id: BillFacts(bill.fb_id, bill.currency_code, bill.total_amount)
+        for bill in client.get_bills(ids)
+        if bill.fb_id in asked and bill.vis_state != VisState.DELETED
+    }
+    payments: dict[int, list[Money]] = defaultdict(list)
+    for payment in client.bill_payments_of(sorted(bills)) if bills else ():
+        bill = bills.get(payment.bill_id)
+        if bill is not None and payment.vis_state != VisState.DELETED:
+            payments[bill.fb_id].append(
+                Money(payment.amount, payment.currency_code or bill.currency)
+            )
+    return LookedUp(bills, dict(payments), frozenset(asked)), due
+
+
 def reconcile_state(
     store: Store,
-    source: BillSource,
+    source: Callable[[], BillSource],
     settings: ReconcileSettings,
     *,
     now: datetime,
     run_id: int,
     report: RunReport,
 ) -> None:
-    """Classify every bill from fresh FreshBooks facts and the stored Stampli records.
+    """Classify every bill Stampli or fbstampli's deliveries know, and keep the outcomes.
 
-    The results and the audit rows of the bills whose outcome changed are one
-    transaction: a killed reconcile leaves no half report behind.
+    The whole pass is one transaction, with the audit lines of the bills
+    whose outcome changed: a killed reconcile leaves the previous outcomes
+    whole. The look-ups happen before it, so no request runs under the lock.
     """
-    bills = {
-        bill.fb_id: BillFacts(bill.fb_id, bill.currency_code, bill.total_amount)
-        for bill in source.list_bills()
-        if bill.vis_state != VisState.DELETED
-    }
-    fb_payments: dict[int, list[Money]] = defaultdict(list)
-    for payment in source.list_bill_payments():
-        if payment.vis_state != VisState.DELETED:
-            currency = payment.currency_code or (
-                bills[payment.bill_id].currency if payment.bill_id in bills else ""
+    looked_up, daily = look_up_unread(store, source, now=now)
+    at = store.now_text()
+
+    def settle(
+        results: list[Result],
+        before: Mapping[OutcomeKey, tuple[str, str]],
+        carried: frozenset[int],
+    ) -> None:
+        changed, gone = _changes(results, before, carried)
+        reconciliations.save_outcomes(store, run_id, changed, gone)
+        store.audit_many(_audit_lines(results, before, at=at, run_id=run_id))
+
+    with store.transaction():
+        after = LOWEST_ID
+        while True:
+            snapshots = reconciliations.bill_snapshots_after(store, after, RANGE)
+            last = len(snapshots) < RANGE
+            high = HIGHEST_ID if last else int(snapshots[-1]["fb_id"])
+            low = after if after == LOWEST_ID else after + 1
+            results, carried = _range_results(
+                store, snapshots, low, high, looked_up, settings, now=now
             )
-            fb_payments[payment.bill_id].append(Money(payment.amount, currency))
-    stampli, unknown = stampli_facts(store, bills)
-    delivered = outbox.first_delivered_at(store, Kind.BILL)
+            settle(results, reconciliations.outcomes_between(store, low, high), carried)
+            if last:
+                break
+            after = high
+        settle(_unnamed_results(store), reconciliations.outcomes_naming_no_bill(store), frozenset())
+        store.put_value(reconciliations.LAST_RUN_KEY, str(run_id))
+        if daily:
+            store.put_value(LOOKUPS_KEY, to_utc_text(now))
+    counts = reconciliations.outcome_counts(store)
+    for outcome, amount in sorted(counts.items()):
+        report.add(outcome, amount)
+    report.attention = any(Outcome(outcome).needs_attention for outcome in counts)
+
+
+def _range_results(
+    store: Store,
+    snapshots: list[Row],
+    low: int,
+    high: int,
+    looked_up: LookedUp,
+    settings: ReconcileSettings,
+    *,
+    now: datetime,
+) -> tuple[list[Result], frozenset[int]]:
+    """The outcomes of the bills with ids in [low, high], and the unread ids left as they are."""
+    bills = {
+        int(row["fb_id"]): BillFacts(
+            int(row["fb_id"]), str(row["currency_code"]), Decimal(str(row["total_amount"]))
+        )
+        for row in snapshots
+        if row["vis_state"] != VisState.DELETED
+    }
+    read = {int(row["fb_id"]) for row in snapshots}
+    fb_payments: dict[int, list[Money]] = defaultdict(list)
+    for row in reconciliations.payment_snapshots_between(store, low, high):
+        bill = bills.get(int(row["bill_id"]))
+        if bill is not None:
+            currency = row["currency_code"] or bill.currency
+            fb_payments[bill.fb_id].append(Money(Decimal(str(row["amount"])), currency))
+    for bill_id, bill in looked_up.bills.items():
+        if low <= bill_id <= high:
+            bills[bill_id] = bill
+            fb_payments[bill_id] = list(looked_up.payments.get(bill_id, ()))
+    records = list(reconciliations.stampli_records_between(store, low, high))
+    carried = frozenset(
+        int(row["fb_bill_id"])
+        for row in records
+        if row["fb_bill_id"] not in read and row["fb_bill_id"] not in looked_up.ids
+    )
+    stampli, unknown = stampli_facts(records, bills, carried=carried)
     results = matching.reconcile(
         bills,
         fb_payments,
         stampli,
         unknown,
-        delivered,
+        outbox.first_delivered_at(store, Kind.BILL, low, high),
         now=now,
         approved_unpaid_days=settings.approved_unpaid_days,
         uncaptured_hours=settings.uncaptured_hours,
     )
-    at = store.now_text()
-    attention = [r for r in results if r.outcome.needs_attention]
-    before = reconciliations.previous_outcomes(store, run_id)
-    # Only what changed goes to the audit trail: ten runs of 500 unchanged bills would
-    # otherwise write 5,000 lines and bury the failures. A bill seen for the first time is
-    # written when it needs attention; after that, every change (a fix back to matched too).
+    return results, carried
+
+
+def _unnamed_results(store: Store) -> list[Result]:
+    """Stampli invoices that name no FreshBooks bill at all."""
+    _, unknown = stampli_facts(reconciliations.stampli_records_naming_no_bill(store), {})
+    return matching.unknown_to_freshbooks(unknown)
+
+
+def _key(result: Result) -> OutcomeKey:
+    return (result.fb_bill_id, result.stampli_invoice_id or "")
+
+
+def _changes(
+    results: list[Result],
+    before: Mapping[OutcomeKey, tuple[str, str]],
+    carried: frozenset[int],
+) -> tuple[list[tuple[int | None, str, str, str]], list[OutcomeKey]]:
+    """The outcomes to write (new or changed) and the keys to drop (no longer reconciled)."""
+    now = {_key(result): result for result in results}
     changed = [
-        r
-        for r in results
-        if (
-            (previous := before.get((r.fb_bill_id, r.stampli_invoice_id or ""))) is None
-            and r.outcome.needs_attention
-        )
-        or (previous is not None and previous != r.outcome.value)
+        (result.fb_bill_id, key[1], result.outcome.value, result.detail)
+        for key, result in now.items()
+        if before.get(key) != (result.outcome.value, result.detail)
     ]
-    with store.transaction():
-        reconciliations.add_results(
-            store,
-            [
-                (run_id, r.fb_bill_id, r.stampli_invoice_id, r.outcome.value, r.detail)
-                for r in results
-            ],
-        )
-        store.audit_many(
-            [
-                (at, run_id, "bill", r.fb_bill_id, f"reconcile_{r.outcome.value}", r.detail)
-                for r in changed
-            ]
-        )
+    gone = [key for key in before if key not in now and key[0] not in carried]
+    return changed, gone
+
+
+def _audit_lines(
+    results: list[Result],
+    before: Mapping[OutcomeKey, tuple[str, str]],
+    *,
+    at: str,
+    run_id: int,
+) -> list[tuple[object, ...]]:
+    """Only what changed goes to the audit trail: ten runs of 500 unchanged bills would
+    otherwise write 5,000 lines and bury the failures. A bill seen for the first time is
+    written when it needs attention; after that, every change (a fix back to matched too)."""
+    lines: list[tuple[object, ...]] = []
     for result in results:
-        report.add(result.outcome.value)
-        report.items.append(
-            {
-                "fb_bill_id": result.fb_bill_id,
-                "stampli_invoice_id": result.stampli_invoice_id,
-                "outcome": result.outcome.value,
-                "detail": result.detail,
-            }
-        )
-    report.attention = bool(attention)
+        previous = before.get(_key(result))
+        first_and_wrong = previous is None and result.outcome.needs_attention
+        if first_and_wrong or (previous is not None and previous[0] != result.outcome.value):
+            lines.append(
+                (at, run_id, "bill", result.fb_bill_id, f"reconcile_{result.outcome.value}",
+                 result.detail)
+            )  # fmt: skip
+    return lines
