@@ -1,21 +1,26 @@
 """Every reconciliation outcome, each produced by one prepared case and checked exactly."""
 
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+import fbstampli.store as store_module
 from fbstampli.clock import to_utc_text
 from fbstampli.config import ReconcileSettings
 from fbstampli.models import Bill, BillPayment, ExportKind, Kind, StampliRecord, VisState
 from fbstampli.report import RunReport
-from fbstampli.store import Store
-from fbstampli.sync.matching import BillFacts, Money, Outcome, StampliFacts, classify, reconcile
-from fbstampli.sync.pull import record_json
+from fbstampli.store import Store, reconciliations
+from fbstampli.store.keys import KeySource, StateKey, new_key_hex
 from fbstampli.store.outbox import save_snapshot
 from fbstampli.store.reconciliations import current_outcomes
 from fbstampli.store.snapshots import payload_of
+from fbstampli.sync import reconcile as reconcile_module
+from fbstampli.sync.matching import BillFacts, Money, Outcome, StampliFacts, classify, reconcile
+from fbstampli.sync.pull import record_json
 from fbstampli.sync.reconcile import reconcile_state
 from tests.support.fakes import FakeClock, ListSource
 
@@ -441,3 +446,196 @@ def test_the_audit_trail_gets_a_reconcile_line_only_when_a_bills_outcome_changes
     assert audited(3) == []
     reconciled(store, paid_both, run_id=4, report=RunReport("r"))
     assert audited(4) == [(1, "reconcile_matched")]  # resolved: that change is recorded
+
+
+class CountingSource(ListSource):
+    """A ListSource that counts the times reconcile asked FreshBooks anything."""
+
+    asked: int = 0
+
+    def get_bills(self, ids: Iterable[int]) -> list[Bill]:
+        self.asked += 1
+        return super().get_bills(ids)
+
+
+def never_asked() -> ListSource:
+    raise AssertionError("reconcile asked FreshBooks although it had read every bill")
+
+
+def test_a_reconcile_asks_freshbooks_nothing_when_it_read_every_bill_stampli_names(
+    store: Store,
+) -> None:
+    source = pushed(store, ListSource(bills=[fb_bill(n) for n in range(1, 41)]))
+    keep(store, *[capture(n) for n in range(1, 41)], paid(3, "P3", "100.00", "USD"))
+    report = RunReport("reconcile")
+    reconcile_state(store, never_asked, ReconcileSettings(), now=NOW, run_id=1, report=report)
+    assert report.counts == {"in_progress": 39, "paid_in_stampli_only": 1}
+    assert source.bills  # the facts came from the snapshots alone
+
+
+def test_a_bill_stampli_names_but_fbstampli_never_read_is_looked_up_when_new_then_daily(
+    store: Store,
+) -> None:
+    """Left out by --since, say: FreshBooks has it, with a payment; and 99 is nowhere."""
+    older = fb_bill(30)
+    source = CountingSource(
+        bills=[older], payments=[BillPayment(301, 30, Decimal("100.00"), "USD", date(2026, 1, 5))]
+    )
+    keep(store, capture(30), paid(30, "P30", "100.00", "USD"), paid(99, "P99", "5.00", "USD"))
+
+    def run(run_id: int, now: datetime) -> None:
+        reconcile_state(
+            store,
+            lambda: source,
+            ReconcileSettings(),
+            now=now,
+            run_id=run_id,
+            report=RunReport("r"),
+        )
+
+    run(1, NOW)
+    assert source.asked == 1
+    assert outcomes(store) == [(30, "matched"), (99, "unknown_to_freshbooks")]
+    run(2, NOW + timedelta(hours=1))  # nothing new: nothing asked, the outcomes stand
+    assert source.asked == 1
+    assert outcomes(store) == [(30, "matched"), (99, "unknown_to_freshbooks")]
+    source.payments = []  # the payment was deleted in FreshBooks
+    run(3, NOW + timedelta(hours=25))  # the daily look-up sees it
+    assert source.asked == 2
+    assert outcomes(store) == [(30, "paid_in_stampli_only"), (99, "unknown_to_freshbooks")]
+
+
+def test_an_outcome_is_written_only_when_it_changes(store: Store) -> None:
+    bills = [fb_bill(n) for n in range(1, 6)]
+    for n in range(1, 6):
+        delivered(store, n, NOW - timedelta(days=3))
+    keep(store, *[capture(n) for n in range(1, 6)], paid(2, "P2", "100.00", "USD"))
+    reconciled(store, ListSource(bills=bills), run_id=1, report=RunReport("r"))
+    reconciled(store, ListSource(bills=bills), run_id=2, report=RunReport("r"))
+    payment = BillPayment(201, 2, Decimal("100.00"), "USD", date(2026, 11, 20))
+    reconciled(store, ListSource(bills=bills, payments=[payment]), run_id=3, report=RunReport("r"))
+    rows = store.query("SELECT fb_bill_id, outcome, run_id FROM reconcile_outcomes ORDER BY 1")
+    assert [tuple(row) for row in rows] == [
+        (1, "in_progress", 1),
+        (2, "matched", 3),  # the only bill that changed
+        (3, "in_progress", 1),
+        (4, "in_progress", 1),
+        (5, "in_progress", 1),
+    ]
+    assert reconciliations.latest_outcomes(store) == (3, {"in_progress": 4, "matched": 1})
+
+
+def test_a_bill_keeps_one_outcome_when_stampli_gives_it_an_invoice_id(store: Store) -> None:
+    source = ListSource(bills=[fb_bill(1)])
+    delivered(store, 1, NOW - timedelta(days=3))
+    reconciled(store, source, run_id=1, report=RunReport("r"))
+    assert store.query("SELECT stampli_invoice_id FROM reconcile_outcomes")[0][0] == ""
+    keep(store, capture(1))
+    reconciled(store, source, run_id=2, report=RunReport("r"))
+    rows = store.query("SELECT fb_bill_id, stampli_invoice_id, outcome FROM reconcile_outcomes")
+    assert [tuple(row) for row in rows] == [(1, "STP-000001", "in_progress")]
+
+
+def test_ranges_of_bills_reach_the_same_outcomes_as_one_range(
+    tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ids in the gaps between ranges, past the last bill and none at all are all reached."""
+
+    def outcome_rows(range_size: int, folder: Path) -> list[tuple[Any, ...]]:
+        monkeypatch.setattr(reconcile_module, "RANGE", range_size)
+        folder.mkdir()
+        store = Store.create(folder / "state.db", StateKey(new_key_hex(), KeySource.FILE), clock)
+        bills = [fb_bill(n) for n in range(10, 200, 10)] + [fb_bill(55, vis_state=VisState.DELETED)]
+        payments = [
+            BillPayment(n, n, Decimal("100.00"), "USD", date(2026, 11, 1)) for n in (20, 90)
+        ]
+        pushed(store, ListSource(bills=bills, payments=payments))
+        for n in range(10, 200, 30):
+            delivered(store, n, NOW - timedelta(days=3))
+        keep(
+            store,
+            *[capture(n) for n in (10, 20, 55, 90, 150)],
+            paid(20, "P20", "100.00", "USD"),
+            paid(55, "P55", "1.00", "USD"),  # a deleted bill
+            paid(15, "P15", "1.00", "USD"),  # in a gap between bills
+            paid(5000, "P5000", "1.00", "USD"),  # past the last bill
+            StampliRecord(ExportKind.PAYMENT, "STP-NONE", None, "paid", amount=Decimal(1)),
+        )
+        reconcile_state(
+            store,
+            lambda: ListSource(),
+            ReconcileSettings(),
+            now=NOW,
+            run_id=1,
+            report=RunReport("r"),
+        )
+        rows = [tuple(row.values()) for row in map(dict, current_outcomes(store))]
+        store.close()
+        return rows
+
+    whole = outcome_rows(10_000, tmp_path / "whole")
+    assert outcome_rows(3, tmp_path / "ranges") == whole
+    assert len(whole) == 14  # 10 bills fbstampli sent or Stampli paid, 4 Stampli-only
+    assert [row[0] for row in whole[-4:]] == [15, 55, 5000, None]  # Stampli-only, by invoice
+
+
+def test_a_reconcile_killed_half_way_leaves_the_previous_outcomes_whole(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = ListSource(bills=[fb_bill(n) for n in range(1, 10)])
+    for n in range(1, 10):
+        delivered(store, n, NOW - timedelta(days=3))
+    reconciled(store, source, run_id=1, report=RunReport("r"))
+    before = [tuple(row) for row in store.query("SELECT * FROM reconcile_outcomes ORDER BY id")]
+    keep(store, *[paid(n, f"P{n}", "100.00", "USD") for n in range(1, 10)])
+    monkeypatch.setattr(reconcile_module, "RANGE", 2)
+    calls = iter(range(100))
+
+    def killed(*args: Any) -> dict[Any, Any]:
+        if next(calls) == 3:
+            raise KeyboardInterrupt  # the kill, after three ranges were settled
+        return original(*args)
+
+    original = reconciliations.outcomes_between
+    monkeypatch.setattr(reconciliations, "outcomes_between", killed)
+    with pytest.raises(KeyboardInterrupt):
+        reconciled(store, source, run_id=2, report=RunReport("r"))
+    assert [tuple(r) for r in store.query("SELECT * FROM reconcile_outcomes ORDER BY id")] == before
+    assert store.query("SELECT count(*) FROM audit WHERE run_id = 2")[0][0] == 0
+    monkeypatch.setattr(reconciliations, "outcomes_between", original)
+    reconciled(store, source, run_id=3, report=RunReport("r"))
+    assert set(outcomes(store)) == {(n, "paid_in_stampli_only") for n in range(1, 10)}
+
+
+def test_an_older_state_keeps_its_latest_outcomes_and_drops_the_per_run_history(
+    tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = StateKey(new_key_hex(), KeySource.FILE)
+    monkeypatch.setattr(store_module, "latest_version", lambda: 1)
+    old = Store.create(tmp_path / "state.db", key, clock)
+    with old.transaction():
+        old.execute_many(
+            "INSERT INTO reconciliations (run_id, fb_bill_id, stampli_invoice_id, outcome, detail) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [
+                (4, 1, "STP-1", "matched", "old"),
+                (9, 1, "STP-1", "amount_differs", "newest"),
+                (9, None, "STP-X", "unknown_to_freshbooks", "newest"),
+            ],
+        )
+    old.close()
+    monkeypatch.undo()
+    new = Store.open(tmp_path / "state.db", key, clock)
+    rows = new.query(
+        "SELECT fb_bill_id, stampli_invoice_id, outcome, detail, run_id "
+        "FROM reconcile_outcomes ORDER BY id"
+    )
+    assert [tuple(row) for row in rows] == [
+        (1, "STP-1", "amount_differs", "newest", 9),
+        (None, "STP-X", "unknown_to_freshbooks", "newest", 9),
+    ]
+    assert reconciliations.latest_outcomes(new) == (
+        9,
+        {"amount_differs": 1, "unknown_to_freshbooks": 1},
+    )
+    new.close()
