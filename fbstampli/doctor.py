@@ -168,9 +168,10 @@ def _behaviour(rt: Runtime) -> list[CheckResult]:
     is no failure (the runs stay correct, at the cost the line names): these always pass."""
     from fbstampli.freshbooks.behaviour import describe
     from fbstampli.store.api_facts import load_facts
+    from fbstampli.sync.payments import as_fact
 
     try:
-        facts = load_facts(rt.store)
+        facts = {**load_facts(rt.store), **as_fact(rt.store)}
     except FbstampliError as error:
         return [CheckResult("FreshBooks behaviour", False, str(error), "see the state checks")]
     if not facts:

@@ -191,6 +191,15 @@ def status_lines(document: dict[str, Any]) -> list[str]:
             f"Webhooks    last event {local_time(webhooks['last_event_at'], now)} · "
             f"{webhooks['queued_events']} queued"
         )
+    fallbacks = [
+        fact["fallback"]
+        for fact in document.get("freshbooks_behaviour", {}).values()
+        if fact and fact.get("fallback")
+    ]
+    lines.extend(
+        f"{'Fallback' if index == 0 else '':<12}{text} (why: `fbstampli doctor`)"
+        for index, text in enumerate(fallbacks)
+    )
     attention = document.get("attention", [])
     verdict = "Needs attention: " + "; ".join(attention) + "." if attention else "All well."
     lines.append(f"{verdict} Times are local ({document['timezone']}).")

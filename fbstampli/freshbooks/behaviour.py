@@ -26,6 +26,8 @@ VENDOR_IDS = "vendor_ids_filter"
 LIST_LINES = "list_lines"
 VENDOR_TIMES = "vendor_times"
 EMPTY_PAGES = "empty_pages"
+# Kept by `sync/payments.py` in its own state key; shown here beside the others.
+PAYMENTS_MOVE_BILLS = "payments_move_bills"
 
 # How long a conclusion that costs requests stands before the cheaper way is tried again.
 RECHECK_AFTER = timedelta(hours=24)
@@ -38,6 +40,7 @@ LABELS: dict[str, str] = {
     LIST_LINES: "bill lines in list responses",
     VENDOR_TIMES: "vendor timestamps",
     EMPTY_PAGES: "pages of an empty list",
+    PAYMENTS_MOVE_BILLS: "a payment change moves its bill's updated_at",
 }
 
 # What the run does instead, and what that costs, when a fact turns out the other way.
@@ -58,6 +61,8 @@ FALLBACKS: dict[tuple[str, str], str] = {
     "(one request per changed bill)",
     (VENDOR_TIMES, "America/New_York"): "reading vendor times as America/New_York "
     "(no extra requests)",
+    (PAYMENTS_MOVE_BILLS, "disproved"): "listing every bill payment each run instead of the "
+    "payments of the bills that moved (one request per 100 payments per run)",
 }
 
 # The values that mean the assumption held; anything else is a fallback worth a warning.
@@ -68,6 +73,7 @@ EXPECTED: dict[str, str] = {
     LIST_LINES: "included",
     VENDOR_TIMES: "UTC",
     EMPTY_PAGES: "1",
+    PAYMENTS_MOVE_BILLS: "holds",
 }
 
 

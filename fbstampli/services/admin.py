@@ -242,8 +242,9 @@ def _behaviour(rt: Runtime) -> dict[str, Any]:
     """What FreshBooks was seen to do where its documentation is silent, and since when."""
     from fbstampli.freshbooks.behaviour import as_status
     from fbstampli.store.api_facts import load_facts
+    from fbstampli.sync.payments import as_fact
 
-    return as_status(load_facts(rt.store))
+    return as_status({**load_facts(rt.store), **as_fact(rt.store)})
 
 
 def zone_name(now: datetime) -> str:

@@ -23,6 +23,8 @@ import dataclasses
 import logging
 from collections.abc import Iterable, Sequence
 
+from fbstampli.clock import from_utc_text
+from fbstampli.freshbooks.behaviour import PAYMENTS_MOVE_BILLS, Fact
 from fbstampli.models import Bill, BillPayment, Kind, VisState
 from fbstampli.report import RunReport
 from fbstampli.store import Store
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 # sweep or a listing showed FreshBooks does not behave so; never cleared by the program.
 FOLLOW_KEY = "push.payments.follow_bills"
 DISPROVED = "disproved"
+SWEEP_KEY = "push.last_full_sweep"  # when push last listed everything; its sweep checks the fact
 # Above this many moved bills, the payments are listed whole (and the moved bills'
 # taken from the listing) rather than searched bill by bill.
 MANY_MOVED = 100
@@ -54,6 +57,17 @@ def disproval(store: Store) -> str | None:
     if value is None or not value.startswith(DISPROVED):
         return None
     return value.partition(": ")[2] or value
+
+
+def as_fact(store: Store) -> dict[str, Fact]:
+    """The fast path's standing as a behaviour fact, for doctor and status beside the others:
+    nothing before a full sweep has checked it; "holds" or "disproved" (with why) after."""
+    swept = store.get_value(SWEEP_KEY)
+    if swept is None:
+        return {}
+    why = disproval(store)
+    value, detail = ("holds", "checked by every full sweep") if why is None else ("disproved", why)
+    return {PAYMENTS_MOVE_BILLS: Fact(value, from_utc_text(swept), detail)}
 
 
 def disprove(store: Store, why: str, report: RunReport) -> None:

@@ -49,6 +49,7 @@ from fbstampli.sync.ingest import (
     with_named,
 )
 from fbstampli.sync.payments import (
+    SWEEP_KEY,
     follows_bills,
     missed_payments,
     moved_bills,
@@ -61,7 +62,6 @@ from fbstampli.sync.ports import BillSource, Renderer, Transport
 log = logging.getLogger(__name__)
 
 SINCE_KEY = "push.since"
-SWEEP_KEY = "push.last_full_sweep"
 WATERMARK_KEYS = {Kind.VENDOR: "push.watermark.vendor", Kind.BILL: "push.watermark.bill"}
 
 

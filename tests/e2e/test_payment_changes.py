@@ -10,6 +10,7 @@ full sweep, said once, and answered by listing every payment from then on.
 
 import csv
 import io
+import json
 from pathlib import Path
 
 from fbstampli.sandbox.freshbooks import FreshBooksSandbox
@@ -149,6 +150,14 @@ def test_sweep_disproves_payments_moving_their_bill_and_later_runs_list_them_all
     live = sum(1 for p in freshbooks.data.payments.values() if p["vis_state"] != 1)
     assert freshbooks.count("GET", "bill_payments.list") == -(-live // 100)
 
+    # Said once in the run, and kept where people look: status (--json too) and doctor.
+    fact = json.loads(connected.run("status", "--json").stdout)["freshbooks_behaviour"]
+    assert fact["payments_move_bills"]["value"] == "disproved"
+    assert "listing every bill payment each run" in fact["payments_move_bills"]["fallback"]
+    assert "listing every bill payment each run" in connected.run("-v", "status").stdout
+    doctor = connected.run("doctor")
+    assert "a payment change moves its bill's updated_at: disproved" in doctor.stdout
+
 
 def test_sweep_with_nothing_missed_keeps_the_fast_path(connected: Connected) -> None:
     synced(connected)
@@ -161,6 +170,9 @@ def test_sweep_with_nothing_missed_keeps_the_fast_path(connected: Connected) -> 
     freshbooks.reset_counters()
     assert connected.run("push-bills").code == 0
     assert list_requests(freshbooks)["bill_payments"] == 0
+    fact = json.loads(connected.run("status", "--json").stdout)["freshbooks_behaviour"]
+    assert fact["payments_move_bills"]["value"] == "holds"
+    assert fact["payments_move_bills"]["fallback"] is None
 
 
 def test_a_renamed_vendor_reaches_its_payments_rows_in_the_next_run_not_only_the_sweep(
