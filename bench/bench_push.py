@@ -7,6 +7,8 @@ CLI in a child process and prints, for
 - the first sync,
 - a no-change run (the 15-minute cron pass),
 - a no-change full sweep (every page, deleted objects too),
+- a reconcile of every bill, its whole report written as JSON,
+- a no-change `sync` (push, pull and reconcile: what cron runs every 15 minutes),
 - a run after 10 payments were added and 5 edited (and whether all 15 arrived),
 
 the list requests per kind, the wall time beside the latency floor (list and
@@ -158,13 +160,16 @@ def bench(objects: int, latency: float, naive: bool, show: Callable[[Row], None]
             print(HEADER, flush=True)
             home = folder / "home"
             connect_home(Options(home=home, env={}), fb, sftp, business="bench")
-            for label, flags in (
-                ("first sync", ()),
-                ("no-change run", ()),  # the incremental pass cron runs every 15 minutes
-                ("no-change sweep", ("--full",)),  # the periodic safety net
+            report = str(folder / "reconcile.json")
+            for label, command in (
+                ("first sync", ("push-bills",)),
+                ("no-change run", ("push-bills",)),  # the incremental pass alone
+                ("no-change sweep", ("push-bills", "--full")),  # the periodic safety net
+                ("reconcile", ("reconcile", "--format", "json", "--output", report)),
+                ("no-change sync", ("sync",)),  # what cron runs: push, pull, reconcile
             ):
                 fb.reset_counters()
-                seconds, cpu, peak_mb, code = measured_run(home, "push-bills", *flags)
+                seconds, cpu, peak_mb, code = measured_run(home, *command)
                 counts, everything = counts_of(fb)
                 rows.append(Row(label, counts, everything, seconds, cpu, peak_mb, code))
                 show(rows[-1])
