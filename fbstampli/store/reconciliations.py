@@ -32,6 +32,57 @@ def bill_snapshots_after(store: Store, after: int, limit: int) -> list[Row]:
     )
 
 
+def bill_snapshots_between(store: Store, low: int, high: int) -> list[Row]:
+    """The bill snapshots with ids in [low, high], as `bill_snapshots_after` gives them."""
+    return store.query(
+        "SELECT fb_id, vis_state, json_extract(payload, '$.currency_code') AS currency_code, "
+        "json_extract(payload, '$.total_amount') AS total_amount FROM source_objects "
+        "WHERE kind = 'bill' AND fb_id BETWEEN ? AND ? ORDER BY fb_id",
+        (low, high),
+    )
+
+
+def bills_changed_since(store: Store, since: str, after_record: int) -> set[int]:
+    """The bill ids whose reconcile inputs changed: a bill or payment snapshot saved at or
+    after `since`, a bill first delivered since, or a Stampli record stored after the
+    record id `after_record`; and the bills whose outcome may change with time alone."""
+    changed: set[int] = set()
+    for sql, params in (
+        (
+            "SELECT fb_id AS id FROM source_objects WHERE seen_at >= ? AND kind = 'bill'",
+            (since,),
+        ),
+        (
+            "SELECT json_extract(payload, '$.bill_id') AS id FROM source_objects "
+            "WHERE seen_at >= ? AND kind = 'bill_payment'",
+            (since,),
+        ),
+        (
+            "SELECT fb_id AS id FROM deliveries WHERE status = 'delivered' AND updated_at >= ? "
+            "AND kind = 'bill'",
+            (since,),
+        ),
+        (
+            "SELECT fb_bill_id AS id FROM stampli_records WHERE id > ? AND fb_bill_id IS NOT NULL",
+            (after_record,),
+        ),
+        (
+            "SELECT fb_bill_id AS id FROM reconcile_outcomes WHERE outcome = 'in_progress' "
+            "AND fb_bill_id IS NOT NULL",
+            (),
+        ),
+    ):
+        changed.update(
+            int(row["id"]) for row in store.iterate(sql, params) if row["id"] is not None
+        )
+    return changed
+
+
+def last_record_id(store: Store) -> int:
+    row = store.query_one("SELECT max(id) AS id FROM stampli_records")
+    return 0 if row is None or row["id"] is None else int(row["id"])
+
+
 def payment_snapshots_between(store: Store, low: int, high: int) -> Iterator[Row]:
     """The live payment snapshots of the bills with ids in [low, high]: (bill_id, amount,
     currency_code). Found through the index on the payload's bill id."""

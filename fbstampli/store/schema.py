@@ -131,7 +131,8 @@ MIGRATIONS: tuple[str, ...] = (
     );
     """,
     # 2: reconcile keeps each bill's current outcome (one row per bill, rewritten only when it
-    # changes) instead of one row per bill per run, and finds a bill's payment snapshots by index.
+    # changes) instead of one row per bill per run; indexes find a bill's payment snapshots and
+    # what changed since the last reconcile.
     """
     CREATE INDEX source_objects_payment_bill ON source_objects
         (json_extract(payload, '$.bill_id')) WHERE kind = 'bill_payment';
@@ -146,6 +147,9 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE UNIQUE INDEX reconcile_outcomes_key ON reconcile_outcomes
         (ifnull(fb_bill_id, 0), stampli_invoice_id);
     CREATE INDEX reconcile_outcomes_bill ON reconcile_outcomes (fb_bill_id);
+    CREATE INDEX reconcile_outcomes_outcome ON reconcile_outcomes (outcome);
+    CREATE INDEX source_objects_seen ON source_objects (seen_at);
+    CREATE INDEX deliveries_status_updated ON deliveries (status, updated_at);
     INSERT OR IGNORE INTO reconcile_outcomes
         (fb_bill_id, stampli_invoice_id, outcome, detail, run_id)
         SELECT fb_bill_id, ifnull(stampli_invoice_id, ''), outcome, detail, run_id

@@ -17,7 +17,7 @@ outcome is written only when it changed, so the state grows with the changes.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -36,8 +36,12 @@ from fbstampli.sync.ports import BillSource
 VOID_STATUSES = frozenset({"void", "voided", "cancelled", "canceled", "reversed", "failed"})
 
 RANGE = 2000  # bills per range: a few hundred kilobytes of facts at a time
-LOOKUPS_KEY = "reconcile.unread_looked_up_at"
-LOOK_UP_ALL_EVERY = timedelta(hours=24)
+# Once a day every bill is classified again and every unread bill looked up: the safety net
+# under the pass that takes only what changed, as push's daily sweep is under its own.
+EVERY_BILL_KEY = "reconcile.every_bill_at"
+EVERY_BILL_EVERY = timedelta(hours=24)
+# Where the last reconcile left off: its start, the last Stampli record it saw, its settings.
+CHANGES_KEY = "reconcile.changes_since"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +117,8 @@ def look_up_unread(
     moved). Returns what was found and whether this was the daily look-up.
     Costs nothing, not even a login, when there is nothing to ask.
     """
-    last = store.get_value(LOOKUPS_KEY)
-    due = last is None or now - from_utc_text(last) >= LOOK_UP_ALL_EVERY
+    last = store.get_value(EVERY_BILL_KEY)
+    due = last is None or now - from_utc_text(last) >= EVERY_BILL_EVERY
     ids = reconciliations.unread_bill_ids(store, without_outcome_only=not due)
     if not ids:
         return LookedUp({}, {}, frozenset()), due
@@ -144,14 +148,21 @@ def reconcile_state(
     run_id: int,
     report: RunReport,
 ) -> None:
-    """Classify every bill Stampli or fbstampli's deliveries know, and keep the outcomes.
+    """Classify the bills whose facts changed (every bill once a day), and keep the outcomes.
 
-    The whole pass is one transaction, with the audit lines of the bills
-    whose outcome changed: a killed reconcile leaves the previous outcomes
-    whole. The look-ups happen before it, so no request runs under the lock.
+    Between full passes only the bills whose snapshots, deliveries or Stampli
+    records changed since the last reconcile are classified again, with those
+    whose outcome can change by time alone (`in_progress`): a quiet run costs
+    what the changes cost. The whole pass is one transaction, with the audit
+    lines of the bills whose outcome changed: a killed reconcile leaves the
+    previous outcomes whole. The look-ups happen before it, so no request runs
+    under the lock.
     """
     looked_up, daily = look_up_unread(store, source, now=now)
     at = store.now_text()
+    fingerprint = [settings.approved_unpaid_days, settings.uncaptured_hours]
+    stored = store.get_json(CHANGES_KEY)
+    since = stored if isinstance(stored, dict) and stored.get("settings") == fingerprint else None
 
     def settle(
         results: list[Result],
@@ -163,27 +174,53 @@ def reconcile_state(
         store.audit_many(_audit_lines(results, before, at=at, run_id=run_id))
 
     with store.transaction():
-        after = LOWEST_ID
-        while True:
-            snapshots = reconciliations.bill_snapshots_after(store, after, RANGE)
-            last = len(snapshots) < RANGE
-            high = HIGHEST_ID if last else int(snapshots[-1]["fb_id"])
-            low = after if after == LOWEST_ID else after + 1
+        last_record = reconciliations.last_record_id(store)
+        if daily or since is None:  # the daily pass, the first, or new settings: every bill
+            ranges = _every_range(store)
+        else:
+            changed = reconciliations.bills_changed_since(store, since["at"], since["record"])
+            ranges = _ranges_of(store, changed | looked_up.ids)
+        for low, high, snapshots in ranges:
             results, carried = _range_results(
                 store, snapshots, low, high, looked_up, settings, now=now
             )
             settle(results, reconciliations.outcomes_between(store, low, high), carried)
-            if last:
-                break
-            after = high
         settle(_unnamed_results(store), reconciliations.outcomes_naming_no_bill(store), frozenset())
         store.put_value(reconciliations.LAST_RUN_KEY, str(run_id))
+        store.put_json(CHANGES_KEY, {"at": at, "record": last_record, "settings": fingerprint})
         if daily:
-            store.put_value(LOOKUPS_KEY, to_utc_text(now))
+            store.put_value(EVERY_BILL_KEY, to_utc_text(now))
     counts = reconciliations.outcome_counts(store)
     for outcome, amount in sorted(counts.items()):
         report.add(outcome, amount)
     report.attention = any(Outcome(outcome).needs_attention for outcome in counts)
+
+
+Range = tuple[int, int, list[Row]]  # (low, high, the bill snapshots with ids in it)
+
+
+def _every_range(store: Store) -> Iterator[Range]:
+    """Every bill id, a range of `RANGE` snapshots at a time; the first range starts at the
+    lowest id there could be and the last ends at the highest, so no id Stampli names is
+    missed between or beyond them."""
+    after = LOWEST_ID
+    while True:
+        snapshots = reconciliations.bill_snapshots_after(store, after, RANGE)
+        last = len(snapshots) < RANGE
+        high = HIGHEST_ID if last else int(snapshots[-1]["fb_id"])
+        yield (after if after == LOWEST_ID else after + 1), high, snapshots
+        if last:
+            return
+        after = high
+
+
+def _ranges_of(store: Store, ids: Iterable[int]) -> Iterator[Range]:
+    """Ranges spanning these ids, `RANGE` ids at a time. A range classifies every bill in
+    it, changed or not: harmless, and never more than a full pass would."""
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), RANGE):
+        low, high = ordered[start], ordered[min(start + RANGE, len(ordered)) - 1]
+        yield low, high, reconciliations.bill_snapshots_between(store, low, high)
 
 
 def _range_results(

@@ -18,6 +18,7 @@ from fbstampli.store.keys import KeySource, StateKey, new_key_hex
 from fbstampli.store.outbox import save_snapshot
 from fbstampli.store.reconciliations import current_outcomes
 from fbstampli.store.snapshots import payload_of
+from fbstampli.sync import matching as matching_module
 from fbstampli.sync import reconcile as reconcile_module
 from fbstampli.sync.matching import BillFacts, Money, Outcome, StampliFacts, classify, reconcile
 from fbstampli.sync.pull import record_json
@@ -639,3 +640,100 @@ def test_an_older_state_keeps_its_latest_outcomes_and_drops_the_per_run_history(
         {"amount_differs": 1, "unknown_to_freshbooks": 1},
     )
     new.close()
+
+
+class Classified:
+    """Counts the bills `matching.classify` was asked about: what a reconcile's CPU follows."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        original = matching_module.classify
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(matching_module, "classify", counted)
+
+    def take(self) -> int:
+        count, self.count = self.count, 0
+        return count
+
+
+def settled_history(store: Store, bills: int) -> ListSource:
+    """`bills` bills sent days ago, captured and paid alike in both: every one matched."""
+    source = ListSource(
+        bills=[fb_bill(n) for n in range(1, bills + 1)],
+        payments=[
+            BillPayment(n, n, Decimal("100.00"), "USD", date(2026, 11, 1))
+            for n in range(1, bills + 1)
+        ],
+    )
+    pushed(store, source)
+    for n in range(1, bills + 1):
+        delivered(store, n, NOW - timedelta(days=3))
+    keep(store, *[r for n in range(1, bills + 1) for r in (capture(n), paid(n, f"P{n}", "100"))])
+    return source
+
+
+def test_a_quiet_reconcile_classifies_only_the_bills_whose_facts_changed(
+    store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settled_history(store, 1000)
+    classified = Classified(monkeypatch)
+
+    def run(run_id: int, now: datetime, settings: ReconcileSettings | None = None) -> None:
+        clock.advance(minutes=15)
+        reconcile_state(store, never_asked, settings or ReconcileSettings(), now=now,
+                        run_id=run_id, report=RunReport("r"))  # fmt: skip
+
+    run(1, NOW)
+    assert classified.take() == 1000  # the first reconcile: every bill
+    run(2, NOW + timedelta(minutes=15))
+    assert classified.take() == 0  # nothing changed, nothing time can change
+
+    clock.advance(minutes=1)
+    keep(store, paid(500, "P500", "100", status="void"))  # Stampli voids one payment
+    with store.transaction():  # and push saw FreshBooks correct another
+        corrected = BillPayment(501, 501, Decimal("90.00"), "USD", date(2026, 11, 1))
+        save_snapshot(store, kind=Kind.PAYMENT, fb_id=501, updated_at=None, vis_state=0,
+                      content_hash="h2", payload=payload_of(corrected))  # fmt: skip
+    run(3, NOW + timedelta(minutes=30))
+    assert classified.take() == 2
+    changed = {bill: outcome for bill, outcome in outcomes(store) if bill in (499, 500, 501, 502)}
+    assert changed == {
+        499: "matched",
+        500: "paid_in_freshbooks_only",
+        501: "amount_differs",
+        502: "matched",
+    }
+
+    run(4, NOW + timedelta(minutes=45), ReconcileSettings(approved_unpaid_days=3))
+    assert classified.take() == 1000  # other settings: every bill again
+    run(5, NOW + timedelta(hours=25))
+    assert classified.take() == 1000  # and once a day, the safety net
+
+
+def test_a_bill_waiting_on_time_alone_is_classified_again_in_every_quiet_reconcile(
+    store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settled_history(store, 50)
+    pushed(store, ListSource(bills=[fb_bill(60)]))
+    delivered(store, 60, NOW - timedelta(hours=1))  # sent an hour ago: in progress
+    classified = Classified(monkeypatch)
+    clock.advance(minutes=15)
+    reconcile_state(store, never_asked, ReconcileSettings(), now=NOW, run_id=1,
+                    report=RunReport("r"))  # fmt: skip
+    assert (60, "in_progress") in outcomes(store)
+    classified.take()
+    clock.advance(hours=2)
+    reconcile_state(
+        store,
+        never_asked,
+        ReconcileSettings(),
+        now=NOW + timedelta(hours=23),
+        run_id=2,
+        report=RunReport("r"),
+    )  # a day since it was sent; fmt: skip
+    assert classified.take() == 1  # only the bill time can change
+    assert (60, "not_captured") in outcomes(store)  # and it did: a day with no capture
