@@ -129,6 +129,7 @@ class FreshBooksSandbox:
         zone = ZoneInfo("America/New_York") if "vendor-times-ny" in chosen else UTC
         for account in self.accounts.values():
             account.vendor_zone = zone
+            account.payments_move_bill = "payments-still" not in chosen
 
     # ---- lifecycle ----------------------------------------------------------------------------
 

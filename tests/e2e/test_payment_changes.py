@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from fbstampli.sandbox.freshbooks import FreshBooksSandbox
+from fbstampli.sandbox.realities import parse_realities
 from fbstampli.sandbox.sftp_server import SftpServer
 from tests.e2e.conftest import Connected, connect_quickly
 
@@ -123,7 +124,7 @@ def test_sweep_disproves_payments_moving_their_bill_and_later_runs_list_them_all
 ) -> None:
     synced(connected)
     freshbooks = connected.freshbooks
-    freshbooks.data.payments_move_bill = False
+    freshbooks.realities = parse_realities("payments-still")
     edited = live_payment(freshbooks)
     freshbooks.update_payment(edited, note="unseen by the fast path")
     before = set(connected.inbound_files())
