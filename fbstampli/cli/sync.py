@@ -110,7 +110,11 @@ def reconcile(
         ),
     ] = False,
 ) -> None:
-    """Match FreshBooks bill payments with Stampli's payment exports and report the differences."""
+    """Match FreshBooks bill payments with Stampli's payment exports and report the differences.
+
+    FreshBooks' side is what push-bills last read (`sync` pushes first), so a
+    reconcile sends FreshBooks no request of its own.
+    """
     from fbstampli.services import sync as services
 
     if output_file is not None:
