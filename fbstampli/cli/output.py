@@ -11,6 +11,7 @@ are replaced; Rich never reads it as markup) and every CSV cell through the
 same formula guard as the files we upload.
 """
 
+import itertools
 import json
 import re
 import sys
@@ -254,6 +255,9 @@ def show_audit(rows: list[dict[str, Any]], output_format: str) -> None:
 RECONCILE_COLUMNS = ["fb_bill_id", "stampli_invoice_id", "outcome", "detail"]
 
 
+TERMINAL_ROWS = 200
+
+
 def show_reconciliation(
     report: RunReport,
     rows: Iterator[Mapping[str, Any]],
@@ -277,9 +281,21 @@ def show_reconciliation(
         shown = (
             rows if options.verbose else (r for r in rows if Outcome(r["outcome"]).needs_attention)
         )
-        table(
-            "reconciliation", RECONCILE_COLUMNS, [[r[c] for c in RECONCILE_COLUMNS] for r in shown]
-        )
+        # A terminal gets the first screenfuls; a pipe gets every row, a line at a time.
+        if not stdout_is_terminal():
+            table("reconciliation", RECONCILE_COLUMNS, [])  # the header line
+            _write_reconciliation(sys.stdout, report, shown, "tsv")
+        else:
+            listed = [
+                [r[c] for c in RECONCILE_COLUMNS] for r in itertools.islice(shown, TERMINAL_ROWS)
+            ]
+            table("reconciliation", RECONCILE_COLUMNS, listed)
+        more = sum(1 for _ in shown)
+        if more:
+            sys.stdout.write(
+                f"and {more:,} more: `fbstampli reconcile --format csv --output reconcile.csv` "
+                "lists every bill\n"
+            )
         counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items()))
         sys.stdout.write(f"reconcile: {counts or 'nothing to reconcile'}\n")
         for note in report.notes:

@@ -1,0 +1,68 @@
+"""The reconcile report is written as the store yields it: whole to a pipe or a file,
+the first screenfuls on a terminal, and every format readable back."""
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fbstampli.cli import output
+from fbstampli.options import Options
+from fbstampli.report import RunReport
+
+
+def outcomes(count: int) -> Iterator[dict[str, Any]]:
+    for n in range(1, count + 1):
+        yield {
+            "fb_bill_id": n,
+            "stampli_invoice_id": f"STP-{n}",
+            "outcome": "not_captured" if n % 2 else "matched",
+            "detail": '=HYPERLINK("x")' if n == 1 else "",
+        }
+
+
+def shown(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *, terminal: bool
+) -> str:
+    monkeypatch.setattr(output, "stdout_is_terminal", lambda: terminal)
+    report = RunReport("reconcile", counts={"not_captured": 300, "matched": 300})
+    output.show_reconciliation(report, outcomes(600), Options(env={}), "table", None)
+    return capsys.readouterr().out
+
+
+def test_a_terminal_lists_the_first_bills_needing_attention_and_says_how_to_get_the_rest(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = shown(capsys, monkeypatch, terminal=True)
+    assert f"STP-{2 * output.TERMINAL_ROWS - 1}" in text
+    assert f"STP-{2 * output.TERMINAL_ROWS + 1}" not in text
+    assert "and 100 more: `fbstampli reconcile --format csv --output reconcile.csv`" in text
+
+
+def test_a_pipe_gets_every_bill_needing_attention_one_line_each(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = shown(capsys, monkeypatch, terminal=False).splitlines()
+    assert lines[0] == "fb_bill_id\tstampli_invoice_id\toutcome\tdetail"
+    assert len([line for line in lines if "\tnot_captured\t" in line]) == 300
+    assert "more:" not in "".join(lines)
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_a_report_file_holds_every_bill_and_reads_back(tmp_path: Path, fmt: str) -> None:
+    target = tmp_path / f"report.{fmt}"
+    report = RunReport("reconcile", counts={"not_captured": 300, "matched": 300})
+    output.show_reconciliation(report, outcomes(600), Options(env={}), fmt, target)
+    text = target.read_text(encoding="utf-8")
+    if fmt == "json":
+        document = json.loads(text)
+        assert document["counts"] == {"matched": 300, "not_captured": 300}
+        assert [item["fb_bill_id"] for item in document["items"]] == list(range(1, 601))
+    else:
+        rows = list(csv.DictReader(io.StringIO(text)))
+        assert len(rows) == 600
+        assert rows[0]["detail"].startswith("'=")  # a formula never reaches a spreadsheet raw
