@@ -10,7 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    Callable,
+    Collection,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from contextlib import closing
 from datetime import date, datetime, timedelta
 from typing import TypeVar
 
@@ -22,6 +31,7 @@ from fbstampli.store.outbox import queue_delivery, save_snapshot, snapshots_for,
 from fbstampli.store.snapshots import payload_of, restamp, stored_bills, stored_payments_of_vendors
 from fbstampli.sync.plan import Change, Decision, Observed, Snapshot, plan_changes
 from fbstampli.sync.ports import BillSource, Renderer
+from fbstampli.sync.prefetch import AHEAD, read_ahead
 
 log = logging.getLogger(__name__)
 
@@ -81,27 +91,43 @@ def _slices(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
 
 
 def fetch_all_chunks(
-    source: BillSource, *, include_deleted: bool, advance: Advance, size: int = CHUNK
-) -> Iterator[Fetched]:
+    source: BillSource,
+    *,
+    include_deleted: bool,
+    advance: Advance,
+    size: int = CHUNK,
+    ahead: int = AHEAD,
+) -> Generator[Fetched]:
     """`fetch_all` a slice at a time: every vendor, then every bill, then every payment.
 
-    The caller ingests each slice before the next is read, so memory follows the
-    slice, not the account. The order matters: a bill row carries its vendor's
+    The caller ingests each slice before it asks for the next, so memory follows
+    the slice, not the account. The order matters: a bill row carries its vendor's
     name and a payment row its bill's number, and both are read back from the
     snapshots the earlier slices committed.
+
+    The pages are read by a worker thread up to `ahead` slices before they are
+    asked for (`sync.prefetch`), so the network waits while the caller works, not
+    after it; the worker only reads. `advance` is called here, in the caller's
+    thread. Close this generator (`contextlib.closing`) when stopping early, so
+    the worker stops with it.
     """
+    listed = _listed_slices(source, include_deleted=include_deleted, size=size)
+    with closing(read_ahead(listed, ahead=ahead, name="fbstampli-listing")) as slices:
+        for fetched in slices:
+            advance(len(fetched.vendors) + len(fetched.bills) + len(fetched.payments))
+            yield fetched
+
+
+def _listed_slices(source: BillSource, *, include_deleted: bool, size: int) -> Iterator[Fetched]:
     states: tuple[VisState | None, ...] = (None, VisState.DELETED) if include_deleted else (None,)
     for state in states:
         for vendors in _slices(source.list_vendors(vis_state=state), size):
-            advance(len(vendors))
             yield Fetched(vendors=vendors)
     for state in states:
         for bills in _slices(source.list_bills(vis_state=state), size):
-            advance(len(bills))
             yield Fetched(bills=bills)
     for state in states:
         for payments in _slices(source.list_bill_payments(vis_state=state), size):
-            advance(len(payments))
             yield Fetched(payments=payments)
 
 
