@@ -291,6 +291,12 @@ def content_hash(rows: Iterable[Sequence[str]]) -> str:
     parts: list[bytes] = []
     append = parts.append
     for row in rows:
+        # An ASCII row's characters are its bytes: built as text and encoded once, it gives
+        # the same bytes as cell by cell, for a fraction of the work.
+        text = f"R{len(row)}:" + "".join([f"{len(cell)}:{cell}" for cell in row])
+        if text.isascii():
+            append(text.encode("ascii"))
+            continue
         append(b"R%d:" % len(row))
         for cell in row:
             data = cell.encode("utf-8", "surrogatepass")

@@ -5,6 +5,7 @@ compiled (issue 17): the content hash of every object already sent depends on
 these bytes, so they must never change.
 """
 
+import hashlib
 import itertools
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -17,6 +18,7 @@ from fbstampli.stampli.render import (
     _SAFE_PHONE,
     ISO,
     _formatter,
+    content_hash,
     format_decimal,
     neutralise_formula,
 )
@@ -101,3 +103,32 @@ def test_a_compiled_column_writes_every_value_as_the_per_cell_formatter_did(
     for value in VALUES:
         expected = outcome(lambda v: reference(v, column, file_format), value)
         assert outcome(compiled, value) == expected, (column, value)
+
+
+def reference_hash(rows: list[tuple[str, ...]]) -> str:
+    """The content hash as it was computed cell by cell before issue 17."""
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(b"R%d:" % len(row))
+        for cell in row:
+            data = cell.encode("utf-8", "surrogatepass")
+            digest.update(b"%d:" % len(data))
+            digest.update(data)
+    return digest.hexdigest()
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [],
+        [()],
+        [("",)],
+        [("42", "Acme, Inc", "113.00")],
+        [("42", "Zoë\r\n", "-1"), ("7", "plain")],
+        [("\ud800 lone surrogate", "x")],
+        [("日本", "12:3"), ("12", ":3")],
+        [("a" * 1000,)] * 3,
+    ],
+)
+def test_the_content_hash_is_the_cell_by_cell_one(rows: list[tuple[str, ...]]) -> None:
+    assert content_hash(rows) == reference_hash(rows)
