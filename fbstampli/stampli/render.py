@@ -186,29 +186,44 @@ def _bill_getter(source: str) -> BillGetter:
 
 
 BillPlan = tuple[tuple[str, Format | None, BillGetter | None], ...]
-_BILL_PLANS: dict[int, tuple[OutgoingLayout, BillPlan]] = {}
+# Per layout: every column's step, and (index, formatter, getter) of the line columns.
+LineSteps = tuple[tuple[int, Format, BillGetter], ...]
+_BILL_PLANS: dict[int, tuple[OutgoingLayout, BillPlan, LineSteps]] = {}
 
 
 def _bill_rows(
     layout: OutgoingLayout, bill: Bill, lines: Sequence[BillLine | None], vendor_name: str | None
 ) -> list[Row]:
+    """A row per line. The bill's own cells are the same on every line: written for the
+    first row (in column order, so the same cell fails first) and copied to the others."""
     known = _BILL_PLANS.get(id(layout))
     if known is None or known[0] is not layout:
+        plan = _plan(layout)
         steps = tuple(
             (constant, formatter, _bill_getter(source) if formatter is not None else None)
-            for constant, source, formatter in _plan(layout)
+            for constant, source, formatter in plan
         )
-        known = _BILL_PLANS[id(layout)] = (layout, steps)
-    steps = known[1]
-    return [
-        tuple(
-            constant
-            if formatter is None or getter is None
-            else formatter(getter(bill, line, vendor_name))
-            for constant, formatter, getter in steps
+        line_steps = tuple(
+            (index, formatter, _bill_getter(source))
+            for index, (_, source, formatter) in enumerate(plan)
+            if formatter is not None and source.startswith("line.")
         )
-        for line in lines
-    ]
+        known = _BILL_PLANS[id(layout)] = (layout, steps, line_steps)
+    _, steps, line_steps = known
+    first = lines[0]
+    row = tuple(
+        constant
+        if formatter is None or getter is None
+        else formatter(getter(bill, first, vendor_name))
+        for constant, formatter, getter in steps
+    )
+    rows = [row]
+    for line in lines[1:]:
+        cells = list(row)
+        for index, formatter, getter in line_steps:
+            cells[index] = formatter(getter(bill, line, vendor_name))
+        rows.append(tuple(cells))
+    return rows
 
 
 def render_rows(
