@@ -37,15 +37,23 @@ def _field_names(cls: type) -> tuple[str, ...] | None:
         return names
 
 
+# Exact types written as they are, and as their text: the common cases, tested first.
+_AS_IS = frozenset({str, int, float, bool, type(None)})
+_AS_TEXT = frozenset({Decimal, date, datetime})
+
+
 def _plain(value: Any) -> Any:
     """JSON-ready: dataclasses as dicts, tuples as lists, money and dates as text.
 
     Written out rather than `dataclasses.asdict`, whose deep copies made this a
     quarter of a 10,000-bill first sync.
     """
-    if value is None or type(value) in (str, int, bool, float):
+    kind = type(value)
+    if kind in _AS_IS:
         return value
-    names = _field_names(type(value))
+    if kind in _AS_TEXT:
+        return str(value)
+    names = _field_names(kind)
     if names is not None:
         return {name: _plain(getattr(value, name)) for name in names}
     if isinstance(value, tuple | list):
