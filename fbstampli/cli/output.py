@@ -15,6 +15,7 @@ import itertools
 import json
 import re
 import sys
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -101,6 +102,9 @@ class Stages:
         self._bar = bar
         self._tasks: dict[str, Any] = {}
         self._current: Any = None
+        # `page` is called from the thread that reads a listing ahead (`sync.prefetch`),
+        # `stage` from the command's own: rich's bar is thread-safe, this bookkeeping is not.
+        self._lock = threading.RLock()
 
     def _finish_current(self) -> None:
         if self._current is not None:
@@ -110,6 +114,10 @@ class Stages:
             self._current = None
 
     def page(self, progress: Any) -> None:
+        with self._lock:
+            self._page(progress)
+
+    def _page(self, progress: Any) -> None:
         label = f"Reading {KIND_LABELS.get(progress.kind, progress.kind)}"
         task = self._tasks.get(label)
         if task is None:
@@ -123,11 +131,12 @@ class Stages:
         self._bar.update(task, description=label + counts, completed=done, total=total)
 
     def stage(self, label: str, total: int | None = None) -> Any:
-        self._finish_current()
-        if not label:
-            return lambda amount=1: None
-        task = self._bar.add_task(label, total=total)
-        self._current = task
+        with self._lock:
+            self._finish_current()
+            if not label:
+                return lambda amount=1: None
+            task = self._bar.add_task(label, total=total)
+            self._current = task
         done = [0]
 
         def advance(amount: int = 1) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import random
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -199,6 +200,10 @@ class FreshBooksClient:
         self._tokens = token_manager
         self._account_id = account_id
         self._session = session or requests.Session()
+        # One request at a time, even when a listing is read ahead in a worker thread while
+        # the consumer fetches a bill's lines: the session is not shared in flight, and
+        # FreshBooks sees no more than one connection's worth of load from a run.
+        self._sending = threading.Lock()
         self._sleep = sleep
         self._on_page = on_page
         self._base = settings.api_url.rstrip("/")
@@ -219,15 +224,16 @@ class FreshBooksClient:
         what: str,
     ) -> object:
         try:
-            response = self._session.request(
-                method,
-                url,
-                params=params,
-                json=json_body,
-                headers={"Authorization": f"Bearer {access}", "Accept": "application/json"},
-                timeout=self._settings.timeout_seconds,
-                allow_redirects=False,  # the bearer token goes to the configured host only
-            )
+            with self._sending:
+                response = self._session.request(
+                    method,
+                    url,
+                    params=params,
+                    json=json_body,
+                    headers={"Authorization": f"Bearer {access}", "Accept": "application/json"},
+                    timeout=self._settings.timeout_seconds,
+                    allow_redirects=False,  # the bearer token goes to the configured host only
+                )
         except requests.Timeout:
             raise _TransientError("timed out") from None
         except requests.RequestException as error:

@@ -179,7 +179,10 @@ def _to_decimal(value: object) -> Decimal | None:
     if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
         return None
     try:
-        number = Decimal(str(value).strip())
+        # A str or int as it is (Decimal strips a string's whitespace itself, and an int's
+        # text is the int); a float through its shortest text, never its binary expansion.
+        exact = type(value) is str or type(value) is int
+        number = Decimal(value if exact else str(value).strip())
     except InvalidOperation:
         return None
     return number if number.is_finite() else None

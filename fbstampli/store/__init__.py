@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -29,6 +30,7 @@ from fbstampli.store.schema import MIGRATIONS, latest_version
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_SECONDS = 30.0
+ITERATE_BATCH = 500  # rows `Store.iterate` fetches at a time
 Row = sqlite3.Row
 
 
@@ -39,10 +41,18 @@ def _fix_mode(path: Path) -> None:
 
 
 class Store:
-    """A connection to the state file, with the few queries every layer shares."""
+    """A connection to the state file, with the few queries every layer shares.
+
+    One connection may be used from two threads (a listing read ahead in a worker
+    refreshes the token or records what FreshBooks was seen to do there), so a
+    transaction holds `_lock` from BEGIN to COMMIT: another thread's statements and
+    transactions wait for it instead of landing inside it, where a rollback would
+    undo them (a spent refresh token with it).
+    """
 
     def __init__(self, connection: Any, path: Path, clock: Clock) -> None:
         self._db = connection
+        self._lock = threading.RLock()
         self.path = path
         self.clock = clock
         self._damage: str | None = None  # set once a damaged page was met; see _translated
@@ -126,24 +136,29 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """`BEGIN IMMEDIATE`: take the write lock up front, commit or roll back whole."""
-        if self._db.in_transaction:
-            yield
-            return
-        self._refuse_if_damaged()
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-        except sqlcipher3.OperationalError as error:
-            raise _translate(error, self.path) from None
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        try:
-            self._db.execute("COMMIT")
-        except sqlcipher3.OperationalError as error:
-            raise _translate(error, self.path) from None
+        """`BEGIN IMMEDIATE`: take the write lock up front, commit or roll back whole.
+
+        Nested in a transaction of the same thread, it joins that one; another
+        thread's waits until that one is over (`_lock`).
+        """
+        with self._lock:
+            if self._db.in_transaction:
+                yield
+                return
+            self._refuse_if_damaged()
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlcipher3.OperationalError as error:
+                raise _translate(error, self.path) from None
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            try:
+                self._db.execute("COMMIT")
+            except sqlcipher3.OperationalError as error:
+                raise _translate(error, self.path) from None
 
     @contextmanager
     def _translated(self) -> Iterator[None]:
@@ -179,16 +194,16 @@ class Store:
 
     def execute(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> int:
         """Run one statement; return the new row id (inserts) or 0."""
-        with self._translated():
+        with self._lock, self._translated():
             cursor = self._db.execute(sql, params)
-        return int(cursor.lastrowid or 0)
+            return int(cursor.lastrowid or 0)
 
     def execute_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        with self._translated():
+        with self._lock, self._translated():
             self._db.executemany(sql, rows)
 
     def query(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[Row]:
-        with self._translated():
+        with self._lock, self._translated():
             return list(self._db.execute(sql, params).fetchall())
 
     def query_one(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> Row | None:
@@ -196,9 +211,19 @@ class Store:
         return rows[0] if rows else None
 
     def iterate(self, sql: str, params: tuple[Any, ...] = ()) -> Iterator[Row]:
-        """Stream rows of a large result without holding them all."""
-        with self._translated():
-            yield from self._db.execute(sql, params)
+        """Stream rows of a large result without holding them all.
+
+        The lock is held while a batch is fetched, never across a `yield`: a
+        consumer that pauses mid-result must not keep another thread waiting.
+        """
+        with self._lock, self._translated():
+            cursor = self._db.execute(sql, params)
+        while True:
+            with self._lock, self._translated():
+                rows = cursor.fetchmany(ITERATE_BATCH)
+            if not rows:
+                return
+            yield from rows
 
     def now_text(self) -> str:
         return to_utc_text(self.clock.now())

@@ -54,14 +54,12 @@ class StuckBatchError(RemoteError):
 
 def _mark_delivered(store: Store, batch: Row, run_id: int | None, note: str) -> None:
     with store.transaction():
-        for member in outbox.mark_batch_delivered(store, batch["id"]):
-            store.audit(
-                "delivered",
-                kind=member["kind"],
-                fb_id=member["fb_id"],
-                detail=f"{batch['file_name']}{note}",
-                run_id=run_id,
-            )
+        members = outbox.mark_batch_delivered(store, batch["id"])
+        now = store.now_text()
+        detail = f"{batch['file_name']}{note}"
+        store.audit_many(  # a file may hold thousands of objects: one statement, not one each
+            [(now, run_id, m["kind"], m["fb_id"], "delivered", detail) for m in members]
+        )
 
 
 def advance_batch(store: Store, transport: Transport, batch: Row, run_id: int | None) -> None:

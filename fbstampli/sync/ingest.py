@@ -10,7 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    Callable,
+    Collection,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from contextlib import closing
 from datetime import date, datetime, timedelta
 from typing import TypeVar
 
@@ -18,10 +27,17 @@ from fbstampli.errors import RenderError
 from fbstampli.models import Bill, BillPayment, Kind, SourceObject, Vendor, VisState, kind_of
 from fbstampli.report import RunReport
 from fbstampli.store import Store
-from fbstampli.store.outbox import queue_delivery, save_snapshot, snapshots_for, vendor_names
+from fbstampli.store.outbox import (
+    Queued,
+    queue_deliveries,
+    save_snapshots,
+    snapshots_for,
+    vendor_names,
+)
 from fbstampli.store.snapshots import payload_of, restamp, stored_bills, stored_payments_of_vendors
 from fbstampli.sync.plan import Change, Decision, Observed, Snapshot, plan_changes
 from fbstampli.sync.ports import BillSource, Renderer
+from fbstampli.sync.prefetch import AHEAD, read_ahead
 
 log = logging.getLogger(__name__)
 
@@ -81,27 +97,43 @@ def _slices(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
 
 
 def fetch_all_chunks(
-    source: BillSource, *, include_deleted: bool, advance: Advance, size: int = CHUNK
-) -> Iterator[Fetched]:
+    source: BillSource,
+    *,
+    include_deleted: bool,
+    advance: Advance,
+    size: int = CHUNK,
+    ahead: int = AHEAD,
+) -> Generator[Fetched]:
     """`fetch_all` a slice at a time: every vendor, then every bill, then every payment.
 
-    The caller ingests each slice before the next is read, so memory follows the
-    slice, not the account. The order matters: a bill row carries its vendor's
+    The caller ingests each slice before it asks for the next, so memory follows
+    the slice, not the account. The order matters: a bill row carries its vendor's
     name and a payment row its bill's number, and both are read back from the
     snapshots the earlier slices committed.
+
+    The pages are read by a worker thread up to `ahead` slices before they are
+    asked for (`sync.prefetch`), so the network waits while the caller works, not
+    after it; the worker only reads. `advance` is called here, in the caller's
+    thread. Close this generator (`contextlib.closing`) when stopping early, so
+    the worker stops with it.
     """
+    listed = _listed_slices(source, include_deleted=include_deleted, size=size)
+    with closing(read_ahead(listed, ahead=ahead, name="fbstampli-listing")) as slices:
+        for fetched in slices:
+            advance(len(fetched.vendors) + len(fetched.bills) + len(fetched.payments))
+            yield fetched
+
+
+def _listed_slices(source: BillSource, *, include_deleted: bool, size: int) -> Iterator[Fetched]:
     states: tuple[VisState | None, ...] = (None, VisState.DELETED) if include_deleted else (None,)
     for state in states:
         for vendors in _slices(source.list_vendors(vis_state=state), size):
-            advance(len(vendors))
             yield Fetched(vendors=vendors)
     for state in states:
         for bills in _slices(source.list_bills(vis_state=state), size):
-            advance(len(bills))
             yield Fetched(bills=bills)
     for state in states:
         for payments in _slices(source.list_bill_payments(vis_state=state), size):
-            advance(len(payments))
             yield Fetched(payments=payments)
 
 
@@ -358,8 +390,7 @@ def apply_changes(
     decisions = plan_changes((item for item, _ in observed), stored)
     changed = {(d.observed.kind, d.observed.fb_id) for d in decisions}
     with store.transaction():
-        for decision in decisions:
-            _apply(store, decision, by_key, send_payments, report_deleted, run_id, report)
+        _apply(store, decisions, by_key, send_payments, report_deleted, run_id, report)
         restamp(
             store,
             Kind.BILL,
@@ -378,49 +409,78 @@ def apply_changes(
 
 def _apply(
     store: Store,
-    decision: Decision,
+    decisions: Sequence[Decision],
     by_key: dict[tuple[Kind, int], SourceObject],
     send_payments: bool,
     report_deleted: bool,
     run_id: int | None,
     report: RunReport,
 ) -> None:
-    item = decision.observed
-    save_snapshot(
+    """Snapshots, deliveries and audit rows of a slice's changes, a few statements in all.
+
+    The same rows, in the same order, as writing each decision in turn: a snapshot
+    for every change, a delivery for every change that is sent, an audit row for
+    each delivery queued and each deletion reported, in the order of `decisions`.
+    """
+    save_snapshots(
         store,
-        kind=item.kind,
-        fb_id=item.fb_id,
-        updated_at=item.updated_at,
-        vis_state=item.vis_state,
-        content_hash=item.content_hash,
-        payload=payload_of(by_key[(item.kind, item.fb_id)]),
-    )
-    if decision.change is Change.DELETED:
-        if report_deleted:
-            store.audit(
-                "deleted_in_freshbooks",
-                kind=item.kind.value,
-                fb_id=item.fb_id,
-                detail="deleted in FreshBooks; Stampli has no delete: cancel it there if needed",
-                run_id=run_id,
+        [
+            (
+                d.observed.kind,
+                d.observed.fb_id,
+                d.observed.updated_at,
+                d.observed.vis_state,
+                d.observed.content_hash,
+                payload_of(by_key[(d.observed.kind, d.observed.fb_id)]),
             )
-            report.add("deleted")
-            report.notes.append(f"{item.kind.value} {item.fb_id} was deleted in FreshBooks")
-        return
-    if item.kind is Kind.PAYMENT and not send_payments:
-        return
-    delivery = queue_delivery(
-        store, kind=item.kind, fb_id=item.fb_id, content_hash=item.content_hash, rows=item.rows
+            for d in decisions
+        ],
     )
-    if delivery is not None:
-        store.audit(
-            f"queued_{decision.change.value}",
-            kind=item.kind.value,
-            fb_id=item.fb_id,
-            detail=f"version {item.content_hash[:12]}",
-            run_id=run_id,
-        )
-        report.add(f"queued.{item.kind.value}")
+    sent = [
+        d
+        for d in decisions
+        if d.change is not Change.DELETED and (d.observed.kind is not Kind.PAYMENT or send_payments)
+    ]
+    queued = queue_deliveries(
+        store,
+        [
+            Queued(d.observed.kind, d.observed.fb_id, d.observed.content_hash, d.observed.rows)
+            for d in sent
+        ],
+    )
+    was_queued = {id(d): q for d, q in zip(sent, queued, strict=True)}
+    now = store.now_text()
+    audit: list[tuple[object, ...]] = []
+    for decision in decisions:
+        item = decision.observed
+        if decision.change is Change.DELETED:
+            if report_deleted:
+                audit.append(
+                    (
+                        now,
+                        run_id,
+                        item.kind.value,
+                        item.fb_id,
+                        "deleted_in_freshbooks",
+                        "deleted in FreshBooks; Stampli has no delete: cancel it there if needed",
+                    )
+                )
+                report.add("deleted")
+                report.notes.append(f"{item.kind.value} {item.fb_id} was deleted in FreshBooks")
+        elif was_queued.get(id(decision)):
+            audit.append(
+                (
+                    now,
+                    run_id,
+                    item.kind.value,
+                    item.fb_id,
+                    f"queued_{decision.change.value}",
+                    f"version {item.content_hash[:12]}",
+                )
+            )
+            report.add(f"queued.{item.kind.value}")
+    if audit:
+        store.audit_many(audit)
 
 
 def with_stored_bills(store: Store, fetched: Fetched, names: Mapping[int, str]) -> Fetched:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -204,18 +205,20 @@ def _stream(
     marks = dict(watermarks)
     check = sweep and follow
     extremes: SortExtremes = {}
-    for listed in fetch_all_chunks(source, include_deleted=sweep, advance=advance):
-        chunk = with_lines(ctx.store, source, listed, report)
-        learn_vendor_times(ctx, chunk, vendor_ids)
-        extremes = sort_extremes(chunk, extremes)
-        if since is not None:
-            skipped.update(bill.fb_id for bill in chunk.bills if bill.issue_date < since)
-        if check and chunk.bills:
-            moved |= moved_bills(ctx.store, chunk.bills)
-        decisions = _ingest(ctx, chunk, since, ctx.run_id, report, names=names, skip=skipped)
-        if check and chunk.payments:
-            missed += missed_payments(ctx.store, chunk, moved, decisions)
-        marks = next_watermarks(chunk, marks)
+    # Closed at once when a slice fails, so the listing read ahead stops with it.
+    with closing(fetch_all_chunks(source, include_deleted=sweep, advance=advance)) as listing:
+        for listed in listing:
+            chunk = with_lines(ctx.store, source, listed, report)
+            learn_vendor_times(ctx, chunk, vendor_ids)
+            extremes = sort_extremes(chunk, extremes)
+            if since is not None:
+                skipped.update(bill.fb_id for bill in chunk.bills if bill.issue_date < since)
+            if check and chunk.bills:
+                moved |= moved_bills(ctx.store, chunk.bills)
+            decisions = _ingest(ctx, chunk, since, ctx.run_id, report, names=names, skip=skipped)
+            if check and chunk.payments:
+                missed += missed_payments(ctx.store, chunk, moved, decisions)
+            marks = next_watermarks(chunk, marks)
     report_missed(ctx.store, missed, report)
     check_sort_extremes(source, extremes)
     return marks

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import pytest
 
 from fbstampli.errors import RemoteError
 from fbstampli.freshbooks.parse import (
+    _to_decimal,
     error_message,
     error_number,
     parse_bill,
@@ -293,3 +294,20 @@ def test_every_error_shape_gives_one_line(body: object, message: str, errno: int
 
 def test_a_success_body_is_not_an_error() -> None:
     assert error_message({"response": {"result": {"bills": []}}}) is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [" 1.50 ", "\t-2\n", "1_000", "1e3", "0.10", "NaN", "abc", "", " ", 7, -3, 1.1, 0.1, 2.50],
+)
+def test_a_number_reads_as_its_text_did(value: object) -> None:
+    """Text and ints go to Decimal directly (issue 17): the value must be what
+    `Decimal(str(value).strip())` gave, a float its shortest text, never its binary form."""
+    try:
+        expected: Decimal | None = Decimal(str(value).strip())
+    except InvalidOperation:
+        expected = None
+    if expected is not None and not expected.is_finite():
+        expected = None
+    got = _to_decimal(value)
+    assert (got, str(got)) == (expected, str(expected))
