@@ -76,11 +76,53 @@ def snapshots_for(store: Store, kind: Kind, ids: Iterable[int]) -> dict[int, tup
     }
 
 
-def vendor_names(store: Store) -> dict[int, str]:
-    names: dict[int, str] = {}
-    for row in store.iterate("SELECT fb_id, payload FROM source_objects WHERE kind = 'vendor'"):
-        names[int(row["fb_id"])] = str(json.loads(row["payload"]).get("name", ""))
-    return names
+class VendorNames(dict[int, str]):
+    """Vendor id -> name: the names a run has set (what it fetched), and any other read from
+    its vendor snapshot on first use, once.
+
+    A run renders the bills it fetched, which name a few vendors; reading every vendor's
+    snapshot up front made each 15-minute run cost the whole vendor history.
+    """
+
+    def __init__(self, store: Store) -> None:
+        super().__init__()
+        self._store = store
+        self._absent: set[int] = set()
+
+    def _load(self, vendor_id: int) -> bool:
+        if vendor_id in self._absent:
+            return False
+        row = self._store.query_one(
+            "SELECT json_extract(payload, '$.name') AS name FROM source_objects "
+            "WHERE kind = 'vendor' AND fb_id = ?",
+            (vendor_id,),
+        )
+        if row is None:
+            self._absent.add(vendor_id)
+            return False
+        super().__setitem__(vendor_id, str(row["name"] or ""))
+        return True
+
+    def __contains__(self, key: object) -> bool:
+        return super().__contains__(key) or (isinstance(key, int) and self._load(key))
+
+    def __missing__(self, key: int) -> str:
+        if self._load(key):
+            return super().__getitem__(key)
+        raise KeyError(key)
+
+    def get(self, key: int, default: str | None = None) -> str | None:  # type: ignore[override]
+        if super().__contains__(key) or self._load(key):
+            return super().__getitem__(key)
+        return default
+
+    def __setitem__(self, key: int, value: str) -> None:
+        self._absent.discard(key)
+        super().__setitem__(key, value)
+
+
+def vendor_names(store: Store) -> VendorNames:
+    return VendorNames(store)
 
 
 _SAVE_SNAPSHOT = (

@@ -49,12 +49,13 @@ def bills_changed_since(store: Store, since: str, after_record: int) -> set[int]
     changed: set[int] = set()
     for sql, params in (
         (
-            "SELECT fb_id AS id FROM source_objects WHERE seen_at >= ? AND kind = 'bill'",
+            "SELECT fb_id AS id FROM source_objects INDEXED BY source_objects_seen "
+            "WHERE seen_at >= ? AND kind = 'bill'",
             (since,),
         ),
         (
             "SELECT json_extract(payload, '$.bill_id') AS id FROM source_objects "
-            "WHERE seen_at >= ? AND kind = 'bill_payment'",
+            "INDEXED BY source_objects_seen WHERE seen_at >= ? AND kind = 'bill_payment'",
             (since,),
         ),
         (
@@ -90,7 +91,8 @@ def payment_snapshots_between(store: Store, low: int, high: int) -> Iterator[Row
         "SELECT json_extract(payload, '$.bill_id') AS bill_id, "
         "json_extract(payload, '$.amount') AS amount, "
         "json_extract(payload, '$.currency_code') AS currency_code "
-        "FROM source_objects WHERE kind = 'bill_payment' AND vis_state != 1 "
+        "FROM source_objects INDEXED BY source_objects_payment_bill "
+        "WHERE kind = 'bill_payment' AND vis_state != 1 "
         "AND json_extract(payload, '$.bill_id') BETWEEN ? AND ?",
         (low, high),
     )

@@ -131,11 +131,14 @@ MIGRATIONS: tuple[str, ...] = (
     );
     """,
     # 2: reconcile keeps each bill's current outcome (one row per bill, rewritten only when it
-    # changes) instead of one row per bill per run; indexes find a bill's payment snapshots and
-    # what changed since the last reconcile.
+    # changes) instead of one row per bill per run; indexes find a bill's payment snapshots,
+    # what changed since the last reconcile, a batch's deliveries and the queue's next slice
+    # without reading every delivery ever made.
     """
     CREATE INDEX source_objects_payment_bill ON source_objects
         (json_extract(payload, '$.bill_id')) WHERE kind = 'bill_payment';
+    CREATE INDEX source_objects_bill_vendor ON source_objects
+        (json_extract(payload, '$.vendor_id')) WHERE kind = 'bill';
     CREATE TABLE reconcile_outcomes (
         id INTEGER PRIMARY KEY,
         fb_bill_id INTEGER,
@@ -150,6 +153,8 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX reconcile_outcomes_outcome ON reconcile_outcomes (outcome);
     CREATE INDEX source_objects_seen ON source_objects (seen_at);
     CREATE INDEX deliveries_status_updated ON deliveries (status, updated_at);
+    CREATE INDEX deliveries_queue ON deliveries (status, kind, id);
+    CREATE INDEX deliveries_batch ON deliveries (batch_id);
     INSERT OR IGNORE INTO reconcile_outcomes
         (fb_bill_id, stampli_invoice_id, outcome, detail, run_id)
         SELECT fb_bill_id, ifnull(stampli_invoice_id, ''), outcome, detail, run_id

@@ -125,8 +125,8 @@ _BILLS_BY_ID = (
     "SELECT payload FROM source_objects WHERE kind = 'bill' "
     "AND fb_id IN (SELECT value FROM json_each(?))"
 )
-_BILLS_BY_VENDOR = (  # a scan, but only when a vendor was renamed
-    "SELECT payload FROM source_objects WHERE kind = 'bill' "
+_BILLS_BY_VENDOR = (  # through the index on the bill's vendor id, only when one was renamed
+    "SELECT payload FROM source_objects INDEXED BY source_objects_bill_vendor WHERE kind = 'bill' "
     "AND json_extract(payload, '$.vendor_id') IN (SELECT value FROM json_each(?))"
 )
 
@@ -160,11 +160,12 @@ def payment_from_payload(text: str) -> BillPayment:
     )
 
 
-_LIVE_PAYMENTS_BY_VENDOR = (  # a join over snapshots, only when a vendor was renamed
-    "SELECT p.payload FROM source_objects AS p JOIN source_objects AS b "
-    "ON b.kind = 'bill' AND b.fb_id = json_extract(p.payload, '$.bill_id') "
-    "WHERE p.kind = 'bill_payment' AND p.vis_state != 1 "
-    "AND json_extract(b.payload, '$.vendor_id') IN (SELECT value FROM json_each(?))"
+_LIVE_PAYMENTS_BY_VENDOR = (  # the renamed vendors' bills, then their payments, by index
+    "SELECT p.payload FROM source_objects AS b INDEXED BY source_objects_bill_vendor "
+    "JOIN source_objects AS p INDEXED BY source_objects_payment_bill "
+    "ON p.kind = 'bill_payment' AND json_extract(p.payload, '$.bill_id') = b.fb_id "
+    "WHERE b.kind = 'bill' AND json_extract(b.payload, '$.vendor_id') IN "
+    "(SELECT value FROM json_each(?)) AND p.vis_state != 1"
 )
 
 
@@ -182,9 +183,10 @@ _STAMPS_BY_ID = (
     "SELECT fb_id, updated_at FROM source_objects WHERE kind = ? "
     "AND fb_id IN (SELECT value FROM json_each(?))"
 )
-_PAYMENTS_OF_BILLS = (  # a scan of payment snapshots, only when some bills moved
+_PAYMENTS_OF_BILLS = (  # the moved bills' payments, through the index on their bill id
     "SELECT fb_id, CAST(json_extract(payload, '$.bill_id') AS INTEGER) AS bill_id "
-    "FROM source_objects WHERE kind = 'bill_payment' AND vis_state != 1 "
+    "FROM source_objects INDEXED BY source_objects_payment_bill "
+    "WHERE kind = 'bill_payment' AND vis_state != 1 "
     "AND json_extract(payload, '$.bill_id') IN (SELECT value FROM json_each(?))"
 )
 _RESTAMP = (
