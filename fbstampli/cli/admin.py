@@ -80,8 +80,12 @@ def status(
     from fbstampli.services import admin
 
     document = admin.status(options_of(ctx))
-    if not options_of(ctx).quiet or as_json:
+    quiet = options_of(ctx).quiet
+    if not quiet or as_json:
         output.show_status(document, as_json=as_json, stuck=stuck)
+    if document["attention"] and (quiet or not output.stdout_is_terminal()):
+        # Under cron (-q, or stdout to a file) exit 1 still says why, in the one mailed line.
+        output.problem_line("needs attention: " + "; ".join(document["attention"]))
     raise typer.Exit(1 if document["attention"] else 0)
 
 

@@ -120,8 +120,11 @@ def test_status_json_keeps_the_full_data_under_a_pinned_schema(connected: Connec
     assert result.code == (1 if document["attention"] else 0)
 
 
-def test_status_quiet_prints_nothing_and_still_exits_1(connected: Connected) -> None:
+def test_status_quiet_prints_only_the_reason_on_stderr_and_exits_1(connected: Connected) -> None:
     connected.sftp.stop()
     assert connected.run("push-bills").code != 0
     result = connected.run("-q", "status")
     assert (result.code, result.stdout) == (1, "")
+    # The one line cron mails says why (exit 1 alone told an operator nothing).
+    assert result.stderr.startswith("fbstampli: needs attention: the last push-bills")
+    assert result.stderr.count("\n") == 1
