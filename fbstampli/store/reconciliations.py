@@ -42,10 +42,11 @@ def bill_snapshots_between(store: Store, low: int, high: int) -> list[Row]:
     )
 
 
-def bills_changed_since(store: Store, since: str, after_record: int) -> set[int]:
+def bills_changed_since(store: Store, since: str, after_record: int, now: str) -> set[int]:
     """The bill ids whose reconcile inputs changed: a bill or payment snapshot saved at or
     after `since`, a bill first delivered since, or a Stampli record stored after the
-    record id `after_record`; and the bills whose outcome may change with time alone."""
+    record id `after_record`; and the bills in progress whose outcome time alone may have
+    changed by `now`."""
     changed: set[int] = set()
     for sql, params in (
         (
@@ -69,8 +70,8 @@ def bills_changed_since(store: Store, since: str, after_record: int) -> set[int]
         ),
         (
             "SELECT fb_bill_id AS id FROM reconcile_outcomes WHERE outcome = 'in_progress' "
-            "AND fb_bill_id IS NOT NULL",
-            (),
+            "AND recheck_at <= ? AND fb_bill_id IS NOT NULL",
+            (now,),
         ),
     ):
         changed.update(
@@ -140,23 +141,29 @@ def unread_bill_ids(store: Store, *, without_outcome_only: bool) -> list[int]:
     return [int(row["id"]) for row in store.query(sql)]
 
 
-_OUTCOMES = "SELECT fb_bill_id, stampli_invoice_id, outcome, detail FROM reconcile_outcomes "
+_OUTCOMES = (
+    "SELECT fb_bill_id, stampli_invoice_id, outcome, detail, recheck_at FROM reconcile_outcomes "
+)
 
 
-def outcomes_between(store: Store, low: int, high: int) -> dict[OutcomeKey, tuple[str, str]]:
-    """The current (outcome, detail) of each bill with an id in [low, high]."""
+Stored = tuple[str, str, str | None]  # (outcome, detail, recheck_at)
+
+
+def outcomes_between(store: Store, low: int, high: int) -> dict[OutcomeKey, Stored]:
+    """The current (outcome, detail, recheck_at) of each bill with an id in [low, high]."""
     return _outcomes(store.iterate(_OUTCOMES + "WHERE fb_bill_id BETWEEN ? AND ?", (low, high)))
 
 
-def outcomes_naming_no_bill(store: Store) -> dict[OutcomeKey, tuple[str, str]]:
+def outcomes_naming_no_bill(store: Store) -> dict[OutcomeKey, Stored]:
     return _outcomes(store.iterate(_OUTCOMES + "WHERE fb_bill_id IS NULL"))
 
 
-def _outcomes(rows: Iterable[Row]) -> dict[OutcomeKey, tuple[str, str]]:
+def _outcomes(rows: Iterable[Row]) -> dict[OutcomeKey, Stored]:
     return {
         (row["fb_bill_id"], str(row["stampli_invoice_id"])): (
             str(row["outcome"]),
             str(row["detail"]),
+            row["recheck_at"],
         )
         for row in rows
     }
@@ -165,16 +172,17 @@ def _outcomes(rows: Iterable[Row]) -> dict[OutcomeKey, tuple[str, str]]:
 def save_outcomes(
     store: Store,
     run_id: int,
-    changed: Iterable[tuple[int | None, str, str, str]],
+    changed: Iterable[tuple[int | None, str, str, str, str | None]],
     gone: Iterable[OutcomeKey],
 ) -> None:
-    """Write the (bill id, invoice id, outcome, detail) that are new or changed, and remove
-    the outcomes of keys no longer reconciled."""
+    """Write the (bill id, invoice id, outcome, detail, recheck_at) that are new or changed,
+    and remove the outcomes of keys no longer reconciled."""
     store.execute_many(
-        "INSERT INTO reconcile_outcomes (fb_bill_id, stampli_invoice_id, outcome, detail, run_id) "
-        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (ifnull(fb_bill_id, 0), stampli_invoice_id) "
+        "INSERT INTO reconcile_outcomes "
+        "(fb_bill_id, stampli_invoice_id, outcome, detail, recheck_at, run_id) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (ifnull(fb_bill_id, 0), stampli_invoice_id) "
         "DO UPDATE SET outcome = excluded.outcome, detail = excluded.detail, "
-        "run_id = excluded.run_id",
+        "recheck_at = excluded.recheck_at, run_id = excluded.run_id",
         [(*row, run_id) for row in changed],
     )
     store.execute_many(

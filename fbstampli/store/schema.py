@@ -145,12 +145,13 @@ MIGRATIONS: tuple[str, ...] = (
         stampli_invoice_id TEXT NOT NULL DEFAULT '',
         outcome TEXT NOT NULL,
         detail TEXT NOT NULL DEFAULT '',
-        run_id INTEGER NOT NULL
+        run_id INTEGER NOT NULL,
+        recheck_at TEXT
     );
     CREATE UNIQUE INDEX reconcile_outcomes_key ON reconcile_outcomes
         (ifnull(fb_bill_id, 0), stampli_invoice_id);
     CREATE INDEX reconcile_outcomes_bill ON reconcile_outcomes (fb_bill_id);
-    CREATE INDEX reconcile_outcomes_outcome ON reconcile_outcomes (outcome);
+    CREATE INDEX reconcile_outcomes_due ON reconcile_outcomes (outcome, recheck_at);
     CREATE INDEX source_objects_seen ON source_objects (seen_at);
     CREATE INDEX deliveries_status_updated ON deliveries (status, updated_at);
     CREATE INDEX deliveries_queue ON deliveries (status, kind, id);

@@ -121,6 +121,25 @@ def classify(
     return Result(bill.fb_id, invoice, Outcome.IN_PROGRESS, stampli.approval if stampli else "")
 
 
+def changes_by_time_at(
+    stampli: StampliFacts | None,
+    *,
+    delivered_at: datetime | None,
+    approved_unpaid_days: int,
+    uncaptured_hours: int,
+) -> datetime | None:
+    """When an in-progress bill's outcome turns by time alone, with no new fact: an approval
+    left unpaid too long, or a bill sent and not captured in time. None: time alone never
+    turns it (only a new fact can). The rules are `classify`'s, read forward."""
+    moments = []
+    if stampli is not None and stampli.approval == "approved" and stampli.approved_at is not None:
+        moments.append(stampli.approved_at + timedelta(days=approved_unpaid_days))
+    captured = stampli is not None and (stampli.captured or bool(stampli.approval))
+    if not captured and delivered_at is not None:
+        moments.append(delivered_at + timedelta(hours=uncaptured_hours))
+    return min(moments, default=None)
+
+
 def reconcile(
     bills: Mapping[int, BillFacts],
     fb_payments: Mapping[int, list[Money]],

@@ -27,7 +27,7 @@ from fbstampli.config import ReconcileSettings
 from fbstampli.models import Kind, VisState
 from fbstampli.report import RunReport
 from fbstampli.store import Row, Store, outbox, reconciliations
-from fbstampli.store.reconciliations import HIGHEST_ID, LOWEST_ID, OutcomeKey
+from fbstampli.store.reconciliations import HIGHEST_ID, LOWEST_ID, OutcomeKey, Stored
 from fbstampli.sync import matching
 from fbstampli.sync.matching import BillFacts, Money, Outcome, Result, StampliFacts
 from fbstampli.sync.ports import BillSource
@@ -152,8 +152,9 @@ def reconcile_state(
 
     Between full passes only the bills whose snapshots, deliveries or Stampli
     records changed since the last reconcile are classified again, with those
-    whose outcome can change by time alone (`in_progress`): a quiet run costs
-    what the changes cost. The whole pass is one transaction, with the audit
+    in progress whose outcome time alone turns by now (an approval left unpaid
+    too long, a bill not captured in time): a quiet run costs what the changes
+    cost. The whole pass is one transaction, with the audit
     lines of the bills whose outcome changed: a killed reconcile leaves the
     previous outcomes whole. The look-ups happen before it, so no request runs
     under the lock.
@@ -166,10 +167,11 @@ def reconcile_state(
 
     def settle(
         results: list[Result],
-        before: Mapping[OutcomeKey, tuple[str, str]],
+        recheck: Mapping[int, str],
+        before: Mapping[OutcomeKey, Stored],
         carried: frozenset[int],
     ) -> None:
-        changed, gone = _changes(results, before, carried)
+        changed, gone = _changes(results, recheck, before, carried)
         reconciliations.save_outcomes(store, run_id, changed, gone)
         store.audit_many(_audit_lines(results, before, at=at, run_id=run_id))
 
@@ -178,14 +180,17 @@ def reconcile_state(
         if daily or since is None:  # the daily pass, the first, or new settings: every bill
             ranges = _every_range(store)
         else:
-            changed = reconciliations.bills_changed_since(store, since["at"], since["record"])
+            changed = reconciliations.bills_changed_since(
+                store, since["at"], since["record"], to_utc_text(now)
+            )
             ranges = _ranges_of(store, changed | looked_up.ids)
         for low, high, snapshots in ranges:
-            results, carried = _range_results(
+            results, recheck, carried = _range_results(
                 store, snapshots, low, high, looked_up, settings, now=now
             )
-            settle(results, reconciliations.outcomes_between(store, low, high), carried)
-        settle(_unnamed_results(store), reconciliations.outcomes_naming_no_bill(store), frozenset())
+            settle(results, recheck, reconciliations.outcomes_between(store, low, high), carried)
+        unnamed = reconciliations.outcomes_naming_no_bill(store)
+        settle(_unnamed_results(store), {}, unnamed, frozenset())
         store.put_value(reconciliations.LAST_RUN_KEY, str(run_id))
         store.put_json(CHANGES_KEY, {"at": at, "record": last_record, "settings": fingerprint})
         if daily:
@@ -232,8 +237,9 @@ def _range_results(
     settings: ReconcileSettings,
     *,
     now: datetime,
-) -> tuple[list[Result], frozenset[int]]:
-    """The outcomes of the bills with ids in [low, high], and the unread ids left as they are."""
+) -> tuple[list[Result], dict[int, str], frozenset[int]]:
+    """The outcomes of the bills with ids in [low, high], when time alone may turn those in
+    progress, and the unread ids left as they are."""
     bills = {
         int(row["fb_id"]): BillFacts(
             int(row["fb_id"]), str(row["currency_code"]), Decimal(str(row["total_amount"]))
@@ -259,17 +265,29 @@ def _range_results(
         if row["fb_bill_id"] not in read and row["fb_bill_id"] not in looked_up.ids
     )
     stampli, unknown = stampli_facts(records, bills, carried=carried)
+    delivered = outbox.first_delivered_at(store, Kind.BILL, low, high)
     results = matching.reconcile(
         bills,
         fb_payments,
         stampli,
         unknown,
-        outbox.first_delivered_at(store, Kind.BILL, low, high),
+        delivered,
         now=now,
         approved_unpaid_days=settings.approved_unpaid_days,
         uncaptured_hours=settings.uncaptured_hours,
     )
-    return results, carried
+    recheck: dict[int, str] = {}
+    for result in results:
+        if result.outcome is Outcome.IN_PROGRESS and result.fb_bill_id is not None:
+            moment = matching.changes_by_time_at(
+                stampli.get(result.fb_bill_id),
+                delivered_at=delivered.get(result.fb_bill_id),
+                approved_unpaid_days=settings.approved_unpaid_days,
+                uncaptured_hours=settings.uncaptured_hours,
+            )
+            if moment is not None:
+                recheck[result.fb_bill_id] = to_utc_text(moment)
+    return results, recheck, carried
 
 
 def _unnamed_results(store: Store) -> list[Result]:
@@ -284,23 +302,24 @@ def _key(result: Result) -> OutcomeKey:
 
 def _changes(
     results: list[Result],
-    before: Mapping[OutcomeKey, tuple[str, str]],
+    recheck: Mapping[int, str],
+    before: Mapping[OutcomeKey, Stored],
     carried: frozenset[int],
-) -> tuple[list[tuple[int | None, str, str, str]], list[OutcomeKey]]:
+) -> tuple[list[tuple[int | None, str, str, str, str | None]], list[OutcomeKey]]:
     """The outcomes to write (new or changed) and the keys to drop (no longer reconciled)."""
     now = {_key(result): result for result in results}
-    changed = [
-        (result.fb_bill_id, key[1], result.outcome.value, result.detail)
-        for key, result in now.items()
-        if before.get(key) != (result.outcome.value, result.detail)
-    ]
+    changed = []
+    for key, result in now.items():
+        due = recheck.get(result.fb_bill_id) if result.fb_bill_id is not None else None
+        if before.get(key) != (result.outcome.value, result.detail, due):
+            changed.append((result.fb_bill_id, key[1], result.outcome.value, result.detail, due))
     gone = [key for key in before if key not in now and key[0] not in carried]
     return changed, gone
 
 
 def _audit_lines(
     results: list[Result],
-    before: Mapping[OutcomeKey, tuple[str, str]],
+    before: Mapping[OutcomeKey, Stored],
     *,
     at: str,
     run_id: int,

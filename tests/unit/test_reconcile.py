@@ -714,12 +714,14 @@ def test_a_quiet_reconcile_classifies_only_the_bills_whose_facts_changed(
     assert classified.take() == 1000  # and once a day, the safety net
 
 
-def test_a_bill_waiting_on_time_alone_is_classified_again_in_every_quiet_reconcile(
+def test_a_bill_in_progress_is_classified_again_when_time_alone_can_turn_it(
     store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settled_history(store, 50)
-    pushed(store, ListSource(bills=[fb_bill(60)]))
+    pushed(store, ListSource(bills=[fb_bill(n) for n in range(60, 81)]))
     delivered(store, 60, NOW - timedelta(hours=1))  # sent an hour ago: in progress
+    for n in range(61, 81):  # sent ten minutes ago: in progress too, and not due as soon
+        delivered(store, n, NOW - timedelta(minutes=10))
     classified = Classified(monkeypatch)
     clock.advance(minutes=15)
     reconcile_state(store, never_asked, ReconcileSettings(), now=NOW, run_id=1,
@@ -735,5 +737,35 @@ def test_a_bill_waiting_on_time_alone_is_classified_again_in_every_quiet_reconci
         run_id=2,
         report=RunReport("r"),
     )  # a day since it was sent; fmt: skip
-    assert classified.take() == 1  # only the bill time can change
+    assert classified.take() == 1  # only the bill whose time has come
     assert (60, "not_captured") in outcomes(store)  # and it did: a day with no capture
+    assert (61, "in_progress") in outcomes(store)
+
+
+@pytest.mark.parametrize(
+    ("stampli", "delivered_at"),
+    [
+        (None, NOW - timedelta(hours=2)),  # sent, never captured
+        (StampliFacts(captured=True), NOW - timedelta(hours=2)),  # captured: time turns nothing
+        (StampliFacts(captured=True, approval="approved", approved_at=NOW), None),
+        (StampliFacts(approval="approved", approved_at=NOW - timedelta(days=1)), NOW),
+        (StampliFacts(captured=True, approval="rejected", approved_at=NOW), NOW),
+        (None, None),
+    ],
+)
+def test_the_moment_time_turns_an_in_progress_bill_is_the_moment_classify_turns_it(
+    stampli: StampliFacts | None, delivered_at: datetime | None
+) -> None:
+    def outcome(at: datetime) -> Outcome:
+        return classify(BILL, [], stampli, delivered_at=delivered_at, now=at,
+                        approved_unpaid_days=7, uncaptured_hours=24).outcome  # fmt: skip
+
+    assert outcome(NOW) is Outcome.IN_PROGRESS
+    moment = matching_module.changes_by_time_at(
+        stampli, delivered_at=delivered_at, approved_unpaid_days=7, uncaptured_hours=24
+    )
+    if moment is None:
+        assert outcome(NOW + timedelta(days=3650)) is Outcome.IN_PROGRESS
+    else:
+        assert outcome(moment - timedelta(seconds=1)) is Outcome.IN_PROGRESS
+        assert outcome(moment) is not Outcome.IN_PROGRESS
