@@ -257,7 +257,7 @@ def render_rows(
 
 
 def _vendor_name(vendor_id: int, vendor_names: Mapping[int, str] | None, what: str) -> str:
-    name = (vendor_names or {}).get(vendor_id)
+    name = vendor_names.get(vendor_id) if vendor_names is not None else None
     if name is None:
         raise RenderError(
             f"{what} names vendor {vendor_id}, whose name is not known; sync vendors first"

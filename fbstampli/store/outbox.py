@@ -103,6 +103,11 @@ class VendorNames(dict[int, str]):
         super().__setitem__(vendor_id, str(row["name"] or ""))
         return True
 
+    def __bool__(self) -> bool:
+        """Never falsy: a name not read yet is still there to be read (`names or {}` would
+        drop them all)."""
+        return True
+
     def __contains__(self, key: object) -> bool:
         return super().__contains__(key) or (isinstance(key, int) and self._load(key))
 
