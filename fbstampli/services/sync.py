@@ -217,6 +217,7 @@ def pull_stampli(options: Options, *, now: bool) -> RunReport:
 def run_reconcile(rt: Runtime) -> RunReport:
     """Classify each bill from push's snapshots and Stampli's stored exports; store and report."""
     from fbstampli.store.runs import last_success_started_at
+    from fbstampli.sync.push import READ_AT_KEY
     from fbstampli.sync.reconcile import reconcile_state
 
     report = RunReport("reconcile")
@@ -229,7 +230,8 @@ def run_reconcile(rt: Runtime) -> RunReport:
             run_id=run.id,
             report=report,
         )
-    pushed = last_success_started_at(rt.store, "push-bills")
+    # Read by a push whatever became of its uploads; older states know only the runs.
+    pushed = rt.store.get_value(READ_AT_KEY) or last_success_started_at(rt.store, "push-bills")
     if pushed is None:
         report.notes.append(
             "FreshBooks' bills and payments have not been read yet: run `fbstampli sync`, "
@@ -250,14 +252,16 @@ ReconciliationShower = Callable[[RunReport, Iterator[Mapping[str, Any]]], None]
 
 
 def reconcile(options: Options, show: ReconciliationShower) -> RunReport:
-    """Reconcile, then hand every current outcome to `show` while the state is still open:
-    the report is streamed from the store, never held whole."""
+    """Reconcile under the run lock, then hand every current outcome to `show`: streamed from
+    the store, never held whole, and without the lock, so a report read slowly (a pager, a
+    full disk's retries) never holds up the cron runs."""
     from fbstampli.store.reconciliations import current_outcomes
 
     with open_runtime(options) as rt:
         report = run_reconcile(rt)
+    with open_runtime(options, lock=False) as rt:
         show(report, (dict(row) for row in current_outcomes(rt.store)))
-        return report
+    return report
 
 
 # -- sync: the cron entry ------------------------------------------------------------------------
@@ -283,7 +287,7 @@ def sync(
             shown.stage("Reading Stampli's exports")
             report.merge(run_pull(rt))
             shown.stage("Reconciling")
-            rt.on_page = None  # reconcile re-reads FreshBooks; one bar says it
+            rt.on_page = None  # only a bill never read is asked for; no page bar
             report.merge(run_reconcile(rt))
             shown.stage("")
         return report

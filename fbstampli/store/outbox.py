@@ -512,19 +512,6 @@ def requeue_all(store: Store, status: DeliveryStatus) -> list[Row]:
     return rows
 
 
-def first_delivered_at(store: Store, kind: Kind, low: int, high: int) -> dict[int, datetime]:
-    """fb_id -> when its first version reached Stampli, for objects of `kind` with an id in
-    [low, high] that did."""
-    return {
-        int(row["fb_id"]): datetime.fromisoformat(row["at"])
-        for row in store.iterate(
-            "SELECT fb_id, min(updated_at) AS at FROM deliveries "
-            "WHERE kind = ? AND fb_id BETWEEN ? AND ? AND status = ? GROUP BY fb_id",
-            (kind.value, low, high, DeliveryStatus.DELIVERED),
-        )
-    }
-
-
 def has_snapshots(store: Store) -> bool:
     """Whether anything was ever read from FreshBooks (false before the first sync)."""
     return store.query_one("SELECT 1 FROM source_objects LIMIT 1") is not None

@@ -1,14 +1,17 @@
 """Reconcile's inputs and its current outcomes, as the store keeps them.
 
 Queries only; `sync/reconcile.py` decides what they mean. Every input is read
-for one range of bill ids at a time, so a reconcile's memory follows the
-range, not the account; the few payload fields it needs are read by SQLite's
-JSON functions, so no Python JSON parsing either.
+for one set of bills at a time (`BillSet`), so a reconcile's memory follows
+the set, not the account; the few payload fields it needs are read by
+SQLite's JSON functions, so no Python JSON parsing either.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
 
 from fbstampli.store import Row, Store
 
@@ -21,25 +24,57 @@ HIGHEST_ID = 2**63 - 1
 OutcomeKey = tuple[int | None, str]  # (FreshBooks bill id, Stampli invoice id)
 
 
-def bill_snapshots_after(store: Store, after: int, limit: int) -> list[Row]:
-    """The next `limit` bill snapshots by id, deleted ones too: (fb_id, vis_state,
-    currency_code, total_amount)."""
-    return store.query(
-        "SELECT fb_id, vis_state, json_extract(payload, '$.currency_code') AS currency_code, "
-        "json_extract(payload, '$.total_amount') AS total_amount FROM source_objects "
-        "WHERE kind = 'bill' AND fb_id > ? ORDER BY fb_id LIMIT ?",
+@dataclass(frozen=True, slots=True)
+class BillSet:
+    """The bills one reconcile step reads: every id in [low, high], or exactly `ids`.
+
+    A full pass walks ranges; a quiet run takes the ids that changed, which
+    may lie far apart (an old bill paid, a new one sent): a range spanning them
+    would read the whole history in between.
+    """
+
+    low: int = LOWEST_ID
+    high: int = HIGHEST_ID
+    ids: frozenset[int] | None = None
+
+    def holds(self, bill_id: int) -> bool:
+        if self.ids is None:
+            return self.low <= bill_id <= self.high
+        return bill_id in self.ids
+
+    def params(self) -> tuple[object, ...]:
+        return (self.low, self.high) if self.ids is None else (json.dumps(sorted(self.ids)),)
+
+
+_IN_RANGE = "BETWEEN ? AND ? "
+_IN_IDS = "IN (SELECT value FROM json_each(?)) "
+
+
+def _where(bills: BillSet) -> str:
+    return _IN_RANGE if bills.ids is None else _IN_IDS
+
+
+def bill_ids_after(store: Store, after: int, limit: int) -> list[int]:
+    """The next `limit` bill snapshot ids after `after`, deleted bills too: a full pass's
+    ranges."""
+    rows = store.query(
+        "SELECT fb_id FROM source_objects WHERE kind = 'bill' AND fb_id > ? ORDER BY fb_id LIMIT ?",
         (after, limit),
     )
+    return [int(row["fb_id"]) for row in rows]
 
 
-def bill_snapshots_between(store: Store, low: int, high: int) -> list[Row]:
-    """The bill snapshots with ids in [low, high], as `bill_snapshots_after` gives them."""
-    return store.query(
-        "SELECT fb_id, vis_state, json_extract(payload, '$.currency_code') AS currency_code, "
-        "json_extract(payload, '$.total_amount') AS total_amount FROM source_objects "
-        "WHERE kind = 'bill' AND fb_id BETWEEN ? AND ? ORDER BY fb_id",
-        (low, high),
-    )
+_BILL_SNAPSHOTS = (
+    "SELECT fb_id, vis_state, json_extract(payload, '$.currency_code') AS currency_code, "
+    "json_extract(payload, '$.total_amount') AS total_amount FROM source_objects "
+    "WHERE kind = 'bill' AND fb_id "
+)
+
+
+def bill_snapshots(store: Store, bills: BillSet) -> list[Row]:
+    """The bill snapshots of `bills`, deleted ones too: (fb_id, vis_state, currency_code,
+    total_amount)."""
+    return store.query(_BILL_SNAPSHOTS + _where(bills), bills.params())
 
 
 def bills_changed_since(store: Store, since: str, after_record: int, now: str) -> set[int]:
@@ -85,18 +120,19 @@ def last_record_id(store: Store) -> int:
     return 0 if row is None or row["id"] is None else int(row["id"])
 
 
-def payment_snapshots_between(store: Store, low: int, high: int) -> Iterator[Row]:
-    """The live payment snapshots of the bills with ids in [low, high]: (bill_id, amount,
-    currency_code). Found through the index on the payload's bill id."""
-    yield from store.iterate(
-        "SELECT json_extract(payload, '$.bill_id') AS bill_id, "
-        "json_extract(payload, '$.amount') AS amount, "
-        "json_extract(payload, '$.currency_code') AS currency_code "
-        "FROM source_objects INDEXED BY source_objects_payment_bill "
-        "WHERE kind = 'bill_payment' AND vis_state != 1 "
-        "AND json_extract(payload, '$.bill_id') BETWEEN ? AND ?",
-        (low, high),
-    )
+_PAYMENT_SNAPSHOTS = (
+    "SELECT json_extract(payload, '$.bill_id') AS bill_id, "
+    "json_extract(payload, '$.amount') AS amount, "
+    "json_extract(payload, '$.currency_code') AS currency_code "
+    "FROM source_objects INDEXED BY source_objects_payment_bill "
+    "WHERE kind = 'bill_payment' AND vis_state != 1 AND json_extract(payload, '$.bill_id') "
+)
+
+
+def payment_snapshots(store: Store, bills: BillSet) -> Iterator[Row]:
+    """The live payment snapshots of `bills`: (bill_id, amount, currency_code), found
+    through the index on the payload's bill id."""
+    yield from store.iterate(_PAYMENT_SNAPSHOTS + _where(bills), bills.params())
 
 
 _RECORD_FIELDS = (
@@ -112,10 +148,10 @@ _RECORD_FIELDS = (
 )
 
 
-def stampli_records_between(store: Store, low: int, high: int) -> Iterator[Row]:
-    """The stored Stampli records naming a bill id in [low, high], in arrival order."""
-    yield from store.iterate(
-        _RECORD_FIELDS + "WHERE fb_bill_id BETWEEN ? AND ? ORDER BY id", (low, high)
+def stampli_records(store: Store, bills: BillSet) -> list[Row]:
+    """The stored Stampli records naming one of `bills`, in arrival order."""
+    return store.query(
+        _RECORD_FIELDS + "WHERE fb_bill_id " + _where(bills) + "ORDER BY id", bills.params()
     )
 
 
@@ -124,21 +160,55 @@ def stampli_records_naming_no_bill(store: Store) -> Iterator[Row]:
     yield from store.iterate(_RECORD_FIELDS + "WHERE fb_bill_id IS NULL ORDER BY id")
 
 
+def records_naming_no_bill_after(store: Store, after_record: int) -> bool:
+    """Whether a Stampli record naming no bill arrived after record id `after_record`."""
+    return (
+        store.query_one(
+            "SELECT 1 FROM stampli_records WHERE id > ? AND fb_bill_id IS NULL LIMIT 1",
+            (after_record,),
+        )
+        is not None
+    )
+
+
+_FIRST_DELIVERED = (
+    "SELECT fb_id, min(updated_at) AS at FROM deliveries "
+    "WHERE kind = 'bill' AND status = 'delivered' AND fb_id "
+)
+
+
+def first_delivered_at(store: Store, bills: BillSet) -> dict[int, datetime]:
+    """Bill id -> when its first version reached Stampli, for those of `bills` that did."""
+    sql = _FIRST_DELIVERED + _where(bills) + "GROUP BY fb_id"
+    return {
+        int(row["fb_id"]): datetime.fromisoformat(row["at"])
+        for row in store.iterate(sql, bills.params())
+    }
+
+
 _UNREAD = (
     "SELECT DISTINCT r.fb_bill_id AS id FROM stampli_records AS r "
     "WHERE r.fb_bill_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM source_objects AS s "
     "WHERE s.kind = 'bill' AND s.fb_id = r.fb_bill_id) "
 )
-_WITHOUT_OUTCOME = (
-    "AND NOT EXISTS (SELECT 1 FROM reconcile_outcomes AS o WHERE o.fb_bill_id = r.fb_bill_id) "
+# The records that arrived after a record id, by their ids (left to choose, SQLite walked
+# the bill id index from its start).
+_UNREAD_AFTER = (
+    "SELECT DISTINCT r.fb_bill_id AS id FROM stampli_records AS r NOT INDEXED "
+    "WHERE r.id > ? AND r.fb_bill_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM source_objects "
+    "AS s WHERE s.kind = 'bill' AND s.fb_id = r.fb_bill_id) "
 )
 
 
-def unread_bill_ids(store: Store, *, without_outcome_only: bool) -> list[int]:
+def unread_bill_ids(store: Store, *, after_record: int | None) -> list[int]:
     """Bill ids Stampli's records name that fbstampli never read from FreshBooks (no snapshot,
-    not even a deleted one); only those with no outcome yet if `without_outcome_only`."""
-    sql = _UNREAD + (_WITHOUT_OUTCOME if without_outcome_only else "") + "ORDER BY r.fb_bill_id"
-    return [int(row["id"]) for row in store.query(sql)]
+    not even a deleted one): named by any record, or (`after_record`) by the records that
+    arrived after that record id."""
+    if after_record is None:
+        rows = store.query(_UNREAD + "ORDER BY r.fb_bill_id")
+    else:
+        rows = store.query(_UNREAD_AFTER + "ORDER BY r.fb_bill_id", (after_record,))
+    return [int(row["id"]) for row in rows]
 
 
 _OUTCOMES = (
@@ -149,9 +219,9 @@ _OUTCOMES = (
 Stored = tuple[str, str, str | None]  # (outcome, detail, recheck_at)
 
 
-def outcomes_between(store: Store, low: int, high: int) -> dict[OutcomeKey, Stored]:
-    """The current (outcome, detail, recheck_at) of each bill with an id in [low, high]."""
-    return _outcomes(store.iterate(_OUTCOMES + "WHERE fb_bill_id BETWEEN ? AND ?", (low, high)))
+def outcomes(store: Store, bills: BillSet) -> dict[OutcomeKey, Stored]:
+    """The current (outcome, detail, recheck_at) of each of `bills`."""
+    return _outcomes(store.iterate(_OUTCOMES + "WHERE fb_bill_id " + _where(bills), bills.params()))
 
 
 def outcomes_naming_no_bill(store: Store) -> dict[OutcomeKey, Stored]:

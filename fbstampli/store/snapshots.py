@@ -160,12 +160,16 @@ def payment_from_payload(text: str) -> BillPayment:
     )
 
 
-_LIVE_PAYMENTS_BY_VENDOR = (  # the renamed vendors' bills, then their payments, by index
-    "SELECT p.payload FROM source_objects AS b INDEXED BY source_objects_bill_vendor "
-    "JOIN source_objects AS p INDEXED BY source_objects_payment_bill "
-    "ON p.kind = 'bill_payment' AND json_extract(p.payload, '$.bill_id') = b.fb_id "
-    "WHERE b.kind = 'bill' AND json_extract(b.payload, '$.vendor_id') IN "
-    "(SELECT value FROM json_each(?)) AND p.vis_state != 1"
+# Two steps, each by its index: the renamed vendors' bills, then those bills' payments.
+# (As one join SQLite walked the whole payment index once per bill.)
+_BILL_IDS_BY_VENDOR = (
+    "SELECT fb_id FROM source_objects INDEXED BY source_objects_bill_vendor WHERE kind = 'bill' "
+    "AND json_extract(payload, '$.vendor_id') IN (SELECT value FROM json_each(?))"
+)
+_LIVE_PAYMENTS_OF_BILLS = (
+    "SELECT payload FROM source_objects INDEXED BY source_objects_payment_bill "
+    "WHERE kind = 'bill_payment' AND vis_state != 1 "
+    "AND json_extract(payload, '$.bill_id') IN (SELECT value FROM json_each(?))"
 )
 
 
@@ -173,9 +177,15 @@ def stored_payments_of_vendors(store: Store, vendor_ids: Collection[int]) -> lis
     """The live payments, from their snapshots, of the bills of these vendors."""
     if not vendor_ids:
         return []
+    bills = [
+        int(row["fb_id"])
+        for row in store.iterate(_BILL_IDS_BY_VENDOR, (json.dumps(sorted(set(vendor_ids))),))
+    ]
+    if not bills:
+        return []
     return [
         payment_from_payload(str(row["payload"]))
-        for row in store.iterate(_LIVE_PAYMENTS_BY_VENDOR, (json.dumps(sorted(set(vendor_ids))),))
+        for row in store.iterate(_LIVE_PAYMENTS_OF_BILLS, (json.dumps(bills),))
     ]
 
 
@@ -221,3 +231,31 @@ def restamp(store: Store, kind: Kind, stamps: Iterable[tuple[int, str]]) -> None
     rows = [(stamp, kind.value, fb_id, stamp) for fb_id, stamp in stamps]
     if rows:
         store.execute_many(_RESTAMP, rows)
+
+
+_RECONCILE_FACTS = {
+    Kind.BILL: (
+        "SELECT fb_id, json_extract(payload, '$.currency_code') AS a, "
+        "json_extract(payload, '$.total_amount') AS b FROM source_objects WHERE kind = 'bill' "
+        "AND fb_id IN (SELECT value FROM json_each(?))"
+    ),
+    Kind.PAYMENT: (
+        "SELECT fb_id, json_extract(payload, '$.amount') AS a, "
+        "json_extract(payload, '$.currency_code') AS b, json_extract(payload, '$.bill_id') AS c "
+        "FROM source_objects WHERE kind = 'bill_payment' "
+        "AND fb_id IN (SELECT value FROM json_each(?))"
+    ),
+}
+
+
+def stored_reconcile_facts(
+    store: Store, kind: Kind, ids: Collection[int]
+) -> dict[int, tuple[object, ...]]:
+    """What reconcile reads of these bills' (currency, total) or payments' (amount, currency,
+    bill) snapshots, as `payload_of` wrote them."""
+    if not ids:
+        return {}
+    rows = store.iterate(_RECONCILE_FACTS[kind], (json.dumps(sorted(set(ids))),))
+    if kind is Kind.BILL:
+        return {int(row["fb_id"]): (row["a"], row["b"]) for row in rows}
+    return {int(row["fb_id"]): (row["a"], row["b"], row["c"]) for row in rows}

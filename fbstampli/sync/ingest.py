@@ -34,7 +34,13 @@ from fbstampli.store.outbox import (
     snapshots_for,
     vendor_names,
 )
-from fbstampli.store.snapshots import payload_of, restamp, stored_bills, stored_payments_of_vendors
+from fbstampli.store.snapshots import (
+    payload_of,
+    restamp,
+    stored_bills,
+    stored_payments_of_vendors,
+    stored_reconcile_facts,
+)
 from fbstampli.sync.plan import Change, Decision, Observed, Snapshot, plan_changes
 from fbstampli.sync.ports import BillSource, Renderer
 from fbstampli.sync.prefetch import AHEAD, read_ahead
@@ -389,8 +395,15 @@ def apply_changes(
     by_key = {(item.kind, item.fb_id): obj for item, obj in observed}
     decisions = plan_changes((item for item, _ in observed), stored)
     changed = {(d.observed.kind, d.observed.fb_id) for d in decisions}
+    stale = _stale_facts(store, observed, changed)
     with store.transaction():
         _apply(store, decisions, by_key, send_payments, report_deleted, run_id, report)
+        # The same rows, so nothing to send; but reconcile reads these snapshots.
+        refreshed = [
+            (i.kind, i.fb_id, i.updated_at, i.vis_state, i.content_hash, payload_of(obj))
+            for i, obj in stale
+        ]
+        save_snapshots(store, refreshed)
         restamp(
             store,
             Kind.BILL,
@@ -405,6 +418,40 @@ def apply_changes(
         )
     report.add("unchanged", len(observed) - len(decisions))
     return decisions
+
+
+def _reconcile_facts(obj: SourceObject) -> tuple[object, ...] | None:
+    """What reconcile reads of a bill or payment, as its stored snapshot has it."""
+    if isinstance(obj, Bill):
+        return (obj.currency_code, str(obj.total_amount))
+    if isinstance(obj, BillPayment):
+        return (str(obj.amount), obj.currency_code, obj.bill_id)
+    return None
+
+
+def _stale_facts(
+    store: Store,
+    observed: list[tuple[Observed, SourceObject]],
+    changed: set[tuple[Kind, int]],
+) -> list[tuple[Observed, SourceObject]]:
+    """Unchanged objects whose amount, currency or bill moved all the same.
+
+    A version is its rendered rows: a template without an amount column sees no
+    change when a payment's amount is corrected. Reconcile reads the amount
+    from the snapshot, so the snapshot is refreshed (nothing is sent).
+    """
+    stale: list[tuple[Observed, SourceObject]] = []
+    for kind in (Kind.BILL, Kind.PAYMENT):
+        same = {
+            item.fb_id: (item, obj)
+            for item, obj in observed
+            if item.kind is kind and (kind, item.fb_id) not in changed
+        }
+        for fb_id, facts in stored_reconcile_facts(store, kind, same).items():
+            item, obj = same[fb_id]
+            if facts != _reconcile_facts(obj):
+                stale.append((item, obj))
+    return stale
 
 
 def _apply(

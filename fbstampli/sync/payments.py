@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 # sweep or a listing showed FreshBooks does not behave so; never cleared by the program.
 FOLLOW_KEY = "push.payments.follow_bills"
 DISPROVED = "disproved"
+DISPROVED_AT_KEY = "push.payments.disproved_at"
 SWEEP_KEY = "push.last_full_sweep"  # when push last listed everything; its sweep checks the fact
 # Above this many moved bills, the payments are listed whole (and the moved bills'
 # taken from the listing) rather than searched bill by bill.
@@ -62,12 +63,14 @@ def disproval(store: Store) -> str | None:
 def as_fact(store: Store) -> dict[str, Fact]:
     """The fast path's standing as a behaviour fact, for doctor and status beside the others:
     nothing before a full sweep has checked it; "holds" or "disproved" (with why) after."""
+    why = disproval(store)
+    if why is not None:  # by a sweep, or at once by a search[billid] that ignored its filter
+        at = store.get_value(DISPROVED_AT_KEY) or store.get_value(SWEEP_KEY) or store.now_text()
+        return {PAYMENTS_MOVE_BILLS: Fact("disproved", from_utc_text(at), why)}
     swept = store.get_value(SWEEP_KEY)
     if swept is None:
         return {}
-    why = disproval(store)
-    value, detail = ("holds", "checked by every full sweep") if why is None else ("disproved", why)
-    return {PAYMENTS_MOVE_BILLS: Fact(value, from_utc_text(swept), detail)}
+    return {PAYMENTS_MOVE_BILLS: Fact("holds", from_utc_text(swept), "checked by every full sweep")}
 
 
 def disprove(store: Store, why: str, report: RunReport) -> None:
@@ -76,6 +79,7 @@ def disprove(store: Store, why: str, report: RunReport) -> None:
         return
     with store.transaction():
         store.put_value(FOLLOW_KEY, f"{DISPROVED}: {why}")
+        store.put_value(DISPROVED_AT_KEY, store.now_text())
     message = (
         f"bill payments are listed whole from now on: {why}, so FreshBooks does not "
         "move a bill when its payments change (an undocumented behaviour this run disproved)"

@@ -63,6 +63,9 @@ from fbstampli.sync.ports import BillSource, Renderer, Transport
 log = logging.getLogger(__name__)
 
 SINCE_KEY = "push.since"
+# When a push last finished reading FreshBooks (a whole listing or the incremental pass):
+# how fresh the snapshots reconcile reads are, whatever became of the uploads after.
+READ_AT_KEY = "push.read_at"
 WATERMARK_KEYS = {Kind.VENDOR: "push.watermark.vendor", Kind.BILL: "push.watermark.bill"}
 
 
@@ -240,6 +243,7 @@ def _finish(
             ctx.store.put_value(SWEEP_KEY, to_utc_text(swept_at))
         if marks is not None:
             save_watermarks(ctx.store, marks)
+            ctx.store.put_value(READ_AT_KEY, to_utc_text(ctx.clock.now()))
     report.add("events", len(events))
     uploaded = stage("Uploading files to Stampli")
     deliver(

@@ -24,10 +24,10 @@ from decimal import Decimal
 
 from fbstampli.clock import from_utc_text, to_utc_text
 from fbstampli.config import ReconcileSettings
-from fbstampli.models import Kind, VisState
+from fbstampli.models import VisState
 from fbstampli.report import RunReport
-from fbstampli.store import Row, Store, outbox, reconciliations
-from fbstampli.store.reconciliations import HIGHEST_ID, LOWEST_ID, OutcomeKey, Stored
+from fbstampli.store import Row, Store, reconciliations
+from fbstampli.store.reconciliations import HIGHEST_ID, LOWEST_ID, BillSet, OutcomeKey, Stored
 from fbstampli.sync import matching
 from fbstampli.sync.matching import BillFacts, Money, Outcome, Result, StampliFacts
 from fbstampli.sync.ports import BillSource
@@ -109,19 +109,16 @@ def stampli_facts(
 
 
 def look_up_unread(
-    store: Store, source: Callable[[], BillSource], *, now: datetime
-) -> tuple[LookedUp, bool]:
-    """Ask FreshBooks about the bills Stampli names that fbstampli never read.
+    store: Store, source: Callable[[], BillSource], *, after_record: int | None
+) -> LookedUp:
+    """Ask FreshBooks about the bills Stampli names that fbstampli never read: those named by
+    the records that arrived after `after_record`, or by any record (None: a full pass).
 
-    New ones at every run; all of them once a day (their payments may have
-    moved). Returns what was found and whether this was the daily look-up.
     Costs nothing, not even a login, when there is nothing to ask.
     """
-    last = store.get_value(EVERY_BILL_KEY)
-    due = last is None or now - from_utc_text(last) >= EVERY_BILL_EVERY
-    ids = reconciliations.unread_bill_ids(store, without_outcome_only=not due)
+    ids = reconciliations.unread_bill_ids(store, after_record=after_record)
     if not ids:
-        return LookedUp({}, {}, frozenset()), due
+        return LookedUp({}, {}, frozenset())
     client = source()
     asked = set(ids)
     bills = {
@@ -136,7 +133,7 @@ def look_up_unread(
             payments[bill.fb_id].append(
                 Money(payment.amount, payment.currency_code or bill.currency)
             )
-    return LookedUp(bills, dict(payments), frozenset(asked)), due
+    return LookedUp(bills, dict(payments), frozenset(asked))
 
 
 def reconcile_state(
@@ -154,46 +151,42 @@ def reconcile_state(
     records changed since the last reconcile are classified again, with those
     in progress whose outcome time alone turns by now (an approval left unpaid
     too long, a bill not captured in time): a quiet run costs what the changes
-    cost. The whole pass is one transaction, with the audit
-    lines of the bills whose outcome changed: a killed reconcile leaves the
-    previous outcomes whole. The look-ups happen before it, so no request runs
-    under the lock.
+    cost. Each set of bills is committed with the audit lines of the bills whose
+    outcome changed, and the mark of what was reconciled last: a killed
+    reconcile leaves every outcome whole, and the next run redoes the pass
+    (an outcome already written is not written or audited again). The look-ups
+    happen first, so no request runs under the lock.
     """
-    looked_up, daily = look_up_unread(store, source, now=now)
-    at = store.now_text()
+    last_record = reconciliations.last_record_id(store)  # later records are the next run's
     fingerprint = [settings.approved_unpaid_days, settings.uncaptured_hours]
     stored = store.get_json(CHANGES_KEY)
     since = stored if isinstance(stored, dict) and stored.get("settings") == fingerprint else None
-
-    def settle(
-        results: list[Result],
-        recheck: Mapping[int, str],
-        before: Mapping[OutcomeKey, Stored],
-        carried: frozenset[int],
-    ) -> None:
-        changed, gone = _changes(results, recheck, before, carried)
-        reconciliations.save_outcomes(store, run_id, changed, gone)
-        store.audit_many(_audit_lines(results, before, at=at, run_id=run_id))
-
+    every = store.get_value(EVERY_BILL_KEY)
+    if every is not None and now - from_utc_text(every) >= EVERY_BILL_EVERY:
+        since = None  # the daily pass: every bill, every unread bill looked up again
+    looked_up = look_up_unread(
+        store, source, after_record=None if since is None else since["record"]
+    )
+    at = store.now_text()
+    if since is None:
+        sets: Iterable[BillSet] = _every_range(store)
+    else:
+        changed = reconciliations.bills_changed_since(
+            store, since["at"], since["record"], to_utc_text(now)
+        )
+        sets = _sets_of(changed | looked_up.ids)
+    for bills in sets:
+        with store.transaction():
+            results, recheck, carried = _results(store, bills, looked_up, settings, now=now)
+            before = reconciliations.outcomes(store, bills)
+            _settle(store, results, recheck, before, carried, at=at, run_id=run_id)
     with store.transaction():
-        last_record = reconciliations.last_record_id(store)
-        if daily or since is None:  # the daily pass, the first, or new settings: every bill
-            ranges = _every_range(store)
-        else:
-            changed = reconciliations.bills_changed_since(
-                store, since["at"], since["record"], to_utc_text(now)
-            )
-            ranges = _ranges_of(store, changed | looked_up.ids)
-        for low, high, snapshots in ranges:
-            results, recheck, carried = _range_results(
-                store, snapshots, low, high, looked_up, settings, now=now
-            )
-            settle(results, recheck, reconciliations.outcomes_between(store, low, high), carried)
-        unnamed = reconciliations.outcomes_naming_no_bill(store)
-        settle(_unnamed_results(store), {}, unnamed, frozenset())
+        if since is None or reconciliations.records_naming_no_bill_after(store, since["record"]):
+            unnamed = reconciliations.outcomes_naming_no_bill(store)
+            _settle(store, _unnamed_results(store), {}, unnamed, frozenset(), at=at, run_id=run_id)
         store.put_value(reconciliations.LAST_RUN_KEY, str(run_id))
         store.put_json(CHANGES_KEY, {"at": at, "record": last_record, "settings": fingerprint})
-        if daily:
+        if since is None:
             store.put_value(EVERY_BILL_KEY, to_utc_text(now))
     counts = reconciliations.outcome_counts(store)
     for outcome, amount in sorted(counts.items()):
@@ -201,45 +194,55 @@ def reconcile_state(
     report.attention = any(Outcome(outcome).needs_attention for outcome in counts)
 
 
-Range = tuple[int, int, list[Row]]  # (low, high, the bill snapshots with ids in it)
+def _settle(
+    store: Store,
+    results: list[Result],
+    recheck: Mapping[int, str],
+    before: Mapping[OutcomeKey, Stored],
+    carried: frozenset[int],
+    *,
+    at: str,
+    run_id: int,
+) -> None:
+    """Write what changed of one set's outcomes, with the audit lines it deserves."""
+    changed, gone = _changes(results, recheck, before, carried)
+    reconciliations.save_outcomes(store, run_id, changed, gone)
+    store.audit_many(_audit_lines(results, before, at=at, run_id=run_id))
 
 
-def _every_range(store: Store) -> Iterator[Range]:
-    """Every bill id, a range of `RANGE` snapshots at a time; the first range starts at the
-    lowest id there could be and the last ends at the highest, so no id Stampli names is
-    missed between or beyond them."""
+def _every_range(store: Store) -> Iterator[BillSet]:
+    """Every bill id, `RANGE` snapshots at a time; the first range starts at the lowest id
+    there could be and the last ends at the highest, so no id Stampli names is missed
+    between or beyond them."""
     after = LOWEST_ID
     while True:
-        snapshots = reconciliations.bill_snapshots_after(store, after, RANGE)
-        last = len(snapshots) < RANGE
-        high = HIGHEST_ID if last else int(snapshots[-1]["fb_id"])
-        yield (after if after == LOWEST_ID else after + 1), high, snapshots
+        ids = reconciliations.bill_ids_after(store, after, RANGE)
+        last = len(ids) < RANGE
+        high = HIGHEST_ID if last else ids[-1]
+        yield BillSet(after if after == LOWEST_ID else after + 1, high)
         if last:
             return
         after = high
 
 
-def _ranges_of(store: Store, ids: Iterable[int]) -> Iterator[Range]:
-    """Ranges spanning these ids, `RANGE` ids at a time. A range classifies every bill in
-    it, changed or not: harmless, and never more than a full pass would."""
+def _sets_of(ids: Iterable[int]) -> Iterator[BillSet]:
+    """These ids exactly, `RANGE` at a time: however far apart, nothing between is read."""
     ordered = sorted(ids)
     for start in range(0, len(ordered), RANGE):
-        low, high = ordered[start], ordered[min(start + RANGE, len(ordered)) - 1]
-        yield low, high, reconciliations.bill_snapshots_between(store, low, high)
+        yield BillSet(ids=frozenset(ordered[start : start + RANGE]))
 
 
-def _range_results(
+def _results(
     store: Store,
-    snapshots: list[Row],
-    low: int,
-    high: int,
+    bills_read: BillSet,
     looked_up: LookedUp,
     settings: ReconcileSettings,
     *,
     now: datetime,
 ) -> tuple[list[Result], dict[int, str], frozenset[int]]:
-    """The outcomes of the bills with ids in [low, high], when time alone may turn those in
-    progress, and the unread ids left as they are."""
+    """The outcomes of one set of bills, when time alone may turn those in progress, and
+    the unread ids left as they are."""
+    snapshots = reconciliations.bill_snapshots(store, bills_read)
     bills = {
         int(row["fb_id"]): BillFacts(
             int(row["fb_id"]), str(row["currency_code"]), Decimal(str(row["total_amount"]))
@@ -249,23 +252,23 @@ def _range_results(
     }
     read = {int(row["fb_id"]) for row in snapshots}
     fb_payments: dict[int, list[Money]] = defaultdict(list)
-    for row in reconciliations.payment_snapshots_between(store, low, high):
+    for row in reconciliations.payment_snapshots(store, bills_read):
         bill = bills.get(int(row["bill_id"]))
         if bill is not None:
             currency = row["currency_code"] or bill.currency
             fb_payments[bill.fb_id].append(Money(Decimal(str(row["amount"])), currency))
     for bill_id, bill in looked_up.bills.items():
-        if low <= bill_id <= high:
+        if bills_read.holds(bill_id):
             bills[bill_id] = bill
             fb_payments[bill_id] = list(looked_up.payments.get(bill_id, ()))
-    records = list(reconciliations.stampli_records_between(store, low, high))
+    records = reconciliations.stampli_records(store, bills_read)
     carried = frozenset(
         int(row["fb_bill_id"])
         for row in records
         if row["fb_bill_id"] not in read and row["fb_bill_id"] not in looked_up.ids
     )
     stampli, unknown = stampli_facts(records, bills, carried=carried)
-    delivered = outbox.first_delivered_at(store, Kind.BILL, low, high)
+    delivered = reconciliations.first_delivered_at(store, bills_read)
     results = matching.reconcile(
         bills,
         fb_payments,

@@ -504,6 +504,10 @@ def test_a_bill_stampli_names_but_fbstampli_never_read_is_looked_up_when_new_the
     run(3, NOW + timedelta(hours=25))  # the daily look-up sees it
     assert source.asked == 2
     assert outcomes(store) == [(30, "paid_in_stampli_only"), (99, "unknown_to_freshbooks")]
+    keep(store, paid(30, "P30", "100.00", "USD", status="void"))  # Stampli voids its payment
+    run(4, NOW + timedelta(hours=26))  # a new record on an unread bill: asked at once
+    assert source.asked == 3
+    assert outcomes(store) == [(30, "in_progress"), (99, "unknown_to_freshbooks")]
 
 
 def test_an_outcome_is_written_only_when_it_changes(store: Store) -> None:
@@ -580,32 +584,38 @@ def test_ranges_of_bills_reach_the_same_outcomes_as_one_range(
     assert [row[0] for row in whole[-4:]] == [15, 55, 5000, None]  # Stampli-only, by invoice
 
 
-def test_a_reconcile_killed_half_way_leaves_the_previous_outcomes_whole(
+def test_a_reconcile_killed_half_way_is_finished_by_the_next_with_each_change_audited_once(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     source = ListSource(bills=[fb_bill(n) for n in range(1, 10)])
     for n in range(1, 10):
         delivered(store, n, NOW - timedelta(days=3))
     reconciled(store, source, run_id=1, report=RunReport("r"))
-    before = [tuple(row) for row in store.query("SELECT * FROM reconcile_outcomes ORDER BY id")]
     keep(store, *[paid(n, f"P{n}", "100.00", "USD") for n in range(1, 10)])
     monkeypatch.setattr(reconcile_module, "RANGE", 2)
     calls = iter(range(100))
+    original = reconciliations.outcomes
 
-    def killed(*args: Any) -> dict[Any, Any]:
+    def killed(*args: Any) -> Any:
         if next(calls) == 3:
-            raise KeyboardInterrupt  # the kill, after three ranges were settled
+            raise KeyboardInterrupt  # the kill, after three sets of bills were settled
         return original(*args)
 
-    original = reconciliations.outcomes_between
-    monkeypatch.setattr(reconciliations, "outcomes_between", killed)
+    monkeypatch.setattr(reconciliations, "outcomes", killed)
     with pytest.raises(KeyboardInterrupt):
         reconciled(store, source, run_id=2, report=RunReport("r"))
-    assert [tuple(r) for r in store.query("SELECT * FROM reconcile_outcomes ORDER BY id")] == before
-    assert store.query("SELECT count(*) FROM audit WHERE run_id = 2")[0][0] == 0
-    monkeypatch.setattr(reconciliations, "outcomes_between", original)
+    settled = [bill for bill, outcome in outcomes(store) if outcome == "paid_in_stampli_only"]
+    assert settled == [1, 2, 3, 4, 5, 6]  # each set whole: outcomes with their audit lines
+    monkeypatch.setattr(reconciliations, "outcomes", original)
     reconciled(store, source, run_id=3, report=RunReport("r"))
     assert set(outcomes(store)) == {(n, "paid_in_stampli_only") for n in range(1, 10)}
+    audited = store.query(
+        "SELECT fb_id, run_id FROM audit WHERE action = 'reconcile_paid_in_stampli_only' "
+        "ORDER BY fb_id"
+    )
+    assert [tuple(row) for row in audited] == [(n, 2) for n in range(1, 7)] + [
+        (n, 3) for n in range(7, 10)
+    ]  # once each: the rerun found the first six already settled
 
 
 def test_an_older_state_keeps_its_latest_outcomes_and_drops_the_per_run_history(
@@ -708,6 +718,11 @@ def test_a_quiet_reconcile_classifies_only_the_bills_whose_facts_changed(
         502: "matched",
     }
 
+    clock.advance(minutes=1)
+    keep(store, paid(1, "P1", "100", status="void"), paid(1000, "P1000", "100", status="void"))
+    run(35, NOW + timedelta(minutes=40))
+    assert classified.take() == 2  # the oldest bill and the newest: nothing between is read
+
     run(4, NOW + timedelta(minutes=45), ReconcileSettings(approved_unpaid_days=3))
     assert classified.take() == 1000  # other settings: every bill again
     run(5, NOW + timedelta(hours=25))
@@ -769,3 +784,43 @@ def test_the_moment_time_turns_an_in_progress_bill_is_the_moment_classify_turns_
     else:
         assert outcome(moment - timedelta(seconds=1)) is Outcome.IN_PROGRESS
         assert outcome(moment) is not Outcome.IN_PROGRESS
+
+
+class AmountBlindRenderer:
+    """A Stampli layout without amounts: a corrected payment renders the same rows."""
+
+    def rows(self, obj: Any, vendor_names: Any, bills: Any) -> list[tuple[str, ...]]:
+        return [(type(obj).__name__, str(obj.fb_id))]
+
+    def content_hash(self, rows: Any) -> str:
+        return repr(rows)
+
+
+def test_a_corrected_amount_reaches_reconcile_though_the_layout_shows_no_amount(
+    store: Store, clock: FakeClock
+) -> None:
+    from fbstampli.sync.ingest import Fetched, ingest
+
+    def pushed_with_blind_layout(payment: BillPayment) -> None:
+        clock.advance(minutes=15)
+        ingest(store, Fetched(bills=[fb_bill(1)], payments=[payment]),
+               AmountBlindRenderer(),  # type: ignore[arg-type]
+               since=None, send_payments=True, report_deleted=False, run_id=None,
+               report=RunReport("push-bills"))  # fmt: skip
+
+    delivered(store, 1, NOW - timedelta(days=3))
+    keep(store, capture(1), paid(1, "P1", "100.00", "USD"))
+    pushed_with_blind_layout(BillPayment(101, 1, Decimal("90.00"), "USD", date(2026, 11, 20)))
+    reconcile_state(store, never_asked, ReconcileSettings(), now=NOW, run_id=1,
+                    report=RunReport("r"))  # fmt: skip
+    assert outcomes(store) == [(1, "amount_differs")]
+    queued = store.query("SELECT count(*) FROM deliveries WHERE kind = 'bill_payment'")[0][0]
+
+    pushed_with_blind_layout(BillPayment(101, 1, Decimal("100.00"), "USD", date(2026, 11, 20)))
+    assert store.query("SELECT count(*) FROM deliveries WHERE kind = 'bill_payment'")[0][0] == (
+        queued  # the same rows: nothing sent again
+    )
+    clock.advance(minutes=1)
+    reconcile_state(store, never_asked, ReconcileSettings(), now=NOW, run_id=2,
+                    report=RunReport("r"))  # fmt: skip
+    assert outcomes(store) == [(1, "matched")]  # yet reconcile saw the correction
