@@ -265,7 +265,9 @@ def test_doctor_during_a_sync_never_spends_the_refresh_token_the_sync_holds(
     # Once: doctor refreshed the single-use refresh token without the run lock, and the sync
     # it ran beside then failed with "FreshBooks rejected the refresh token".
     fb = connected.freshbooks
-    with connected.sftp.hold("*.part") as hold:
+    # The sync's first file only: doctor's own inbound probe (`.fbstampli-probe-….part`) must
+    # not be held too, or doctor waits out the SFTP timeout (once a minute of this test).
+    with connected.sftp.hold("*-vendors.csv.part") as hold:
         sync = start(connected.home, "sync")
         try:
             assert hold.reached.wait(60), "sync never reached the upload"
