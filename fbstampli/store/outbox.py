@@ -50,13 +50,6 @@ OPEN_BATCH_STATES = (
 )
 
 
-def load_snapshots(store: Store) -> dict[tuple[Kind, int], tuple[str, int]]:
-    return {
-        (Kind(row["kind"]), int(row["fb_id"])): (str(row["content_hash"]), int(row["vis_state"]))
-        for row in store.iterate("SELECT kind, fb_id, content_hash, vis_state FROM source_objects")
-    }
-
-
 def snapshots_for(store: Store, kind: Kind, ids: Iterable[int]) -> dict[int, tuple[str, int]]:
     """(content hash, vis_state) of the stored snapshots of these ids only.
 
