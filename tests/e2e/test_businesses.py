@@ -9,10 +9,8 @@ import csv
 import io
 import json
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,7 +29,7 @@ from fbstampli.sandbox.sftp_server import SftpServer
 from fbstampli.services.sandbox import connect_home
 from tests.e2e.conftest import Connected
 from tests.support.cli import Result, cli_env, run, start
-from tests.support.local_http import request_json
+from tests.support.local_http import free_port, request_json, wait_for
 
 ALPHA = Business("ALPHA1", 111000, "Alpha Holdings Ltd.")
 BETA = Business("BETA22", 222000, "Beta Trading Inc.")
@@ -408,20 +406,6 @@ def listening(tmp_path: Path) -> Iterator[Listening]:
             process.send_signal(signal.SIGTERM)
             code = process.wait(timeout=60)
         assert code == 0, log.read_text()  # SIGTERM: stop accepting, finish, exit 0
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        time.sleep(0.05)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def queue_of(home: Path) -> tuple[int, str | None]:

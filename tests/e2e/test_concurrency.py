@@ -22,8 +22,9 @@ import pytest
 from fbstampli.sandbox.freshbooks import FreshBooksSandbox
 from tests.e2e.conftest import Connected
 from tests.e2e.invariants import active_bills, check_push, let_time_pass
-from tests.e2e.test_webhook import Serving, start_listener, wait_for
+from tests.e2e.test_webhook import Serving, start_listener
 from tests.support.cli import Result, run
+from tests.support.local_http import wait_for
 from tests.support.summary import SUMMARY
 
 RACE_SECONDS = 8.0

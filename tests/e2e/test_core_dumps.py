@@ -23,8 +23,8 @@ import pytest
 from fbstampli.clock import SystemClock
 from fbstampli.store import open_state
 from tests.e2e.conftest import Connected
-from tests.e2e.test_webhook import free_port, wait_for
 from tests.support.cli import cli_env
+from tests.support.local_http import free_port, wait_for
 from tests.support.summary import find_secrets
 
 CORE_PATTERN = Path("/proc/sys/kernel/core_pattern")

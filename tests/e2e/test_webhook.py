@@ -10,12 +10,11 @@ import csv
 import io
 import json
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,23 +29,9 @@ from fbstampli.sandbox.freshbooks import FreshBooksSandbox
 from fbstampli.store import open_state
 from tests.e2e.conftest import Connected
 from tests.support.cli import cli_env
-from tests.support.local_http import request_json
+from tests.support.local_http import free_port, request_json, wait_for
 
 DEADLINE = 30.0
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = DEADLINE) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        time.sleep(0.05)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture

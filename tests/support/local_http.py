@@ -1,7 +1,24 @@
-"""One JSON request to a server on 127.0.0.1, for the webhook listener's tests."""
+"""A server on 127.0.0.1 for the webhook listener's tests: a free port, a wait, one JSON request."""
 
 import http.client
 import json
+import socket
+import time
+from collections.abc import Callable
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met before the deadline")
+        time.sleep(0.05)
 
 
 def request_json(
