@@ -24,8 +24,8 @@ from fbstampli.paths import Paths
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from fbstampli.freshbooks.behaviour import Learnt
     from fbstampli.freshbooks.client import FreshBooksClient
+    from fbstampli.models.behaviour import Learnt
     from fbstampli.sftp import SftpTarget, SftpTransport
     from fbstampli.stampli.template import Template
     from fbstampli.store import Store
@@ -147,7 +147,7 @@ def require_account(store: Store) -> str:
 
 def open_client(rt: Runtime, *, session: Any = None) -> FreshBooksClient:
     """The FreshBooks client, its token pair kept in (and refreshed into) the state, and what
-    FreshBooks was seen to do where its documentation is silent (`freshbooks/behaviour.py`).
+    FreshBooks was seen to do where its documentation is silent (`models/behaviour.py`).
 
     `session` is a `requests.Session` to send through (one with hooks, for a report).
     """
@@ -185,7 +185,7 @@ def open_client(rt: Runtime, *, session: Any = None) -> FreshBooksClient:
 
 def stored_learnt(store: Store, now: Callable[[], datetime]) -> Learnt:
     """What FreshBooks was seen to do, each new conclusion committed as it is reached."""
-    from fbstampli.freshbooks.behaviour import Learnt
+    from fbstampli.models.behaviour import Learnt
     from fbstampli.store.api_facts import load_facts, save_fact
 
     return Learnt(

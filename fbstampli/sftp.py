@@ -38,8 +38,8 @@ from fbstampli.errors import (
     RemoteUnavailableError,
     TemporaryError,
 )
+from fbstampli.models.remote import RemoteFile, part_name
 from fbstampli.paths import out_of_room
-from fbstampli.sync.ports import RemoteFile, part_name
 
 log = logging.getLogger(__name__)
 

@@ -86,7 +86,7 @@ def pull_sentences(counts: Mapping[str, int]) -> list[str]:
 
 
 def reconcile_sentences(counts: Mapping[str, int]) -> list[str]:
-    from fbstampli.sync.matching import Outcome
+    from fbstampli.models.outcome import Outcome
 
     total = sum(counts.get(outcome.value, 0) for outcome in Outcome)
     if not total:

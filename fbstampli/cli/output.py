@@ -285,7 +285,7 @@ def show_reconciliation(
     if output_format == "table" and output_file is None:
         if options.quiet:
             return
-        from fbstampli.sync.matching import Outcome
+        from fbstampli.models.outcome import Outcome
 
         shown = (
             rows if options.verbose else (r for r in rows if Outcome(r["outcome"]).needs_attention)

@@ -17,12 +17,12 @@ from fbstampli.errors import ConfigError, FbstampliError
 from fbstampli.freshbooks.client import FreshBooksClient
 from fbstampli.freshbooks.oauth import (
     TokenManager,
-    TokenStore,
     exchange_code,
     parse_redirect,
     revoke,
 )
 from fbstampli.freshbooks.parse import BusinessMembership
+from fbstampli.models.token import TokenStore
 
 Now = Callable[[], datetime]
 Sleep = Callable[[float], None]

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from fbstampli.errors import FbstampliError
-from fbstampli.freshbooks.behaviour import (
+from fbstampli.models.behaviour import (
     EMPTY_PAGES,
     LABELS,
     LIST_LINES,

@@ -25,17 +25,6 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from fbstampli.config import FreshBooksSettings
 from fbstampli.errors import AuthRequiredError, RemoteError, RemoteUnavailableError
-from fbstampli.freshbooks.behaviour import (
-    EMPTY_PAGES,
-    LIST_LINES,
-    NEW_YORK,
-    SORT_BILLS,
-    SORT_VENDORS,
-    VENDOR_IDS,
-    VENDOR_TIMES,
-    Learnt,
-    ids_monotone,
-)
 from fbstampli.freshbooks.parse import (
     BusinessMembership,
     Callback,
@@ -48,6 +37,17 @@ from fbstampli.freshbooks.parse import (
     parse_vendor,
 )
 from fbstampli.models import Bill, BillPayment, Vendor, VisState
+from fbstampli.models.behaviour import (
+    EMPTY_PAGES,
+    LIST_LINES,
+    NEW_YORK,
+    SORT_BILLS,
+    SORT_VENDORS,
+    VENDOR_IDS,
+    VENDOR_TIMES,
+    Learnt,
+    ids_monotone,
+)
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,8 @@ import logging
 import ssl
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import requests
@@ -28,6 +27,7 @@ from fbstampli.errors import (
     RemoteUnavailableError,
 )
 from fbstampli.freshbooks.parse import error_message
+from fbstampli.models.token import Token, TokenStore
 
 log = logging.getLogger(__name__)
 
@@ -37,25 +37,6 @@ REFRESH_MARGIN = timedelta(minutes=5)
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class Token:
-    access_token: str = field(repr=False)
-    refresh_token: str = field(repr=False)
-    expires_at: datetime  # aware UTC: created_at + expires_in, as FreshBooks' SDKs compute it
-    scope: str = ""
-
-    def expires_within(self, margin: timedelta, now: datetime) -> bool:
-        return self.expires_at - margin <= now
-
-
-class TokenStore(Protocol):
-    """Where the current token pair lives; `save` must be durable when it returns."""
-
-    def load(self) -> Token | None: ...
-
-    def save(self, token: Token) -> None: ...
 
 
 def authorize_url(settings: FreshBooksSettings, state: str) -> str:

@@ -16,16 +16,14 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from fbstampli.sandbox.fb_data import AccountData, CallbackRecord
+from fbstampli.sandbox.fb_data import AccountData, AuthState, Business, CallbackRecord
 from fbstampli.sandbox.rates import Dice
 from fbstampli.sandbox.realities import MISSING_SCOPE
-
-if TYPE_CHECKING:
-    from fbstampli.sandbox.freshbooks import FreshBooksSandbox
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +191,37 @@ def request_kind(method: str, path: str) -> str:
     return named.get(path.rstrip("/") or path, "other")
 
 
+class SandboxState(Protocol):
+    """What the HTTP face reads and steers of `FreshBooksSandbox`.
+
+    A Protocol, so this module need not import the one that builds the server
+    from it: the two would import each other.
+    """
+
+    now: Callable[[], datetime]
+    businesses: list[Business]
+    accounts: dict[str, AccountData]
+    auth: AuthState
+    latency: float
+    honour_sort: bool
+    callbacks: dict[str, dict[int, CallbackRecord]]
+
+    @property
+    def realities(self) -> frozenset[str]: ...
+
+    def arrive(self, method: str, path: str) -> tuple[Fault | None, Hold | None]: ...
+
+    def record(self, record: RequestRecord) -> None: ...
+
+    def issue_code(self, redirect_uri: str, scope: str | None = None) -> str: ...
+
+    def new_callback(
+        self, account_id: str, event: str, uri: str, verifier: str
+    ) -> CallbackRecord: ...
+
+    def send_verification(self, record: CallbackRecord) -> object: ...
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as FreshBooks; every answer has Content-Length
     # Headers and body go out in two writes; with Nagle on, the second waits for the
@@ -201,8 +230,8 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "FreshBooksSandbox/1"
 
     @property
-    def sandbox(self) -> FreshBooksSandbox:
-        sandbox: FreshBooksSandbox = self.server.sandbox  # type: ignore[attr-defined]
+    def sandbox(self) -> SandboxState:
+        sandbox: SandboxState = self.server.sandbox  # type: ignore[attr-defined]
         return sandbox
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -287,7 +316,7 @@ class Routes:
 
     def __init__(
         self,
-        sandbox: FreshBooksSandbox,
+        sandbox: SandboxState,
         method: str,
         path: str,
         query: dict[str, list[str]],

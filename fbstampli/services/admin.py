@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from fbstampli.clock import from_utc_text
-from fbstampli.doctor import CheckResult
 from fbstampli.errors import ConfigError
 from fbstampli.options import Options
 from fbstampli.report import RunReport
 from fbstampli.runtime import Runtime, load_options_settings, open_runtime
+from fbstampli.services.doctor import CheckResult
 from fbstampli.store.keys import KEY_ENV, KeySource
 
 
@@ -221,8 +221,8 @@ def _stampli_files(rt: Runtime) -> dict[str, Any]:
 
 
 def _reconciliation(rt: Runtime) -> dict[str, Any]:
+    from fbstampli.models.outcome import Outcome
     from fbstampli.store.reconciliations import latest_outcomes
-    from fbstampli.sync.matching import Outcome
 
     run_id, outcomes = latest_outcomes(rt.store)
     if run_id is None:
@@ -240,7 +240,7 @@ def _webhooks(rt: Runtime) -> dict[str, Any]:
 
 def _behaviour(rt: Runtime) -> dict[str, Any]:
     """What FreshBooks was seen to do where its documentation is silent, and since when."""
-    from fbstampli.freshbooks.behaviour import as_status
+    from fbstampli.models.behaviour import as_status
     from fbstampli.store.api_facts import load_facts
     from fbstampli.sync.payments import as_fact
 
@@ -350,7 +350,7 @@ def audit_trail(options: Options, *, bill: int | None, since: str | None) -> lis
 def doctor(
     options: Options, tell: Callable[[CheckResult], None] = lambda result: None
 ) -> list[CheckResult]:
-    from fbstampli.doctor import run_checks
+    from fbstampli.services.doctor import run_checks
 
     return run_checks(options, tell=tell)
 

@@ -336,7 +336,7 @@ def attention_reasons(document: dict[str, Any]) -> list[str]:
 
 def _reconcile_attention(reconciliation: dict[str, Any]) -> int:
     """Bills the last reconcile found needing a look: not those merely still in progress."""
-    from fbstampli.sync.matching import Outcome
+    from fbstampli.models.outcome import Outcome
 
     outcomes = reconciliation.get("outcomes")
     if not isinstance(outcomes, dict):

@@ -12,7 +12,7 @@ from collections.abc import Collection
 from datetime import datetime
 
 from fbstampli.clock import from_utc_text
-from fbstampli.freshbooks.behaviour import Fact
+from fbstampli.models.behaviour import Fact
 from fbstampli.store import Store
 
 FACTS_KEY = "freshbooks.behaviour"

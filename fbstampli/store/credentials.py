@@ -15,8 +15,8 @@ from datetime import datetime
 from typing import Any
 
 from fbstampli.errors import ExitCode
-from fbstampli.freshbooks.oauth import Token
 from fbstampli.logs import register_secret
+from fbstampli.models.token import Token
 from fbstampli.store import Store
 
 TOKEN_SECRET = "freshbooks.token"  # noqa: S105 - the name of a secret, not one

@@ -29,6 +29,7 @@ from fbstampli.clock import Clock
 from fbstampli.config import Settings
 from fbstampli.errors import RemoteError, RemoteUnavailableError
 from fbstampli.models import Kind
+from fbstampli.models.remote import part_name
 from fbstampli.report import RunReport
 from fbstampli.store import Row, Store, outbox
 from fbstampli.store.outbox import (
@@ -43,7 +44,7 @@ from fbstampli.store.outbox import (
 from fbstampli.sync.backoff import is_dead, next_attempt_at
 from fbstampli.sync.batch import Pending, iter_files
 from fbstampli.sync.connection import Connection
-from fbstampli.sync.ports import Renderer, Transport, part_name
+from fbstampli.sync.ports import Renderer, Transport
 
 log = logging.getLogger(__name__)
 

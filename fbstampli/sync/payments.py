@@ -24,8 +24,8 @@ import logging
 from collections.abc import Iterable, Sequence
 
 from fbstampli.clock import from_utc_text
-from fbstampli.freshbooks.behaviour import PAYMENTS_MOVE_BILLS, Fact
 from fbstampli.models import Bill, BillPayment, Kind, VisState
+from fbstampli.models.behaviour import PAYMENTS_MOVE_BILLS, Fact
 from fbstampli.report import RunReport
 from fbstampli.store import Store
 from fbstampli.store.snapshots import stored_payment_ids, stored_stamps

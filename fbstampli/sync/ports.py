@@ -9,12 +9,12 @@ but models.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
 from fbstampli.models import Bill, BillPayment, Kind, SourceObject, Vendor, VisState
+from fbstampli.models.remote import RemoteFile
 
 
 class BillSource(Protocol):
@@ -55,13 +55,6 @@ class BillSource(Protocol):
         """After a full listing of `resource` ("bills", "bill_vendors"), check whether the
         newest-first listing really starts with `newest` (and oldest-first with `oldest`)."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class RemoteFile:
-    name: str
-    size: int | None  # some SFTP servers report no size
-    mtime: datetime | None
 
 
 class Transport(Protocol):
@@ -106,11 +99,6 @@ class Transport(Protocol):
     @property
     def closed(self) -> bool:
         """True once `close()` ran: the connection is spent and a new one is needed."""
-
-
-def part_name(final_name: str) -> str:
-    """The temporary name of an upload; it never matches a consumer's `*.csv` glob."""
-    return f".{final_name}.part"
 
 
 ProgressCallback = Callable[[int], None]

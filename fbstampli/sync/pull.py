@@ -38,6 +38,7 @@ from fbstampli.errors import (
     TemporaryError,
 )
 from fbstampli.models import ExportKind, StampliRecord
+from fbstampli.models.remote import RemoteFile
 from fbstampli.report import RunReport
 from fbstampli.stampli.parse import detect_export_kind, parse_export
 from fbstampli.stampli.template import Template
@@ -45,7 +46,7 @@ from fbstampli.store import Store
 from fbstampli.store import stampli_files as journal
 from fbstampli.store.stampli_files import DONE_STATES, FileRow, FileState
 from fbstampli.sync.connection import Connection
-from fbstampli.sync.ports import RemoteFile, Transport
+from fbstampli.sync.ports import Transport
 
 log = logging.getLogger(__name__)
 

@@ -19,14 +19,14 @@ from fbstampli.atomic import write_atomic
 from fbstampli.clock import Clock, from_utc_text, to_utc_text
 from fbstampli.config import Settings
 from fbstampli.errors import ConfigError
-from fbstampli.freshbooks.behaviour import (
+from fbstampli.models import Kind
+from fbstampli.models.behaviour import (
     NEW_YORK,
     VENDOR_TIMES,
     Learnt,
     as_wall_clock_utc,
     judge_vendor_times,
 )
-from fbstampli.models import Kind
 from fbstampli.report import RunReport
 from fbstampli.store import Store, outbox
 from fbstampli.store.api_facts import event_arrivals, load_facts, save_fact

@@ -25,11 +25,12 @@ from decimal import Decimal
 from fbstampli.clock import from_utc_text, to_utc_text
 from fbstampli.config import ReconcileSettings
 from fbstampli.models import VisState
+from fbstampli.models.outcome import Outcome
 from fbstampli.report import RunReport
 from fbstampli.store import Row, Store, reconciliations
 from fbstampli.store.reconciliations import HIGHEST_ID, LOWEST_ID, BillSet, OutcomeKey, Stored
 from fbstampli.sync import matching
-from fbstampli.sync.matching import BillFacts, Money, Outcome, Result, StampliFacts
+from fbstampli.sync.matching import BillFacts, Money, Result, StampliFacts
 from fbstampli.sync.ports import BillSource
 
 # A payment Stampli later reports with one of these statuses no longer counts as paid.

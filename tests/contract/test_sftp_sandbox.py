@@ -12,9 +12,9 @@ import paramiko
 import pytest
 
 from fbstampli.errors import RemoteError, RemoteUnavailableError
+from fbstampli.models.remote import part_name
 from fbstampli.sandbox.sftp_server import SftpServer
 from fbstampli.sftp import HostKey, SftpTarget, SftpTransport, fetch_host_key
-from fbstampli.sync.ports import part_name
 
 FINAL = "fbstampli_acme_20261125T101500Z_b000042_1-vendors.csv"
 

@@ -18,9 +18,10 @@ from fbstampli.errors import (
     RemoteError,
     RemoteUnavailableError,
 )
+from fbstampli.models.remote import RemoteFile, part_name
 from fbstampli.sandbox.sftp_server import generate_key, generate_key_text, load_key
 from fbstampli.sftp import HostKey, SftpLoginError, SftpTransport, fetch_host_key
-from fbstampli.sync.ports import RemoteFile, Transport, part_name
+from fbstampli.sync.ports import Transport
 from tests.contract.conftest import Remote
 
 

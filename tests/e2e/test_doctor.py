@@ -21,10 +21,10 @@ from urllib.parse import urlsplit
 import pytest
 
 from fbstampli.clock import SystemClock
-from fbstampli.doctor import CheckResult, run_checks
 from fbstampli.options import Options
 from fbstampli.sandbox.freshbooks import FreshBooksSandbox
 from fbstampli.sandbox.sftp_server import SftpServer
+from fbstampli.services.doctor import CheckResult, run_checks
 from fbstampli.services.sandbox import connect_home
 from fbstampli.store import open_state
 from tests.e2e.conftest import Connected

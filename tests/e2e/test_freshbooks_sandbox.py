@@ -25,7 +25,6 @@ from fbstampli.config import FreshBooksSettings
 from fbstampli.errors import AuthRequiredError, RemoteError, RemoteUnavailableError
 from fbstampli.freshbooks.client import FreshBooksClient, NotFoundError, PageCallback
 from fbstampli.freshbooks.oauth import (
-    Token,
     TokenManager,
     authorize_url,
     exchange_code,
@@ -40,6 +39,7 @@ from fbstampli.freshbooks.webhooks import (
     verify_signature,
 )
 from fbstampli.models import VisState
+from fbstampli.models.token import Token
 from fbstampli.sandbox.fb_data import Business
 from fbstampli.sandbox.freshbooks import FreshBooksSandbox
 from tests.support.cli import read_lines_until, run, start

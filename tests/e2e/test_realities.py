@@ -18,8 +18,8 @@ import requests
 
 from fbstampli.clock import SystemClock
 from fbstampli.config import load_settings
-from fbstampli.freshbooks.behaviour import Fact
 from fbstampli.freshbooks.oauth import authorize_url
+from fbstampli.models.behaviour import Fact
 from fbstampli.sandbox.freshbooks import FreshBooksSandbox
 from fbstampli.sandbox.realities import ALL, parse_realities
 from fbstampli.sandbox.sftp_server import SftpServer

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from fbstampli.errors import RemoteError, RemoteUnavailableError
 from fbstampli.models import Bill, BillPayment, Kind, SourceObject, Vendor, VisState
-from fbstampli.sync.ports import RemoteFile, part_name
+from fbstampli.models.remote import RemoteFile, part_name
 
 T = TypeVar("T", Vendor, Bill)
 

@@ -4,8 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from fbstampli.doctor import clock_check, duration_text
 from fbstampli.freshbooks.account import parse_http_date
+from fbstampli.services.doctor import clock_check, duration_text
 
 NOON = datetime(2026, 3, 2, 12, 0, 0, tzinfo=UTC)
 

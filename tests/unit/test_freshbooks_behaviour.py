@@ -11,7 +11,9 @@ import pytest
 import requests
 import requests_mock as rm
 
-from fbstampli.freshbooks.behaviour import (
+from fbstampli.freshbooks.client import FreshBooksClient
+from fbstampli.freshbooks.oauth import TokenManager
+from fbstampli.models.behaviour import (
     LIST_LINES,
     RECHECK_AFTER,
     SORT_BILLS,
@@ -20,8 +22,6 @@ from fbstampli.freshbooks.behaviour import (
     describe,
     judge_vendor_times,
 )
-from fbstampli.freshbooks.client import FreshBooksClient
-from fbstampli.freshbooks.oauth import TokenManager
 from tests.unit.test_freshbooks_client import (
     BILLS,
     NOW,

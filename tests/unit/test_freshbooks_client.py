@@ -19,8 +19,9 @@ from fbstampli.freshbooks.client import (
     FreshBooksClient,
     NotFoundError,
 )
-from fbstampli.freshbooks.oauth import Token, TokenManager
+from fbstampli.freshbooks.oauth import TokenManager
 from fbstampli.models import VisState
+from fbstampli.models.token import Token
 
 API = "https://api.fb.test"
 BILLS = f"{API}/accounting/account/ABC123/bills/bills"

@@ -16,13 +16,13 @@ from fbstampli.config import FreshBooksSettings
 from fbstampli.errors import AuthRequiredError, ConfigError, RemoteUnavailableError
 from fbstampli.freshbooks.oauth import (
     AnswerLostError,
-    Token,
     TokenManager,
     authorize_url,
     exchange_code,
     parse_redirect,
     token_from_response,
 )
+from fbstampli.models.token import Token
 
 API = "https://api.fb.test"
 TOKEN_URL = f"{API}/auth/oauth/token"

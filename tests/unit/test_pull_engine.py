@@ -14,13 +14,13 @@ import fbstampli.sync.pull as pull_module
 from fbstampli.config import PullSettings, Settings, StampliSettings
 from fbstampli.errors import RemoteUnavailableError
 from fbstampli.models import Bill, Kind, StampliRecord, Vendor, VisState
+from fbstampli.models.remote import RemoteFile
 from fbstampli.report import RunReport
 from fbstampli.stampli.parse import parse_export as real_parse
 from fbstampli.stampli.template import Template, load_template
 from fbstampli.store import Store
 from fbstampli.sync.connection import Connection
 from fbstampli.sync.ingest import payload_of
-from fbstampli.sync.ports import RemoteFile
 from fbstampli.sync.pull import PullContext, is_due, pull
 from tests.support.fakes import FakeClock, MemoryTransport, gone
 

@@ -12,6 +12,7 @@ import fbstampli.store as store_module
 from fbstampli.clock import to_utc_text
 from fbstampli.config import ReconcileSettings
 from fbstampli.models import Bill, BillPayment, ExportKind, Kind, StampliRecord, VisState
+from fbstampli.models.outcome import Outcome
 from fbstampli.report import RunReport
 from fbstampli.store import Store, reconciliations
 from fbstampli.store.keys import KeySource, StateKey, new_key_hex
@@ -20,7 +21,7 @@ from fbstampli.store.reconciliations import current_outcomes
 from fbstampli.store.snapshots import payload_of
 from fbstampli.sync import matching as matching_module
 from fbstampli.sync import reconcile as reconcile_module
-from fbstampli.sync.matching import BillFacts, Money, Outcome, StampliFacts, classify, reconcile
+from fbstampli.sync.matching import BillFacts, Money, StampliFacts, classify, reconcile
 from fbstampli.sync.pull import record_json
 from fbstampli.sync.reconcile import reconcile_state
 from tests.support.fakes import FakeClock, ListSource

@@ -166,7 +166,7 @@ def run_checks(
 def _behaviour(rt: Runtime) -> list[CheckResult]:
     """What the runs learnt of FreshBooks' unconfirmed behaviours, one line each. A fallback
     is no failure (the runs stay correct, at the cost the line names): these always pass."""
-    from fbstampli.freshbooks.behaviour import describe
+    from fbstampli.models.behaviour import describe
     from fbstampli.store.api_facts import load_facts
     from fbstampli.sync.payments import as_fact
 
@@ -380,7 +380,7 @@ def _missing_scopes(rt: Runtime) -> list[str]:
 
 
 def _sftp_checks(rt: Runtime) -> list[CheckResult]:
-    from fbstampli.sync.ports import part_name
+    from fbstampli.models.remote import part_name
 
     settings = rt.settings
     connect = _check(
