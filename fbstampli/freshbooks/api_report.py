@@ -1,7 +1,7 @@
 """`fbstampli doctor --api-report FILE`: what FreshBooks answered, for a support person.
 
-Each probe is one question the client depends on (FRESHBOOKS.md's unconfirmed
-behaviours): the requests it made, with path and parameters (never headers,
+Each probe is one question the client depends on (docs/FRESHBOOKS-BEHAVIOUR.md
+§6): the requests it made, with path and parameters (never headers,
 so never the token), the status, the headers that matter (rate limits,
 Retry-After), the *shape* of the body (keys and types, no values) and the
 conclusion. Nothing from the account appears: the account id and object ids

@@ -271,7 +271,7 @@ class FreshBooksClient:
             raise RemoteError(f"FreshBooks refused {what}: {message} (HTTP {status})")
         if body is None:
             raise _TransientError("unreadable JSON response", status=status)
-        # FreshBooks may report an error with HTTP 200 (FRESHBOOKS.md §4.3, §5.12).
+        # FreshBooks may report an error with HTTP 200 (docs/FRESHBOOKS-BEHAVIOUR.md §4.3, §5.12).
         if isinstance(body, Mapping) and "result" not in (body.get("response") or {}):
             embedded = error_message(body)
             if embedded is not None:

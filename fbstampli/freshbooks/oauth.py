@@ -1,6 +1,6 @@
 """FreshBooks OAuth 2.0: authorize URL, code exchange, refresh, revoke, and the token hand-out.
 
-Owns the single-use refresh-token rule (FRESHBOOKS.md §1.6): a refreshed pair
+Owns the single-use refresh-token rule (docs/FRESHBOOKS-BEHAVIOUR.md §1.6): a refreshed pair
 is given to `TokenStore.save` before its access token is used, so a crash can
 lose at most a pair nobody has used. It must not log or put tokens in errors.
 """

@@ -144,8 +144,8 @@ class _Reader:
         return value
 
     def timestamp(self, key: str, zone: tzinfo = UTC) -> datetime | None:
-        """Bill and vendor timestamps are UTC even without a zone (FRESHBOOKS.md §2.8);
-        `zone` is the one FreshBooks was seen to use instead (`freshbooks.behaviour`)."""
+        """Bill and vendor timestamps are UTC even without a zone (FRESHBOOKS-BEHAVIOUR.md §2.8);
+        `zone` is the one FreshBooks was seen to use instead (`models.behaviour`)."""
         value = self.data.get(key)
         if value is None or value == "":
             return None
@@ -360,7 +360,7 @@ def _grpc_detail(details: object) -> str:
 def error_message(body: object) -> str | None:
     """FreshBooks' own message from any of its four error shapes, or None if `body` is not one.
 
-    Shapes (FRESHBOOKS.md §4.3): accounting `response.errors[]`, gRPC-style
+    Shapes (docs/FRESHBOOKS-BEHAVIOUR.md §4.3): accounting `response.errors[]`, gRPC-style
     `code`/`message`/`details`, events `errno`/`message`, auth `error`/`error_description`.
     """
     if not isinstance(body, Mapping):

@@ -1,4 +1,4 @@
-"""FreshBooks webhook signatures and payloads (FRESHBOOKS.md §3.4-3.5).
+"""FreshBooks webhook signatures and payloads (docs/FRESHBOOKS-BEHAVIOUR.md §3.4-3.5).
 
 Pure: no network, no clock. Verification never raises on hostile input; it
 answers False, so the listener can reply 401 and move on.

@@ -1,7 +1,7 @@
 """What FreshBooks was seen to do where no public source says what it does.
 
-Each fact is one assumption the client was written on (FRESHBOOKS.md, "Review
-of 2026-12-01"; issue 15) and is checked from FreshBooks' own answers at the
+Each fact is one assumption the client was written on (docs/FRESHBOOKS-BEHAVIOUR.md
+§6; issue 15) and is checked from FreshBooks' own answers at the
 moment it matters, never assumed. `Learnt` holds the conclusions with when
 they were reached; the state keeps them (`store.api_facts`) so a fallback is
 announced once, when it is learnt or changes, not on every 15-minute run.

@@ -1,7 +1,7 @@
 """The sandbox FreshBooks' state: seeded accounts, the mutation API tests use, OAuth grants.
 
 In memory, no network. Objects are rendered in the documented JSON shapes
-(FRESHBOOKS.md §2) with derived fields (totals, paid, status) computed on the
+(docs/FRESHBOOKS-BEHAVIOUR.md §2) with derived fields (totals, paid, status) computed on the
 fly, so a mutation can never leave a bill inconsistent with its payments.
 """
 
@@ -53,7 +53,8 @@ def _money(amount: Decimal, code: str) -> JsonObject:
 
 
 def _stamp(moment: datetime, zone: tzinfo = UTC) -> str:
-    # Bills and vendors use zone-less `YYYY-MM-DD HH:MM:SS` in UTC (FRESHBOOKS.md §2.8).
+    # Bills and vendors use zone-less `YYYY-MM-DD HH:MM:SS` in UTC
+    # (docs/FRESHBOOKS-BEHAVIOUR.md §2.8).
     return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
 
 
@@ -86,7 +87,7 @@ class AccountData:
         self._payments_by_bill: dict[int, list[int]] = {}
         self._next_id = {"vendor": 1, "bill": 1, "payment": 1}
         # That adding, editing or deleting a payment moves its bill's `updated_at` is
-        # unconfirmed (FRESHBOOKS.md §3.3); False plays an API where it does not, so
+        # unconfirmed (docs/FRESHBOOKS-BEHAVIOUR.md §3.3); False plays an API where it does not, so
         # the sync's run-time check and its fallback to listing every payment are tested.
         self.payments_move_bill = True
 
@@ -432,7 +433,8 @@ class AccountData:
             if not silent and self.payments_move_bill:
                 self._bump(bill)
         if not silent:
-            self._emit("bill.update", billid)  # there is no bill_payment event (FRESHBOOKS.md §3.3)
+            # there is no bill_payment event (docs/FRESHBOOKS-BEHAVIOUR.md §3.3)
+            self._emit("bill.update", billid)
         return payment_id
 
     def update_payment(self, payment_id: int, **changes: Any) -> None:

@@ -1,6 +1,6 @@
 """An embedded FreshBooks API server for tests, the demo and benchmarks.
 
-Speaks the documented shapes (FRESHBOOKS.md): OAuth with single-use rotating
+Speaks the documented shapes (docs/FRESHBOOKS-BEHAVIOUR.md): OAuth with single-use rotating
 refresh tokens, identity, bills/vendors/payments with paging and filters, the
 callbacks API with signed webhook deliveries. Tests steer it through fault
 rules, holds, counters and the mutation API. Never for production.

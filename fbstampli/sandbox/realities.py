@@ -1,7 +1,7 @@
 """The ways the real FreshBooks may differ from what fbstampli was written for.
 
-Each name is one unconfirmed assumption (issue 15, FRESHBOOKS.md "Review of
-2026-12-01") acted out the other way, so tests, the demo and `fbstampli
+Each name is one unconfirmed assumption (issue 15, docs/FRESHBOOKS-BEHAVIOUR.md
+§6) acted out the other way, so tests, the demo and `fbstampli
 sandbox freshbooks --reality` can prove the client notices and stays correct.
 Test-only, like the rest of the sandbox.
 """

@@ -1,7 +1,7 @@
 """Bill payments at the cost of the changes: read the payments of the bills that moved.
 
 FreshBooks gives a bill payment no `updated_at` and no webhook of its own
-(FRESHBOOKS.md §2.5, §3.3), so the plain way to see a new, edited or deleted
+(docs/FRESHBOOKS-BEHAVIOUR.md §2.5, §3.3), so the plain way to see a new, edited or deleted
 payment is to list every payment ever made, every run. But a payment changes
 its bill's `paid`, `outstanding` and `status`, and so (an assumption FreshBooks
 does not document) moves the bill's `updated_at`. The incremental pass already

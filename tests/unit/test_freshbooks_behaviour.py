@@ -156,7 +156,7 @@ def test_vendor_times_are_told_from_the_lag_behind_the_webhook(
 def test_a_sort_refused_inside_a_200_answer_is_a_refusal_too(
     requests_mock: rm.Mocker, client: FreshBooksClient, learnt: Learnt
 ) -> None:
-    # FreshBooks may report an error with HTTP 200 (FRESHBOOKS.md §4.3).
+    # FreshBooks may report an error with HTTP 200 (docs/FRESHBOOKS-BEHAVIOUR.md §4.3).
     refused = {"response": {"errors": [{"errno": 1004, "field": "sort", "message": "Invalid"}]}}
     listed = {"json": page("bills", [dated(1, 7)], 1, 1, 1)}
     requests_mock.get(BILLS, [{"json": refused}, listed])

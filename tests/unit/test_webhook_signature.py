@@ -1,4 +1,4 @@
-"""Webhook signatures follow FRESHBOOKS.md §3.5 exactly and never raise on hostile input."""
+"""Webhook signatures follow docs/FRESHBOOKS-BEHAVIOUR.md §3.5 and never raise on hostile input."""
 
 from __future__ import annotations
 
