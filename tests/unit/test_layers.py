@@ -99,23 +99,22 @@ def _dynamic(node: ast.Call) -> str | None:
     return "?"  # a computed name: no contract can follow it
 
 
-def imported(source: Source) -> Iterator[tuple[int, str]]:
-    """(line, module) for every import anywhere in the file: relative, lazy, dynamic alike.
+def imported(source: Source) -> Iterator[tuple[int, str, str]]:
+    """(line, module, else) for every import anywhere in the file: relative, lazy, dynamic alike.
 
-    `from a import b` yields both `a` and `a.b` (b may be a module); the caller keeps
-    the names that are modules.
+    `from a import b` imports the module `a.b` if there is one, else the name `b` of `a`:
+    it yields (line, "a.b", "a") and the caller keeps the first that is a module.
     """
     for node in ast.walk(source.tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                yield node.lineno, alias.name
+                yield node.lineno, alias.name, alias.name
         elif isinstance(node, ast.ImportFrom):
             module = _absolute(source, node)
-            yield node.lineno, module
             for alias in node.names:
-                yield node.lineno, f"{module}.{alias.name}"
+                yield node.lineno, f"{module}.{alias.name}", module
         elif isinstance(node, ast.Call) and (name := _dynamic(node)) is not None:
-            yield node.lineno, name
+            yield node.lineno, name, name
 
 
 def _text_of(node: ast.expr) -> str | None:
@@ -186,7 +185,7 @@ def graph_with(sources: list[Source]) -> tuple[grimp.ImportGraph, list[str]]:
     for source in sources:
         if source.module not in graph.modules:
             graph.add_module(source.module)
-        for line, name in imported(source):
+        for line, name, otherwise in imported(source):
             if name == "?":
                 unknowable.append(f"{source.path}:{line}: imports a module named at run time")
                 continue
@@ -196,7 +195,7 @@ def graph_with(sources: list[Source]) -> tuple[grimp.ImportGraph, list[str]]:
                     graph.add_module(top, is_squashed=True)
                 target = top
             else:
-                target = name
+                target = name if name in graph.modules else otherwise
             if target in graph.modules and target != source.module:
                 graph.add_import(
                     importer=source.module, imported=target, line_number=line, line_contents=""
@@ -219,6 +218,40 @@ def broken_contracts(graph: grimp.ImportGraph, only: str | None = None) -> list[
     return broken
 
 
+def module_cycles(graph: grimp.ImportGraph) -> list[list[str]]:
+    """Every import cycle between the package's modules (strongly connected sets of two or more).
+
+    `no-cycles` compares siblings; this also sees a package's `__init__` and one of its
+    own modules importing each other.
+    """
+    modules = sorted(m for m in graph.modules if m.startswith("fbstampli"))
+    edges = {m: sorted(graph.find_modules_directly_imported_by(m) & set(modules)) for m in modules}
+    order: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        order[module] = low[module] = len(order)
+        stack.append(module)
+        for other in edges[module]:
+            if other not in order:
+                visit(other)
+                low[module] = min(low[module], low[other])
+            elif other in stack:
+                low[module] = min(low[module], order[other])
+        if low[module] == order[module]:
+            component = stack[stack.index(module) :]
+            del stack[stack.index(module) :]
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for module in modules:
+        if module not in order:
+            visit(module)
+    return found
+
+
 def test_the_package_keeps_its_contract() -> None:
     sources = package_sources()
     assert len(sources) > 40  # the walk found the package, not an empty folder
@@ -226,6 +259,7 @@ def test_the_package_keeps_its_contract() -> None:
     assert unknowable == []
     # `lint-imports` at the repository's root shows each broken contract's import chains.
     assert broken_contracts(graph) == []
+    assert module_cycles(graph) == []
 
 
 def test_no_sql_outside_the_store() -> None:
@@ -285,6 +319,12 @@ def test_a_planted_import_breaks_the_contract(path: str, code: str, contract: st
     planted = Source(path, ast.parse(code))
     assert broken_contracts(graph_with([])[0], only=contract) == []
     assert broken_contracts(graph_with([planted])[0], only=contract) == [contract]
+
+
+def test_a_package_and_its_module_importing_each_other_is_a_cycle() -> None:
+    planted = Source("fbstampli/store/__init__.py", ast.parse("from fbstampli.store import outbox"))
+    assert module_cycles(graph_with([])[0]) == []
+    assert ["fbstampli.store", "fbstampli.store.outbox"] in module_cycles(graph_with([planted])[0])
 
 
 def test_an_import_of_a_computed_name_is_refused() -> None:
