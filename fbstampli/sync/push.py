@@ -34,7 +34,7 @@ from fbstampli.store.events import mark_events, pending_events
 from fbstampli.store.outbox import vendor_names
 from fbstampli.sync.connection import Connection
 from fbstampli.sync.deliver import create_batches, deliver
-from fbstampli.sync.ingest import (
+from fbstampli.sync.fetch import (
     Fetched,
     SortExtremes,
     check_sort,
@@ -43,12 +43,12 @@ from fbstampli.sync.ingest import (
     fetch_all_chunks,
     fetch_ids,
     fetch_recent,
-    ingest,
     next_watermarks,
     sort_extremes,
     with_lines,
     with_named,
 )
+from fbstampli.sync.ingest import ingest
 from fbstampli.sync.payments import (
     SWEEP_KEY,
     follows_bills,
