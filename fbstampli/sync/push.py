@@ -26,7 +26,7 @@ from fbstampli.freshbooks.behaviour import (
     as_wall_clock_utc,
     judge_vendor_times,
 )
-from fbstampli.models import Kind
+from fbstampli.models import BILL_EVENTS, VENDOR_EVENTS, Kind, event_resource
 from fbstampli.report import RunReport
 from fbstampli.store import Store, outbox
 from fbstampli.store.api_facts import event_arrivals, load_facts, save_fact
@@ -130,6 +130,40 @@ def save_watermarks(store: Store, marks: dict[Kind, datetime]) -> None:
         store.put_value(WATERMARK_KEYS[kind], mark.isoformat())
 
 
+Stage = Callable[[str], Callable[[int], object]]
+
+
+@dataclass(slots=True)
+class PushRun:
+    """What a push knows before it reads FreshBooks: the events waiting, where the last
+    run stopped, and whether this one lists everything."""
+
+    report: RunReport
+    since: date | None
+    events: list[tuple[int, str, int]]
+    watermarks: dict[Kind, datetime]
+    first_run: bool
+    sweep: bool
+    follow: bool
+    source: BillSource
+
+    @property
+    def whole(self) -> bool:
+        """Everything is listed: a sweep, the first run, or a watermark not yet known."""
+        return self.sweep or self.first_run or len(self.watermarks) < len(WATERMARK_KEYS)
+
+    @property
+    def bill_ids(self) -> list[int]:
+        return self._named(BILL_EVENTS)
+
+    @property
+    def vendor_ids(self) -> list[int]:
+        return self._named(VENDOR_EVENTS)
+
+    def _named(self, resource: str) -> list[int]:
+        return sorted({oid for _, name, oid in self.events if event_resource(name) == resource})
+
+
 def push(
     ctx: PushContext,
     *,
@@ -138,60 +172,106 @@ def push(
     dry_run_folder: Path | None = None,
     only_events: bool = False,
     advance: Callable[[int], None] = lambda amount: None,
-    stage: Callable[[str], Callable[[int], object]] = lambda label: lambda amount: None,
+    stage: Stage = lambda label: lambda amount: None,
 ) -> RunReport:
-    """One push run. `only_events` fetches just what webhooks named (the listener's fast path)."""
-    report = RunReport("push-bills")
-    since_date = parse_since(since, ctx.store)
-    events = pending_events(ctx.store)
-    first_run = not outbox.has_snapshots(ctx.store)
-    sweep = sweep_due(ctx, full=full, first_run=first_run) and not only_events
-    watermarks = load_watermarks(ctx.store)
-    source = ctx.source()
-    bill_ids = sorted({oid for _, name, oid in events if name.startswith("bill.")})
-    vendor_ids = sorted({oid for _, name, oid in events if name.startswith("bill_vendor.")})
-    follow = follows_bills(ctx.store)
-    whole = sweep or first_run or len(watermarks) < len(WATERMARK_KEYS)
-    if whole and not only_events and dry_run_folder is None:
-        started = ctx.clock.now()
-        streamed = _stream(ctx, source, sweep=sweep, follow=follow, since=since_date,
-                           watermarks=watermarks, vendor_ids=vendor_ids, advance=advance,
-                           report=report)  # fmt: skip
-        swept_at = started if sweep or first_run else None
-        return _finish(ctx, events, streamed, swept_at, report, stage=stage)
-    if only_events:
-        fetched = fetch_ids(source, bill_ids=bill_ids, vendor_ids=vendor_ids)
-        fetched = with_payments_of_moved(ctx.store, source, fetched, report)
-    elif whole:  # a dry run: everything in one transaction, rolled back
-        fetched = fetch_all(source, include_deleted=sweep, advance=advance)
-        check_sort(source, fetched)
-    else:
-        fetched = fetch_recent(source, watermarks=watermarks, advance=advance, payments=not follow)
-        fetched = with_named(source, fetched, bill_ids=bill_ids, vendor_ids=vendor_ids)
-        if follow:
-            fetched = with_payments_of_moved(ctx.store, source, fetched, report)
-    fetched = with_lines(ctx.store, source, fetched, report)
-    learn_vendor_times(ctx, fetched, vendor_ids)
-
+    """One push run, in the mode its arguments name. `only_events` fetches just what
+    webhooks named (the listener's fast path)."""
+    run = start_run(ctx, full=full, since=since, only_events=only_events)
     if dry_run_folder is not None:
-        return _dry_run(ctx, fetched, since_date, dry_run_folder, report)
+        return push_dry_run(ctx, run, dry_run_folder, only_events=only_events, advance=advance)
+    if only_events:
+        return push_events(ctx, run, stage=stage)
+    if run.whole:
+        return push_whole(ctx, run, advance=advance, stage=stage)
+    return push_incremental(ctx, run, advance=advance, stage=stage)
 
-    _ingest(ctx, fetched, since_date, ctx.run_id, report)
-    marks = None if only_events else next_watermarks(fetched, watermarks)
-    return _finish(ctx, events, marks, None, report, stage=stage)
+
+def start_run(ctx: PushContext, *, full: bool, since: str | None, only_events: bool) -> PushRun:
+    since_date = parse_since(since, ctx.store)
+    first_run = not outbox.has_snapshots(ctx.store)
+    return PushRun(
+        report=RunReport("push-bills"),
+        since=since_date,
+        events=pending_events(ctx.store),
+        watermarks=load_watermarks(ctx.store),
+        first_run=first_run,
+        sweep=sweep_due(ctx, full=full, first_run=first_run) and not only_events,
+        follow=follows_bills(ctx.store),
+        source=ctx.source(),
+    )
+
+
+def push_events(ctx: PushContext, run: PushRun, *, stage: Stage) -> RunReport:
+    """The webhook fast path: only the objects the waiting events named; no watermark moves."""
+    fetched = _completed(ctx, run, _fetch_named(ctx, run))
+    _ingest(ctx, fetched, run.since, ctx.run_id, run.report)
+    return record_and_deliver(ctx, run, marks=None, swept_at=None, stage=stage)
+
+
+def push_incremental(
+    ctx: PushContext, run: PushRun, *, advance: Callable[[int], None], stage: Stage
+) -> RunReport:
+    """What changed since the watermarks, with what the events named, then the watermarks move."""
+    fetched = _completed(ctx, run, _fetch_recent(ctx, run, advance))
+    _ingest(ctx, fetched, run.since, ctx.run_id, run.report)
+    marks = next_watermarks(fetched, run.watermarks)
+    return record_and_deliver(ctx, run, marks=marks, swept_at=None, stage=stage)
+
+
+def push_whole(
+    ctx: PushContext, run: PushRun, *, advance: Callable[[int], None], stage: Stage
+) -> RunReport:
+    """Everything listed a slice at a time (`_stream`), the sweep recorded once it is whole."""
+    started = ctx.clock.now()
+    marks = _stream(ctx, run, advance=advance)
+    swept_at = started if run.sweep or run.first_run else None
+    return record_and_deliver(ctx, run, marks=marks, swept_at=swept_at, stage=stage)
+
+
+def push_dry_run(
+    ctx: PushContext,
+    run: PushRun,
+    folder: Path,
+    *,
+    only_events: bool,
+    advance: Callable[[int], None],
+) -> RunReport:
+    """Read as the matching real run would, held whole; plan and write files, record nothing."""
+    if only_events:
+        fetched = _fetch_named(ctx, run)
+    elif run.whole:
+        fetched = fetch_all(run.source, include_deleted=run.sweep, advance=advance)
+        check_sort(run.source, fetched)
+    else:
+        fetched = _fetch_recent(ctx, run, advance)
+    return _dry_run(ctx, _completed(ctx, run, fetched), run.since, folder, run.report)
+
+
+def _fetch_named(ctx: PushContext, run: PushRun) -> Fetched:
+    fetched = fetch_ids(run.source, bill_ids=run.bill_ids, vendor_ids=run.vendor_ids)
+    return with_payments_of_moved(ctx.store, run.source, fetched, run.report)
+
+
+def _fetch_recent(ctx: PushContext, run: PushRun, advance: Callable[[int], None]) -> Fetched:
+    source = run.source
+    fetched = fetch_recent(
+        source, watermarks=run.watermarks, advance=advance, payments=not run.follow
+    )
+    fetched = with_named(source, fetched, bill_ids=run.bill_ids, vendor_ids=run.vendor_ids)
+    if run.follow:
+        fetched = with_payments_of_moved(ctx.store, source, fetched, run.report)
+    return fetched
+
+
+def _completed(ctx: PushContext, run: PushRun, fetched: Fetched) -> Fetched:
+    """Bills given their lines, and the vendor times judged, before anything is recorded."""
+    fetched = with_lines(ctx.store, run.source, fetched, run.report)
+    learn_vendor_times(ctx, fetched, run.vendor_ids)
+    return fetched
 
 
 def _stream(
-    ctx: PushContext,
-    source: BillSource,
-    *,
-    sweep: bool,
-    follow: bool,
-    since: date | None,
-    watermarks: dict[Kind, datetime],
-    vendor_ids: list[int],
-    advance: Callable[[int], None],
-    report: RunReport,
+    ctx: PushContext, run: PushRun, *, advance: Callable[[int], None]
 ) -> dict[Kind, datetime]:
     """List everything a slice at a time, each slice ingested and committed before the next.
 
@@ -201,11 +281,13 @@ def _stream(
     run lists everything again. A sweep also checks the payments fast path, and
     every whole listing FreshBooks' sort (from the newest and oldest it saw).
     """
+    source, since, report, vendor_ids = run.source, run.since, run.report, run.vendor_ids
+    sweep, follow = run.sweep, run.follow
     names = vendor_names(ctx.store)
     skipped: set[int] = set()
     moved: set[int] = set()
     missed: list[int] = []
-    marks = dict(watermarks)
+    marks = dict(run.watermarks)
     check = sweep and follow
     extremes: SortExtremes = {}
     # Closed at once when a slice fails, so the listing read ahead stops with it. While it
@@ -230,16 +312,17 @@ def _stream(
     return marks
 
 
-def _finish(
+def record_and_deliver(
     ctx: PushContext,
-    events: list[tuple[int, str, int]],
+    run: PushRun,
+    *,
     marks: dict[Kind, datetime] | None,
     swept_at: datetime | None,
-    report: RunReport,
-    *,
-    stage: Callable[[str], Callable[[int], object]],
+    stage: Stage,
 ) -> RunReport:
-    """Record the run (events done, sweep time, watermarks) in one transaction, then deliver."""
+    """The step every mode ends with: record the run (events done, sweep time, watermarks)
+    in one transaction, only once what it read is committed, then deliver the outbox."""
+    events, report = run.events, run.report
     with ctx.store.transaction():
         mark_events(ctx.store, [event_id for event_id, _, _ in events])
         if swept_at is not None:
@@ -271,7 +354,7 @@ def learn_vendor_times(ctx: PushContext, fetched: Fetched, vendor_ids: list[int]
     """
     if not vendor_ids:
         return
-    arrivals = event_arrivals(ctx.store, "bill_vendor.", vendor_ids)
+    arrivals = event_arrivals(ctx.store, f"{VENDOR_EVENTS}.", vendor_ids)
     learnt = Learnt(
         load_facts(ctx.store),
         now=ctx.clock.now,
