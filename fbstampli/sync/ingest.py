@@ -215,7 +215,20 @@ def _apply(
         ],
     )
     was_queued = {id(d): q for d, q in zip(sent, queued, strict=True)}
-    now = store.now_text()
+    audit = _audit_rows(store.now_text(), decisions, was_queued, report_deleted, run_id, report)
+    if audit:
+        store.audit_many(audit)
+
+
+def _audit_rows(
+    now: str,
+    decisions: Sequence[Decision],
+    was_queued: Mapping[int, bool],
+    report_deleted: bool,
+    run_id: int | None,
+    report: RunReport,
+) -> list[tuple[object, ...]]:
+    """An audit row for each delivery queued and each deletion reported, in decision order."""
     audit: list[tuple[object, ...]] = []
     for decision in decisions:
         item = decision.observed
@@ -245,8 +258,7 @@ def _apply(
                 )
             )
             report.add(f"queued.{item.kind.value}")
-    if audit:
-        store.audit_many(audit)
+    return audit
 
 
 def with_stored_bills(store: Store, fetched: Fetched, names: Mapping[int, str]) -> Fetched:
