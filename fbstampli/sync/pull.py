@@ -45,6 +45,7 @@ from fbstampli.store import Store
 from fbstampli.store import stampli_files as journal
 from fbstampli.store.stampli_files import DONE_STATES, FileRow, FileState
 from fbstampli.sync.connection import Connection
+from fbstampli.sync.matching import BillLinks
 from fbstampli.sync.ports import RemoteFile, Transport
 
 log = logging.getLogger(__name__)
@@ -125,57 +126,6 @@ def _sha256_of(path: Path) -> tuple[int, str]:
             digest.update(block)
             size += len(block)
     return size, digest.hexdigest()
-
-
-class BillLinks:
-    """Finds the FreshBooks bill a Stampli row belongs to.
-
-    The bill id we wrote is the link. Without it (a Stampli layout that drops
-    the column), vendor + invoice number is matched against the bills we
-    snapshotted; invoice numbers are not unique, so anything ambiguous links
-    to nothing rather than to the wrong bill. The index is built once per
-    poll, on first need, so a file that carries our ids costs no lookups.
-    """
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        self._index: dict[tuple[str, str, str], set[int]] | None = None
-
-    def _build(self) -> dict[tuple[str, str, str], set[int]]:
-        names = {
-            fb_id: name.casefold().strip() for fb_id, name in journal.vendor_name_rows(self._store)
-        }
-        index: dict[tuple[str, str, str], set[int]] = {}
-        for bill_id, vendor_id, bill_number in journal.bill_number_rows(self._store):
-            number = bill_number.strip()
-            if not number:
-                continue
-            keys = [("number", "", number)]
-            if vendor_id is not None:
-                keys.append(("vendor_id", str(vendor_id), number))
-                if names.get(vendor_id):
-                    keys.append(("vendor_name", names[vendor_id], number))
-            for key in keys:
-                index.setdefault(key, set()).add(bill_id)
-        return index
-
-    def bill_id(self, record: StampliRecord) -> int | None:
-        if record.fb_bill_id is not None:
-            return record.fb_bill_id
-        number = record.invoice_number.strip()
-        if not number:
-            return None
-        if self._index is None:
-            self._index = self._build()
-        vendor_id, vendor_name = record.vendor_id.strip(), record.vendor_name.casefold().strip()
-        candidates: set[int] = set()
-        if vendor_id:
-            candidates = self._index.get(("vendor_id", vendor_id, number), set())
-        if not candidates and vendor_name:
-            candidates = self._index.get(("vendor_name", vendor_name, number), set())
-        if not vendor_id and not vendor_name:
-            candidates = self._index.get(("number", "", number), set())
-        return next(iter(candidates)) if len(candidates) == 1 else None
 
 
 def record_json(record: StampliRecord) -> str:
@@ -392,7 +342,9 @@ def pull(
     # run is writing one, so what is here is litter.
     for litter in context.folder.glob(".*.tmp"):
         litter.unlink(missing_ok=True)
-    links = BillLinks(store)
+    links = BillLinks(
+        partial(journal.vendor_name_rows, store), partial(journal.bill_number_rows, store)
+    )
     for remote in connection.get().list_files(outbound):
         try:
             local_path(context.folder, remote.name)  # refused before it is even classified
