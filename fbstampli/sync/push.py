@@ -12,13 +12,12 @@ import logging
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from fbstampli.atomic import write_atomic
-from fbstampli.clock import Clock, from_utc_text, to_utc_text
+from fbstampli.clock import Clock, to_utc_text
 from fbstampli.config import Settings
-from fbstampli.errors import ConfigError
 from fbstampli.freshbooks.behaviour import (
     NEW_YORK,
     VENDOR_TIMES,
@@ -59,14 +58,19 @@ from fbstampli.sync.payments import (
 )
 from fbstampli.sync.plan import Decision
 from fbstampli.sync.ports import BillSource, Renderer, Transport
+from fbstampli.sync.watermarks import (
+    WATERMARK_KEYS,
+    load_watermarks,
+    parse_since,
+    save_watermarks,
+    sweep_due,
+)
 
 log = logging.getLogger(__name__)
 
-SINCE_KEY = "push.since"
 # When a push last finished reading FreshBooks (a whole listing or the incremental pass):
 # how fresh the snapshots reconcile reads are, whatever became of the uploads after.
 READ_AT_KEY = "push.read_at"
-WATERMARK_KEYS = {Kind.VENDOR: "push.watermark.vendor", Kind.BILL: "push.watermark.bill"}
 
 
 @dataclass(slots=True)
@@ -83,51 +87,6 @@ class PushContext:
 
 class _DryRunDone(Exception):
     """Raised to roll back a dry run's transaction after its files are written."""
-
-
-def parse_since(text: str | None, store: Store) -> date | None:
-    """`--since` is remembered, so later runs keep leaving older bills out."""
-    if text:
-        try:
-            since = date.fromisoformat(text)
-        except ValueError:
-            raise ConfigError(f"--since {text!r}: expected a date like 2026-01-31") from None
-        with store.transaction():
-            store.put_value(SINCE_KEY, since.isoformat())
-        return since
-    stored = store.get_value(SINCE_KEY)
-    return date.fromisoformat(stored) if stored else None
-
-
-def sweep_due(ctx: PushContext, *, full: bool, first_run: bool) -> bool:
-    """A full sweep (deleted objects too) on request, or when the last is old enough.
-
-    The very first run has nothing to sweep for: a deletion only matters for
-    an object we have sent, and nothing has been sent yet.
-    """
-    if first_run:
-        return False
-    if full:
-        return True
-    last = ctx.store.get_value(SWEEP_KEY)
-    if last is None:
-        return True
-    age = ctx.clock.now() - from_utc_text(last)
-    return age >= timedelta(hours=ctx.settings.sync.full_sweep_hours)
-
-
-def load_watermarks(store: Store) -> dict[Kind, datetime]:
-    marks: dict[Kind, datetime] = {}
-    for kind, key in WATERMARK_KEYS.items():
-        text = store.get_value(key)
-        if text:
-            marks[kind] = datetime.fromisoformat(text)
-    return marks
-
-
-def save_watermarks(store: Store, marks: dict[Kind, datetime]) -> None:
-    for kind, mark in marks.items():
-        store.put_value(WATERMARK_KEYS[kind], mark.isoformat())
 
 
 Stage = Callable[[str], Callable[[int], object]]
@@ -195,7 +154,8 @@ def start_run(ctx: PushContext, *, full: bool, since: str | None, only_events: b
         events=pending_events(ctx.store),
         watermarks=load_watermarks(ctx.store),
         first_run=first_run,
-        sweep=sweep_due(ctx, full=full, first_run=first_run) and not only_events,
+        sweep=sweep_due(ctx.store, ctx.settings, ctx.clock, full=full, first_run=first_run)
+        and not only_events,
         follow=follows_bills(ctx.store),
         source=ctx.source(),
     )
