@@ -284,16 +284,7 @@ def pull(
     """
     outbound = context.settings.stampli.outbound_dir
     archive = context.settings.stampli.archive_dir
-    try:
-        context.folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ConfigError(
-            f"cannot keep Stampli's files in {context.folder} ({error.strerror}); check that folder"
-        ) from None
-    # A download killed mid-file leaves its temporary copy; under the run lock no other
-    # run is writing one, so what is here is litter.
-    for litter in context.folder.glob(".*.tmp"):
-        litter.unlink(missing_ok=True)
+    _prepare_folder(context.folder)
     links = BillLinks(
         partial(journal.vendor_name_rows, store), partial(journal.bill_number_rows, store)
     )
@@ -331,6 +322,20 @@ def pull(
             continue
         if done and archive:
             _archive(connection, outbound, remote.name, archive, report)
+
+
+def _prepare_folder(folder: Path) -> None:
+    """The downloads folder, made if need be, cleared of what a killed download left."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(
+            f"cannot keep Stampli's files in {folder} ({error.strerror}); check that folder"
+        ) from None
+    # A download killed mid-file leaves its temporary copy; under the run lock no other
+    # run is writing one, so what is here is litter.
+    for litter in folder.glob(".*.tmp"):
+        litter.unlink(missing_ok=True)
 
 
 def _quarantine_unreadable(
