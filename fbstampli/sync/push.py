@@ -253,7 +253,9 @@ def _stream(
     # Closed at once when a slice fails, so the listing read ahead stops with it. While it
     # is open, never call FreshBooks inside a store transaction: the worker may hold the
     # client's lock and wait for the store's to save a refreshed token, the two locks the
-    # other way round (with_lines below calls FreshBooks outside any transaction).
+    # other way round (with_lines below calls FreshBooks outside any transaction). A token
+    # is the one thing the worker writes: a refreshed pair must be stored before it is used
+    # (FreshBooks rotates the refresh token); what it learns is kept for the caller.
     with closing(fetch_all_chunks(source, include_deleted=sweep, advance=advance)) as listing:
         for listed in listing:
             chunk = with_lines(ctx.store, source, listed, report)

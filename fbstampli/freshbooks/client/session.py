@@ -21,7 +21,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from fbstampli.config import FreshBooksSettings
 from fbstampli.errors import AuthRequiredError, RemoteError, RemoteUnavailableError
-from fbstampli.freshbooks.behaviour import EMPTY_PAGES, Learnt
+from fbstampli.freshbooks.behaviour import EMPTY_PAGES, Fact, Learnt, OnLearn
 from fbstampli.freshbooks.client.errors import (
     READ_SCOPES,
     TransientError,
@@ -109,6 +109,9 @@ class Session:
     ) -> None:
         self._settings = settings
         self.learnt = learnt or Learnt()
+        self._lessons: dict[str, Fact] = {}
+        self._lessons_lock = threading.Lock()
+        self.learnt.on_learn = self._keep_lesson(self.learnt.on_learn)
         self._tokens = token_manager
         self._account_id = account_id
         self._session = session or requests.Session()
@@ -123,6 +126,34 @@ class Session:
 
     def close(self) -> None:
         self._session.close()
+
+    # ---- what was learnt, handed to the caller -------------------------------------------
+
+    def _keep_lesson(self, passed_on: OnLearn | None) -> OnLearn:
+        """Each conclusion kept for `lessons`, and passed on to the learnt's own listener.
+
+        The client writes nothing: a conclusion may be reached in a read-ahead worker
+        thread in the middle of a listing, and storing it there would take the state's
+        lock from that thread. The caller takes `lessons` and stores them itself.
+        """
+
+        def kept(name: str, fact: Fact) -> None:
+            with self._lessons_lock:
+                self._lessons[name] = fact
+            if passed_on is not None:
+                passed_on(name, fact)
+
+        return kept
+
+    def lessons(self) -> dict[str, Fact]:
+        """The conclusions reached since last asked (taken, not copied), for the caller to store.
+
+        A `learnt` put in place later (an API report's, in memory) is not watched: what
+        it learns is nobody's to store.
+        """
+        with self._lessons_lock:
+            taken, self._lessons = self._lessons, {}
+        return taken
 
     # ---- HTTP core -------------------------------------------------------------------------
 
