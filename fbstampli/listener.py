@@ -39,6 +39,7 @@ from fbstampli.freshbooks.webhooks import (
     parse_verification,
     verify_signature,
 )
+from fbstampli.models import WEBHOOK_RESOURCES
 from fbstampli.store import Store
 from fbstampli.store import events as queue
 from fbstampli.store.credentials import account_id as stored_account_id
@@ -52,7 +53,7 @@ HEALTH_STORE_WAIT = 1.0  # seconds /healthz waits for the store before answering
 REQUEST_TIMEOUT = 10.0  # seconds a client may take to send its request; FreshBooks waits 10 s
 # Open connections served at once; more are closed unanswered (FreshBooks retries).
 MAX_CONNECTIONS = 64
-RESOURCES = ("bill", "bill_vendor")  # the events push-bills acts on
+RESOURCES = WEBHOOK_RESOURCES  # the events push-bills acts on
 MAX_PENDING_VERIFIERS = 16  # unconfirmed handshakes kept in one window: forged ones cannot pile up
 IGNORED_LOG_EVERY = 100  # a flood of unwanted handshakes is logged once per this many
 MAX_FIELDS = 100

@@ -8,6 +8,7 @@ the factories at the bottom open from the credentials the store holds.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from fbstampli.store.credentials import SftpLogin
     from fbstampli.store.keys import StateKey
     from fbstampli.sync.ports import BillSource, Renderer, Transport
+
+log = logging.getLogger(__name__)
 
 
 def load_options_settings(options: Options, flags: Mapping[str, object] | None = None) -> Settings:
@@ -172,7 +175,7 @@ def open_client(rt: Runtime, *, session: Any = None) -> FreshBooksClient:
         if rt.on_page is not None:
             rt.on_page(progress)
 
-    return FreshBooksClient(
+    client = FreshBooksClient(
         settings,
         manager,
         account,
@@ -181,16 +184,30 @@ def open_client(rt: Runtime, *, session: Any = None) -> FreshBooksClient:
         on_page=on_page,
         learnt=stored_learnt(rt.store, rt.clock.now),
     )
+    # Before the store closes and the run lock is let go: what the client learnt is written
+    # here, in the command's own thread, not by the client in the middle of a listing.
+    rt._stack.callback(store_lessons, rt.store, client)
+    return client
 
 
 def stored_learnt(store: Store, now: Callable[[], datetime]) -> Learnt:
-    """What FreshBooks was seen to do, each new conclusion committed as it is reached."""
+    """What FreshBooks was seen to do, as stored; new conclusions come back by `store_lessons`."""
     from fbstampli.models.behaviour import Learnt
-    from fbstampli.store.api_facts import load_facts, save_fact
+    from fbstampli.store.api_facts import load_facts
 
-    return Learnt(
-        load_facts(store), now=now, on_learn=lambda name, fact: save_fact(store, name, fact)
-    )
+    return Learnt(load_facts(store), now=now)
+
+
+def store_lessons(store: Store, client: FreshBooksClient) -> None:
+    """Commit what the client concluded of FreshBooks' behaviour; lost, it is learnt again."""
+    from fbstampli.errors import FbstampliError
+    from fbstampli.store.api_facts import save_fact
+
+    try:
+        for name, fact in client.lessons().items():
+            save_fact(store, name, fact)
+    except FbstampliError as error:  # the command's own outcome stands; the next run rechecks
+        log.warning("could not store what FreshBooks was seen to do: %s", error)
 
 
 def with_stored_folders(settings: Settings, store: Store) -> Settings:

@@ -131,6 +131,76 @@ def _fact_text(fact: Fact | None) -> str:
     return "could not tell from this account's data" if fact is None else fact.value
 
 
+class _Questions:
+    """What each probe asks of FreshBooks, and its conclusion in a line."""
+
+    def __init__(self, client: FreshBooksClient, learnt: Learnt, stored: dict[str, Fact]):
+        self.client = client
+        self.learnt = learnt
+        self.stored = stored
+
+    def identity(self) -> str:
+        self.client.me()
+        return "the token works"
+
+    def sort(self, resource: str, fact: str) -> Callable[[], str]:
+        def act() -> str:
+            verdict = self.client.probe_sort(resource)
+            if verdict is not None:
+                self.learnt.learn(fact, verdict)
+            return f"{LABELS[fact]}: {_fact_text(self.learnt.facts.get(fact))}"
+
+        return act
+
+    def vendor_ids(self) -> str:
+        first = next(self.client.list_vendors(), None)
+        if first is None:
+            return "no vendors to ask for"
+        self.client.get_vendors([first.fb_id])
+        return f"{LABELS[VENDOR_IDS]}: {_fact_text(self.learnt.facts.get(VENDOR_IDS))}"
+
+    def lines(self) -> str:
+        if next(self.client.list_bills(), None) is None:
+            return "no bills to look at"
+        return f"{LABELS[LIST_LINES]}: {_fact_text(self.learnt.facts.get(LIST_LINES))}"
+
+    def payments(self) -> str:
+        next(self.client.list_bill_payments(), None)
+        return "bill payments can be listed"
+
+    def vendor_times(self) -> str:
+        fact = self.stored.get(VENDOR_TIMES)
+        return f"{LABELS[VENDOR_TIMES]}: {_fact_text(fact)} (learnt by runs)"
+
+    def empty(self) -> str:
+        fact = self.learnt.facts.get(EMPTY_PAGES) or self.stored.get(EMPTY_PAGES)
+        return f"{LABELS[EMPTY_PAGES]}: {_fact_text(fact)}"
+
+    def all(self) -> list[tuple[str, str, Callable[[], str]]]:
+        return [
+            ("identity", "does the token reach the identity endpoint?", self.identity),
+            (
+                "sort bills",
+                "is sort=updated_at_desc/_asc honoured on bills?",
+                self.sort("bills", SORT_BILLS),
+            ),
+            (
+                "sort vendors",
+                "is sort=updated_at_desc/_asc honoured on bill_vendors?",
+                self.sort("bill_vendors", SORT_VENDORS),
+            ),
+            ("vendor ids filter", "does search[ids][] filter bill_vendors?", self.vendor_ids),
+            ("bill lines", "do bill list responses carry `lines`?", self.lines),
+            ("bill payments", "can bill payments be listed (scope)?", self.payments),
+            (
+                "vendor times",
+                "are vendor timestamps UTC? (needs a webhook beside a change)",
+                self.vendor_times,
+            ),
+            ("empty pages", "what does an empty list say in `pages`?", self.empty),
+        ]
+
+
 def run_probes(
     client: FreshBooksClient, recorder: Recorder, stored: dict[str, Fact]
 ) -> list[dict[str, Any]]:
@@ -138,8 +208,7 @@ def run_probes(
     learnt = Learnt()  # in memory: a report must not change what the runs act on
     client.learnt = learnt
     probes: list[dict[str, Any]] = []
-
-    def probe(name: str, question: str, act: Callable[[], str]) -> None:
+    for name, question, act in _Questions(client, learnt, stored).all():
         start = len(recorder.exchanges)
         try:
             conclusion = act()
@@ -153,59 +222,6 @@ def run_probes(
                 "conclusion": conclusion,
             }
         )
-
-    def identity() -> str:
-        client.me()
-        return "the token works"
-
-    def sort(resource: str, fact: str) -> Callable[[], str]:
-        def act() -> str:
-            verdict = client.probe_sort(resource)
-            if verdict is not None:
-                learnt.learn(fact, verdict)
-            return f"{LABELS[fact]}: {_fact_text(learnt.facts.get(fact))}"
-
-        return act
-
-    def vendor_ids() -> str:
-        first = next(client.list_vendors(), None)
-        if first is None:
-            return "no vendors to ask for"
-        client.get_vendors([first.fb_id])
-        return f"{LABELS[VENDOR_IDS]}: {_fact_text(learnt.facts.get(VENDOR_IDS))}"
-
-    def lines() -> str:
-        if next(client.list_bills(), None) is None:
-            return "no bills to look at"
-        return f"{LABELS[LIST_LINES]}: {_fact_text(learnt.facts.get(LIST_LINES))}"
-
-    def payments() -> str:
-        next(client.list_bill_payments(), None)
-        return "bill payments can be listed"
-
-    def vendor_times() -> str:
-        return f"{LABELS[VENDOR_TIMES]}: {_fact_text(stored.get(VENDOR_TIMES))} (learnt by runs)"
-
-    def empty() -> str:
-        fact = learnt.facts.get(EMPTY_PAGES) or stored.get(EMPTY_PAGES)
-        return f"{LABELS[EMPTY_PAGES]}: {_fact_text(fact)}"
-
-    probe("identity", "does the token reach the identity endpoint?", identity)
-    probe(
-        "sort bills", "is sort=updated_at_desc/_asc honoured on bills?", sort("bills", SORT_BILLS)
-    )
-    probe(
-        "sort vendors",
-        "is sort=updated_at_desc/_asc honoured on bill_vendors?",
-        sort("bill_vendors", SORT_VENDORS),
-    )
-    probe("vendor ids filter", "does search[ids][] filter bill_vendors?", vendor_ids)
-    probe("bill lines", "do bill list responses carry `lines`?", lines)
-    probe("bill payments", "can bill payments be listed (scope)?", payments)
-    probe(
-        "vendor times", "are vendor timestamps UTC? (needs a webhook beside a change)", vendor_times
-    )
-    probe("empty pages", "what does an empty list say in `pages`?", empty)
     return probes
 
 

@@ -20,6 +20,19 @@ class Kind(StrEnum):
     PAYMENT = "bill_payment"
 
 
+# The FreshBooks webhook events push-bills acts on, the one list of them: an event is
+# named `<resource>.<action>` (`bill.create`, `bill_vendor.delete`), and a callback
+# registered for the bare resource receives its create, update and delete events.
+BILL_EVENTS = "bill"
+VENDOR_EVENTS = "bill_vendor"
+WEBHOOK_RESOURCES = (BILL_EVENTS, VENDOR_EVENTS)
+
+
+def event_resource(event: str) -> str:
+    """The resource an event name is about: `bill` for `bill.update`."""
+    return event.partition(".")[0]
+
+
 class VisState(IntEnum):
     ACTIVE = 0
     DELETED = 1

@@ -15,6 +15,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from fbstampli.errors import ConfigError, RemoteError
+from fbstampli.models import WEBHOOK_RESOURCES
 from fbstampli.options import Options
 from fbstampli.report import RunReport
 from fbstampli.runtime import Runtime, open_runtime, require_home
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-WEBHOOK_EVENTS = ("bill", "bill_vendor")  # the bare resource subscribes to create/update/delete
+WEBHOOK_EVENTS = WEBHOOK_RESOURCES  # the bare resource subscribes to create/update/delete
 HANDSHAKE_WAIT_SECONDS = 5.0  # how long register/verify wait for the listener to store a verifier
 # How long a handshake is accepted after register/verify --resend asked for it; a late one is
 # then confirmed by `webhooks verify ID`. Outside a window the listener keeps no handshake.

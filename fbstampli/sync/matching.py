@@ -1,17 +1,22 @@
 """Reconciliation: FreshBooks bill payments against what Stampli says, one outcome per bill.
 
-Pure: takes plain facts, returns classifications. Amounts are `Decimal`;
+The outcome rules (`classify`) with their matching inputs: which bill a Stampli
+row belongs to (`BillLinks`, used as exports are pulled) and what Stampli's rows
+say per bill (`stampli_facts`, used as reconcile runs). Pure: takes plain facts
+(rows read by the caller), returns classifications. Amounts are `Decimal`;
 amounts in different currencies are never taken to match.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any, Protocol
 
+from fbstampli.models import StampliRecord
 from fbstampli.models.outcome import Outcome
 
 
@@ -165,3 +170,124 @@ def unknown_to_freshbooks(unknown: Iterable[tuple[str, int | None]]) -> list[Res
         )
         for invoice_id, bill_id in sorted(set(unknown), key=lambda item: (item[0], item[1] or 0))
     ]
+
+
+# A payment Stampli later reports with one of these statuses no longer counts as paid.
+VOID_STATUSES = frozenset({"void", "voided", "cancelled", "canceled", "reversed", "failed"})
+VendorNames = Callable[[], Iterator[tuple[int, str]]]  # (vendor id, name)
+BillNumbers = Callable[[], Iterator[tuple[int, int | None, str]]]  # (bill, vendor, number)
+
+
+class RecordRow(Protocol):
+    """A stored Stampli record, read by column name (a `sqlite3.Row`)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+class BillLinks:
+    """Finds the FreshBooks bill a Stampli row belongs to.
+
+    The bill id we wrote is the link. Without it (a Stampli layout that drops
+    the column), vendor + invoice number is matched against the bills we
+    snapshotted; invoice numbers are not unique, so anything ambiguous links
+    to nothing rather than to the wrong bill. The index is built once per
+    poll, on first need, so a file that carries our ids costs no lookups; it
+    is read through the two callables given (the snapshots, in `sync/pull.py`).
+    """
+
+    def __init__(self, vendor_names: VendorNames, bill_numbers: BillNumbers) -> None:
+        self._vendor_names = vendor_names
+        self._bill_numbers = bill_numbers
+        self._index: dict[tuple[str, str, str], set[int]] | None = None
+
+    def _build(self) -> dict[tuple[str, str, str], set[int]]:
+        names = {fb_id: name.casefold().strip() for fb_id, name in self._vendor_names()}
+        index: dict[tuple[str, str, str], set[int]] = {}
+        for bill_id, vendor_id, bill_number in self._bill_numbers():
+            number = bill_number.strip()
+            if not number:
+                continue
+            keys = [("number", "", number)]
+            if vendor_id is not None:
+                keys.append(("vendor_id", str(vendor_id), number))
+                if names.get(vendor_id):
+                    keys.append(("vendor_name", names[vendor_id], number))
+            for key in keys:
+                index.setdefault(key, set()).add(bill_id)
+        return index
+
+    def bill_id(self, record: StampliRecord) -> int | None:
+        if record.fb_bill_id is not None:
+            return record.fb_bill_id
+        number = record.invoice_number.strip()
+        if not number:
+            return None
+        if self._index is None:
+            self._index = self._build()
+        vendor_id, vendor_name = record.vendor_id.strip(), record.vendor_name.casefold().strip()
+        candidates: set[int] = set()
+        if vendor_id:
+            candidates = self._index.get(("vendor_id", vendor_id, number), set())
+        if not candidates and vendor_name:
+            candidates = self._index.get(("vendor_name", vendor_name, number), set())
+        if not vendor_id and not vendor_name:
+            candidates = self._index.get(("number", "", number), set())
+        return next(iter(candidates)) if len(candidates) == 1 else None
+
+
+def stampli_facts(
+    rows: Iterable[RecordRow],
+    bills: Mapping[int, BillFacts],
+    *,
+    carried: frozenset[int] = frozenset(),
+) -> tuple[dict[int, StampliFacts], list[tuple[str, int | None]]]:
+    """What Stampli's stored exports say per bill; rows naming no FreshBooks bill go apart.
+
+    The approval that counts is the latest by its own time (exports can
+    arrive out of order), by arrival when a row carries no time. A payment
+    exported twice (same payment id) counts once, the later row winning; one
+    later reported void no longer counts. A payment without a currency is in
+    its bill's currency. Rows naming a `carried` bill are left out: that
+    bill keeps the outcome it has.
+    """
+    captured: set[int] = set()
+    approval: dict[int, tuple[str, datetime | None]] = {}
+    invoice: dict[int, str] = {}
+    payments: dict[int, dict[str, Money]] = defaultdict(dict)
+    unknown: list[tuple[str, int | None]] = []
+    for row in rows:
+        bill_id = row["fb_bill_id"]
+        if bill_id in carried:
+            continue
+        if bill_id is None or bill_id not in bills:
+            unknown.append((row["stampli_invoice_id"], bill_id))
+            continue
+        invoice[bill_id] = row["stampli_invoice_id"]
+        kind = row["export_kind"]
+        if kind == "capture":
+            captured.add(bill_id)
+        elif kind == "approval":
+            text = row["occurred_at"]
+            moment = datetime.fromisoformat(text) if text else None
+            previous = approval.get(bill_id)
+            older = previous is not None and previous[1] and moment and moment < previous[1]
+            if not older:
+                approval[bill_id] = (row["status"], moment)
+        elif kind == "payment" and row["amount"] is not None:
+            key = row["payment_id"] or f"line-{row['line']}"
+            if row["status"] in VOID_STATUSES:
+                payments[bill_id].pop(key, None)
+                continue
+            currency = row["currency_code"] or bills[bill_id].currency
+            payments[bill_id][key] = Money(Decimal(row["amount"]), currency)
+    facts = {
+        bill_id: StampliFacts(
+            captured=bill_id in captured,
+            approval=approval.get(bill_id, ("", None))[0],
+            approved_at=approval.get(bill_id, ("", None))[1],
+            invoice_id=invoice.get(bill_id, ""),
+            payments=tuple(payments.get(bill_id, {}).values()),
+        )
+        for bill_id in captured | set(approval) | set(payments)
+    }
+    return facts, unknown

@@ -29,7 +29,7 @@ from fbstampli.models.behaviour import PAYMENTS_MOVE_BILLS, Fact
 from fbstampli.report import RunReport
 from fbstampli.store import Store
 from fbstampli.store.snapshots import stored_payment_ids, stored_stamps
-from fbstampli.sync.ingest import Fetched
+from fbstampli.sync.fetch import Fetched
 from fbstampli.sync.plan import Decision
 from fbstampli.sync.ports import BillSource
 

@@ -16,7 +16,6 @@ the poll goes on.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -46,12 +45,13 @@ from fbstampli.store import Store
 from fbstampli.store import stampli_files as journal
 from fbstampli.store.stampli_files import DONE_STATES, FileRow, FileState
 from fbstampli.sync.connection import Connection
+from fbstampli.sync.local_copies import MAX_LOCAL_NAME_BYTES, local_name, local_path, sha256_of
+from fbstampli.sync.matching import BillLinks
 from fbstampli.sync.ports import Transport
 
 log = logging.getLogger(__name__)
 
 CHUNK = 1000  # records per insert; bounds memory whatever the file size
-_HASH_BLOCK = 1024 * 1024
 _FIELDS = tuple(field.name for field in fields(StampliRecord))
 
 
@@ -79,104 +79,6 @@ def is_due(last_run: datetime | None, now: datetime, interval: timedelta) -> boo
 
 def _identity(remote: RemoteFile) -> tuple[str, int | None, str | None]:
     return remote.name, remote.size, remote.mtime.isoformat() if remote.mtime else None
-
-
-def local_path(folder: Path, name: str) -> Path:
-    """`folder/name`, refused (not followed) if it would land anywhere but directly in `folder`.
-
-    The transport already rejects unsafe names; this is the second lock on the
-    same door, because a local path built from a remote name is how files get
-    written over `~/.ssh/authorized_keys`.
-    """
-    if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
-        raise RemoteError(f"refusing export name {name!r}: it would leave {folder}")
-    candidate = folder / name
-    if candidate.resolve().parent != folder.resolve():
-        raise RemoteError(f"refusing export name {name!r}: it would leave {folder}")
-    return candidate
-
-
-# File names are 255 bytes at most on most file systems; the row id and a quarantine suffix
-# must fit beside the remote name, so a longer one is shortened (and made unique) locally.
-MAX_LOCAL_NAME_BYTES = 200
-
-
-def local_name(file_id: int, name: str) -> str:
-    """The local copy's name for row `file_id`: `<id>-<name>`, shortened when too long.
-
-    A remote name of 249+ bytes once failed every pull with ENAMETOOLONG; it now
-    keeps its first 100 bytes, a digest of the whole name, and a short suffix.
-    """
-    full = f"{file_id:06d}-{name}"
-    if len(full.encode("utf-8", "surrogateescape")) <= MAX_LOCAL_NAME_BYTES:
-        return full
-    raw = name.encode("utf-8", "surrogateescape")
-    digest = hashlib.sha256(raw).hexdigest()[:16]
-    suffix = Path(name).suffix
-    suffix = suffix if 0 < len(suffix.encode("utf-8", "surrogateescape")) <= 10 else ""
-    stem = raw[:100].decode("utf-8", "ignore")
-    return f"{file_id:06d}-{stem}-{digest}{suffix}"
-
-
-def _sha256_of(path: Path) -> tuple[int, str]:
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as stream:
-        while block := stream.read(_HASH_BLOCK):
-            digest.update(block)
-            size += len(block)
-    return size, digest.hexdigest()
-
-
-class BillLinks:
-    """Finds the FreshBooks bill a Stampli row belongs to.
-
-    The bill id we wrote is the link. Without it (a Stampli layout that drops
-    the column), vendor + invoice number is matched against the bills we
-    snapshotted; invoice numbers are not unique, so anything ambiguous links
-    to nothing rather than to the wrong bill. The index is built once per
-    poll, on first need, so a file that carries our ids costs no lookups.
-    """
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        self._index: dict[tuple[str, str, str], set[int]] | None = None
-
-    def _build(self) -> dict[tuple[str, str, str], set[int]]:
-        names = {
-            fb_id: name.casefold().strip() for fb_id, name in journal.vendor_name_rows(self._store)
-        }
-        index: dict[tuple[str, str, str], set[int]] = {}
-        for bill_id, vendor_id, bill_number in journal.bill_number_rows(self._store):
-            number = bill_number.strip()
-            if not number:
-                continue
-            keys = [("number", "", number)]
-            if vendor_id is not None:
-                keys.append(("vendor_id", str(vendor_id), number))
-                if names.get(vendor_id):
-                    keys.append(("vendor_name", names[vendor_id], number))
-            for key in keys:
-                index.setdefault(key, set()).add(bill_id)
-        return index
-
-    def bill_id(self, record: StampliRecord) -> int | None:
-        if record.fb_bill_id is not None:
-            return record.fb_bill_id
-        number = record.invoice_number.strip()
-        if not number:
-            return None
-        if self._index is None:
-            self._index = self._build()
-        vendor_id, vendor_name = record.vendor_id.strip(), record.vendor_name.casefold().strip()
-        candidates: set[int] = set()
-        if vendor_id:
-            candidates = self._index.get(("vendor_id", vendor_id, number), set())
-        if not candidates and vendor_name:
-            candidates = self._index.get(("vendor_name", vendor_name, number), set())
-        if not vendor_id and not vendor_name:
-            candidates = self._index.get(("number", "", number), set())
-        return next(iter(candidates)) if len(candidates) == 1 else None
 
 
 def record_json(record: StampliRecord) -> str:
@@ -305,7 +207,7 @@ def _fetch(
     hashed here rather than fetched again.
     """
     if local.exists():
-        size, sha256 = _sha256_of(local)
+        size, sha256 = sha256_of(local)
     else:
         max_bytes = context.settings.pull.max_file_mb * 1024 * 1024
         size, sha256 = transport.download(
@@ -383,17 +285,10 @@ def pull(
     """
     outbound = context.settings.stampli.outbound_dir
     archive = context.settings.stampli.archive_dir
-    try:
-        context.folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ConfigError(
-            f"cannot keep Stampli's files in {context.folder} ({error.strerror}); check that folder"
-        ) from None
-    # A download killed mid-file leaves its temporary copy; under the run lock no other
-    # run is writing one, so what is here is litter.
-    for litter in context.folder.glob(".*.tmp"):
-        litter.unlink(missing_ok=True)
-    links = BillLinks(store)
+    _prepare_folder(context.folder)
+    links = BillLinks(
+        partial(journal.vendor_name_rows, store), partial(journal.bill_number_rows, store)
+    )
     for remote in connection.get().list_files(outbound):
         try:
             local_path(context.folder, remote.name)  # refused before it is even classified
@@ -428,6 +323,20 @@ def pull(
             continue
         if done and archive:
             _archive(connection, outbound, remote.name, archive, report)
+
+
+def _prepare_folder(folder: Path) -> None:
+    """The downloads folder, made if need be, cleared of what a killed download left."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(
+            f"cannot keep Stampli's files in {folder} ({error.strerror}); check that folder"
+        ) from None
+    # A download killed mid-file leaves its temporary copy; under the run lock no other
+    # run is writing one, so what is here is litter.
+    for litter in folder.glob(".*.tmp"):
+        litter.unlink(missing_ok=True)
 
 
 def _quarantine_unreadable(

@@ -12,14 +12,13 @@ import logging
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from fbstampli.atomic import write_atomic
-from fbstampli.clock import Clock, from_utc_text, to_utc_text
+from fbstampli.clock import Clock, to_utc_text
 from fbstampli.config import Settings
-from fbstampli.errors import ConfigError
-from fbstampli.models import Kind
+from fbstampli.models import BILL_EVENTS, VENDOR_EVENTS, Kind, event_resource
 from fbstampli.models.behaviour import (
     NEW_YORK,
     VENDOR_TIMES,
@@ -34,7 +33,7 @@ from fbstampli.store.events import mark_events, pending_events
 from fbstampli.store.outbox import vendor_names
 from fbstampli.sync.connection import Connection
 from fbstampli.sync.deliver import create_batches, deliver
-from fbstampli.sync.ingest import (
+from fbstampli.sync.fetch import (
     Fetched,
     SortExtremes,
     check_sort,
@@ -43,12 +42,12 @@ from fbstampli.sync.ingest import (
     fetch_all_chunks,
     fetch_ids,
     fetch_recent,
-    ingest,
     next_watermarks,
     sort_extremes,
     with_lines,
     with_named,
 )
+from fbstampli.sync.ingest import ingest
 from fbstampli.sync.payments import (
     SWEEP_KEY,
     follows_bills,
@@ -59,14 +58,19 @@ from fbstampli.sync.payments import (
 )
 from fbstampli.sync.plan import Decision
 from fbstampli.sync.ports import BillSource, Renderer, Transport
+from fbstampli.sync.watermarks import (
+    WATERMARK_KEYS,
+    load_watermarks,
+    parse_since,
+    save_watermarks,
+    sweep_due,
+)
 
 log = logging.getLogger(__name__)
 
-SINCE_KEY = "push.since"
 # When a push last finished reading FreshBooks (a whole listing or the incremental pass):
 # how fresh the snapshots reconcile reads are, whatever became of the uploads after.
 READ_AT_KEY = "push.read_at"
-WATERMARK_KEYS = {Kind.VENDOR: "push.watermark.vendor", Kind.BILL: "push.watermark.bill"}
 
 
 @dataclass(slots=True)
@@ -85,49 +89,38 @@ class _DryRunDone(Exception):
     """Raised to roll back a dry run's transaction after its files are written."""
 
 
-def parse_since(text: str | None, store: Store) -> date | None:
-    """`--since` is remembered, so later runs keep leaving older bills out."""
-    if text:
-        try:
-            since = date.fromisoformat(text)
-        except ValueError:
-            raise ConfigError(f"--since {text!r}: expected a date like 2026-01-31") from None
-        with store.transaction():
-            store.put_value(SINCE_KEY, since.isoformat())
-        return since
-    stored = store.get_value(SINCE_KEY)
-    return date.fromisoformat(stored) if stored else None
+Stage = Callable[[str], Callable[[int], object]]
 
 
-def sweep_due(ctx: PushContext, *, full: bool, first_run: bool) -> bool:
-    """A full sweep (deleted objects too) on request, or when the last is old enough.
+@dataclass(slots=True)
+class PushRun:
+    """What a push knows before it reads FreshBooks: the events waiting, where the last
+    run stopped, and whether this one lists everything."""
 
-    The very first run has nothing to sweep for: a deletion only matters for
-    an object we have sent, and nothing has been sent yet.
-    """
-    if first_run:
-        return False
-    if full:
-        return True
-    last = ctx.store.get_value(SWEEP_KEY)
-    if last is None:
-        return True
-    age = ctx.clock.now() - from_utc_text(last)
-    return age >= timedelta(hours=ctx.settings.sync.full_sweep_hours)
+    report: RunReport
+    since: date | None
+    events: list[tuple[int, str, int]]
+    watermarks: dict[Kind, datetime]
+    first_run: bool
+    sweep: bool
+    follow: bool
+    source: BillSource
 
+    @property
+    def whole(self) -> bool:
+        """Everything is listed: a sweep, the first run, or a watermark not yet known."""
+        return self.sweep or self.first_run or len(self.watermarks) < len(WATERMARK_KEYS)
 
-def load_watermarks(store: Store) -> dict[Kind, datetime]:
-    marks: dict[Kind, datetime] = {}
-    for kind, key in WATERMARK_KEYS.items():
-        text = store.get_value(key)
-        if text:
-            marks[kind] = datetime.fromisoformat(text)
-    return marks
+    @property
+    def bill_ids(self) -> list[int]:
+        return self._named(BILL_EVENTS)
 
+    @property
+    def vendor_ids(self) -> list[int]:
+        return self._named(VENDOR_EVENTS)
 
-def save_watermarks(store: Store, marks: dict[Kind, datetime]) -> None:
-    for kind, mark in marks.items():
-        store.put_value(WATERMARK_KEYS[kind], mark.isoformat())
+    def _named(self, resource: str) -> list[int]:
+        return sorted({oid for _, name, oid in self.events if event_resource(name) == resource})
 
 
 def push(
@@ -138,60 +131,107 @@ def push(
     dry_run_folder: Path | None = None,
     only_events: bool = False,
     advance: Callable[[int], None] = lambda amount: None,
-    stage: Callable[[str], Callable[[int], object]] = lambda label: lambda amount: None,
+    stage: Stage = lambda label: lambda amount: None,
 ) -> RunReport:
-    """One push run. `only_events` fetches just what webhooks named (the listener's fast path)."""
-    report = RunReport("push-bills")
-    since_date = parse_since(since, ctx.store)
-    events = pending_events(ctx.store)
-    first_run = not outbox.has_snapshots(ctx.store)
-    sweep = sweep_due(ctx, full=full, first_run=first_run) and not only_events
-    watermarks = load_watermarks(ctx.store)
-    source = ctx.source()
-    bill_ids = sorted({oid for _, name, oid in events if name.startswith("bill.")})
-    vendor_ids = sorted({oid for _, name, oid in events if name.startswith("bill_vendor.")})
-    follow = follows_bills(ctx.store)
-    whole = sweep or first_run or len(watermarks) < len(WATERMARK_KEYS)
-    if whole and not only_events and dry_run_folder is None:
-        started = ctx.clock.now()
-        streamed = _stream(ctx, source, sweep=sweep, follow=follow, since=since_date,
-                           watermarks=watermarks, vendor_ids=vendor_ids, advance=advance,
-                           report=report)  # fmt: skip
-        swept_at = started if sweep or first_run else None
-        return _finish(ctx, events, streamed, swept_at, report, stage=stage)
-    if only_events:
-        fetched = fetch_ids(source, bill_ids=bill_ids, vendor_ids=vendor_ids)
-        fetched = with_payments_of_moved(ctx.store, source, fetched, report)
-    elif whole:  # a dry run: everything in one transaction, rolled back
-        fetched = fetch_all(source, include_deleted=sweep, advance=advance)
-        check_sort(source, fetched)
-    else:
-        fetched = fetch_recent(source, watermarks=watermarks, advance=advance, payments=not follow)
-        fetched = with_named(source, fetched, bill_ids=bill_ids, vendor_ids=vendor_ids)
-        if follow:
-            fetched = with_payments_of_moved(ctx.store, source, fetched, report)
-    fetched = with_lines(ctx.store, source, fetched, report)
-    learn_vendor_times(ctx, fetched, vendor_ids)
-
+    """One push run, in the mode its arguments name. `only_events` fetches just what
+    webhooks named (the listener's fast path)."""
+    run = start_run(ctx, full=full, since=since, only_events=only_events)
     if dry_run_folder is not None:
-        return _dry_run(ctx, fetched, since_date, dry_run_folder, report)
+        return push_dry_run(ctx, run, dry_run_folder, only_events=only_events, advance=advance)
+    if only_events:
+        return push_events(ctx, run, stage=stage)
+    if run.whole:
+        return push_whole(ctx, run, advance=advance, stage=stage)
+    return push_incremental(ctx, run, advance=advance, stage=stage)
 
-    _ingest(ctx, fetched, since_date, ctx.run_id, report)
-    marks = None if only_events else next_watermarks(fetched, watermarks)
-    return _finish(ctx, events, marks, None, report, stage=stage)
+
+def start_run(ctx: PushContext, *, full: bool, since: str | None, only_events: bool) -> PushRun:
+    since_date = parse_since(since, ctx.store)
+    first_run = not outbox.has_snapshots(ctx.store)
+    return PushRun(
+        report=RunReport("push-bills"),
+        since=since_date,
+        events=pending_events(ctx.store),
+        watermarks=load_watermarks(ctx.store),
+        first_run=first_run,
+        sweep=sweep_due(ctx.store, ctx.settings, ctx.clock, full=full, first_run=first_run)
+        and not only_events,
+        follow=follows_bills(ctx.store),
+        source=ctx.source(),
+    )
+
+
+def push_events(ctx: PushContext, run: PushRun, *, stage: Stage) -> RunReport:
+    """The webhook fast path: only the objects the waiting events named; no watermark moves."""
+    fetched = _completed(ctx, run, _fetch_named(ctx, run))
+    _ingest(ctx, fetched, run.since, ctx.run_id, run.report)
+    return record_and_deliver(ctx, run, marks=None, swept_at=None, stage=stage)
+
+
+def push_incremental(
+    ctx: PushContext, run: PushRun, *, advance: Callable[[int], None], stage: Stage
+) -> RunReport:
+    """What changed since the watermarks, with what the events named, then the watermarks move."""
+    fetched = _completed(ctx, run, _fetch_recent(ctx, run, advance))
+    _ingest(ctx, fetched, run.since, ctx.run_id, run.report)
+    marks = next_watermarks(fetched, run.watermarks)
+    return record_and_deliver(ctx, run, marks=marks, swept_at=None, stage=stage)
+
+
+def push_whole(
+    ctx: PushContext, run: PushRun, *, advance: Callable[[int], None], stage: Stage
+) -> RunReport:
+    """Everything listed a slice at a time (`_stream`), the sweep recorded once it is whole."""
+    started = ctx.clock.now()
+    marks = _stream(ctx, run, advance=advance)
+    swept_at = started if run.sweep or run.first_run else None
+    return record_and_deliver(ctx, run, marks=marks, swept_at=swept_at, stage=stage)
+
+
+def push_dry_run(
+    ctx: PushContext,
+    run: PushRun,
+    folder: Path,
+    *,
+    only_events: bool,
+    advance: Callable[[int], None],
+) -> RunReport:
+    """Read as the matching real run would, held whole; plan and write files, record nothing."""
+    if only_events:
+        fetched = _fetch_named(ctx, run)
+    elif run.whole:
+        fetched = fetch_all(run.source, include_deleted=run.sweep, advance=advance)
+        check_sort(run.source, fetched)
+    else:
+        fetched = _fetch_recent(ctx, run, advance)
+    return _dry_run(ctx, _completed(ctx, run, fetched), run.since, folder, run.report)
+
+
+def _fetch_named(ctx: PushContext, run: PushRun) -> Fetched:
+    fetched = fetch_ids(run.source, bill_ids=run.bill_ids, vendor_ids=run.vendor_ids)
+    return with_payments_of_moved(ctx.store, run.source, fetched, run.report)
+
+
+def _fetch_recent(ctx: PushContext, run: PushRun, advance: Callable[[int], None]) -> Fetched:
+    source = run.source
+    fetched = fetch_recent(
+        source, watermarks=run.watermarks, advance=advance, payments=not run.follow
+    )
+    fetched = with_named(source, fetched, bill_ids=run.bill_ids, vendor_ids=run.vendor_ids)
+    if run.follow:
+        fetched = with_payments_of_moved(ctx.store, source, fetched, run.report)
+    return fetched
+
+
+def _completed(ctx: PushContext, run: PushRun, fetched: Fetched) -> Fetched:
+    """Bills given their lines, and the vendor times judged, before anything is recorded."""
+    fetched = with_lines(ctx.store, run.source, fetched, run.report)
+    learn_vendor_times(ctx, fetched, run.vendor_ids)
+    return fetched
 
 
 def _stream(
-    ctx: PushContext,
-    source: BillSource,
-    *,
-    sweep: bool,
-    follow: bool,
-    since: date | None,
-    watermarks: dict[Kind, datetime],
-    vendor_ids: list[int],
-    advance: Callable[[int], None],
-    report: RunReport,
+    ctx: PushContext, run: PushRun, *, advance: Callable[[int], None]
 ) -> dict[Kind, datetime]:
     """List everything a slice at a time, each slice ingested and committed before the next.
 
@@ -201,17 +241,21 @@ def _stream(
     run lists everything again. A sweep also checks the payments fast path, and
     every whole listing FreshBooks' sort (from the newest and oldest it saw).
     """
+    source, since, report, vendor_ids = run.source, run.since, run.report, run.vendor_ids
+    sweep, follow = run.sweep, run.follow
     names = vendor_names(ctx.store)
     skipped: set[int] = set()
     moved: set[int] = set()
     missed: list[int] = []
-    marks = dict(watermarks)
+    marks = dict(run.watermarks)
     check = sweep and follow
     extremes: SortExtremes = {}
     # Closed at once when a slice fails, so the listing read ahead stops with it. While it
     # is open, never call FreshBooks inside a store transaction: the worker may hold the
     # client's lock and wait for the store's to save a refreshed token, the two locks the
-    # other way round (with_lines below calls FreshBooks outside any transaction).
+    # other way round (with_lines below calls FreshBooks outside any transaction). A token
+    # is the one thing the worker writes: a refreshed pair must be stored before it is used
+    # (FreshBooks rotates the refresh token); what it learns is kept for the caller.
     with closing(fetch_all_chunks(source, include_deleted=sweep, advance=advance)) as listing:
         for listed in listing:
             chunk = with_lines(ctx.store, source, listed, report)
@@ -230,16 +274,17 @@ def _stream(
     return marks
 
 
-def _finish(
+def record_and_deliver(
     ctx: PushContext,
-    events: list[tuple[int, str, int]],
+    run: PushRun,
+    *,
     marks: dict[Kind, datetime] | None,
     swept_at: datetime | None,
-    report: RunReport,
-    *,
-    stage: Callable[[str], Callable[[int], object]],
+    stage: Stage,
 ) -> RunReport:
-    """Record the run (events done, sweep time, watermarks) in one transaction, then deliver."""
+    """The step every mode ends with: record the run (events done, sweep time, watermarks)
+    in one transaction, only once what it read is committed, then deliver the outbox."""
+    events, report = run.events, run.report
     with ctx.store.transaction():
         mark_events(ctx.store, [event_id for event_id, _, _ in events])
         if swept_at is not None:
@@ -271,7 +316,7 @@ def learn_vendor_times(ctx: PushContext, fetched: Fetched, vendor_ids: list[int]
     """
     if not vendor_ids:
         return
-    arrivals = event_arrivals(ctx.store, "bill_vendor.", vendor_ids)
+    arrivals = event_arrivals(ctx.store, f"{VENDOR_EVENTS}.", vendor_ids)
     learnt = Learnt(
         load_facts(ctx.store),
         now=ctx.clock.now,

@@ -1,7 +1,7 @@
 """reconcile: FreshBooks' bills and payments against the stored Stampli records, bill by bill.
 
-The rules live in `sync/matching.py` (pure); this module gathers their
-inputs and commits the outcomes.
+The rules and the matching of their inputs live in `sync/matching.py` (pure);
+this module reads those inputs from the store and commits the outcomes.
 
 FreshBooks' side is read from the snapshots push-bills keeps, not listed
 again: push's incremental pass (and its daily sweep) keeps them current, so
@@ -27,14 +27,11 @@ from fbstampli.config import ReconcileSettings
 from fbstampli.models import VisState
 from fbstampli.models.outcome import Outcome
 from fbstampli.report import RunReport
-from fbstampli.store import Row, Store, reconciliations
+from fbstampli.store import Store, reconciliations
 from fbstampli.store.reconciliations import HIGHEST_ID, LOWEST_ID, BillSet, OutcomeKey, Stored
 from fbstampli.sync import matching
-from fbstampli.sync.matching import BillFacts, Money, Result, StampliFacts
+from fbstampli.sync.matching import BillFacts, Money, Result, stampli_facts
 from fbstampli.sync.ports import BillSource
-
-# A payment Stampli later reports with one of these statuses no longer counts as paid.
-VOID_STATUSES = frozenset({"void", "voided", "cancelled", "canceled", "reversed", "failed"})
 
 RANGE = 2000  # bills per range: a few hundred kilobytes of facts at a time
 # Once a day every bill is classified again and every unread bill looked up: the safety net
@@ -52,61 +49,6 @@ class LookedUp:
     bills: Mapping[int, BillFacts]
     payments: Mapping[int, list[Money]]
     ids: frozenset[int]
-
-
-def stampli_facts(
-    rows: Iterable[Row], bills: Mapping[int, BillFacts], *, carried: frozenset[int] = frozenset()
-) -> tuple[dict[int, StampliFacts], list[tuple[str, int | None]]]:
-    """What Stampli's stored exports say per bill; rows naming no FreshBooks bill go apart.
-
-    The approval that counts is the latest by its own time (exports can
-    arrive out of order), by arrival when a row carries no time. A payment
-    exported twice (same payment id) counts once, the later row winning; one
-    later reported void no longer counts. A payment without a currency is in
-    its bill's currency. Rows naming a `carried` bill are left out: that
-    bill keeps the outcome it has.
-    """
-    captured: set[int] = set()
-    approval: dict[int, tuple[str, datetime | None]] = {}
-    invoice: dict[int, str] = {}
-    payments: dict[int, dict[str, Money]] = defaultdict(dict)
-    unknown: list[tuple[str, int | None]] = []
-    for row in rows:
-        bill_id = row["fb_bill_id"]
-        if bill_id in carried:
-            continue
-        if bill_id is None or bill_id not in bills:
-            unknown.append((row["stampli_invoice_id"], bill_id))
-            continue
-        invoice[bill_id] = row["stampli_invoice_id"]
-        kind = row["export_kind"]
-        if kind == "capture":
-            captured.add(bill_id)
-        elif kind == "approval":
-            text = row["occurred_at"]
-            moment = datetime.fromisoformat(text) if text else None
-            previous = approval.get(bill_id)
-            older = previous is not None and previous[1] and moment and moment < previous[1]
-            if not older:
-                approval[bill_id] = (row["status"], moment)
-        elif kind == "payment" and row["amount"] is not None:
-            key = row["payment_id"] or f"line-{row['line']}"
-            if row["status"] in VOID_STATUSES:
-                payments[bill_id].pop(key, None)
-                continue
-            currency = row["currency_code"] or bills[bill_id].currency
-            payments[bill_id][key] = Money(Decimal(row["amount"]), currency)
-    facts = {
-        bill_id: StampliFacts(
-            captured=bill_id in captured,
-            approval=approval.get(bill_id, ("", None))[0],
-            approved_at=approval.get(bill_id, ("", None))[1],
-            invoice_id=invoice.get(bill_id, ""),
-            payments=tuple(payments.get(bill_id, {}).values()),
-        )
-        for bill_id in captured | set(approval) | set(payments)
-    }
-    return facts, unknown
 
 
 def look_up_unread(

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from fbstampli.models import Bill, BillLine, Kind, Vendor, VisState
 from fbstampli.store.snapshots import bill_from_payload, payload_of
-from fbstampli.sync.ingest import WATERMARK_MARGIN, Fetched, newer_than, next_watermarks
+from fbstampli.sync.fetch import WATERMARK_MARGIN, Fetched, newer_than, next_watermarks
 
 NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

@@ -8,7 +8,7 @@ import pytest
 
 from fbstampli.errors import AuthRequiredError, RemoteUnavailableError
 from fbstampli.store import Store
-from fbstampli.sync import ingest
+from fbstampli.sync import fetch
 from fbstampli.sync.prefetch import read_ahead
 from tests.support.fakes import ListSource
 from tests.unit.test_push_engine import bill, payment, vendor
@@ -124,7 +124,7 @@ def test_an_auth_error_mid_listing_reaches_the_streamed_sync_as_itself() -> None
         seen.append(amount)
         threads.add(threading.current_thread().name)
 
-    slices = ingest.fetch_all_chunks(source, include_deleted=False, advance=advance, size=2)
+    slices = fetch.fetch_all_chunks(source, include_deleted=False, advance=advance, size=2)
     with pytest.raises(AuthRequiredError, match="run `fbstampli auth login`"):
         list(slices)
     assert threads == {threading.current_thread().name}  # progress told in the caller's thread
@@ -139,7 +139,7 @@ def test_streamed_slices_hold_every_object_once_in_listing_order() -> None:
     )
     advanced: list[int] = []
     slices = list(
-        ingest.fetch_all_chunks(source, include_deleted=False, advance=advanced.append, size=3)
+        fetch.fetch_all_chunks(source, include_deleted=False, advance=advanced.append, size=3)
     )
     assert [v.fb_id for s in slices for v in s.vendors] == list(range(1, 8))
     assert [b.fb_id for s in slices for b in s.bills] == [10 + i for i in range(13)]

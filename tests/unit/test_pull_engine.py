@@ -19,8 +19,8 @@ from fbstampli.report import RunReport
 from fbstampli.stampli.parse import parse_export as real_parse
 from fbstampli.stampli.template import Template, load_template
 from fbstampli.store import Store
+from fbstampli.store.snapshots import payload_of
 from fbstampli.sync.connection import Connection
-from fbstampli.sync.ingest import payload_of
 from fbstampli.sync.pull import PullContext, is_due, pull
 from tests.support.fakes import FakeClock, MemoryTransport, gone
 

@@ -800,7 +800,8 @@ class AmountBlindRenderer:
 def test_a_corrected_amount_reaches_reconcile_though_the_layout_shows_no_amount(
     store: Store, clock: FakeClock
 ) -> None:
-    from fbstampli.sync.ingest import Fetched, ingest
+    from fbstampli.sync.fetch import Fetched
+    from fbstampli.sync.ingest import ingest
 
     def pushed_with_blind_layout(payment: BillPayment) -> None:
         clock.advance(minutes=15)

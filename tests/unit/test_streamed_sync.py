@@ -11,7 +11,7 @@ import pytest
 
 from fbstampli.store import Store
 from fbstampli.store.outbox import batch
-from fbstampli.sync import deliver, ingest
+from fbstampli.sync import deliver, fetch
 from fbstampli.sync.push import push
 from tests.support.fakes import FakeClock, ListSource, MemoryTransport
 from tests.unit.test_push_engine import bill, context, delivered_rows, inbound, payment, vendor
@@ -19,7 +19,7 @@ from tests.unit.test_push_engine import bill, context, delivered_rows, inbound, 
 
 @pytest.fixture
 def tiny_slices(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ingest, "CHUNK", 2)
+    monkeypatch.setattr(fetch, "CHUNK", 2)
     monkeypatch.setattr(deliver, "PENDING_SLICE", 3)
 
 
