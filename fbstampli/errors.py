@@ -1,7 +1,7 @@
 """Exit codes and the error tree every layer raises.
 
 Adapters translate library exceptions into these at their boundary, so that
-nothing above `freshbooks/`, `sftp.py` or `store/` ever catches a requests,
+nothing above `freshbooks/`, `sftp/` or `store/` ever catches a requests,
 paramiko or sqlite exception. Each message is one line: what happened, then
 what to do. Messages are built from ids, hosts and paths, never from secrets.
 """

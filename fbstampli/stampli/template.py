@@ -2,239 +2,56 @@
 
 Stampli agrees its file layouts per customer at onboarding, so the layout is data (a TOML file),
 validated once at start-up into frozen dataclasses. This module reads the template file and
-nothing else; every problem is reported by its dotted path in one `TemplateError`.
+nothing else; every problem is reported by its dotted path in one `TemplateError`. The shapes
+live in `layouts`, the rules in `template_rules`; their names are re-exported here.
 """
 
 from __future__ import annotations
 
-import difflib
-import re
-import string
 import tomllib
-from collections.abc import Iterable
-from dataclasses import dataclass
-from enum import StrEnum
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from fbstampli.errors import TemplateError
-from fbstampli.models import ExportKind, Kind
+from fbstampli.stampli.layouts import (
+    FILE_NAME_FIELDS,
+    ISO,
+    LINE_ENDINGS,
+    RECORD_FIELDS,
+    SECTION_OF_KIND,
+    SEQUENCE_OF_KIND,
+    SOURCE_FIELDS,
+    Column,
+    ExportColumn,
+    ExportLayout,
+    FieldType,
+    FileFormat,
+    OutgoingLayout,
+    Template,
+)
+from fbstampli.stampli.template_rules import build, column_where, did_you_mean
 
-ISO = "iso"
-"""A date or datetime format meaning ISO 8601 (`2026-11-25`, `2026-11-25T10:15:00Z`)."""
-
-LINE_ENDINGS = {"crlf": "\r\n", "lf": "\n"}
-
-
-class FieldType(StrEnum):
-    """What a column holds; the type, never the content, decides how a value is written.
-
-    Only `TEXT` is neutralised against formula injection. `PHONE` is text that is left alone when
-    it is nothing but digits and phone punctuation (a leading `+` is normal there).
-    """
-
-    TEXT = "text"
-    PHONE = "phone"
-    ID = "id"
-    INTEGER = "integer"
-    AMOUNT = "amount"
-    DECIMAL = "decimal"
-    DATE = "date"
-    DATETIME = "datetime"
-    BOOL = "bool"
-    STATUS = "status"  # export only: normalised to lower_snake
-
-
-# Source fields each outgoing file can draw on, and their types. Bill rows are one per bill line
-# (header fields repeated); `line.*` fields come from the line. `vendor_name` on bills and the
-# `bill_number`/`vendor_*` fields on payments are looked up by the renderer.
-_VENDOR_FIELDS: dict[str, FieldType] = {
-    "fb_id": FieldType.ID,
-    "name": FieldType.TEXT,
-    "contact_first_name": FieldType.TEXT,
-    "contact_last_name": FieldType.TEXT,
-    "email": FieldType.TEXT,
-    "phone": FieldType.PHONE,
-    "website": FieldType.TEXT,
-    "street": FieldType.TEXT,
-    "street2": FieldType.TEXT,
-    "city": FieldType.TEXT,
-    "province": FieldType.TEXT,
-    "postal_code": FieldType.TEXT,
-    "country": FieldType.TEXT,
-    "currency_code": FieldType.TEXT,
-    "language": FieldType.TEXT,
-    "account_number": FieldType.TEXT,
-    "is_1099": FieldType.BOOL,
-    "note": FieldType.TEXT,
-    "vis_state": FieldType.TEXT,
-    "updated_at": FieldType.DATETIME,
-}
-
-_BILL_FIELDS: dict[str, FieldType] = {
-    "fb_id": FieldType.ID,
-    "vendor_id": FieldType.ID,
-    "vendor_name": FieldType.TEXT,
-    "bill_number": FieldType.TEXT,
-    "issue_date": FieldType.DATE,
-    "due_date": FieldType.DATE,
-    "currency_code": FieldType.TEXT,
-    "amount": FieldType.AMOUNT,
-    "tax_amount": FieldType.AMOUNT,
-    "total_amount": FieldType.AMOUNT,
-    "outstanding": FieldType.AMOUNT,
-    "paid": FieldType.AMOUNT,
-    "status": FieldType.TEXT,
-    "description": FieldType.TEXT,
-    "language": FieldType.TEXT,
-    "vis_state": FieldType.TEXT,
-    "created_at": FieldType.DATETIME,
-    "updated_at": FieldType.DATETIME,
-    "line_count": FieldType.INTEGER,
-    "line.list_index": FieldType.INTEGER,
-    "line.description": FieldType.TEXT,
-    "line.quantity": FieldType.DECIMAL,
-    "line.unit_cost": FieldType.AMOUNT,
-    "line.amount": FieldType.AMOUNT,
-    "line.category": FieldType.TEXT,
-    "line.category_id": FieldType.ID,
-    "line.tax_name1": FieldType.TEXT,
-    "line.tax_percent1": FieldType.DECIMAL,
-    "line.tax_amount1": FieldType.AMOUNT,
-    "line.tax_name2": FieldType.TEXT,
-    "line.tax_percent2": FieldType.DECIMAL,
-    "line.tax_amount2": FieldType.AMOUNT,
-}
-
-_PAYMENT_FIELDS: dict[str, FieldType] = {
-    "fb_id": FieldType.ID,
-    "bill_id": FieldType.ID,
-    "amount": FieldType.AMOUNT,
-    "currency_code": FieldType.TEXT,
-    "paid_date": FieldType.DATE,
-    "payment_type": FieldType.TEXT,
-    "note": FieldType.TEXT,
-    "vis_state": FieldType.TEXT,
-    "bill_number": FieldType.TEXT,
-    "vendor_id": FieldType.ID,
-    "vendor_name": FieldType.TEXT,
-}
-
-SOURCE_FIELDS: dict[Kind, dict[str, FieldType]] = {
-    Kind.VENDOR: _VENDOR_FIELDS,
-    Kind.BILL: _BILL_FIELDS,
-    Kind.PAYMENT: _PAYMENT_FIELDS,
-}
-
-RECORD_FIELDS: dict[str, FieldType] = {
-    "stampli_invoice_id": FieldType.TEXT,
-    "fb_bill_id": FieldType.ID,
-    "status": FieldType.STATUS,
-    "vendor_id": FieldType.TEXT,
-    "vendor_name": FieldType.TEXT,
-    "invoice_number": FieldType.TEXT,
-    "approver": FieldType.TEXT,
-    "occurred_at": FieldType.DATETIME,
-    "payment_id": FieldType.TEXT,
-    "payment_date": FieldType.DATE,
-    "amount": FieldType.AMOUNT,
-    "currency_code": FieldType.TEXT,
-    "payment_method": FieldType.TEXT,
-}
-"""`StampliRecord` fields an export column may fill; unmapped columns land in `extra`."""
-
-# Section names in the TOML file; `payment` is FreshBooks' bill payment.
-SECTION_OF_KIND = {Kind.VENDOR: "vendor", Kind.BILL: "bill", Kind.PAYMENT: "payment"}
-SEQUENCE_OF_KIND = {Kind.VENDOR: 1, Kind.BILL: 2, Kind.PAYMENT: 3}
-FILE_NAME_FIELDS = frozenset({"business", "timestamp", "batch", "seq", "kind"})
-
-_XML_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9._-]*$")
-
-
-@dataclass(frozen=True, slots=True)
-class FileFormat:
-    """How one file is laid out on disk."""
-
-    format: str = "csv"  # csv or xml
-    encoding: str = "utf-8"  # never a BOM when writing; a BOM is tolerated when reading
-    delimiter: str = ","
-    line_ending: str = "\r\n"
-    header: bool = True
-    quote_all: bool = False
-    date_format: str = ISO
-    datetime_format: str = ISO
-    decimal_separator: str = "."
-    xml_root: str = "records"
-    xml_row: str = "record"
-
-
-@dataclass(frozen=True, slots=True)
-class Column:
-    """One column of a file we send: its header, where its value comes from, and its type."""
-
-    header: str
-    source: str  # a field of SOURCE_FIELDS[kind]; empty for a constant column
-    type: FieldType
-    format: str = ""  # date/datetime: strftime pattern; bool: "true-text|false-text"
-    value: str = ""  # the constant, when `source` is empty
-
-
-@dataclass(frozen=True, slots=True)
-class OutgoingLayout:
-    kind: Kind
-    file: FileFormat
-    columns: tuple[Column, ...]
-
-    @property
-    def headers(self) -> tuple[str, ...]:
-        return tuple(column.header for column in self.columns)
-
-
-@dataclass(frozen=True, slots=True)
-class ExportColumn:
-    """One column of a Stampli export and the `StampliRecord` field it fills."""
-
-    header: str
-    field: str
-    type: FieldType
-    format: str = ""
-    required: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class ExportLayout:
-    kind: ExportKind
-    match: tuple[str, ...]  # file-name globs, compared case-insensitively
-    file: FileFormat
-    columns: tuple[ExportColumn, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Template:
-    """A validated template; `origin` says where it came from, for messages."""
-
-    name: str
-    origin: str
-    file_name: str
-    vendor: OutgoingLayout
-    bill: OutgoingLayout
-    payment: OutgoingLayout
-    exports: tuple[ExportLayout, ...]
-
-    def layout(self, kind: Kind) -> OutgoingLayout:
-        if kind is Kind.VENDOR:
-            return self.vendor
-        if kind is Kind.BILL:
-            return self.bill
-        return self.payment
-
-    def export_layout(self, kind: ExportKind) -> ExportLayout | None:
-        for layout in self.exports:
-            if layout.kind is kind:
-                return layout
-        return None
-
+__all__ = [
+    "DEFAULT_TEMPLATE_NAME",
+    "FILE_NAME_FIELDS",
+    "ISO",
+    "LINE_ENDINGS",
+    "RECORD_FIELDS",
+    "SECTION_OF_KIND",
+    "SEQUENCE_OF_KIND",
+    "SOURCE_FIELDS",
+    "Column",
+    "ExportColumn",
+    "ExportLayout",
+    "FieldType",
+    "FileFormat",
+    "OutgoingLayout",
+    "Template",
+    "column_where",
+    "did_you_mean",
+    "load_template",
+    "parse_template",
+]
 
 DEFAULT_TEMPLATE_NAME = "default.toml"
 
@@ -270,311 +87,7 @@ def parse_template(text: str, *, origin: str = "<template>") -> Template:
     except tomllib.TOMLDecodeError as error:
         raise TemplateError(f"Stampli template {origin} is not valid TOML: {error}") from None
     problems: list[str] = []
-    template = _build(data, problems, origin)
+    template = build(data, problems, origin)
     if problems or template is None:
         raise TemplateError(f"Stampli template {origin} is invalid: " + "; ".join(problems))
     return template
-
-
-def _at(path: str, key: str) -> str:
-    """`bill.format` for a section's key, `bill column 3 ('Vendor') format` for a column's."""
-    return f"{path} {key}" if " column " in path else f"{path}.{key}"
-
-
-def _unknown_keys(table: dict[str, Any], allowed: set[str], path: str, problems: list[str]) -> None:
-    for key in table:
-        if key not in allowed:
-            hint = did_you_mean(key, allowed)
-            problems.append(
-                f"{_at(path, key)}: unknown key{hint}" if path else f"{key}: unknown key"
-            )
-
-
-def _text(table: dict[str, Any], key: str, path: str, problems: list[str], default: str) -> str:
-    value = table.get(key, default)
-    if not isinstance(value, str):
-        problems.append(f"{_at(path, key)}: must be text")
-        return default
-    return value
-
-
-def _flag(table: dict[str, Any], key: str, path: str, problems: list[str], default: bool) -> bool:
-    value = table.get(key, default)
-    if not isinstance(value, bool):
-        problems.append(f"{path}.{key}: must be true or false")
-        return default
-    return value
-
-
-_FORMAT_KEYS = set(FileFormat.__dataclass_fields__)
-
-
-def _file_format(table: object, base: FileFormat, path: str, problems: list[str]) -> FileFormat:
-    """Overlay a `format` table on `base`: the top-level one on defaults, a section's on that."""
-    if table is None:
-        return base
-    if not isinstance(table, dict):
-        problems.append(f"{path}: must be a table")
-        return base
-    _unknown_keys(table, _FORMAT_KEYS, path, problems)
-    kind = _text(table, "format", path, problems, base.format)
-    if kind not in ("csv", "xml"):
-        problems.append(f"{path}.format: must be 'csv' or 'xml', not {kind!r}")
-        kind = base.format
-    encoding = _text(table, "encoding", path, problems, base.encoding)
-    try:
-        # Lines are split on the newline byte before decoding, so the encoding must keep it.
-        ascii_compatible = "a,\n".encode(encoding).endswith(b"a,\n")
-    except LookupError:
-        problems.append(f"{path}.encoding: unknown encoding {encoding!r}")
-        encoding = base.encoding
-    else:
-        if not ascii_compatible:
-            problems.append(f"{path}.encoding: {encoding!r} is not ASCII-compatible")
-            encoding = base.encoding
-    delimiter = _text(table, "delimiter", path, problems, base.delimiter)
-    if len(delimiter) != 1 or delimiter in '\r\n"':
-        problems.append(f"{path}.delimiter: must be one character other than a quote or newline")
-        delimiter = base.delimiter
-    ending_key = "line_ending"
-    if ending_key in table:
-        ending_name = _text(table, ending_key, path, problems, "crlf")
-        if ending_name.lower() not in LINE_ENDINGS:
-            problems.append(f"{path}.line_ending: must be 'crlf' or 'lf'")
-            line_ending = base.line_ending
-        else:
-            line_ending = LINE_ENDINGS[ending_name.lower()]
-    else:
-        line_ending = base.line_ending
-    separator = _text(table, "decimal_separator", path, problems, base.decimal_separator)
-    if separator not in (".", ","):
-        problems.append(f"{path}.decimal_separator: must be '.' or ','")
-        separator = base.decimal_separator
-    elif separator == delimiter == ",":
-        problems.append(f"{path}.decimal_separator: ',' cannot also be the delimiter")
-    date_format = _text(table, "date_format", path, problems, base.date_format)
-    datetime_format = _text(table, "datetime_format", path, problems, base.datetime_format)
-    for key, pattern in (("date_format", date_format), ("datetime_format", datetime_format)):
-        if pattern != ISO and "%" not in pattern:
-            problems.append(f"{path}.{key}: must be 'iso' or a strftime pattern such as '%m/%d/%Y'")
-    xml_root = _text(table, "xml_root", path, problems, base.xml_root)
-    xml_row = _text(table, "xml_row", path, problems, base.xml_row)
-    for key, name in (("xml_root", xml_root), ("xml_row", xml_row)):
-        if not _XML_NAME.match(name):
-            problems.append(f"{path}.{key}: {name!r} is not a valid XML element name")
-    return FileFormat(
-        format=kind,
-        encoding=encoding,
-        delimiter=delimiter,
-        line_ending=line_ending,
-        header=_flag(table, "header", path, problems, base.header),
-        quote_all=_flag(table, "quote_all", path, problems, base.quote_all),
-        date_format=date_format,
-        datetime_format=datetime_format,
-        decimal_separator=separator,
-        xml_root=xml_root,
-        xml_row=xml_row,
-    )
-
-
-def _check_column_format(
-    field_type: FieldType, column_format: str, path: str, problems: list[str]
-) -> None:
-    if not column_format:
-        return
-    if field_type in (FieldType.DATE, FieldType.DATETIME):
-        if column_format != ISO and "%" not in column_format:
-            problems.append(f"{_at(path, 'format')}: must be 'iso' or a strftime pattern")
-    elif field_type is FieldType.BOOL:
-        parts = column_format.split("|")
-        if len(parts) != 2 or parts[0] == parts[1]:
-            problems.append(f"{_at(path, 'format')}: must be 'true-text|false-text', e.g. 'yes|no'")
-    else:
-        problems.append(f"{_at(path, 'format')}: a {field_type} column takes no format")
-
-
-def column_where(path: str, index: int, table: object) -> str:
-    """A column as people find it in the file: 1-based, with its header when it has one."""
-    header = table.get("header") if isinstance(table, dict) else None
-    named = f" ({header!r})" if isinstance(header, str) and header.strip() else ""
-    return f"{path} column {index + 1}{named}"
-
-
-def did_you_mean(wrong: str, known: Iterable[str]) -> str:
-    close = difflib.get_close_matches(wrong, sorted(known), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
-def _check_headers(
-    headers: list[str], file_format: FileFormat, path: str, problems: list[str]
-) -> None:
-    seen: set[str] = set()
-    for index, header in enumerate(headers):
-        where = f"{path} column {index + 1} header"
-        if not header.strip():
-            problems.append(f"{where}: must not be empty")
-        if header.strip().casefold() in seen:
-            problems.append(f"{where}: duplicate header {header!r}")
-        seen.add(header.strip().casefold())
-        if file_format.format == "xml" and not _XML_NAME.match(header):
-            problems.append(f"{where}: {header!r} is not a valid XML element name (format is xml)")
-
-
-def _columns_list(section: dict[str, Any], path: str, problems: list[str]) -> list[dict[str, Any]]:
-    columns = section.get("columns")
-    if not isinstance(columns, list) or not columns:
-        problems.append(f"{path}.columns: must be a non-empty list of column tables")
-        return []
-    tables: list[dict[str, Any]] = []
-    for index, column in enumerate(columns):
-        if not isinstance(column, dict):
-            problems.append(f"{path} column {index + 1}: must be a table")
-            continue
-        tables.append(column)
-    return tables if len(tables) == len(columns) else []
-
-
-def _outgoing(
-    kind: Kind, data: dict[str, Any], base: FileFormat, problems: list[str]
-) -> OutgoingLayout | None:
-    path = SECTION_OF_KIND[kind]
-    section = data.get(path)
-    if not isinstance(section, dict):
-        problems.append(f"{path}: missing table [{path}]")
-        return None
-    _unknown_keys(section, {"columns", "format"}, path, problems)
-    file_format = _file_format(section.get("format"), base, f"{path}.format", problems)
-    known = SOURCE_FIELDS[kind]
-    columns: list[Column] = []
-    for index, table in enumerate(_columns_list(section, path, problems)):
-        where = column_where(path, index, table)
-        _unknown_keys(table, {"header", "source", "format", "value"}, where, problems)
-        header = _text(table, "header", where, problems, "")
-        source = _text(table, "source", where, problems, "")
-        value = _text(table, "value", where, problems, "")
-        column_format = _text(table, "format", where, problems, "")
-        if "source" in table and "value" in table:
-            problems.append(f"{where}: give either source or value, not both")
-            continue
-        if "source" not in table and "value" not in table:
-            problems.append(f"{where} source: missing (or give a constant value)")
-            continue
-        if "value" in table:
-            field_type = FieldType.TEXT
-        elif source not in known:
-            problems.append(
-                f"{where} source: unknown field {source!r}{did_you_mean(source, known)}"
-            )
-            continue
-        else:
-            field_type = known[source]
-        _check_column_format(field_type, column_format, where, problems)
-        columns.append(Column(header, source, field_type, column_format, value))
-    _check_headers([c.header for c in columns], file_format, path, problems)
-    return OutgoingLayout(kind, file_format, tuple(columns))
-
-
-def _export(
-    kind: ExportKind, section: object, base: FileFormat, problems: list[str]
-) -> ExportLayout | None:
-    path = f"exports.{kind.value}"
-    if not isinstance(section, dict):
-        problems.append(f"{path}: must be a table")
-        return None
-    _unknown_keys(section, {"columns", "format", "match"}, path, problems)
-    file_format = _file_format(section.get("format"), base, f"{path}.format", problems)
-    raw_match = section.get("match")
-    patterns: tuple[str, ...] = ()
-    if isinstance(raw_match, str):
-        patterns = (raw_match,)
-    elif isinstance(raw_match, list) and all(isinstance(p, str) for p in raw_match):
-        patterns = tuple(raw_match)
-    if not patterns or not all(patterns):
-        problems.append(f"{path}.match: must be a file-name glob or a list of them")
-    columns: list[ExportColumn] = []
-    mapped: set[str] = set()
-    for index, table in enumerate(_columns_list(section, path, problems)):
-        where = column_where(path, index, table)
-        _unknown_keys(table, {"header", "field", "format", "required"}, where, problems)
-        header = _text(table, "header", where, problems, "")
-        field_name = _text(table, "field", where, problems, "")
-        if field_name not in RECORD_FIELDS:
-            problems.append(
-                f"{where} field: unknown field {field_name!r}"
-                f"{did_you_mean(field_name, RECORD_FIELDS)}"
-            )
-            continue
-        if field_name in mapped:
-            problems.append(f"{where} field: {field_name!r} is already mapped by another column")
-        mapped.add(field_name)
-        field_type = RECORD_FIELDS[field_name]
-        column_format = _text(table, "format", where, problems, "")
-        _check_column_format(field_type, column_format, where, problems)
-        required = _flag(table, "required", where, problems, field_name == "stampli_invoice_id")
-        columns.append(ExportColumn(header, field_name, field_type, column_format, required))
-    if columns and "stampli_invoice_id" not in mapped:
-        problems.append(f"{path}.columns: no column maps field 'stampli_invoice_id'")
-    _check_headers([c.header for c in columns], file_format, path, problems)
-    return ExportLayout(kind, patterns, file_format, tuple(columns))
-
-
-def _check_file_name(pattern: str, problems: list[str]) -> None:
-    where = "template.file_name"
-    try:
-        names = {name for _, name, _, _ in string.Formatter().parse(pattern) if name is not None}
-    except ValueError as error:
-        problems.append(f"{where}: {error}")
-        return
-    unknown = names - FILE_NAME_FIELDS
-    if unknown:
-        problems.append(f"{where}: unknown placeholder(s) {sorted(unknown)}")
-    for needed in ("timestamp", "batch"):
-        if needed not in names:
-            problems.append(f"{where}: must contain {{{needed}}} so that names never repeat")
-    if not names & {"seq", "kind"}:
-        problems.append(f"{where}: must contain {{seq}} or {{kind}} to tell a batch's files apart")
-    if pattern.startswith(".") or pattern.endswith(".part"):
-        problems.append(f"{where}: must not start with '.' nor end in '.part' (temporary names)")
-    if "/" in pattern or "\\" in pattern:
-        problems.append(f"{where}: must be a plain file name, without '/' or '\\'")
-
-
-def _build(data: dict[str, Any], problems: list[str], origin: str) -> Template | None:
-    top_level = {"template", "format", "vendor", "bill", "payment", "exports"}
-    _unknown_keys(data, top_level, "", problems)
-    head = data.get("template", {})
-    if not isinstance(head, dict):
-        problems.append("template: must be a table")
-        head = {}
-    _unknown_keys(head, {"name", "file_name"}, "template", problems)
-    name = _text(head, "name", "template", problems, "unnamed")
-    file_name = _text(
-        head,
-        "file_name",
-        "template",
-        problems,
-        "fbstampli_{business}_{timestamp}_{batch}_{seq}-{kind}s.csv",
-    )
-    _check_file_name(file_name, problems)
-    base = _file_format(data.get("format", {}), FileFormat(), "format", problems)
-    vendor = _outgoing(Kind.VENDOR, data, base, problems)
-    bill = _outgoing(Kind.BILL, data, base, problems)
-    payment = _outgoing(Kind.PAYMENT, data, base, problems)
-    exports_table = data.get("exports", {})
-    exports: list[ExportLayout] = []
-    if not isinstance(exports_table, dict):
-        problems.append("exports: must be a table")
-    else:
-        for key, section in exports_table.items():
-            try:
-                export_kind = ExportKind(key)
-            except ValueError:
-                allowed = ", ".join(k.value for k in ExportKind)
-                problems.append(f"exports.{key}: unknown export (expected one of {allowed})")
-                continue
-            layout = _export(export_kind, section, base, problems)
-            if layout is not None:
-                exports.append(layout)
-    if vendor is None or bill is None or payment is None:
-        return None
-    return Template(name, origin, file_name, vendor, bill, payment, tuple(exports))

@@ -15,7 +15,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,20 +24,23 @@ import sqlcipher3
 from fbstampli.clock import Clock, to_utc_text
 from fbstampli.errors import ConfigError, StateUnusableError, TemporaryError
 from fbstampli.paths import Paths, file_place_problem, out_of_room
+from fbstampli.store.files import fix_mode, replace_state, statements, translate
 from fbstampli.store.keys import StateKey
 from fbstampli.store.schema import MIGRATIONS, latest_version
 
 log = logging.getLogger(__name__)
 
+__all__ = [
+    "Row",
+    "Store",
+    "integrity_problems_of",
+    "open_state",
+    "replace_state",
+]
+
 BUSY_TIMEOUT_SECONDS = 30.0
 ITERATE_BATCH = 500  # rows `Store.iterate` fetches at a time
 Row = sqlite3.Row
-
-
-def _fix_mode(path: Path) -> None:
-    for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-        with suppress(FileNotFoundError):
-            os.chmod(candidate, 0o600)
 
 
 class Store:
@@ -81,7 +84,7 @@ class Store:
                 check_same_thread=False,
             )
         except sqlcipher3.Error as error:
-            raise _translate(error, path) from None
+            raise translate(error, path) from None
         connection.row_factory = sqlcipher3.Row
         try:
             # Before the key, or SQLCipher prints its own hmac errors on a wrong key.
@@ -91,7 +94,7 @@ class Store:
             connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except sqlcipher3.OperationalError as error:  # locked, a full or failing disk
             connection.close()
-            raise _translate(error, path) from None
+            raise translate(error, path) from None
         except sqlcipher3.DatabaseError:  # "file is not a database": the key does not fit
             connection.close()
             raise StateUnusableError(
@@ -108,7 +111,7 @@ class Store:
             raise StateUnusableError(f"{path} cannot be used ({error})") from None
         store = cls(connection, path, clock)
         store._migrate()
-        _fix_mode(path)
+        fix_mode(path)
         return store
 
     def _migrate(self) -> None:
@@ -121,7 +124,7 @@ class Store:
             )
         for version in range(current + 1, latest_version() + 1):
             with self.transaction():
-                for statement in _statements(MIGRATIONS[version - 1]):
+                for statement in statements(MIGRATIONS[version - 1]):
                     self._db.execute(statement)
                 self._db.execute(f"PRAGMA user_version = {version}")
             log.info("state schema migrated to version %d", version)
@@ -149,7 +152,7 @@ class Store:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
             except sqlcipher3.OperationalError as error:
-                raise _translate(error, self.path) from None
+                raise translate(error, self.path) from None
             try:
                 yield
             except BaseException:
@@ -158,7 +161,7 @@ class Store:
             try:
                 self._db.execute("COMMIT")
             except sqlcipher3.OperationalError as error:
-                raise _translate(error, self.path) from None
+                raise translate(error, self.path) from None
 
     @contextmanager
     def _translated(self) -> Iterator[None]:
@@ -177,7 +180,7 @@ class Store:
                 type(error) is not sqlcipher3.DatabaseError
             ):
                 raise
-            translated = _translate(error, self.path)
+            translated = translate(error, self.path)
             if "malformed" in str(error):
                 self._damage = str(translated)
             raise translated from None
@@ -358,22 +361,6 @@ class Store:
             self._db.execute("DETACH DATABASE backup")
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def replace_state(source: Path, state: Path) -> None:
-    """Put a complete, closed copy in place of the state; the old WAL must not outlive it."""
-    os.replace(source, state)
-    _fsync(state.parent)
-    for suffix in ("-wal", "-shm"):
-        Path(f"{state}{suffix}").unlink(missing_ok=True)
-
-
 def open_state(
     path: Path, env: Mapping[str, str], clock: Clock, *, recover: bool = True
 ) -> tuple[Store, StateKey]:
@@ -416,38 +403,3 @@ def integrity_problems_of(path: Path, key: StateKey, clock: Clock) -> list[str]:
         return store.integrity_problems()
     finally:
         store.close()
-
-
-def _statements(script: str) -> list[str]:
-    return [part.strip() for part in script.split(";") if part.strip()]
-
-
-def _translate(error: Exception, path: Path) -> Exception:
-    text = str(error)
-    if "readonly" in text or "unable to open" in text:
-        from fbstampli.access import unwritable_state
-
-        denied = unwritable_state(path)
-        if denied is not None:
-            return denied
-        if "readonly" in text:  # it was read-only when opened; opening set it back to 0600
-            from fbstampli.errors import LocalAccessError
-
-            return LocalAccessError(
-                f"cannot write {path}: it was read-only when this run opened it; its mode is "
-                "0600 (owner read and write) now: run the command again"
-            )
-    if "locked" in text or "busy" in text:
-        from fbstampli.errors import TemporaryError
-
-        return TemporaryError(f"{path} stayed locked by another process; try again shortly")
-    if "full" in text or "disk I/O" in text:
-        return StateUnusableError(
-            f"cannot write {path}: the disk is full or failing; free space and re-run"
-        )
-    if "malformed" in text:
-        return StateUnusableError(
-            f"{path} is damaged ({text}): run `fbstampli doctor`, then "
-            "restore the last good backup with `fbstampli state restore FILE`"
-        )
-    return StateUnusableError(f"{path}: {text}")

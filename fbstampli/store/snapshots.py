@@ -1,5 +1,9 @@
 """Source objects as the state store keeps them: a JSON payload per object, and back.
 
+The one owner of the `source_objects` table and of its payload's shape: the
+payload is written by `payload_of` and read back here (other store modules
+only read single fields of it in SQL).
+
 The payload is the audit trail's copy of what FreshBooks said, and the
 incremental pass re-reads it: a bill that did not change is not fetched
 again, yet a payment row or a renamed vendor may need it rendered.
@@ -9,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
@@ -259,3 +263,120 @@ def stored_reconcile_facts(
     if kind is Kind.BILL:
         return {int(row["fb_id"]): (row["a"], row["b"]) for row in rows}
     return {int(row["fb_id"]): (row["a"], row["b"], row["c"]) for row in rows}
+
+
+# ---- writing snapshots, and what a run reads of them besides bills and payments --------------
+
+
+_SAVE_SNAPSHOT = (
+    "INSERT INTO source_objects (kind, fb_id, updated_at, vis_state, content_hash, payload, "
+    "seen_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, fb_id) DO UPDATE SET "
+    "updated_at = excluded.updated_at, vis_state = excluded.vis_state, "
+    "content_hash = excluded.content_hash, payload = excluded.payload, "
+    "seen_at = excluded.seen_at"
+)
+
+
+def save_snapshot(
+    store: Store,
+    *,
+    kind: Kind,
+    fb_id: int,
+    updated_at: str | None,
+    vis_state: int,
+    content_hash: str,
+    payload: str,
+) -> None:
+    store.execute(
+        _SAVE_SNAPSHOT,
+        (kind.value, fb_id, updated_at, vis_state, content_hash, payload, store.now_text()),
+    )
+
+
+def save_snapshots(
+    store: Store, snapshots: Sequence[tuple[Kind, int, str | None, int, str, str]]
+) -> None:
+    """`save_snapshot` for a slice at once: (kind, fb_id, updated_at, vis_state, hash, payload)."""
+    now = store.now_text()
+    store.execute_many(
+        _SAVE_SNAPSHOT,
+        [(kind.value, fb_id, *rest, now) for kind, fb_id, *rest in snapshots],
+    )
+
+
+def has_snapshots(store: Store) -> bool:
+    """Whether anything was ever read from FreshBooks (false before the first sync)."""
+    return store.query_one("SELECT 1 FROM source_objects LIMIT 1") is not None
+
+
+def snapshots_for(store: Store, kind: Kind, ids: Iterable[int]) -> dict[int, tuple[str, int]]:
+    """(content hash, vis_state) of the stored snapshots of these ids only.
+
+    What one page of a listing is compared with: memory follows the page,
+    not the account.
+    """
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    return {
+        int(row["fb_id"]): (str(row["content_hash"]), int(row["vis_state"]))
+        for row in store.iterate(
+            "SELECT fb_id, content_hash, vis_state FROM source_objects WHERE kind = ? "
+            "AND fb_id IN (SELECT value FROM json_each(?))",
+            (kind.value, json.dumps(wanted)),
+        )
+    }
+
+
+class VendorNames(dict[int, str]):
+    """Vendor id -> name: the names a run has set (what it fetched), and any other read from
+    its vendor snapshot on first use, once.
+
+    A run renders the bills it fetched, which name a few vendors; reading every vendor's
+    snapshot up front made each 15-minute run cost the whole vendor history.
+    """
+
+    def __init__(self, store: Store) -> None:
+        super().__init__()
+        self._store = store
+        self._absent: set[int] = set()
+
+    def _load(self, vendor_id: int) -> bool:
+        if vendor_id in self._absent:
+            return False
+        row = self._store.query_one(
+            "SELECT json_extract(payload, '$.name') AS name FROM source_objects "
+            "WHERE kind = 'vendor' AND fb_id = ?",
+            (vendor_id,),
+        )
+        if row is None:
+            self._absent.add(vendor_id)
+            return False
+        super().__setitem__(vendor_id, str(row["name"] or ""))
+        return True
+
+    def __bool__(self) -> bool:
+        """Never falsy: a name not read yet is still there to be read (`names or {}` would
+        drop them all)."""
+        return True
+
+    def __contains__(self, key: object) -> bool:
+        return super().__contains__(key) or (isinstance(key, int) and self._load(key))
+
+    def __missing__(self, key: int) -> str:
+        if self._load(key):
+            return super().__getitem__(key)
+        raise KeyError(key)
+
+    def get(self, key: int, default: str | None = None) -> str | None:  # type: ignore[override]
+        if super().__contains__(key) or self._load(key):
+            return super().__getitem__(key)
+        return default
+
+    def __setitem__(self, key: int, value: str) -> None:
+        self._absent.discard(key)
+        super().__setitem__(key, value)
+
+
+def vendor_names(store: Store) -> VendorNames:
+    return VendorNames(store)

@@ -1,0 +1,227 @@
+"""The shapes a Stampli template describes: file formats, columns and layouts, as frozen data.
+
+What each outgoing file may draw on (`SOURCE_FIELDS`) and what an export may
+fill (`RECORD_FIELDS`) live here too, beside the types that name them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from fbstampli.models import ExportKind, Kind
+
+ISO = "iso"
+"""A date or datetime format meaning ISO 8601 (`2026-11-25`, `2026-11-25T10:15:00Z`)."""
+
+LINE_ENDINGS = {"crlf": "\r\n", "lf": "\n"}
+
+
+class FieldType(StrEnum):
+    """What a column holds; the type, never the content, decides how a value is written.
+
+    Only `TEXT` is neutralised against formula injection. `PHONE` is text that is left alone when
+    it is nothing but digits and phone punctuation (a leading `+` is normal there).
+    """
+
+    TEXT = "text"
+    PHONE = "phone"
+    ID = "id"
+    INTEGER = "integer"
+    AMOUNT = "amount"
+    DECIMAL = "decimal"
+    DATE = "date"
+    DATETIME = "datetime"
+    BOOL = "bool"
+    STATUS = "status"  # export only: normalised to lower_snake
+
+
+# Source fields each outgoing file can draw on, and their types. Bill rows are one per bill line
+# (header fields repeated); `line.*` fields come from the line. `vendor_name` on bills and the
+# `bill_number`/`vendor_*` fields on payments are looked up by the renderer.
+_VENDOR_FIELDS: dict[str, FieldType] = {
+    "fb_id": FieldType.ID,
+    "name": FieldType.TEXT,
+    "contact_first_name": FieldType.TEXT,
+    "contact_last_name": FieldType.TEXT,
+    "email": FieldType.TEXT,
+    "phone": FieldType.PHONE,
+    "website": FieldType.TEXT,
+    "street": FieldType.TEXT,
+    "street2": FieldType.TEXT,
+    "city": FieldType.TEXT,
+    "province": FieldType.TEXT,
+    "postal_code": FieldType.TEXT,
+    "country": FieldType.TEXT,
+    "currency_code": FieldType.TEXT,
+    "language": FieldType.TEXT,
+    "account_number": FieldType.TEXT,
+    "is_1099": FieldType.BOOL,
+    "note": FieldType.TEXT,
+    "vis_state": FieldType.TEXT,
+    "updated_at": FieldType.DATETIME,
+}
+
+_BILL_FIELDS: dict[str, FieldType] = {
+    "fb_id": FieldType.ID,
+    "vendor_id": FieldType.ID,
+    "vendor_name": FieldType.TEXT,
+    "bill_number": FieldType.TEXT,
+    "issue_date": FieldType.DATE,
+    "due_date": FieldType.DATE,
+    "currency_code": FieldType.TEXT,
+    "amount": FieldType.AMOUNT,
+    "tax_amount": FieldType.AMOUNT,
+    "total_amount": FieldType.AMOUNT,
+    "outstanding": FieldType.AMOUNT,
+    "paid": FieldType.AMOUNT,
+    "status": FieldType.TEXT,
+    "description": FieldType.TEXT,
+    "language": FieldType.TEXT,
+    "vis_state": FieldType.TEXT,
+    "created_at": FieldType.DATETIME,
+    "updated_at": FieldType.DATETIME,
+    "line_count": FieldType.INTEGER,
+    "line.list_index": FieldType.INTEGER,
+    "line.description": FieldType.TEXT,
+    "line.quantity": FieldType.DECIMAL,
+    "line.unit_cost": FieldType.AMOUNT,
+    "line.amount": FieldType.AMOUNT,
+    "line.category": FieldType.TEXT,
+    "line.category_id": FieldType.ID,
+    "line.tax_name1": FieldType.TEXT,
+    "line.tax_percent1": FieldType.DECIMAL,
+    "line.tax_amount1": FieldType.AMOUNT,
+    "line.tax_name2": FieldType.TEXT,
+    "line.tax_percent2": FieldType.DECIMAL,
+    "line.tax_amount2": FieldType.AMOUNT,
+}
+
+_PAYMENT_FIELDS: dict[str, FieldType] = {
+    "fb_id": FieldType.ID,
+    "bill_id": FieldType.ID,
+    "amount": FieldType.AMOUNT,
+    "currency_code": FieldType.TEXT,
+    "paid_date": FieldType.DATE,
+    "payment_type": FieldType.TEXT,
+    "note": FieldType.TEXT,
+    "vis_state": FieldType.TEXT,
+    "bill_number": FieldType.TEXT,
+    "vendor_id": FieldType.ID,
+    "vendor_name": FieldType.TEXT,
+}
+
+SOURCE_FIELDS: dict[Kind, dict[str, FieldType]] = {
+    Kind.VENDOR: _VENDOR_FIELDS,
+    Kind.BILL: _BILL_FIELDS,
+    Kind.PAYMENT: _PAYMENT_FIELDS,
+}
+
+RECORD_FIELDS: dict[str, FieldType] = {
+    "stampli_invoice_id": FieldType.TEXT,
+    "fb_bill_id": FieldType.ID,
+    "status": FieldType.STATUS,
+    "vendor_id": FieldType.TEXT,
+    "vendor_name": FieldType.TEXT,
+    "invoice_number": FieldType.TEXT,
+    "approver": FieldType.TEXT,
+    "occurred_at": FieldType.DATETIME,
+    "payment_id": FieldType.TEXT,
+    "payment_date": FieldType.DATE,
+    "amount": FieldType.AMOUNT,
+    "currency_code": FieldType.TEXT,
+    "payment_method": FieldType.TEXT,
+}
+"""`StampliRecord` fields an export column may fill; unmapped columns land in `extra`."""
+
+# Section names in the TOML file; `payment` is FreshBooks' bill payment.
+SECTION_OF_KIND = {Kind.VENDOR: "vendor", Kind.BILL: "bill", Kind.PAYMENT: "payment"}
+SEQUENCE_OF_KIND = {Kind.VENDOR: 1, Kind.BILL: 2, Kind.PAYMENT: 3}
+FILE_NAME_FIELDS = frozenset({"business", "timestamp", "batch", "seq", "kind"})
+
+XML_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class FileFormat:
+    """How one file is laid out on disk."""
+
+    format: str = "csv"  # csv or xml
+    encoding: str = "utf-8"  # never a BOM when writing; a BOM is tolerated when reading
+    delimiter: str = ","
+    line_ending: str = "\r\n"
+    header: bool = True
+    quote_all: bool = False
+    date_format: str = ISO
+    datetime_format: str = ISO
+    decimal_separator: str = "."
+    xml_root: str = "records"
+    xml_row: str = "record"
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One column of a file we send: its header, where its value comes from, and its type."""
+
+    header: str
+    source: str  # a field of SOURCE_FIELDS[kind]; empty for a constant column
+    type: FieldType
+    format: str = ""  # date/datetime: strftime pattern; bool: "true-text|false-text"
+    value: str = ""  # the constant, when `source` is empty
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingLayout:
+    kind: Kind
+    file: FileFormat
+    columns: tuple[Column, ...]
+
+    @property
+    def headers(self) -> tuple[str, ...]:
+        return tuple(column.header for column in self.columns)
+
+
+@dataclass(frozen=True, slots=True)
+class ExportColumn:
+    """One column of a Stampli export and the `StampliRecord` field it fills."""
+
+    header: str
+    field: str
+    type: FieldType
+    format: str = ""
+    required: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ExportLayout:
+    kind: ExportKind
+    match: tuple[str, ...]  # file-name globs, compared case-insensitively
+    file: FileFormat
+    columns: tuple[ExportColumn, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A validated template; `origin` says where it came from, for messages."""
+
+    name: str
+    origin: str
+    file_name: str
+    vendor: OutgoingLayout
+    bill: OutgoingLayout
+    payment: OutgoingLayout
+    exports: tuple[ExportLayout, ...]
+
+    def layout(self, kind: Kind) -> OutgoingLayout:
+        if kind is Kind.VENDOR:
+            return self.vendor
+        if kind is Kind.BILL:
+            return self.bill
+        return self.payment
+
+    def export_layout(self, kind: ExportKind) -> ExportLayout | None:
+        for layout in self.exports:
+            if layout.kind is kind:
+                return layout
+        return None
