@@ -14,6 +14,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from fbstampli import attention
+from fbstampli.attention import SYNC_COMMANDS
 from fbstampli.clock import from_utc_text
 from fbstampli.doctor import CheckResult
 from fbstampli.errors import ConfigError
@@ -159,9 +161,6 @@ def state_backup(options: Options, destination: Path) -> RunReport:
 # and what FreshBooks was seen to do (freshbooks_behaviour).
 STATUS_SCHEMA = 2
 
-# The commands a cron `sync` records; the newest of them is "the last run".
-SYNC_COMMANDS = ("push-bills", "pull-stampli", "reconcile", "retry")
-
 
 def _age_seconds(rt: Runtime, text: str | None) -> int | None:
     if not text:
@@ -276,33 +275,6 @@ def _last_run(runs: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
     return {"started_at": newest, "command": worst, "exit_code": recorded[worst]["exit_code"]}
 
 
-def _attention(document: dict[str, Any]) -> list[str]:
-    """What a person should act on, one short phrase each; empty when all is well."""
-    reasons: list[str] = []
-    if not document["freshbooks"].get("logged_in"):
-        reasons.append("not logged in to FreshBooks")
-    if not document["sftp"].get("configured"):
-        reasons.append("no Stampli SFTP login")
-    failed_runs = [
-        name
-        for name, run in document["runs"].items()
-        if name in SYNC_COMMANDS and run["exit_code"] not in (None, 0)
-    ]
-    if failed_runs:
-        reasons.append("the last " + " and ".join(sorted(failed_runs)) + " did not end well")
-    failing = document["deliveries"]["failing"]
-    if failing:
-        reasons.append(f"{len(failing)} not in Stampli yet after failing")
-    if document["deliveries"]["stuck_batches"]:
-        reasons.append(f"{document['deliveries']['stuck_batches']} stuck upload(s)")
-    quarantined = document["stampli_files"]["quarantined"]
-    if quarantined:
-        reasons.append(f"{len(quarantined)} quarantined export file(s)")
-    if document["reconciliation"]["needs_attention"]:
-        reasons.append(f"{document['reconciliation']['needs_attention']} bill(s) to reconcile")
-    return reasons
-
-
 def status(options: Options) -> dict[str, Any]:
     """Health at a glance, as a stable document (`schema` changes when keys do).
 
@@ -329,7 +301,7 @@ def status(options: Options) -> dict[str, Any]:
             "webhooks": _webhooks(rt),
             "freshbooks_behaviour": _behaviour(rt),
         }
-    document["attention"] = _attention(document)
+    document["attention"] = attention.reasons(document)
     return document
 
 

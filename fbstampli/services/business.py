@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fbstampli import attention
 from fbstampli.errors import ConfigError, ExitCode, FbstampliError
 from fbstampli.installation import (
     BusinessHome,
@@ -307,48 +308,6 @@ def sync_all(options: Options) -> AllReport:
 # -- status --all --------------------------------------------------------------------------------
 
 
-def attention_reasons(document: dict[str, Any]) -> list[str]:
-    """Why a business's `status` document needs a person; empty when it does not."""
-    reasons: list[str] = []
-    if not document.get("freshbooks", {}).get("logged_in"):
-        reasons.append("not logged in to FreshBooks")
-    if not document.get("sftp", {}).get("configured"):
-        reasons.append("no Stampli SFTP login")
-    deliveries = document.get("deliveries", {})
-    waiting = deliveries.get("waiting", {})
-    for status in ("failed", "dead"):
-        count = waiting.get(status, {}).get("count", 0)
-        if count:
-            reasons.append(f"{count} {status} deliveries")
-    if deliveries.get("stuck_batches"):
-        reasons.append(f"{deliveries['stuck_batches']} stuck batches")
-    quarantined = document.get("stampli_files", {}).get("quarantined") or []
-    if quarantined:
-        reasons.append(f"{len(quarantined)} quarantined Stampli files")
-    mismatches = _reconcile_attention(document.get("reconciliation", {}))
-    if mismatches:
-        reasons.append(f"{mismatches} bills to reconcile")
-    last = last_run(document)
-    if last and last["exit_code"] not in (None, 0, int(ExitCode.TEMPFAIL)):
-        reasons.append(f"last {last['command']} exited {last['exit_code']}")
-    return reasons
-
-
-def _reconcile_attention(reconciliation: dict[str, Any]) -> int:
-    """Bills the last reconcile found needing a look: not those merely still in progress."""
-    from fbstampli.sync.matching import Outcome
-
-    outcomes = reconciliation.get("outcomes")
-    if not isinstance(outcomes, dict):
-        return int(reconciliation.get("needs_attention") or 0)
-    known = {outcome.value: outcome for outcome in Outcome}
-    return sum(
-        int(count)
-        for name, count in outcomes.items()
-        if name not in known or known[name].needs_attention
-    )
-
-
 def last_run(document: dict[str, Any]) -> dict[str, Any] | None:
     """The newest run of any command in a status document."""
     runs = document.get("runs", {})
@@ -390,12 +349,11 @@ def status_all(options: Options) -> list[dict[str, Any]]:
         except FbstampliError as error:
             from fbstampli.logs import redact
 
-            reason = f"cannot read its state: {redact(str(error))}"
             summary.update(
                 bills_in_stampli=None,
                 failing=None,
                 last_run=None,
-                needs_attention=[reason],
+                needs_attention=attention.unreadable(redact(str(error))),
                 status=None,
             )
         else:
@@ -403,7 +361,7 @@ def status_all(options: Options) -> list[dict[str, Any]]:
                 bills_in_stampli=bills,
                 failing=_failing(document),
                 last_run=last_run(document),
-                needs_attention=attention_reasons(document),
+                needs_attention=document["attention"],
                 status=document,
             )
         summaries.append(summary)
