@@ -9,11 +9,9 @@ the list, keeps one business's failure from stopping the others, and sums up.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fbstampli import attention
 from fbstampli.errors import ConfigError, ExitCode, FbstampliError
@@ -26,9 +24,6 @@ from fbstampli.installation import (
 from fbstampli.options import Options
 from fbstampli.paths import expanded
 from fbstampli.report import RunReport
-
-if TYPE_CHECKING:
-    from fbstampli.listener import InstallationListener, Worker, WorkerState
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +51,7 @@ def _installation(options: Options) -> Installation:
     return Installation(options.installation_folder())
 
 
-def _all(options: Options) -> list[BusinessHome]:
+def every_business(options: Options) -> list[BusinessHome]:
     if options.config is not None:
         raise ConfigError("--all runs each business with its own config; drop --config")
     installation = _installation(options)
@@ -296,7 +291,7 @@ def sync_all(options: Options) -> AllReport:
     from fbstampli.services.sync import sync
 
     result = AllReport("sync")
-    for business in _all(options):
+    for business in every_business(options):
         inner = business_options(options, business)
         with also_logging_to(_business_log(business)):
             outcome = run_one(business, lambda inner=inner: sync(inner))
@@ -340,7 +335,7 @@ def status_all(options: Options) -> list[dict[str, Any]]:
     from fbstampli.services.admin import status
 
     summaries: list[dict[str, Any]] = []
-    for business in _all(options):
+    for business in every_business(options):
         inner = business_options(options, business)
         summary: dict[str, Any] = {"business": business.name, "home": str(business.home)}
         try:
@@ -366,137 +361,3 @@ def status_all(options: Options) -> list[dict[str, Any]]:
             )
         summaries.append(summary)
     return summaries
-
-
-# -- serve-webhook --all -------------------------------------------------------------------------
-
-
-def _worker_state(worker: Worker) -> WorkerState:
-    return worker.state
-
-
-def serve_webhook_all(options: Options, *, host: str | None, port: int | None) -> RunReport:
-    """Serve every business's callbacks on one port until SIGTERM/SIGINT (`serve-webhook --all`).
-
-    Events arrive into each business's store at once; its own worker pushes
-    them `debounce_seconds` later under its own run lock. On shutdown the
-    listener stops accepting first, then each push in progress may finish.
-    """
-    import threading
-
-    from fbstampli.signals import stop_signals
-
-    stop = threading.Event()
-    report = RunReport("serve-webhook")
-    with (
-        installation_listener(options, host=host, port=port, report=report) as listener,
-        stop_signals(stop),
-    ):
-        for name in listener.listeners:
-            log.info("business %s: listening on %s", name, listener.url(name))
-        while not stop.wait(0.5):
-            pass
-    return report
-
-
-@contextmanager
-def installation_listener(
-    options: Options, *, host: str | None, port: int | None, report: RunReport
-) -> Iterator[InstallationListener]:
-    """The one listener of an installation, started, with a worker per business; stopped (and
-    its figures added to `report`) on the way out.
-
-    Each business gets what a single-home `serve-webhook` would hold: its
-    listener lock, its open state, its own worker draining under its own run
-    lock. One that cannot be opened (another listener has it, a lost key) is
-    left out with a warning and answers 503, so FreshBooks keeps its events
-    for later; the others are served. Host and port come from the arguments,
-    else from the installation folder's own config (127.0.0.1:8787 by default).
-    """
-    from contextlib import ExitStack
-    from functools import partial
-
-    from fbstampli.listener import InstallationListener, Listener, Worker
-    from fbstampli.lock import listener_lock
-    from fbstampli.runtime import load_options_settings, open_runtime, require_home
-    from fbstampli.services.webhooks import (
-        LISTENER_WRITE_WAIT_SECONDS,
-        SHUTDOWN_GRACE_SECONDS,
-        drain,
-    )
-    from fbstampli.store import events as hooks
-
-    businesses = _all(options)
-    front = load_options_settings(options).webhook
-    with ExitStack() as stack:
-        listeners: dict[str, Listener] = {}
-        workers: dict[str, Worker] = {}
-        unavailable: dict[str, str] = {}
-        leftovers: list[str] = []
-        for business in businesses:
-            inner = business_options(options, business)
-            try:
-                require_home(inner.paths())
-                opened = ExitStack()
-                with opened:
-                    opened.enter_context(
-                        listener_lock(inner.paths().listener_lock, holder="serve-webhook")
-                    )
-                    rt = opened.enter_context(open_runtime(inner, lock=False))
-                    rt.store.wait_for_writers(LISTENER_WRITE_WAIT_SECONDS)
-                    stack.enter_context(opened.pop_all())
-            except FbstampliError as error:
-                unavailable[business.name] = str(error)
-                report.problems.append(f"business {business.name} not served: {error}")
-                log.warning("business %s is not served: %s", business.name, error)
-                continue
-            worker = Worker(partial(drain, inner), debounce=rt.settings.webhook.debounce_seconds)
-            workers[business.name] = worker
-            listeners[business.name] = Listener(
-                rt.store,
-                wake=worker.wake,
-                max_body_bytes=rt.settings.webhook.max_body_bytes,
-                worker_state=partial(_worker_state, worker),
-                serve=False,
-                refuse_other_accounts=True,
-            )
-            if hooks.queue_state(rt.store).queued or hooks.pending_verifiers(rt.store):
-                leftovers.append(business.name)
-        bind_host = host or front.host
-        bind_port = front.port if port is None else port
-        try:
-            listener = InstallationListener(
-                listeners,
-                unavailable=unavailable,
-                host=bind_host,
-                port=bind_port,
-                max_body_bytes=max(
-                    (each.max_body_bytes for each in listeners.values()),
-                    default=front.max_body_bytes,
-                ),
-            )
-        except OSError as error:
-            raise ConfigError(
-                f"cannot listen on {bind_host}:{bind_port} ({error.strerror}); "
-                "choose another --host/--port or stop what uses it"
-            ) from None
-        for worker in workers.values():
-            worker.start()
-        listener.start()
-        for name in leftovers:
-            workers[name].wake()  # left over from before a restart
-        try:
-            yield listener
-        finally:
-            listener.stop()
-            for name, worker in workers.items():
-                if not worker.stop(SHUTDOWN_GRACE_SECONDS):
-                    log.warning("business %s: a push was still running at shutdown", name)
-        for name, each in listeners.items():
-            stats = each.stats
-            report.add("events_accepted", stats.accepted)
-            report.add("events_duplicate", stats.duplicates)
-            report.add("handshakes", stats.handshakes)
-            report.add("rejected", sum(stats.rejected.values()))
-            report.add("push_runs", workers[name].state.runs)
-        report.add("rejected", sum(listener.stats.rejected.values()))

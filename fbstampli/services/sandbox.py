@@ -263,6 +263,7 @@ def run_business_demo(*, keep: bool, bills: int, businesses: int, show: Show) ->
     from fbstampli.installation import Installation, business_options
     from fbstampli.sandbox.fb_data import Business
     from fbstampli.services import business as several
+    from fbstampli.services import webhooks_all
     from fbstampli.services.webhooks import webhooks_register
 
     logging.getLogger("fbstampli.sandbox").setLevel(logging.CRITICAL)
@@ -313,7 +314,7 @@ def run_business_demo(*, keep: bool, bills: int, businesses: int, show: Show) ->
                 [(name, *_inbound_summary(servers[name])) for name in names],
             )
             report = RunReport("serve-webhook")
-            with several.installation_listener(
+            with webhooks_all.installation_listener(
                 installation, host="127.0.0.1", port=0, report=report
             ) as listener:
                 show.step(f"fbstampli serve-webhook --all: one port, {listener.address[1]}")
