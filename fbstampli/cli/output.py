@@ -26,13 +26,7 @@ from fbstampli.errors import ConfigError, TemporaryError
 from fbstampli.options import Options
 from fbstampli.paths import out_of_room
 from fbstampli.report import RunReport
-
-
-def csv_safe(value: Any) -> Any:
-    """A CSV cell a spreadsheet shows as text: strings get the formula guard, numbers stay."""
-    from fbstampli.stampli.render import neutralise_formula
-
-    return neutralise_formula(value) if isinstance(value, str) else value
+from fbstampli.services.report_rows import csv_safe, needs_attention
 
 
 def write_csv(out: Any, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> None:
@@ -283,36 +277,41 @@ def show_reconciliation(
     for problem in report.problems:
         problem_line(problem)
     if output_format == "table" and output_file is None:
-        if options.quiet:
-            return
-        from fbstampli.sync.matching import Outcome
-
-        shown = (
-            rows if options.verbose else (r for r in rows if Outcome(r["outcome"]).needs_attention)
-        )
-        # A terminal gets the first screenfuls; a pipe gets every row, a line at a time.
-        if not stdout_is_terminal():
-            table("reconciliation", RECONCILE_COLUMNS, [])  # the header line
-            _write_reconciliation(sys.stdout, report, shown, "tsv")
-        else:
-            listed = [
-                [r[c] for c in RECONCILE_COLUMNS] for r in itertools.islice(shown, TERMINAL_ROWS)
-            ]
-            table("reconciliation", RECONCILE_COLUMNS, listed)
-        more = sum(1 for _ in shown)
-        if more:
-            sys.stdout.write(
-                f"and {more:,} more: `fbstampli reconcile --format csv --output reconcile.csv` "
-                "lists every bill\n"
-            )
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items()))
-        sys.stdout.write(f"reconcile: {counts or 'nothing to reconcile'}\n")
-        for note in report.notes:
-            sys.stdout.write(f"  {clean(note)}\n")
+        if not options.quiet:
+            _reconciliation_on_screen(report, rows, options)
         return
     if output_file is None:
         _write_reconciliation(sys.stdout, report, rows, output_format)
         return
+    _reconciliation_to_file(report, rows, output_format, output_file)
+
+
+def _reconciliation_on_screen(
+    report: RunReport, rows: Iterator[Mapping[str, Any]], options: Options
+) -> None:
+    shown = rows if options.verbose else (r for r in rows if needs_attention(r))
+    # A terminal gets the first screenfuls; a pipe gets every row, a line at a time.
+    if not stdout_is_terminal():
+        table("reconciliation", RECONCILE_COLUMNS, [])  # the header line
+        _write_reconciliation(sys.stdout, report, shown, "tsv")
+    else:
+        listed = [[r[c] for c in RECONCILE_COLUMNS] for r in itertools.islice(shown, TERMINAL_ROWS)]
+        table("reconciliation", RECONCILE_COLUMNS, listed)
+    more = sum(1 for _ in shown)
+    if more:
+        sys.stdout.write(
+            f"and {more:,} more: `fbstampli reconcile --format csv --output reconcile.csv` "
+            "lists every bill\n"
+        )
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items()))
+    sys.stdout.write(f"reconcile: {counts or 'nothing to reconcile'}\n")
+    for note in report.notes:
+        sys.stdout.write(f"  {clean(note)}\n")
+
+
+def _reconciliation_to_file(
+    report: RunReport, rows: Iterator[Mapping[str, Any]], output_format: str, output_file: Path
+) -> None:
     import io
 
     from fbstampli.atomic import atomic_writer
