@@ -19,7 +19,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fbstampli.cli.text import clean
 from fbstampli.errors import ConfigError, TemporaryError
@@ -27,6 +27,10 @@ from fbstampli.options import Options
 from fbstampli.paths import out_of_room
 from fbstampli.report import RunReport
 from fbstampli.services.report_rows import csv_safe, needs_attention
+
+if TYPE_CHECKING:
+    from fbstampli.services.business import BusinessStatus
+    from fbstampli.services.status import Status
 
 
 def write_csv(out: Any, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> None:
@@ -174,12 +178,16 @@ def show_mapping(title: str, data: dict[str, Any], *, as_json: bool) -> None:
     table(title, ["", ""], list(data.items()))
 
 
-def show_rows(title: str, rows: list[dict[str, Any]], *, as_json: bool) -> None:
+def show_rows(title: str, rows: Sequence[Any], *, as_json: bool) -> None:
+    """Services' row dataclasses as a table, or as a JSON list of objects (fields in order)."""
+    import dataclasses
+
+    documents = [dataclasses.asdict(row) for row in rows]
     if as_json:
-        write_json(rows)
+        write_json(documents)
         return
-    columns = list(rows[0]) if rows else []
-    table(title, columns, [[row.get(column) for column in columns] for row in rows])
+    columns = list(documents[0]) if documents else []
+    table(title, columns, [[row.get(column) for column in columns] for row in documents])
 
 
 def demo_step(text: str) -> None:
@@ -197,8 +205,10 @@ def demo_note(text: str) -> None:
     sys.stdout.write(f"    {clean(text)}\n")
 
 
-def show_status(document: dict[str, Any], *, as_json: bool, stuck: bool = False) -> None:
-    """Status as JSON (stable, versioned) or as the one-screen summary of `cli/status_view.py`."""
+def show_status(status: Status, *, as_json: bool, stuck: bool = False) -> None:
+    """Status as JSON (stable, versioned) or as the one-screen summary of `cli/status_view.py`,
+    both drawn from the same document."""
+    document = status.to_json()
     if as_json:
         write_json(document)
         return
@@ -384,18 +394,16 @@ def show_all(result: Any, options: Options, *, as_json: bool = False) -> None:
             sys.stdout.write(clean(f"business {outcome.name}: {said}") + "\n")
 
 
-def show_status_all(summaries: list[dict[str, Any]], *, as_json: bool) -> None:
+def show_status_all(summaries: Sequence[BusinessStatus], *, as_json: bool) -> None:
     """`status --all`: one row per business, or every business's full document with --json."""
     if as_json:
-        write_json({"schema": 1, "businesses": summaries})
+        write_json({"schema": 1, "businesses": [summary.to_json() for summary in summaries]})
         return
     rows = []
     for summary in summaries:
-        last = summary["last_run"]
+        last = summary.last_run
         when = f"{last['command']} {last['started_at']} exit {last['exit_code']}" if last else ""
-        attention = "; ".join(summary["needs_attention"]) or "no"
-        rows.append(
-            [summary["business"], summary["bills_in_stampli"], summary["failing"], when, attention]
-        )
+        attention = "; ".join(summary.needs_attention) or "no"
+        rows.append([summary.business, summary.bills_in_stampli, summary.failing, when, attention])
     columns = ["business", "bills in Stampli", "failing", "last run", "needs attention"]
     table("fbstampli status --all", columns, rows)

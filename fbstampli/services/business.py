@@ -9,7 +9,7 @@ the list, keeps one business's failure from stopping the others, and sums up.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -152,7 +152,17 @@ def business_add(
     return report
 
 
-def business_list(options: Options) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class BusinessRow:
+    """One business of `business list`: where its home is and whether its state is there."""
+
+    name: str
+    home: str
+    adopted: bool
+    state: str
+
+
+def business_list(options: Options) -> list[BusinessRow]:
     """The installation's businesses, without opening any state (no key needed)."""
     rows = []
     for business in _installation(options).businesses():
@@ -161,14 +171,7 @@ def business_list(options: Options) -> list[dict[str, Any]]:
             state = "ok" if paths.state.is_file() else "missing: run `fbstampli init` there"
         except OSError as error:
             state = f"unreadable ({error.strerror})"
-        rows.append(
-            {
-                "name": business.name,
-                "home": str(business.home),
-                "adopted": business.adopted,
-                "state": state,
-            }
-        )
+        rows.append(BusinessRow(business.name, str(business.home), business.adopted, state))
     return rows
 
 
@@ -326,38 +329,52 @@ def _bills_in_stampli(options: Options) -> int:
         return delivered_object_count(rt.store, Kind.BILL)
 
 
-def status_all(options: Options) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class BusinessStatus:
+    """One business's line of `status --all`: its figures and full `status` document, or
+    (when its state cannot be read) only why not."""
+
+    business: str
+    home: str
+    needs_attention: list[str]
+    bills_in_stampli: int | None = None
+    failing: int | None = None
+    last_run: dict[str, Any] | None = None
+    status: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def status_all(options: Options) -> list[BusinessStatus]:
     """One summary per business and its full `status` document (None when it cannot be read).
 
-    Built on `services.admin.status`, so the per-business document is exactly
-    what `fbstampli --business NAME status --json` prints.
+    Built on `services.status.status`, so the per-business document is exactly
+    what `fbstampli --business NAME status --json` prints, and its attention is the same.
     """
-    from fbstampli.services.admin import status
+    from fbstampli.services.status import status
 
-    summaries: list[dict[str, Any]] = []
+    summaries: list[BusinessStatus] = []
     for business in every_business(options):
         inner = business_options(options, business)
-        summary: dict[str, Any] = {"business": business.name, "home": str(business.home)}
         try:
-            document = status(inner)
+            document = status(inner).to_json()
             bills = _bills_in_stampli(inner)
         except FbstampliError as error:
             from fbstampli.logs import redact
 
-            summary.update(
-                bills_in_stampli=None,
-                failing=None,
-                last_run=None,
-                needs_attention=attention.unreadable(redact(str(error))),
-                status=None,
-            )
-        else:
-            summary.update(
+            reason = attention.unreadable(redact(str(error)))
+            summaries.append(BusinessStatus(business.name, str(business.home), reason))
+            continue
+        summaries.append(
+            BusinessStatus(
+                business.name,
+                str(business.home),
+                document["attention"],
                 bills_in_stampli=bills,
                 failing=_failing(document),
                 last_run=last_run(document),
-                needs_attention=document["attention"],
                 status=document,
             )
-        summaries.append(summary)
+        )
     return summaries

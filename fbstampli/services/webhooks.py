@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from fbstampli.errors import ConfigError, RemoteError
 from fbstampli.options import Options
@@ -198,7 +199,18 @@ def webhooks_register(options: Options, *, url: str) -> RunReport:
     return report
 
 
-def webhooks_list(options: Options) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class CallbackRow:
+    """One FreshBooks callback of `webhooks list`, and whether this home holds its verifier."""
+
+    callback_id: int
+    event: str
+    uri: str
+    verified: bool
+    verifier_stored: bool
+
+
+def webhooks_list(options: Options) -> list[CallbackRow]:
     """FreshBooks' callbacks, and whether this home holds each one's verifier."""
     from fbstampli.store import events as hooks
 
@@ -206,13 +218,7 @@ def webhooks_list(options: Options) -> list[dict[str, Any]]:
         callbacks = callbacks_api(rt).list_callbacks()
         known = hooks.confirmed_verifiers(rt.store)
         return [
-            {
-                "callback_id": c.callback_id,
-                "event": c.event,
-                "uri": c.uri,
-                "verified": c.verified,
-                "verifier_stored": c.callback_id in known,
-            }
+            CallbackRow(c.callback_id, c.event, c.uri, c.verified, c.callback_id in known)
             for c in callbacks
         ]
 
