@@ -20,8 +20,11 @@ from typing import Any
 
 from fbstampli.options import Options
 from fbstampli.report import RunReport
-from fbstampli.sandbox.freshbooks import FreshBooksSandbox
-from fbstampli.sandbox.sftp_server import SftpServer
+
+# The one gateway from services/ to the stand-ins (services/sandbox_businesses.py uses them too).
+from fbstampli.sandbox.fb_data import Business as Business
+from fbstampli.sandbox.freshbooks import FreshBooksSandbox as FreshBooksSandbox
+from fbstampli.sandbox.sftp_server import SftpServer as SftpServer
 from fbstampli.sandbox.stampli import StampliSimulator
 
 REDIRECT_URI = "https://localhost:8765/callback"

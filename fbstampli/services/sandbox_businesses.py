@@ -15,9 +15,13 @@ from typing import Any
 
 from fbstampli.options import Options
 from fbstampli.report import RunReport
-from fbstampli.sandbox.freshbooks import FreshBooksSandbox
-from fbstampli.sandbox.sftp_server import SftpServer
-from fbstampli.services.sandbox import Show, connect_home
+from fbstampli.services.sandbox import (
+    Business,
+    FreshBooksSandbox,
+    SftpServer,
+    Show,
+    connect_home,
+)
 
 DEMO_NAMES = ("alpha", "beta", "gamma", "delta", "epsilon")
 EVENT_WAIT_SECONDS = 30.0
@@ -29,7 +33,6 @@ def run_business_demo(*, keep: bool, bills: int, businesses: int, show: Show) ->
     routes each business's webhook to its own state and Stampli inbound only."""
     from contextlib import ExitStack
 
-    from fbstampli.sandbox.fb_data import Business
     from fbstampli.services import business as several
 
     logging.getLogger("fbstampli.sandbox").setLevel(logging.CRITICAL)
