@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import math
 import os
 import stat
 import tomllib
@@ -20,8 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
+from fbstampli.config_values import LOOPBACK_HOSTS, convert, host_of
 from fbstampli.errors import ConfigError
 
 DEFAULT_SCOPES = "user:profile:read user:bills:read user:bill_vendors:read user:bill_payments:read"
@@ -154,87 +153,16 @@ def env_name(dotted: str) -> str:
     return "FBSTAMPLI_" + dotted.replace(".", "_").upper()
 
 
-def _convert(raw: object, target: Any, key: str, problems: list[str]) -> object:
-    """Coerce a file or environment value to the field's type, or note why not."""
-    if target in (bool, "bool"):
-        if isinstance(raw, bool):
-            return raw
-        if isinstance(raw, str) and raw.lower() in (
-            "1",
-            "true",
-            "yes",
-            "on",
-            "0",
-            "false",
-            "no",
-            "off",
-        ):
-            return raw.lower() in ("1", "true", "yes", "on")
-        problems.append(f"{key}: must be true or false")
-        return None
-    if target in (int, "int"):
-        if isinstance(raw, bool):
-            problems.append(f"{key}: must be a whole number")
-            return None
-        try:
-            return int(str(raw))
-        except ValueError:
-            problems.append(f"{key}: must be a whole number")
-            return None
-    if target in (float, "float"):
-        try:
-            number = float(str(raw))
-        except ValueError:
-            problems.append(f"{key}: must be a number")
-            return None
-        if not math.isfinite(number):  # "nan" and "inf" parse, and pass any comparison test
-            problems.append(f"{key}: must be a finite number")
-            return None
-        return number
-    if isinstance(raw, str):
-        return raw
-    problems.append(f"{key}: must be text")
-    return None
-
-
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-
-
-def _host_of(url: str) -> tuple[str, str | None]:
-    """(scheme, host) of a URL as the HTTP client that connects reads it; no host when it has
-    none, cannot be read (`[::1`, `:x`), or could be read two ways.
-
-    `http://127.1:18902\\@127.0.0.1` is 127.0.0.1 to urllib.parse and 127.1 to urllib3, so
-    user-info, backslashes, whitespace and control characters are refused outright, and the
-    host is taken from urllib3's parser (the one requests connects with).
-    """
-    from urllib3.exceptions import LocationParseError
-    from urllib3.util import parse_url
-
-    if "\\" in url or "@" in url or any(c.isspace() or not c.isprintable() for c in url):
-        return "", None
-    try:
-        parsed = urlparse(url)
-        parsed.port  # noqa: B018 - raises on a port that is not a number or out of range
-        connects = parse_url(url)
-    except (ValueError, LocationParseError):
-        return "", None
-    host = (connects.host or "").strip("[]").lower() or None
-    if host != (parsed.hostname or None) or connects.auth:
-        return "", None
-    return parsed.scheme, host
-
-
 def _check(settings: Settings, problems: list[str]) -> None:
     fb = settings.freshbooks
     for key, url in (("freshbooks.api_url", fb.api_url), ("freshbooks.auth_url", fb.auth_url)):
-        scheme, host = _host_of(url)
+        scheme, host = host_of(url)
         local = host in LOOPBACK_HOSTS
         if scheme not in ("https", "http") or not host:
             problems.append(f"{key}: must be an https URL")
         elif scheme == "http" and not local:
             problems.append(f"{key}: must be an https URL (plain http only for 127.0.0.1)")
-    scheme, host = _host_of(fb.redirect_uri)
+    scheme, host = host_of(fb.redirect_uri)
     if not host or not (scheme == "https" or (scheme == "http" and host in LOOPBACK_HOSTS)):
         # Compared whole: "http://127." as a prefix let http://127.evil.com through.
         problems.append(
@@ -278,7 +206,7 @@ def _check(settings: Settings, problems: list[str]) -> None:
         if not directory:
             problems.append(f"{key}: must not be empty")
     ping = settings.monitoring.ping_url
-    if ping and (_host_of(ping)[0] not in ("https", "http") or not _host_of(ping)[1]):
+    if ping and (host_of(ping)[0] not in ("https", "http") or not host_of(ping)[1]):
         problems.append("monitoring.ping_url: must be an http(s) URL")
     if not settings.webhook.host.strip():
         problems.append(
@@ -331,29 +259,8 @@ def load_settings(
     """
     problems: list[str] = []
     file_data = read_config_file(config_path) if config_path else {}
-    sections: dict[str, dict[str, object]] = {}
-
-    for section_name, section_value in file_data.items():
-        if section_name not in _SECTIONS:
-            problems.append(f"{_shown(section_name)}: unknown section")
-            continue
-        if not isinstance(section_value, dict):
-            problems.append(f"{section_name}: must be a table")
-            continue
-        sections[section_name] = dict(section_value)
-
-    env_values: dict[str, object] = {}
-    from_env: dict[str, str] = {}  # dotted key -> the variable that set it
-    for name, dotted in ENV_ALIASES.items():
-        if name in env:
-            env_values[dotted] = env[name]
-            from_env[dotted] = name
-    for section_name, section_type in _SECTIONS.items():
-        for f in dataclasses.fields(section_type):
-            dotted = f"{section_name}.{f.name}"
-            if env_name(dotted) in env:
-                env_values[dotted] = env[env_name(dotted)]
-                from_env[dotted] = env_name(dotted)
+    sections = _file_sections(file_data, problems)
+    env_values, from_env = _env_values(env)
     problems.extend(unknown_env_problems(env))
 
     flag_values = {k: v for k, v in flags.items() if v is not None}
@@ -367,6 +274,44 @@ def load_settings(
             continue
         sections.setdefault(section_name, {})[key] = value
 
+    settings = _build(sections, problems)
+    _check(settings, problems)
+    if problems:
+        raise ConfigError(_settings_problem(problems, from_env, set(flag_values), config_path))
+    return settings
+
+
+def _file_sections(file_data: dict[str, Any], problems: list[str]) -> dict[str, dict[str, object]]:
+    sections: dict[str, dict[str, object]] = {}
+    for section_name, section_value in file_data.items():
+        if section_name not in _SECTIONS:
+            problems.append(f"{_shown(section_name)}: unknown section")
+            continue
+        if not isinstance(section_value, dict):
+            problems.append(f"{section_name}: must be a table")
+            continue
+        sections[section_name] = dict(section_value)
+    return sections
+
+
+def _env_values(env: Mapping[str, str]) -> tuple[dict[str, object], dict[str, str]]:
+    """The settings the environment gives, and for each dotted key the variable that set it."""
+    env_values: dict[str, object] = {}
+    from_env: dict[str, str] = {}
+    for name, dotted in ENV_ALIASES.items():
+        if name in env:
+            env_values[dotted] = env[name]
+            from_env[dotted] = name
+    for section_name, section_type in _SECTIONS.items():
+        for f in dataclasses.fields(section_type):
+            dotted = f"{section_name}.{f.name}"
+            if env_name(dotted) in env:
+                env_values[dotted] = env[env_name(dotted)]
+                from_env[dotted] = env_name(dotted)
+    return env_values, from_env
+
+
+def _build(sections: dict[str, dict[str, object]], problems: list[str]) -> Settings:
     built: dict[str, object] = {}
     for section_name, section_type in _SECTIONS.items():
         given = sections.get(section_name, {})
@@ -377,16 +322,11 @@ def load_settings(
             if key not in known:
                 problems.append(f"{_shown(dotted)}: unknown setting")
                 continue
-            value = _convert(raw, known[key].type, dotted, problems)
+            value = convert(raw, known[key].type, dotted, problems)
             if value is not None:
                 values[key] = value
         built[section_name] = section_type(**values)
-
-    settings = Settings(**built)  # type: ignore[arg-type]
-    _check(settings, problems)
-    if problems:
-        raise ConfigError(_settings_problem(problems, from_env, set(flag_values), config_path))
-    return settings
+    return Settings(**built)  # type: ignore[arg-type]
 
 
 def _settings_problem(

@@ -160,21 +160,10 @@ def _log_file_handler(path: Path) -> logging.Handler:
     )
 
 
-def configure_logging(
-    *,
-    verbose: int = 0,
-    quiet: bool = False,
-    log_format: str = "text",
-    log_file: Path | None = None,
-) -> None:
-    """Install the handlers once per process; later calls replace them."""
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-        handler.close()
-    root.setLevel(logging.DEBUG)
-    redactor = RedactingFilter()
-
+def _console_handler(
+    verbose: int, quiet: bool, log_format: str, redactor: logging.Filter
+) -> logging.Handler:
+    """stderr: rich on a terminal, one line per record otherwise (tracebacks only at -vv)."""
     console: logging.Handler
     if log_format == "text" and sys.stderr.isatty():
         from rich.logging import RichHandler
@@ -196,7 +185,25 @@ def configure_logging(
     if verbose < 2:
         console.addFilter(_not_crash)
         console.addFilter(_not_paramiko)
-    root.addHandler(console)
+    return console
+
+
+def configure_logging(
+    *,
+    verbose: int = 0,
+    quiet: bool = False,
+    log_format: str = "text",
+    log_file: Path | None = None,
+) -> None:
+    """Install the handlers once per process; later calls replace them."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(logging.DEBUG)
+    redactor = RedactingFilter()
+
+    root.addHandler(_console_handler(verbose, quiet, log_format, redactor))
 
     if log_file is not None:
         try:

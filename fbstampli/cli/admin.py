@@ -77,16 +77,16 @@ def status(
         from fbstampli.cli.business import status_all
 
         status_all(ctx, as_json=as_json)
-    from fbstampli.services import admin
+    from fbstampli.services.status import status as home_status
 
-    document = admin.status(options_of(ctx))
+    found = home_status(options_of(ctx))
     quiet = options_of(ctx).quiet
     if not quiet or as_json:
-        output.show_status(document, as_json=as_json, stuck=stuck)
-    if document["attention"] and (quiet or not output.stdout_is_terminal()):
+        output.show_status(found, as_json=as_json, stuck=stuck)
+    if found.attention and (quiet or not output.stdout_is_terminal()):
         # Under cron (-q, or stdout to a file) exit 1 still says why, in the one mailed line.
-        output.problem_line("needs attention: " + "; ".join(document["attention"]))
-    raise typer.Exit(1 if document["attention"] else 0)
+        output.problem_line("needs attention: " + "; ".join(found.attention))
+    raise typer.Exit(1 if found.attention else 0)
 
 
 @app.command(

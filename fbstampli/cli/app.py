@@ -200,78 +200,87 @@ def _version(value: bool) -> None:
         raise typer.Exit(0)
 
 
+_HomeOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--home",
+        envvar="FBSTAMPLI_HOME",
+        metavar="DIR",
+        help="Folder holding config.toml, the encrypted state, logs and the run lock "
+        "(default ~/.config/fbstampli).",
+    ),
+]
+_ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", metavar="FILE", help="Config file to read instead of <home>/config.toml."
+    ),
+]
+_InstallationOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--installation",
+        metavar="DIR",
+        envvar="FBSTAMPLI_INSTALLATION",
+        help="Folder listing several businesses in installation.toml (default: the home).",
+    ),
+]
+_BusinessOption = Annotated[
+    str | None,
+    typer.Option(
+        "--business",
+        metavar="NAME",
+        help="Run the command in this business's home (see `business list`).",
+    ),
+]
+_VerboseOption = Annotated[
+    int,
+    typer.Option(
+        "--verbose",
+        "-v",
+        count=True,
+        show_default=False,
+        help="More detail on stderr (-vv for debug).",
+    ),
+]
+_QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Errors only: what cron should run with.")
+]
+_LogFormatOption = Annotated[
+    LogFormat,
+    typer.Option(
+        "--log-format",
+        case_sensitive=False,
+        help="text, or json (one object per line) for log shippers.",
+    ),
+]
+_AllowForeignHomeOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-foreign-home",
+        envvar="FBSTAMPLI_ALLOW_FOREIGN_HOME",
+        help="Use a home that belongs to another user (e.g. root running a service "
+        "user's home). Refused without it: that user could plant links in it.",
+    ),
+]
+_VersionOption = Annotated[
+    bool,
+    typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+]
+
+
 @app.callback()
 def _global(
     ctx: typer.Context,
-    home: Annotated[
-        Path | None,
-        typer.Option(
-            "--home",
-            envvar="FBSTAMPLI_HOME",
-            metavar="DIR",
-            help="Folder holding config.toml, the encrypted state, logs and the run lock "
-            "(default ~/.config/fbstampli).",
-        ),
-    ] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config", metavar="FILE", help="Config file to read instead of <home>/config.toml."
-        ),
-    ] = None,
-    installation: Annotated[
-        Path | None,
-        typer.Option(
-            "--installation",
-            metavar="DIR",
-            envvar="FBSTAMPLI_INSTALLATION",
-            help="Folder listing several businesses in installation.toml (default: the home).",
-        ),
-    ] = None,
-    business: Annotated[
-        str | None,
-        typer.Option(
-            "--business",
-            metavar="NAME",
-            help="Run the command in this business's home (see `business list`).",
-        ),
-    ] = None,
-    verbose: Annotated[
-        int,
-        typer.Option(
-            "--verbose",
-            "-v",
-            count=True,
-            show_default=False,
-            help="More detail on stderr (-vv for debug).",
-        ),
-    ] = 0,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="Errors only: what cron should run with.")
-    ] = False,
-    log_format: Annotated[
-        LogFormat,
-        typer.Option(
-            "--log-format",
-            case_sensitive=False,
-            help="text, or json (one object per line) for log shippers.",
-        ),
-    ] = LogFormat.TEXT,
-    allow_foreign_home: Annotated[
-        bool,
-        typer.Option(
-            "--allow-foreign-home",
-            envvar="FBSTAMPLI_ALLOW_FOREIGN_HOME",
-            help="Use a home that belongs to another user (e.g. root running a service "
-            "user's home). Refused without it: that user could plant links in it.",
-        ),
-    ] = False,
-    version: Annotated[
-        bool,
-        typer.Option(
-            "--version", callback=_version, is_eager=True, help="Print the version and exit."
-        ),
-    ] = False,
+    home: _HomeOption = None,
+    config: _ConfigOption = None,
+    installation: _InstallationOption = None,
+    business: _BusinessOption = None,
+    verbose: _VerboseOption = 0,
+    quiet: _QuietOption = False,
+    log_format: _LogFormatOption = LogFormat.TEXT,
+    allow_foreign_home: _AllowForeignHomeOption = False,
+    version: _VersionOption = False,
 ) -> None:
     options = Options(
         home=expanded(home, "--home") if home else None,

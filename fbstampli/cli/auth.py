@@ -166,6 +166,32 @@ def logout(ctx: typer.Context) -> None:
     finish(ctx, services.auth_logout(options_of(ctx)))
 
 
+def _confirm_key(description: str) -> bool:
+    return bool(typer.confirm(f"{description}. Pin it?", err=True))
+
+
+def _secrets(password_stdin: bool, key_file: Path | None) -> tuple[str, str, str]:
+    """(password, private key, passphrase) as given: piped, from the key file, or asked for."""
+    from fbstampli.services import auth as services
+
+    password = private_key = passphrase = ""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif key_file is not None:
+        try:
+            private_key = key_file.read_text()
+        except OSError as error:
+            raise typer.BadParameter(f"cannot read {key_file}: {error.strerror}") from None
+        if services.key_needs_passphrase(private_key, shown_as=str(key_file)):
+            if sys.stdin.isatty():
+                passphrase = str(typer.prompt("Key passphrase", hide_input=True, err=True))
+            else:
+                passphrase = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = str(typer.prompt("SFTP password", hide_input=True, err=True))
+    return password, private_key, passphrase
+
+
 @auth_app.command(
     "sftp",
     cls=FriendlyCommand,
@@ -216,24 +242,7 @@ def sftp(
     """Store the Stampli SFTP login in the encrypted state and pin the server's host key."""
     from fbstampli.services import auth as services
 
-    password = private_key = passphrase = ""
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    elif key_file is not None:
-        try:
-            private_key = key_file.read_text()
-        except OSError as error:
-            raise typer.BadParameter(f"cannot read {key_file}: {error.strerror}") from None
-        if services.key_needs_passphrase(private_key, shown_as=str(key_file)):
-            if sys.stdin.isatty():
-                passphrase = str(typer.prompt("Key passphrase", hide_input=True, err=True))
-            else:
-                passphrase = sys.stdin.readline().rstrip("\r\n")
-    elif sys.stdin.isatty():
-        password = str(typer.prompt("SFTP password", hide_input=True, err=True))
-
-    def confirm_key(description: str) -> bool:
-        return bool(typer.confirm(f"{description}. Pin it?", err=True))
+    password, private_key, passphrase = _secrets(password_stdin, key_file)
 
     report = services.auth_sftp(
         options_of(ctx),
@@ -247,6 +256,6 @@ def sftp(
         outbound=outbound,
         accept_host_key=accept_host_key,
         known_hosts=known_hosts,
-        confirm_key=confirm_key if sys.stdin.isatty() else None,
+        confirm_key=_confirm_key if sys.stdin.isatty() else None,
     )
     finish(ctx, report)

@@ -140,4 +140,4 @@ def status_all(ctx: typer.Context, *, as_json: bool) -> NoReturn:
     refuse_selected(ctx)
     summaries = services.status_all(options_of(ctx))
     output.show_status_all(summaries, as_json=as_json)
-    raise typer.Exit(1 if any(s["needs_attention"] for s in summaries) else 0)
+    raise typer.Exit(1 if any(s.needs_attention for s in summaries) else 0)

@@ -15,24 +15,20 @@ import itertools
 import json
 import re
 import sys
-import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fbstampli.cli.text import clean
 from fbstampli.errors import ConfigError, TemporaryError
 from fbstampli.options import Options
 from fbstampli.paths import out_of_room
 from fbstampli.report import RunReport
+from fbstampli.services.report_rows import csv_safe, needs_attention
 
-
-def csv_safe(value: Any) -> Any:
-    """A CSV cell a spreadsheet shows as text: strings get the formula guard, numbers stay."""
-    from fbstampli.stampli.render import neutralise_formula
-
-    return neutralise_formula(value) if isinstance(value, str) else value
+if TYPE_CHECKING:
+    from fbstampli.services.business import BusinessStatus
+    from fbstampli.services.status import Status
 
 
 def write_csv(out: Any, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> None:
@@ -91,88 +87,6 @@ def show_report(report: RunReport, options: Options, *, as_json: bool = False) -
         sys.stdout.write(f"  {clean(note)}\n")
 
 
-KIND_LABELS = {"bills": "bills", "bill_vendors": "vendors", "bill_payments": "payments"}
-
-
-class Stages:
-    """The progress bars of one command: one per stage, with counts (and an ETA) where the
-    total is known: "Reading bills 23,400/60,000"."""
-
-    def __init__(self, bar: Any) -> None:
-        self._bar = bar
-        self._tasks: dict[str, Any] = {}
-        self._current: Any = None
-        # `page` is called from the thread that reads a listing ahead (`sync.prefetch`),
-        # `stage` from the command's own: rich's bar is thread-safe, this bookkeeping is not.
-        self._lock = threading.RLock()
-
-    def _finish_current(self) -> None:
-        if self._current is not None:
-            task = next((t for t in self._bar.tasks if t.id == self._current), None)
-            total = getattr(task, "total", None)
-            self._bar.update(self._current, total=total or 1, completed=total or 1)
-            self._current = None
-
-    def page(self, progress: Any) -> None:
-        with self._lock:
-            self._page(progress)
-
-    def _page(self, progress: Any) -> None:
-        label = f"Reading {KIND_LABELS.get(progress.kind, progress.kind)}"
-        task = self._tasks.get(label)
-        if task is None:
-            self._finish_current()
-            task = self._bar.add_task(label, total=progress.total)
-            self._tasks[label] = task
-        self._current = task
-        total = progress.total
-        done = progress.page * 100 if total is None else min(progress.page * 100, total)
-        counts = f" {done:,}/{total:,}" if total is not None else f" {done:,}"
-        self._bar.update(task, description=label + counts, completed=done, total=total)
-
-    def stage(self, label: str, total: int | None = None) -> Any:
-        with self._lock:
-            self._finish_current()
-            if not label:
-                return lambda amount=1: None
-            task = self._bar.add_task(label, total=total)
-            self._current = task
-        done = [0]
-
-        def advance(amount: int = 1) -> None:
-            done[0] += amount
-            counts = f" {done[0]:,}/{total:,}" if total is not None else f": {done[0]:,} done"
-            self._bar.update(task, description=label + counts, advance=amount)
-
-        return advance
-
-
-def shows_progress(options: Options) -> bool:
-    """Bars only where someone watches: both streams a terminal, and not -q."""
-    return not options.quiet and sys.stderr.isatty() and sys.stdout.isatty()
-
-
-@contextmanager
-def stages(options: Options, *, enabled: bool = True) -> Iterator[Any]:
-    """A `Progress` (fbstampli/progress.py) on a terminal; one that shows nothing elsewhere."""
-    from fbstampli.progress import NoProgress
-
-    if not enabled or not shows_progress(options):
-        yield NoProgress()
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeRemainingColumn
-
-    columns = (
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, transient=True, console=Console(stderr=True)) as bar:
-        yield Stages(bar)
-
-
 def show_mapping(title: str, data: dict[str, Any], *, as_json: bool) -> None:
     if as_json:
         write_json(data)
@@ -180,12 +94,16 @@ def show_mapping(title: str, data: dict[str, Any], *, as_json: bool) -> None:
     table(title, ["", ""], list(data.items()))
 
 
-def show_rows(title: str, rows: list[dict[str, Any]], *, as_json: bool) -> None:
+def show_rows(title: str, rows: Sequence[Any], *, as_json: bool) -> None:
+    """Services' row dataclasses as a table, or as a JSON list of objects (fields in order)."""
+    import dataclasses
+
+    documents = [dataclasses.asdict(row) for row in rows]
     if as_json:
-        write_json(rows)
+        write_json(documents)
         return
-    columns = list(rows[0]) if rows else []
-    table(title, columns, [[row.get(column) for column in columns] for row in rows])
+    columns = list(documents[0]) if documents else []
+    table(title, columns, [[row.get(column) for column in columns] for row in documents])
 
 
 def demo_step(text: str) -> None:
@@ -203,8 +121,10 @@ def demo_note(text: str) -> None:
     sys.stdout.write(f"    {clean(text)}\n")
 
 
-def show_status(document: dict[str, Any], *, as_json: bool, stuck: bool = False) -> None:
-    """Status as JSON (stable, versioned) or as the one-screen summary of `cli/status_view.py`."""
+def show_status(status: "Status", *, as_json: bool, stuck: bool = False) -> None:
+    """Status as JSON (stable, versioned) or as the one-screen summary of `cli/status_view.py`,
+    both drawn from the same document."""
+    document = status.to_json()
     if as_json:
         write_json(document)
         return
@@ -283,36 +203,41 @@ def show_reconciliation(
     for problem in report.problems:
         problem_line(problem)
     if output_format == "table" and output_file is None:
-        if options.quiet:
-            return
-        from fbstampli.models.outcome import Outcome
-
-        shown = (
-            rows if options.verbose else (r for r in rows if Outcome(r["outcome"]).needs_attention)
-        )
-        # A terminal gets the first screenfuls; a pipe gets every row, a line at a time.
-        if not stdout_is_terminal():
-            table("reconciliation", RECONCILE_COLUMNS, [])  # the header line
-            _write_reconciliation(sys.stdout, report, shown, "tsv")
-        else:
-            listed = [
-                [r[c] for c in RECONCILE_COLUMNS] for r in itertools.islice(shown, TERMINAL_ROWS)
-            ]
-            table("reconciliation", RECONCILE_COLUMNS, listed)
-        more = sum(1 for _ in shown)
-        if more:
-            sys.stdout.write(
-                f"and {more:,} more: `fbstampli reconcile --format csv --output reconcile.csv` "
-                "lists every bill\n"
-            )
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items()))
-        sys.stdout.write(f"reconcile: {counts or 'nothing to reconcile'}\n")
-        for note in report.notes:
-            sys.stdout.write(f"  {clean(note)}\n")
+        if not options.quiet:
+            _reconciliation_on_screen(report, rows, options)
         return
     if output_file is None:
         _write_reconciliation(sys.stdout, report, rows, output_format)
         return
+    _reconciliation_to_file(report, rows, output_format, output_file)
+
+
+def _reconciliation_on_screen(
+    report: RunReport, rows: Iterator[Mapping[str, Any]], options: Options
+) -> None:
+    shown = rows if options.verbose else (r for r in rows if needs_attention(r))
+    # A terminal gets the first screenfuls; a pipe gets every row, a line at a time.
+    if not stdout_is_terminal():
+        table("reconciliation", RECONCILE_COLUMNS, [])  # the header line
+        _write_reconciliation(sys.stdout, report, shown, "tsv")
+    else:
+        listed = [[r[c] for c in RECONCILE_COLUMNS] for r in itertools.islice(shown, TERMINAL_ROWS)]
+        table("reconciliation", RECONCILE_COLUMNS, listed)
+    more = sum(1 for _ in shown)
+    if more:
+        sys.stdout.write(
+            f"and {more:,} more: `fbstampli reconcile --format csv --output reconcile.csv` "
+            "lists every bill\n"
+        )
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items()))
+    sys.stdout.write(f"reconcile: {counts or 'nothing to reconcile'}\n")
+    for note in report.notes:
+        sys.stdout.write(f"  {clean(note)}\n")
+
+
+def _reconciliation_to_file(
+    report: RunReport, rows: Iterator[Mapping[str, Any]], output_format: str, output_file: Path
+) -> None:
     import io
 
     from fbstampli.atomic import atomic_writer
@@ -385,18 +310,16 @@ def show_all(result: Any, options: Options, *, as_json: bool = False) -> None:
             sys.stdout.write(clean(f"business {outcome.name}: {said}") + "\n")
 
 
-def show_status_all(summaries: list[dict[str, Any]], *, as_json: bool) -> None:
+def show_status_all(summaries: Sequence["BusinessStatus"], *, as_json: bool) -> None:
     """`status --all`: one row per business, or every business's full document with --json."""
     if as_json:
-        write_json({"schema": 1, "businesses": summaries})
+        write_json({"schema": 1, "businesses": [summary.to_json() for summary in summaries]})
         return
     rows = []
     for summary in summaries:
-        last = summary["last_run"]
+        last = summary.last_run
         when = f"{last['command']} {last['started_at']} exit {last['exit_code']}" if last else ""
-        attention = "; ".join(summary["needs_attention"]) or "no"
-        rows.append(
-            [summary["business"], summary["bills_in_stampli"], summary["failing"], when, attention]
-        )
+        attention = "; ".join(summary.needs_attention) or "no"
+        rows.append([summary.business, summary.bills_in_stampli, summary.failing, when, attention])
     columns = ["business", "bills in Stampli", "failing", "last run", "needs attention"]
     table("fbstampli status --all", columns, rows)

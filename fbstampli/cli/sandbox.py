@@ -39,7 +39,8 @@ def demo(
 ) -> None:
     """Run the whole flow against an embedded FreshBooks sandbox and an in-process SFTP server."""
     from fbstampli.cli import output
-    from fbstampli.services.sandbox import Show, run_business_demo, run_demo
+    from fbstampli.services.sandbox import Show, run_demo
+    from fbstampli.services.sandbox_businesses import run_business_demo
 
     show = Show(step=output.demo_step, note=output.demo_note, table=output.table)
     if businesses > 1:

@@ -46,10 +46,10 @@ def push_bills(
     as_json: JsonFlag = False,
 ) -> None:
     """Send new and changed FreshBooks vendors, bills and bill payments to Stampli's inbound."""
-    from fbstampli.cli import output
+    from fbstampli.cli import progress_bars
     from fbstampli.services import sync as services
 
-    with output.stages(options_of(ctx), enabled=not as_json) as shown:
+    with progress_bars.stages(options_of(ctx), enabled=not as_json) as shown:
         report = services.push_bills(
             options_of(ctx), dry_run=dry_run, full=full, since=since, progress=shown
         )
@@ -214,7 +214,7 @@ def sync(
     ] = False,
 ) -> None:
     """push-bills, pull-stampli and reconcile under one lock: what cron runs every 15 minutes."""
-    from fbstampli.cli import output
+    from fbstampli.cli import progress_bars
 
     if all_businesses:
         from fbstampli.cli.business import sync_all
@@ -222,6 +222,6 @@ def sync(
         sync_all(ctx, as_json=as_json)
     from fbstampli.services import sync as services
 
-    with output.stages(options_of(ctx), enabled=not as_json) as shown:
+    with progress_bars.stages(options_of(ctx), enabled=not as_json) as shown:
         report = services.sync(options_of(ctx), progress=shown)
     finish(ctx, report, as_json=as_json)

@@ -147,9 +147,9 @@ def serve_webhook(
 
     if all_businesses:
         from fbstampli.cli.business import refuse_selected
-        from fbstampli.services import business
+        from fbstampli.services import webhooks_all
 
         refuse_selected(ctx)
-        finish(ctx, business.serve_webhook_all(options_of(ctx), host=host, port=port))
+        finish(ctx, webhooks_all.serve_webhook_all(options_of(ctx), host=host, port=port))
 
     finish(ctx, services.serve_webhook(options_of(ctx), host=host, port=port))

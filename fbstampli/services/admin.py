@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from fbstampli.clock import from_utc_text
 from fbstampli.errors import ConfigError
 from fbstampli.options import Options
 from fbstampli.report import RunReport
-from fbstampli.runtime import Runtime, load_options_settings, open_runtime
+from fbstampli.runtime import load_options_settings, open_runtime
 from fbstampli.services.doctor import CheckResult
 from fbstampli.store.keys import KEY_ENV, KeySource
 
@@ -153,184 +152,6 @@ def state_backup(options: Options, destination: Path) -> RunReport:
     report.summary.append(f"Wrote an encrypted backup of the state to {destination}.")
     report.add("written")
     return report
-
-
-# 2: counts by kind, the failing items by name, quarantined files' copies, "attention",
-# and what FreshBooks was seen to do (freshbooks_behaviour).
-STATUS_SCHEMA = 2
-
-# The commands a cron `sync` records; the newest of them is "the last run".
-SYNC_COMMANDS = ("push-bills", "pull-stampli", "reconcile", "retry")
-
-
-def _age_seconds(rt: Runtime, text: str | None) -> int | None:
-    if not text:
-        return None
-    return int((rt.clock.now() - from_utc_text(text)).total_seconds())
-
-
-def _sftp(rt: Runtime) -> dict[str, Any]:
-    from fbstampli.store.credentials import sftp_description
-    from fbstampli.store.outbox import last_upload_at
-
-    described = sftp_description(rt.store)
-    if described is None:
-        return {"configured": False}
-    return {
-        "configured": True,
-        "address": f"{described['username']}@{described['host']}:{described['port']}",
-        "inbound": rt.settings.stampli.inbound_dir,
-        "outbound": rt.settings.stampli.outbound_dir,
-        "host_key": f"{described['host_key_type']} {described['host_key_fingerprint']}",
-        "auth": described.get("auth", "password"),
-        "last_upload_at": last_upload_at(rt.store),
-    }
-
-
-def _deliveries(rt: Runtime) -> dict[str, Any]:
-    from fbstampli.store.outbox import delivery_summary, failing_deliveries, objects_in_stampli
-
-    summary = delivery_summary(rt.store)
-    waiting = {
-        status: {"count": count, "oldest_age_seconds": _age_seconds(rt, oldest)}
-        for status, (count, oldest) in summary["waiting"].items()
-    }
-    return {
-        **summary,
-        "waiting": waiting,
-        "by_kind": objects_in_stampli(rt.store),
-        "failing": failing_deliveries(rt.store),
-    }
-
-
-def _start_of_local_day(rt: Runtime) -> str:
-    from fbstampli.clock import to_utc_text
-
-    local = rt.clock.now().astimezone()
-    return to_utc_text(local.replace(hour=0, minute=0, second=0, microsecond=0))
-
-
-def _stampli_files(rt: Runtime) -> dict[str, Any]:
-    from fbstampli.store.stampli_files import last_processed, open_quarantine, processed_since
-
-    return {
-        "last_processed": last_processed(rt.store),
-        "read_today": processed_since(rt.store, _start_of_local_day(rt)),
-        "quarantined": open_quarantine(rt.store),
-    }
-
-
-def _reconciliation(rt: Runtime) -> dict[str, Any]:
-    from fbstampli.models.outcome import Outcome
-    from fbstampli.store.reconciliations import latest_outcomes
-
-    run_id, outcomes = latest_outcomes(rt.store)
-    if run_id is None:
-        return {"last_run": None, "outcomes": {}, "needs_attention": 0}
-    attention = sum(n for outcome, n in outcomes.items() if Outcome(outcome).needs_attention)
-    return {"last_run": run_id, "outcomes": outcomes, "needs_attention": attention}
-
-
-def _webhooks(rt: Runtime) -> dict[str, Any]:
-    from fbstampli.store.events import queue_state
-
-    queue = queue_state(rt.store)
-    return {"last_event_at": queue.last_event_at, "queued_events": queue.queued}
-
-
-def _behaviour(rt: Runtime) -> dict[str, Any]:
-    """What FreshBooks was seen to do where its documentation is silent, and since when."""
-    from fbstampli.models.behaviour import as_status
-    from fbstampli.store.api_facts import load_facts
-    from fbstampli.sync.payments import as_fact
-
-    return as_status({**load_facts(rt.store), **as_fact(rt.store)})
-
-
-def zone_name(now: datetime) -> str:
-    """The local zone as people read it: `UTC`, or `CET, UTC+01:00`."""
-    local = now.astimezone()
-    offset = local.strftime("%z")
-    offset = f"{offset[:3]}:{offset[3:]}" if offset else "+00:00"
-    name = local.strftime("%Z")
-    if offset == "+00:00" and name in ("UTC", "GMT", ""):
-        return "UTC"
-    return f"{name}, UTC{offset}" if name and not name.startswith(("+", "-")) else f"UTC{offset}"
-
-
-def _last_run(runs: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
-    """When cron's `sync` last ran, and how its parts ended: the newest start, with the
-    command and exit code of the newest run of each part that did not end well (0 if all did).
-    """
-    recorded = {name: run for name, run in runs.items() if name in SYNC_COMMANDS}
-    if not recorded:
-        return None
-    newest = max(run["started_at"] for run in recorded.values())
-    unwell = sorted(
-        (name for name, run in recorded.items() if run["exit_code"] != 0),
-        key=lambda name: recorded[name]["started_at"],
-    )
-    if not unwell:
-        return {"started_at": newest, "command": None, "exit_code": 0}
-    worst = unwell[-1]
-    return {"started_at": newest, "command": worst, "exit_code": recorded[worst]["exit_code"]}
-
-
-def _attention(document: dict[str, Any]) -> list[str]:
-    """What a person should act on, one short phrase each; empty when all is well."""
-    reasons: list[str] = []
-    if not document["freshbooks"].get("logged_in"):
-        reasons.append("not logged in to FreshBooks")
-    if not document["sftp"].get("configured"):
-        reasons.append("no Stampli SFTP login")
-    failed_runs = [
-        name
-        for name, run in document["runs"].items()
-        if name in SYNC_COMMANDS and run["exit_code"] not in (None, 0)
-    ]
-    if failed_runs:
-        reasons.append("the last " + " and ".join(sorted(failed_runs)) + " did not end well")
-    failing = document["deliveries"]["failing"]
-    if failing:
-        reasons.append(f"{len(failing)} not in Stampli yet after failing")
-    if document["deliveries"]["stuck_batches"]:
-        reasons.append(f"{document['deliveries']['stuck_batches']} stuck upload(s)")
-    quarantined = document["stampli_files"]["quarantined"]
-    if quarantined:
-        reasons.append(f"{len(quarantined)} quarantined export file(s)")
-    if document["reconciliation"]["needs_attention"]:
-        reasons.append(f"{document['reconciliation']['needs_attention']} bill(s) to reconcile")
-    return reasons
-
-
-def status(options: Options) -> dict[str, Any]:
-    """Health at a glance, as a stable document (`schema` changes when keys do).
-
-    `attention` lists what a person should act on; the command exits 1 when it
-    is not empty, so a monitor can alert on `fbstampli status -q`.
-    """
-    from fbstampli.store.credentials import login_summary
-    from fbstampli.store.runs import latest_runs
-
-    with open_runtime(options, lock=False) as rt:
-        runs = latest_runs(rt.store)
-        now = rt.clock.now()
-        document: dict[str, Any] = {
-            "schema": STATUS_SCHEMA,
-            "home": str(rt.paths.home),
-            "now": now.isoformat(),
-            "timezone": zone_name(now),
-            "freshbooks": {**login_summary(rt.store, now), "last_run": _last_run(runs)},
-            "sftp": _sftp(rt),
-            "runs": runs,
-            "deliveries": _deliveries(rt),
-            "stampli_files": _stampli_files(rt),
-            "reconciliation": _reconciliation(rt),
-            "webhooks": _webhooks(rt),
-            "freshbooks_behaviour": _behaviour(rt),
-        }
-    document["attention"] = _attention(document)
-    return document
 
 
 def audit_trail(options: Options, *, bill: int | None, since: str | None) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ from fbstampli.report import RunReport
 from fbstampli.runtime import Runtime, open_runtime
 
 if TYPE_CHECKING:
-    from fbstampli.sftp import HostKey
+    from fbstampli.sftp import HostKey, SftpTarget
 
 AskRedirect = Callable[[str], str]
 ChooseBusiness = Callable[[Sequence[Any]], int]
@@ -145,38 +145,14 @@ def auth_sftp(
     confirm_key: ConfirmKey | None = None,
 ) -> RunReport:
     """Pin the host key, prove the login and both folders work, then store it all."""
-    from fbstampli.sftp import SftpLoginError, SftpTarget, SftpTransport, fetch_host_key
+    from fbstampli.sftp import SftpTarget
     from fbstampli.store.credentials import SftpLogin, save_sftp_login
 
-    if not password and not private_key:
-        raise ConfigError(
-            "no password or key was given: pipe the password to --password-stdin "
-            "(it read an empty line), or use --key-file"
-        )
+    _require_secret(password, private_key)
     report = RunReport("auth sftp")
     with open_runtime(options) as rt:
         timeout = rt.settings.sftp.timeout_seconds
-        if known_hosts is not None:
-            host_key = host_key_from_known_hosts(known_hosts, host, port)
-        else:
-            host_key = fetch_host_key(host, port, timeout)
-            offered = host_key.sha256_fingerprint
-            pinned = _pinned_fingerprint(rt, host, port)
-            if accept_host_key is None and pinned == offered:
-                pass  # the same server with the key already pinned: a new password keeps it
-            elif accept_host_key is not None:
-                if accept_host_key not in ("any", offered):
-                    raise HostKeyError(
-                        f"{host}:{port} offers host key {offered}, not {accept_host_key}; "
-                        "check the fingerprint with Stampli before pinning it"
-                    )
-            elif confirm_key is None or not confirm_key(
-                f"{host}:{port} host key is {host_key.key_type} {offered}"
-            ):
-                raise HostKeyError(
-                    f"host key {offered} of {host}:{port} not accepted; confirm it with Stampli, "
-                    f"then pass --accept-host-key {offered}"
-                )
+        host_key = _host_key(rt, host, port, accept_host_key, known_hosts, confirm_key)
         target = SftpTarget(
             host=host,
             port=port,
@@ -188,22 +164,7 @@ def auth_sftp(
             inbound_dir=inbound or rt.settings.stampli.inbound_dir,
             outbound_dir=outbound or rt.settings.stampli.outbound_dir,
         )
-        try:
-            with SftpTransport.connect(target, timeout=timeout) as transport:
-                transport.list_files(target.inbound_dir)
-                transport.list_files(target.outbound_dir)
-        except SftpLoginError as error:
-            if "refused" not in str(error):
-                raise
-            what = (
-                "key (is its public half installed for that user?)"
-                if private_key
-                else ("password (case matters; --password-stdin reads the first line only)")
-            )
-            raise SftpLoginError(
-                f"{target.address} refused user {username!r} with this {what}; check both with "
-                "Stampli and run this again; nothing was stored"
-            ) from None
+        _prove_login(target, timeout, private_key=bool(private_key))
         save_sftp_login(
             rt.store,
             SftpLogin(
@@ -226,6 +187,71 @@ def auth_sftp(
         )
         report.add("stored")
     return report
+
+
+def _require_secret(password: str, private_key: str) -> None:
+    if not password and not private_key:
+        raise ConfigError(
+            "no password or key was given: pipe the password to --password-stdin "
+            "(it read an empty line), or use --key-file"
+        )
+
+
+def _host_key(
+    rt: Runtime,
+    host: str,
+    port: int,
+    accept_host_key: str | None,
+    known_hosts: Path | None,
+    confirm_key: ConfirmKey | None,
+) -> HostKey:
+    """The host key to pin: from known_hosts, else the one offered, if the person accepts it
+    (by --accept-host-key, by confirming, or because it is already pinned)."""
+    from fbstampli.sftp import fetch_host_key
+
+    if known_hosts is not None:
+        return host_key_from_known_hosts(known_hosts, host, port)
+    host_key = fetch_host_key(host, port, rt.settings.sftp.timeout_seconds)
+    offered = host_key.sha256_fingerprint
+    pinned = _pinned_fingerprint(rt, host, port)
+    if accept_host_key is None and pinned == offered:
+        pass  # the same server with the key already pinned: a new password keeps it
+    elif accept_host_key is not None:
+        if accept_host_key not in ("any", offered):
+            raise HostKeyError(
+                f"{host}:{port} offers host key {offered}, not {accept_host_key}; "
+                "check the fingerprint with Stampli before pinning it"
+            )
+    elif confirm_key is None or not confirm_key(
+        f"{host}:{port} host key is {host_key.key_type} {offered}"
+    ):
+        raise HostKeyError(
+            f"host key {offered} of {host}:{port} not accepted; confirm it with Stampli, "
+            f"then pass --accept-host-key {offered}"
+        )
+    return host_key
+
+
+def _prove_login(target: SftpTarget, timeout: float, *, private_key: bool) -> None:
+    """Log in and list both folders; a refused login says which secret to check."""
+    from fbstampli.sftp import SftpLoginError, SftpTransport
+
+    try:
+        with SftpTransport.connect(target, timeout=timeout) as transport:
+            transport.list_files(target.inbound_dir)
+            transport.list_files(target.outbound_dir)
+    except SftpLoginError as error:
+        if "refused" not in str(error):
+            raise
+        what = (
+            "key (is its public half installed for that user?)"
+            if private_key
+            else ("password (case matters; --password-stdin reads the first line only)")
+        )
+        raise SftpLoginError(
+            f"{target.address} refused user {target.username!r} with this {what}; check both with "
+            "Stampli and run this again; nothing was stored"
+        ) from None
 
 
 def _pinned_fingerprint(rt: Runtime, host: str, port: int) -> str | None:

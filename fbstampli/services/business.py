@@ -9,12 +9,11 @@ the list, keeps one business's failure from stopping the others, and sums up.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from fbstampli import attention
 from fbstampli.errors import ConfigError, ExitCode, FbstampliError
 from fbstampli.installation import (
     BusinessHome,
@@ -25,9 +24,6 @@ from fbstampli.installation import (
 from fbstampli.options import Options
 from fbstampli.paths import expanded
 from fbstampli.report import RunReport
-
-if TYPE_CHECKING:
-    from fbstampli.listener import InstallationListener, Worker, WorkerState
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +51,7 @@ def _installation(options: Options) -> Installation:
     return Installation(options.installation_folder())
 
 
-def _all(options: Options) -> list[BusinessHome]:
+def every_business(options: Options) -> list[BusinessHome]:
     if options.config is not None:
         raise ConfigError("--all runs each business with its own config; drop --config")
     installation = _installation(options)
@@ -156,7 +152,17 @@ def business_add(
     return report
 
 
-def business_list(options: Options) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class BusinessRow:
+    """One business of `business list`: where its home is and whether its state is there."""
+
+    name: str
+    home: str
+    adopted: bool
+    state: str
+
+
+def business_list(options: Options) -> list[BusinessRow]:
     """The installation's businesses, without opening any state (no key needed)."""
     rows = []
     for business in _installation(options).businesses():
@@ -165,14 +171,7 @@ def business_list(options: Options) -> list[dict[str, Any]]:
             state = "ok" if paths.state.is_file() else "missing: run `fbstampli init` there"
         except OSError as error:
             state = f"unreadable ({error.strerror})"
-        rows.append(
-            {
-                "name": business.name,
-                "home": str(business.home),
-                "adopted": business.adopted,
-                "state": state,
-            }
-        )
+        rows.append(BusinessRow(business.name, str(business.home), business.adopted, state))
     return rows
 
 
@@ -295,7 +294,7 @@ def sync_all(options: Options) -> AllReport:
     from fbstampli.services.sync import sync
 
     result = AllReport("sync")
-    for business in _all(options):
+    for business in every_business(options):
         inner = business_options(options, business)
         with also_logging_to(_business_log(business)):
             outcome = run_one(business, lambda inner=inner: sync(inner))
@@ -305,48 +304,6 @@ def sync_all(options: Options) -> AllReport:
 
 
 # -- status --all --------------------------------------------------------------------------------
-
-
-def attention_reasons(document: dict[str, Any]) -> list[str]:
-    """Why a business's `status` document needs a person; empty when it does not."""
-    reasons: list[str] = []
-    if not document.get("freshbooks", {}).get("logged_in"):
-        reasons.append("not logged in to FreshBooks")
-    if not document.get("sftp", {}).get("configured"):
-        reasons.append("no Stampli SFTP login")
-    deliveries = document.get("deliveries", {})
-    waiting = deliveries.get("waiting", {})
-    for status in ("failed", "dead"):
-        count = waiting.get(status, {}).get("count", 0)
-        if count:
-            reasons.append(f"{count} {status} deliveries")
-    if deliveries.get("stuck_batches"):
-        reasons.append(f"{deliveries['stuck_batches']} stuck batches")
-    quarantined = document.get("stampli_files", {}).get("quarantined") or []
-    if quarantined:
-        reasons.append(f"{len(quarantined)} quarantined Stampli files")
-    mismatches = _reconcile_attention(document.get("reconciliation", {}))
-    if mismatches:
-        reasons.append(f"{mismatches} bills to reconcile")
-    last = last_run(document)
-    if last and last["exit_code"] not in (None, 0, int(ExitCode.TEMPFAIL)):
-        reasons.append(f"last {last['command']} exited {last['exit_code']}")
-    return reasons
-
-
-def _reconcile_attention(reconciliation: dict[str, Any]) -> int:
-    """Bills the last reconcile found needing a look: not those merely still in progress."""
-    from fbstampli.models.outcome import Outcome
-
-    outcomes = reconciliation.get("outcomes")
-    if not isinstance(outcomes, dict):
-        return int(reconciliation.get("needs_attention") or 0)
-    known = {outcome.value: outcome for outcome in Outcome}
-    return sum(
-        int(count)
-        for name, count in outcomes.items()
-        if name not in known or known[name].needs_attention
-    )
 
 
 def last_run(document: dict[str, Any]) -> dict[str, Any] | None:
@@ -372,173 +329,52 @@ def _bills_in_stampli(options: Options) -> int:
         return delivered_object_count(rt.store, Kind.BILL)
 
 
-def status_all(options: Options) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class BusinessStatus:
+    """One business's line of `status --all`: its figures and full `status` document, or
+    (when its state cannot be read) only why not."""
+
+    business: str
+    home: str
+    needs_attention: list[str]
+    bills_in_stampli: int | None = None
+    failing: int | None = None
+    last_run: dict[str, Any] | None = None
+    status: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def status_all(options: Options) -> list[BusinessStatus]:
     """One summary per business and its full `status` document (None when it cannot be read).
 
-    Built on `services.admin.status`, so the per-business document is exactly
-    what `fbstampli --business NAME status --json` prints.
+    Built on `services.status.status`, so the per-business document is exactly
+    what `fbstampli --business NAME status --json` prints, and its attention is the same.
     """
-    from fbstampli.services.admin import status
+    from fbstampli.services.status import status
 
-    summaries: list[dict[str, Any]] = []
-    for business in _all(options):
+    summaries: list[BusinessStatus] = []
+    for business in every_business(options):
         inner = business_options(options, business)
-        summary: dict[str, Any] = {"business": business.name, "home": str(business.home)}
         try:
-            document = status(inner)
+            document = status(inner).to_json()
             bills = _bills_in_stampli(inner)
         except FbstampliError as error:
             from fbstampli.logs import redact
 
-            reason = f"cannot read its state: {redact(str(error))}"
-            summary.update(
-                bills_in_stampli=None,
-                failing=None,
-                last_run=None,
-                needs_attention=[reason],
-                status=None,
-            )
-        else:
-            summary.update(
+            reason = attention.unreadable(redact(str(error)))
+            summaries.append(BusinessStatus(business.name, str(business.home), reason))
+            continue
+        summaries.append(
+            BusinessStatus(
+                business.name,
+                str(business.home),
+                document["attention"],
                 bills_in_stampli=bills,
                 failing=_failing(document),
                 last_run=last_run(document),
-                needs_attention=attention_reasons(document),
                 status=document,
             )
-        summaries.append(summary)
+        )
     return summaries
-
-
-# -- serve-webhook --all -------------------------------------------------------------------------
-
-
-def _worker_state(worker: Worker) -> WorkerState:
-    return worker.state
-
-
-def serve_webhook_all(options: Options, *, host: str | None, port: int | None) -> RunReport:
-    """Serve every business's callbacks on one port until SIGTERM/SIGINT (`serve-webhook --all`).
-
-    Events arrive into each business's store at once; its own worker pushes
-    them `debounce_seconds` later under its own run lock. On shutdown the
-    listener stops accepting first, then each push in progress may finish.
-    """
-    import threading
-
-    from fbstampli.signals import stop_signals
-
-    stop = threading.Event()
-    report = RunReport("serve-webhook")
-    with (
-        installation_listener(options, host=host, port=port, report=report) as listener,
-        stop_signals(stop),
-    ):
-        for name in listener.listeners:
-            log.info("business %s: listening on %s", name, listener.url(name))
-        while not stop.wait(0.5):
-            pass
-    return report
-
-
-@contextmanager
-def installation_listener(
-    options: Options, *, host: str | None, port: int | None, report: RunReport
-) -> Iterator[InstallationListener]:
-    """The one listener of an installation, started, with a worker per business; stopped (and
-    its figures added to `report`) on the way out.
-
-    Each business gets what a single-home `serve-webhook` would hold: its
-    listener lock, its open state, its own worker draining under its own run
-    lock. One that cannot be opened (another listener has it, a lost key) is
-    left out with a warning and answers 503, so FreshBooks keeps its events
-    for later; the others are served. Host and port come from the arguments,
-    else from the installation folder's own config (127.0.0.1:8787 by default).
-    """
-    from contextlib import ExitStack
-    from functools import partial
-
-    from fbstampli.listener import InstallationListener, Listener, Worker
-    from fbstampli.lock import listener_lock
-    from fbstampli.runtime import load_options_settings, open_runtime, require_home
-    from fbstampli.services.webhooks import (
-        LISTENER_WRITE_WAIT_SECONDS,
-        SHUTDOWN_GRACE_SECONDS,
-        drain,
-    )
-    from fbstampli.store import events as hooks
-
-    businesses = _all(options)
-    front = load_options_settings(options).webhook
-    with ExitStack() as stack:
-        listeners: dict[str, Listener] = {}
-        workers: dict[str, Worker] = {}
-        unavailable: dict[str, str] = {}
-        leftovers: list[str] = []
-        for business in businesses:
-            inner = business_options(options, business)
-            try:
-                require_home(inner.paths())
-                opened = ExitStack()
-                with opened:
-                    opened.enter_context(
-                        listener_lock(inner.paths().listener_lock, holder="serve-webhook")
-                    )
-                    rt = opened.enter_context(open_runtime(inner, lock=False))
-                    rt.store.wait_for_writers(LISTENER_WRITE_WAIT_SECONDS)
-                    stack.enter_context(opened.pop_all())
-            except FbstampliError as error:
-                unavailable[business.name] = str(error)
-                report.problems.append(f"business {business.name} not served: {error}")
-                log.warning("business %s is not served: %s", business.name, error)
-                continue
-            worker = Worker(partial(drain, inner), debounce=rt.settings.webhook.debounce_seconds)
-            workers[business.name] = worker
-            listeners[business.name] = Listener(
-                rt.store,
-                wake=worker.wake,
-                max_body_bytes=rt.settings.webhook.max_body_bytes,
-                worker_state=partial(_worker_state, worker),
-                serve=False,
-                refuse_other_accounts=True,
-            )
-            if hooks.queue_state(rt.store).queued or hooks.pending_verifiers(rt.store):
-                leftovers.append(business.name)
-        bind_host = host or front.host
-        bind_port = front.port if port is None else port
-        try:
-            listener = InstallationListener(
-                listeners,
-                unavailable=unavailable,
-                host=bind_host,
-                port=bind_port,
-                max_body_bytes=max(
-                    (each.max_body_bytes for each in listeners.values()),
-                    default=front.max_body_bytes,
-                ),
-            )
-        except OSError as error:
-            raise ConfigError(
-                f"cannot listen on {bind_host}:{bind_port} ({error.strerror}); "
-                "choose another --host/--port or stop what uses it"
-            ) from None
-        for worker in workers.values():
-            worker.start()
-        listener.start()
-        for name in leftovers:
-            workers[name].wake()  # left over from before a restart
-        try:
-            yield listener
-        finally:
-            listener.stop()
-            for name, worker in workers.items():
-                if not worker.stop(SHUTDOWN_GRACE_SECONDS):
-                    log.warning("business %s: a push was still running at shutdown", name)
-        for name, each in listeners.items():
-            stats = each.stats
-            report.add("events_accepted", stats.accepted)
-            report.add("events_duplicate", stats.duplicates)
-            report.add("handshakes", stats.handshakes)
-            report.add("rejected", sum(stats.rejected.values()))
-            report.add("push_runs", workers[name].state.runs)
-        report.add("rejected", sum(listener.stats.rejected.values()))

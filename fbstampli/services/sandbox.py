@@ -20,8 +20,11 @@ from typing import Any
 
 from fbstampli.options import Options
 from fbstampli.report import RunReport
-from fbstampli.sandbox.freshbooks import FreshBooksSandbox
-from fbstampli.sandbox.sftp_server import SftpServer
+
+# The one gateway from services/ to the stand-ins (services/sandbox_businesses.py uses them too).
+from fbstampli.sandbox.fb_data import Business as Business
+from fbstampli.sandbox.freshbooks import FreshBooksSandbox as FreshBooksSandbox
+from fbstampli.sandbox.sftp_server import SftpServer as SftpServer
 from fbstampli.sandbox.stampli import StampliSimulator
 
 REDIRECT_URI = "https://localhost:8765/callback"
@@ -150,7 +153,6 @@ def _counts(report: RunReport) -> str:
 
 def run_demo(*, keep: bool, bills: int, show: Show) -> int:
     """Run every step; return the exit code (0 when each step did what it should)."""
-    from fbstampli.services import sync as push
 
     logging.getLogger("fbstampli.sandbox").setLevel(logging.CRITICAL)
     folder = Path(tempfile.mkdtemp(prefix="fbstampli-demo-"))
@@ -167,40 +169,7 @@ def run_demo(*, keep: bool, bills: int, show: Show) -> int:
             for line in connect_home(options, freshbooks, server):
                 show.step(line)
 
-            inbound = root / "inbound"
-            first = push.push_bills(options, dry_run=False, full=False, since=None)
-            names = sorted(path.name for path in inbound.iterdir())
-            show.step(f"fbstampli push-bills: {_counts(first)}")
-            show.table(
-                "Files in Stampli's inbound folder",
-                ("file", "rows", "first row"),
-                _files(inbound, names),
-            )
-
-            second = push.push_bills(options, dry_run=False, full=False, since=None)
-            again = sorted(path.name for path in inbound.iterdir())
-            show.step(
-                f"fbstampli push-bills again: {len(again) - len(names)} new files; "
-                f"{second.counts.get('unchanged', 0)} objects unchanged, so nothing is sent twice."
-            )
-
-            bill_id = next(iter(sorted(freshbooks.data.bills)))
-            freshbooks.update_bill(bill_id, bill_number=f"DEMO-{bill_id}-REVISED")
-            third = push.push_bills(options, dry_run=False, full=False, since=None)
-            changed = sorted({path.name for path in inbound.iterdir()} - set(again))
-            show.step(
-                f"bill {bill_id} changed in FreshBooks; fbstampli push-bills: {_counts(third)}"
-            )
-            show.table(
-                "Files sent for the update", ("file", "rows", "first row"), _files(inbound, changed)
-            )
-
-            ok = (
-                not first.problems
-                and len(names) == 3
-                and len(again) == len(names)
-                and any(name.endswith("-bills.csv") for name in changed)
-            )
+            ok = _demo_pushes(options, freshbooks, root / "inbound", show)
             run_demo_exports(options, root, show)
             show.note("every step ran against local stand-ins; no account or network was used")
             return 0 if ok else 1
@@ -209,6 +178,44 @@ def run_demo(*, keep: bool, bills: int, show: Show) -> int:
             show.note(f"kept {folder} (--keep)")
         else:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _demo_pushes(
+    options: Options, freshbooks: FreshBooksSandbox, inbound: Path, show: Show
+) -> bool:
+    """The demo's first half: push, push again (nothing sent twice), change a bill and push it;
+    True when each push did what it should."""
+    from fbstampli.services import sync as push
+
+    first = push.push_bills(options, dry_run=False, full=False, since=None)
+    names = sorted(path.name for path in inbound.iterdir())
+    show.step(f"fbstampli push-bills: {_counts(first)}")
+    show.table(
+        "Files in Stampli's inbound folder",
+        ("file", "rows", "first row"),
+        _files(inbound, names),
+    )
+
+    second = push.push_bills(options, dry_run=False, full=False, since=None)
+    again = sorted(path.name for path in inbound.iterdir())
+    show.step(
+        f"fbstampli push-bills again: {len(again) - len(names)} new files; "
+        f"{second.counts.get('unchanged', 0)} objects unchanged, so nothing is sent twice."
+    )
+
+    bill_id = next(iter(sorted(freshbooks.data.bills)))
+    freshbooks.update_bill(bill_id, bill_number=f"DEMO-{bill_id}-REVISED")
+    third = push.push_bills(options, dry_run=False, full=False, since=None)
+    changed = sorted({path.name for path in inbound.iterdir()} - set(again))
+    show.step(f"bill {bill_id} changed in FreshBooks; fbstampli push-bills: {_counts(third)}")
+    show.table("Files sent for the update", ("file", "rows", "first row"), _files(inbound, changed))
+
+    return (
+        not first.problems
+        and len(names) == 3
+        and len(again) == len(names)
+        and any(name.endswith("-bills.csv") for name in changed)
+    )
 
 
 def run_demo_exports(options: Options, root: Path, show: Show) -> None:
@@ -245,138 +252,3 @@ def run_demo_exports(options: Options, root: Path, show: Show) -> None:
         ("bill", "Stampli invoice", "outcome", "detail"),
         rows,
     )
-
-
-# -- demo --businesses N: one installation, one listener, a Stampli target per business -----------
-
-DEMO_NAMES = ("alpha", "beta", "gamma", "delta", "epsilon")
-EVENT_WAIT_SECONDS = 30.0
-
-
-def run_business_demo(*, keep: bool, bills: int, businesses: int, show: Show) -> int:
-    """Several FreshBooks businesses on one sandbox login, each with its own Stampli SFTP
-    target, in one installation: `business add`, `sync --all`, then one listener that
-    routes each business's webhook to its own state and Stampli inbound only."""
-    import time
-    from contextlib import ExitStack
-
-    from fbstampli.installation import Installation, business_options
-    from fbstampli.sandbox.fb_data import Business
-    from fbstampli.services import business as several
-    from fbstampli.services.webhooks import webhooks_register
-
-    logging.getLogger("fbstampli.sandbox").setLevel(logging.CRITICAL)
-    folder = Path(tempfile.mkdtemp(prefix="fbstampli-demo-"))
-    installation = Options(home=folder / "installation", env={})
-    names = DEMO_NAMES[:businesses]
-    accounts = [
-        Business(f"ACCT{index + 1:02d}", 100_000 * (index + 1), f"{name.title()} Ltd.")
-        for index, name in enumerate(names)
-    ]
-    try:
-        with ExitStack() as stack:
-            freshbooks = stack.enter_context(
-                FreshBooksSandbox(businesses=accounts, emit_events=True)
-            )
-            servers: dict[str, SftpServer] = {}
-            for index, (name, account) in enumerate(zip(names, accounts, strict=True)):
-                freshbooks.accounts[account.account_id].seed(
-                    vendors=3, bills=bills, payments=0, seed=42 + index
-                )
-                root = folder / f"stampli-{name}"
-                for sub in ("inbound", "outbound"):
-                    (root / sub).mkdir(parents=True)
-                servers[name] = stack.enter_context(SftpServer(root))
-            show.step(
-                f"FreshBooks sandbox at {freshbooks.url}: one login, {businesses} businesses "
-                f"({', '.join(a.name for a in accounts)}), {bills} bills each"
-            )
-            for name, account in zip(names, accounts, strict=True):
-                several.business_add(installation, name, key_source="file")
-                home = Installation(installation.installation_folder()).business(name)
-                connect_home(
-                    business_options(installation, home),
-                    freshbooks,
-                    servers[name],
-                    business=name,
-                    business_id=account.business_id,
-                )
-                show.step(
-                    f"fbstampli business add {name}: its own home, key and state; logged in to "
-                    f"{account.name}; its own Stampli SFTP server (port {servers[name].port})"
-                )
-            result = several.sync_all(installation)
-            show.step(f"fbstampli sync --all: exit {result.exit_code}")
-            show.table(
-                "Files in each business's Stampli inbound",
-                ("business", "files", "bills"),
-                [(name, *_inbound_summary(servers[name])) for name in names],
-            )
-            report = RunReport("serve-webhook")
-            with several.installation_listener(
-                installation, host="127.0.0.1", port=0, report=report
-            ) as listener:
-                show.step(f"fbstampli serve-webhook --all: one port, {listener.address[1]}")
-                for name in names:
-                    inner = business_options(
-                        installation,
-                        Installation(installation.installation_folder()).business(name),
-                    )
-                    registered = webhooks_register(inner, url=listener.url(name))
-                    show.step(
-                        f"fbstampli --business {name} webhooks register --url {listener.url(name)}"
-                        f": {registered.counts.get('verified', 0)} callbacks verified"
-                    )
-                started = time.monotonic()
-                new_bills: dict[str, str] = {}
-                for name, account in zip(names, accounts, strict=True):
-                    data = freshbooks.accounts[account.account_id]
-                    number = f"WEBHOOK-{name.upper()}"
-                    data.create_bill(next(iter(sorted(data.vendors))), bill_number=number)
-                    new_bills[name] = number
-                show.step("a new bill in each business; FreshBooks sends each its webhook")
-                arrived: dict[str, float] = {}
-                while len(arrived) < len(names) and time.monotonic() - started < EVENT_WAIT_SECONDS:
-                    for name in names:
-                        if name not in arrived and new_bills[name] in _bill_numbers(servers[name]):
-                            arrived[name] = time.monotonic() - started
-                    time.sleep(0.1)
-            isolated = all(
-                new_bills[other] not in _bill_numbers(servers[name])
-                for name in names
-                for other in names
-                if other != name
-            )
-            show.table(
-                "Webhook to Stampli, per business",
-                ("business", "new bill", "in its inbound after", "in any other inbound"),
-                [
-                    (
-                        name,
-                        new_bills[name],
-                        f"{arrived[name]:.1f} s" if name in arrived else "not yet",
-                        "no" if isolated else "YES",
-                    )
-                    for name in names
-                ],
-            )
-            show.note("every step ran against local stand-ins; no account or network was used")
-            ok = result.exit_code == 0 and len(arrived) == len(names) and isolated
-            return 0 if ok else 1
-    finally:
-        if keep:
-            show.note(f"kept {folder} (--keep)")
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-def _bill_numbers(server: SftpServer) -> set[str]:
-    numbers: set[str] = set()
-    for path in (server.root / "inbound").glob("*-bills.csv"):
-        for row in csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))):
-            numbers.add(row.get("Invoice Number") or "")
-    return numbers - {""}
-
-
-def _inbound_summary(server: SftpServer) -> tuple[int, int]:
-    return len(list((server.root / "inbound").iterdir())), len(_bill_numbers(server))

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from fbstampli.errors import ConfigError, RemoteError
 from fbstampli.models import WEBHOOK_RESOURCES
@@ -22,6 +24,7 @@ from fbstampli.runtime import Runtime, open_runtime, require_home
 
 if TYPE_CHECKING:
     from fbstampli.freshbooks.parse import Callback
+    from fbstampli.listener import Listener, Worker
 
 log = logging.getLogger(__name__)
 
@@ -113,16 +116,9 @@ def _unverified_hint(callback_id: int) -> str:
     )
 
 
-def webhooks_register(options: Options, *, url: str) -> RunReport:
-    """Register one callback per event (bill, bill_vendor) at `url`; skip ones that exist.
-
-    FreshBooks sends the handshake while the registration is still open, so
-    serve-webhook should already be running: it stores the verifier and this
-    command confirms it at once. Only while this command waits are handshakes kept at all.
-    """
+def _url_scheme(url: str) -> str:
+    """The scheme of a callback URL that can reach serve-webhook; a usage error otherwise."""
     from urllib.parse import urlsplit
-
-    from fbstampli.store import events as hooks
 
     expected = f"--url {url!r}: expected an absolute https URL that reaches serve-webhook"
     try:
@@ -133,8 +129,38 @@ def webhooks_register(options: Options, *, url: str) -> RunReport:
         raise ConfigError(expected) from None
     if not usable:
         raise ConfigError(expected)
+    return parts.scheme
+
+
+def _report_verified(
+    report: RunReport, callbacks: list[Callback], known: Mapping[int, str]
+) -> None:
+    """One item per callback of ours, and a hint for each FreshBooks has not verified."""
+    for callback in callbacks:
+        if callback.event not in WEBHOOK_EVENTS:
+            continue
+        verified = callback.callback_id in known
+        report.items.append(
+            {"callback_id": callback.callback_id, "event": callback.event, "verified": verified}
+        )
+        if verified:
+            report.add("verified")
+        else:
+            report.problems.append(_unverified_hint(callback.callback_id))
+
+
+def webhooks_register(options: Options, *, url: str) -> RunReport:
+    """Register one callback per event (bill, bill_vendor) at `url`; skip ones that exist.
+
+    FreshBooks sends the handshake while the registration is still open, so
+    serve-webhook should already be running: it stores the verifier and this
+    command confirms it at once. Only while this command waits are handshakes kept at all.
+    """
+    from fbstampli.store import events as hooks
+
+    scheme = _url_scheme(url)
     report = RunReport("webhooks register")
-    if parts.scheme != "https":
+    if scheme != "https":
         report.notes.append("the URL is not https: FreshBooks needs a TLS proxy in front")
     with open_runtime(options, lock_wait=LOCK_WAIT_SECONDS) as rt:
         api = callbacks_api(rt)
@@ -162,18 +188,8 @@ def webhooks_register(options: Options, *, url: str) -> RunReport:
         if ids:
             _await_handshakes(rt, ids)
         confirm_pending_verifiers(rt, ids)
-        known = hooks.confirmed_verifiers(rt.store)
-        for callback in [*created, *(c for c in existing.values() if c.uri == url)]:
-            if callback.event not in WEBHOOK_EVENTS:
-                continue
-            verified = callback.callback_id in known
-            report.items.append(
-                {"callback_id": callback.callback_id, "event": callback.event, "verified": verified}
-            )
-            if verified:
-                report.add("verified")
-            else:
-                report.problems.append(_unverified_hint(callback.callback_id))
+        ours = [*created, *(c for c in existing.values() if c.uri == url)]
+        _report_verified(report, ours, hooks.confirmed_verifiers(rt.store))
     registered = report.counts.get("registered", 0)
     confirmed = report.counts.get("verified", 0)
     report.summary.append(
@@ -184,7 +200,18 @@ def webhooks_register(options: Options, *, url: str) -> RunReport:
     return report
 
 
-def webhooks_list(options: Options) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class CallbackRow:
+    """One FreshBooks callback of `webhooks list`, and whether this home holds its verifier."""
+
+    callback_id: int
+    event: str
+    uri: str
+    verified: bool
+    verifier_stored: bool
+
+
+def webhooks_list(options: Options) -> list[CallbackRow]:
     """FreshBooks' callbacks, and whether this home holds each one's verifier."""
     from fbstampli.store import events as hooks
 
@@ -192,13 +219,7 @@ def webhooks_list(options: Options) -> list[dict[str, Any]]:
         callbacks = callbacks_api(rt).list_callbacks()
         known = hooks.confirmed_verifiers(rt.store)
         return [
-            {
-                "callback_id": c.callback_id,
-                "event": c.event,
-                "uri": c.uri,
-                "verified": c.verified,
-                "verifier_stored": c.callback_id in known,
-            }
+            CallbackRow(c.callback_id, c.event, c.uri, c.verified, c.callback_id in known)
             for c in callbacks
         ]
 
@@ -291,6 +312,21 @@ def drain(options: Options, *, lock_wait: float = DRAIN_LOCK_WAIT_SECONDS) -> in
 LISTENER_WRITE_WAIT_SECONDS = 2.0
 
 
+def _add_figures(report: RunReport, listener: Listener, worker: Worker) -> None:
+    stats = listener.stats
+    report.add("events_accepted", stats.accepted)
+    report.add("events_duplicate", stats.duplicates)
+    report.add("handshakes", stats.handshakes)
+    report.add("handshakes_ignored", stats.handshakes_ignored)
+    report.add("rejected", sum(stats.rejected.values()))
+    report.add("push_runs", worker.state.runs)
+    report.summary.append(
+        f"Stopped listening: {stats.accepted} event(s) accepted, {stats.duplicates} "
+        f"duplicate(s), {sum(stats.rejected.values())} rejected; {worker.state.runs} push "
+        "run(s)."
+    )
+
+
 def serve_webhook(
     options: Options,
     *,
@@ -346,18 +382,7 @@ def serve_webhook(
             listener.stop()
             if not worker.stop(SHUTDOWN_GRACE_SECONDS):
                 log.warning("a push was still running at shutdown; the next run resumes it")
-        stats = listener.stats
-        report.add("events_accepted", stats.accepted)
-        report.add("events_duplicate", stats.duplicates)
-        report.add("handshakes", stats.handshakes)
-        report.add("handshakes_ignored", stats.handshakes_ignored)
-        report.add("rejected", sum(stats.rejected.values()))
-        report.add("push_runs", worker.state.runs)
-        report.summary.append(
-            f"Stopped listening: {stats.accepted} event(s) accepted, {stats.duplicates} "
-            f"duplicate(s), {sum(stats.rejected.values())} rejected; {worker.state.runs} push "
-            "run(s)."
-        )
+        _add_figures(report, listener, worker)
         queued = hooks.queue_state(rt.store).queued
         if queued:
             report.notes.append(f"{queued} events left queued; the next push-bills sends them")

@@ -351,6 +351,22 @@ def test_status_all_gives_a_line_per_business_and_fails_when_one_needs_attention
     assert beta["needs_attention"][0].startswith("cannot read its state")
 
 
+def test_status_and_status_all_judge_a_business_by_the_same_rule(
+    installation: Installation,
+) -> None:
+    """A sync that could not reach the server (exit 75) once passed `status --all` and failed
+    `status`; both now read one rule (`fbstampli/attention.py`)."""
+    installation.beta.sftp.stop()  # its sync finds no server: exit 75, retries by itself
+    assert installation.run("sync", "--all").code == 75
+    one = installation.run("--business", "beta", "status", "--json")
+    every = installation.run("status", "--all", "--json")
+    attention = json.loads(one.stdout)["attention"]
+    assert attention  # the failed run is named
+    beta = json.loads(every.stdout)["businesses"][1]
+    assert beta["needs_attention"] == attention
+    assert one.code == every.code == 1
+
+
 # -- one listener for every business --------------------------------------------------------------
 
 

@@ -324,7 +324,8 @@ def test_a_planted_import_breaks_the_contract(path: str, code: str, contract: st
 def test_a_package_and_its_module_importing_each_other_is_a_cycle() -> None:
     planted = Source("fbstampli/store/__init__.py", ast.parse("from fbstampli.store import outbox"))
     assert module_cycles(graph_with([])[0]) == []
-    assert ["fbstampli.store", "fbstampli.store.outbox"] in module_cycles(graph_with([planted])[0])
+    cycles = module_cycles(graph_with([planted])[0])
+    assert any({"fbstampli.store", "fbstampli.store.outbox"} <= set(cycle) for cycle in cycles)
 
 
 def test_an_import_of_a_computed_name_is_refused() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -187,3 +188,14 @@ def test_layout_is_found_by_kind() -> None:
     template = load_template(None)
     assert template.layout(Kind.PAYMENT) is template.payment
     assert template.export_layout(ExportKind.CAPTURE) is template.exports[0]
+
+
+def test_the_example_is_the_packaged_template_line_for_line_with_comments_added() -> None:
+    """The packaged default is the source; the example may only add comments to it (issue 23:
+    the two had drifted apart)."""
+
+    def data(text: str) -> list[str]:
+        lines = (re.sub(r"\s{2,}#.*$", "", line).rstrip() for line in text.splitlines())
+        return [line for line in lines if line and not line.lstrip().startswith("#")]
+
+    assert data(EXAMPLE.read_text(encoding="utf-8")) == data(DEFAULT_TEXT)

@@ -1,0 +1,82 @@
+"""What a single setting's value may be: a file or environment value coerced to its field's
+type, and a URL's host read the way the HTTP client that connects will read it.
+
+Pure and free of `Settings`, so `config.py` keeps only the sections and their merging.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+from urllib.parse import urlparse
+
+
+def convert(raw: object, target: Any, key: str, problems: list[str]) -> object:
+    """Coerce a file or environment value to the field's type, or note why not."""
+    if target in (bool, "bool"):
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.lower() in (
+            "1",
+            "true",
+            "yes",
+            "on",
+            "0",
+            "false",
+            "no",
+            "off",
+        ):
+            return raw.lower() in ("1", "true", "yes", "on")
+        problems.append(f"{key}: must be true or false")
+        return None
+    if target in (int, "int"):
+        if isinstance(raw, bool):
+            problems.append(f"{key}: must be a whole number")
+            return None
+        try:
+            return int(str(raw))
+        except ValueError:
+            problems.append(f"{key}: must be a whole number")
+            return None
+    if target in (float, "float"):
+        try:
+            number = float(str(raw))
+        except ValueError:
+            problems.append(f"{key}: must be a number")
+            return None
+        if not math.isfinite(number):  # "nan" and "inf" parse, and pass any comparison test
+            problems.append(f"{key}: must be a finite number")
+            return None
+        return number
+    if isinstance(raw, str):
+        return raw
+    problems.append(f"{key}: must be text")
+    return None
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def host_of(url: str) -> tuple[str, str | None]:
+    """(scheme, host) of a URL as the HTTP client that connects reads it; no host when it has
+    none, cannot be read (`[::1`, `:x`), or could be read two ways.
+
+    `http://127.1:18902\\@127.0.0.1` is 127.0.0.1 to urllib.parse and 127.1 to urllib3, so
+    user-info, backslashes, whitespace and control characters are refused outright, and the
+    host is taken from urllib3's parser (the one requests connects with).
+    """
+    from urllib3.exceptions import LocationParseError
+    from urllib3.util import parse_url
+
+    if "\\" in url or "@" in url or any(c.isspace() or not c.isprintable() for c in url):
+        return "", None
+    try:
+        parsed = urlparse(url)
+        parsed.port  # noqa: B018 - raises on a port that is not a number or out of range
+        connects = parse_url(url)
+    except (ValueError, LocationParseError):
+        return "", None
+    host = (connects.host or "").strip("[]").lower() or None
+    if host != (parsed.hostname or None) or connects.auth:
+        return "", None
+    return parsed.scheme, host

@@ -1,0 +1,278 @@
+"""The one description of every setting, from which the commented `config.toml` (packaged and
+in `examples/`) and the settings table in `docs/SETTINGS.md` are generated.
+
+Defaults are read from the dataclasses in `config.py`, never written twice; the
+words are written here only. `tests/unit/test_settings_schema.py` fails when a
+generated file drifts from this or a setting is missing from it; regenerate with
+`python -m fbstampli.settings_schema --write`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from fbstampli.config import Settings, env_name
+
+COMMENT_COLUMN = 29  # where an inline comment starts, so the notes line up
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """One setting: `before` comment lines above it, `after` its inline comment (continued on
+    further lines), `shown` an example value in place of the default, `in_file` False for a
+    setting so rarely changed that the file leaves it out (the table still lists it), `words`
+    what the table says when the comments say nothing."""
+
+    name: str
+    before: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+    shown: str | None = None
+    in_file: bool = True
+    words: str = ""  # for the table, where the file's comments say nothing
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    name: str
+    keys: tuple[Key, ...]
+    intro: tuple[str, ...] = ()
+
+
+HEADER = (
+    "fbstampli configuration. Every setting can also be given as an environment",
+    "variable FBSTAMPLI_<SECTION>_<KEY> (e.g. FBSTAMPLI_SYNC_MAX_ATTEMPTS=5), which",
+    "wins over this file. Secrets (tokens, SFTP passwords) are NOT kept here: they",
+    "live in the encrypted state file (see `fbstampli auth login` / `auth sftp`).",
+)
+
+SCHEMA = (
+    Section(
+        "freshbooks",
+        (
+            Key(
+                "client_id",
+                before=(
+                    "Your FreshBooks app's credentials (developer portal). The environment",
+                    "variables FRESHBOOKS_CLIENT_ID / FRESHBOOKS_CLIENT_SECRET work too, and keep",
+                    "the secret out of this file.",
+                ),
+            ),
+            Key(
+                "client_secret",
+                words="the app's client secret; better given as FRESHBOOKS_CLIENT_SECRET",
+            ),
+            Key(
+                "redirect_uri",
+                before=(
+                    "Must match a redirect URI registered on the app; FreshBooks requires https",
+                    "and no query string. After consent, paste the URL the browser lands on.",
+                ),
+            ),
+            Key("api_url", words="FreshBooks API base URL (https; plain http only for 127.0.0.1)"),
+            Key(
+                "auth_url",
+                words="FreshBooks sign-in base URL (https; plain http only for 127.0.0.1)",
+            ),
+            Key("scopes", after=("OAuth scopes asked for at login",), in_file=False),
+            Key("timeout_seconds", words="seconds to wait for one FreshBooks request"),
+            Key("max_retries", after=("per request, for 429/5xx/network errors",)),
+        ),
+    ),
+    Section(
+        "stampli",
+        (
+            Key(
+                "template",
+                before=(
+                    "Column layout agreed with Stampli at onboarding; empty = the packaged",
+                    "example template (see examples/stampli-template.toml).",
+                ),
+                shown='"/etc/fbstampli/stampli-template.toml"',
+            ),
+            Key("inbound_dir", after=("where Stampli picks up our files",)),
+            Key("outbound_dir", after=("where Stampli leaves its exports",)),
+            Key("archive_dir", after=("move processed exports here; empty = leave them",)),
+            Key("business", after=("short name in file names; empty = FreshBooks account id",)),
+        ),
+    ),
+    Section(
+        "sftp",
+        (
+            Key("timeout_seconds", words="seconds to wait for the SFTP server"),
+            Key("upload_attempts", after=('tries within one run before a delivery is "failed"',)),
+        ),
+    ),
+    Section(
+        "sync",
+        (
+            Key("max_attempts", after=('runs that may fail before a delivery is "dead"',)),
+            Key(
+                "backoff_initial_minutes",
+                words="first wait before a failed delivery is tried again",
+            ),
+            Key("backoff_max_hours", words="longest wait between two tries of a failed delivery"),
+            Key(
+                "full_sweep_hours",
+                after=(
+                    "a full re-listing of FreshBooks (deleted objects too) at least",
+                    "this often; other runs read vendors and bills newest first and",
+                    "stop at the last change seen (all of them if FreshBooks ignores",
+                    "the sort), and always list every bill payment (no timestamps)",
+                ),
+            ),
+            Key("max_rows_per_file", words="most rows in one file sent to Stampli"),
+            Key(
+                "deleted_bills",
+                after=("report (audit trail only) or ignore; Stampli has no delete",),
+            ),
+            Key("send_payments", words="send bill payments to Stampli too"),
+        ),
+    ),
+    Section(
+        "pull",
+        (
+            Key("interval_minutes", after=("pull-stampli does nothing more often unless --now",)),
+            Key("max_file_mb", words="largest Stampli export read, in MB"),
+        ),
+    ),
+    Section(
+        "reconcile",
+        (
+            Key(
+                "approved_unpaid_days",
+                after=("approved in Stampli but unpaid in FreshBooks after this",),
+            ),
+            Key("uncaptured_hours", after=("delivered but not captured by Stampli after this",)),
+        ),
+    ),
+    Section(
+        "webhook",
+        (
+            Key("host", after=("keep it on loopback behind a TLS reverse proxy",)),
+            Key("port", words="port the webhook listener binds"),
+            Key(
+                "debounce_seconds",
+                words="wait after an event before pushing, to gather the next ones",
+            ),
+            Key("max_body_bytes", words="largest webhook body accepted"),
+        ),
+    ),
+    Section(
+        "monitoring",
+        (
+            Key(
+                "ping_url",
+                before=(
+                    "healthchecks-style URL: /start before sync, the URL on success, /fail on "
+                    "failure",
+                ),
+            ),
+        ),
+    ),
+)
+
+
+def default_of(section: str, key: str) -> object:
+    """The setting's default, from the `Settings` dataclasses themselves."""
+    return getattr(getattr(Settings(), section), key)
+
+
+def toml_value(value: object) -> str:
+    """A default as TOML: `30.0` as `30`, text quoted, booleans lower case."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value)
+
+
+def _key_lines(section: str, key: Key) -> list[str]:
+    lines = [f"# {line}" for line in key.before]
+    assignment = f"# {key.name} = {key.shown or toml_value(default_of(section, key.name))}"
+    if not key.after:
+        return [*lines, assignment]
+    lines.append(f"{assignment.ljust(COMMENT_COLUMN)}# {key.after[0]}")
+    lines.extend(f"{'#'.ljust(COMMENT_COLUMN)}# {more}" for more in key.after[1:])
+    return lines
+
+
+def config_text() -> str:
+    """The commented `config.toml` that `init` writes: every setting, at its default."""
+    lines = [f"# {line}" for line in HEADER]
+    for section in SCHEMA:
+        lines += ["", f"[{section.name}]", *(f"# {line}" for line in section.intro)]
+        for key in section.keys:
+            if key.in_file:
+                lines += _key_lines(section.name, key)
+    return "\n".join(lines) + "\n"
+
+
+TABLE_START = "<!-- settings table: generated by `python -m fbstampli.settings_schema --write` -->"
+TABLE_END = "<!-- end of settings table -->"
+
+
+def settings_table() -> str:
+    """The Markdown table of every setting, its default, its variable and what it is for."""
+    rows = [
+        "| Setting | Default | Environment variable | What it is for |",
+        "|---|---|---|---|",
+    ]
+    for section in SCHEMA:
+        for key in section.keys:
+            dotted = f"{section.name}.{key.name}"
+            words = " ".join((*key.before, *key.after)) or key.words
+            default = toml_value(default_of(section.name, key.name))
+            rows.append(f"| `{dotted}` | `{default}` | `{env_name(dotted)}` | {words} |")
+    return "\n".join([TABLE_START, *rows, TABLE_END])
+
+
+def with_table(document: str) -> str:
+    """`document` with the text between its table markers replaced by the table as generated."""
+    before, _, rest = document.partition(TABLE_START)
+    _, _, after = rest.partition(TABLE_END)
+    return before + settings_table() + after
+
+
+def described() -> set[str]:
+    return {f"{section.name}.{key.name}" for section in SCHEMA for key in section.keys}
+
+
+def every_setting() -> set[str]:
+    return {
+        f"{section.name}.{f.name}"
+        for section in dataclasses.fields(Settings)
+        for f in dataclasses.fields(getattr(Settings(), section.name))
+    }
+
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+PACKAGED_CONFIG = Path(__file__).resolve().parent / "templates" / "config.toml"
+EXAMPLE_CONFIG = REPOSITORY / "examples" / "config.toml"
+SETTINGS_DOC = REPOSITORY / "docs" / "SETTINGS.md"
+
+
+def main(argv: list[str]) -> int:
+    """`--write` regenerates the three files; without it, exit 1 naming any that drifted."""
+    wanted = {
+        PACKAGED_CONFIG: config_text(),
+        EXAMPLE_CONFIG: config_text(),
+        SETTINGS_DOC: with_table(SETTINGS_DOC.read_text(encoding="utf-8")),
+    }
+    drifted = [path for path, text in wanted.items() if path.read_text(encoding="utf-8") != text]
+    if "--write" in argv:
+        for path in drifted:
+            path.write_text(wanted[path], encoding="utf-8")
+        return 0
+    for path in drifted:
+        sys.stderr.write(f"{path} differs from fbstampli/settings_schema.py\n")
+    return 1 if drifted else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
