@@ -6,6 +6,7 @@ overrides `clock`; `store` then opens with it.
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,6 +37,24 @@ def store(tmp_path: Path, clock: FakeClock) -> Iterator[Store]:
     opened = Store.create(tmp_path / "state.db", StateKey(new_key_hex(), KeySource.FILE), clock)
     yield opened
     opened.close()
+
+
+SUMMARY_KEY = "fbstampli_reliability_summary"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """On an xdist worker: hand this worker's summary lines to the controller."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output[SUMMARY_KEY] = SUMMARY.export()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """On the xdist controller: gather a finished worker's part into the one summary."""
+    part = getattr(node, "workeroutput", {}).get(SUMMARY_KEY)
+    if part:
+        SUMMARY.merge(part)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

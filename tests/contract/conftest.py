@@ -141,7 +141,7 @@ def _sandbox(tmp_path: Path, posix_rename: bool) -> Iterator[Remote]:
     params=[
         "sandbox",
         "sandbox-plain-rename",
-        pytest.param("sshd", marks=pytest.mark.sshd),
+        pytest.param("sshd", marks=[pytest.mark.sshd, pytest.mark.xdist_group("sshd")]),
     ]
 )
 def remote(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Remote]:
