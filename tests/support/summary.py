@@ -54,6 +54,11 @@ class Summary:
             counts = Counter(self.counts)
         if counts["fuzz cases"]:
             lines.append(f"fuzz cases tried: {counts['fuzz cases']}")
+        if counts["exactly-once faults"]:
+            lines.append(
+                f"exactly-once machine: {counts['exactly-once faults']} push runs under a fault"
+                " or kill, no duplicate or lost version"
+            )
         if counts["secret scans"]:
             lines.append(
                 f"secrets found: {counts['secrets found']} "
