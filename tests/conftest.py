@@ -12,6 +12,7 @@ import pytest
 
 from fbstampli.store import Store
 from fbstampli.store.keys import KeySource, StateKey, new_key_hex
+from tests.support import cli
 from tests.support.cli import run
 from tests.support.fakes import FakeClock
 from tests.support.summary import SUMMARY
@@ -24,6 +25,14 @@ def home(tmp_path: Path) -> Path:
     result = run(folder, "init", "--key-source", "file")
     assert result.code == 0, result.stderr
     return folder
+
+
+@pytest.fixture(autouse=True)
+def cli_in_a_process(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Tests marked `cli_process` run the CLI as a new process; the rest in this one."""
+    cli.in_process.append(request.node.get_closest_marker("cli_process") is None)
+    yield
+    cli.in_process.pop()
 
 
 @pytest.fixture
