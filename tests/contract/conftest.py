@@ -1,5 +1,7 @@
 """Servers the transport contract runs against: the in-process sandbox (with and without
-posix-rename) and a real OpenSSH sshd on 127.0.0.1 (session-scoped, marked `sshd`)."""
+posix-rename), a real OpenSSH sshd on 127.0.0.1 (session-scoped, marked `sshd`), and the
+engine tests' `MemoryTransport`, so the fake is held to what the real servers do. Tests of
+what only a network server has (host keys, logins, symlinks) take `sftp_only`."""
 
 from __future__ import annotations
 
@@ -14,9 +16,11 @@ from typing import Any
 import paramiko
 import pytest
 
+from fbstampli.errors import RemoteUnavailableError
 from fbstampli.sandbox.sftp_server import SftpServer
 from fbstampli.sftp import SftpTarget, SftpTransport
 from tests import sshd as sshd_helper
+from tests.support.fakes import MemoryTransport
 
 
 @dataclass
@@ -56,6 +60,9 @@ class Remote:
         path.write_bytes(data)
         self.prepare_path(path)
         return path
+
+    def read(self, relative: str) -> bytes:
+        return (self.root / relative).read_bytes()
 
     @contextmanager
     def gate_uploads(
@@ -102,6 +109,53 @@ class Remote:
             gate.release()
 
 
+@dataclass
+class MemoryRemote:
+    """`MemoryTransport` under the same contract: its folders stand in for the server's disk."""
+
+    name: str = "memory"
+    posix_rename: bool = True
+    server: MemoryTransport = field(default_factory=MemoryTransport)
+
+    def connect(self) -> MemoryTransport:
+        return self.server.connection()
+
+    def make_dir(self, name: str) -> None:
+        self.server.folder(name)
+
+    def put(self, relative: str, data: bytes) -> None:
+        directory, name = relative.rsplit("/", 1)
+        self.server.folder(directory)[name] = data
+
+    def read(self, relative: str) -> bytes:
+        directory, name = relative.rsplit("/", 1)
+        return self.server.folder(directory)[name]
+
+    @contextmanager
+    def gate_uploads(
+        self, monkeypatch: pytest.MonkeyPatch, *, drop: bool = False
+    ) -> Iterator[UploadGate]:
+        """Stop the next upload after its first block, or drop its connection there."""
+        gate = UploadGate()
+
+        def after_block(connection: MemoryTransport) -> None:
+            del self.server.hooks["block"]
+            if drop:
+                connection.closed = True
+                raise RemoteUnavailableError("memory transport: connection lost mid-upload")
+            gate.reached.set()
+            gate.released.wait(60)
+
+        self.server.hooks["block"] = after_block
+        if drop:
+            gate.reached.set()
+        try:
+            yield gate
+        finally:
+            self.server.hooks.pop("block", None)
+            gate.release()
+
+
 @pytest.fixture(scope="session")
 def sshd() -> Iterator[sshd_helper.Sshd]:
     """OpenSSH sshd on 127.0.0.1; fails (never skips) with the reason when it cannot run."""
@@ -137,14 +191,20 @@ def _sandbox(tmp_path: Path, posix_rename: bool) -> Iterator[Remote]:
         )
 
 
-@pytest.fixture(
-    params=[
-        "sandbox",
-        "sandbox-plain-rename",
-        pytest.param("sshd", marks=pytest.mark.sshd),
-    ]
-)
-def remote(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Remote]:
+SFTP_SERVERS = [
+    "sandbox",
+    "sandbox-plain-rename",
+    pytest.param("sshd", marks=[pytest.mark.sshd, pytest.mark.xdist_group("sshd")]),
+]
+# For a test of what only a network server has: runs it on the SFTP servers, not the fake.
+sftp_only = pytest.mark.parametrize("remote", SFTP_SERVERS, indirect=True)
+
+
+@pytest.fixture(params=[*SFTP_SERVERS, "memory"])
+def remote(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Remote | MemoryRemote]:
+    if request.param == "memory":
+        yield MemoryRemote()
+        return
     if request.param == "sshd":
         server: sshd_helper.Sshd = request.getfixturevalue("sshd")
         sshd_helper.reset_root(server)

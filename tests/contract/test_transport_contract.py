@@ -1,6 +1,6 @@
 """The `Transport` contract, run against every server in `remote` (sandbox, plain-rename
-sandbox, OpenSSH sshd): atomic `.part` uploads, no overwrites, pinned host keys, safe names,
-capped atomic downloads."""
+sandbox, OpenSSH sshd, and the tests' `MemoryTransport`): atomic `.part` uploads, no
+overwrites, pinned host keys, safe names, capped atomic downloads."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from fbstampli.models.remote import RemoteFile, part_name
 from fbstampli.sandbox.sftp_server import generate_key, generate_key_text, load_key
 from fbstampli.sftp import HostKey, SftpLoginError, SftpTransport, fetch_host_key
 from fbstampli.sync.ports import Transport
-from tests.contract.conftest import Remote
+from tests.contract.conftest import MemoryRemote, Remote, sftp_only
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ PAYLOAD = bytes(range(256)) * 4096  # 1 MiB, many SFTP requests
 
 
 @pytest.fixture
-def transport(remote: Remote) -> Iterator[SftpTransport]:
+def transport(remote: Remote | MemoryRemote) -> Iterator[SftpTransport]:
     remote.make_dir("inbound")
     remote.make_dir("outbound")
     connected = remote.connect()
@@ -55,7 +55,7 @@ def test_sftp_transport_satisfies_the_transport_protocol(transport: SftpTranspor
 
 
 def test_upload_goes_to_part_name_with_verified_size_then_renames(
-    remote: Remote, transport: SftpTransport
+    remote: Remote | MemoryRemote, transport: SftpTransport
 ) -> None:
     transport.write_part("inbound", FINAL, PAYLOAD)
     assert transport.list_files("inbound")[0].name == part_name(FINAL) == f".{FINAL}.part"
@@ -63,11 +63,11 @@ def test_upload_goes_to_part_name_with_verified_size_then_renames(
     assert not transport.exists("inbound", FINAL)
     transport.rename_part("inbound", FINAL)
     assert names(transport) == [FINAL]
-    assert (remote.root / "inbound" / FINAL).read_bytes() == PAYLOAD
+    assert remote.read(f"inbound/{FINAL}") == PAYLOAD
 
 
 def test_reader_never_sees_the_final_name_during_an_upload(
-    remote: Remote, transport: SftpTransport, monkeypatch: pytest.MonkeyPatch
+    remote: Remote | MemoryRemote, transport: SftpTransport, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     errors: list[BaseException] = []
 
@@ -96,14 +96,14 @@ def test_reader_never_sees_the_final_name_during_an_upload(
 
 
 def test_rename_refuses_to_overwrite_an_existing_final_name(
-    remote: Remote, transport: SftpTransport
+    remote: Remote | MemoryRemote, transport: SftpTransport
 ) -> None:
     assert transport.has_posix_rename is remote.posix_rename
     remote.put(f"inbound/{FINAL}", b"already delivered")
     transport.write_part("inbound", FINAL, PAYLOAD)
     with pytest.raises(RemoteError, match="already exists"):
         transport.rename_part("inbound", FINAL)
-    assert (remote.root / "inbound" / FINAL).read_bytes() == b"already delivered"
+    assert remote.read(f"inbound/{FINAL}") == b"already delivered"
     assert transport.exists("inbound", part_name(FINAL))
 
 
@@ -112,7 +112,10 @@ def test_rename_of_a_missing_part_is_a_remote_error(transport: SftpTransport) ->
         transport.rename_part("inbound", FINAL)
 
 
-def test_pinned_host_key_is_accepted_and_matches_fetch_host_key(remote: Remote) -> None:
+@sftp_only
+def test_pinned_host_key_is_accepted_and_matches_fetch_host_key(
+    remote: Remote,
+) -> None:
     fetched = fetch_host_key(remote.target.host, remote.target.port, timeout=10)
     assert fetched == remote.target.host_key
     assert fetched.sha256_fingerprint.startswith("SHA256:")
@@ -120,6 +123,7 @@ def test_pinned_host_key_is_accepted_and_matches_fetch_host_key(remote: Remote) 
         assert connected.list_files(".") is not None
 
 
+@sftp_only
 @pytest.mark.parametrize("key_type", ["ed25519", "rsa"])
 def test_changed_host_key_is_refused_naming_both_fingerprints(
     remote: Remote, key_type: str
@@ -135,6 +139,7 @@ def test_changed_host_key_is_refused_naming_both_fingerprints(
     assert "\n" not in message
 
 
+@sftp_only
 def test_wrong_password_is_a_one_line_login_error(remote: Remote) -> None:
     with pytest.raises(SftpLoginError) as caught:
         remote.connect(password="not-the-password")
@@ -147,6 +152,7 @@ def test_wrong_password_is_a_one_line_login_error(remote: Remote) -> None:
     assert "not-the-password" not in message
 
 
+@sftp_only
 def test_private_key_login_works(remote: Remote) -> None:
     text = generate_key_text("ed25519", passphrase="pass phrase")
     remote.authorize(load_key(text, "ed25519", passphrase="pass phrase"))
@@ -156,6 +162,7 @@ def test_private_key_login_works(remote: Remote) -> None:
         remote.connect(password="", private_key=text, passphrase="")
 
 
+@sftp_only
 def test_unreachable_server_is_temporary(remote: Remote) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -167,7 +174,7 @@ def test_unreachable_server_is_temporary(remote: Remote) -> None:
 
 
 def test_dropped_connection_mid_upload_leaves_no_final_name(
-    remote: Remote, transport: SftpTransport, monkeypatch: pytest.MonkeyPatch
+    remote: Remote | MemoryRemote, transport: SftpTransport, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with remote.gate_uploads(monkeypatch, drop=True), pytest.raises(RemoteUnavailableError):
         transport.write_part("inbound", FINAL, PAYLOAD)
@@ -180,7 +187,7 @@ def test_dropped_connection_mid_upload_leaves_no_final_name(
             again.remove("inbound", part_name(FINAL))
         again.write_part("inbound", FINAL, PAYLOAD)
         again.rename_part("inbound", FINAL)
-    assert (remote.root / "inbound" / FINAL).read_bytes() == PAYLOAD
+    assert remote.read(f"inbound/{FINAL}") == PAYLOAD
 
 
 @pytest.mark.parametrize("bad", ["../x", "a/b", "..", ".", "", "x\x00y", "a\\b", "a\nb"])
@@ -205,7 +212,7 @@ def test_unsafe_directories_are_refused(transport: SftpTransport, bad: str) -> N
 
 
 def test_download_streams_to_dest_atomically_with_sha256(
-    remote: Remote, transport: SftpTransport, downloads: Path
+    remote: Remote | MemoryRemote, transport: SftpTransport, downloads: Path
 ) -> None:
     remote.put("outbound/stampli_capture_1.csv", PAYLOAD)
     dest = downloads / "capture.csv"
@@ -218,7 +225,7 @@ def test_download_streams_to_dest_atomically_with_sha256(
 
 
 def test_download_over_the_size_cap_is_refused_and_leaves_dest_untouched(
-    remote: Remote, transport: SftpTransport, downloads: Path
+    remote: Remote | MemoryRemote, transport: SftpTransport, downloads: Path
 ) -> None:
     remote.put("outbound/stampli_capture_1.csv", PAYLOAD)
     dest = downloads / "capture.csv"
@@ -237,6 +244,7 @@ def test_download_of_a_missing_file_is_a_remote_error(
     assert list(downloads.iterdir()) == []
 
 
+@sftp_only
 def test_list_returns_only_regular_files(remote: Remote, transport: SftpTransport) -> None:
     remote.put("outbound/b.csv", b"bb")
     remote.put("outbound/a.csv", b"a")
@@ -249,7 +257,9 @@ def test_list_returns_only_regular_files(remote: Remote, transport: SftpTranspor
     assert listed[0].mtime.utcoffset() is not None
 
 
-def test_remove_of_a_missing_file_is_fine(remote: Remote, transport: SftpTransport) -> None:
+def test_remove_of_a_missing_file_is_fine(
+    remote: Remote | MemoryRemote, transport: SftpTransport
+) -> None:
     remote.put("inbound/x.csv", b"x")
     transport.remove("inbound", "x.csv")
     transport.remove("inbound", "x.csv")
@@ -257,19 +267,21 @@ def test_remove_of_a_missing_file_is_fine(remote: Remote, transport: SftpTranspo
 
 
 def test_move_to_archive_creates_it_and_never_overwrites(
-    remote: Remote, transport: SftpTransport
+    remote: Remote | MemoryRemote, transport: SftpTransport
 ) -> None:
     remote.put("outbound/stampli_capture_1.csv", b"first")
     transport.move("outbound", "stampli_capture_1.csv", "outbound/archive")
-    assert (remote.root / "outbound" / "archive" / "stampli_capture_1.csv").read_bytes() == b"first"
+    assert remote.read("outbound/archive/stampli_capture_1.csv") == b"first"
     assert not transport.exists("outbound", "stampli_capture_1.csv")
     remote.put("outbound/stampli_capture_1.csv", b"second")
     with pytest.raises(RemoteError, match="already exists"):
         transport.move("outbound", "stampli_capture_1.csv", "outbound/archive")
-    assert (remote.root / "outbound" / "archive" / "stampli_capture_1.csv").read_bytes() == b"first"
+    assert remote.read("outbound/archive/stampli_capture_1.csv") == b"first"
 
 
-def test_close_is_idempotent_and_later_calls_are_temporary_errors(remote: Remote) -> None:
+def test_close_is_idempotent_and_later_calls_are_temporary_errors(
+    remote: Remote | MemoryRemote,
+) -> None:
     connected = remote.connect()
     connected.close()
     connected.close()

@@ -31,6 +31,9 @@ from tests.e2e.conftest import Connected
 from tests.support.cli import Result, cli_env, run, start
 from tests.support.local_http import free_port, request_json, wait_for
 
+# In a new process: a stopped server's socket is left to process exit.
+pytestmark = pytest.mark.cli_process
+
 ALPHA = Business("ALPHA1", 111000, "Alpha Holdings Ltd.")
 BETA = Business("BETA22", 222000, "Beta Trading Inc.")
 

@@ -27,6 +27,8 @@ from tests.support.cli import Result, run
 from tests.support.local_http import wait_for
 from tests.support.summary import SUMMARY
 
+pytestmark = pytest.mark.cli_process  # locks held across processes are the subject
+
 RACE_SECONDS = 8.0
 FORBIDDEN = ("database is locked", "Traceback", "internal error")
 

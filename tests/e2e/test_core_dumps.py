@@ -27,6 +27,8 @@ from tests.support.cli import cli_env
 from tests.support.local_http import free_port, wait_for
 from tests.support.summary import find_secrets
 
+pytestmark = pytest.mark.cli_process  # core dumps and the process's own hardening are the subject
+
 CORE_PATTERN = Path("/proc/sys/kernel/core_pattern")
 PROBE = (
     "import sys\n"

@@ -17,6 +17,8 @@ import pytest
 from tests.e2e.conftest import Connected
 from tests.support.cli import start
 
+pytestmark = pytest.mark.cli_process  # kill -9 of the CLI process is the subject
+
 HOLD_SECONDS = 30
 
 

@@ -21,6 +21,8 @@ from tests.e2e.conftest import Connected
 from tests.support.cli import start
 from tests.support.summary import SUMMARY
 
+pytestmark = pytest.mark.cli_process  # kill -9 of the CLI process is the subject
+
 
 def versions_delivered(connected: Connected) -> Counter[tuple[str, str]]:
     seen: Counter[tuple[str, str]] = Counter()

@@ -2,7 +2,12 @@
 
 from pathlib import Path
 
+import pytest
+
 from tests.support.cli import run
+
+# In a new process: the demo's servers and log files are left to process exit.
+pytestmark = pytest.mark.cli_process
 
 
 def test_demo_runs_the_whole_flow_and_cleans_up(tmp_path: Path) -> None:

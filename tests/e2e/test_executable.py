@@ -32,7 +32,8 @@ from fbstampli.sandbox.stampli import StampliSimulator
 from fbstampli.services.sandbox import REDIRECT_URI, sandbox_config
 from tests.support.cli import REPO, Result, cli_env
 
-pytestmark = pytest.mark.slow
+# One worker builds the executable once (xdist `--dist loadgroup`), not one build per worker.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("executable")]
 
 
 @pytest.fixture(scope="session")

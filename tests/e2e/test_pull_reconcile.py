@@ -13,6 +13,9 @@ from fbstampli.sandbox.stampli import StampliSimulator
 from tests.e2e.conftest import Connected
 from tests.support.cli import cli_env, one_line
 
+# In a new process: a log file is left to process exit on this path.
+pytestmark = pytest.mark.cli_process
+
 
 def pushed(connected: Connected) -> StampliSimulator:
     assert connected.run("push-bills").code == 0

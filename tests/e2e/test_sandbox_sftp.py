@@ -5,7 +5,12 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from tests.support.cli import one_line, read_lines_until, run, start
+
+# In a new process: a refused port's socket is left to process exit.
+pytestmark = pytest.mark.cli_process
 
 BANNER_END = "  Ctrl-C stops"
 STARTUP_TIMEOUT = 30.0

@@ -1,15 +1,29 @@
-"""Run the real CLI in a subprocess, as cron would, and capture what it says."""
+"""Run the real CLI and capture what it says: in this process by default, in a new one
+(as cron would) for the tests whose subject is the process itself.
 
+A `python -m fbstampli` start costs about half a second of CPU, and the suite runs the CLI
+over a thousand times; so `run` calls `fbstampli.cli.run` here, with the environment, umask,
+standard streams, logging handlers and keyring backend the subprocess would have, and puts
+them all back afterwards. Modules marked `cli_process` (kill -9, signals, core dumps, locks
+held across processes, the executable) get the subprocess; `start` always makes one.
+"""
+
+import io
+import logging
 import os
 import queue
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+SUPPORT = REPO / "tests" / "support"
+# Set by tests/conftest.py for tests marked `cli_process`.
+in_process: list[bool] = [True]
 
 
 @dataclass
@@ -34,6 +48,69 @@ def cli_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def run(
+    home: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    stdin: str | None = None,
+    timeout: float = 120,
+) -> Result:
+    if in_process[-1]:
+        return run_in_process(home, *args, env=env, stdin=stdin)
+    return run_process(home, *args, env=env, stdin=stdin, timeout=timeout)
+
+
+@contextmanager
+def _process_state(environment: dict[str, str], stdin: str) -> Iterator[tuple[io.StringIO, ...]]:
+    """This process made to look like a fresh `python -m fbstampli` for one command, then put
+    back: environment, umask, streams, the root logger's handlers and the keyring backend."""
+    import keyring.core
+
+    saved_environ, saved_streams = dict(os.environ), (sys.stdin, sys.stdout, sys.stderr)
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    saved_umask = os.umask(0o077)
+    out, err = io.StringIO(), io.StringIO()
+    if str(SUPPORT) not in sys.path:
+        sys.path.append(str(SUPPORT))  # PYTHONPATH's second entry: the test keyrings live there
+    try:
+        os.environ.clear()
+        os.environ.update(environment)
+        sys.stdin, sys.stdout, sys.stderr = io.StringIO(stdin), out, err
+        root.handlers = []  # configure_logging closes what it finds; these are pytest's
+        keyring.core._keyring_backend = None  # chosen afresh from this environment
+        yield out, err
+    finally:
+        for handler in root.handlers:
+            handler.close()
+        root.handlers, root.level = saved_handlers, saved_level
+        sys.stdin, sys.stdout, sys.stderr = saved_streams
+        os.environ.clear()
+        os.environ.update(saved_environ)
+        os.umask(saved_umask)
+        keyring.core._keyring_backend = None
+
+
+def run_in_process(
+    home: Path, *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> Result:
+    """What `main()` does, minus the process-wide hardening only a process test can see."""
+    from fbstampli.cli import run as cli_run
+    from fbstampli.cli.app import _quiet_run, log_file_in_use
+    from fbstampli.logs import configure_logging
+
+    with _process_state(cli_env(home, env), stdin or "") as (out, err):
+        try:
+            configure_logging()
+            code = cli_run(list(args))
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+        finally:
+            log_file_in_use.clear()  # module state a new process would start without
+            _quiet_run.clear()
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+def run_process(
     home: Path,
     *args: str,
     env: dict[str, str] | None = None,

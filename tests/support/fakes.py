@@ -7,8 +7,8 @@ a fault can be set up exactly and cheaply.
 import csv
 import hashlib
 import io
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
@@ -46,68 +46,151 @@ class FakeClock:
         self.moment += timedelta(**delta)
 
 
+BLOCK = 32 * 1024  # what one SFTP write request carries, so an upload grows its `.part` in steps
+
+
+def _check_name(name: str) -> str:
+    """The transport contract's rule for a remote file name: one plain path component."""
+    if not name or name in (".", "..") or any(ch in name for ch in "/\\\x00"):
+        raise RemoteError(f"refusing unsafe remote file name {name!r}")
+    if any(ord(ch) < 0x20 for ch in name):
+        raise RemoteError(f"refusing unsafe remote file name {name!r}")
+    return name
+
+
+def _check_directory(directory: str) -> str:
+    """The transport contract's rule for a directory: never climbing with `..`."""
+    if "\x00" in directory or "\\" in directory or ".." in directory.split("/"):
+        raise RemoteError(f"refusing unsafe remote directory {directory!r}")
+    return directory
+
+
 @dataclass
 class MemoryTransport:
-    """A directory tree in a dict, with one-shot faults per operation."""
+    """A directory tree in a dict, with one-shot faults per operation.
+
+    It keeps the transport contract the real servers keep (tests/contract runs it there):
+    safe names only, `.part` uploads that grow block by block, renames and moves that never
+    overwrite, capped downloads that leave the destination alone on refusal, and a closed
+    or dropped connection answering every call with a temporary error. A fault queued with
+    `fail` strikes before the operation; one queued with `fail_after` strikes after it took
+    effect (a connection lost after the server renamed, before the client heard).
+    """
 
     files: dict[str, dict[str, bytes]] = field(default_factory=dict)
     faults: dict[str, list[Exception]] = field(default_factory=dict)
+    after_faults: dict[str, list[Exception]] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)
     closed: bool = False
+    has_posix_rename: bool = True
+    # "block": called with the connection after each block an upload stores; it may wait
+    # (a held upload) or close the connection and raise (a drop). Shared by every connection.
+    hooks: dict[str, Callable[["MemoryTransport"], None]] = field(default_factory=dict)
 
     def fail(self, operation: str, error: Exception, times: int = 1) -> None:
         self.faults.setdefault(operation, []).extend([error] * times)
 
+    def fail_after(self, operation: str, error: Exception, times: int = 1) -> None:
+        self.after_faults.setdefault(operation, []).extend([error] * times)
+
+    def connection(self) -> "MemoryTransport":
+        """A new connection to the same server: the same folders, faults, hooks and call log,
+        its own closed state; what a transport factory hands out for each run."""
+        return replace(self, closed=False)
+
     def _step(self, operation: str, name: str) -> None:
         self.calls.append((operation, name))
+        if self.closed:
+            raise RemoteUnavailableError("memory transport connection is closed")
         queue = self.faults.get(operation)
+        if queue:
+            raise queue.pop(0)
+
+    def _after(self, operation: str) -> None:
+        queue = self.after_faults.get(operation)
         if queue:
             raise queue.pop(0)
 
     def folder(self, directory: str) -> dict[str, bytes]:
         return self.files.setdefault(directory, {})
 
+    def _existing(self, directory: str, name: str) -> bytes:
+        data = self.files.get(_check_directory(directory), {}).get(_check_name(name))
+        if data is None:
+            raise RemoteError(f"memory server: cannot open {directory}/{name}: no such file")
+        return data
+
     def list_files(self, directory: str) -> list[RemoteFile]:
-        self._step("list", directory)
-        return [RemoteFile(n, len(d), None) for n, d in sorted(self.folder(directory).items())]
+        self._step("list", _check_directory(directory))
+        listed = [
+            RemoteFile(n, len(d), DEFAULT_MOMENT) for n, d in sorted(self.folder(directory).items())
+        ]
+        self._after("list")
+        return listed
 
     def exists(self, directory: str, name: str) -> bool:
-        self._step("exists", name)
+        _check_directory(directory)
+        self._step("exists", _check_name(name))
         return name in self.folder(directory)
 
     def write_part(self, directory: str, final_name: str, data: bytes) -> None:
-        self._step("write_part", final_name)
-        self.folder(directory)[part_name(final_name)] = data
+        _check_directory(directory)
+        self._step("write_part", _check_name(final_name))
+        folder, part = self.folder(directory), part_name(final_name)
+        folder[part] = b""
+        for start in range(0, max(len(data), 1), BLOCK):
+            folder[part] += data[start : start + BLOCK]
+            if "block" in self.hooks:
+                self.hooks["block"](self)
+        self._after("write_part")
 
     def rename_part(self, directory: str, final_name: str) -> None:
-        self._step("rename", final_name)
+        _check_directory(directory)
+        self._step("rename", _check_name(final_name))
         folder = self.folder(directory)
         if final_name in folder:
-            raise RemoteError(f"{final_name} exists already")
+            raise RemoteError(f"{final_name} already exists; refusing to overwrite it")
         if part_name(final_name) not in folder:
-            raise RemoteError(f"{part_name(final_name)} is missing")
+            raise RemoteError(f"cannot rename {part_name(final_name)}: no such file")
         folder[final_name] = folder.pop(part_name(final_name))
+        self._after("rename")
 
     def remove(self, directory: str, name: str) -> None:
-        self._step("remove", name)
+        _check_directory(directory)
+        self._step("remove", _check_name(name))
         self.folder(directory).pop(name, None)
+        self._after("remove")
 
     def download(self, directory: str, name: str, dest: Path, *, max_bytes: int) -> tuple[int, str]:
-        self._step("download", name)
-        data = self.folder(directory)[name]
-        dest.write_bytes(data)
+        _check_directory(directory)
+        self._step("download", _check_name(name))
+        data = self._existing(directory, name)
+        if len(data) > max_bytes:
+            raise RemoteError(f"{name} is larger than the {max_bytes}-byte limit; not downloaded")
+        partial = dest.with_name(f".{dest.name}.download")
+        partial.write_bytes(data)
+        partial.replace(dest)
         return len(data), hashlib.sha256(data).hexdigest()
 
     def move(self, directory: str, name: str, to_directory: str) -> None:
-        self._step("move", name)
+        _check_directory(directory)
+        _check_directory(to_directory)
+        self._step("move", _check_name(name))
         if name not in self.folder(directory):
-            raise RemoteError(f"{directory}/{name} is missing")
+            raise RemoteError(f"cannot move {directory}/{name}: no such file")
         if name in self.folder(to_directory):
-            raise RemoteError(f"{to_directory}/{name} exists already")
+            raise RemoteError(f"{to_directory}/{name} already exists; refusing to overwrite it")
         self.folder(to_directory)[name] = self.folder(directory).pop(name)
+        self._after("move")
 
     def close(self) -> None:
         self.closed = True
+
+    def __enter__(self) -> "MemoryTransport":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 @dataclass

@@ -3,7 +3,9 @@
 Tests that attack the program (faults, crashes, fuzzing, secret scans) record what they did
 here; `tests/conftest.py` prints the lines through pytest's `terminal_summary` hook, so they
 appear in plain `python -m pytest` output (and CI's log) without `-s`. A line is recorded
-before a test asserts, so a failing run still says what it saw.
+before a test asserts, so a failing run still says what it saw. Under pytest-xdist each worker
+process has its own collector: it hands `export()` to the controller when it finishes, and the
+controller `merge()`s every worker's part before it prints, so the summary stays whole.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import functools
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -34,6 +36,17 @@ class Summary:
         with self._lock:
             self.counts[name] += amount
 
+    def export(self) -> dict[str, Any]:
+        """This process's part, as plain data xdist can carry from a worker to the controller."""
+        with self._lock:
+            return {"lines": list(self.lines), "counts": dict(self.counts)}
+
+    def merge(self, part: Mapping[str, Any]) -> None:
+        """Add a worker's `export()`: its lines after those already here, its counts summed."""
+        with self._lock:
+            self.lines.extend(str(line) for line in part.get("lines", []))
+            self.counts.update({str(k): int(v) for k, v in part.get("counts", {}).items()})
+
     def render(self) -> list[str]:
         """Every line, then the session totals that only make sense summed."""
         with self._lock:
@@ -41,6 +54,11 @@ class Summary:
             counts = Counter(self.counts)
         if counts["fuzz cases"]:
             lines.append(f"fuzz cases tried: {counts['fuzz cases']}")
+        if counts["exactly-once faults"]:
+            lines.append(
+                f"exactly-once machine: {counts['exactly-once faults']} push runs under a fault"
+                " or kill, no duplicate or lost version"
+            )
         if counts["secret scans"]:
             lines.append(
                 f"secrets found: {counts['secrets found']} "
@@ -49,7 +67,7 @@ class Summary:
         return lines
 
 
-# One pytest process, one session: a module-level collector is the session's collector.
+# One collector per pytest process: the session's, or one xdist worker's part of it.
 SUMMARY = Summary()
 
 

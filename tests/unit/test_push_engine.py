@@ -66,7 +66,7 @@ def context(
         settings=settings,
         clock=clock,
         source=lambda: source,
-        transport=lambda: remote,
+        transport=remote.connection,  # a new connection per run, as SFTP makes
         renderer=SimpleRenderer(),
         business="acme",
     )
@@ -154,7 +154,7 @@ def test_upload_retried_within_the_run_on_a_new_connection(store, source, remote
 
     def factory() -> MemoryTransport:
         connections.append(1)
-        return remote
+        return remote.connection()
 
     ctx = context(store, source, remote, clock)
     ctx.transport = factory
