@@ -510,8 +510,11 @@ class SftpServer:
         # the client's delayed ACK (~40 ms a request, under 1 MB/s for a download).
         connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         transport = paramiko.Transport(connection)
-        # Its own log channel, so a client hanging up is logged as the sandbox's business.
+        # Its own log channel, so a client hanging up is logged as the sandbox's business, and
+        # not news to whoever runs it: in a process that also runs the command line (the demo,
+        # the tests) it would otherwise reach that command's stderr as an error of its own.
         transport.set_log_channel(f"{__name__}.transport")
+        logging.getLogger(f"{__name__}.transport").setLevel(logging.CRITICAL)
         transport.add_server_key(self._host_pkey)
         auth = _Auth(self)
         auth.transport = transport
