@@ -104,7 +104,7 @@ def _not_crash(record: logging.LogRecord) -> bool:
 
 def _not_paramiko(record: logging.LogRecord) -> bool:
     """paramiko's reader thread logs a dropped connection at ERROR ("Socket exception: ...");
-    the same failure reaches `sftp.py` as an exception and becomes our one line, so on the
+    the same failure reaches `sftp/` as an exception and becomes our one line, so on the
     console it would be said twice, and cron would mail both. The log file keeps it."""
     return not record.name.startswith("paramiko")
 

@@ -3,9 +3,12 @@
 Thin on purpose: no SQL, HTTP, CSV or business rules here. Heavy modules are
 imported inside command bodies so that `fbstampli --help` starts fast. The
 app and its global options are in `cli/app.py`; each command module registers
-its commands on it when imported below. The program's only catch-all is in
+its commands on it when imported below. The command's catch-all is in
 `run()`: a bug becomes a traceback in the log file and one line on stderr,
-every known error one line and its exit code.
+every known error one line and its exit code. The others stand where one
+failure must not stop the rest: each business of `--all`, each export file a
+pull reads, the listener's worker, the read-ahead thread; each logs what it
+caught (docs/ARCHITECTURE.md lists them).
 """
 
 import logging

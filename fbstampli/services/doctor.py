@@ -132,35 +132,41 @@ def run_checks(
         )
         return results
     try:
-        results.append(CheckResult("key", True, f"the state key comes from {rt.key.source.value}"))
-        results.append(_integrity(rt))
-        results.append(
-            _check(
-                "template",
-                "fix the named field, then `fbstampli template check FILE`",
-                lambda: (rt.renderer(), "the Stampli template is valid")[1],
-            )
-        )
-        readings: list[tuple[datetime, datetime]] = []  # (local, FreshBooks) at its answer
-        results.append(
-            _check(
-                "FreshBooks",
-                "run `fbstampli auth login`",
-                lambda: _freshbooks_under_lock(rt, clock, readings),
-                # Logging in again cannot help while FreshBooks does not answer at all.
-                unreachable_fix="check the network and freshbooks.api_url; runs retry on their own",
-            )
-        )
-        results.extend(_behaviour(rt))
-        results.extend(_sftp_checks(rt))
-        if readings:
-            local, reference = readings[-1]
-            results.append(clock_check(local, freshbooks_time=reference))
-        else:
-            results.append(clock_check(clock(), last_run=_last_run(rt)))
+        _check_the_state(rt, clock, results)
     finally:
         stack.__exit__(None, None, None)
     return results
+
+
+def _check_the_state(rt: Runtime, clock: Callable[[], datetime], results: _Told) -> None:
+    """The checks that need the opened state: key, integrity, template, FreshBooks, SFTP,
+    clock; each added to `results` (and so told) the moment it is known."""
+    results.append(CheckResult("key", True, f"the state key comes from {rt.key.source.value}"))
+    results.append(_integrity(rt))
+    results.append(
+        _check(
+            "template",
+            "fix the named field, then `fbstampli template check FILE`",
+            lambda: (rt.renderer(), "the Stampli template is valid")[1],
+        )
+    )
+    readings: list[tuple[datetime, datetime]] = []  # (local, FreshBooks) at its answer
+    results.append(
+        _check(
+            "FreshBooks",
+            "run `fbstampli auth login`",
+            lambda: _freshbooks_under_lock(rt, clock, readings),
+            # Logging in again cannot help while FreshBooks does not answer at all.
+            unreachable_fix="check the network and freshbooks.api_url; runs retry on their own",
+        )
+    )
+    results.extend(_behaviour(rt))
+    results.extend(_sftp_checks(rt))
+    if readings:
+        local, reference = readings[-1]
+        results.append(clock_check(local, freshbooks_time=reference))
+    else:
+        results.append(clock_check(clock(), last_run=_last_run(rt)))
 
 
 def _behaviour(rt: Runtime) -> list[CheckResult]:

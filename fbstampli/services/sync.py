@@ -6,7 +6,6 @@ Each opens a runtime, records its run, and hands the work to the engine in
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any
@@ -19,6 +18,7 @@ from fbstampli.report import RunReport
 from fbstampli.runtime import Runtime, open_runtime
 from fbstampli.store import outbox
 from fbstampli.store.credentials import account_id
+from fbstampli.store.deliveries import delivery_rows
 from fbstampli.store.outbox import DeliveryStatus, queue_delivery
 from fbstampli.store.runs import recorded_run
 from fbstampli.sync.connection import Connection
@@ -124,7 +124,7 @@ def _requeue(rt: Runtime, kind: Kind, fb_id: int, *, force: bool, report: RunRep
             kind=kind,
             fb_id=fb_id,
             content_hash=latest["content_hash"],
-            rows=[tuple(row) for row in json.loads(latest["rows"])],
+            rows=list(delivery_rows(latest["rows"])),
             force=True,
         )
         report.notes.append(f"{label}: queued again although delivered (--force)")

@@ -20,7 +20,6 @@ so a delivery is never duplicated as long as Stampli ignores `.part` files.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -32,6 +31,7 @@ from fbstampli.models import Kind
 from fbstampli.models.remote import part_name
 from fbstampli.report import RunReport
 from fbstampli.store import Row, Store, outbox
+from fbstampli.store.deliveries import delivery_rows
 from fbstampli.store.outbox import (
     BatchState,
     batch_members,
@@ -222,7 +222,7 @@ def _pending(store: Store, kind: Kind) -> Iterator[Pending]:
                 int(row["id"]),
                 Kind(row["kind"]),
                 int(row["fb_id"]),
-                tuple(map(tuple, json.loads(row["rows"]))),
+                delivery_rows(row["rows"]),
             )
         if len(rows) < PENDING_SLICE:
             return

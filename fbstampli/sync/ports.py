@@ -1,7 +1,8 @@
 """The edges the sync engine drives, as protocols.
 
 The real adapters (`freshbooks.client.FreshBooksClient`, `sftp.SftpTransport`)
-fit these structurally; tests pass fakes that run the same contract suite.
+fit these structurally. The tests' in-memory SFTP (`MemoryTransport`) runs the same
+transport contract suite as the real servers (`tests/contract/`).
 Declared here, beside their consumer, so `sync/` depends on nothing below it
 but models.
 """
