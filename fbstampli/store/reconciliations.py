@@ -12,10 +12,14 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from fbstampli.store import Row, Store
 
 LAST_RUN_KEY = "reconcile.last_run"
+# What the last reconcile covered: its time, the last Stampli record it read and the settings
+# it judged by (a quiet run takes only what changed after it, under the same settings).
+CHANGES_KEY = "reconcile.changes_since"
 
 # Bill ids are FreshBooks integers; these bound "every id" in a range query.
 LOWEST_ID = -(2**63)
@@ -288,3 +292,13 @@ def latest_outcomes(store: Store) -> tuple[int | None, dict[str, int]]:
     if last is None:
         return None, {}
     return int(last), outcome_counts(store)
+
+
+def changes_mark(store: Store) -> dict[str, Any] | None:
+    """What the last reconcile covered (`save_changes_mark`), or None before the first."""
+    stored = store.get_json(CHANGES_KEY)
+    return stored if isinstance(stored, dict) else None
+
+
+def save_changes_mark(store: Store, *, at: str, record: int | None, settings: list[int]) -> None:
+    store.put_json(CHANGES_KEY, {"at": at, "record": record, "settings": settings})

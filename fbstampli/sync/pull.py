@@ -16,13 +16,11 @@ the poll goes on.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
-from datetime import date, datetime, timedelta
-from decimal import Decimal
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import partial
 from itertools import islice
 from pathlib import Path
@@ -43,7 +41,7 @@ from fbstampli.stampli.parse import detect_export_kind, parse_export
 from fbstampli.stampli.template import Template
 from fbstampli.store import Store
 from fbstampli.store import stampli_files as journal
-from fbstampli.store.stampli_files import DONE_STATES, FileRow, FileState
+from fbstampli.store.stampli_files import DONE_STATES, FileRow, FileState, record_json
 from fbstampli.sync.connection import Connection
 from fbstampli.sync.local_copies import MAX_LOCAL_NAME_BYTES, local_name, local_path, sha256_of
 from fbstampli.sync.matching import BillLinks
@@ -52,7 +50,6 @@ from fbstampli.sync.ports import Transport
 log = logging.getLogger(__name__)
 
 CHUNK = 1000  # records per insert; bounds memory whatever the file size
-_FIELDS = tuple(field.name for field in fields(StampliRecord))
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,25 +76,6 @@ def is_due(last_run: datetime | None, now: datetime, interval: timedelta) -> boo
 
 def _identity(remote: RemoteFile) -> tuple[str, int | None, str | None]:
     return remote.name, remote.size, remote.mtime.isoformat() if remote.mtime else None
-
-
-def record_json(record: StampliRecord) -> str:
-    """The record as stored JSON; reconcile reads amounts and times back from it.
-
-    Empty fields are left out (read back, a missing key and an empty one
-    mean the same): it halves the bytes and the encoding time of a typical row.
-    """
-    data: dict[str, Any] = {}
-    for name in _FIELDS:  # dataclass order: the same record always gives the same text
-        value = getattr(record, name)
-        if value is None or value == "" or value == {}:
-            continue
-        if isinstance(value, ExportKind):
-            value = value.value
-        elif isinstance(value, Decimal | date):  # datetime is a date
-            value = value.isoformat() if isinstance(value, date) else str(value)
-        data[name] = value
-    return json.dumps(data)
 
 
 def _store_records(

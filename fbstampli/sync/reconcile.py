@@ -39,7 +39,6 @@ RANGE = 2000  # bills per range: a few hundred kilobytes of facts at a time
 EVERY_BILL_KEY = "reconcile.every_bill_at"
 EVERY_BILL_EVERY = timedelta(hours=24)
 # Where the last reconcile left off: its start, the last Stampli record it saw, its settings.
-CHANGES_KEY = "reconcile.changes_since"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +101,7 @@ def reconcile_state(
     """
     last_record = reconciliations.last_record_id(store)  # later records are the next run's
     fingerprint = [settings.approved_unpaid_days, settings.uncaptured_hours]
-    stored = store.get_json(CHANGES_KEY)
+    stored = reconciliations.changes_mark(store)
     since = stored if isinstance(stored, dict) and stored.get("settings") == fingerprint else None
     every = store.get_value(EVERY_BILL_KEY)
     if every is not None and now - from_utc_text(every) >= EVERY_BILL_EVERY:
@@ -128,7 +127,7 @@ def reconcile_state(
             unnamed = reconciliations.outcomes_naming_no_bill(store)
             _settle(store, _unnamed_results(store), {}, unnamed, frozenset(), at=at, run_id=run_id)
         store.put_value(reconciliations.LAST_RUN_KEY, str(run_id))
-        store.put_json(CHANGES_KEY, {"at": at, "record": last_record, "settings": fingerprint})
+        reconciliations.save_changes_mark(store, at=at, record=last_record, settings=fingerprint)
         if since is None:
             store.put_value(EVERY_BILL_KEY, to_utc_text(now))
     counts = reconciliations.outcome_counts(store)

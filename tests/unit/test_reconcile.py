@@ -19,10 +19,10 @@ from fbstampli.store.keys import KeySource, StateKey, new_key_hex
 from fbstampli.store.outbox import save_snapshot
 from fbstampli.store.reconciliations import current_outcomes
 from fbstampli.store.snapshots import payload_of
+from fbstampli.store.stampli_files import record_json
 from fbstampli.sync import matching as matching_module
 from fbstampli.sync import reconcile as reconcile_module
 from fbstampli.sync.matching import BillFacts, Money, StampliFacts, classify, reconcile
-from fbstampli.sync.pull import record_json
 from fbstampli.sync.reconcile import reconcile_state
 from tests.support.fakes import FakeClock, ListSource
 
