@@ -246,7 +246,7 @@ def test_status_shows_a_run_that_failed_with_its_real_exit_code(connected: Conne
 
 PLANTED_BUG = (
     "import sys\n"
-    "import fbstampli.services.admin as ops\n"
+    "import fbstampli.services.status as ops\n"
     "def broken(*args, **kwargs):\n"
     "    raise ZeroDivisionError('a planted bug')\n"
     "ops.status = broken\n"
