@@ -38,6 +38,7 @@ from fbstampli.errors import (
     TemporaryError,
 )
 from fbstampli.models import ExportKind, StampliRecord
+from fbstampli.paths import private_folder
 from fbstampli.report import RunReport
 from fbstampli.stampli.parse import detect_export_kind, parse_export
 from fbstampli.stampli.template import Template
@@ -258,7 +259,7 @@ def _quarantine(
     never a file that is parsed again."""
     target: Path | None = None
     if local is not None and local.exists():
-        context.quarantine.mkdir(parents=True, exist_ok=True)
+        private_folder(context.quarantine.parent, context.quarantine.name)  # never a link
         short = name if len(name.encode("utf-8", "surrogateescape")) <= MAX_LOCAL_NAME_BYTES else ""
         target = context.quarantine / (short or local.name)
         if target.exists():
@@ -383,7 +384,8 @@ def pull(
     outbound = context.settings.stampli.outbound_dir
     archive = context.settings.stampli.archive_dir
     try:
-        context.folder.mkdir(parents=True, exist_ok=True)
+        # Opened beneath the home, never through a link planted as `stampli/`.
+        private_folder(context.folder.parent, context.folder.name)
     except OSError as error:
         raise ConfigError(
             f"cannot keep Stampli's files in {context.folder} ({error.strerror}); check that folder"
