@@ -241,5 +241,8 @@ def write_report(
     session.hooks["response"].append(recorder.hook)
     probes = run_probes(client, recorder, stored)
     document = {"schema": REPORT_SCHEMA, "ids": "salted hashes, salt not kept", "probes": probes}
-    destination.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    from fbstampli.atomic import write_atomic
+
+    # Beside and renamed over, through a random exclusive temporary: never through a link.
+    write_atomic(destination, (json.dumps(document, indent=2) + "\n").encode("utf-8"))
     return len(probes)
