@@ -257,6 +257,7 @@ def open_home_file(path: Path, flags: int, mode: int = 0o600) -> int:
                 f"{path} is a symbolic link, which fbstampli never makes in its home: "
                 f"remove it (`rm {path}`) and find out who planted it"
             ) from None
+        error.filename = str(path)  # opened by its name in the folder: say the whole path
         raise
     finally:
         os.close(folder)

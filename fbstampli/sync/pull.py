@@ -385,6 +385,7 @@ def pull(
     archive = context.settings.stampli.archive_dir
     try:
         # Opened beneath the home, never through a link planted as `stampli/`.
+        context.folder.parent.mkdir(parents=True, exist_ok=True)
         private_folder(context.folder.parent, context.folder.name)
     except OSError as error:
         raise ConfigError(

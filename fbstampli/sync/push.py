@@ -321,6 +321,7 @@ def _dry_run(
     report: RunReport,
 ) -> RunReport:
     """Plan and render as a real run would, write the files locally, then roll everything back."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
     private_folder(folder.parent, folder.name)  # never through a link planted as `dry-run/`
     try:
         with ctx.store.transaction():
