@@ -162,8 +162,8 @@ class Installation:
             lines += [f"[businesses.{business.name}]", f"home = {json.dumps(home)}", ""]
         self.folder.mkdir(parents=True, exist_ok=True)
         check_installation_folder(self.folder, allow_foreign=self.allow_foreign)
-        # Not secret, but only its owner writes it: 0644, through a random exclusive temporary.
-        write_atomic(self.file, "\n".join(lines).encode("utf-8"), mode=0o644)
+        # Through a random exclusive temporary beside it, never a name a link could be planted as.
+        write_atomic(self.file, "\n".join(lines).encode("utf-8"))
 
 
 def business_options(options: Options, business: BusinessHome) -> Options:

@@ -32,7 +32,7 @@ def test_the_installation_file_is_never_written_through_a_planted_temporary(
     Installation(folder).record(BusinessHome("alpha", Path("/srv/alpha"), adopted=True))
     assert victim.read_text() == "precious\n"
     assert Installation(folder).business("alpha").home == Path("/srv/alpha")
-    assert os.stat(folder / "installation.toml").st_mode & 0o777 == 0o644
+    assert os.stat(folder / "installation.toml").st_mode & 0o777 == 0o600
 
 
 @dataclass
