@@ -16,15 +16,19 @@ the folder is found at all. The name appears in URLs
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import stat
 import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from fbstampli.atomic import write_atomic
 from fbstampli.errors import ConfigError
 from fbstampli.options import Options
+from fbstampli.paths import Paths, check_home, owner_name
 
 INSTALLATION_ENV = "FBSTAMPLI_INSTALLATION"
 INSTALLATION_FILE = "installation.toml"
@@ -52,6 +56,8 @@ def check_name(name: str) -> str:
 @dataclass(frozen=True, slots=True)
 class Installation:
     folder: Path
+    # As for a home: a folder and file of another user (not root) only when told so.
+    allow_foreign: bool = False
 
     @property
     def file(self) -> Path:
@@ -67,7 +73,7 @@ class Installation:
     def businesses(self) -> list[BusinessHome]:
         """The recorded businesses in name order; none when there is no installation file."""
         try:
-            text = self.file.read_text(encoding="utf-8")
+            text = read_installation_file(self.file, allow_foreign=self.allow_foreign)
         except FileNotFoundError:
             return []
         except OSError as error:
@@ -89,8 +95,30 @@ class Installation:
                 raise ConfigError(f'{self.file}: business {name} needs home = "PATH"')
             path = Path(home)
             adopted = path.is_absolute()
-            found.append(BusinessHome(name, path if adopted else self.folder / path, adopted))
+            found.append(BusinessHome(name, self._home_inside(name, path), adopted))
         return found
+
+    def _home_inside(self, name: str, path: Path) -> Path:
+        """The home of `name`: an absolute path as given, a relative one inside the folder.
+
+        `..` is refused in either, and a relative path must stay inside the folder
+        once links are resolved: the file must not send root into someone's home.
+        """
+        if ".." in path.parts:
+            raise ConfigError(
+                f"{self.file}: business {name}'s home {str(path)!r} contains `..`; "
+                "give the home's absolute path"
+            )
+        if path.is_absolute():
+            return path
+        home = self.folder / path
+        inside = os.path.realpath(self.folder)
+        if os.path.commonpath([inside, os.path.realpath(home)]) != inside:
+            raise ConfigError(
+                f"{self.file}: business {name}'s home {str(path)!r} leads out of "
+                f"{self.folder}; give the home's absolute path"
+            )
+        return home
 
     def business(self, name: str) -> BusinessHome:
         for business in self.businesses():
@@ -133,24 +161,86 @@ class Installation:
             # A JSON string is a valid TOML basic string: quotes and backslashes escaped.
             lines += [f"[businesses.{business.name}]", f"home = {json.dumps(home)}", ""]
         self.folder.mkdir(parents=True, exist_ok=True)
-        temporary = self.file.with_name(f".{INSTALLATION_FILE}.writing")
-        with temporary.open("w", encoding="utf-8") as writer:
-            writer.write("\n".join(lines))
-            writer.flush()
-            os.fsync(writer.fileno())
-        os.replace(temporary, self.file)
+        check_installation_folder(self.folder, allow_foreign=self.allow_foreign)
+        # Through a random exclusive temporary beside it, never a name a link could be planted as.
+        write_atomic(self.file, "\n".join(lines).encode("utf-8"))
 
 
 def business_options(options: Options, business: BusinessHome) -> Options:
-    """The options of one command run in `business`'s home, inside `options`' installation."""
+    """The options of one command run in `business`'s home, inside `options`' installation.
+
+    The home gets the check the global home gets (`paths.check_home`): one that
+    belongs to another user, is writable by others or holds a planted link is
+    refused (`--allow-foreign-home` allows only the first), whichever path found it.
+    """
+    check_home(Paths(business.home), allow_foreign=options.allow_foreign_home)
     return replace(
         options, home=business.home, config=None, installation=options.installation_folder()
     )
+
+
+def of(options: Options) -> Installation:
+    """The installation `options` name, checked as `--allow-foreign-home` says."""
+    return Installation(options.installation_folder(), allow_foreign=options.allow_foreign_home)
 
 
 def selected(options: Options, name: str) -> Options:
     """`--business NAME`: the same command, run in that business's home."""
     if options.config is not None:
         raise ConfigError("give --business or --config, not both: each business has its own")
-    installation = Installation(options.installation_folder())
-    return business_options(options, installation.business(check_name(name)))
+    return business_options(options, of(options).business(check_name(name)))
+
+
+# ---- the installation is its owner's (or root's), or we do not use it --------------------------
+
+
+def _refuse_installation_entry(path: Path, status: os.stat_result, allow_foreign: bool) -> None:
+    if stat.S_ISLNK(status.st_mode):
+        raise ConfigError(
+            f"{path} is a symbolic link; give the real path as --installation "
+            "(or FBSTAMPLI_INSTALLATION), or replace the link by the file"
+        )
+    me = os.geteuid()
+    if status.st_uid not in (me, 0) and not allow_foreign:
+        raise ConfigError(
+            f"{path} belongs to {owner_name(status.st_uid)!r}, not to you or root: it lists the "
+            "homes fbstampli runs; run fbstampli as that user, or add --allow-foreign-home "
+            "if you mean to"
+        )
+    if status.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ConfigError(
+            f"{path} can be changed by other users (mode {stat.S_IMODE(status.st_mode):04o}); "
+            f"run `chmod go-w {path}`"
+        )
+
+
+def check_installation_folder(folder: Path, *, allow_foreign: bool) -> None:
+    """Refuse an installation folder that is a link, another user's, or writable by others."""
+    try:
+        status = os.lstat(folder)
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise ConfigError(f"cannot use {folder} as the installation ({error.strerror})") from None
+    _refuse_installation_entry(folder, status, allow_foreign)
+
+
+def read_installation_file(file: Path, *, allow_foreign: bool) -> str:
+    """`installation.toml`'s text, after its folder and the file itself pass the checks.
+
+    Opened without following a link (`O_NOFOLLOW`), and checked on the open
+    descriptor, so a file swapped after the check is not read instead.
+    """
+    check_installation_folder(file.parent, allow_foreign=allow_foreign)
+    try:
+        fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            _refuse_installation_entry(file, os.lstat(file), allow_foreign)
+        raise
+    with os.fdopen(fd, "rb") as handle:
+        status = os.fstat(handle.fileno())
+        if not stat.S_ISREG(status.st_mode):
+            raise ConfigError(f"{file} is not a plain file; replace it by one")
+        _refuse_installation_entry(file, status, allow_foreign)
+        return handle.read(1 << 20).decode("utf-8", errors="replace")

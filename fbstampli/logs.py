@@ -14,7 +14,7 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,19 @@ class RedactingFilter(logging.Filter):
         record.args = None
         if record.exc_text:
             record.exc_text = redact(record.exc_text)
+        return True
+
+
+class _Cleaning(logging.Filter):
+    """The message, its arguments merged in, passed through `clean` (after redaction)."""
+
+    def __init__(self, clean: Callable[[str], str]) -> None:
+        super().__init__()
+        self.clean = clean
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self.clean(record.getMessage())
+        record.args = None
         return True
 
 
@@ -161,7 +174,11 @@ def _log_file_handler(path: Path) -> logging.Handler:
 
 
 def _console_handler(
-    verbose: int, quiet: bool, log_format: str, redactor: logging.Filter
+    verbose: int,
+    quiet: bool,
+    log_format: str,
+    redactor: logging.Filter,
+    clean: Callable[[str], str] | None,
 ) -> logging.Handler:
     """stderr: rich on a terminal, one line per record otherwise (tracebacks only at -vv)."""
     console: logging.Handler
@@ -181,6 +198,8 @@ def _console_handler(
         console.setFormatter(OneLineFormatter(text_format))
     console.setLevel(console_level(verbose, quiet))
     console.addFilter(redactor)
+    if clean is not None:
+        console.addFilter(_Cleaning(clean))
     console.addFilter(_not_file_only)
     if verbose < 2:
         console.addFilter(_not_crash)
@@ -194,8 +213,15 @@ def configure_logging(
     quiet: bool = False,
     log_format: str = "text",
     log_file: Path | None = None,
+    clean: Callable[[str], str] | None = None,
 ) -> None:
-    """Install the handlers once per process; later calls replace them."""
+    """Install the handlers once per process; later calls replace them.
+
+    `clean` (the CLI's `cli/text.clean`) escapes control characters in each
+    message before the console shows it: a message may quote a remote file name
+    or other outside text, which must not retitle the terminal. The record keeps
+    the cleaned text for the log file too, which is read on terminals as well.
+    """
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
@@ -203,7 +229,7 @@ def configure_logging(
     root.setLevel(logging.DEBUG)
     redactor = RedactingFilter()
 
-    root.addHandler(_console_handler(verbose, quiet, log_format, redactor))
+    root.addHandler(_console_handler(verbose, quiet, log_format, redactor, clean))
 
     if log_file is not None:
         try:

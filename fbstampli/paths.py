@@ -76,9 +76,9 @@ class Paths:
     def ensure(self) -> None:
         """Create the home and its private sub-folders, tightening modes on old ones."""
         try:
-            for folder in (self.home, self.logs):
-                folder.mkdir(parents=True, exist_ok=True)
-                os.chmod(folder, 0o700)
+            self.home.mkdir(parents=True, exist_ok=True)
+            os.chmod(self.home, 0o700)
+            private_folder(self.home, self.logs.name, tighten=True)  # never through a link
         except OSError as error:
             raise ConfigError(
                 f"cannot create the fbstampli home {self.home} ({error.strerror}); "
@@ -148,6 +148,11 @@ def _name(uid: int) -> str:
         return pwd.getpwuid(uid).pw_name
     except (ImportError, KeyError):
         return str(uid)
+
+
+def owner_name(uid: int) -> str:
+    """The user name of `uid` (its number when it has none), for messages."""
+    return _name(uid)
 
 
 def _user(uid: int) -> str:
@@ -221,6 +226,9 @@ def check_home(paths: Paths, *, allow_foreign: bool = False) -> None:
         Path(f"{state}-shm"),
         paths.logs,
         paths.log_file,
+        paths.stampli_files,
+        paths.quarantine,
+        paths.dry_run,
     ):
         try:
             entry = os.lstat(path)
@@ -238,15 +246,21 @@ def open_home_file(path: Path, flags: int, mode: int = 0o600) -> int:
     so a link planted in between is refused too (`O_NOFOLLOW`), and so is a
     hard link to someone else's file or a pipe. Returns the descriptor.
     """
+    folder = open_folder(path.parent)  # its folder (`logs/`) is never a link either
     try:
-        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, mode)
+        fd = os.open(
+            path.name, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, mode, dir_fd=folder
+        )
     except OSError as error:
         if error.errno == errno.ELOOP:
             raise ConfigError(
                 f"{path} is a symbolic link, which fbstampli never makes in its home: "
                 f"remove it (`rm {path}`) and find out who planted it"
             ) from None
+        error.filename = str(path)  # opened by its name in the folder: say the whole path
         raise
+    finally:
+        os.close(folder)
     status = os.fstat(fd)
     if not stat.S_ISREG(status.st_mode) or status.st_nlink > 1:
         os.close(fd)
@@ -256,3 +270,65 @@ def open_home_file(path: Path, flags: int, mode: int = 0o600) -> int:
         )
     os.set_blocking(fd, True)
     return fd
+
+
+_FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _link_refused(path: Path) -> ConfigError:
+    return ConfigError(
+        f"{path} is a symbolic link or not a folder, which fbstampli never makes in its "
+        f"home: remove it (`rm {path}`) and find out who planted it"
+    )
+
+
+def open_folder(path: Path) -> int:
+    """A descriptor of the folder `path` itself, refused when its last component is a link."""
+    try:
+        return os.open(path, _FOLDER_FLAGS)
+    except OSError as error:
+        if error.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise _link_refused(path) from None
+        raise
+
+
+def private_folder(home: Path, *names: str, tighten: bool = False) -> Path:
+    """`home/names...`, each folder opened beneath the one before it with
+    `O_NOFOLLOW|O_DIRECTORY` (made 0700 when missing), so that a link planted as
+    `stampli/`, `quarantine/`, `dry-run/` or `logs/` is refused, even in a home
+    run with `--allow-foreign-home` whose owner could plant one. `tighten` sets each
+    to 0700 through its descriptor instead of refusing one others could write.
+    Returns the path.
+    """
+    current = open_folder(home)
+    path = home
+    try:
+        for name in names:
+            path = path / name
+            try:
+                os.mkdir(name, 0o700, dir_fd=current)
+            except FileExistsError:
+                pass
+            except OSError as error:
+                raise ConfigError(
+                    f"cannot create {path} ({error.strerror}); check that folder"
+                ) from None
+            try:
+                inner = os.open(name, _FOLDER_FLAGS, dir_fd=current)
+            except OSError as error:
+                if error.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise _link_refused(path) from None
+                raise ConfigError(f"cannot open {path} ({error.strerror})") from None
+            os.close(current)
+            current = inner
+            if tighten:
+                os.fchmod(current, 0o700)
+            status = os.fstat(current)
+            if status.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+                raise ConfigError(
+                    f"{path} can be changed by other users (mode "
+                    f"{stat.S_IMODE(status.st_mode):04o}); run `chmod go-w {path}`"
+                )
+    finally:
+        os.close(current)
+    return path

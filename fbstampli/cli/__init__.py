@@ -33,9 +33,10 @@ def main() -> NoReturn:
 
     forbid_core_dumps()  # before any secret is read, so no crash can write one to a core
     os.umask(0o077)
+    from fbstampli.cli.text import clean
     from fbstampli.logs import configure_logging
 
-    configure_logging()  # until the global callback knows the home and verbosity
+    configure_logging(clean=clean)  # until the global callback knows the home and verbosity
     raise SystemExit(run())
 
 

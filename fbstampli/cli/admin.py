@@ -115,6 +115,13 @@ def doctor(
     from fbstampli.cli import output
     from fbstampli.services import admin
 
+    if api_report is not None:  # before any work, as `reconcile --output` and `state backup`
+        from fbstampli.errors import ConfigError
+        from fbstampli.paths import file_place_problem
+
+        problem = file_place_problem(api_report, options_of(ctx).paths())
+        if problem is not None:
+            raise ConfigError(f"--api-report {api_report}: {problem}")
     if as_json:
         checks = admin.doctor(options_of(ctx))
         output.show_checks(checks, as_json=True)

@@ -304,7 +304,11 @@ def _global(
     check_home(options.paths(), allow_foreign=allow_foreign_home)  # before the log file opens
     log_file = options.paths().existing_log_file()
     log_file_in_use[:] = [log_file] if log_file else []
-    configure_logging(verbose=verbose, quiet=quiet, log_format=log_format.value, log_file=log_file)
+    from fbstampli.cli.text import clean
+
+    configure_logging(
+        verbose=verbose, quiet=quiet, log_format=log_format.value, log_file=log_file, clean=clean
+    )
 
 
 def options_of(ctx: typer.Context) -> Options:

@@ -31,13 +31,26 @@ if TYPE_CHECKING:
     from fbstampli.services.status import Status
 
 
+def tsv_cell(value: Any) -> str:
+    """A tab-separated cell: the formula guard, then every control character (tab, CR, LF,
+    ESC...) escaped, so a cell can neither start a formula, a column nor a row."""
+    return clean(csv_safe(value))
+
+
 def write_csv(out: Any, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> None:
-    """The one CSV writer of reports: header, then each row through the formula guard."""
+    """The one CSV writer of reports: header, then each row through the formula guard.
+
+    Rows end in CRLF (RFC 4180), so a cell holding a bare CR or LF is quoted and
+    cannot start a row of its own in a spreadsheet. On a terminal every cell is
+    also cleaned: Stampli data must not retitle the screen.
+    """
     import csv
 
-    writer = csv.DictWriter(out, fieldnames=list(columns), lineterminator="\n")
+    terminal = getattr(out, "isatty", lambda: False)()
+    cell = (lambda v: clean(csv_safe(v))) if terminal else csv_safe
+    writer = csv.DictWriter(out, fieldnames=list(columns), lineterminator="\r\n")
     writer.writeheader()
-    writer.writerows({k: csv_safe(v) for k, v in row.items()} for row in rows)
+    writer.writerows({k: cell(v) for k, v in row.items()} for row in rows)
 
 
 def problem_line(text: str) -> None:
@@ -69,7 +82,7 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> 
         return
     sys.stdout.write("\t".join(clean(column) for column in columns) + "\n")
     for row in rows:
-        sys.stdout.write("\t".join(clean(cell) for cell in row) + "\n")
+        sys.stdout.write("\t".join(tsv_cell(cell) for cell in row) + "\n")
 
 
 def show_report(report: RunReport, options: Options, *, as_json: bool = False) -> None:
@@ -185,6 +198,7 @@ RECONCILE_COLUMNS = ["fb_bill_id", "stampli_invoice_id", "outcome", "detail"]
 
 
 TERMINAL_ROWS = 200
+SUFFIX_FORMATS = {".csv": "csv", ".json": "json"}
 
 
 def show_reconciliation(
@@ -238,6 +252,8 @@ def _reconciliation_on_screen(
 def _reconciliation_to_file(
     report: RunReport, rows: Iterator[Mapping[str, Any]], output_format: str, output_file: Path
 ) -> None:
+    if output_format == "table":  # no --format: the file's suffix says, else tab-separated
+        output_format = SUFFIX_FORMATS.get(output_file.suffix.lower(), "tsv")
     import io
 
     from fbstampli.atomic import atomic_writer
@@ -274,7 +290,7 @@ def _write_reconciliation(
         write_csv(out, RECONCILE_COLUMNS, rows)
     else:
         for row in rows:
-            out.write("\t".join(clean(row[c]) for c in RECONCILE_COLUMNS) + "\n")
+            out.write("\t".join(tsv_cell(row[c]) for c in RECONCILE_COLUMNS) + "\n")
 
 
 # ---- several businesses (`business add`, `sync --all`, `status --all`) --------------------------

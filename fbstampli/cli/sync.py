@@ -100,7 +100,8 @@ def reconcile(
         typer.Option(
             "--output",
             dir_okay=False,
-            help="Write the report to this file instead of stdout (replaced atomically).",
+            help="Write the report to this file instead of stdout (replaced atomically); "
+            "without --format, a .csv or .json name picks that format, any other tab-separated.",
         ),
     ] = None,
     fail_on_mismatch: Annotated[

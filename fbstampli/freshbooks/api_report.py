@@ -55,13 +55,64 @@ _SCOPE = re.compile(r"user:[a-z_]+:(?:read|write)")
 MAX_DEPTH = 8
 
 
+# Keys whose values name an account or a business (`business_memberships[].business.id` too).
+_ID_KEYS = {"accountid", "businessid", "businessuuid"}
+
+
 @dataclass(slots=True)
 class Recorder:
-    """Turns each response into a sanitised exchange; `account_id` never leaves it."""
+    """Turns each response into a sanitised exchange; `account_id` never leaves it, nor any
+    other account or business id a body showed (`seen`), wherever it turns up in the report."""
 
     account_id: str
     salt: str = field(default_factory=lambda: secrets.token_hex(8))
     exchanges: list[dict[str, Any]] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
+
+    def collect(self, value: object, depth: int = 0) -> None:
+        """Remember every account and business id in a body (the identity answer lists all
+        the login's businesses), to hide them in whatever exchange they appear."""
+        if depth > MAX_DEPTH:
+            return
+        if isinstance(value, dict):
+            for key, item in value.items():
+                name = str(key).replace("_", "").casefold()
+                if name in _ID_KEYS and isinstance(item, str | int) and str(item):
+                    self.seen.add(str(item))
+                if name == "business" and isinstance(item, dict) and "id" in item:
+                    self.seen.add(str(item["id"]))
+                self.collect(item, depth + 1)
+        elif isinstance(value, list):
+            for item in value:
+                self.collect(item, depth + 1)
+
+    def sanitised(self, document: object) -> object:
+        """`document` with every id seen replaced wherever it stands as a whole word: in
+        paths, keys, headers and conclusions alike (the hook's own rules ran before some
+        ids were known)."""
+        ids = sorted({i for i in self.seen | {self.account_id} if i}, key=len, reverse=True)
+        if not ids:
+            return document
+        pattern = re.compile(
+            r"(?<![A-Za-z0-9])(?:" + "|".join(map(re.escape, ids)) + r")(?![A-Za-z0-9])",
+            re.IGNORECASE,
+        )
+        current = self.account_id.casefold()
+
+        def hide(text: str) -> str:
+            return pattern.sub(
+                lambda m: "{account_id}" if m.group().casefold() == current else "{other_id}",
+                text,
+            )
+
+        def walk(value: object) -> object:
+            if isinstance(value, dict):
+                return {hide(str(k)): walk(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [walk(item) for item in value]
+            return hide(value) if isinstance(value, str) else value
+
+        return walk(document)
 
     def hashed(self, value: str) -> str:
         digest = hashlib.sha256(f"{self.salt}:{value}".encode()).hexdigest()[:10]
@@ -108,6 +159,7 @@ class Recorder:
             body: object = response.json()
         except ValueError:
             body = None
+        self.collect(body)
         self.exchanges.append(
             {
                 "method": response.request.method,
@@ -256,6 +308,11 @@ def write_report(
     recorder = Recorder(account_id)
     session.hooks["response"].append(recorder.hook)
     probes = run_probes(client, recorder, stored)
-    document = {"schema": REPORT_SCHEMA, "ids": "salted hashes, salt not kept", "probes": probes}
-    destination.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    document = recorder.sanitised(
+        {"schema": REPORT_SCHEMA, "ids": "salted hashes, salt not kept", "probes": probes}
+    )
+    from fbstampli.atomic import write_atomic
+
+    # Beside and renamed over, through a random exclusive temporary: never through a link.
+    write_atomic(destination, (json.dumps(document, indent=2) + "\n").encode("utf-8"))
     return len(probes)

@@ -231,22 +231,30 @@ def state_restore(options: Options, source: Path, *, force: bool) -> RunReport:
             current.checkpoint()
         finally:
             current.close()
-        backup = Store.open(source, key, SystemClock())
-        try:
-            backup_change = last_change(backup)
-            backup.checkpoint()
-        finally:
-            backup.close()
-        if current_change > backup_change and not force:
-            raise ConfigError(
-                f"the state changed after this backup (last change {current_change}, backup "
-                f"{backup_change or 'empty'}); add --force to replace it anyway"
-            )
-        from fbstampli.atomic import atomic_writer
+        from fbstampli.atomic import fresh_temporary, replace_with
 
-        with source.open("rb") as reader, atomic_writer(paths.state) as writer:
-            while chunk := reader.read(1 << 20):
-                writer.write(chunk)
+        # The backup is only read, into a private copy beside the state; the copy is what is
+        # opened (WAL, migrations) and renamed over, so the backup keeps its bytes and mode.
+        copy = fresh_temporary(paths.state)
+        try:
+            with source.open("rb") as reader, copy.open("wb") as writer:
+                while chunk := reader.read(1 << 20):
+                    writer.write(chunk)
+            backup = Store.open(copy, key, SystemClock())
+            try:
+                backup_change = last_change(backup)
+                backup.checkpoint()
+            finally:
+                backup.close()
+            if current_change > backup_change and not force:
+                raise ConfigError(
+                    f"the state changed after this backup (last change {current_change}, backup "
+                    f"{backup_change or 'empty'}); add --force to replace it anyway"
+                )
+            replace_with(copy, paths.state)
+        finally:
+            for leftover in (copy, Path(f"{copy}-wal"), Path(f"{copy}-shm")):
+                leftover.unlink(missing_ok=True)
         for suffix in ("-wal", "-shm"):
             Path(f"{paths.state}{suffix}").unlink(missing_ok=True)
     report.add("restored")

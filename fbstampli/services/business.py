@@ -48,7 +48,9 @@ def worst(codes: list[int]) -> int:
 
 
 def _installation(options: Options) -> Installation:
-    return Installation(options.installation_folder())
+    from fbstampli.installation import of
+
+    return of(options)
 
 
 def every_business(options: Options) -> list[BusinessHome]:
@@ -118,6 +120,10 @@ def business_add(
         if config_from is not None:
             raise ConfigError("--adopt keeps the home's own config; drop --config-from")
         home = expanded(adopt, "--adopt").absolute()
+        from fbstampli.paths import check_home
+
+        # Every later run there will be checked too; refuse now what those would refuse.
+        check_home(Options(home=home).paths(), allow_foreign=options.allow_foreign_home)
         if not Options(home=home).paths().state.exists():
             raise ConfigError(
                 f"nothing to adopt at {home}: it holds no fbstampli state; give the folder of "
@@ -141,7 +147,9 @@ def business_add(
         source = expanded(config_from, "--config-from")
         load_options_settings(Options(config=source, env=options.env))  # refuse a bad one first
         inner.paths().ensure()
-        inner.paths().config.write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+        from fbstampli.atomic import write_atomic
+
+        write_atomic(inner.paths().config, source.read_bytes())  # never through a planted link
         report.notes.append(f"config copied from {source}")
     made = init_home(inner, key_source=key_source)
     report.notes.extend(made.notes)
@@ -263,6 +271,16 @@ def _log_outcome(command: str, outcome: BusinessOutcome) -> None:
         log.warning("%s: %s", command, problem, extra=FILE_ONLY)
 
 
+def refused(business: BusinessHome, error: FbstampliError) -> BusinessOutcome:
+    """A business not run at all (its home refused): its outcome, and a line in our log."""
+    from fbstampli.logs import redact
+
+    log.warning("business %s not run: %s", business.name, error)
+    return BusinessOutcome(
+        business.name, business.home, int(error.exit_code), error=redact(str(error))
+    )
+
+
 def run_one(business: BusinessHome, work: Any) -> BusinessOutcome:
     """`work()` in one business, every failure turned into that business's outcome only.
 
@@ -295,7 +313,11 @@ def sync_all(options: Options) -> AllReport:
 
     result = AllReport("sync")
     for business in every_business(options):
-        inner = business_options(options, business)
+        try:
+            inner = business_options(options, business)  # its home checked before its log opens
+        except ConfigError as error:
+            result.outcomes.append(refused(business, error))
+            continue
         with also_logging_to(_business_log(business)):
             outcome = run_one(business, lambda inner=inner: sync(inner))
             _log_outcome("sync", outcome)
@@ -356,8 +378,8 @@ def status_all(options: Options) -> list[BusinessStatus]:
 
     summaries: list[BusinessStatus] = []
     for business in every_business(options):
-        inner = business_options(options, business)
         try:
+            inner = business_options(options, business)
             document = status(inner).to_json()
             bills = _bills_in_stampli(inner)
         except FbstampliError as error:

@@ -62,7 +62,6 @@ def write_sandbox_config(home: Path, freshbooks: FreshBooksSandbox) -> str:
     commented out, so TOML never sees a key twice); a home without a config gets the
     commented default one first, which `fbstampli init` then keeps.
     """
-    import os
     import re
 
     from fbstampli.services.admin import default_config_text
@@ -93,10 +92,10 @@ def write_sandbox_config(home: Path, freshbooks: FreshBooksSandbox) -> str:
             if active.match(lines[i]):
                 lines[i] = f"# {lines[i]}"
         lines[header + 1 : header + 1] = block
-    temporary = config.with_name(".config.toml.tmp")
-    temporary.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    os.chmod(temporary, 0o600)
-    temporary.replace(config)
+    from fbstampli.atomic import write_atomic
+
+    # A random exclusive temporary, never a fixed name a link could be planted as.
+    write_atomic(config, ("\n".join(lines) + "\n").encode("utf-8"))
     return (
         f"wrote this sandbox's address and app login into {config}: new terminals and cron "
         f"need only FBSTAMPLI_HOME={home}"
@@ -118,7 +117,9 @@ def connect_home(
     from fbstampli.services import admin, auth
 
     admin.init_home(options, key_source="file")
-    options.paths().config.write_text(sandbox_config(freshbooks, business))
+    from fbstampli.atomic import write_atomic
+
+    write_atomic(options.paths().config, sandbox_config(freshbooks, business).encode("utf-8"))
     login = auth.auth_login(options, code=freshbooks.issue_code(REDIRECT_URI), business=business_id)
     pinned = auth.auth_sftp(
         options,

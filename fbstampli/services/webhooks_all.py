@@ -11,7 +11,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from fbstampli.errors import ConfigError, FbstampliError
-from fbstampli.installation import business_options
+from fbstampli.installation import BusinessHome, business_options
 from fbstampli.options import Options
 from fbstampli.report import RunReport
 from fbstampli.services.business import every_business
@@ -61,7 +61,7 @@ class _Served:
 
 
 def _serve_business(
-    stack: ExitStack, inner: Options, name: str, served: _Served, report: RunReport
+    stack: ExitStack, options: Options, business: BusinessHome, served: _Served, report: RunReport
 ) -> None:
     """Open one business as a single-home `serve-webhook` would (its listener lock, its state,
     its worker), the lock and state held by `stack`; or record why it cannot be served."""
@@ -71,7 +71,9 @@ def _serve_business(
     from fbstampli.services.webhooks import LISTENER_WRITE_WAIT_SECONDS, drain
     from fbstampli.store import events as hooks
 
+    name = business.name
     try:
+        inner = business_options(options, business)  # its home checked first
         require_home(inner.paths())
         opened = ExitStack()
         with opened:
@@ -157,8 +159,7 @@ def installation_listener(
     with ExitStack() as stack:
         served = _Served()
         for business in businesses:
-            inner = business_options(options, business)
-            _serve_business(stack, inner, business.name, served, report)
+            _serve_business(stack, options, business, served, report)
         listener = _bind(options, served, host, port)
         for worker in served.workers.values():
             worker.start()

@@ -36,6 +36,7 @@ from fbstampli.errors import (
 )
 from fbstampli.models import ExportKind, StampliRecord
 from fbstampli.models.remote import RemoteFile
+from fbstampli.paths import private_folder
 from fbstampli.report import RunReport
 from fbstampli.stampli.parse import detect_export_kind, parse_export
 from fbstampli.stampli.template import Template
@@ -139,7 +140,7 @@ def _quarantine(
     never a file that is parsed again."""
     target: Path | None = None
     if local is not None and local.exists():
-        context.quarantine.mkdir(parents=True, exist_ok=True)
+        private_folder(context.quarantine.parent, context.quarantine.name)  # never a link
         short = name if len(name.encode("utf-8", "surrogateescape")) <= MAX_LOCAL_NAME_BYTES else ""
         target = context.quarantine / (short or local.name)
         if target.exists():
@@ -306,7 +307,9 @@ def pull(
 def _prepare_folder(folder: Path) -> None:
     """The downloads folder, made if need be, cleared of what a killed download left."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        # Opened beneath the home, never through a link planted as `stampli/`.
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(folder.parent, folder.name)
     except OSError as error:
         raise ConfigError(
             f"cannot keep Stampli's files in {folder} ({error.strerror}); check that folder"

@@ -26,6 +26,7 @@ from fbstampli.models.behaviour import (
     as_wall_clock_utc,
     judge_vendor_times,
 )
+from fbstampli.paths import private_folder
 from fbstampli.report import RunReport
 from fbstampli.store import Store, outbox
 from fbstampli.store.api_facts import event_arrivals, load_facts, save_fact
@@ -365,7 +366,8 @@ def _dry_run(
     report: RunReport,
 ) -> RunReport:
     """Plan and render as a real run would, write the files locally, then roll everything back."""
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    private_folder(folder.parent, folder.name)  # never through a link planted as `dry-run/`
     try:
         with ctx.store.transaction():
             _ingest(ctx, fetched, since_date, None, report)
