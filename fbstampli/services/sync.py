@@ -17,6 +17,7 @@ from fbstampli.options import Options
 from fbstampli.progress import Progress
 from fbstampli.report import RunReport
 from fbstampli.runtime import Runtime, open_runtime
+from fbstampli.services.digest import send_if_due as send_digest_if_due
 from fbstampli.store import outbox
 from fbstampli.store.credentials import account_id
 from fbstampli.store.outbox import DeliveryStatus, queue_delivery
@@ -289,6 +290,7 @@ def sync(
             shown.stage("Reconciling")
             rt.on_page = None  # only a bill never read is asked for; no page bar
             report.merge(run_reconcile(rt))
+            report.merge(send_digest_if_due(rt))
             shown.stage("")
         return report
 
