@@ -326,3 +326,38 @@ def test_chromium_renders_the_digest_with_the_funnel_and_a_hostile_vendor_as_tex
     for label, count in stages:
         assert f"{label} {count:,}" in text, (label, text[:400])
     assert "Paid amounts differ" in text
+
+
+@pytest.mark.slow
+def test_digest_all_sends_one_per_business_and_a_business_without_relay_fails_alone(
+    tmp_path: Path, relay: Relay
+) -> None:
+    from fbstampli.services.digest import auth_smtp
+    from tests.e2e.test_businesses import two_businesses
+
+    with two_businesses(tmp_path) as installation:
+        for site in (installation.alpha, installation.beta):
+            options = Options(home=site.home, env={})
+            assert not sync.push_bills(options, dry_run=False, full=False, since=None).problems
+            config = site.home / "config.toml"
+            config.write_text(
+                config.read_text()
+                + f'\n[digest]\nto = "{site.name}-ap@example.com"\nsender = "f@example.com"\n'
+            )
+        auth_smtp(
+            Options(home=installation.alpha.home, env={}),
+            host=relay.host,
+            port=relay.port,
+            security="starttls",
+            username=USERNAME,
+            password=PASSWORD,
+            ca_file=relay.ca_file,
+        )
+        result = installation.run("digest", "--send", "--all")
+    assert result.code == 2, result.stderr
+    assert relay.recipients == [["alpha-ap@example.com"]]
+    text, _ = parts(relay.received[0])
+    sent = len(installation.alpha.sent_bill_ids())
+    assert funnel_of_text(text)["sent"] == sent
+    assert "business beta: exit 2" in result.stderr
+    assert "fbstampli auth smtp" in result.stderr
