@@ -256,12 +256,14 @@ def reconcile(options: Options, show: ReconciliationShower) -> RunReport:
     """Reconcile under the run lock, then hand every current outcome to `show`: streamed from
     the store, never held whole, and without the lock, so a report read slowly (a pager, a
     full disk's retries) never holds up the cron runs."""
-    from fbstampli.store.reconciliations import current_outcomes
+    from fbstampli.reconcile_rows import report_row
+    from fbstampli.store.reconcile_report import report_rows
+    from fbstampli.sync.reconcile import VOID_STATUSES
 
     with open_runtime(options) as rt:
         report = run_reconcile(rt)
     with open_runtime(options, lock=False) as rt:
-        show(report, (dict(row) for row in current_outcomes(rt.store)))
+        show(report, (report_row(dict(row)) for row in report_rows(rt.store, VOID_STATUSES)))
     return report
 
 
