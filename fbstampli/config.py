@@ -18,6 +18,7 @@ import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -75,6 +76,9 @@ class PullSettings:
 class ReconcileSettings:
     approved_unpaid_days: int = 7
     uncaptured_hours: int = 24
+    # YYYY-MM-DD: bills paid in FreshBooks before it are history (reported, never attention).
+    # Empty: before the day fbstampli first sent each bill to Stampli.
+    since: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,6 +301,11 @@ def _check(settings: Settings, problems: list[str]) -> None:
     if ping and (_host_of(ping)[0] not in ("https", "http") or not _host_of(ping)[1]):
         problems.append("monitoring.ping_url: must be an http(s) URL")
     problems.extend(digest_problems(settings.digest))
+    if settings.reconcile.since:
+        try:
+            date.fromisoformat(settings.reconcile.since)
+        except ValueError:
+            problems.append("reconcile.since: must be a date as YYYY-MM-DD, or empty")
     if not settings.webhook.host.strip():
         problems.append(
             "webhook.host: must not be empty (write 0.0.0.0 to listen on every interface)"

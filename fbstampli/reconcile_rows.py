@@ -87,6 +87,9 @@ def why(row: Mapping[str, Any]) -> str:
         "unknown_to_freshbooks": f"Stampli has invoice {row['stampli_invoice_id']}"
         + (f" (paid {stampli})" if stampli else "")
         + ", but FreshBooks has no such bill.",
+        "history": f"Paid in FreshBooks before it was sent to Stampli ({row['detail']}): "
+        "history from before go-live, reported only.",
+        "acknowledged": f"Needs no attention while its facts hold: {row['detail']}.",
         "in_progress": "In Stampli's workflow"
         + (f" ({row['detail']})" if row["detail"] else "")
         + f"; nothing is overdue yet on the {total or 'bill'}.",
