@@ -20,6 +20,7 @@ COLUMNS = [
     "currency",
     "paid_in_freshbooks",
     "paid_in_stampli",
+    "open_balance",
     "issue_date",
     "due_date",
     "sent_at",
@@ -60,6 +61,14 @@ def _sums(listed: str | None, default_currency: str) -> dict[str, Decimal]:
 def _said(sums: Mapping[str, Decimal]) -> str:
     parts = (f"{amount:.2f} {currency}".strip() for currency, amount in sorted(sums.items()))
     return " + ".join(parts)
+
+
+def open_balance(total: Decimal | None, currency: str, paid: Mapping[str, Decimal]) -> str:
+    """What is left to pay of the bill after FreshBooks' payments, in the bill's currency;
+    empty when it cannot be said (no total, or a payment in another currency)."""
+    if total is None or any(code != currency for code in paid):
+        return ""
+    return f"{total - paid.get(currency, Decimal(0)):.2f}"
 
 
 def _day(value: Any) -> str:
@@ -105,15 +114,17 @@ def _on(moment: Any) -> str:
 def report_row(stored: Mapping[str, Any]) -> dict[str, Any]:
     """One stored row as the report's columns (`COLUMNS`), `why` included."""
     currency = str(stored["currency"] or "")
-    total = stored["bill_total"]
+    total = None if stored["bill_total"] is None else Decimal(str(stored["bill_total"]))
+    freshbooks_paid = _sums(stored["freshbooks_payments"], currency)
     row: dict[str, Any] = {
         "fb_bill_id": stored["fb_bill_id"],
         "invoice_number": str(stored["bill_number"] or stored["stampli_invoice_number"] or ""),
         "vendor": str(stored["vendor"] or stored["stampli_vendor"] or ""),
-        "bill_total": "" if total is None else f"{Decimal(str(total)):.2f}",
+        "bill_total": "" if total is None else f"{total:.2f}",
         "currency": currency,
-        "paid_in_freshbooks": _said(_sums(stored["freshbooks_payments"], currency)),
+        "paid_in_freshbooks": _said(freshbooks_paid),
         "paid_in_stampli": _said(_sums(stored["stampli_payments"], currency)),
+        "open_balance": open_balance(total, currency, freshbooks_paid),
         "issue_date": str(stored["issue_date"] or ""),
         "due_date": str(stored["due_date"] or ""),
         "sent_at": _day(stored["sent_at"]),

@@ -168,6 +168,9 @@ def test_reconcile_classifies_every_prepared_case_exactly(connected: Connected) 
     assert rows["DIFF"]["why"] == "FreshBooks recorded 100.00 USD but Stampli paid 90.00 USD."
     assert rows["FBONLY"]["why"].startswith("FreshBooks recorded 100.00 USD paid, but Stampli")
     assert rows["STONLY"]["paid_in_stampli"] == "100.00 USD"
+    assert rows["DIFF"]["open_balance"] == "0.00"
+    assert rows["STONLY"]["open_balance"] == "100.00"  # FreshBooks still owes it all
+    assert rows["CAD"]["open_balance"] == "0.00"
     assert rows["APPROVED"]["approved_at"][:10] == (
         datetime.now(UTC) - timedelta(days=30)
     ).strftime("%Y-%m-%d")

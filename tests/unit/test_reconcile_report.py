@@ -103,3 +103,24 @@ def test_a_report_file_holds_every_bill_and_reads_back(tmp_path: Path, fmt: str)
         rows = list(csv.DictReader(io.StringIO(text)))
         assert len(rows) == 600
         assert rows[0]["detail"].startswith("'=")  # a formula never reaches a spreadsheet raw
+
+
+@pytest.mark.parametrize(
+    ("total", "paid", "left"),
+    [
+        ("1948.50", {"USD": "900"}, "1048.50"),  # partly paid: the balance is shown
+        ("1948.50", {}, "1948.50"),
+        ("100.00", {"USD": "100.00"}, "0.00"),
+        ("100.00", {"EUR": "100.00"}, ""),  # another currency: not said
+        (None, {"USD": "1"}, ""),
+    ],
+)
+def test_the_open_balance_is_what_freshbooks_has_left_to_pay_in_the_bill_s_currency(
+    total: str | None, paid: dict[str, str], left: str
+) -> None:
+    from decimal import Decimal
+
+    from fbstampli.reconcile_rows import open_balance
+
+    sums = {currency: Decimal(amount) for currency, amount in paid.items()}
+    assert open_balance(None if total is None else Decimal(total), "USD", sums) == left
