@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import subprocess
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,12 +15,15 @@ from decimal import Decimal
 from email.message import EmailMessage
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from fbstampli.digest import title_of
 from fbstampli.options import Options
 from fbstampli.sandbox.stampli import StampliSimulator
 from fbstampli.services import sync
+from fbstampli.sync.matching import Outcome
 from tests.e2e.conftest import Connected
 from tests.support.cli import one_line
 from tests.support.smtp import PASSWORD, USERNAME, Relay, smtp_relay
@@ -65,6 +69,12 @@ def options_of(connected: Connected) -> Options:
 def pull_and_reconcile(connected: Connected) -> None:
     assert not sync.pull_stampli(options_of(connected), now=True).problems
     assert not sync.reconcile(options_of(connected), lambda report, rows: None).problems
+
+
+def reconciled(connected: Connected) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    sync.reconcile(options_of(connected), lambda report, items: rows.extend(map(dict, items)))
+    return rows
 
 
 def store_relay(connected: Connected, relay: Relay, *extra: str) -> None:
@@ -136,7 +146,12 @@ def test_digest_arrives_over_starttls_with_both_parts_and_the_day_s_funnel(
     assert funnel_of_text(text) == vars(day)
     for key, count in vars(day).items():
         assert re.search(rf'id="funnel-{key}".*?<strong>{count:,}</strong>', page), key
-    assert "Paid in FreshBooks, not in Stampli" in text  # the seeded FreshBooks payments
+    attention = Counter(
+        row["outcome"] for row in reconciled(connected) if Outcome(row["outcome"]).needs_attention
+    )
+    assert attention  # the day left something to look at
+    for outcome, count in attention.items():
+        assert f"  {title_of(outcome)}: {count} bill" in text
     for secret in [PASSWORD, *connected.secrets()]:
         assert secret not in result.output
         assert secret not in relay.received[0].as_string()
