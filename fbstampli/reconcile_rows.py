@@ -81,29 +81,34 @@ def why(row: Mapping[str, Any]) -> str:
     """One sentence an accountant reads: what each side says of this bill."""
     outcome = row["outcome"]
     fb, stampli = row["paid_in_freshbooks"], row["paid_in_stampli"]
-    total = f"{row['bill_total']} {row['currency']}".strip()
-    sentences = {
-        "matched": f"FreshBooks and Stampli both paid {fb or 'nothing'}.",
-        "amount_differs": f"FreshBooks recorded {fb or 'no payment'} but Stampli paid "
-        f"{stampli or 'nothing'}.",
-        "paid_in_freshbooks_only": f"FreshBooks recorded {fb} paid, but Stampli exported no "
-        "payment for this bill.",
-        "paid_in_stampli_only": f"Stampli paid {stampli}, but FreshBooks records no payment "
-        "for this bill.",
-        "approved_not_paid": f"Approved in Stampli{_on(row['approved_at'])} and still unpaid "
-        "on both sides.",
-        "not_captured": f"Sent to Stampli{_on(row['sent_at'])} but Stampli has not captured it.",
-        "unknown_to_freshbooks": f"Stampli has invoice {row['stampli_invoice_id']}"
-        + (f" (paid {stampli})" if stampli else "")
-        + ", but FreshBooks has no such bill.",
-        "history": f"Paid in FreshBooks before it was sent to Stampli ({row['detail']}): "
-        "history from before go-live, reported only.",
-        "acknowledged": f"Needs no attention while its facts hold: {row['detail']}.",
-        "in_progress": "In Stampli's workflow"
-        + (f" ({row['detail']})" if row["detail"] else "")
-        + f"; nothing is overdue yet on the {total or 'bill'}.",
-    }
-    return sentences.get(outcome, f"{str(outcome).replace('_', ' ').capitalize()}.")
+    if outcome == "matched":
+        return f"FreshBooks and Stampli both paid {fb or 'nothing'}."
+    if outcome == "amount_differs":
+        return f"FreshBooks recorded {fb or 'no payment'} but Stampli paid {stampli or 'nothing'}."
+    if outcome == "paid_in_freshbooks_only":
+        return f"FreshBooks recorded {fb} paid, but Stampli exported no payment for this bill."
+    if outcome == "paid_in_stampli_only":
+        return f"Stampli paid {stampli}, but FreshBooks records no payment for this bill."
+    if outcome == "approved_not_paid":
+        return f"Approved in Stampli{_on(row['approved_at'])} and still unpaid on both sides."
+    if outcome == "not_captured":
+        return f"Sent to Stampli{_on(row['sent_at'])} but Stampli has not captured it."
+    if outcome == "unknown_to_freshbooks":
+        paid = f" (paid {stampli})" if stampli else ""
+        invoice = row["stampli_invoice_id"]
+        return f"Stampli has invoice {invoice}{paid}, but FreshBooks has no such bill."
+    if outcome == "history":
+        return (
+            f"Paid in FreshBooks before it was sent to Stampli ({row['detail']}): "
+            "history from before go-live, reported only."
+        )
+    if outcome == "acknowledged":
+        return f"Needs no attention while its facts hold: {row['detail']}."
+    if outcome == "in_progress":
+        total = f"{row['bill_total']} {row['currency']}".strip()
+        state = f" ({row['detail']})" if row["detail"] else ""
+        return f"In Stampli's workflow{state}; nothing is overdue yet on the {total or 'bill'}."
+    return f"{str(outcome).replace('_', ' ').capitalize()}."
 
 
 def _on(moment: Any) -> str:
