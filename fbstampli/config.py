@@ -17,6 +17,7 @@ import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,22 @@ class PullSettings:
 class ReconcileSettings:
     approved_unpaid_days: int = 7
     uncaptured_hours: int = 24
+    # YYYY-MM-DD: bills paid in FreshBooks before it are history (reported, never attention).
+    # Empty: before the day fbstampli first sent each bill to Stampli.
+    since: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DigestSettings:
+    """The daily digest e-mail; the SMTP relay and its login are in the state (`auth smtp`)."""
+
+    enabled: bool = False  # sent by the first `sync` at or after `send_at` each day
+    send_at: str = "07:00"  # HH:MM, in `timezone`
+    timezone: str = "UTC"  # an IANA name, such as America/Toronto
+    to: str = ""  # one address, or several separated by commas
+    sender: str = ""  # the From address
+    top_items: int = 5  # bills listed under each kind of exception
+    stuck_hours: int = 24  # a delivery not delivered this long after it was queued is stuck
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +115,7 @@ class Settings:
     pull: PullSettings = field(default_factory=PullSettings)
     reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
+    digest: DigestSettings = field(default_factory=DigestSettings)
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
 
 
@@ -187,6 +205,8 @@ def _check(settings: Settings, problems: list[str]) -> None:
         "webhook.max_body_bytes": (settings.webhook.max_body_bytes, 100 * 1024 * 1024),
         "reconcile.approved_unpaid_days": (settings.reconcile.approved_unpaid_days, 3650),
         "reconcile.uncaptured_hours": (settings.reconcile.uncaptured_hours, 3650 * 24),
+        "digest.top_items": (settings.digest.top_items, 1000),
+        "digest.stuck_hours": (settings.digest.stuck_hours, 3650 * 24),
     }
     for key, (value, most) in positive.items():
         if value is not None and not 0 < value <= most:
@@ -208,10 +228,41 @@ def _check(settings: Settings, problems: list[str]) -> None:
     ping = settings.monitoring.ping_url
     if ping and (host_of(ping)[0] not in ("https", "http") or not host_of(ping)[1]):
         problems.append("monitoring.ping_url: must be an http(s) URL")
+    problems.extend(digest_problems(settings.digest))
+    if settings.reconcile.since:
+        try:
+            date.fromisoformat(settings.reconcile.since)
+        except ValueError:
+            problems.append("reconcile.since: must be a date as YYYY-MM-DD, or empty")
     if not settings.webhook.host.strip():
         problems.append(
             "webhook.host: must not be empty (write 0.0.0.0 to listen on every interface)"
         )
+
+
+def digest_problems(digest: DigestSettings) -> list[str]:
+    """What is wrong with the [digest] section, by dotted key (addresses checked for shape
+    only: the relay says whether they exist)."""
+    import re
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    problems = []
+    if not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", digest.send_at):
+        problems.append("digest.send_at: must be a time of day as HH:MM, such as 07:00")
+    try:
+        ZoneInfo(digest.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append("digest.timezone: must be a time zone name, such as America/Toronto")
+    for key, value in (("digest.to", digest.to), ("digest.sender", digest.sender)):
+        addresses = [a.strip() for a in value.split(",")] if value.strip() else []
+        if key == "digest.sender" and len(addresses) > 1:
+            problems.append(f"{key}: must be one address")
+        for address in addresses:
+            if not re.fullmatch(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+", address):
+                problems.append(f"{key}: {address!r} is not an e-mail address")
+        if digest.enabled and not addresses:
+            problems.append(f"{key}: must be set when digest.enabled is true")
+    return problems
 
 
 def _shown(name: str) -> str:

@@ -92,9 +92,12 @@ def reconcile_sentences(counts: Mapping[str, int]) -> list[str]:
     if not total:
         return ["Nothing to reconcile yet."]
     attention = sum(counts.get(o.value, 0) for o in Outcome if o.needs_attention)
+    settled = "".join(
+        f", {counts[name]:,} {name}" for name in ("history", "acknowledged") if counts.get(name)
+    )
     sentence = (
         f"Reconciled {plural(total, 'bill')}: {counts.get('matched', 0):,} matched, "
-        f"{counts.get('in_progress', 0):,} in progress, {attention:,} need attention"
+        f"{counts.get('in_progress', 0):,} in progress{settled}, {attention:,} need attention"
     )
     return [sentence + (" (`fbstampli reconcile`)." if attention else ".")]
 

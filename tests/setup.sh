@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # What the test suite needs from the system, installed idempotently:
 # OpenSSH's sshd (the contract tests run a real one on 127.0.0.1) and its test user;
-# dbus-daemon (the executable's test proves keyring's backends on a private D-Bus).
+# dbus-daemon (the executable's test proves keyring's backends on a private D-Bus);
+# Chromium (the digest's HTML is rendered by a real headless browser).
 set -euo pipefail
 missing=()
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 command -v dbus-daemon >/dev/null || missing+=(dbus-daemon)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "tests/setup.sh: ${missing[*]} missing; install it (apt-get install ${missing[*]}) as root" >&2

@@ -20,7 +20,7 @@ from typing import NoReturn
 
 import typer
 
-from fbstampli.cli import admin, auth, business, sandbox, sync, webhooks  # noqa: F401 - registers commands
+from fbstampli.cli import admin, auth, business, digest, sandbox, sync, webhooks  # noqa: F401 - registers commands
 from fbstampli.cli.app import app, log_file_in_use
 from fbstampli.errors import ExitCode, FbstampliError
 

@@ -25,7 +25,7 @@ log = logging.getLogger("fbstampli")
 # The top-level help lists commands by what people come for, as gh and restic do; a command
 # not named here lands in the last group, so a new one can never vanish from the help.
 COMMAND_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Daily (cron runs sync)", ("sync", "status", "retry")),
+    ("Daily (cron runs sync)", ("sync", "status", "retry", "digest")),
     ("The parts of sync", ("push-bills", "pull-stampli", "reconcile")),
     ("Setup", ("init", "auth", "template", "webhooks", "serve-webhook", "business")),
     ("Inspect", ("doctor", "audit")),

@@ -23,6 +23,8 @@ from fbstampli.cli.text import clean
 from fbstampli.errors import ConfigError, TemporaryError
 from fbstampli.options import Options
 from fbstampli.paths import out_of_room
+from fbstampli.reconcile_rows import COLUMNS as REPORT_COLUMNS
+from fbstampli.reconcile_rows import TERMINAL_COLUMNS
 from fbstampli.report import RunReport
 from fbstampli.services.report_rows import csv_safe, needs_attention
 
@@ -66,16 +68,28 @@ def stdout_is_terminal() -> bool:
     return sys.stdout.isatty()
 
 
-def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """A rich table on a terminal; tab-separated text when piped."""
+def table(
+    title: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    whole: Sequence[str] = (),
+) -> None:
+    """A rich table on a terminal (long cells wrap, never cut; the `whole` columns, names such
+    as an outcome, never even wrap); tab-separated text when piped."""
     if stdout_is_terminal():
         from rich.console import Console
         from rich.table import Table
         from rich.text import Text
 
         rich_table = Table(title=Text(clean(title)), title_justify="left")
-        for column in columns:
-            rich_table.add_column(Text(clean(column)))
+        for index, column in enumerate(columns):
+            if column in whole:
+                widest = max((len(clean(row[index])) for row in rows), default=0)
+                rich_table.add_column(
+                    Text(clean(column)), no_wrap=True, min_width=max(widest, len(column))
+                )
+            else:
+                rich_table.add_column(Text(clean(column)), overflow="fold")
         for row in rows:
             rich_table.add_row(*(Text(clean(cell)) for cell in row))  # Text: never markup
         Console().print(rich_table)
@@ -194,7 +208,13 @@ def show_audit(rows: list[dict[str, Any]], output_format: str) -> None:
         table("audit trail", columns, [[row.get(c) for c in columns] for row in rows])
 
 
-RECONCILE_COLUMNS = ["fb_bill_id", "stampli_invoice_id", "outcome", "detail"]
+RECONCILE_COLUMNS = REPORT_COLUMNS  # the report's data columns, in every format
+TERMINAL_HEADERS = {
+    "invoice_number": "invoice",
+    "bill_total": "total",
+    "paid_in_freshbooks": "FB paid",
+    "paid_in_stampli": "Stampli paid",
+}
 
 
 TERMINAL_ROWS = 200
@@ -230,23 +250,27 @@ def _reconciliation_on_screen(
     report: RunReport, rows: Iterator[Mapping[str, Any]], options: Options
 ) -> None:
     shown = rows if options.verbose else (r for r in rows if needs_attention(r))
-    # A terminal gets the first screenfuls; a pipe gets every row, a line at a time.
+    # A terminal gets the first screenfuls; a pipe gets every row, a line at a time, and
+    # only rows: what is said about them goes to stderr, out of the data.
+    said = sys.stdout
     if not stdout_is_terminal():
         table("reconciliation", RECONCILE_COLUMNS, [])  # the header line
         _write_reconciliation(sys.stdout, report, shown, "tsv")
+        said = sys.stderr
     else:
-        listed = [[r[c] for c in RECONCILE_COLUMNS] for r in itertools.islice(shown, TERMINAL_ROWS)]
-        table("reconciliation", RECONCILE_COLUMNS, listed)
+        listed = [[r[c] for c in TERMINAL_COLUMNS] for r in itertools.islice(shown, TERMINAL_ROWS)]
+        headers = [TERMINAL_HEADERS.get(column, column) for column in TERMINAL_COLUMNS]
+        table("reconciliation", headers, listed, whole=("outcome",))
     more = sum(1 for _ in shown)
     if more:
-        sys.stdout.write(
+        said.write(
             f"and {more:,} more: `fbstampli reconcile --format csv --output reconcile.csv` "
             "lists every bill\n"
         )
     counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items()))
-    sys.stdout.write(f"reconcile: {counts or 'nothing to reconcile'}\n")
+    said.write(f"reconcile: {counts or 'nothing to reconcile'}\n")
     for note in report.notes:
-        sys.stdout.write(f"  {clean(note)}\n")
+        said.write(f"  {clean(note)}\n")
 
 
 def _reconciliation_to_file(

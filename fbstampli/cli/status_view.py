@@ -142,10 +142,12 @@ def _exports(document: dict[str, Any], now: datetime) -> list[str]:
     return lines
 
 
-def _reconcile(document: dict[str, Any]) -> str:
+def _reconcile(document: dict[str, Any], now: datetime) -> str:
     reconciliation = document["reconciliation"]
     if reconciliation.get("last_run") is None:
         return "not run yet"
+    finished = reconciliation.get("finished_at")
+    when = f"last run {local_time(finished, now)}: " if finished else ""
     outcomes = reconciliation.get("outcomes", {})
     parts = [
         f"{outcomes.get('matched', 0):,} matched",
@@ -155,7 +157,7 @@ def _reconcile(document: dict[str, Any]) -> str:
     parts.append(
         f"{attention:,} need attention" + (" (`fbstampli reconcile`)" if attention else "")
     )
-    return " · ".join(parts)
+    return when + " · ".join(parts)
 
 
 def status_lines(document: dict[str, Any]) -> list[str]:
@@ -184,7 +186,7 @@ def status_lines(document: dict[str, Any]) -> list[str]:
             "its rename; see `fbstampli doctor`"
         )
     lines.extend(_exports(document, now))
-    lines.append(f"Reconcile   {_reconcile(document)}")
+    lines.append(f"Reconcile   {_reconcile(document, now)}")
     webhooks = document.get("webhooks", {})
     if webhooks.get("last_event_at"):
         lines.append(

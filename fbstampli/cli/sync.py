@@ -5,6 +5,7 @@ from typing import Annotated
 
 import typer
 
+from fbstampli.cli.acknowledge import reconcile_app
 from fbstampli.cli.app import (
     MAX_ID,
     FriendlyCommand,
@@ -75,16 +76,7 @@ def pull_stampli(
     finish(ctx, services.pull_stampli(options_of(ctx), now=now), as_json=as_json)
 
 
-@app.command(
-    "reconcile",
-    cls=FriendlyCommand,
-    short_help="Compare FreshBooks and Stampli payments, bill by bill.",
-    epilog=examples(
-        "fbstampli reconcile",
-        "fbstampli reconcile --format csv --output reconcile.csv",
-        "fbstampli -q reconcile --fail-on-mismatch",
-    ),
-)
+@reconcile_app.callback()  # the group's own help, examples and `acknowledge`: cli/acknowledge.py
 def reconcile(
     ctx: typer.Context,
     output_format: Annotated[
@@ -116,6 +108,8 @@ def reconcile(
     FreshBooks' side is what push-bills last read (`sync` pushes first), so a
     reconcile sends FreshBooks no request of its own.
     """
+    if ctx.invoked_subcommand is not None:
+        return
     from fbstampli.services import sync as services
 
     if output_file is not None:

@@ -18,7 +18,16 @@ class Outcome(StrEnum):
     NOT_CAPTURED = "not_captured"
     UNKNOWN_TO_FRESHBOOKS = "unknown_to_freshbooks"
     IN_PROGRESS = "in_progress"  # nothing to pay yet and nothing overdue: no attention needed
+    # Set after classifying, by sync/baseline.py: paid in FreshBooks before go-live, and an
+    # outcome an accountant gave a reason for while its facts hold. Neither needs attention.
+    HISTORY = "history"
+    ACKNOWLEDGED = "acknowledged"
 
     @property
     def needs_attention(self) -> bool:
-        return self not in (Outcome.MATCHED, Outcome.IN_PROGRESS)
+        return self not in (
+            Outcome.MATCHED,
+            Outcome.IN_PROGRESS,
+            Outcome.HISTORY,
+            Outcome.ACKNOWLEDGED,
+        )

@@ -104,13 +104,19 @@ def _stampli_files(rt: Runtime) -> dict[str, Any]:
 
 def _reconciliation(rt: Runtime) -> dict[str, Any]:
     from fbstampli.models.outcome import Outcome
+    from fbstampli.store.reconcile_report import run_finished_at
     from fbstampli.store.reconciliations import latest_outcomes
 
     run_id, outcomes = latest_outcomes(rt.store)
     if run_id is None:
         return {"last_run": None, "outcomes": {}, "needs_attention": 0}
     attention = sum(n for outcome, n in outcomes.items() if Outcome(outcome).needs_attention)
-    return {"last_run": run_id, "outcomes": outcomes, "needs_attention": attention}
+    return {
+        "last_run": run_id,
+        "finished_at": run_finished_at(rt.store, run_id),
+        "outcomes": outcomes,
+        "needs_attention": attention,
+    }
 
 
 def _webhooks(rt: Runtime) -> dict[str, Any]:

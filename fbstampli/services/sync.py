@@ -16,6 +16,7 @@ from fbstampli.options import Options
 from fbstampli.progress import Progress
 from fbstampli.report import RunReport
 from fbstampli.runtime import Runtime, open_runtime
+from fbstampli.services.digest import send_if_due as send_digest_if_due
 from fbstampli.store import outbox
 from fbstampli.store.credentials import account_id
 from fbstampli.store.deliveries import delivery_rows
@@ -255,12 +256,14 @@ def reconcile(options: Options, show: ReconciliationShower) -> RunReport:
     """Reconcile under the run lock, then hand every current outcome to `show`: streamed from
     the store, never held whole, and without the lock, so a report read slowly (a pager, a
     full disk's retries) never holds up the cron runs."""
-    from fbstampli.store.reconciliations import current_outcomes
+    from fbstampli.reconcile_rows import report_row
+    from fbstampli.store.reconcile_report import report_rows
+    from fbstampli.sync.matching import VOID_STATUSES
 
     with open_runtime(options) as rt:
         report = run_reconcile(rt)
     with open_runtime(options, lock=False) as rt:
-        show(report, (dict(row) for row in current_outcomes(rt.store)))
+        show(report, (report_row(dict(row)) for row in report_rows(rt.store, VOID_STATUSES)))
     return report
 
 
@@ -289,6 +292,7 @@ def sync(
             shown.stage("Reconciling")
             rt.on_page = None  # only a bill never read is asked for; no page bar
             report.merge(run_reconcile(rt))
+            report.merge(send_digest_if_due(rt))
             shown.stage("")
         return report
 

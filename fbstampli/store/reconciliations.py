@@ -300,5 +300,5 @@ def changes_mark(store: Store) -> dict[str, Any] | None:
     return stored if isinstance(stored, dict) else None
 
 
-def save_changes_mark(store: Store, *, at: str, record: int | None, settings: list[int]) -> None:
+def save_changes_mark(store: Store, *, at: str, record: int | None, settings: list[object]) -> None:
     store.put_json(CHANGES_KEY, {"at": at, "record": record, "settings": settings})

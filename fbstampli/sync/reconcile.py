@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from fbstampli.clock import from_utc_text, to_utc_text
@@ -28,8 +28,10 @@ from fbstampli.models import VisState
 from fbstampli.models.outcome import Outcome
 from fbstampli.report import RunReport
 from fbstampli.store import Store, reconciliations
+from fbstampli.store.baseline import acknowledgements
 from fbstampli.store.reconciliations import HIGHEST_ID, LOWEST_ID, BillSet, OutcomeKey, Stored
 from fbstampli.sync import matching
+from fbstampli.sync.baseline import apply_baseline
 from fbstampli.sync.matching import BillFacts, Money, Result, stampli_facts
 from fbstampli.sync.ports import BillSource
 
@@ -100,7 +102,7 @@ def reconcile_state(
     happen first, so no request runs under the lock.
     """
     last_record = reconciliations.last_record_id(store)  # later records are the next run's
-    fingerprint = [settings.approved_unpaid_days, settings.uncaptured_hours]
+    fingerprint = [settings.approved_unpaid_days, settings.uncaptured_hours, settings.since]
     stored = reconciliations.changes_mark(store)
     since = stored if isinstance(stored, dict) and stored.get("settings") == fingerprint else None
     every = store.get_value(EVERY_BILL_KEY)
@@ -110,6 +112,8 @@ def reconcile_state(
         store, source, after_record=None if since is None else since["record"]
     )
     at = store.now_text()
+    since_day = date.fromisoformat(settings.since) if settings.since else None
+    acks = acknowledgements(store)
     if since is None:
         sets: Iterable[BillSet] = _every_range(store)
     else:
@@ -120,6 +124,7 @@ def reconcile_state(
     for bills in sets:
         with store.transaction():
             results, recheck, carried = _results(store, bills, looked_up, settings, now=now)
+            results = apply_baseline(store, results, since=since_day, acks=acks)
             before = reconciliations.outcomes(store, bills)
             _settle(store, results, recheck, before, carried, at=at, run_id=run_id)
     with store.transaction():

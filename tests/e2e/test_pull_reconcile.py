@@ -1,5 +1,7 @@
 """push -> Stampli simulator -> pull-stampli -> reconcile, through the real CLI and SFTP."""
 
+import csv
+import io
 import json
 import subprocess
 import sys
@@ -9,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from fbstampli.models import ExportKind
+from fbstampli.reconcile_rows import COLUMNS
 from fbstampli.sandbox.stampli import StampliSimulator
 from tests.e2e.conftest import Connected
 from tests.support.cli import cli_env, one_line
@@ -159,7 +162,26 @@ def test_reconcile_classifies_every_prepared_case_exactly(connected: Connected) 
     assert outcomes[424242] == "unknown_to_freshbooks"
     csv_file = connected.home / "reconcile.csv"
     assert connected.run("reconcile", "--format", "csv", "--output", str(csv_file)).code == 0
-    assert csv_file.read_text().splitlines()[0] == "fb_bill_id,stampli_invoice_id,outcome,detail"
+    rows = {row["invoice_number"]: row for row in csv.DictReader(io.StringIO(csv_file.read_text()))}
+    assert list(rows["DIFF"]) == COLUMNS
+    vendor_name = fb.data.vendors[vendor]["vendor_name"]
+    assert rows["DIFF"]["vendor"] == vendor_name
+    assert rows["DIFF"]["paid_in_freshbooks"] == "100.00 USD"
+    assert rows["DIFF"]["paid_in_stampli"] == "90.00 USD"
+    assert rows["DIFF"]["why"] == "FreshBooks recorded 100.00 USD but Stampli paid 90.00 USD."
+    assert rows["FBONLY"]["why"].startswith("FreshBooks recorded 100.00 USD paid, but Stampli")
+    assert rows["STONLY"]["paid_in_stampli"] == "100.00 USD"
+    assert rows["DIFF"]["open_balance"] == "0.00"
+    assert rows["STONLY"]["open_balance"] == "100.00"  # FreshBooks still owes it all
+    assert rows["CAD"]["open_balance"] == "0.00"
+    assert rows["APPROVED"]["approved_at"][:10] == (
+        datetime.now(UTC) - timedelta(days=30)
+    ).strftime("%Y-%m-%d")
+    assert rows["UNCAPTURED"]["sent_at"]
+    for name in make:
+        assert rows[name]["issue_date"]
+        assert (rows[name]["bill_total"], rows[name]["currency"]) == ("100.00", "USD")
+    assert rows["CAD"]["paid_in_stampli"] == "100.00 CAD"  # Stampli paid in another currency
 
 
 def test_sync_runs_push_pull_and_reconcile_under_one_lock(connected: Connected) -> None:

@@ -58,7 +58,7 @@ def test_a_clean_home_says_all_well_and_exits_0(unpaid: Connected) -> None:
         "Bills       12 of 12 in Stampli",
         "Vendors     4 of 4 · Payments none yet",
         "Exports     0 read today · none quarantined",
-        "Reconcile   0 matched · 12 in progress · 0 need attention",
+        "Reconcile   last run <hh:mm>: 0 matched · 12 in progress · 0 need attention",
         "All well. Times are local (UTC).",
     ]
 
@@ -94,7 +94,7 @@ def test_stuck_bill_quarantined_file_and_failed_run_are_named_and_exit_1(
     assert lines[9].startswith("              stampli_payments_20261201.csv (line 1")
     assert lines[9].endswith("-> <home>/stampli/quarantine/stampli_payments_20261201.csv")
     assert "have Stampli export it again" in lines[10]
-    assert lines[11].startswith("Reconcile   0 matched · ")
+    assert lines[11].startswith("Reconcile   last run <hh:mm>: 0 matched · ")
     assert lines[-1].startswith("Needs attention: the last pull-stampli and push-bills")
     assert "5 not in Stampli yet after failing" in lines[-1]
 
