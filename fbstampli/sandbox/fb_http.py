@@ -303,6 +303,10 @@ class Routes:
 
     def dispatch(self) -> Answer:
         path = self.path.rstrip("/") or "/"
+        from fbstampli.sandbox import fb_admin
+
+        if fb_admin.is_admin(path):
+            return fb_admin.admin_answer(self.sandbox, self.method, path, self.query, self.body)
         if path == "/auth/oauth/token" and self.method == "POST":
             return self.token()
         if path == "/auth/oauth/revoke" and self.method == "POST":
