@@ -172,7 +172,8 @@ def logout(ctx: typer.Context) -> None:
     short_help="Store the Stampli SFTP login and pin its host key.",
     epilog=examples(
         "fbstampli auth sftp --host sftp.stampli.com --username acme",
-        "pass stampli | fbstampli auth sftp --host H --username U --password-stdin",
+        "pass stampli | fbstampli auth sftp --host H --username U --accept-host-key SHA256:… "
+        "--password-stdin",
     ),
 )
 def sftp(

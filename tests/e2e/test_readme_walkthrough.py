@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
+
 from tests.support.cli import REPO, cli_env, read_lines_until
 from tests.support.local_http import free_port, wait_for
 
@@ -42,6 +44,8 @@ BANNER_TIMEOUT = 30.0
 URL_PROMPT = "Redirected URL: "
 PASSWORD_PROMPT = "SFTP password: "
 PIN_PROMPT = "Pin it? [y/N]: "
+BUSINESS_PROMPT = "Business id: "
+SEVERAL = "## Several businesses"
 
 
 def walkthrough_blocks(heading: str = HEADING) -> list[tuple[str, str]]:
@@ -136,10 +140,11 @@ class User:
     transcript: str = ""
     answered: dict[str, int] = field(default_factory=dict)
     pasted_urls: list[str] = field(default_factory=list)
+    chosen_businesses: list[str] = field(default_factory=list)
 
     def reply(self, seen: str) -> str | None:
         self.transcript += seen
-        for prompt in (URL_PROMPT, PASSWORD_PROMPT, PIN_PROMPT):
+        for prompt in (URL_PROMPT, PASSWORD_PROMPT, PIN_PROMPT, BUSINESS_PROMPT):
             if self.transcript.count(prompt) > self.answered.get(prompt, 0):
                 self.answered[prompt] = self.answered.get(prompt, 0) + 1
                 return self._answer(prompt)
@@ -153,6 +158,10 @@ class User:
             return follow_like_a_browser(url) + "\n"
         if prompt == PASSWORD_PROMPT:
             return self.password + "\n"
+        if prompt == BUSINESS_PROMPT:  # the first login takes the first business, and so on
+            listed = re.findall(r"^  (\d+)  \S", before.rsplit(URL_PROMPT, 1)[-1], re.MULTILINE)
+            self.chosen_businesses.append(listed[len(self.chosen_businesses)])
+            return self.chosen_businesses[-1] + "\n"
         offered = before.rsplit("\n", 1)[-1]
         return "y\n" if self.fingerprint in offered else "n\n"
 
@@ -331,3 +340,58 @@ def check_changes_by_hand(by_hand: ByHand, inbound: Path) -> None:
     assert by_hand.listener_code == 0
     assert "fbstampli sandbox freshbooks edit-bill" in edit
     assert "fbstampli sandbox freshbooks delete-payment" in deletion
+
+
+@pytest.mark.slow
+def test_the_readme_several_businesses_example_runs_as_written_against_the_sandboxes(
+    tmp_path: Path,
+) -> None:
+    blocks = walkthrough_blocks(SEVERAL)
+    sandbox_commands = [text for kind, text in blocks if kind == "sandbox"]
+    script = "".join(text for kind, text in blocks if kind == "run")
+    for step in ("business add alpha", "--business beta auth sftp", "sync --all", "status --all"):
+        assert step in script, f"the example lost `{step}`"
+    env = user_environment(tmp_path)
+    user_home = Path(env["HOME"])
+    sandboxes = [start_sandbox(command, env, user_home) for command in sandbox_commands]
+    try:
+        freshbooks, alpha, beta = sandboxes
+        address = re.search(r"at http://(127\.0\.0\.1:\d+)", freshbooks.banner[0])
+        assert address is not None, freshbooks.banner
+        script = script.replace("127.0.0.1:8766", address[1])
+        for written, sftp in (("2223", alpha), ("2224", beta)):
+            script = script.replace(f"--port {written}", f"--port {sftp.value('port')}")
+            fingerprint = sftp.value("host key").split()[1]
+            script = script.replace("SHA256:…", fingerprint, 1)  # alpha's first, then beta's
+        (tmp_path / "several.sh").write_text(script)
+        user = User(password="", fingerprint="")
+
+        code = type_into_a_terminal(tmp_path / "several.sh", env, user_home, user)
+
+        # Every step succeeded (`set -e`), up to the last: `status --all` exits 1, as the
+        # README says, because nothing from Stampli confirms the sandbox's payments yet.
+        traced = [line for line in user.transcript.splitlines() if line.startswith("+ fbstampli")]
+        assert traced[-1] == "+ fbstampli status --all", user.transcript
+        assert script.strip().splitlines()[-1].startswith("fbstampli status --all")
+        assert code == 1, user.transcript
+    finally:
+        stopped = []
+        for sandbox in sandboxes:
+            sandbox.process.send_signal(signal.SIGINT)
+            sandbox.process.communicate(timeout=BANNER_TIMEOUT)
+            stopped.append(sandbox.process.returncode)
+
+    assert user.answered == {URL_PROMPT: 2, BUSINESS_PROMPT: 2}, user.transcript
+    assert user.chosen_businesses == ["439000", "439001"]
+    for name, account in (("alpha", "ABC123"), ("beta", "ABC124")):  # each its own business
+        files = sorted(path.name for path in (user_home / f"stampli-{name}" / "inbound").iterdir())
+        assert [file.split("_")[1] for file in files] == [account] * 3, files
+        assert [file.rsplit("_", 1)[1] for file in files] == [
+            "1-vendors.csv",
+            "2-bills.csv",
+            "3-payments.csv",
+        ]
+    status = user.transcript.rsplit("+ fbstampli status --all", 1)[1]
+    assert re.search(r"alpha\W+500\W+0\W", status), status  # every bill in its Stampli
+    assert re.search(r"beta\W+500\W+0\W", status), status
+    assert stopped == [0, 0, 0]
