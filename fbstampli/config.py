@@ -16,7 +16,7 @@ import math
 import os
 import stat
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,7 +118,14 @@ _SECTIONS: dict[str, type[Any]] = {
 # prefixes kept for tests, benchmarks and the sandboxes: none of them is a typo.
 # Variables that are not settings but global options or the key (read before any setting).
 OTHER_ENV = frozenset(
-    {"FBSTAMPLI_HOME", "FBSTAMPLI_DB_KEY", "FBSTAMPLI_INSTALLATION", "FBSTAMPLI_ALLOW_FOREIGN_HOME"}
+    {
+        "FBSTAMPLI_HOME",
+        "FBSTAMPLI_CONFIG",
+        "FBSTAMPLI_DB_KEY",
+        "FBSTAMPLI_INSTALLATION",
+        "FBSTAMPLI_ALLOW_FOREIGN_HOME",
+        "FBSTAMPLI_COLOR",
+    }
 )
 RESERVED_ENV_PREFIXES = ("FBSTAMPLI_TEST_", "FBSTAMPLI_BENCH_", "FBSTAMPLI_SANDBOX_")
 
@@ -148,6 +155,14 @@ def unknown_env_problems(env: Mapping[str, str]) -> list[str]:
         hint = f"; did you mean {close[0]}?" if close else "; unset it"
         problems.append(f"environment variable {_shown(name)}: no such setting{hint}")
     return problems
+
+
+def _nearest(wrong: str, known: Iterable[str]) -> str:
+    """ "; did you mean X?" for a misspelt key or section, as for an environment variable."""
+    import difflib
+
+    close = difflib.get_close_matches(wrong, sorted(known), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
 
 
 def env_name(dotted: str) -> str:
@@ -335,7 +350,9 @@ def load_settings(
 
     for section_name, section_value in file_data.items():
         if section_name not in _SECTIONS:
-            problems.append(f"{_shown(section_name)}: unknown section")
+            problems.append(
+                f"{_shown(section_name)}: unknown section{_nearest(section_name, _SECTIONS)}"
+            )
             continue
         if not isinstance(section_value, dict):
             problems.append(f"{section_name}: must be a table")
@@ -375,7 +392,7 @@ def load_settings(
         for key, raw in given.items():
             dotted = f"{section_name}.{key}"
             if key not in known:
-                problems.append(f"{_shown(dotted)}: unknown setting")
+                problems.append(f"{_shown(dotted)}: unknown setting{_nearest(key, known)}")
                 continue
             value = _convert(raw, known[key].type, dotted, problems)
             if value is not None:

@@ -133,6 +133,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},  # every subcommand inherits it
 )
 
 JsonFlag = Annotated[
@@ -159,6 +160,12 @@ def in_range(low: int, high: int) -> Any:
         return value
 
     return check
+
+
+class ColorChoice(StrEnum):
+    AUTO = "auto"
+    ALWAYS = "always"
+    NEVER = "never"
 
 
 class LogFormat(StrEnum):
@@ -216,7 +223,10 @@ def _global(
     config: Annotated[
         Path | None,
         typer.Option(
-            "--config", metavar="FILE", help="Config file to read instead of <home>/config.toml."
+            "--config",
+            metavar="FILE",
+            envvar="FBSTAMPLI_CONFIG",
+            help="Config file to read instead of <home>/config.toml.",
         ),
     ] = None,
     installation: Annotated[
@@ -266,6 +276,16 @@ def _global(
             "user's home). Refused without it: that user could plant links in it.",
         ),
     ] = False,
+    color: Annotated[
+        ColorChoice,
+        typer.Option(
+            "--color",
+            envvar="FBSTAMPLI_COLOR",
+            case_sensitive=False,
+            help="auto: colour and progress bars only on a terminal, and no colour when "
+            "NO_COLOR is set; always; never.",
+        ),
+    ] = ColorChoice.AUTO,
     version: Annotated[
         bool,
         typer.Option(
@@ -289,6 +309,10 @@ def _global(
         options = selected(options, business)
     ctx.obj = options
     _quiet_run[:] = [quiet]
+    from fbstampli.cli import output
+
+    output.hints_for_business(business)
+    output.use_color(color.value, no_color_env=bool(os.environ.get("NO_COLOR")))
     from fbstampli.logs import configure_logging
     from fbstampli.paths import check_home
 

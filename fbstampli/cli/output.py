@@ -44,9 +44,44 @@ def write_csv(out: Any, columns: Sequence[str], rows: Iterable[Mapping[str, Any]
     writer.writerows({k: csv_safe(v) for k, v in row.items()} for row in rows)
 
 
+# `--color`: "auto" (colour on a terminal unless NO_COLOR is set), "always" or "never".
+_color: list[str] = ["auto"]
+
+
+def use_color(mode: str, *, no_color_env: bool) -> None:
+    _color[:] = ["never" if mode == "auto" and no_color_env else mode]
+
+
+def console(*, stderr: bool = False) -> Any:
+    """A rich Console that colours as `--color` and NO_COLOR say (https://no-color.org)."""
+    from rich.console import Console
+
+    mode = _color[0]
+    if mode == "never":
+        return Console(stderr=stderr, no_color=True, highlight=False)
+    if mode == "always":
+        return Console(stderr=stderr, force_terminal=True)
+    return Console(stderr=stderr)
+
+
+# `--business NAME` of this run: the hints it prints (`fbstampli auth sftp`) keep it.
+_business: list[str] = []
+
+
+def hints_for_business(name: str | None) -> None:
+    _business[:] = [name] if name else []
+
+
+def keep_business(text: str) -> str:
+    """`fbstampli X` hints as `fbstampli --business NAME X` when the run named a business."""
+    if not _business:
+        return text
+    return re.sub(r"`fbstampli (?!--business )", f"`fbstampli --business {_business[0]} ", text)
+
+
 def problem_line(text: str) -> None:
     """One `fbstampli: …` line on stderr; it may quote a remote name, so it is cleaned."""
-    sys.stderr.write(f"fbstampli: {clean(text)}\n")
+    sys.stderr.write(f"fbstampli: {clean(keep_business(text))}\n")
 
 
 def write_json(document: Any) -> None:
@@ -60,7 +95,6 @@ def stdout_is_terminal() -> bool:
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """A rich table on a terminal; tab-separated text when piped."""
     if stdout_is_terminal():
-        from rich.console import Console
         from rich.table import Table
         from rich.text import Text
 
@@ -69,7 +103,7 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> 
             rich_table.add_column(Text(clean(column)))
         for row in rows:
             rich_table.add_row(*(Text(clean(cell)) for cell in row))  # Text: never markup
-        Console().print(rich_table)
+        console().print(rich_table)
         return
     sys.stdout.write("\t".join(clean(column) for column in columns) + "\n")
     for row in rows:
@@ -82,13 +116,13 @@ def show_report(report: RunReport, options: Options, *, as_json: bool = False) -
         return
     for problem in report.problems:
         problem_line(problem)
-    if options.quiet or not (stdout_is_terminal() or options.verbose):
+    if options.quiet:  # the same sentences on a terminal, in a pipe, in a log: only -q silences
         return
     from fbstampli.summaries import sentences
 
-    sys.stdout.write(clean(" ".join(sentences(report))) + "\n")
+    sys.stdout.write(clean(keep_business(" ".join(sentences(report)))) + "\n")
     for note in report.notes:
-        sys.stdout.write(f"  {clean(note)}\n")
+        sys.stdout.write(f"  {clean(keep_business(note))}\n")
 
 
 KIND_LABELS = {"bills": "bills", "bill_vendors": "vendors", "bill_payments": "payments"}
@@ -160,7 +194,6 @@ def stages(options: Options, *, enabled: bool = True) -> Iterator[Any]:
     if not enabled or not shows_progress(options):
         yield NoProgress()
         return
-    from rich.console import Console
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeRemainingColumn
 
     columns = (
@@ -169,7 +202,7 @@ def stages(options: Options, *, enabled: bool = True) -> Iterator[Any]:
         BarColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, transient=True, console=Console(stderr=True)) as bar:
+    with Progress(*columns, transient=True, console=console(stderr=True)) as bar:
         yield Stages(bar)
 
 
@@ -365,7 +398,7 @@ def show_steps(report: RunReport, options: Options, *, as_json: bool = False) ->
     if options.quiet:
         return
     for note in report.notes:
-        sys.stdout.write(f"{clean(note)}\n")
+        sys.stdout.write(f"{clean(keep_business(note))}\n")
 
 
 def show_all(result: Any, options: Options, *, as_json: bool = False) -> None:
@@ -377,7 +410,7 @@ def show_all(result: Any, options: Options, *, as_json: bool = False) -> None:
         write_json(result.as_dict())
     for outcome in result.failing:
         problem_line(outcome.line())
-    if as_json or options.quiet or not (stdout_is_terminal() or options.verbose):
+    if as_json or options.quiet:  # the same lines piped as on a terminal: only -q silences
         return
     for outcome in result.outcomes:
         if outcome.exit_code == 0 and outcome.report is not None:

@@ -476,6 +476,7 @@ def installation_listener(
         workers: dict[str, Worker] = {}
         unavailable: dict[str, str] = {}
         leftovers: list[str] = []
+        refusals: list[FbstampliError] = []
         for business in businesses:
             inner = business_options(options, business)
             try:
@@ -490,6 +491,7 @@ def installation_listener(
                     stack.enter_context(opened.pop_all())
             except FbstampliError as error:
                 unavailable[business.name] = str(error)
+                refusals.append(error)
                 report.problems.append(f"business {business.name} not served: {error}")
                 log.warning("business %s is not served: %s", business.name, error)
                 continue
@@ -505,6 +507,8 @@ def installation_listener(
             )
             if hooks.queue_state(rt.store).queued or hooks.pending_verifiers(rt.store):
                 leftovers.append(business.name)
+        if refusals and not listeners:  # e.g. a second `serve-webhook --all`: say why, now
+            raise refusals[0]
         bind_host = host or front.host
         bind_port = front.port if port is None else port
         try:
