@@ -220,6 +220,8 @@ def registered_commands() -> list[str]:
         names = []
         for name, command in sorted(group.commands.items()):
             if hasattr(command, "commands"):
+                if command.invoke_without_command:  # `sandbox freshbooks` serves; its commands edit
+                    names.append(f"{prefix}{name}")
                 names += walk(command, f"{prefix}{name} ")
             else:
                 names.append(f"{prefix}{name}")
