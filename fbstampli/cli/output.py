@@ -423,13 +423,21 @@ def show_status_all(summaries: list[dict[str, Any]], *, as_json: bool) -> None:
     if as_json:
         write_json({"schema": 1, "businesses": summaries})
         return
+    from datetime import datetime
+
+    from fbstampli.cli.status_view import local_time
+
+    now = datetime.now().astimezone()
     rows = []
     for summary in summaries:
         last = summary["last_run"]
-        when = f"{last['command']} {last['started_at']} exit {last['exit_code']}" if last else ""
+        started = local_time(last["started_at"], now) if last else ""
+        when = f"{last['command']} {started} exit {last['exit_code']}" if last else ""
         attention = "; ".join(summary["needs_attention"]) or "no"
         rows.append(
             [summary["business"], summary["bills_in_stampli"], summary["failing"], when, attention]
         )
     columns = ["business", "bills in Stampli", "failing", "last run", "needs attention"]
-    table("fbstampli status --all", columns, rows)
+    from fbstampli.services.admin import zone_name
+
+    table(f"fbstampli status --all (times are local: {zone_name(now)})", columns, rows)

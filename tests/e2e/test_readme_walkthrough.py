@@ -303,6 +303,7 @@ def watch_changes_by_hand(tmp_path: Path, env: dict[str, str]) -> ByHand:
             listener.send_signal(signal.SIGINT)
             listener.communicate(timeout=BANNER_TIMEOUT)
             listener_code = listener.returncode
+    (tmp_path / "by-hand.transcript").write_text(watcher.transcript)  # to read after a failure
     return ByHand(watcher.transcript, scripts, listener_code)
 
 

@@ -73,3 +73,28 @@ def test_hoisting_moves_global_options_and_leaves_everything_else_in_place() -> 
     ]
     assert hoisted(group, ["audit", "--bill", "-q"]) == ["audit", "--bill", "-q"]
     assert hoisted(group, ["synk", "-q"]) == ["synk", "-q"]  # unknown: the parser says so
+
+
+def test_status_all_on_a_terminal_shows_local_times_and_names_the_zone() -> None:
+    summary = {
+        "business": "alpha",
+        "bills_in_stampli": 3,
+        "failing": 0,
+        "last_run": {"command": "sync", "started_at": "2026-12-07T12:45:00+00:00", "exit_code": 0},
+        "needs_attention": [],
+    }
+    out = io.StringIO()
+    with (
+        mock.patch.object(output, "stdout_is_terminal", return_value=True),
+        mock.patch.dict(os.environ, {"COLUMNS": "200", "TZ": "America/New_York"}),
+        contextlib.redirect_stdout(out),
+    ):
+        import time
+
+        time.tzset()
+        output.show_status_all([summary], as_json=False)
+    time.tzset()
+    text = out.getvalue()
+    assert "Dec 07 07:45" in text or "07:45" in text, text
+    assert "2026-12-07T12:45" not in text  # not the JSON's UTC ISO form
+    assert "times are local: EST, UTC-05:00" in text
