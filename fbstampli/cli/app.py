@@ -14,6 +14,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from typer import _click as click
+from typer._click.core import ParameterSource
 from typer.core import TyperCommand, TyperGroup
 
 from fbstampli import __version__
@@ -160,6 +161,9 @@ def in_range(low: int, high: int) -> Any:
         return value
 
     return check
+
+
+COMMANDLINE = ParameterSource.COMMANDLINE
 
 
 class ColorChoice(StrEnum):
@@ -311,7 +315,8 @@ def _global(
     _quiet_run[:] = [quiet]
     from fbstampli.cli import output
 
-    output.hints_for_business(business)
+    given = ctx.get_parameter_source("installation") == COMMANDLINE  # not found by default
+    output.hints_for_business(business, installation=options.installation if given else None)
     output.use_color(color.value, no_color_env=bool(os.environ.get("NO_COLOR")))
     from fbstampli.logs import configure_logging
     from fbstampli.paths import check_home

@@ -68,15 +68,20 @@ def console(*, stderr: bool = False) -> Any:
 _business: list[str] = []
 
 
-def hints_for_business(name: str | None) -> None:
-    _business[:] = [name] if name else []
+def hints_for_business(name: str | None, *, installation: Path | None = None) -> None:
+    """Remember `--business NAME` (and an `--installation DIR` given) for this run's hints."""
+    words = f"--business {name}" if name else ""
+    if words and installation is not None:
+        words = f"--installation {installation} {words}"  # the hint must find it again
+    _business[:] = [words] if words else []
 
 
 def keep_business(text: str) -> str:
     """`fbstampli X` hints as `fbstampli --business NAME X` when the run named a business."""
     if not _business:
         return text
-    return re.sub(r"`fbstampli (?!--business )", f"`fbstampli --business {_business[0]} ", text)
+    unnamed = r"`fbstampli (?!--business |--installation )"
+    return re.sub(unnamed, f"`fbstampli {_business[0]} ", text)
 
 
 def problem_line(text: str) -> None:
