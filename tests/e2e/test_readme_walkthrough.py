@@ -332,6 +332,8 @@ def check_changes_by_hand(by_hand: ByHand, inbound: Path) -> None:
     assert bill_5[-1]["Subtotal"] == "12.50"
     assert "edited bill 5: amount 12.50" in transcript
     assert re.search(r"payment\s+1\s+deleted_in_freshbooks", transcript), transcript
+    assert "1 object deleted in FreshBooks" in transcript  # a payment, not "1 bill"
+    assert "bill_payment 1 was deleted in FreshBooks" in transcript
     # The webhook's bill reached the inbound through the listener: no sync was typed.
     assert "sync" not in webhook
     assert "webhook bill.create -> http://127.0.0.1:" in transcript
