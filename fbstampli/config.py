@@ -15,7 +15,7 @@ import errno
 import os
 import stat
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -135,7 +135,14 @@ _SECTIONS: dict[str, type[Any]] = {
 # prefixes kept for tests, benchmarks and the sandboxes: none of them is a typo.
 # Variables that are not settings but global options or the key (read before any setting).
 OTHER_ENV = frozenset(
-    {"FBSTAMPLI_HOME", "FBSTAMPLI_DB_KEY", "FBSTAMPLI_INSTALLATION", "FBSTAMPLI_ALLOW_FOREIGN_HOME"}
+    {
+        "FBSTAMPLI_HOME",
+        "FBSTAMPLI_CONFIG",
+        "FBSTAMPLI_DB_KEY",
+        "FBSTAMPLI_INSTALLATION",
+        "FBSTAMPLI_ALLOW_FOREIGN_HOME",
+        "FBSTAMPLI_COLOR",
+    }
 )
 RESERVED_ENV_PREFIXES = ("FBSTAMPLI_TEST_", "FBSTAMPLI_BENCH_", "FBSTAMPLI_SANDBOX_")
 
@@ -165,6 +172,14 @@ def unknown_env_problems(env: Mapping[str, str]) -> list[str]:
         hint = f"; did you mean {close[0]}?" if close else "; unset it"
         problems.append(f"environment variable {_shown(name)}: no such setting{hint}")
     return problems
+
+
+def _nearest(wrong: str, known: Iterable[str]) -> str:
+    """ "; did you mean X?" for a misspelt key or section, as for an environment variable."""
+    import difflib
+
+    close = difflib.get_close_matches(wrong, sorted(known), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
 
 
 def env_name(dotted: str) -> str:
@@ -336,7 +351,9 @@ def _file_sections(file_data: dict[str, Any], problems: list[str]) -> dict[str, 
     sections: dict[str, dict[str, object]] = {}
     for section_name, section_value in file_data.items():
         if section_name not in _SECTIONS:
-            problems.append(f"{_shown(section_name)}: unknown section")
+            problems.append(
+                f"{_shown(section_name)}: unknown section{_nearest(section_name, _SECTIONS)}"
+            )
             continue
         if not isinstance(section_value, dict):
             problems.append(f"{section_name}: must be a table")
@@ -371,7 +388,7 @@ def _build(sections: dict[str, dict[str, object]], problems: list[str]) -> Setti
         for key, raw in given.items():
             dotted = f"{section_name}.{key}"
             if key not in known:
-                problems.append(f"{_shown(dotted)}: unknown setting")
+                problems.append(f"{_shown(dotted)}: unknown setting{_nearest(key, known)}")
                 continue
             value = convert(raw, known[key].type, dotted, problems)
             if value is not None:

@@ -65,7 +65,9 @@ def push_sentences(counts: Mapping[str, int], *, dry_run: bool = False) -> list[
             "cause is fixed."
         )
     if counts.get("deleted"):
-        said.append(f"{plural(counts['deleted'], 'bill')} deleted in FreshBooks (in the audit).")
+        # Bills, vendors and bill payments alike (the notes name each): not all are bills.
+        deleted = plural(counts["deleted"], "object")
+        said.append(f"{deleted} deleted in FreshBooks (in the audit).")
     return said
 
 

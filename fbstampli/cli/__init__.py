@@ -20,7 +20,16 @@ from typing import NoReturn
 
 import typer
 
-from fbstampli.cli import admin, auth, business, digest, sandbox, sync, webhooks  # noqa: F401 - registers commands
+from fbstampli.cli import (  # noqa: F401 - registers commands (sandbox_edit after sandbox)
+    admin,
+    auth,
+    business,
+    digest,
+    sandbox,
+    sandbox_edit,
+    sync,
+    webhooks,
+)
 from fbstampli.cli.app import app, log_file_in_use
 from fbstampli.errors import ExitCode, FbstampliError
 
@@ -60,7 +69,17 @@ def run(args: Sequence[str] | None = None) -> int:
     and error mapping in-process, without `main`'s process-wide settings.
     """
     try:
-        result = app(args=args, standalone_mode=False, prog_name="fbstampli")
+        from typer.main import get_command
+
+        from fbstampli.cli.argv import hoisted
+
+        if os.environ.get("_FBSTAMPLI_COMPLETE"):  # shell completion (README: Shell completion)
+            from typer._completion_classes import completion_init
+
+            completion_init()
+        words = list(sys.argv[1:] if args is None else args)
+        words = hoisted(get_command(app), words)  # `fbstampli sync -q` works too
+        result = app(args=words, standalone_mode=False, prog_name="fbstampli")
         code = int(result) if isinstance(result, int) else 0
     except FbstampliError as error:
         from fbstampli.logs import FILE_ONLY, redact
@@ -76,11 +95,9 @@ def run(args: Sequence[str] | None = None) -> int:
         sys.stderr.write("fbstampli: aborted\n")
         code = 130
     except typer.TyperException as error:  # typer's own (vendored click) usage errors
-        show = getattr(error, "show", None)
-        if callable(show):
-            show()
-        else:
-            sys.stderr.write(f"fbstampli: error: {error}\n")
+        from fbstampli.cli.argv import usage_line
+
+        sys.stderr.write(f"fbstampli: error: {usage_line(error)}\n")  # one line, as all others
         code = ExitCode.USAGE
     except PermissionError as error:  # a local path this user may not use: not a bug
         from fbstampli.access import access_error, access_message

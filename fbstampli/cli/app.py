@@ -14,6 +14,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from typer import _click as click
+from typer._click.core import ParameterSource
 from typer.core import TyperCommand, TyperGroup
 
 from fbstampli import __version__
@@ -133,6 +134,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},  # every subcommand inherits it
 )
 
 JsonFlag = Annotated[
@@ -159,6 +161,15 @@ def in_range(low: int, high: int) -> Any:
         return value
 
     return check
+
+
+COMMANDLINE = ParameterSource.COMMANDLINE
+
+
+class ColorChoice(StrEnum):
+    AUTO = "auto"
+    ALWAYS = "always"
+    NEVER = "never"
 
 
 class LogFormat(StrEnum):
@@ -213,7 +224,20 @@ _HomeOption = Annotated[
 _ConfigOption = Annotated[
     Path | None,
     typer.Option(
-        "--config", metavar="FILE", help="Config file to read instead of <home>/config.toml."
+        "--config",
+        metavar="FILE",
+        envvar="FBSTAMPLI_CONFIG",
+        help="Config file to read instead of <home>/config.toml.",
+    ),
+]
+_ColorOption = Annotated[
+    ColorChoice,
+    typer.Option(
+        "--color",
+        envvar="FBSTAMPLI_COLOR",
+        case_sensitive=False,
+        help="auto: colour and progress bars only on a terminal, and no colour when "
+        "NO_COLOR is set; always; never.",
     ),
 ]
 _InstallationOption = Annotated[
@@ -280,6 +304,7 @@ def _global(
     quiet: _QuietOption = False,
     log_format: _LogFormatOption = LogFormat.TEXT,
     allow_foreign_home: _AllowForeignHomeOption = False,
+    color: _ColorOption = ColorChoice.AUTO,
     version: _VersionOption = False,
 ) -> None:
     options = Options(
@@ -298,6 +323,11 @@ def _global(
         options = selected(options, business)
     ctx.obj = options
     _quiet_run[:] = [quiet]
+    from fbstampli.cli import output
+
+    given = ctx.get_parameter_source("installation") == COMMANDLINE  # not found by default
+    output.hints_for_business(business, installation=options.installation if given else None)
+    output.use_color(color.value, no_color_env=bool(os.environ.get("NO_COLOR")))
     from fbstampli.logs import configure_logging
     from fbstampli.paths import check_home
 

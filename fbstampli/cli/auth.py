@@ -150,7 +150,15 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     from fbstampli.cli import output
     from fbstampli.services import auth as services
 
-    output.show_mapping("FreshBooks login", services.auth_status(options_of(ctx)), as_json=as_json)
+    document = services.auth_status(options_of(ctx))
+    output.show_mapping("FreshBooks login", document, as_json=as_json)
+    if not document.get("logged_in"):  # as `gh auth status`: a script can test it
+        if not as_json:
+            output.problem_line(
+                "not logged in to FreshBooks: "
+                + str(document.get("fix") or "run `fbstampli auth login`")
+            )
+        raise typer.Exit(1)
 
 
 @auth_app.command(
@@ -198,7 +206,8 @@ def _secrets(password_stdin: bool, key_file: Path | None) -> tuple[str, str, str
     short_help="Store the Stampli SFTP login and pin its host key.",
     epilog=examples(
         "fbstampli auth sftp --host sftp.stampli.com --username acme",
-        "pass stampli | fbstampli auth sftp --host H --username U --password-stdin",
+        "pass stampli | fbstampli auth sftp --host H --username U --accept-host-key SHA256:… "
+        "--password-stdin",
     ),
 )
 def sftp(

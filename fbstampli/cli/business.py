@@ -139,5 +139,14 @@ def status_all(ctx: typer.Context, *, as_json: bool) -> NoReturn:
 
     refuse_selected(ctx)
     summaries = services.status_all(options_of(ctx))
-    output.show_status_all(summaries, as_json=as_json)
-    raise typer.Exit(1 if any(s.needs_attention for s in summaries) else 0)
+    quiet = options_of(ctx).quiet
+    if not quiet or as_json:
+        output.show_status_all(summaries, as_json=as_json)
+    attention = [
+        f"business {s.business}: {', '.join(s.needs_attention)}"
+        for s in summaries
+        if s.needs_attention
+    ]
+    if attention and quiet and not as_json:  # -q: the one line cron mails, as `-q status`
+        output.problem_line("needs attention: " + "; ".join(attention))
+    raise typer.Exit(1 if attention else 0)

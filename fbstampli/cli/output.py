@@ -55,9 +55,49 @@ def write_csv(out: Any, columns: Sequence[str], rows: Iterable[Mapping[str, Any]
     writer.writerows({k: cell(v) for k, v in row.items()} for row in rows)
 
 
+# `--color`: "auto" (colour on a terminal unless NO_COLOR is set), "always" or "never".
+_color: list[str] = ["auto"]
+
+
+def use_color(mode: str, *, no_color_env: bool) -> None:
+    _color[:] = ["never" if mode == "auto" and no_color_env else mode]
+
+
+def console(*, stderr: bool = False) -> Any:
+    """A rich Console that colours as `--color` and NO_COLOR say (https://no-color.org)."""
+    from rich.console import Console
+
+    mode = _color[0]
+    if mode == "never":
+        return Console(stderr=stderr, no_color=True, highlight=False)
+    if mode == "always":
+        return Console(stderr=stderr, force_terminal=True)
+    return Console(stderr=stderr)
+
+
+# `--business NAME` of this run: the hints it prints (`fbstampli auth sftp`) keep it.
+_business: list[str] = []
+
+
+def hints_for_business(name: str | None, *, installation: Path | None = None) -> None:
+    """Remember `--business NAME` (and an `--installation DIR` given) for this run's hints."""
+    words = f"--business {name}" if name else ""
+    if words and installation is not None:
+        words = f"--installation {installation} {words}"  # the hint must find it again
+    _business[:] = [words] if words else []
+
+
+def keep_business(text: str) -> str:
+    """`fbstampli X` hints as `fbstampli --business NAME X` when the run named a business."""
+    if not _business:
+        return text
+    unnamed = r"`fbstampli (?!--business |--installation )"
+    return re.sub(unnamed, f"`fbstampli {_business[0]} ", text)
+
+
 def problem_line(text: str) -> None:
     """One `fbstampli: …` line on stderr; it may quote a remote name, so it is cleaned."""
-    sys.stderr.write(f"fbstampli: {clean(text)}\n")
+    sys.stderr.write(f"fbstampli: {clean(keep_business(text))}\n")
 
 
 def write_json(document: Any) -> None:
@@ -77,7 +117,6 @@ def table(
     """A rich table on a terminal (long cells wrap, never cut; the `whole` columns, names such
     as an outcome, never even wrap); tab-separated text when piped."""
     if stdout_is_terminal():
-        from rich.console import Console
         from rich.table import Table
         from rich.text import Text
 
@@ -92,7 +131,7 @@ def table(
                 rich_table.add_column(Text(clean(column)), overflow="fold")
         for row in rows:
             rich_table.add_row(*(Text(clean(cell)) for cell in row))  # Text: never markup
-        Console().print(rich_table)
+        console().print(rich_table)
         return
     sys.stdout.write("\t".join(clean(column) for column in columns) + "\n")
     for row in rows:
@@ -105,13 +144,13 @@ def show_report(report: RunReport, options: Options, *, as_json: bool = False) -
         return
     for problem in report.problems:
         problem_line(problem)
-    if options.quiet or not (stdout_is_terminal() or options.verbose):
+    if options.quiet:  # the same sentences on a terminal, in a pipe, in a log: only -q silences
         return
     from fbstampli.summaries import sentences
 
-    sys.stdout.write(clean(" ".join(sentences(report))) + "\n")
+    sys.stdout.write(clean(keep_business(" ".join(sentences(report)))) + "\n")
     for note in report.notes:
-        sys.stdout.write(f"  {clean(note)}\n")
+        sys.stdout.write(f"  {clean(keep_business(note))}\n")
 
 
 def show_mapping(title: str, data: dict[str, Any], *, as_json: bool) -> None:
@@ -330,7 +369,7 @@ def show_steps(report: RunReport, options: Options, *, as_json: bool = False) ->
     if options.quiet:
         return
     for note in report.notes:
-        sys.stdout.write(f"{clean(note)}\n")
+        sys.stdout.write(f"{clean(keep_business(note))}\n")
 
 
 def show_all(result: Any, options: Options, *, as_json: bool = False) -> None:
@@ -342,7 +381,7 @@ def show_all(result: Any, options: Options, *, as_json: bool = False) -> None:
         write_json(result.as_dict())
     for outcome in result.failing:
         problem_line(outcome.line())
-    if as_json or options.quiet or not (stdout_is_terminal() or options.verbose):
+    if as_json or options.quiet:  # the same lines piped as on a terminal: only -q silences
         return
     for outcome in result.outcomes:
         if outcome.exit_code == 0 and outcome.report is not None:
@@ -355,11 +394,19 @@ def show_status_all(summaries: Sequence["BusinessStatus"], *, as_json: bool) -> 
     if as_json:
         write_json({"schema": 1, "businesses": [summary.to_json() for summary in summaries]})
         return
+    from datetime import datetime
+
+    from fbstampli.cli.status_view import local_time
+
+    now = datetime.now().astimezone()
     rows = []
     for summary in summaries:
         last = summary.last_run
-        when = f"{last['command']} {last['started_at']} exit {last['exit_code']}" if last else ""
+        started = local_time(last["started_at"], now) if last else ""
+        when = f"{last['command']} {started} exit {last['exit_code']}" if last else ""
         attention = "; ".join(summary.needs_attention) or "no"
         rows.append([summary.business, summary.bills_in_stampli, summary.failing, when, attention])
     columns = ["business", "bills in Stampli", "failing", "last run", "needs attention"]
-    table("fbstampli status --all", columns, rows)
+    from fbstampli.services.status import zone_name
+
+    table(f"fbstampli status --all (times are local: {zone_name(now)})", columns, rows)

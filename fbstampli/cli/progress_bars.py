@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from fbstampli.cli.output import console
 from fbstampli.options import Options
 
 KIND_LABELS = {"bills": "bills", "bill_vendors": "vendors", "bill_payments": "payments"}
@@ -78,7 +79,6 @@ def stages(options: Options, *, enabled: bool = True) -> Iterator[Any]:
     if not enabled or not shows_progress(options):
         yield NoProgress()
         return
-    from rich.console import Console
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeRemainingColumn
 
     columns = (
@@ -87,5 +87,5 @@ def stages(options: Options, *, enabled: bool = True) -> Iterator[Any]:
         BarColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, transient=True, console=Console(stderr=True)) as bar:
+    with Progress(*columns, transient=True, console=console(stderr=True)) as bar:
         yield Stages(bar)

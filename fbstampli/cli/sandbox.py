@@ -1,11 +1,23 @@
 """`demo` and `sandbox`: the whole flow, and the stand-ins for FreshBooks and Stampli."""
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer import _click as click
 
-from fbstampli.cli.app import MAX_PORT, FriendlyCommand, GroupedHelp, app, examples, in_range
+from fbstampli.cli.app import (
+    MAX_PORT,
+    FriendlyCommand,
+    GroupedHelp,
+    _name_metavars,
+    _plain,
+    app,
+    examples,
+    in_range,
+)
+from fbstampli.sandbox.realities import ALL as ALL_REALITIES
+from fbstampli.sandbox.realities import REALITIES
 
 
 @app.command(
@@ -59,16 +71,41 @@ sandbox_app = typer.Typer(
 app.add_typer(sandbox_app, name="sandbox")
 
 
-@sandbox_app.command(
-    "freshbooks",
-    cls=FriendlyCommand,
-    short_help="Serve a FreshBooks-like API with seeded bills.",
+class ServingGroup(GroupedHelp):
+    """A group that serves when given no command: its own options named like a command's."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _name_metavars(self)
+
+    def get_help(self, ctx: click.Context) -> str:
+        return _plain(super().get_help(ctx))
+
+
+freshbooks_app = typer.Typer(
+    no_args_is_help=False,
+    rich_markup_mode=None,
+    cls=ServingGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+sandbox_app.add_typer(
+    freshbooks_app,
+    name="freshbooks",
+    short_help="Serve a FreshBooks-like API with seeded bills; change it while it runs.",
+)
+
+
+@freshbooks_app.callback(
+    invoke_without_command=True,
     epilog=examples(
         "fbstampli sandbox freshbooks",
         "fbstampli sandbox freshbooks --write-config ~/fbstampli-sandbox",
+        "fbstampli sandbox freshbooks --businesses 2",
+        "fbstampli sandbox freshbooks edit-bill --bill 5 --amount 12.50",
     ),
 )
 def sandbox_freshbooks(
+    ctx: typer.Context,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[
         int,
@@ -107,14 +144,29 @@ def sandbox_freshbooks(
         str,
         typer.Option(
             "--reality",
-            help="Act out unconfirmed FreshBooks behaviours, comma-separated: sort-ignored, "
-            "sort-rejected, vendor-ids-ignored, vendor-ids-rejected, lines-omitted, "
-            "vendor-times-ny, empty-pages-zero, scope-missing; or all (every one but "
-            "scope-missing).",
+            help="Act out unconfirmed FreshBooks behaviours, comma-separated: "
+            f"{', '.join(REALITIES)}; or all (every one but "
+            f"{' and '.join(name for name in REALITIES if name not in ALL_REALITIES)}).",
         ),
     ] = "",
+    businesses: Annotated[
+        int,
+        typer.Option(
+            "--businesses",
+            metavar="N",
+            callback=in_range(1, 9),
+            help="Serve N businesses on the one login, each with its own seeded data "
+            "(`auth login` then asks which one).",
+        ),
+    ] = 1,
 ) -> None:
-    """Serve a FreshBooks-compatible sandbox API until Ctrl-C (try fbstampli without an account)."""
+    """Serve a FreshBooks-compatible sandbox API until Ctrl-C (try fbstampli without an account).
+
+    While it runs, the commands below change its data from another terminal, as someone
+    working in FreshBooks would, and FreshBooks' webhook goes to every registered callback.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
     from functools import partial
 
     from fbstampli.paths import expanded
@@ -124,7 +176,9 @@ def sandbox_freshbooks(
     writer = None
     if write_config is not None:
         writer = partial(write_sandbox_config, expanded(write_config, "--write-config"))
-    run_sandbox(host, port, vendors, bills, payments, reality, write_config=writer)
+    run_sandbox(
+        host, port, vendors, bills, payments, reality, write_config=writer, businesses=businesses
+    )
 
 
 @sandbox_app.command(

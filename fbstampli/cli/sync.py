@@ -197,6 +197,7 @@ def retry(
     epilog=examples(
         "fbstampli sync",
         "fbstampli sync --all   (every business of the installation)",
+        "fbstampli sync --dry-run   (the files it would send, in <home>/dry-run/)",
         "*/15 * * * *  fbstampli -q sync   (crontab)",
     ),
 )
@@ -207,10 +208,32 @@ def sync(
         bool,
         typer.Option("--all", help="Every business of the installation in turn, each alone."),
     ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Plan and write the files to <home>/dry-run/ as push-bills --dry-run does; "
+            "upload nothing, and read no Stampli export (pull and reconcile would change the "
+            "state).",
+        ),
+    ] = False,
 ) -> None:
     """push-bills, pull-stampli and reconcile under one lock: what cron runs every 15 minutes."""
     from fbstampli.cli import progress_bars
 
+    if dry_run:
+        if all_businesses:
+            raise ConfigError("sync --dry-run runs one business: give --business NAME, not --all")
+        from fbstampli.services import sync as services
+
+        with progress_bars.stages(options_of(ctx), enabled=not as_json) as shown:
+            report = services.push_bills(
+                options_of(ctx), dry_run=True, full=False, since=None, progress=shown
+            )
+        report.notes.append(
+            "dry run: pull-stampli and reconcile were not run; `fbstampli sync` runs all three"
+        )
+        finish(ctx, report, as_json=as_json)
     if all_businesses:
         from fbstampli.cli.business import sync_all
 

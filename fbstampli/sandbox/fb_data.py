@@ -196,7 +196,7 @@ class AccountData:
             "overall_description": bill["overall_description"],
             "lines": lines,
             "bill_payments": [self.render_payment(p) for p in self._live_payments(bill["id"])],
-            "attachment": None,
+            "attachment": bill.get("attachment"),  # set by the admin face's attach
             "vis_state": bill["vis_state"],
             "created_at": _stamp(bill["created_at"]),
             "updated_at": _stamp(bill["updated_at"]),
@@ -580,3 +580,13 @@ class CallbackRecord:
     def matches(self, event_name: str) -> bool:
         """`bill` matches `bill.update`: FreshBooks' "event and parent event" rule."""
         return self.event == event_name or event_name.startswith(self.event + ".")
+
+
+class Answer(Exception):
+    """Raised inside a route to answer at once with `status` and a JSON body."""
+
+    def __init__(self, status: int, body: object = None, headers: dict[str, str] | None = None):
+        super().__init__(status)
+        self.status = status
+        self.body = body
+        self.headers = headers or {}

@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from fbstampli.sandbox.fb_data import AccountData, AuthState, Business, CallbackRecord
+from fbstampli.sandbox.fb_data import AccountData, Answer, AuthState, Business, CallbackRecord
 from fbstampli.sandbox.rates import Dice
 from fbstampli.sandbox.realities import MISSING_SCOPE
 
@@ -151,16 +151,6 @@ class RequestRecord:
     query: dict[str, list[str]]
     kind: str  # e.g. "bills.list", "bills.get", "token", "callbacks.create"
     status: int  # 0: dropped without a response
-
-
-class Answer(Exception):
-    """Raised inside a route to answer at once with `status` and a JSON body."""
-
-    def __init__(self, status: int, body: object = None, headers: dict[str, str] | None = None):
-        super().__init__(status)
-        self.status = status
-        self.body = body
-        self.headers = headers or {}
 
 
 def classic_error(status: int, errno: int, message: str, obj: str, value: str = "") -> Answer:
@@ -332,6 +322,10 @@ class Routes:
 
     def dispatch(self) -> Answer:
         path = self.path.rstrip("/") or "/"
+        from fbstampli.sandbox import fb_admin
+
+        if fb_admin.is_admin(path):
+            return fb_admin.admin_answer(self.sandbox, self.method, path, self.query, self.body)
         if path == "/auth/oauth/token" and self.method == "POST":
             return self.token()
         if path == "/auth/oauth/revoke" and self.method == "POST":

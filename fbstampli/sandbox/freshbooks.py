@@ -14,7 +14,8 @@ import http.client
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import ThreadingHTTPServer
@@ -101,6 +102,7 @@ class FreshBooksSandbox:
         self.realities = parse_realities(realities)
         self.callbacks: dict[str, dict[int, CallbackRecord]] = {a: {} for a in self.accounts}
         self.deliveries: list[Delivery] = []
+        self.attachments: dict[str, bytes] = {}  # jwt -> PDF, from the admin face's attach
         self._faults: list[Fault] = []
         self.fault_rate: FaultRate | None = None  # background faults; one-shot ones go first
         self._holds: list[Hold] = []
@@ -331,6 +333,18 @@ class FreshBooksSandbox:
             ]
         return [self._deliver(record, form) for record in targets]
 
+    @contextmanager
+    def capture_deliveries(self) -> Iterator[list[Delivery]]:
+        """The webhook deliveries made inside the block (a change's events are sent inline)."""
+        with self._lock:
+            start = len(self.deliveries)
+        captured: list[Delivery] = []
+        try:
+            yield captured
+        finally:
+            with self._lock:
+                captured.extend(self.deliveries[start:])
+
     def _deliver(self, record: CallbackRecord, form: tuple[tuple[str, str], ...]) -> Delivery:
         body = urlencode(form).encode("utf-8")
         headers = {
@@ -368,24 +382,41 @@ def run_sandbox(
     payments: int = 60,
     realities: str = "",
     write_config: Callable[[FreshBooksSandbox], str] | None = None,
+    businesses: int = 1,
 ) -> None:
     """Serve a seeded sandbox until Ctrl-C or SIGTERM, printing what to configure fbstampli with.
 
     `write_config`, when given, writes the sandbox's settings into a home's config and
     returns a line saying so: a new terminal, or cron, then needs only FBSTAMPLI_HOME.
+    `businesses` above 1 serves that many businesses on the one login, each seeded alike
+    (its own data), as an accountant who belongs to several sees them at `auth login`.
     """
     stop = threading.Event()
     chosen = parse_realities(realities)  # a bad name is refused before the port is taken
     try:
-        server = FreshBooksSandbox(host=host, port=port, emit_events=True, realities=chosen)
+        server = FreshBooksSandbox(
+            host=host,
+            port=port,
+            emit_events=True,
+            realities=chosen,
+            businesses=sandbox_businesses(businesses),
+        )
     except OSError as error:  # the port taken, an address that is not this machine's
         raise ConfigError(
             f"cannot listen on {host}:{port} ({error.strerror or error}); "
             "choose another --host or --port"
         ) from None
     with stop_signals(stop), server as sandbox:
-        sandbox.seed(vendors=vendors, bills=bills, payments=payments)
-        lines = [f"FreshBooks sandbox at {sandbox.url} (account {sandbox.account_id})"]
+        for index, account in enumerate(sandbox.accounts.values()):
+            account.seed(vendors=vendors, bills=bills, payments=payments, seed=1 + index)
+        if businesses == 1:
+            lines = [f"FreshBooks sandbox at {sandbox.url} (account {sandbox.account_id})"]
+        else:
+            lines = [f"FreshBooks sandbox at {sandbox.url}, {businesses} businesses on one login:"]
+            lines += [
+                f"  business {b.business_id}  {b.name} (account {b.account_id})"
+                for b in sandbox.businesses
+            ]
         if chosen:
             lines.append(f"  acting out: {', '.join(sorted(chosen))}")
         if write_config is not None:
@@ -398,12 +429,31 @@ def run_sandbox(
                 f"  export FBSTAMPLI_FRESHBOOKS_CLIENT_ID={sandbox.client_id}",
                 f"  export FBSTAMPLI_FRESHBOOKS_CLIENT_SECRET={sandbox.client_secret}",
             ]
-        lines.append(
-            f"  seeded {vendors} vendors, {bills} bills, {payments} payments; Ctrl-C stops"
-        )
+        each = " each" if businesses > 1 else ""
+        lines += [
+            f"  change it while it runs (a webhook goes to each registered callback): fbstampli "
+            f"sandbox freshbooks edit-bill --url {sandbox.url} --bill 1 --amount 12.50",
+            "    (add-, edit-, delete-, restore- bill, vendor or payment; attach; fire-webhook)",
+            f"  seeded {vendors} vendors, {bills} bills, {payments} payments{each}; Ctrl-C stops",
+        ]
         print("\n".join(lines), flush=True)  # noqa: T201 - this is the interactive entry point
         stop.wait()
         print("stopped", flush=True)  # noqa: T201
+
+
+SANDBOX_NAMES = ("Sandbox Supplies Ltd.", "Sandbox Services Inc.", "Sandbox Studio LLC")
+
+
+def sandbox_businesses(count: int) -> list[Business]:
+    """The first is the one-business sandbox's (ABC123, 439000); the others follow it."""
+    return [
+        Business(
+            f"ABC{123 + index}",
+            439000 + index,
+            SANDBOX_NAMES[index] if index < len(SANDBOX_NAMES) else f"Sandbox Business {index + 1}",
+        )
+        for index in range(count)
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> None:

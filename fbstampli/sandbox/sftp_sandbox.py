@@ -1,7 +1,9 @@
 """`fbstampli sandbox sftp`: the in-process SFTP server, served by hand as a Stampli stand-in.
 
-For trying `auth sftp`, `doctor` and `sync` without a Stampli account. The
-login is a throwaway one, new at every start; nothing here is for production.
+For trying `auth sftp`, `doctor` and `sync` without a Stampli account; nothing
+here is for production. With `--root DIR` the login (host key and password) is
+kept in `DIR/.sandbox/` (0600) and used again at the next start, so the host key
+pinned yesterday still matches; a temporary folder gets a new one each time.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fbstampli.errors import ConfigError
+from fbstampli.sandbox.sftp_login import SandboxLogin, kept_login
 from fbstampli.sandbox.sftp_server import SftpServer
 from fbstampli.signals import stop_signals
 
@@ -41,7 +44,9 @@ def run_sftp_sandbox(
                 raise ConfigError(
                     f"cannot serve {folder} ({error.strerror}); choose another --root"
                 ) from None
-            _serve(SftpServer(folder, port=port), host, show, stop, kept=root is not None)
+            login = kept_login(folder) if root is not None else SandboxLogin.new()
+            server = SftpServer(folder, port=port, password=login.password, host_pkey=login.pkey)
+            _serve(server, host, show, stop, kept=root is not None)
     finally:
         if root is None:
             shutil.rmtree(folder, ignore_errors=True)
@@ -74,13 +79,18 @@ def _serve(
 
 def _login_lines(server: SftpServer, *, kept: bool) -> list[str]:
     kind = "kept afterwards" if kept else "removed when stopped"
+    lasts = (
+        f"kept in {server.root / '.sandbox'} for the next start"
+        if kept
+        else "new at every start; --root DIR keeps it"
+    )
     return [
         f"Stampli SFTP sandbox at {server.host}:{server.port}, serving {server.root} ({kind})",
         f"  host:     {server.host}",
         f"  port:     {server.port}",
         f"  user:     {server.username}",
         f"  password: {server.password}",
-        "            (a throwaway sandbox password, new at every start; not a secret to keep)",
+        f"            (a throwaway sandbox password, {lasts}; not a secret to keep)",
         f"  host key: {server.host_key.key_type} {server.host_key.sha256_fingerprint}",
         f"  folders:  {', '.join(name + '/' for name in FOLDERS)}",
         f"  log in:   fbstampli auth sftp --host {server.host} --port {server.port} "

@@ -88,7 +88,8 @@ def _next_steps(options: Options, name: str) -> list[str]:
     run += f" --business {name}"
     return [
         f"next: `{run} auth login` (choose this business's FreshBooks business)",
-        f"then: `{run} auth sftp --host HOST --username USER --password-stdin` "
+        f"then: `{run} auth sftp --host HOST --username USER --accept-host-key SHA256:… "
+        "--password-stdin` "
         "(this business's Stampli SFTP target)",
         f"webhooks (optional): `{run} webhooks register --url "
         f"https://YOUR-HOST/webhooks/freshbooks/{name}` with serve-webhook running",

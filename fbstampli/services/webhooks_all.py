@@ -58,6 +58,7 @@ class _Served:
     workers: dict[str, Worker] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)
     leftovers: list[str] = field(default_factory=list)
+    refusals: list[FbstampliError] = field(default_factory=list)
 
 
 def _serve_business(
@@ -83,6 +84,7 @@ def _serve_business(
             stack.enter_context(opened.pop_all())
     except FbstampliError as error:
         served.unavailable[name] = str(error)
+        served.refusals.append(error)
         report.problems.append(f"business {name} not served: {error}")
         log.warning("business %s is not served: %s", name, error)
         return
@@ -160,6 +162,8 @@ def installation_listener(
         served = _Served()
         for business in businesses:
             _serve_business(stack, options, business, served, report)
+        if served.refusals and not served.listeners:  # e.g. a second `serve-webhook --all`
+            raise served.refusals[0]
         listener = _bind(options, served, host, port)
         for worker in served.workers.values():
             worker.start()

@@ -228,7 +228,8 @@ def test_next_steps_name_the_installation_when_it_is_not_found_by_default(
     login = run(
         tmp_path / "home", "--installation", str(folder), "--business", "delta", "auth", "status"
     )
-    assert login.code == 0, login.stderr
+    assert login.code == 1, login.stderr  # found, and not logged in yet: the hint finds it too
+    assert f"`fbstampli --installation {folder} --business delta auth login`" in login.stderr
 
 
 def test_sync_all_sends_each_business_to_its_own_stampli_only(installation: Installation) -> None:

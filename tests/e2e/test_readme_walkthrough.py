@@ -13,7 +13,9 @@ The only edits to the commands: the sandboxes listen on free ports
 (installing, `crontab -e`) are not run; `fbstampli` on PATH is this checkout.
 """
 
+import csv
 import http.client
+import io
 import os
 import pty
 import re
@@ -26,10 +28,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
+
 from tests.support.cli import REPO, cli_env, read_lines_until
+from tests.support.local_http import free_port, wait_for
 
 HEADING = "## Setting it up in ten minutes"
-BLOCK = re.compile(r"<!-- walkthrough: (sandbox|run) -->\n```sh\n(.*?)```", re.DOTALL)
+BY_HAND = "## Watching a change arrive, by hand"
+BLOCK = re.compile(r"<!-- walkthrough: (sandbox|run|listen) -->\n```sh\n(.*?)```", re.DOTALL)
+LISTENER_DEFAULT = "127.0.0.1:8787"  # `fbstampli serve-webhook`'s default address
 FRESHBOOKS_DEFAULT = "127.0.0.1:8765"  # `fbstampli sandbox freshbooks`'s default address
 SFTP_DEFAULT = "--port 2222"  # `fbstampli sandbox sftp`'s default port
 WALKTHROUGH_TIMEOUT = 300.0
@@ -37,14 +44,22 @@ BANNER_TIMEOUT = 30.0
 URL_PROMPT = "Redirected URL: "
 PASSWORD_PROMPT = "SFTP password: "
 PIN_PROMPT = "Pin it? [y/N]: "
+BUSINESS_PROMPT = "Business id: "
+SEVERAL = "## Several businesses"
 
 
-def walkthrough_blocks() -> list[tuple[str, str]]:
-    """(kind, text) of each marked block under the walk-through's heading, in order."""
+def walkthrough_blocks(heading: str = HEADING) -> list[tuple[str, str]]:
+    """(kind, text) of each marked block under `heading`, in order."""
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    assert HEADING in readme, f"README has no {HEADING!r} section"
-    section = readme.split(HEADING, 1)[1].split("\n## ", 1)[0]
+    assert heading in readme, f"README has no {heading!r} section"
+    section = readme.split(heading, 1)[1].split("\n## ", 1)[0]
     return [(match[1], match[2]) for match in BLOCK.finditer(section)]
+
+
+def exported(script: str, home: Path) -> dict[str, str]:
+    """The `export NAME=VALUE` lines of a script, `~` expanded: what a new terminal is given."""
+    found = re.findall(r"^export (\w+)=(\S+)$", script, re.MULTILINE)
+    return {name: value.replace("~", str(home), 1) for name, value in found}
 
 
 def cron_command() -> str:
@@ -125,10 +140,11 @@ class User:
     transcript: str = ""
     answered: dict[str, int] = field(default_factory=dict)
     pasted_urls: list[str] = field(default_factory=list)
+    chosen_businesses: list[str] = field(default_factory=list)
 
     def reply(self, seen: str) -> str | None:
         self.transcript += seen
-        for prompt in (URL_PROMPT, PASSWORD_PROMPT, PIN_PROMPT):
+        for prompt in (URL_PROMPT, PASSWORD_PROMPT, PIN_PROMPT, BUSINESS_PROMPT):
             if self.transcript.count(prompt) > self.answered.get(prompt, 0):
                 self.answered[prompt] = self.answered.get(prompt, 0) + 1
                 return self._answer(prompt)
@@ -142,6 +158,10 @@ class User:
             return follow_like_a_browser(url) + "\n"
         if prompt == PASSWORD_PROMPT:
             return self.password + "\n"
+        if prompt == BUSINESS_PROMPT:  # the first login takes the first business, and so on
+            listed = re.findall(r"^  (\d+)  \S", before.rsplit(URL_PROMPT, 1)[-1], re.MULTILINE)
+            self.chosen_businesses.append(listed[len(self.chosen_businesses)])
+            return self.chosen_businesses[-1] + "\n"
         offered = before.rsplit("\n", 1)[-1]
         return "y\n" if self.fingerprint in offered else "n\n"
 
@@ -206,6 +226,10 @@ def test_the_readme_walkthrough_runs_as_written_against_both_sandboxes(tmp_path:
         code = type_into_a_terminal(tmp_path / "walkthrough.sh", env, user_home, user)
 
         assert code == 0, user.transcript
+        inbound = sorted(
+            path.name for path in (user_home / "stampli-sandbox" / "inbound").iterdir()
+        )
+        by_hand = watch_changes_by_hand(tmp_path, {**env, **exported(script, user_home)})
     finally:
         stopped = []
         for sandbox in (freshbooks, sftp):
@@ -221,7 +245,6 @@ def test_the_readme_walkthrough_runs_as_written_against_both_sandboxes(tmp_path:
     assert len(doctor) == 12, transcript  # home, key, state, FreshBooks, its behaviour, SFTP, …
     assert all(line.startswith("ok   ") for line in doctor), "\n".join(doctor)
     dry_run = sorted(path.name for path in (user_home / "fbstampli-sandbox" / "dry-run").iterdir())
-    inbound = sorted(path.name for path in (user_home / "stampli-sandbox" / "inbound").iterdir())
     for files in (dry_run, inbound):
         assert [name.rsplit("_", 1)[1] for name in files] == [
             "1-vendors.csv",
@@ -231,3 +254,147 @@ def test_the_readme_walkthrough_runs_as_written_against_both_sandboxes(tmp_path:
     # Cron's command came last (`bash -x` traced it) and printed nothing: no mail from cron.
     assert transcript.rstrip().endswith(f"+ {cron_command()}"), transcript[-2000:]
     assert stopped == [0, 0]
+
+    check_changes_by_hand(by_hand, user_home / "stampli-sandbox" / "inbound")
+
+
+@dataclass
+class ByHand:
+    transcript: str
+    scripts: list[str]
+    listener_code: int | None
+
+
+def watch_changes_by_hand(tmp_path: Path, env: dict[str, str]) -> ByHand:
+    """The README's "by hand" section, typed into the same kind of terminal, its listener
+    started in a terminal of its own (on a free port) when the README says to start it."""
+    user_home = Path(env["HOME"])
+    watcher = User(password="", fingerprint="")  # no prompt is expected here
+    scripts: list[str] = []
+    listener: subprocess.Popen[str] | None = None
+    port = free_port()
+    try:
+        for kind, text in walkthrough_blocks(BY_HAND):
+            if kind == "run":  # each block its own script, typed into the one terminal
+                assert LISTENER_DEFAULT not in text or listener is not None, text
+                script = tmp_path / f"by-hand-{len(scripts)}.sh"
+                script.write_text(text.replace(LISTENER_DEFAULT, f"127.0.0.1:{port}"))
+                scripts.append(text)
+                code = type_into_a_terminal(script, env, user_home, watcher)
+                assert code == 0, watcher.transcript
+            if kind == "listen":
+                assert listener is None
+                assert text.split()[:2] == ["fbstampli", "serve-webhook"]
+                listener = subprocess.Popen(
+                    ["bash", "--noprofile", "--norc", "-c", f"exec {text.strip()} --port {port}"],
+                    env=env,
+                    cwd=user_home,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+                wait_for(lambda: _answers(port), timeout=BANNER_TIMEOUT)
+            elif kind == "sandbox":
+                raise AssertionError("the by-hand section uses the set-up's sandboxes")
+    finally:
+        listener_code = None
+        if listener is not None:
+            listener.send_signal(signal.SIGINT)
+            listener.communicate(timeout=BANNER_TIMEOUT)
+            listener_code = listener.returncode
+    (tmp_path / "by-hand.transcript").write_text(watcher.transcript)  # to read after a failure
+    return ByHand(watcher.transcript, scripts, listener_code)
+
+
+def _answers(port: int) -> bool:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+    try:
+        connection.request("GET", "/healthz")
+        return connection.getresponse().status < 500
+    except OSError:
+        return False
+    finally:
+        connection.close()
+
+
+def check_changes_by_hand(by_hand: ByHand, inbound: Path) -> None:
+    """An edit, a deletion and a webhook, each seen where the README says to look."""
+    transcript = by_hand.transcript
+    edit, deletion, webhook = by_hand.scripts
+    bill_5 = [
+        row
+        for name in sorted(inbound.glob("*-bills.csv"))
+        for row in csv.DictReader(io.StringIO(name.read_text(encoding="utf-8")))
+        if row["FreshBooks Bill ID"] == "5"
+    ]
+    assert len(bill_5) == 2, bill_5  # as first sent, then once as edited
+    assert bill_5[-1]["Subtotal"] == "12.50"
+    assert "edited bill 5: amount 12.50" in transcript
+    assert re.search(r"payment\s+1\s+deleted_in_freshbooks", transcript), transcript
+    assert "1 object deleted in FreshBooks" in transcript  # a payment, not "1 bill"
+    assert "bill_payment 1 was deleted in FreshBooks" in transcript
+    # The webhook's bill reached the inbound through the listener: no sync was typed.
+    assert "sync" not in webhook
+    assert "webhook bill.create -> http://127.0.0.1:" in transcript
+    assert "delivered (HTTP 200)" in transcript
+    arrived = [p.name for p in inbound.glob("*-bills.csv") if "WEBHOOK-1" in p.read_text()]
+    assert len(arrived) == 1, arrived
+    assert by_hand.listener_code == 0
+    assert "fbstampli sandbox freshbooks edit-bill" in edit
+    assert "fbstampli sandbox freshbooks delete-payment" in deletion
+
+
+@pytest.mark.slow
+def test_the_readme_several_businesses_example_runs_as_written_against_the_sandboxes(
+    tmp_path: Path,
+) -> None:
+    blocks = walkthrough_blocks(SEVERAL)
+    sandbox_commands = [text for kind, text in blocks if kind == "sandbox"]
+    script = "".join(text for kind, text in blocks if kind == "run")
+    for step in ("business add alpha", "--business beta auth sftp", "sync --all", "status --all"):
+        assert step in script, f"the example lost `{step}`"
+    env = user_environment(tmp_path)
+    user_home = Path(env["HOME"])
+    sandboxes = [start_sandbox(command, env, user_home) for command in sandbox_commands]
+    try:
+        freshbooks, alpha, beta = sandboxes
+        address = re.search(r"at http://(127\.0\.0\.1:\d+)", freshbooks.banner[0])
+        assert address is not None, freshbooks.banner
+        script = script.replace("127.0.0.1:8766", address[1])
+        for written, sftp in (("2223", alpha), ("2224", beta)):
+            script = script.replace(f"--port {written}", f"--port {sftp.value('port')}")
+            fingerprint = sftp.value("host key").split()[1]
+            script = script.replace("SHA256:…", fingerprint, 1)  # alpha's first, then beta's
+        (tmp_path / "several.sh").write_text(script)
+        user = User(password="", fingerprint="")
+
+        code = type_into_a_terminal(tmp_path / "several.sh", env, user_home, user)
+
+        # Every step succeeded (`set -e`), up to the last: `status --all` exits 1, as the
+        # README says, because nothing from Stampli confirms the sandbox's payments yet.
+        traced = [line for line in user.transcript.splitlines() if line.startswith("+ fbstampli")]
+        assert traced[-1] == "+ fbstampli status --all", user.transcript
+        assert script.strip().splitlines()[-1].startswith("fbstampli status --all")
+        assert code == 1, user.transcript
+    finally:
+        stopped = []
+        for sandbox in sandboxes:
+            sandbox.process.send_signal(signal.SIGINT)
+            sandbox.process.communicate(timeout=BANNER_TIMEOUT)
+            stopped.append(sandbox.process.returncode)
+
+    assert user.answered == {URL_PROMPT: 2, BUSINESS_PROMPT: 2}, user.transcript
+    assert user.chosen_businesses == ["439000", "439001"]
+    for name, account in (("alpha", "ABC123"), ("beta", "ABC124")):  # each its own business
+        files = sorted(path.name for path in (user_home / f"stampli-{name}" / "inbound").iterdir())
+        assert [file.split("_")[1] for file in files] == [account] * 3, files
+        assert [file.rsplit("_", 1)[1] for file in files] == [
+            "1-vendors.csv",
+            "2-bills.csv",
+            "3-payments.csv",
+        ]
+    status = user.transcript.rsplit("+ fbstampli status --all", 1)[1]
+    assert re.search(r"alpha\W+500\W+0\W", status), status  # every bill in its Stampli
+    assert re.search(r"beta\W+500\W+0\W", status), status
+    assert stopped == [0, 0, 0]

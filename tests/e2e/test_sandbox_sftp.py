@@ -127,3 +127,43 @@ def test_a_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert one_line(second.stderr)
     assert f"cannot listen on 127.0.0.1:{port}" in second.stderr
     assert "--port" in second.stderr
+
+
+def test_with_root_the_host_key_and_password_survive_a_restart_so_the_pin_still_holds(
+    home: Path, tmp_path: Path
+) -> None:
+    # The next day's sync must not meet "host key changed": the login is kept in --root.
+    root = tmp_path / "stampli"
+    first = start(home, "sandbox", "sftp", "--port", "0", "--root", str(root))
+    try:
+        before = read_banner(first)
+        assert run(home, "init").code == 0
+        pinned = run(
+            home,
+            *before.value("log in").split()[1:],
+            "--password-stdin",
+            "--accept-host-key",
+            before.value("host key").split()[1],
+            stdin=before.value("password") + "\n",
+        )
+        assert pinned.code == 0, pinned.stderr
+    finally:
+        interrupt(first)
+    login = root / ".sandbox"
+    assert oct(login.stat().st_mode & 0o777) == "0o700"
+    assert {path.name: oct(path.stat().st_mode & 0o777) for path in login.iterdir()} == {
+        "host_key": "0o600",
+        "password": "0o600",
+    }
+
+    second = start(home, "sandbox", "sftp", "--port", before.value("port"), "--root", str(root))
+    try:
+        after = read_banner(second)
+        pulled = run(home, "pull-stampli", "--now")  # logs in with the stored password and pin
+    finally:
+        interrupt(second)
+
+    assert after.value("password") == before.value("password")
+    assert after.value("host key") == before.value("host key")
+    assert "kept in" in "\n".join(after.lines)
+    assert pulled.code == 0, pulled.stderr
