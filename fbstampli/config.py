@@ -186,8 +186,9 @@ def env_name(dotted: str) -> str:
     return "FBSTAMPLI_" + dotted.replace(".", "_").upper()
 
 
-def _check(settings: Settings, problems: list[str]) -> None:
-    fb = settings.freshbooks
+def _url_problems(fb: FreshBooksSettings) -> list[str]:
+    """FreshBooks' URLs: https, plain http only to this machine; a redirect FreshBooks takes."""
+    problems: list[str] = []
     for key, url in (("freshbooks.api_url", fb.api_url), ("freshbooks.auth_url", fb.auth_url)):
         scheme, host = host_of(url)
         local = host in LOOPBACK_HOSTS
@@ -204,6 +205,12 @@ def _check(settings: Settings, problems: list[str]) -> None:
         )
     if "?" in fb.redirect_uri:
         problems.append("freshbooks.redirect_uri: FreshBooks forbids a query string here")
+    return problems
+
+
+def _check(settings: Settings, problems: list[str]) -> None:
+    fb = settings.freshbooks
+    problems.extend(_url_problems(fb))
     # (value, upper bound): above the bound a value is a typo, and would overflow a
     # timedelta, a socket timeout or SQLite long before it meant anything.
     positive = {

@@ -95,6 +95,59 @@ sandbox_app.add_typer(
 )
 
 
+_HostOption = Annotated[str, typer.Option("--host", help="Address to listen on.")]
+_PortOption = Annotated[
+    int,
+    typer.Option(
+        "--port",
+        metavar="PORT",
+        callback=in_range(0, MAX_PORT),
+        help="Port to listen on (0: any free).",
+    ),
+]
+_BillsOption = Annotated[
+    int,
+    typer.Option("--bills", metavar="N", callback=in_range(0, 100_000), help="Bills to seed."),
+]
+_VendorsOption = Annotated[
+    int,
+    typer.Option("--vendors", metavar="N", callback=in_range(0, 100_000), help="Vendors to seed."),
+]
+_WriteConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--write-config",
+        help="Also write the sandbox's address and app login into this home's config.toml "
+        "(created if needed), so nothing needs exporting.",
+    ),
+]
+_PaymentsOption = Annotated[
+    int,
+    typer.Option(
+        "--payments", metavar="N", callback=in_range(0, 100_000), help="Bill payments to seed."
+    ),
+]
+_RealityOption = Annotated[
+    str,
+    typer.Option(
+        "--reality",
+        help="Act out unconfirmed FreshBooks behaviours, comma-separated: "
+        f"{', '.join(REALITIES)}; or all (every one but "
+        f"{' and '.join(name for name in REALITIES if name not in ALL_REALITIES)}).",
+    ),
+]
+_BusinessesOption = Annotated[
+    int,
+    typer.Option(
+        "--businesses",
+        metavar="N",
+        callback=in_range(1, 9),
+        help="Serve N businesses on the one login, each with its own seeded data "
+        "(`auth login` then asks which one).",
+    ),
+]
+
+
 @freshbooks_app.callback(
     invoke_without_command=True,
     epilog=examples(
@@ -106,59 +159,14 @@ sandbox_app.add_typer(
 )
 def sandbox_freshbooks(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[
-        int,
-        typer.Option(
-            "--port",
-            metavar="PORT",
-            callback=in_range(0, MAX_PORT),
-            help="Port to listen on (0: any free).",
-        ),
-    ] = 8765,
-    bills: Annotated[
-        int,
-        typer.Option("--bills", metavar="N", callback=in_range(0, 100_000), help="Bills to seed."),
-    ] = 500,
-    vendors: Annotated[
-        int,
-        typer.Option(
-            "--vendors", metavar="N", callback=in_range(0, 100_000), help="Vendors to seed."
-        ),
-    ] = 50,
-    write_config: Annotated[
-        Path | None,
-        typer.Option(
-            "--write-config",
-            help="Also write the sandbox's address and app login into this home's config.toml "
-            "(created if needed), so nothing needs exporting.",
-        ),
-    ] = None,
-    payments: Annotated[
-        int,
-        typer.Option(
-            "--payments", metavar="N", callback=in_range(0, 100_000), help="Bill payments to seed."
-        ),
-    ] = 250,
-    reality: Annotated[
-        str,
-        typer.Option(
-            "--reality",
-            help="Act out unconfirmed FreshBooks behaviours, comma-separated: "
-            f"{', '.join(REALITIES)}; or all (every one but "
-            f"{' and '.join(name for name in REALITIES if name not in ALL_REALITIES)}).",
-        ),
-    ] = "",
-    businesses: Annotated[
-        int,
-        typer.Option(
-            "--businesses",
-            metavar="N",
-            callback=in_range(1, 9),
-            help="Serve N businesses on the one login, each with its own seeded data "
-            "(`auth login` then asks which one).",
-        ),
-    ] = 1,
+    host: _HostOption = "127.0.0.1",
+    port: _PortOption = 8765,
+    bills: _BillsOption = 500,
+    vendors: _VendorsOption = 50,
+    write_config: _WriteConfigOption = None,
+    payments: _PaymentsOption = 250,
+    reality: _RealityOption = "",
+    businesses: _BusinessesOption = 1,
 ) -> None:
     """Serve a FreshBooks-compatible sandbox API until Ctrl-C (try fbstampli without an account).
 

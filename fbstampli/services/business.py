@@ -120,21 +120,7 @@ def business_add(
     if adopt is not None:
         if config_from is not None:
             raise ConfigError("--adopt keeps the home's own config; drop --config-from")
-        home = expanded(adopt, "--adopt").absolute()
-        from fbstampli.paths import check_home
-
-        # Every later run there will be checked too; refuse now what those would refuse.
-        check_home(Options(home=home).paths(), allow_foreign=options.allow_foreign_home)
-        if not Options(home=home).paths().state.exists():
-            raise ConfigError(
-                f"nothing to adopt at {home}: it holds no fbstampli state; give the folder of "
-                f"an existing home, or create one there first with `fbstampli --home {home} init`"
-            )
-        business = BusinessHome(name, home, adopted=True)
-        installation.record(business)
-        report.notes.append(f"adopted {home} as business {name}; nothing in it was changed")
-        report.add("adopted")
-        return report
+        return _adopt(options, installation, name, adopt, report)
     home = installation.new_home(name)
     if home.exists() and any(home.iterdir()):
         raise ConfigError(
@@ -158,6 +144,26 @@ def business_add(
     report.add("created")
     report.notes.append(f"business {name} added to {installation.file}")
     report.notes.extend(_next_steps(options, name))
+    return report
+
+
+def _adopt(
+    options: Options, installation: Installation, name: str, adopt: Path, report: RunReport
+) -> RunReport:
+    """Record an existing home as business `name`, untouched and unmoved."""
+    from fbstampli.paths import check_home
+
+    home = expanded(adopt, "--adopt").absolute()
+    # Every later run there will be checked too; refuse now what those would refuse.
+    check_home(Options(home=home).paths(), allow_foreign=options.allow_foreign_home)
+    if not Options(home=home).paths().state.exists():
+        raise ConfigError(
+            f"nothing to adopt at {home}: it holds no fbstampli state; give the folder of "
+            f"an existing home, or create one there first with `fbstampli --home {home} init`"
+        )
+    installation.record(BusinessHome(name, home, adopted=True))
+    report.notes.append(f"adopted {home} as business {name}; nothing in it was changed")
+    report.add("adopted")
     return report
 
 
