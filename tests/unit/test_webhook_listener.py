@@ -7,6 +7,8 @@ what the HTTP edge accepts, rejects and stores, and how the worker schedules.
 import http.client
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -226,6 +228,45 @@ def test_flood_during_a_registration_window_is_bounded(served: Served) -> None:
     assert len(hooks.pending_verifiers(served.store)) == 16
     hooks.open_handshake_window(served.store, 600, {103})  # FreshBooks answered: id 103
     assert hooks.pending_verifiers(served.store) == {103: "forged-3"}
+
+
+def test_codes_for_one_callback_are_kept_side_by_side_a_few_newest(served: Served) -> None:
+    hooks.open_handshake_window(served.store, 600, {12})
+    for code in ["genuine", "forged-1", "forged-2", "forged-3", "forged-4"]:
+        assert served.post((("verifier", code), ("object_id", "12")), None)[0] == 200
+    kept = ["forged-1", "forged-2", "forged-3", "forged-4"]
+    assert hooks.pending_candidates(served.store) == {12: kept}
+    assert len(kept) == hooks.MAX_CANDIDATES
+    hooks.drop_pending_verifier(served.store, 12, "forged-2")  # FreshBooks refused that one
+    assert hooks.pending_candidates(served.store) == {12: ["forged-1", "forged-3", "forged-4"]}
+    hooks.confirm_verifier(served.store, 12, "forged-3")  # FreshBooks took that one
+    assert hooks.pending_candidates(served.store) == {}
+
+
+def test_a_window_closes_when_the_process_that_opened_it_ends(served: Served) -> None:
+    code = (
+        "import json, sys\n"
+        "from fbstampli.store import holder\n"
+        "print(json.dumps(holder.this_process()), flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    opener = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert opener.stdout is not None
+    assert opener.stdin is not None
+    identity = json.loads(opener.stdout.readline())
+    until = hooks.open_handshake_window(served.store, 600, None).until
+    with served.store.transaction():  # as if that process had opened it
+        record = {"until": until, "callback_ids": None, "holder": identity}
+        served.store.put_json(hooks.WINDOW_KEY, record)
+    assert served.post((("verifier", "while-alive"), ("object_id", "12")), None)[0] == 200
+    opener.kill()
+    opener.wait(10)
+    opener.stdin.close()
+    opener.stdout.close()
+    assert served.post((("verifier", "after-death"), ("object_id", "13")), None)[0] == 202
+    assert hooks.handshake_window(served.store) is None
 
 
 # ---- rejected, with nothing stored --------------------------------------------------------
