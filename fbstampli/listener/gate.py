@@ -99,6 +99,13 @@ class Gate:
             if running is not None:
                 running.reading = False
 
+    def request_started(self, request: Any) -> None:
+        """A kept connection awaits its next request: reading again, from now."""
+        with self._lock:
+            running = self._running.get(request)
+            if running is not None:
+                running.reading, running.since = True, self._monotonic()
+
     def leave(self, request: Any) -> None:
         """The connection's thread ended: start the next one its address queued, if any."""
         with self._lock:

@@ -14,6 +14,7 @@ import logging
 import re
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,6 +35,9 @@ REQUEST_TIMEOUT = 10.0  # seconds a connection may take to send its request; Fre
 MAX_CONNECTIONS = Limits().total
 MAX_HEADER_BYTES = 16 * 1024  # the request line and every header line together
 MAX_HEADER_LINES = 64
+# Only a connection whose last request was a correctly signed event (FreshBooks) is kept
+# open for another, each with its own deadline, and never for longer than this in all.
+KEEP_ALIVE_SECONDS = 60.0
 
 
 @dataclass(slots=True)
@@ -54,6 +58,7 @@ class ListenerStats:
 class Answer:
     status: int
     message: str
+    signed: bool = False  # the request carried a valid signature: its connection may be kept
 
 
 class Receiver(Protocol):
@@ -133,8 +138,12 @@ class HeaderBudget(io.BufferedIOBase):
     def __init__(self, raw: Any, max_bytes: int, max_lines: int) -> None:
         super().__init__()
         self._raw = raw
-        self._bytes_left = max_bytes
-        self._lines_left = max_lines + 2  # the request line and the blank line ending the headers
+        self._max = (max_bytes, max_lines + 2)  # + the request line and the blank line
+        self._bytes_left, self._lines_left = self._max
+
+    def renew(self) -> None:
+        """A new request on the same connection: a new budget."""
+        self._bytes_left, self._lines_left = self._max
 
     def readline(self, limit: int | None = -1, /) -> bytes:
         if self._lines_left <= 0:
@@ -215,23 +224,31 @@ class Handler(BaseHTTPRequestHandler):
     sys_version = ""
 
     def setup(self) -> None:
-        """One request per connection, which must arrive whole within `request_timeout`.
+        """Each request must arrive whole within `request_timeout` of the connection (or of
+        the previous answer) and within the header budget.
 
         The socket timeout bounds each read only: a client sending a header line
         every few seconds would hold its thread for ever. The watchdog cuts the
         connection when the request is not in by then; reading it stops the watch.
-        Every answer closes the connection, so no client keeps a slot between requests.
+        Every answer closes the connection but one to a signed event (FreshBooks),
+        so nobody else keeps a slot between requests.
         """
         super().setup()
         self.connection.settimeout(self.server.listener.request_timeout)  # slow clients: cut off
-        self.rfile = HeaderBudget(self.rfile, MAX_HEADER_BYTES, MAX_HEADER_LINES)
-        self._watchdog: threading.Timer | None = threading.Timer(
-            self.server.listener.request_timeout, self._cut_off
-        )
+        self._budget = HeaderBudget(self.rfile, MAX_HEADER_BYTES, MAX_HEADER_LINES)
+        self.rfile = self._budget
+        self._opened = time.monotonic()
+        self._keep = False
+        self._watchdog: threading.Timer | None = None
+        self._arm()
+
+    def _arm(self) -> None:
+        self._watchdog = threading.Timer(self.server.listener.request_timeout, self._cut_off)
         self._watchdog.daemon = True
         self._watchdog.start()
 
     def handle_one_request(self) -> None:
+        self._keep = False
         try:
             super().handle_one_request()
         except http.client.HTTPException:  # the request line alone is over the header budget
@@ -239,7 +256,17 @@ class Handler(BaseHTTPRequestHandler):
             self.send_error(431, "request header fields too large")
         finally:
             self._request_read()
+        lifetime_left = time.monotonic() - self._opened < KEEP_ALIVE_SECONDS
+        if self._keep and lifetime_left and not self.close_connection:
+            self._budget.renew()
+            self.server.gate.request_started(self.request)
+            self._arm()
+        else:
             self.close_connection = True
+
+    def finish(self) -> None:
+        self._request_read()  # no watchdog outlives its connection
+        super().finish()
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """http.server's own refusals (a bad request line, headers over the budget): counted."""
@@ -264,15 +291,17 @@ class Handler(BaseHTTPRequestHandler):
     def _path(self) -> str:
         return urlsplit(self.path).path
 
-    def _send(self, status: int, document: dict[str, Any]) -> None:
+    def _send(self, status: int, document: dict[str, Any], *, keep: bool = False) -> None:
         body = json.dumps(document).encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         if status == 405:
             self.send_header("Allow", "GET" if self._path() == HEALTH_PATH else "POST")
-        self.send_header("Connection", "close")
-        self.close_connection = True
+        self._keep = keep
+        if not keep:
+            self.send_header("Connection", "close")
+            self.close_connection = True
         self.end_headers()
         self.wfile.write(body)
 
@@ -344,4 +373,5 @@ class Handler(BaseHTTPRequestHandler):
                 # The store is busy or unusable: FreshBooks retries a 5xx, so nothing is lost.
                 log.warning("could not queue a webhook: %s", error)
                 answer = Answer(503, "cannot queue the event now; retry later")
-            self._send(answer.status, {"result": answer.message})
+            keep = answer.status == 200 and answer.signed
+            self._send(answer.status, {"result": answer.message}, keep=keep)

@@ -269,6 +269,29 @@ def test_a_window_closes_when_the_process_that_opened_it_ends(served: Served) ->
     assert hooks.handshake_window(served.store) is None
 
 
+def test_only_a_signed_event_keeps_its_connection_open(served: Served) -> None:
+    def post(
+        sock: socket.socket, pairs: tuple[tuple[str, str], ...], signed: bool
+    ) -> tuple[int, str | None]:
+        body = urlencode(pairs).encode()
+        signature = f"{SIGNATURE_HEADER}: {sign(pairs, VERIFIER)}\r\n" if signed else ""
+        sock.sendall(
+            f"POST {WEBHOOK_PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+            f"{signature}\r\n".encode()
+            + body
+        )
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        response.read()
+        return response.status, response.getheader("Connection")
+
+    with socket.create_connection(("127.0.0.1", served.port), timeout=5) as sock:
+        assert post(sock, EVENT, signed=True) == (200, None)
+        assert post(sock, EVENT, signed=True) == (200, None)  # FreshBooks may send the next on it
+        assert post(sock, EVENT, signed=False) == (401, "close")
+        assert sock.recv(1) == b""  # closed after the unsigned one
+
+
 # ---- rejected, with nothing stored --------------------------------------------------------
 
 
