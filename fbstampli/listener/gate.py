@@ -7,8 +7,10 @@ The rules, in the order they apply to a new connection:
 - One client address runs at most `per_address` connections at once. Its next
   ones wait their turn, socket open and no thread, and start as its running ones
   end (a burst of deliveries from one FreshBooks host is served, a little later);
-  one that waited over `wait_limit` seconds is closed unanswered, and so are the
-  ones over `waiting_per_address`.
+  each arrival cuts that address's oldest connection still reading after
+  `slow_after` seconds (an idle kept connection, say) to make way. One that
+  waited over `wait_limit` seconds is closed unanswered, and so are the ones
+  over `waiting_per_address`.
 - Connections that have not yet sent their whole request ("reading") may hold
   `reading` slots of the `total`, so the rest is kept for requests being
   answered. When the reading slots are full, the oldest connection of the
@@ -82,6 +84,8 @@ class Gate:
             if self._running_from(host) >= self.limits.per_address:
                 queue = self._waiting.setdefault(host, deque())
                 if len(queue) < self.limits.waiting_per_address:
+                    # Its slowest reader (an idle kept connection, say) makes way for it.
+                    self._cut_slowest([(s, r) for s, r in self._reading() if r.host == host])
                     queue.append((request, client_address, self._monotonic()))
                     return
                 admitted = False
@@ -141,11 +145,17 @@ class Gate:
         self._running[request] = _Running(host, self._monotonic())
         return True
 
+    def _reading(self) -> list[tuple[Any, _Running]]:
+        return [(sock, r) for sock, r in self._running.items() if r.reading]
+
     def _make_room(self) -> bool:
         """True when a reading slot is free, after cutting the slowest reader if need be."""
-        reading = [(sock, r) for sock, r in self._running.items() if r.reading]
-        if len(reading) < self.limits.reading:
-            return True
+        reading = self._reading()
+        return len(reading) < self.limits.reading or self._cut_slowest(reading)
+
+    def _cut_slowest(self, reading: list[tuple[Any, _Running]]) -> bool:
+        """Cut the oldest of the busiest address among `reading` that has read for
+        `slow_after` seconds; False when none has."""
         old = self._monotonic() - self.limits.slow_after
         slow = [(sock, r) for sock, r in reading if r.since <= old]
         if not slow:

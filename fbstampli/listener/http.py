@@ -181,7 +181,7 @@ class Server(ThreadingHTTPServer):
         self.listener = listener
         self.gate = Gate(
             self._start_thread,
-            Limits(wait_limit=listener.request_timeout),
+            Limits(),  # a queued connection costs a socket, no thread: it may wait 10 s
             on_refuse=lambda: listener.count_rejection(503),
         )
         super().__init__(address, handler)

@@ -8,6 +8,7 @@ import contextlib
 import socket
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -122,6 +123,7 @@ def test_one_address_runs_its_share_its_next_connections_wait_and_others_are_ser
     listener: Listener,
 ) -> None:
     port = listener.address[1]
+    listener._served().gate.limits = replace(LIMITS, slow_after=60.0)  # none cut here
     with idle_connections(port, ["127.0.0.2"], LIMITS.per_address) as idle:
         wait_for(lambda: listener._served().gate.reading_count() == LIMITS.per_address)
         with connect(port, "127.0.0.2") as queued, connect(port) as other:
@@ -142,12 +144,28 @@ def test_full_reading_slots_refuse_a_newcomer_until_a_slow_one_can_be_cut(
     sources = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
     assert len(sources) * LIMITS.per_address == LIMITS.reading
     gate = listener._served().gate
+    gate.limits = replace(LIMITS, slow_after=60.0)
     with idle_connections(port, sources, LIMITS.per_address):
         wait_for(lambda: gate.reading_count() == LIMITS.reading)
         with connect(port) as early:  # none of them has been slow for long yet: no room
             assert health_request(early) == b""
         assert listener.stats.rejected[503] == 1
-        time.sleep(LIMITS.slow_after)
+        gate.limits = replace(LIMITS, slow_after=0.2)
+        time.sleep(0.3)
         with connect(port) as later:  # now the slowest is cut for it
             assert health_request(later).startswith(b"HTTP/1.1 200")
+        assert gate.cut == 1
+
+
+def test_a_new_connection_of_an_address_at_its_share_cuts_that_address_slowest_reader(
+    listener: Listener,
+) -> None:
+    port = listener.address[1]
+    gate = listener._served().gate
+    gate.limits = replace(LIMITS, slow_after=0.2)
+    with idle_connections(port, ["127.0.0.2"], LIMITS.per_address):
+        wait_for(lambda: gate.reading_count() == LIMITS.per_address)
+        time.sleep(0.3)
+        with connect(port, "127.0.0.2") as newcomer:
+            assert health_request(newcomer).startswith(b"HTTP/1.1 200")
         assert gate.cut == 1
