@@ -146,13 +146,13 @@ class Listener(Serving):
         if event.resource not in RESOURCES:
             with self._store_lock:
                 self.stats.ignored += 1
-            return Answer(200, "ignored: not a bill or bill_vendor event")
+            return Answer(200, "ignored: not a bill or bill_vendor event", signed=True)
         with self._using_store() as store:
             ours = self._account_id()
             if ours and event.account_id != ours:
                 self.stats.ignored += 1
                 log.warning("ignored %s for account %s: not ours", event.name, event.account_id)
-                return Answer(200, "ignored: another account")
+                return Answer(200, "ignored: another account", signed=True)
             added = queue.enqueue_event(store, event.name, event.object_id, event.account_id)
             self.stats.last_event_at = store.now_text()
             if added:  # counted under the lock: request threads run concurrently
@@ -161,7 +161,7 @@ class Listener(Serving):
                 self.stats.duplicates += 1
         log.info("%s %d %s", event.name, event.object_id, "queued" if added else "queued already")
         self.wake()
-        return Answer(200, "queued" if added else "queued already")
+        return Answer(200, "queued" if added else "queued already", signed=True)
 
     def _not_this_business(self, event: WebhookEvent) -> str | None:
         """Why a correctly signed event is not this business's; None when it is.

@@ -74,25 +74,56 @@ def confirm_pending_verifiers(rt: Runtime, only: set[int] | None = None) -> dict
     from fbstampli.store import events as hooks
 
     outcomes: dict[int, str] = {}
-    pending = hooks.pending_verifiers(rt.store)
+    pending = hooks.pending_candidates(rt.store)
     if not pending:
         return outcomes
     api = callbacks_api(rt)
-    for callback_id, verifier in sorted(pending.items()):
-        if only is not None and callback_id not in only:
-            continue
+    for callback_id, codes in sorted(pending.items()):
+        if only is None or callback_id in only:
+            outcomes[callback_id] = _try_candidates(rt, api, callback_id, codes)
+    hooks.settle_handshake_window(rt.store)
+    return outcomes
+
+
+def _try_candidates(rt: Runtime, api: CallbackApi, callback_id: int, codes: list[str]) -> str:
+    """PUT each code a handshake brought for `callback_id` until FreshBooks accepts one.
+
+    Several are kept (issue #25): a forged handshake no longer replaces the genuine code.
+    """
+    from fbstampli.store import events as hooks
+
+    for verifier in codes:
         try:
             api.verify_callback(callback_id, verifier)
         except RemoteError as error:
             hooks.drop_pending_verifier(rt.store, callback_id, verifier)
-            log.warning("FreshBooks refused the verifier for callback %d: %s", callback_id, error)
-            outcomes[callback_id] = "refused"
+            log.warning("FreshBooks refused a verifier for callback %d: %s", callback_id, error)
             continue
         hooks.confirm_verifier(rt.store, callback_id, verifier)
         log.info("callback %d verified", callback_id)
-        outcomes[callback_id] = "verified"
-    hooks.settle_handshake_window(rt.store)
-    return outcomes
+        return "verified"
+    return "refused"
+
+
+def _ask_again(rt: Runtime, api: CallbackApi, callback_ids: set[int]) -> None:
+    """Have FreshBooks resend the codes of `callback_ids`, await and confirm them, once.
+
+    Issue #25: forged handshakes can fill the any-id phase of a registration before
+    the genuine one arrives. Now the ids are known, only their handshakes are kept.
+    """
+    from fbstampli.store import events as hooks
+
+    hooks.open_handshake_window(rt.store, HANDSHAKE_WINDOW_SECONDS, callback_ids)
+    asked = set()
+    for callback_id in sorted(callback_ids):
+        try:
+            api.resend_verification(callback_id)
+            asked.add(callback_id)
+        except RemoteError as error:
+            log.warning("FreshBooks would not resend callback %d's code: %s", callback_id, error)
+    if asked:
+        _await_handshakes(rt, asked)
+        confirm_pending_verifiers(rt, asked)
 
 
 def _await_handshakes(rt: Runtime, callback_ids: set[int]) -> None:
@@ -188,6 +219,10 @@ def webhooks_register(options: Options, *, url: str) -> RunReport:
         if ids:
             _await_handshakes(rt, ids)
         confirm_pending_verifiers(rt, ids)
+        unverified = ids - hooks.confirmed_verifiers(rt.store).keys()
+        if unverified:
+            _ask_again(rt, api, unverified)
+            hooks.release_handshake_window(rt.store)  # a late code waits for `verify ID`
         ours = [*created, *(c for c in existing.values() if c.uri == url)]
         _report_verified(report, ours, hooks.confirmed_verifiers(rt.store))
     registered = report.counts.get("registered", 0)
@@ -264,6 +299,7 @@ def webhooks_verify(
                 hooks.open_handshake_window(rt.store, HANDSHAKE_WINDOW_SECONDS, {callback_id})
                 api.resend_verification(callback_id)
                 _await_handshakes(rt, {callback_id})
+                hooks.release_handshake_window(rt.store)  # a late code waits for `verify ID`
             elif callback_id not in hooks.pending_verifiers(rt.store):
                 raise ConfigError(
                     f"no verification code for callback {callback_id} has reached serve-webhook; "

@@ -10,16 +10,20 @@ Queries only: callers own the transactions' timing, never hold one across I/O.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import timedelta
 
 from fbstampli.clock import from_utc_text, to_utc_text
 from fbstampli.logs import register_secret
-from fbstampli.store import Store
+from fbstampli.store import Store, holder
 
 CONFIRMED_PREFIX = "webhook.verifier."
 PENDING_PREFIX = "webhook.pending."
 WINDOW_KEY = "webhook.handshake_window"
+# Codes kept per callback until one is confirmed, newest last: a forged handshake arriving
+# after the genuine one no longer replaces it, and each is tried in turn.
+MAX_CANDIDATES = 4
 
 
 def _secrets(store: Store, prefix: str) -> dict[int, str]:
@@ -41,19 +45,54 @@ def confirmed_verifiers(store: Store) -> dict[int, str]:
     return _secrets(store, CONFIRMED_PREFIX)
 
 
+def _candidates(value: str | None) -> list[str]:
+    """The codes in one pending record: a JSON list, or (one code) the code itself."""
+    if value is None:
+        return []
+    if value.startswith("["):
+        try:
+            decoded = json.loads(value)
+        except ValueError:
+            decoded = None
+        if isinstance(decoded, list) and all(isinstance(code, str) for code in decoded):
+            for code in decoded:
+                register_secret(code)
+            return decoded
+    return [value]
+
+
+def _put_candidates(store: Store, callback_id: int, codes: list[str]) -> None:
+    name = f"{PENDING_PREFIX}{callback_id}"
+    if not codes:
+        store.delete_secret(name)
+    else:
+        store.put_secret(name, codes[0] if len(codes) == 1 else json.dumps(codes))
+
+
+def pending_candidates(store: Store) -> dict[int, list[str]]:
+    """callback id -> the codes received in handshakes, not yet accepted by FreshBooks."""
+    return {i: _candidates(value) for i, value in _secrets(store, PENDING_PREFIX).items()}
+
+
 def pending_verifiers(store: Store) -> dict[int, str]:
-    """callback id -> verifier received in a handshake and not yet accepted by FreshBooks."""
-    return _secrets(store, PENDING_PREFIX)
+    """callback id -> the newest code received in a handshake, not yet accepted."""
+    return {i: codes[-1] for i, codes in pending_candidates(store).items() if codes}
 
 
 def save_pending_verifier(store: Store, callback_id: int, verifier: str) -> bool:
-    """Remember a handshake's verifier until it is confirmed; False if it is confirmed already."""
+    """Add a handshake's code to its callback's candidates; False if it is confirmed already.
+
+    The newest `MAX_CANDIDATES` are kept, so the genuine code survives a few later forged ones.
+    """
     register_secret(verifier)
     with store.transaction():
         if store.get_secret(f"{CONFIRMED_PREFIX}{callback_id}") == verifier:
             store.delete_secret(f"{PENDING_PREFIX}{callback_id}")
             return False
-        store.put_secret(f"{PENDING_PREFIX}{callback_id}", verifier)
+        codes = _candidates(store.get_secret(f"{PENDING_PREFIX}{callback_id}"))
+        if verifier in codes:
+            codes.remove(verifier)
+        _put_candidates(store, callback_id, [*codes, verifier][-MAX_CANDIDATES:])
         return True
 
 
@@ -62,16 +101,17 @@ def confirm_verifier(store: Store, callback_id: int, verifier: str) -> None:
     register_secret(verifier)
     with store.transaction():
         store.put_secret(f"{CONFIRMED_PREFIX}{callback_id}", verifier)
-        if store.get_secret(f"{PENDING_PREFIX}{callback_id}") == verifier:
-            store.delete_secret(f"{PENDING_PREFIX}{callback_id}")
+        store.delete_secret(f"{PENDING_PREFIX}{callback_id}")  # the other candidates are moot
         store.audit("webhook_verified", detail=f"callback {callback_id}")
 
 
 def drop_pending_verifier(store: Store, callback_id: int, verifier: str) -> None:
-    """Forget a pending verifier FreshBooks refused (a forged or stale handshake)."""
+    """Forget a pending code FreshBooks refused (a forged or stale handshake)."""
     with store.transaction():
-        if store.get_secret(f"{PENDING_PREFIX}{callback_id}") == verifier:
-            store.delete_secret(f"{PENDING_PREFIX}{callback_id}")
+        codes = _candidates(store.get_secret(f"{PENDING_PREFIX}{callback_id}"))
+        if verifier in codes:
+            codes.remove(verifier)
+            _put_candidates(store, callback_id, codes)
 
 
 def forget_verifiers(store: Store, callback_id: int) -> None:
@@ -163,6 +203,8 @@ def handshake_window(store: Store) -> HandshakeWindow | None:
     ids = record.get("callback_ids")
     if ids is not None and not (isinstance(ids, list) and all(isinstance(i, int) for i in ids)):
         return None
+    if holder.gone(record.get("holder")):
+        return None  # the command that waited for it died: nobody will confirm a code
     window = HandshakeWindow(record["until"], None if ids is None else frozenset(ids))
     return window if store.now_text() < window.until else None
 
@@ -185,7 +227,12 @@ def open_handshake_window(
             if current is not None and current.callback_ids is not None:
                 ids |= current.callback_ids
         store.put_json(
-            WINDOW_KEY, {"until": until, "callback_ids": None if ids is None else sorted(ids)}
+            WINDOW_KEY,
+            {
+                "until": until,
+                "callback_ids": None if ids is None else sorted(ids),
+                "holder": holder.this_process(),
+            },
         )
         if ids is not None:
             _drop_pending_except(store, ids)
@@ -205,6 +252,19 @@ def settle_handshake_window(store: Store) -> None:
         if window.callback_ids <= confirmed_verifiers(store).keys():
             store.delete_value(WINDOW_KEY)
             _drop_pending_except(store, frozenset())
+
+
+def release_handshake_window(store: Store) -> None:
+    """The opener exits on purpose: its window stays open for its ids until its time runs out,
+    so a late code can be confirmed by `webhooks verify ID`. A window of any id is closed."""
+    with store.transaction():
+        record = store.get_json(WINDOW_KEY)
+        if handshake_window(store) is None or not isinstance(record, dict):
+            return
+        if record.get("callback_ids") is None:
+            store.delete_value(WINDOW_KEY)
+            return
+        store.put_json(WINDOW_KEY, {**record, "holder": None})
 
 
 def close_handshake_window(store: Store) -> None:

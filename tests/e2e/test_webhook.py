@@ -28,7 +28,7 @@ from fbstampli.freshbooks.webhooks import SIGNATURE_HEADER, sign
 from fbstampli.sandbox.freshbooks import FreshBooksSandbox
 from fbstampli.store import open_state
 from tests.e2e.conftest import Connected
-from tests.support.cli import cli_env
+from tests.support.cli import cli_env, start
 from tests.support.local_http import free_port, request_json, wait_for
 
 DEADLINE = 30.0
@@ -476,3 +476,97 @@ def test_flood_of_unsigned_handshakes_neither_blocks_syncs_nor_a_genuine_handsha
     assert fb.count("PUT", "callbacks.put") == puts + 2  # the resend and its confirmation only
     names = [row[0] for row in stored(connected.home, "SELECT name FROM credentials")]
     assert not any(str(name).startswith("webhook.pending.") for name in names)
+
+
+# ---- the handshake window under attack (issue #25, finding 5) ---------------------------------
+
+
+def forged_handshake(serving: Serving, n: int) -> int:
+    return serving.post((("verifier", f"forged-{n}"), ("object_id", str(900000 + n))), None)
+
+
+def test_register_verifies_although_forged_handshakes_fill_its_any_id_phase(
+    connected: Connected, tmp_path: Path
+) -> None:
+    # Once: 6 flooding threads took the 16 places of the any-id phase before FreshBooks'
+    # handshake arrived, and register ended unverified (exit 1) in 4 trials of 4.
+    serving = start_listener(connected, tmp_path)
+    fb = connected.freshbooks
+    held = fb.hold("/events/account/", method="POST")  # the first registration, mid-flight
+    stop = threading.Event()
+    counter = iter(range(10**9))
+
+    def flood() -> None:
+        while not stop.is_set():
+            forged_handshake(serving, next(counter))
+
+    register = start(connected.home, "webhooks", "register", "--url", serving.url)
+    flooders = [threading.Thread(target=flood, daemon=True) for _ in range(6)]
+    try:
+        assert held.arrived.wait(DEADLINE)  # register has opened the window of any id
+        for flooder in flooders:
+            flooder.start()
+        wait_for(lambda: int(str(serving.health()["handshakes"])) >= 16)  # every place taken
+        held.release()
+        out, err = register.communicate(timeout=DEADLINE)
+    finally:
+        held.release()
+        stop.set()
+        for flooder in flooders:
+            flooder.join(DEADLINE)
+        if register.poll() is None:
+            register.kill()
+            register.wait()
+        serving.stop()
+    assert register.returncode == 0, out + err
+    assert all(c.verified for c in fb.callbacks[fb.account_id].values())
+
+
+def test_the_any_id_window_closes_when_register_is_killed(
+    connected: Connected, tmp_path: Path
+) -> None:
+    # Once: after a killed register, handshakes of any id were kept for up to 120 s.
+    serving = start_listener(connected, tmp_path)
+    fb = connected.freshbooks
+    held = fb.hold("/events/account/", method="POST")
+    register = start(connected.home, "webhooks", "register", "--url", serving.url)
+    try:
+        assert held.arrived.wait(DEADLINE)
+        assert forged_handshake(serving, 1) == 200  # the window is open while register waits
+        register.kill()
+        register.wait(DEADLINE)
+        assert forged_handshake(serving, 2) == 202  # and closed once it is gone
+    finally:
+        held.release()
+        if register.poll() is None:
+            register.kill()
+            register.wait()
+        if register.stdout is not None:
+            register.stdout.close()
+        if register.stderr is not None:
+            register.stderr.close()
+        serving.stop()
+
+
+def test_a_forged_code_arriving_after_the_genuine_one_does_not_replace_it(
+    serving: Serving,
+) -> None:
+    # Once: a later forged handshake overwrote the pending genuine code.
+    from fbstampli.store import events as hooks
+
+    connected = serving.connected
+    fb = connected.freshbooks
+    record = min(fb.callbacks[fb.account_id].values(), key=lambda c: c.callback_id)
+    record.verifier, record.verified = "a-fresh-genuine-code", False
+    store, _ = open_state(connected.home / "state.db", {}, SystemClock())
+    try:
+        hooks.open_handshake_window(store, 600, {record.callback_id})
+        genuine = (("verifier", record.verifier), ("object_id", str(record.callback_id)))
+        forged = (("verifier", "forged-later"), ("object_id", str(record.callback_id)))
+        assert serving.post(genuine, None) == 200
+        assert serving.post(forged, None) == 200
+        result = connected.run("webhooks", "verify", str(record.callback_id))
+    finally:
+        store.close()
+    assert result.code == 0, result.output
+    assert record.verified

@@ -4,10 +4,11 @@ The push itself is replaced by a counting `drain`, so these tests pin down
 what the HTTP edge accepts, rejects and stores, and how the worker schedules.
 """
 
-import contextlib
 import http.client
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,7 +22,7 @@ import pytest
 from fbstampli.clock import SystemClock
 from fbstampli.errors import LockHeldError, RemoteUnavailableError
 from fbstampli.freshbooks.webhooks import SIGNATURE_HEADER, sign
-from fbstampli.listener import HEALTH_PATH, MAX_CONNECTIONS, WEBHOOK_PATH, Listener, Worker
+from fbstampli.listener import HEALTH_PATH, WEBHOOK_PATH, Listener, Worker
 from fbstampli.store import Store, credentials
 from fbstampli.store import events as hooks
 from fbstampli.store.keys import KeySource, StateKey, new_key_hex
@@ -229,6 +230,68 @@ def test_flood_during_a_registration_window_is_bounded(served: Served) -> None:
     assert hooks.pending_verifiers(served.store) == {103: "forged-3"}
 
 
+def test_codes_for_one_callback_are_kept_side_by_side_a_few_newest(served: Served) -> None:
+    hooks.open_handshake_window(served.store, 600, {12})
+    for code in ["genuine", "forged-1", "forged-2", "forged-3", "forged-4"]:
+        assert served.post((("verifier", code), ("object_id", "12")), None)[0] == 200
+    kept = ["forged-1", "forged-2", "forged-3", "forged-4"]
+    assert hooks.pending_candidates(served.store) == {12: kept}
+    assert len(kept) == hooks.MAX_CANDIDATES
+    hooks.drop_pending_verifier(served.store, 12, "forged-2")  # FreshBooks refused that one
+    assert hooks.pending_candidates(served.store) == {12: ["forged-1", "forged-3", "forged-4"]}
+    hooks.confirm_verifier(served.store, 12, "forged-3")  # FreshBooks took that one
+    assert hooks.pending_candidates(served.store) == {}
+
+
+def test_a_window_closes_when_the_process_that_opened_it_ends(served: Served) -> None:
+    code = (
+        "import json, sys\n"
+        "from fbstampli.store import holder\n"
+        "print(json.dumps(holder.this_process()), flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    opener = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert opener.stdout is not None
+    assert opener.stdin is not None
+    identity = json.loads(opener.stdout.readline())
+    until = hooks.open_handshake_window(served.store, 600, None).until
+    with served.store.transaction():  # as if that process had opened it
+        record = {"until": until, "callback_ids": None, "holder": identity}
+        served.store.put_json(hooks.WINDOW_KEY, record)
+    assert served.post((("verifier", "while-alive"), ("object_id", "12")), None)[0] == 200
+    opener.kill()
+    opener.wait(10)
+    opener.stdin.close()
+    opener.stdout.close()
+    assert served.post((("verifier", "after-death"), ("object_id", "13")), None)[0] == 202
+    assert hooks.handshake_window(served.store) is None
+
+
+def test_only_a_signed_event_keeps_its_connection_open(served: Served) -> None:
+    def post(
+        sock: socket.socket, pairs: tuple[tuple[str, str], ...], signed: bool
+    ) -> tuple[int, str | None]:
+        body = urlencode(pairs).encode()
+        signature = f"{SIGNATURE_HEADER}: {sign(pairs, VERIFIER)}\r\n" if signed else ""
+        sock.sendall(
+            f"POST {WEBHOOK_PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+            f"{signature}\r\n".encode()
+            + body
+        )
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        response.read()
+        return response.status, response.getheader("Connection")
+
+    with socket.create_connection(("127.0.0.1", served.port), timeout=5) as sock:
+        assert post(sock, EVENT, signed=True) == (200, None)
+        assert post(sock, EVENT, signed=True) == (200, None)  # FreshBooks may send the next on it
+        assert post(sock, EVENT, signed=False) == (401, "close")
+        assert sock.recv(1) == b""  # closed after the unsigned one
+
+
 # ---- rejected, with nothing stored --------------------------------------------------------
 
 
@@ -347,28 +410,6 @@ def test_a_client_trickling_its_headers_is_cut_off_at_the_whole_request_deadline
             cut = sock.recv(4096) == b""
         assert cut, "the trickling client was never cut off"
     assert served.healthy()
-
-
-def test_connections_beyond_the_limit_are_closed_at_once_and_the_rest_still_served(
-    store: Store,
-) -> None:
-    # A long request timeout, so that the idle connections keep their places meanwhile.
-    listener = Listener(store, wake=lambda: None, port=0, request_timeout=5.0).start()
-    port = listener.address[1]
-    idle = [
-        socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(MAX_CONNECTIONS)
-    ]
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as extra:
-            extra.sendall(f"GET {HEALTH_PATH} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-            with contextlib.suppress(ConnectionResetError):
-                assert extra.recv(4096) == b""  # closed unanswered: FreshBooks retries
-        assert listener.stats.rejected[503] >= 1
-    finally:
-        for sock in idle:
-            sock.close()
-    wait_for(lambda: request_json(port, "GET", HEALTH_PATH)[0] == 200)
-    listener.stop()
 
 
 @pytest.mark.parametrize(
