@@ -232,7 +232,7 @@ def check_home(paths: Paths, *, allow_foreign: bool = False) -> None:
     ):
         try:
             entry = os.lstat(path)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # `stampli` a file: pull says so
             continue
         except OSError as error:
             raise ConfigError(f"cannot look at {path} ({error.strerror})") from None
@@ -277,9 +277,25 @@ _FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 def _link_refused(path: Path) -> ConfigError:
     return ConfigError(
-        f"{path} is a symbolic link or not a folder, which fbstampli never makes in its "
-        f"home: remove it (`rm {path}`) and find out who planted it"
+        f"{path} is a symbolic link, which fbstampli never makes in its home: "
+        f"remove it (`rm {path}`) and find out who planted it"
     )
+
+
+def _is_link(error: OSError, name: str, folder: int | Path | None) -> bool:
+    """Whether an `O_NOFOLLOW|O_DIRECTORY` open failed on a link (Linux says ENOTDIR)."""
+    if error.errno == errno.ELOOP:
+        return True
+    if error.errno != errno.ENOTDIR:
+        return False
+    try:
+        if isinstance(folder, int):
+            status = os.lstat(name, dir_fd=folder)
+        else:
+            status = os.lstat(Path(folder, name) if folder is not None else name)
+    except OSError:
+        return False
+    return stat.S_ISLNK(status.st_mode)
 
 
 def open_folder(path: Path) -> int:
@@ -287,7 +303,7 @@ def open_folder(path: Path) -> int:
     try:
         return os.open(path, _FOLDER_FLAGS)
     except OSError as error:
-        if error.errno in (errno.ELOOP, errno.ENOTDIR):
+        if _is_link(error, path.name, None if path.parent == path else path.parent):
             raise _link_refused(path) from None
         raise
 
@@ -316,9 +332,10 @@ def private_folder(home: Path, *names: str, tighten: bool = False) -> Path:
             try:
                 inner = os.open(name, _FOLDER_FLAGS, dir_fd=current)
             except OSError as error:
-                if error.errno in (errno.ELOOP, errno.ENOTDIR):
+                if _is_link(error, name, current):
                     raise _link_refused(path) from None
-                raise ConfigError(f"cannot open {path} ({error.strerror})") from None
+                error.filename = str(path)  # a file where the folder should be: the caller says
+                raise
             os.close(current)
             current = inner
             if tighten:
