@@ -97,8 +97,13 @@ def chown_all(home: Path, uid: int) -> None:
 def test_root_on_another_users_home_is_refused_unless_told(home: Path) -> None:
     chown_all(home, NOBODY)
     refused(run(home, "status"), home, "--allow-foreign-home")
-    assert run(home, "--allow-foreign-home", "auth", "status").code == 0
-    assert run(home, "auth", "status", env={"FBSTAMPLI_ALLOW_FOREIGN_HOME": "1"}).code == 0
+    # Let in: the state opens, and says it is not logged in yet (exit 1, as `gh auth status`).
+    for let_in in (
+        run(home, "--allow-foreign-home", "auth", "status"),
+        run(home, "auth", "status", env={"FBSTAMPLI_ALLOW_FOREIGN_HOME": "1"}),
+    ):
+        assert let_in.code == 1, let_in.stderr
+        assert "not logged in to FreshBooks" in let_in.stderr
 
 
 def test_a_file_of_a_third_user_in_the_home_is_refused(home: Path) -> None:
@@ -154,5 +159,7 @@ def test_an_environment_key_is_rotated_by_following_the_message_word_for_word(
     assert new != old
     (home / "state.key-source").write_text("env\n")
     (home / "state.key").unlink()
-    assert run(home, "auth", "status", env={"FBSTAMPLI_DB_KEY": new}).code == 0
+    opened = run(home, "auth", "status", env={"FBSTAMPLI_DB_KEY": new})
+    assert opened.code == 1, opened.stderr  # decrypted: it says only "not logged in"
+    assert "not logged in to FreshBooks" in opened.stderr
     assert run(home, "auth", "status", env={"FBSTAMPLI_DB_KEY": old}).code == 4  # old key dead

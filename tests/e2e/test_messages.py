@@ -331,4 +331,8 @@ def test_sync_at_a_terminal_shows_a_bar_per_stage_with_counts(connected: Connect
 def test_sync_off_a_terminal_shows_no_progress_and_no_stray_line(connected: Connected) -> None:
     result = connected.run("sync")
     assert result.code == 0
-    assert (result.stdout, result.stderr) == ("", "")
+    # The same sentence as on a terminal (issue 29), and nothing else: no bar, no escape.
+    assert result.stdout.startswith("Sent 3 files to Stampli")
+    assert len(result.stdout.splitlines()) == 1, result.stdout
+    assert "\x1b" not in result.stdout
+    assert result.stderr == ""
