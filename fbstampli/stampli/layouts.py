@@ -21,7 +21,8 @@ LINE_ENDINGS = {"crlf": "\r\n", "lf": "\n"}
 class FieldType(StrEnum):
     """What a column holds; the type, never the content, decides how a value is written.
 
-    Only `TEXT` is neutralised against formula injection. `PHONE` is text that is left alone when
+    Only `TEXT` is neutralised against formula injection, and only in a file whose
+    `formula_guard` is on. `PHONE` is text that is left alone when
     it is nothing but digits and phone punctuation (a leading `+` is normal there).
     """
 
@@ -158,6 +159,9 @@ class FileFormat:
     decimal_separator: str = "."
     xml_root: str = "records"
     xml_row: str = "record"
+    # Off: files Stampli's importer reads by machine must carry the vendor's own text
+    # (`-Minus Logistics`, `-0042`). On: for a file a person opens in a spreadsheet.
+    formula_guard: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from importlib import resources
 
 import pytest
 
+from fbstampli.errors import TemplateError
 from fbstampli.models import Bill, BillLine, BillPayment, Kind, Vendor, VisState
 from fbstampli.stampli.render import (
     RenderError,
@@ -28,6 +29,7 @@ DEFAULT_TEXT = (
     resources.files("fbstampli.stampli").joinpath("templates", "default.toml").read_text("utf-8")
 )
 CREATED = datetime(2026, 11, 25, 10, 15, tzinfo=UTC)
+GUARDED = parse_template(DEFAULT_TEXT.replace("formula_guard = false", "formula_guard = true"))
 
 
 def make_bill(**changes: object) -> Bill:
@@ -116,14 +118,51 @@ def test_vendor_row_formats_bool_state_and_keeps_a_plain_phone() -> None:
 )
 def test_text_columns_are_neutralised_against_formula_injection(text: str, expected: str) -> None:
     assert neutralise_formula(text) == expected
-    (row,) = render_rows(TEMPLATE, Vendor(7, text, note=text))
-    assert cell(TEMPLATE, Kind.VENDOR, row, "Vendor Name") == expected
-    assert cell(TEMPLATE, Kind.VENDOR, row, "Note") == expected
+    (row,) = render_rows(GUARDED, Vendor(7, text, note=text))
+    assert cell(GUARDED, Kind.VENDOR, row, "Vendor Name") == expected
+    assert cell(GUARDED, Kind.VENDOR, row, "Note") == expected
 
 
 def test_phone_with_a_formula_is_neutralised() -> None:
-    (row,) = render_rows(TEMPLATE, Vendor(7, "A", phone="+1=cmd()"))
-    assert cell(TEMPLATE, Kind.VENDOR, row, "Phone") == "'+1=cmd()"
+    (row,) = render_rows(GUARDED, Vendor(7, "A", phone="+1=cmd()"))
+    assert cell(GUARDED, Kind.VENDOR, row, "Phone") == "'+1=cmd()"
+
+
+XML_TEMPLATE = """
+[template]
+name = "xml"
+[format]
+format = "xml"
+[vendor]
+columns = [{ header = "VendorName", source = "name" }]
+[bill]
+columns = [
+    { header = "InvoiceNumber", source = "bill_number" },
+    { header = "VendorName", source = "vendor_name" },
+]
+[payment]
+columns = [{ header = "Id", source = "fb_id" }]
+"""
+
+
+@pytest.mark.parametrize("template", [TEMPLATE, parse_template(XML_TEMPLATE)])
+def test_default_file_sends_text_to_stampli_exactly_as_freshbooks_holds_it(
+    template: Template,
+) -> None:
+    bill = make_bill(bill_number="-0042")
+    (row, _) = render_rows(template, bill, vendor_names={7: "-Minus Logistics"})
+    assert "-0042" in row
+    assert "-Minus Logistics" in row
+    (vendor_row,) = render_rows(template, Vendor(8, "@Home Office Supplies"))
+    assert "@Home Office Supplies" in vendor_row
+    data = render_file(template, Kind.BILL, [row]).decode()
+    assert "-Minus Logistics" in data
+    assert "'" not in data
+
+
+def test_a_template_with_a_formula_guard_that_is_not_a_flag_is_refused() -> None:
+    with pytest.raises(TemplateError, match=r"format\.formula_guard: must be true or false"):
+        parse_template(DEFAULT_TEXT.replace("formula_guard = false", 'formula_guard = "yes"'))
 
 
 def test_amounts_dates_and_ids_are_never_altered_by_the_guard() -> None:
@@ -133,14 +172,14 @@ def test_amounts_dates_and_ids_are_never_altered_by_the_guard() -> None:
         total_amount=Decimal("-113.00"),
         lines=(BillLine(1, "-x", Decimal("-1"), Decimal("-2.5"), Decimal("-2.50")),),
     )
-    (row,) = render_rows(TEMPLATE, bill, vendor_names={7: "-Acme"})
-    assert cell(TEMPLATE, Kind.BILL, row, "Invoice Number") == "'-17"
-    assert cell(TEMPLATE, Kind.BILL, row, "Vendor Name") == "'-Acme"
-    assert cell(TEMPLATE, Kind.BILL, row, "Line Description") == "'-x"
-    assert cell(TEMPLATE, Kind.BILL, row, "Subtotal") == "-100.00"
-    assert cell(TEMPLATE, Kind.BILL, row, "Invoice Total") == "-113.00"
-    assert cell(TEMPLATE, Kind.BILL, row, "Line Quantity") == "-1"
-    assert cell(TEMPLATE, Kind.BILL, row, "Line Unit Price") == "-2.5"
+    (row,) = render_rows(GUARDED, bill, vendor_names={7: "-Acme"})
+    assert cell(GUARDED, Kind.BILL, row, "Invoice Number") == "'-17"
+    assert cell(GUARDED, Kind.BILL, row, "Vendor Name") == "'-Acme"
+    assert cell(GUARDED, Kind.BILL, row, "Line Description") == "'-x"
+    assert cell(GUARDED, Kind.BILL, row, "Subtotal") == "-100.00"
+    assert cell(GUARDED, Kind.BILL, row, "Invoice Total") == "-113.00"
+    assert cell(GUARDED, Kind.BILL, row, "Line Quantity") == "-1"
+    assert cell(GUARDED, Kind.BILL, row, "Line Unit Price") == "-2.5"
 
 
 @pytest.mark.parametrize(
