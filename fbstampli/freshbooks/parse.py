@@ -279,6 +279,7 @@ def parse_bill(data: object) -> Bill:
         vis_state=r.vis_state(),
         created_at=r.timestamp("created_at"),
         updated_at=r.timestamp("updated_at"),
+        due_offset_days=r.optional_integer("due_offset_days"),
     )
 
 

@@ -40,7 +40,8 @@ class FieldType(StrEnum):
 
 # Source fields each outgoing file can draw on, and their types. Bill rows are one per bill line
 # (header fields repeated); `line.*` fields come from the line. `vendor_name` on bills and the
-# `bill_number`/`vendor_*` fields on payments are looked up by the renderer.
+# `bill_number`/`vendor_*` fields on payments are looked up by the renderer; a bill's
+# `document_type` is worked out from its total's sign (`invoice`, or `credit` below zero).
 _VENDOR_FIELDS: dict[str, FieldType] = {
     "fb_id": FieldType.ID,
     "name": FieldType.TEXT,
@@ -71,6 +72,8 @@ _BILL_FIELDS: dict[str, FieldType] = {
     "bill_number": FieldType.TEXT,
     "issue_date": FieldType.DATE,
     "due_date": FieldType.DATE,
+    "due_offset_days": FieldType.INTEGER,
+    "document_type": FieldType.TEXT,
     "currency_code": FieldType.TEXT,
     "amount": FieldType.AMOUNT,
     "tax_amount": FieldType.AMOUNT,

@@ -169,10 +169,17 @@ def _sources(layout: OutgoingLayout) -> frozenset[str]:
 BillGetter = Callable[[Bill, BillLine | None, str | None], object]
 
 
+def document_type(bill: Bill) -> str:
+    """A bill whose total is below zero is the vendor's credit note, not an invoice to pay."""
+    return "credit" if bill.total_amount < 0 else "invoice"
+
+
 def _bill_getter(source: str) -> BillGetter:
     """`source`'s value for a bill row, the test of what it names made once."""
     if source == "vendor_name":
         return lambda bill, line, vendor_name: vendor_name
+    if source == "document_type":
+        return lambda bill, line, vendor_name: document_type(bill)
     if source == "line_count":
         return lambda bill, line, vendor_name: len(bill.lines)
     if source.startswith("line."):

@@ -71,6 +71,47 @@ def test_bill_gives_one_row_per_line_with_header_fields_repeated() -> None:
     assert cell(TEMPLATE, Kind.BILL, rows[1], "Line Description") == "Ink"
 
 
+def test_default_bill_row_carries_terms_payment_state_category_id_and_tax_rates() -> None:
+    line = BillLine(
+        1, "Toner", Decimal("2"), Decimal("50.00"), Decimal("100.00"), "Office", 11, "HST",
+        Decimal("13"), Decimal("13.00"), "PST", Decimal("7.5"), Decimal("7.50"),
+    )  # fmt: skip
+    bill = make_bill(
+        due_offset_days=30,
+        status="partial",
+        outstanding=Decimal("63.00"),
+        paid=Decimal("50.00"),
+        lines=(line,),
+    )
+    (row,) = render_rows(TEMPLATE, bill, vendor_names={7: "Acme"})
+    expected = {
+        "Terms (Days)": "30",
+        "Document Type": "invoice",
+        "Payment Status": "partial",
+        "Amount Paid": "50.00",
+        "Amount Outstanding": "63.00",
+        "GL Account ID": "11",
+        "Tax Percent 1": "13",
+        "Tax Percent 2": "7.5",
+    }
+    assert {header: cell(TEMPLATE, Kind.BILL, row, header) for header in expected} == expected
+
+
+@pytest.mark.parametrize(
+    ("total", "document"),
+    [(Decimal("-113.00"), "credit"), (Decimal("-0.01"), "credit"), (Decimal("0"), "invoice")],
+)
+def test_document_type_follows_the_sign_of_the_total(total: Decimal, document: str) -> None:
+    (row, _) = render_rows(TEMPLATE, make_bill(total_amount=total), vendor_names={7: "Acme"})
+    assert cell(TEMPLATE, Kind.BILL, row, "Document Type") == document
+
+
+def test_bill_without_terms_or_category_id_leaves_those_cells_empty() -> None:
+    (row, _) = render_rows(TEMPLATE, make_bill(), vendor_names={7: "Acme"})
+    assert cell(TEMPLATE, Kind.BILL, row, "Terms (Days)") == ""
+    assert cell(TEMPLATE, Kind.BILL, row, "GL Account ID") == ""
+
+
 def test_bill_without_lines_gives_one_row_with_empty_line_cells() -> None:
     (row,) = render_rows(TEMPLATE, make_bill(lines=()), vendor_names={7: "Acme"})
     assert cell(TEMPLATE, Kind.BILL, row, "Line Number") == ""
@@ -207,7 +248,8 @@ def test_decimal_comma_template_writes_a_comma() -> None:
     )
     rows = render_rows(template, make_bill(), vendor_names={7: "A"})
     assert cell(template, Kind.BILL, rows[0], "Invoice Total") == "113,00"
-    assert render_file(template, Kind.BILL, rows).split(b"\r\n")[1].count(b";") == 21
+    columns = len(template.layout(Kind.BILL).columns)
+    assert render_file(template, Kind.BILL, rows).split(b"\r\n")[1].count(b";") == columns - 1
 
 
 def test_custom_date_and_datetime_formats_and_utc_conversion() -> None:
