@@ -101,6 +101,7 @@ class Bill:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     due_offset_days: int | None = None  # terms: days from issue to due
+    attachment_jwt: str = ""  # the document FreshBooks keeps with the bill, "" for none
     # Listed without a `lines` key (not: with no lines): `lines` is not what FreshBooks
     # holds, and the bill must be completed from its own GET before it is rendered.
     lines_missing: bool = field(default=False, compare=False)

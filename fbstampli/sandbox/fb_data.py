@@ -196,7 +196,7 @@ class AccountData:
             "overall_description": bill["overall_description"],
             "lines": lines,
             "bill_payments": [self.render_payment(p) for p in self._live_payments(bill["id"])],
-            "attachment": None,
+            "attachment": bill.get("attachment"),
             "vis_state": bill["vis_state"],
             "created_at": _stamp(bill["created_at"]),
             "updated_at": _stamp(bill["updated_at"]),

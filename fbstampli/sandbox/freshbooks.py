@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from fbstampli.errors import ConfigError
 from fbstampli.freshbooks.webhooks import SIGNATURE_HEADER, sign
+from fbstampli.sandbox.documents import Uploads
 from fbstampli.sandbox.fb_data import AccountData, AuthState, Business, CallbackRecord
 from fbstampli.sandbox.fb_http import (
     DEFAULT_SCOPE,
@@ -100,6 +101,7 @@ class FreshBooksSandbox:
         self._realities: frozenset[str] = frozenset()
         self.realities = parse_realities(realities)
         self.callbacks: dict[str, dict[int, CallbackRecord]] = {a: {} for a in self.accounts}
+        self.uploads = Uploads()
         self.deliveries: list[Delivery] = []
         self._faults: list[Fault] = []
         self.fault_rate: FaultRate | None = None  # background faults; one-shot ones go first
@@ -188,6 +190,12 @@ class FreshBooksSandbox:
 
     def update_bill(self, bill_id: int, **changes: Any) -> None:
         self.data.update_bill(bill_id, **changes)
+
+    def attach_document(self, bill_id: int, content: bytes, media_type: str) -> str:
+        """Give the bill a (new) document, as a user uploading it in FreshBooks; its JWT."""
+        attachment = self.uploads.add(content, media_type)
+        self.data.update_bill(bill_id, attachment=attachment)
+        return str(attachment["jwt"])
 
     def delete_bill(self, bill_id: int) -> None:
         self.data.delete_bill(bill_id)

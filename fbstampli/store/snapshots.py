@@ -123,6 +123,7 @@ def bill_from_payload(text: str) -> Bill:
         created_at=_moment(data.get("created_at")),
         updated_at=_moment(data.get("updated_at")),
         due_offset_days=data.get("due_offset_days"),
+        attachment_jwt=str(data.get("attachment_jwt", "")),
     )
 
 
