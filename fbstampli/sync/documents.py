@@ -65,6 +65,8 @@ def with_documents(
     if not named:
         return fetched
     known = known_outcomes(store, [bill.attachment_jwt for bill in named])
+    if len(known) < len(named):
+        _clear_litter(folder)
     flagged: Counter[str] = Counter()
     bills: list[Bill] = []
     for bill in fetched.bills:
@@ -92,6 +94,12 @@ def with_documents(
             " (the bill's Document Status column says so)"
         )
     return dataclasses.replace(fetched, bills=bills)
+
+
+def _clear_litter(folder: Path) -> None:
+    """Downloads a killed run left half written (a push holds the run lock: none is live)."""
+    for stale in folder.glob(".download-*.part") if folder.is_dir() else ():
+        stale.unlink(missing_ok=True)
 
 
 def _fetch(
