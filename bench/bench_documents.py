@@ -1,6 +1,11 @@
-"""Fetching a bill's document (issue 26, first half): bytes per second through the client's
-streamed download against a plain `requests` download of the same bytes in the same run, and
-the peak Python memory while a 50 MB document is fetched.
+"""A bill's document (issue 26), both ways: fetched from FreshBooks and delivered to Stampli.
+
+Fetch: bytes per second through the client's streamed download against a plain `requests`
+download of the same bytes in the same run, and the peak Python memory while a 50 MB
+document is fetched. Deliver: bytes per second through the transport's streamed `.part`
+upload, size check and rename (`write_part_file` + `rename_part`) against a plain paramiko
+`put` of the same file over the same SFTP session (the in-process SFTP server on 127.0.0.1),
+and the peak Python memory while a 50 MB document is delivered.
 
 Both downloads hit the same FreshBooks sandbox on 127.0.0.1 with the same token and chunk
 size; the plain one writes the body to a file and nothing else, so the ratio is what the
@@ -36,6 +41,8 @@ from fbstampli.freshbooks.oauth import (  # noqa: E402
 from fbstampli.models.token import Token  # noqa: E402
 from fbstampli.sandbox.documents import make_pdf  # noqa: E402
 from fbstampli.sandbox.freshbooks import FreshBooksSandbox  # noqa: E402
+from fbstampli.sandbox.sftp_server import SftpServer  # noqa: E402
+from fbstampli.sftp.transport import SftpTransport  # noqa: E402
 
 MB = 1024 * 1024
 SIZES = (1 * MB, 10 * MB, 50 * MB)
@@ -84,10 +91,54 @@ def timed(action, runs: int) -> float:  # type: ignore[no-untyped-def]
     return statistics.median(seconds)
 
 
+def deliver(runs: int) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder) / "sftp"
+        (root / "inbound").mkdir(parents=True)
+        local = Path(folder) / "document.pdf"
+        with SftpServer(root) as server:
+            transport = SftpTransport.connect(server.target(), timeout=30)
+            sftp = transport._sftp  # noqa: SLF001 - the same session, for the plain baseline
+            print(f"\n{'size':>6}  {'ours MB/s':>9}  {'paramiko MB/s':>13}  {'ratio':>5}")
+            count = 0
+            for size in SIZES:
+                local.write_bytes(make_pdf("bench", size))
+
+                def ours() -> None:
+                    nonlocal count
+                    count += 1
+                    transport.write_part_file("inbound", f"doc{count}.pdf", local)
+                    transport.rename_part("inbound", f"doc{count}.pdf")
+
+                def plain_put() -> None:
+                    nonlocal count
+                    count += 1
+                    sftp.put(str(local), f"inbound/plain{count}.pdf")
+
+                ours_s, plain_s = timed(ours, runs), timed(plain_put, runs)
+                print(
+                    f"{size // MB:>4}MB  {size / MB / ours_s:>9.0f}  {size / MB / plain_s:>13.0f}"
+                    f"  {plain_s / ours_s:>5.0%}"
+                )
+                for path in (root / "inbound").iterdir():
+                    path.unlink()
+            tracemalloc.start()
+            ours()
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            print(f"peak Python memory while delivering a 50 MB document: {peak / MB:.1f} MB")
+            transport.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
     runs = parser.parse_args().runs
+    fetch(runs)
+    deliver(runs)
+
+
+def fetch(runs: int) -> None:
     with FreshBooksSandbox() as fb, tempfile.TemporaryDirectory() as folder:
         fb.seed(vendors=1, bills=1, payments=0)
         session = requests.Session()
@@ -95,7 +146,7 @@ def main() -> None:
         manager = TokenManager(settings, Tokens(token), session=session, now=lambda: datetime.now(UTC))
         client = FreshBooksClient(settings, manager, "ABC123", session=session)
         bill_id = min(fb.data.bills)
-        print(f"{'size':>6}  {'client MB/s':>11}  {'plain MB/s':>10}  {'ratio':>5}")
+        print(f"fetch\n{'size':>6}  {'client MB/s':>11}  {'plain MB/s':>10}  {'ratio':>5}")
         for size in SIZES:
             jwt = fb.attach_document(bill_id, make_pdf("bench", size), "application/pdf")
             target = Path(folder) / "doc"

@@ -45,9 +45,8 @@ LABELS: dict[str, str] = {
     VENDOR_TIMES: "vendor timestamps",
     EMPTY_PAGES: "pages of an empty list",
     PAYMENTS_MOVE_BILLS: "a payment change moves its bill's updated_at",
+    DOCUMENTS: "bill documents through the uploads API",
 }
-# DOCUMENTS joins LABELS (and so `doctor` and `status`) once push-bills fetches documents;
-# until then nothing in a run checks it, and a "not checked yet" line would only puzzle.
 
 # What the run does instead, and what that costs, when a fact turns out the other way.
 FALLBACKS: dict[tuple[str, str], str] = {

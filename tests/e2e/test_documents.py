@@ -134,7 +134,7 @@ def test_a_login_that_may_not_read_documents_sends_the_bills_without_them_saying
     connected.freshbooks.uploads.refuse = True
     result = connected.run("push-bills")
     assert result.code == 0, result.stderr
-    assert result.stderr.count("uploads.attachments") == 1
+    assert result.stderr.count("bill documents through the uploads API") == 1
     names = connected.inbound_files()
     assert not [n for n in names if n.startswith("fbstampli_document_")]
     assert row_of(connected, names, first)["Document Status"] == "scope_missing"
