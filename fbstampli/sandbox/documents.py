@@ -10,7 +10,9 @@ from __future__ import annotations
 import random
 import secrets
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 # Sizes a real account holds: scans of a page or two, a phone photo, a long statement.
 SIZES = (18_000, 95_000, 240_000, 1_200_000, 3_500_000)
@@ -79,3 +81,35 @@ class Uploads:
     def get(self, jwt: str) -> Upload | None:
         with self.lock:
             return self.files.get(jwt)
+
+
+class Attaching(Protocol):
+    def attach_document(self, bill_id: int, content: bytes, media_type: str) -> str: ...
+
+
+def attach_seeded(
+    sandbox: Attaching, bills: Mapping[int, Mapping[str, Any]], *, max_bytes: int, seed: int
+) -> dict[int, str]:
+    """`FreshBooksSandbox.seed_documents`: realistic documents on the first live bills."""
+    makers: list[tuple[str, str, Callable[[], bytes]]] = []
+    for index, size in enumerate(SIZES):
+        if index % 2 == 0:
+            makers.append((f"pdf {size}", "application/pdf", _pdf(f"Invoice {index}", size, seed)))
+        else:
+            makers.append((f"jpeg {size}", "image/jpeg", _jpeg(size, seed + index)))
+    makers.append(("pdf over the limit", "application/pdf", _pdf("Too big", max_bytes + 1, seed)))
+    makers.append(("gif", "image/gif", make_gif))
+    live = sorted(bill_id for bill_id, bill in bills.items() if bill.get("vis_state", 0) != 1)
+    given: dict[int, str] = {}
+    for bill_id, (what, media_type, make) in zip(live, makers, strict=False):
+        sandbox.attach_document(bill_id, make(), media_type)
+        given[bill_id] = what
+    return given
+
+
+def _pdf(title: str, size: int, seed: int) -> Callable[[], bytes]:
+    return lambda: make_pdf(title, size, seed)
+
+
+def _jpeg(size: int, seed: int) -> Callable[[], bytes]:
+    return lambda: make_jpeg(size, seed)

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 from fbstampli.errors import ConfigError
 from fbstampli.freshbooks.webhooks import SIGNATURE_HEADER, sign
-from fbstampli.sandbox.documents import Uploads
+from fbstampli.sandbox.documents import Uploads, attach_seeded
 from fbstampli.sandbox.fb_data import AccountData, AuthState, Business, CallbackRecord
 from fbstampli.sandbox.fb_http import (
     DEFAULT_SCOPE,
@@ -175,6 +175,11 @@ class FreshBooksSandbox:
         self, *, vendors: int = 10, bills: int = 50, payments: int = 20, seed: int = 1
     ) -> None:
         self.data.seed(vendors=vendors, bills=bills, payments=payments, seed=seed)
+
+    def seed_documents(self, *, max_bytes: int, seed: int = 1) -> dict[int, str]:
+        """Give the first live bills documents: PDF and JPEG scans of `SIZES`, then one PDF
+        over `max_bytes` and one GIF (a refused type). Bill id -> what it was given."""
+        return attach_seeded(self, self.data.bills, max_bytes=max_bytes, seed=seed)
 
     def create_vendor(self, vendor_name: str = "New Vendor", **fields: Any) -> int:
         return self.data.create_vendor(vendor_name, **fields)

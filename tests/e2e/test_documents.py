@@ -141,3 +141,25 @@ def test_a_login_that_may_not_read_documents_sends_the_bills_without_them_saying
     assert row_of(connected, names, second)["Document Status"] == "scope_missing"
     uploads = [r for r in connected.freshbooks.requests if r.path.startswith("/uploads/")]
     assert len(uploads) == 1  # the second bill asked nothing
+
+
+def test_a_seeded_mixture_of_documents_flows_with_the_oversized_and_refused_ones_flagged(
+    connected: Connected,
+) -> None:
+    limit = 4 * 1024 * 1024  # above every seeded size but the one meant to be over it
+    given = connected.freshbooks.seed_documents(max_bytes=limit, seed=11)
+    env = {"FBSTAMPLI_SYNC_DOCUMENT_MAX_MB": "4"}
+    result = connected.run("push-bills", env=env)
+    assert result.code == 1, result.stderr
+    names = connected.inbound_files()
+    status = {bill_id: row_of(connected, names, bill_id)["Document Status"] for bill_id in given}
+    assert status == {
+        bill_id: {"pdf over the limit": "too_large", "gif": "refused_type"}.get(what, "ok")
+        for bill_id, what in given.items()
+    }
+    sent = [n for n in names if n.startswith("fbstampli_document_")]
+    assert len(sent) == len(given) - 2
+    assert {n.rsplit(".", 1)[1] for n in sent} == {"pdf", "jpg"}
+    before = set(names)
+    assert connected.run("push-bills", "--full", env=env).code == 0
+    assert new_files(connected, before) == []
