@@ -54,8 +54,12 @@ def known_outcomes(store: Store, jwts: list[str]) -> dict[str, DocumentOutcome]:
     return found
 
 
-def record_outcome(store: Store, bill_id: int, outcome: DocumentOutcome, local_path: str) -> None:
-    """Keep what an attachment came to; a new document's journal starts as `fetched`."""
+def record_outcome(store: Store, bill_id: int, outcome: DocumentOutcome, local_path: str) -> bool:
+    """Keep what an attachment came to; a new document's journal starts as `fetched`.
+
+    False when the document's bytes were known already (another bill's, or this one's
+    before): its journal is left as it is.
+    """
     document = outcome.document
     store.execute(
         "INSERT OR REPLACE INTO bill_documents (jwt, bill_id, sha256, problem, detail, checked_at)"
@@ -69,9 +73,12 @@ def record_outcome(store: Store, bill_id: int, outcome: DocumentOutcome, local_p
             store.now_text(),
         ),
     )
-    if document is not None:
+    if document is None:
+        return True
+    known = store.query_one("SELECT 1 FROM document_files WHERE sha256 = ?", (document.sha256,))
+    if known is None:
         store.execute(
-            "INSERT OR IGNORE INTO document_files "
+            "INSERT INTO document_files "
             "(sha256, file_name, size, local_path, state, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
             (
                 document.sha256,
@@ -82,6 +89,7 @@ def record_outcome(store: Store, bill_id: int, outcome: DocumentOutcome, local_p
                 store.now_text(),
             ),
         )
+    return known is None
 
 
 def document_files(store: Store, names: list[str]) -> list[DocumentFile]:

@@ -118,12 +118,22 @@ def _fetch(
         temporary.unlink(missing_ok=True)
     if outcome.document is not None or outcome.problem in KEPT:
         with store.transaction():
-            record_outcome(store, bill.fb_id, outcome, local)
+            fresh = record_outcome(store, bill.fb_id, outcome, local)
             if outcome.problem is not None:
                 reason = REASONS[outcome.problem]
                 detail = f"{reason} ({outcome.detail})" if outcome.detail else reason
                 store.audit("document_not_sent", kind="bill", fb_id=bill.fb_id, detail=detail)
+        if not fresh and _already_delivered(store, outcome):
+            Path(local).unlink(missing_ok=True)  # Stampli has these bytes: keep no copy
     return outcome
+
+
+def _already_delivered(store: Store, outcome: DocumentOutcome) -> bool:
+    document = outcome.document
+    if document is None:
+        return False
+    found = document_files(store, [document.file_name])
+    return bool(found) and found[0].state is DocumentState.DELIVERED
 
 
 def named_documents(content: bytes) -> list[str]:

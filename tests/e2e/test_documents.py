@@ -163,3 +163,19 @@ def test_a_seeded_mixture_of_documents_flows_with_the_oversized_and_refused_ones
     before = set(names)
     assert connected.run("push-bills", "--full", env=env).code == 0
     assert new_files(connected, before) == []
+
+
+def test_bytes_stampli_has_are_not_sent_again_when_another_bill_names_them_later(
+    connected: Connected,
+) -> None:
+    first, later = live_bills(connected)[:2]
+    statement = make_pdf("a statement", 70_000)
+    connected.freshbooks.attach_document(first, statement, "application/pdf")
+    assert connected.run("push-bills").code == 0
+    before = set(connected.inbound_files())
+    connected.freshbooks.attach_document(later, statement, "application/pdf")
+    assert connected.run("push-bills").code == 0
+    added = new_files(connected, before)
+    assert not [n for n in added if n.startswith("fbstampli_document_")]
+    assert row_of(connected, added, later)["Document File"] == document_name(statement, "pdf")
+    assert list((connected.home / "documents").iterdir()) == []  # no copy kept of sent bytes
