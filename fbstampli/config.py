@@ -63,6 +63,7 @@ class SyncSettings:
     max_rows_per_file: int = 5000
     deleted_bills: str = "report"  # report (audit only) or ignore
     send_payments: bool = True
+    document_max_mb: int = 25  # a bill's document larger than this goes unsent, flagged
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +223,7 @@ def _check(settings: Settings, problems: list[str]) -> None:
         "sync.backoff_max_hours": (settings.sync.backoff_max_hours, 365 * 24),
         "sync.full_sweep_hours": (settings.sync.full_sweep_hours, 365 * 24),
         "sync.max_rows_per_file": (settings.sync.max_rows_per_file, 1_000_000),
+        "sync.document_max_mb": (settings.sync.document_max_mb, 10_000),
         "pull.interval_minutes": (settings.pull.interval_minutes, 365 * 24 * 60),
         "pull.max_file_mb": (settings.pull.max_file_mb, 1_000_000),
         "webhook.max_body_bytes": (settings.webhook.max_body_bytes, 100 * 1024 * 1024),

@@ -63,6 +63,11 @@ class Paths:
         return self.home / "stampli" / "quarantine"
 
     @property
+    def documents(self) -> Path:
+        """Bills' documents downloaded from FreshBooks, each kept until it is delivered."""
+        return self.home / "documents"
+
+    @property
     def dry_run(self) -> Path:
         """Where `push-bills --dry-run` writes the files it would have uploaded."""
         return self.home / "dry-run"

@@ -130,6 +130,13 @@ SCHEMA = (
                 after=("report (audit trail only) or ignore; Stampli has no delete",),
             ),
             Key("send_payments", words="send bill payments to Stampli too"),
+            Key(
+                "document_max_mb",
+                after=(
+                    "largest bill document sent, in MB; a larger one is",
+                    "left out and the bill's Document Status says too_large",
+                ),
+            ),
         ),
     ),
     Section(

@@ -279,7 +279,17 @@ def parse_bill(data: object) -> Bill:
         vis_state=r.vis_state(),
         created_at=r.timestamp("created_at"),
         updated_at=r.timestamp("updated_at"),
+        due_offset_days=r.optional_integer("due_offset_days"),
+        attachment_jwt=_attachment_jwt(r),
     )
+
+
+def _attachment_jwt(r: _Reader) -> str:
+    """The `jwt` of the bill's `attachment` object; "" when it is null or names no token."""
+    raw = r.get("attachment")
+    if not isinstance(raw, dict):
+        return ""
+    return _Reader(raw, f"{r.label} attachment").text("jwt")
 
 
 def parse_bill_payment(data: object, bill_currency: str = "") -> BillPayment:

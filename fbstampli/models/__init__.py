@@ -100,6 +100,13 @@ class Bill:
     vis_state: VisState = VisState.ACTIVE
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    due_offset_days: int | None = None  # terms: days from issue to due
+    attachment_jwt: str = ""  # the document FreshBooks keeps with the bill, "" for none
+    # What became of that document (sync/documents.py): the name it is sent under, its
+    # bytes' SHA-256, and "ok" or why it is not sent; all "" for a bill without one.
+    document_file: str = ""
+    document_sha256: str = ""
+    document_status: str = ""
     # Listed without a `lines` key (not: with no lines): `lines` is not what FreshBooks
     # holds, and the bill must be completed from its own GET before it is rendered.
     lines_missing: bool = field(default=False, compare=False)

@@ -28,6 +28,10 @@ VENDOR_TIMES = "vendor_times"
 EMPTY_PAGES = "empty_pages"
 # Kept by `sync/payments.py` in its own state key; shown here beside the others.
 PAYMENTS_MOVE_BILLS = "payments_move_bills"
+# Whether the login may download bill documents (GET /uploads/attachments/<jwt>) through
+# the uploads API: the scope it needs is documented nowhere (issue 26), so a 401/403
+# there is what tells.
+DOCUMENTS = "uploads.attachments"
 
 # How long a conclusion that costs requests stands before the cheaper way is tried again.
 RECHECK_AFTER = timedelta(hours=24)
@@ -41,6 +45,7 @@ LABELS: dict[str, str] = {
     VENDOR_TIMES: "vendor timestamps",
     EMPTY_PAGES: "pages of an empty list",
     PAYMENTS_MOVE_BILLS: "a payment change moves its bill's updated_at",
+    DOCUMENTS: "bill documents through the uploads API",
 }
 
 # What the run does instead, and what that costs, when a fact turns out the other way.
@@ -61,6 +66,8 @@ FALLBACKS: dict[tuple[str, str], str] = {
     "(one request per changed bill)",
     (VENDOR_TIMES, "America/New_York"): "reading vendor times as America/New_York "
     "(no extra requests)",
+    (DOCUMENTS, "refused"): "sending bills without their documents, each flagged "
+    "(no extra requests; asked again once a day)",
     (PAYMENTS_MOVE_BILLS, "disproved"): "listing every bill payment each run instead of the "
     "payments of the bills that moved (one request per 100 payments per run)",
 }
@@ -74,6 +81,7 @@ EXPECTED: dict[str, str] = {
     VENDOR_TIMES: "UTC",
     EMPTY_PAGES: "1",
     PAYMENTS_MOVE_BILLS: "holds",
+    DOCUMENTS: "allowed",
 }
 
 

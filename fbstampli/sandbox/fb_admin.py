@@ -25,7 +25,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import secrets
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -77,9 +76,10 @@ def _dispatch(
         ]
         return Answer(200, {"accounts": listed})
     if path.startswith(f"{PREFIX}/attachments/") and method == "GET":
-        pdf = sandbox.attachments.get(path.rsplit("/", 1)[1])
-        if pdf is None:
+        upload = sandbox.uploads.get(path.rsplit("/", 1)[1])
+        if upload is None:
             return _refuse(404, "no such attachment")
+        pdf = upload.content
         encoded = base64.b64encode(pdf).decode("ascii")
         return Answer(200, {"media_type": "application/pdf", "size": len(pdf), "base64": encoded})
     account = _account(sandbox, query)
@@ -203,15 +203,10 @@ def _edits(kind: str, record: JsonObject, fields: JsonObject) -> JsonObject:
 
 
 def _attach(sandbox: Sandbox, account: AccountData, bill: JsonObject) -> Answer:
-    token = secrets.token_urlsafe(16)
+    """A new PDF for the bill, kept where FreshBooks' uploads API serves it from."""
     pdf = small_pdf(f"Bill {bill['bill_number']} (FreshBooks sandbox)")
-    sandbox.attachments[token] = pdf
-    attachment = {
-        "id": len(sandbox.attachments),
-        "attachmentid": len(sandbox.attachments),
-        "jwt": token,
-        "media_type": "application/pdf",
-    }
+    attachment = sandbox.uploads.add(pdf, "application/pdf")
+    token = str(attachment["jwt"])
     with sandbox.capture_deliveries() as delivered:
         account.update_bill(int(bill["id"]), attachment=attachment)
     summary = f"attached a {len(pdf)}-byte PDF to bill {bill['id']} ({PREFIX}/attachments/{token})"

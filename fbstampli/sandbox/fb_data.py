@@ -583,10 +583,18 @@ class CallbackRecord:
 
 
 class Answer(Exception):
-    """Raised inside a route to answer at once with `status` and a JSON body."""
+    """Raised inside a route to answer at once with `status` and a JSON body (or `raw`
+    bytes: an uploaded file)."""
 
-    def __init__(self, status: int, body: object = None, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        body: object = None,
+        headers: dict[str, str] | None = None,
+        raw: bytes | None = None,
+    ):
         super().__init__(status)
         self.status = status
         self.body = body
         self.headers = headers or {}
+        self.raw = raw

@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from fbstampli.sandbox.documents import Uploads
 from fbstampli.sandbox.fb_data import AccountData, Answer, AuthState, Business, CallbackRecord
 from fbstampli.sandbox.rates import Dice
 from fbstampli.sandbox.realities import MISSING_SCOPE
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 JsonObject = dict[str, Any]
 DEFAULT_SCOPE = "user:profile:read user:bills:read user:bill_vendors:read user:bill_payments:read"
+UPLOADS = "/uploads/attachments/"
 HOLD_TIMEOUT = 60.0  # a forgotten hold must not wedge a test run forever
 
 _ACCOUNTING = re.compile(
@@ -195,6 +197,7 @@ class SandboxState(Protocol):
     latency: float
     honour_sort: bool
     callbacks: dict[str, dict[int, CallbackRecord]]
+    uploads: Uploads
 
     @property
     def realities(self) -> frozenset[str]: ...
@@ -289,6 +292,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send(self, answer: Answer, *, truncate: bool = False) -> None:
         payload = b"" if answer.body is None else json.dumps(answer.body).encode("utf-8")
+        payload = payload if answer.raw is None else answer.raw
         if truncate:
             payload = payload[: len(payload) // 2]
         self.send_response(answer.status)
@@ -296,6 +300,13 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         if answer.body is not None:
             self.send_header("Content-Type", "application/json")
+        if answer.headers.get("Transfer-Encoding") == "chunked":  # no length stated up front
+            self.end_headers()
+            for start in range(0, len(payload), 65536):
+                chunk = payload[start : start + 65536]
+                self.wfile.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+            self.wfile.write(b"0\r\n\r\n")
+            return
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
@@ -341,7 +352,23 @@ class Routes:
         match = _CALLBACKS.match(path)
         if match:
             return self.callbacks(match["account"], match["object_id"])
+        if path.startswith(UPLOADS) and self.method == "GET":
+            return self.upload(path.removeprefix(UPLOADS))
         raise Answer(404, {"errno": 404, "message": f"No route for {self.method} {path}."})
+
+    def upload(self, jwt: str) -> Answer:
+        """The file's bytes, as the SDK reads them; an error is JSON with status >= 400."""
+        self.require_scope("user:bills:read", events=False)  # a valid token, at least
+        uploads = self.sandbox.uploads
+        if uploads.refuse:
+            raise Answer(403, {"error": "forbidden", "message": "Insufficient scopes."})
+        found = uploads.get(jwt)
+        if found is None:
+            raise Answer(404, {"error": "not_found", "message": "No such attachment."})
+        headers = {"Content-Type": found.media_type}
+        if not uploads.state_length:
+            headers["Transfer-Encoding"] = "chunked"
+        return Answer(200, headers=headers, raw=found.content)
 
     # ---- request helpers ----------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 from fbstampli.errors import ConfigError
 from fbstampli.freshbooks.webhooks import SIGNATURE_HEADER, sign
+from fbstampli.sandbox.documents import Uploads, attach_seeded
 from fbstampli.sandbox.fb_data import AccountData, AuthState, Business, CallbackRecord
 from fbstampli.sandbox.fb_http import (
     DEFAULT_SCOPE,
@@ -101,8 +102,8 @@ class FreshBooksSandbox:
         self._realities: frozenset[str] = frozenset()
         self.realities = parse_realities(realities)
         self.callbacks: dict[str, dict[int, CallbackRecord]] = {a: {} for a in self.accounts}
+        self.uploads = Uploads()
         self.deliveries: list[Delivery] = []
-        self.attachments: dict[str, bytes] = {}  # jwt -> PDF, from the admin face's attach
         self._faults: list[Fault] = []
         self.fault_rate: FaultRate | None = None  # background faults; one-shot ones go first
         self._holds: list[Hold] = []
@@ -176,6 +177,11 @@ class FreshBooksSandbox:
     ) -> None:
         self.data.seed(vendors=vendors, bills=bills, payments=payments, seed=seed)
 
+    def seed_documents(self, *, max_bytes: int, seed: int = 1) -> dict[int, str]:
+        """Give the first live bills documents: PDF and JPEG scans of `SIZES`, then one PDF
+        over `max_bytes` and one GIF (a refused type). Bill id -> what it was given."""
+        return attach_seeded(self, self.data.bills, max_bytes=max_bytes, seed=seed)
+
     def create_vendor(self, vendor_name: str = "New Vendor", **fields: Any) -> int:
         return self.data.create_vendor(vendor_name, **fields)
 
@@ -190,6 +196,12 @@ class FreshBooksSandbox:
 
     def update_bill(self, bill_id: int, **changes: Any) -> None:
         self.data.update_bill(bill_id, **changes)
+
+    def attach_document(self, bill_id: int, content: bytes, media_type: str) -> str:
+        """Give the bill a (new) document, as a user uploading it in FreshBooks; its JWT."""
+        attachment = self.uploads.add(content, media_type)
+        self.data.update_bill(bill_id, attachment=attachment)
+        return str(attachment["jwt"])
 
     def delete_bill(self, bill_id: int) -> None:
         self.data.delete_bill(bill_id)

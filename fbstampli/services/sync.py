@@ -45,6 +45,7 @@ def push_context(rt: Runtime, run_id: int | None) -> PushContext:
         renderer=rt.renderer(),
         business=business_name(rt),
         run_id=run_id,
+        documents=rt.paths.documents,
     )
 
 

@@ -124,6 +124,30 @@ class SftpTransport:
                     f"uploaded {path} has {size} bytes on the server, {len(data)} were sent"
                 )
 
+    def write_part_file(self, directory: str, final_name: str, source: Path) -> None:
+        """`write_part` for a local file too big to hold: streamed a block at a time."""
+        path = join_remote(directory, part_name(check_name(final_name)))
+        with self._mapped("upload", path):
+            with source.open("rb") as local, self._sftp.open(path, "wb") as handle:
+                handle.set_pipelined(True)
+                sent = 0
+                while block := local.read(BLOCK):
+                    handle.write(block)
+                    sent += len(block)
+            size = self._sftp.stat(path).st_size
+            if size is None:
+                with self._sftp.open(path, "rb") as handle:
+                    digest = hash_stream(handle)
+                with source.open("rb") as local:
+                    if digest != hash_stream(local):
+                        raise RemoteError(
+                            f"uploaded {path} differs from what was sent; will re-send"
+                        )
+            elif size != sent:
+                raise RemoteError(
+                    f"uploaded {path} has {size} bytes on the server, {sent} were sent"
+                )
+
     def rename_part(self, directory: str, final_name: str) -> None:
         """Give a verified `.part` its final name; an existing final name is never replaced.
 

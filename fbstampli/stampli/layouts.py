@@ -21,7 +21,8 @@ LINE_ENDINGS = {"crlf": "\r\n", "lf": "\n"}
 class FieldType(StrEnum):
     """What a column holds; the type, never the content, decides how a value is written.
 
-    Only `TEXT` is neutralised against formula injection. `PHONE` is text that is left alone when
+    Only `TEXT` is neutralised against formula injection, and only in a file whose
+    `formula_guard` is on. `PHONE` is text that is left alone when
     it is nothing but digits and phone punctuation (a leading `+` is normal there).
     """
 
@@ -39,7 +40,8 @@ class FieldType(StrEnum):
 
 # Source fields each outgoing file can draw on, and their types. Bill rows are one per bill line
 # (header fields repeated); `line.*` fields come from the line. `vendor_name` on bills and the
-# `bill_number`/`vendor_*` fields on payments are looked up by the renderer.
+# `bill_number`/`vendor_*` fields on payments are looked up by the renderer; a bill's
+# `document_type` is worked out from its total's sign (`invoice`, or `credit` below zero).
 _VENDOR_FIELDS: dict[str, FieldType] = {
     "fb_id": FieldType.ID,
     "name": FieldType.TEXT,
@@ -70,6 +72,11 @@ _BILL_FIELDS: dict[str, FieldType] = {
     "bill_number": FieldType.TEXT,
     "issue_date": FieldType.DATE,
     "due_date": FieldType.DATE,
+    "due_offset_days": FieldType.INTEGER,
+    "document_type": FieldType.TEXT,
+    "document_file": FieldType.TEXT,
+    "document_sha256": FieldType.TEXT,
+    "document_status": FieldType.TEXT,
     "currency_code": FieldType.TEXT,
     "amount": FieldType.AMOUNT,
     "tax_amount": FieldType.AMOUNT,
@@ -158,6 +165,9 @@ class FileFormat:
     decimal_separator: str = "."
     xml_root: str = "records"
     xml_row: str = "record"
+    # Off: files Stampli's importer reads by machine must carry the vendor's own text
+    # (`-Minus Logistics`, `-0042`). On: for a file a person opens in a spreadsheet.
+    formula_guard: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,8 @@
 
 Pure: no I/O, no clock (the batch's creation time is passed in). The column's type, never the
 value, decides whether a value may be touched: text is neutralised against spreadsheet formula
-injection, while amounts, dates and ids are written exactly. Turning rows into a file
+injection when the file's `formula_guard` is on (off by default: Stampli's importer reads these
+files by machine), while amounts, dates and ids are always written exactly. Turning rows into a file
 (bytes, hash, name) is `stampli/files.py`; its names are re-exported here.
 """
 
@@ -56,9 +57,9 @@ def format_decimal(value: Decimal, separator: str = ".") -> str:
     return text.replace(".", separator) if separator != "." else text
 
 
-def _text(value: object, phone: bool) -> str:
+def _text(value: object, phone: bool, guard: bool = True) -> str:
     text = value.name.lower() if isinstance(value, VisState) else str(value)
-    if phone and _SAFE_PHONE.match(text):
+    if not guard or (phone and _SAFE_PHONE.match(text)):
         return text
     return neutralise_formula(text)
 
@@ -73,6 +74,7 @@ def _formatter(column: Column, file_format: FileFormat) -> Format:
     all that is left for each of a first sync's half a million cells.
     """
     field_type = column.type
+    guard = file_format.formula_guard
     if field_type in (FieldType.AMOUNT, FieldType.DECIMAL):
         separator = file_format.decimal_separator
 
@@ -96,7 +98,7 @@ def _formatter(column: Column, file_format: FileFormat) -> Format:
             if isinstance(value, datetime):
                 aware = value if value.tzinfo else value.replace(tzinfo=UTC)
                 return aware.astimezone(UTC).strftime(moment_pattern)
-            return _text(value, False)
+            return _text(value, False, guard)
 
         return moment
     if field_type is FieldType.DATE:
@@ -107,7 +109,7 @@ def _formatter(column: Column, file_format: FileFormat) -> Format:
                 return ""
             if isinstance(value, date):
                 return value.isoformat() if day_pattern == ISO else value.strftime(day_pattern)
-            return _text(value, False)
+            return _text(value, False, guard)
 
         return day
     if field_type is FieldType.BOOL:
@@ -122,7 +124,7 @@ def _formatter(column: Column, file_format: FileFormat) -> Format:
     if field_type in (FieldType.ID, FieldType.INTEGER):
         return lambda value: "" if value is None else str(int(str(value)))
     phone = field_type is FieldType.PHONE
-    return lambda value: "" if value is None else _text(value, phone)
+    return lambda value: "" if value is None else _text(value, phone, guard)
 
 
 def _format_value(value: object, column: Column, file_format: FileFormat) -> str:
@@ -167,10 +169,17 @@ def _sources(layout: OutgoingLayout) -> frozenset[str]:
 BillGetter = Callable[[Bill, BillLine | None, str | None], object]
 
 
+def document_type(bill: Bill) -> str:
+    """A bill whose total is below zero is the vendor's credit note, not an invoice to pay."""
+    return "credit" if bill.total_amount < 0 else "invoice"
+
+
 def _bill_getter(source: str) -> BillGetter:
     """`source`'s value for a bill row, the test of what it names made once."""
     if source == "vendor_name":
         return lambda bill, line, vendor_name: vendor_name
+    if source == "document_type":
+        return lambda bill, line, vendor_name: document_type(bill)
     if source == "line_count":
         return lambda bill, line, vendor_name: len(bill.lines)
     if source.startswith("line."):

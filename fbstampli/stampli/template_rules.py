@@ -133,6 +133,7 @@ def _file_format(table: object, base: FileFormat, path: str, problems: list[str]
         decimal_separator=separator,
         xml_root=xml_root,
         xml_row=xml_row,
+        formula_guard=_flag(table, "formula_guard", path, problems, base.formula_guard),
     )
 
 

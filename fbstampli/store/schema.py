@@ -165,6 +165,26 @@ MIGRATIONS: tuple[str, ...] = (
         HAVING max(run_id) IS NOT NULL;
     DROP TABLE reconciliations;
     """,
+    # 3: bills' documents (issue 26): what each attachment came to, and each distinct
+    # document's upload journal, keyed by its content so the same bytes go once.
+    """
+    CREATE TABLE bill_documents (
+        jwt TEXT PRIMARY KEY,
+        bill_id INTEGER NOT NULL,
+        sha256 TEXT,
+        problem TEXT,
+        detail TEXT NOT NULL DEFAULT '',
+        checked_at TEXT NOT NULL
+    );
+    CREATE TABLE document_files (
+        sha256 TEXT PRIMARY KEY,
+        file_name TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        local_path TEXT,
+        state TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    """,
 )
 
 

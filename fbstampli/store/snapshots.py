@@ -122,6 +122,11 @@ def bill_from_payload(text: str) -> Bill:
         vis_state=VisState(int(data.get("vis_state", 0))),
         created_at=_moment(data.get("created_at")),
         updated_at=_moment(data.get("updated_at")),
+        due_offset_days=data.get("due_offset_days"),
+        attachment_jwt=str(data.get("attachment_jwt", "")),
+        document_file=str(data.get("document_file", "")),
+        document_sha256=str(data.get("document_sha256", "")),
+        document_status=str(data.get("document_status", "")),
     )
 
 

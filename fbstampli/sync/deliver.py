@@ -44,6 +44,7 @@ from fbstampli.store.outbox import (
 from fbstampli.sync.backoff import is_dead, next_attempt_at
 from fbstampli.sync.batch import Pending, iter_files
 from fbstampli.sync.connection import Connection
+from fbstampli.sync.documents import send_documents
 from fbstampli.sync.ports import Renderer, Transport
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,8 @@ def advance_batch(store: Store, transport: Transport, batch: Row, run_id: int | 
     """Move one batch to `delivered` from whatever state a previous run left it in."""
     directory, name = batch["directory"], batch["file_name"]
     state = BatchState(batch["state"])
+    if state in (BatchState.PLANNED, BatchState.UPLOADING):  # documents before what names them
+        send_documents(store, transport, directory, bytes(batch["content"]))
     if state is not BatchState.PLANNED:
         final_present = transport.exists(directory, name)
         part_present = transport.exists(directory, part_name(name))

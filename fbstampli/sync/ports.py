@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from fbstampli.models import Bill, BillPayment, Kind, SourceObject, Vendor, VisState
+from fbstampli.models.documents import DocumentOutcome
 from fbstampli.models.remote import RemoteFile
 
 
@@ -52,6 +53,11 @@ class BillSource(Protocol):
         """One bill by id, lines and all (a listed bill may come without them)."""
         ...
 
+    def download_document(self, jwt: str, dest: Path, *, max_bytes: int) -> DocumentOutcome:
+        """Stream the bill document `jwt` names into the new file `dest`; never raises for
+        a document that cannot be had (the outcome says why)."""
+        ...
+
     def check_sort(self, resource: str, newest: datetime, oldest: datetime) -> None:
         """After a full listing of `resource` ("bills", "bill_vendors"), check whether the
         newest-first listing really starts with `newest` (and oldest-first with `oldest`)."""
@@ -76,6 +82,9 @@ class Transport(Protocol):
 
         Raises `RemoteError` when the size on the server differs.
         """
+
+    def write_part_file(self, directory: str, final_name: str, source: Path) -> None:
+        """`write_part` for a local file, streamed (a document is never read whole)."""
 
     def rename_part(self, directory: str, final_name: str) -> None:
         """Rename `.<final_name>.part` to `final_name`; never overwrite an existing file."""

@@ -34,6 +34,7 @@ from fbstampli.store.events import mark_events, pending_events
 from fbstampli.store.outbox import vendor_names
 from fbstampli.sync.connection import Connection
 from fbstampli.sync.deliver import create_batches, deliver
+from fbstampli.sync.documents import with_documents
 from fbstampli.sync.fetch import (
     Fetched,
     SortExtremes,
@@ -84,6 +85,7 @@ class PushContext:
     renderer: Renderer
     business: str
     run_id: int | None = None
+    documents: Path | None = None  # where bills' documents wait; None: documents not fetched
 
 
 class _DryRunDone(Exception):
@@ -344,6 +346,15 @@ def _ingest(
     names: dict[int, str] | None = None,
     skip: set[int] | None = None,
 ) -> list[Decision]:
+    if ctx.documents is not None:
+        fetched = with_documents(
+            ctx.store,
+            ctx.source(),
+            fetched,
+            ctx.documents,
+            max_bytes=ctx.settings.sync.document_max_mb * 1024 * 1024,
+            report=report,
+        )
     return ingest(
         ctx.store,
         fetched,

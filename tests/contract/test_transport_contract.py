@@ -66,6 +66,19 @@ def test_upload_goes_to_part_name_with_verified_size_then_renames(
     assert remote.read(f"inbound/{FINAL}") == PAYLOAD
 
 
+def test_a_local_file_is_streamed_to_the_part_name_verified_then_renamed(
+    remote: Remote | MemoryRemote, transport: SftpTransport, tmp_path: Path
+) -> None:
+    document = tmp_path / "document.pdf"
+    content = b"%PDF-1.7\n" + bytes(range(256)) * 4000  # several blocks
+    document.write_bytes(content)
+    transport.write_part_file("inbound", FINAL, document)
+    assert transport.list_files("inbound")[0].name == part_name(FINAL)
+    assert transport.list_files("inbound")[0].size == len(content)
+    transport.rename_part("inbound", FINAL)
+    assert remote.read(f"inbound/{FINAL}") == content
+
+
 def test_reader_never_sees_the_final_name_during_an_upload(
     remote: Remote | MemoryRemote, transport: SftpTransport, monkeypatch: pytest.MonkeyPatch
 ) -> None:

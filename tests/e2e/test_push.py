@@ -53,6 +53,21 @@ def test_first_run_delivers_every_vendor_bill_and_payment(connected: Connected) 
     assert payment_ids == {str(i) for i in active(data.payments)}
 
 
+def test_bill_rows_carry_terms_payment_state_and_line_coding(connected: Connected) -> None:
+    assert connected.run("push-bills").code == 0
+    rows = rows_of(connected, "-bills.csv")
+    bills = connected.freshbooks.data.bills
+    for row in rows:
+        bill = bills[int(row["FreshBooks Bill ID"])]
+        assert row["Terms (Days)"] == str(bill["due_offset_days"])
+        assert row["Payment Status"] in {"unpaid", "partial", "paid", "overdue"}
+        total = float(row["Invoice Total"])
+        assert float(row["Amount Paid"]) + float(row["Amount Outstanding"]) == pytest.approx(total)
+        assert row["Document Type"] == ("credit" if total < 0 else "invoice")
+    assert all(row["GL Account ID"].isdigit() for row in rows if row["Line Number"])
+    assert any(row["Tax Percent 1"] for row in rows)
+
+
 def test_connect_through_the_cli_sets_up_a_home_that_pushes(
     tmp_path: Path, freshbooks: FreshBooksSandbox, sftp_server: SftpServer
 ) -> None:

@@ -149,7 +149,9 @@ def test_attach_puts_a_pdf_on_the_bill_as_its_attachment(
     assert result.code == 0, result.stderr
     attachment = sandbox.data.render_bill(sandbox.data.bills[3])["attachment"]
     assert attachment["media_type"] == "application/pdf"
-    pdf = sandbox.attachments[attachment["jwt"]]
+    upload = sandbox.uploads.get(attachment["jwt"])  # where FreshBooks' uploads API serves it
+    assert upload is not None
+    pdf = upload.content
     assert pdf.startswith(b"%PDF-1.4")
     assert pdf.rstrip().endswith(b"%%EOF")
     assert [e["name"] for e in signed_events(receiver)] == ["bill.update"]

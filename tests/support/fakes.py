@@ -144,6 +144,9 @@ class MemoryTransport:
                 self.hooks["block"](self)
         self._after("write_part")
 
+    def write_part_file(self, directory: str, final_name: str, source: Path) -> None:
+        self.write_part(directory, final_name, source.read_bytes())
+
     def rename_part(self, directory: str, final_name: str) -> None:
         _check_directory(directory)
         self._step("rename", _check_name(final_name))

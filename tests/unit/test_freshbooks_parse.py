@@ -42,6 +42,7 @@ def bill_json(**changes: Any) -> dict[str, Any]:
         "outstanding": money("63.00", "CAD"),
         "paid": money("50.00", "CAD"),
         "status": "partial",
+        "due_offset_days": 30,
         "overall_description": "Paper and toner",
         "lines": [
             {
@@ -80,6 +81,11 @@ def test_bill_money_is_decimal_and_timestamps_are_utc() -> None:
     assert bill.description == "Paper and toner"
 
 
+def test_bill_reads_its_terms_as_due_offset_days() -> None:
+    assert parse_bill(bill_json()).due_offset_days == 30
+    assert parse_bill(bill_json(due_offset_days=None)).due_offset_days is None
+
+
 def test_bill_line_reads_string_quantity_and_nested_category() -> None:
     line = parse_bill(bill_json()).lines[0]
     assert line.quantity == Decimal("2")
@@ -106,6 +112,7 @@ def test_missing_and_null_fields_take_defaults() -> None:
     assert bill.lines == ()
     assert bill.vis_state is VisState.ACTIVE
     assert bill.updated_at is None
+    assert bill.due_offset_days is None
 
 
 def test_bill_currency_applies_to_embedded_payments_without_a_code() -> None:

@@ -117,5 +117,6 @@ def test_bill_payload_round_trips_to_an_equal_bill() -> None:
         vis_state=VisState.ARCHIVED,
         created_at=NOON - timedelta(days=3),
         updated_at=NOON,
+        due_offset_days=30,
     )
     assert bill_from_payload(payload_of(bill)) == bill

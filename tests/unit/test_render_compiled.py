@@ -47,6 +47,8 @@ def reference(value: object, column: Column, file_format: FileFormat) -> str:
     if field_type in (FieldType.ID, FieldType.INTEGER):
         return str(int(str(value)))
     text = value.name.lower() if isinstance(value, VisState) else str(value)
+    if not file_format.formula_guard:
+        return text
     if field_type is FieldType.PHONE and _SAFE_PHONE.match(text):
         return text
     return neutralise_formula(text)
@@ -84,6 +86,7 @@ COLUMNS = [
 ]
 FORMATS = [
     FileFormat(),
+    FileFormat(formula_guard=True),
     FileFormat(decimal_separator=",", date_format="%m/%d/%Y", datetime_format="%Y%m%d %H%M"),
 ]
 

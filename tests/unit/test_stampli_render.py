@@ -11,6 +11,7 @@ from importlib import resources
 
 import pytest
 
+from fbstampli.errors import TemplateError
 from fbstampli.models import Bill, BillLine, BillPayment, Kind, Vendor, VisState
 from fbstampli.stampli.render import (
     RenderError,
@@ -28,6 +29,7 @@ DEFAULT_TEXT = (
     resources.files("fbstampli.stampli").joinpath("templates", "default.toml").read_text("utf-8")
 )
 CREATED = datetime(2026, 11, 25, 10, 15, tzinfo=UTC)
+GUARDED = parse_template(DEFAULT_TEXT.replace("formula_guard = false", "formula_guard = true"))
 
 
 def make_bill(**changes: object) -> Bill:
@@ -67,6 +69,47 @@ def test_bill_gives_one_row_per_line_with_header_fields_repeated() -> None:
         assert cell(TEMPLATE, Kind.BILL, row, "Invoice Date") == "2026-11-01"
         assert cell(TEMPLATE, Kind.BILL, row, "Line Number") == line_number
     assert cell(TEMPLATE, Kind.BILL, rows[1], "Line Description") == "Ink"
+
+
+def test_default_bill_row_carries_terms_payment_state_category_id_and_tax_rates() -> None:
+    line = BillLine(
+        1, "Toner", Decimal("2"), Decimal("50.00"), Decimal("100.00"), "Office", 11, "HST",
+        Decimal("13"), Decimal("13.00"), "PST", Decimal("7.5"), Decimal("7.50"),
+    )  # fmt: skip
+    bill = make_bill(
+        due_offset_days=30,
+        status="partial",
+        outstanding=Decimal("63.00"),
+        paid=Decimal("50.00"),
+        lines=(line,),
+    )
+    (row,) = render_rows(TEMPLATE, bill, vendor_names={7: "Acme"})
+    expected = {
+        "Terms (Days)": "30",
+        "Document Type": "invoice",
+        "Payment Status": "partial",
+        "Amount Paid": "50.00",
+        "Amount Outstanding": "63.00",
+        "GL Account ID": "11",
+        "Tax Percent 1": "13",
+        "Tax Percent 2": "7.5",
+    }
+    assert {header: cell(TEMPLATE, Kind.BILL, row, header) for header in expected} == expected
+
+
+@pytest.mark.parametrize(
+    ("total", "document"),
+    [(Decimal("-113.00"), "credit"), (Decimal("-0.01"), "credit"), (Decimal("0"), "invoice")],
+)
+def test_document_type_follows_the_sign_of_the_total(total: Decimal, document: str) -> None:
+    (row, _) = render_rows(TEMPLATE, make_bill(total_amount=total), vendor_names={7: "Acme"})
+    assert cell(TEMPLATE, Kind.BILL, row, "Document Type") == document
+
+
+def test_bill_without_terms_or_category_id_leaves_those_cells_empty() -> None:
+    (row, _) = render_rows(TEMPLATE, make_bill(), vendor_names={7: "Acme"})
+    assert cell(TEMPLATE, Kind.BILL, row, "Terms (Days)") == ""
+    assert cell(TEMPLATE, Kind.BILL, row, "GL Account ID") == ""
 
 
 def test_bill_without_lines_gives_one_row_with_empty_line_cells() -> None:
@@ -116,14 +159,51 @@ def test_vendor_row_formats_bool_state_and_keeps_a_plain_phone() -> None:
 )
 def test_text_columns_are_neutralised_against_formula_injection(text: str, expected: str) -> None:
     assert neutralise_formula(text) == expected
-    (row,) = render_rows(TEMPLATE, Vendor(7, text, note=text))
-    assert cell(TEMPLATE, Kind.VENDOR, row, "Vendor Name") == expected
-    assert cell(TEMPLATE, Kind.VENDOR, row, "Note") == expected
+    (row,) = render_rows(GUARDED, Vendor(7, text, note=text))
+    assert cell(GUARDED, Kind.VENDOR, row, "Vendor Name") == expected
+    assert cell(GUARDED, Kind.VENDOR, row, "Note") == expected
 
 
 def test_phone_with_a_formula_is_neutralised() -> None:
-    (row,) = render_rows(TEMPLATE, Vendor(7, "A", phone="+1=cmd()"))
-    assert cell(TEMPLATE, Kind.VENDOR, row, "Phone") == "'+1=cmd()"
+    (row,) = render_rows(GUARDED, Vendor(7, "A", phone="+1=cmd()"))
+    assert cell(GUARDED, Kind.VENDOR, row, "Phone") == "'+1=cmd()"
+
+
+XML_TEMPLATE = """
+[template]
+name = "xml"
+[format]
+format = "xml"
+[vendor]
+columns = [{ header = "VendorName", source = "name" }]
+[bill]
+columns = [
+    { header = "InvoiceNumber", source = "bill_number" },
+    { header = "VendorName", source = "vendor_name" },
+]
+[payment]
+columns = [{ header = "Id", source = "fb_id" }]
+"""
+
+
+@pytest.mark.parametrize("template", [TEMPLATE, parse_template(XML_TEMPLATE)])
+def test_default_file_sends_text_to_stampli_exactly_as_freshbooks_holds_it(
+    template: Template,
+) -> None:
+    bill = make_bill(bill_number="-0042")
+    (row, _) = render_rows(template, bill, vendor_names={7: "-Minus Logistics"})
+    assert "-0042" in row
+    assert "-Minus Logistics" in row
+    (vendor_row,) = render_rows(template, Vendor(8, "@Home Office Supplies"))
+    assert "@Home Office Supplies" in vendor_row
+    data = render_file(template, Kind.BILL, [row]).decode()
+    assert "-Minus Logistics" in data
+    assert "'" not in data
+
+
+def test_a_template_with_a_formula_guard_that_is_not_a_flag_is_refused() -> None:
+    with pytest.raises(TemplateError, match=r"format\.formula_guard: must be true or false"):
+        parse_template(DEFAULT_TEXT.replace("formula_guard = false", 'formula_guard = "yes"'))
 
 
 def test_amounts_dates_and_ids_are_never_altered_by_the_guard() -> None:
@@ -133,14 +213,14 @@ def test_amounts_dates_and_ids_are_never_altered_by_the_guard() -> None:
         total_amount=Decimal("-113.00"),
         lines=(BillLine(1, "-x", Decimal("-1"), Decimal("-2.5"), Decimal("-2.50")),),
     )
-    (row,) = render_rows(TEMPLATE, bill, vendor_names={7: "-Acme"})
-    assert cell(TEMPLATE, Kind.BILL, row, "Invoice Number") == "'-17"
-    assert cell(TEMPLATE, Kind.BILL, row, "Vendor Name") == "'-Acme"
-    assert cell(TEMPLATE, Kind.BILL, row, "Line Description") == "'-x"
-    assert cell(TEMPLATE, Kind.BILL, row, "Subtotal") == "-100.00"
-    assert cell(TEMPLATE, Kind.BILL, row, "Invoice Total") == "-113.00"
-    assert cell(TEMPLATE, Kind.BILL, row, "Line Quantity") == "-1"
-    assert cell(TEMPLATE, Kind.BILL, row, "Line Unit Price") == "-2.5"
+    (row,) = render_rows(GUARDED, bill, vendor_names={7: "-Acme"})
+    assert cell(GUARDED, Kind.BILL, row, "Invoice Number") == "'-17"
+    assert cell(GUARDED, Kind.BILL, row, "Vendor Name") == "'-Acme"
+    assert cell(GUARDED, Kind.BILL, row, "Line Description") == "'-x"
+    assert cell(GUARDED, Kind.BILL, row, "Subtotal") == "-100.00"
+    assert cell(GUARDED, Kind.BILL, row, "Invoice Total") == "-113.00"
+    assert cell(GUARDED, Kind.BILL, row, "Line Quantity") == "-1"
+    assert cell(GUARDED, Kind.BILL, row, "Line Unit Price") == "-2.5"
 
 
 @pytest.mark.parametrize(
@@ -168,7 +248,8 @@ def test_decimal_comma_template_writes_a_comma() -> None:
     )
     rows = render_rows(template, make_bill(), vendor_names={7: "A"})
     assert cell(template, Kind.BILL, rows[0], "Invoice Total") == "113,00"
-    assert render_file(template, Kind.BILL, rows).split(b"\r\n")[1].count(b";") == 21
+    columns = len(template.layout(Kind.BILL).columns)
+    assert render_file(template, Kind.BILL, rows).split(b"\r\n")[1].count(b";") == columns - 1
 
 
 def test_custom_date_and_datetime_formats_and_utc_conversion() -> None:

@@ -124,7 +124,7 @@ def test_load_template_reads_a_custom_file(tmp_path: Path) -> None:
         (
             '{ header = "Invoice Total", source = "total_amount" }',
             '{ header = "Invoice Total", source = "total_amount", format = "0.00" }',
-            "bill column 10 ('Invoice Total') format: a amount column takes no format",
+            "bill column 11 ('Invoice Total') format: a amount column takes no format",
         ),
         (
             '{ header = "Note", source = "note" },\n]\n\n[bill]',
@@ -199,3 +199,16 @@ def test_the_example_is_the_packaged_template_line_for_line_with_comments_added(
         return [line for line in lines if line and not line.lstrip().startswith("#")]
 
     assert data(EXAMPLE.read_text(encoding="utf-8")) == data(DEFAULT_TEXT)
+
+
+def test_every_column_of_the_default_template_is_documented() -> None:
+    """examples/STAMPLI-TEMPLATE.md has a row `| header | `source` | meaning |` for each."""
+    document = (EXAMPLE.parent / "STAMPLI-TEMPLATE.md").read_text(encoding="utf-8")
+    template = load_template(None)
+    missing = [
+        f"{kind.value}: {column.header}"
+        for kind in Kind
+        for column in template.layout(kind).columns
+        if f"| {column.header} | `{column.source}` |" not in document
+    ]
+    assert missing == []

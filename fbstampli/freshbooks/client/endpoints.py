@@ -16,6 +16,7 @@ from fbstampli.errors import RemoteError
 from fbstampli.freshbooks.client.errors import FilterIgnoredError, NotFoundError
 from fbstampli.freshbooks.client.listings import Listings
 from fbstampli.freshbooks.client.session import Params, id_chunks, listed_id, result_of
+from fbstampli.freshbooks.client.uploads import Uploads
 from fbstampli.freshbooks.parse import (
     BusinessMembership,
     Callback,
@@ -28,7 +29,7 @@ from fbstampli.models import Bill, BillPayment, Vendor, VisState
 from fbstampli.models.behaviour import VENDOR_IDS
 
 
-class FreshBooksClient(Listings):
+class FreshBooksClient(Uploads, Listings):
     """FreshBooks for one account; satisfies `sync.ports.BillSource` structurally."""
 
     def list_bill_payments(self, *, vis_state: VisState | None = None) -> Iterator[BillPayment]:
