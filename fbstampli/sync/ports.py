@@ -120,6 +120,21 @@ class Renderer(Protocol):
 
     def content_hash(self, rows: Sequence[tuple[str, ...]]) -> str: ...
 
+    def version_hash(self, kind: Kind, rows: Sequence[tuple[str, ...]]) -> str:
+        """Whether an object changed: its own data, not the cells borrowed from its vendor."""
+
+    def legacy_hash(self, kind: Kind, rows: Sequence[tuple[str, ...]]) -> str:
+        """The hash an earlier release stored for the same rows (an upgrade re-sends nothing)."""
+
+    def stamp(
+        self, kind: Kind, rows: Sequence[tuple[str, ...]], *, action: str, version: int
+    ) -> tuple[tuple[str, ...], ...]:
+        """The rows with their Action and Version cells filled in."""
+
+    @property
+    def resends_on_rename(self) -> bool:
+        """A vendor rename re-sends its bills and payments (template `resend_on_rename`)."""
+
     def file_bytes(self, kind: Kind, rows: Sequence[tuple[str, ...]]) -> bytes: ...
 
     def file_name(

@@ -1,0 +1,122 @@
+"""Every change in FreshBooks reaches Stampli as an AP team reads it (issue #27).
+
+Each case of the issue, tried against the FreshBooks sandbox and a real SFTP
+server through the real CLI, looking at what Stampli's inbound received: a
+vendor rename, an edit, a deletion, a restore and an archive of bills, bill
+payments and vendors, each a row whose Action and Version say what it does.
+"""
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+
+from fbstampli.sandbox.freshbooks import FreshBooksSandbox
+from tests.e2e.conftest import Connected
+
+FILE_KINDS = {"vendors": "vendor", "bills": "bill", "payments": "payment"}
+ID_COLUMN = {
+    "vendor": "FreshBooks Vendor ID",
+    "bill": "FreshBooks Bill ID",
+    "payment": "FreshBooks Payment ID",
+}
+DEFAULT_TEMPLATE = (
+    Path(__file__).resolve().parents[2] / "fbstampli" / "stampli" / "templates" / "default.toml"
+)
+
+
+def received(connected: Connected, before: set[str]) -> dict[str, list[dict[str, str]]]:
+    """The rows of the files that reached the inbound since `before`, by kind."""
+    rows: dict[str, list[dict[str, str]]] = {"vendor": [], "bill": [], "payment": []}
+    for name in sorted(set(connected.inbound_files()) - before):
+        kind = FILE_KINDS[name.rsplit("-", 1)[1].removesuffix(".csv")]
+        text = (connected.inbound / name).read_text(encoding="utf-8")
+        rows[kind].extend(csv.DictReader(io.StringIO(text)))
+    return rows
+
+
+def pushed(connected: Connected, *args: str, env: dict[str, str] | None = None) -> set[str]:
+    """One cron run of push-bills; returns the inbound as it was before it."""
+    before = set(connected.inbound_files())
+    result = connected.run("push-bills", *args, env=env)
+    assert result.code == 0, result.stderr
+    return before
+
+
+def actions(rows: list[dict[str, str]], kind: str) -> set[tuple[str, str, str]]:
+    """(id, Action, Version) of each object's rows."""
+    return {(row[ID_COLUMN[kind]], row["Action"], row["Version"]) for row in rows}
+
+
+def vendor_with_history(freshbooks: FreshBooksSandbox) -> tuple[int, list[int], list[int]]:
+    """A vendor with four bills, three of them paid: the issue's example."""
+    vendor_id = freshbooks.create_vendor("Supplies Ltd.")
+    bills = [freshbooks.create_bill(vendor_id) for _ in range(4)]
+    payments = [freshbooks.create_payment(bill_id, amount="10.00") for bill_id in bills[:3]]
+    return vendor_id, bills, payments
+
+
+@pytest.fixture
+def history(connected: Connected) -> tuple[int, list[int], list[int]]:
+    made = vendor_with_history(connected.freshbooks)
+    pushed(connected)
+    return made
+
+
+def test_first_sync_sends_every_object_as_new_version_1(connected: Connected) -> None:
+    vendor_id, bills, payments = vendor_with_history(connected.freshbooks)
+    rows = received(connected, pushed(connected))
+    assert (str(vendor_id), "NEW", "1") in actions(rows["vendor"], "vendor")
+    assert {(str(b), "NEW", "1") for b in bills} <= actions(rows["bill"], "bill")
+    assert {(str(p), "NEW", "1") for p in payments} <= actions(rows["payment"], "payment")
+
+
+def test_vendor_rename_sends_the_vendor_row_only(
+    connected: Connected, history: tuple[int, list[int], list[int]]
+) -> None:
+    vendor_id, bills, _ = history
+    connected.freshbooks.update_vendor(vendor_id, vendor_name="Renamed Supplies Ltd.")
+    rows = received(connected, pushed(connected))
+    assert [(r["Vendor Name"], r["Action"], r["Version"]) for r in rows["vendor"]] == [
+        ("Renamed Supplies Ltd.", "UPDATE", "2")
+    ]
+    assert rows["bill"] == []
+    assert rows["payment"] == []
+    # Neither the daily sweep, which re-reads every bill and payment, sends them again.
+    sweep = received(connected, pushed(connected, "--full"))
+    assert sweep == {"vendor": [], "bill": [], "payment": []}
+    # A bill's next real change carries the new name.
+    connected.freshbooks.update_bill(bills[0], bill_number="INV-EDITED")
+    rows = received(connected, pushed(connected))
+    assert {(r["Vendor Name"], r["Action"], r["Version"]) for r in rows["bill"]} == {
+        ("Renamed Supplies Ltd.", "UPDATE", "2")
+    }
+
+
+def test_template_option_resends_a_renamed_vendors_bills_and_payments(
+    connected: Connected, tmp_path: Path
+) -> None:
+    template = tmp_path / "template.toml"
+    text = DEFAULT_TEMPLATE.read_text(encoding="utf-8")
+    template.write_text(text.replace("resend_on_rename = false", "resend_on_rename = true"))
+    env = {"FBSTAMPLI_STAMPLI_TEMPLATE": str(template)}
+    vendor_id, bills, payments = vendor_with_history(connected.freshbooks)
+    pushed(connected, env=env)
+    connected.freshbooks.update_vendor(vendor_id, vendor_name="Renamed Supplies Ltd.")
+    rows = received(connected, pushed(connected, env=env))
+    assert {r["FreshBooks Bill ID"] for r in rows["bill"]} == {str(b) for b in bills}
+    assert {r["FreshBooks Payment ID"] for r in rows["payment"]} == {str(p) for p in payments}
+    assert {r["Vendor Name"] for r in rows["bill"] + rows["payment"]} == {"Renamed Supplies Ltd."}
+
+
+def test_an_edit_goes_out_as_update_with_the_next_version(
+    connected: Connected, history: tuple[int, list[int], list[int]]
+) -> None:
+    _, bills, _ = history
+    connected.freshbooks.update_bill(bills[1], bill_number="INV-2")
+    rows = received(connected, pushed(connected))
+    assert actions(rows["bill"], "bill") == {(str(bills[1]), "UPDATE", "2")}
+    connected.freshbooks.update_bill(bills[1], bill_number="INV-3")
+    rows = received(connected, pushed(connected))
+    assert actions(rows["bill"], "bill") == {(str(bills[1]), "UPDATE", "3")}
