@@ -59,14 +59,17 @@ def oldest_bill(connected: Connected) -> int:
     ]
 
 
-def test_no_change_run_reads_one_page_of_bills_and_of_vendors(paged: Connected) -> None:
+def test_no_change_run_reads_one_page_of_bills_and_of_vendors_and_of_each_deleted(
+    paged: Connected,
+) -> None:
     assert bill_pages(paged) > 1
     before = paged.inbound_files()
     result = paged.run("push-bills")
     assert result.code == 0, result.stderr
     assert paged.inbound_files() == before
-    assert paged.freshbooks.count("GET", "bills.list") == 1
-    assert paged.freshbooks.count("GET", "bill_vendors.list") == 1
+    # One newest-first page of the live list and one of the deleted list, per kind.
+    assert paged.freshbooks.count("GET", "bills.list") == 2
+    assert paged.freshbooks.count("GET", "bill_vendors.list") == 2
 
 
 def test_change_to_the_oldest_bill_is_found_by_the_incremental_pass(paged: Connected) -> None:
@@ -77,7 +80,7 @@ def test_change_to_the_oldest_bill_is_found_by_the_incremental_pass(paged: Conne
     rows = delivered_bill_rows(paged, before)
     assert {row["FreshBooks Bill ID"] for row in rows} == {str(bill_id)}
     assert {row["Invoice Number"] for row in rows} == {"MOVED-UP"}
-    assert paged.freshbooks.count("GET", "bills.list") == 1
+    assert paged.freshbooks.count("GET", "bills.list") == 2  # live page, deleted page
 
 
 def test_api_ignoring_the_sort_falls_back_to_listing_every_bill(paged: Connected) -> None:
@@ -89,7 +92,8 @@ def test_api_ignoring_the_sort_falls_back_to_listing_every_bill(paged: Connected
     rows = delivered_bill_rows(paged, before)
     assert {row["Invoice Number"] for row in rows} == {"UNSORTED"}
     # Page 1 shows the order untrustworthy; the rest of the same listing completes it.
-    assert paged.freshbooks.count("GET", "bills.list") == bill_pages(paged)
+    # The deleted list is then read whole too (one page here).
+    assert paged.freshbooks.count("GET", "bills.list") == bill_pages(paged) + 1
 
 
 def test_renamed_vendor_resends_its_bills_from_their_snapshots_when_the_template_asks(
@@ -113,7 +117,7 @@ def test_renamed_vendor_resends_its_bills_from_their_snapshots_when_the_template
     }
     assert {row["FreshBooks Bill ID"] for row in rows} == expected
     assert {row["Vendor Name"] for row in rows} == {"Renamed Supplies Ltd."}
-    assert paged.freshbooks.count("GET", "bills.list") == 1
+    assert paged.freshbooks.count("GET", "bills.list") == 2
     assert paged.run("push-bills", env=env).code == 0
     assert delivered_bill_rows(paged, before) == rows  # and only once
 

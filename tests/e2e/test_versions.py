@@ -120,3 +120,67 @@ def test_an_edit_goes_out_as_update_with_the_next_version(
     connected.freshbooks.update_bill(bills[1], bill_number="INV-3")
     rows = received(connected, pushed(connected))
     assert actions(rows["bill"], "bill") == {(str(bills[1]), "UPDATE", "3")}
+
+
+def test_deleted_bill_goes_out_as_void_in_the_next_run(
+    connected: Connected, history: tuple[int, list[int], list[int]]
+) -> None:
+    _, bills, _ = history
+    connected.freshbooks.delete_bill(bills[3])
+    rows = received(connected, pushed(connected))  # a plain cron run, not the sweep
+    assert actions(rows["bill"], "bill") == {(str(bills[3]), "VOID", "2")}
+    assert {r["Status"] for r in rows["bill"]} == {"deleted"}
+    # Neither the next run nor the daily sweep sends it again.
+    assert received(connected, pushed(connected)) == {"vendor": [], "bill": [], "payment": []}
+    sweep = received(connected, pushed(connected, "--full"))
+    assert sweep == {"vendor": [], "bill": [], "payment": []}
+
+
+def test_restored_bill_goes_out_as_restore(
+    connected: Connected, history: tuple[int, list[int], list[int]]
+) -> None:
+    _, bills, _ = history
+    connected.freshbooks.delete_bill(bills[3])
+    pushed(connected)
+    connected.freshbooks.update_bill(bills[3], vis_state=0)
+    rows = received(connected, pushed(connected))
+    assert actions(rows["bill"], "bill") == {(str(bills[3]), "RESTORE", "3")}
+    assert {r["Status"] for r in rows["bill"]} == {"active"}
+
+
+def test_archived_bill_goes_out_as_update_with_status_archived_not_void(
+    connected: Connected, history: tuple[int, list[int], list[int]]
+) -> None:
+    _, bills, _ = history
+    connected.freshbooks.update_bill(bills[2], vis_state=2)
+    rows = received(connected, pushed(connected))
+    assert actions(rows["bill"], "bill") == {(str(bills[2]), "UPDATE", "2")}
+    assert {r["Status"] for r in rows["bill"]} == {"archived"}
+
+
+def test_deleted_payment_goes_out_as_void_in_the_next_run(
+    connected: Connected, history: tuple[int, list[int], list[int]]
+) -> None:
+    _, _, payments = history
+    connected.freshbooks.delete_payment(payments[0])
+    rows = received(connected, pushed(connected))
+    assert actions(rows["payment"], "payment") == {(str(payments[0]), "VOID", "2")}
+
+
+def test_deleted_vendor_goes_out_as_void_in_the_next_run(
+    connected: Connected, history: tuple[int, list[int], list[int]]
+) -> None:
+    vendor_id, _, _ = history
+    connected.freshbooks.delete_vendor(vendor_id)
+    rows = received(connected, pushed(connected))
+    assert actions(rows["vendor"], "vendor") == {(str(vendor_id), "VOID", "2")}
+    assert received(connected, pushed(connected, "--full"))["vendor"] == []
+
+
+def test_no_change_run_lists_at_most_two_pages_per_kind(
+    connected: Connected, history: tuple[int, list[int], list[int]]
+) -> None:
+    connected.freshbooks.reset_counters()
+    assert received(connected, pushed(connected)) == {"vendor": [], "bill": [], "payment": []}
+    for kind in ("bill_vendors", "bills", "bill_payments"):
+        assert connected.freshbooks.count("GET", f"{kind}.list") <= 2, kind

@@ -245,6 +245,12 @@ class ListSource:
     def recent_bill_pages(self) -> Iterator[list[Bill]]:
         yield from self._newest_first(self.list_bills())
 
+    def recent_deleted_vendor_pages(self) -> Iterator[list[Vendor]]:
+        yield from self._newest_first(self.list_vendors(vis_state=VisState.DELETED))
+
+    def recent_deleted_bill_pages(self) -> Iterator[list[Bill]]:
+        yield from self._newest_first(self.list_bills(vis_state=VisState.DELETED))
+
     def get_vendors(self, ids: Iterable[int]) -> list[Vendor]:
         wanted = set(ids)
         return [v for v in self.vendors if v.fb_id in wanted]
