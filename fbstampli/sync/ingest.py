@@ -38,7 +38,7 @@ from fbstampli.store.snapshots import (
 from fbstampli.sync.fetch import Fetched
 from fbstampli.sync.plan import Change, Decision, Observed, Snapshot, plan_changes
 from fbstampli.sync.ports import Renderer
-from fbstampli.sync.versions import versions_to_queue
+from fbstampli.sync.versions import lifecycle_audit, versions_to_queue
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,9 @@ def apply_changes(
             store, renderer, decisions, send_payments=send_payments, void_deleted=void_deleted
         )
         _apply(store, decisions, by_key, queue, report_deleted, run_id, report)
+        lifecycle = lifecycle_audit(store.now_text(), run_id, decisions, stored)
+        if lifecycle:
+            store.audit_many(lifecycle)
         # The same rows, so nothing to send; but reconcile reads these snapshots.
         refreshed = [
             (i.kind, i.fb_id, i.updated_at, i.vis_state, i.content_hash, payload_of(obj))

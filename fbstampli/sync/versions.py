@@ -8,13 +8,13 @@ queued before (`store.object_versions`). Runs inside the ingest transaction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from fbstampli.models import Kind
+from fbstampli.models import Kind, VisState
 from fbstampli.store import Store
 from fbstampli.store.deliveries import Queued
 from fbstampli.store.object_versions import versions_queued
-from fbstampli.sync.plan import Change, Decision
+from fbstampli.sync.plan import Change, Decision, Snapshot
 from fbstampli.sync.ports import Renderer
 
 ACTION_OF_CHANGE = {
@@ -61,3 +61,28 @@ def versions_to_queue(
         )
         queued.append((decision, Queued(item.kind, item.fb_id, content_hash, rows)))
     return queued
+
+
+def lifecycle_audit(
+    now: str,
+    run_id: int | None,
+    decisions: Sequence[Decision],
+    stored: Mapping[tuple[Kind, int], Snapshot],
+) -> list[tuple[object, ...]]:
+    """An audit row for each restore and each archive (deletions have theirs in `ingest`)."""
+    rows: list[tuple[object, ...]] = []
+    for decision in decisions:
+        item = decision.observed
+        known = stored.get((item.kind, item.fb_id))
+        if decision.change is Change.RESTORED:
+            action, detail = "restored_in_freshbooks", "restored in FreshBooks; sent as RESTORE"
+        elif (
+            item.vis_state == VisState.ARCHIVED
+            and known is not None
+            and known.vis_state != VisState.ARCHIVED
+        ):
+            action, detail = "archived_in_freshbooks", "archived in FreshBooks; sent as UPDATE"
+        else:
+            continue
+        rows.append((now, run_id, item.kind.value, item.fb_id, action, detail))
+    return rows

@@ -8,6 +8,7 @@ payments and vendors, each a row whose Action and Version say what it does.
 
 import csv
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -184,3 +185,38 @@ def test_no_change_run_lists_at_most_two_pages_per_kind(
     assert received(connected, pushed(connected)) == {"vendor": [], "bill": [], "payment": []}
     for kind in ("bill_vendors", "bills", "bill_payments"):
         assert connected.freshbooks.count("GET", f"{kind}.list") <= 2, kind
+
+
+def test_status_counts_a_deleted_bill_on_its_own_line_never_as_in_stampli(
+    connected: Connected, history: tuple[int, list[int], list[int]]
+) -> None:
+    _, bills, _ = history
+    before = json.loads(connected.run("status", "--json").stdout)["deliveries"]
+    connected.freshbooks.delete_bill(bills[3])
+    pushed(connected)
+    status = connected.run("status")
+    document = json.loads(connected.run("status", "--json").stdout)["deliveries"]
+    in_stampli = before["by_kind"]["bill"]["in_stampli"]
+    assert document["by_kind"]["bill"]["in_stampli"] == in_stampli - 1
+    assert document["deleted"]["bill"] == {"deleted": 1, "voided": 1}
+    assert "1 bills deleted in FreshBooks, 1 voided in Stampli" in status.stdout
+    assert f"{in_stampli - 1:,} of" in status.stdout
+
+
+def test_the_audit_records_delete_restore_and_archive(
+    connected: Connected, history: tuple[int, list[int], list[int]]
+) -> None:
+    _, bills, _ = history
+    connected.freshbooks.delete_bill(bills[3])
+    pushed(connected)
+    connected.freshbooks.update_bill(bills[3], vis_state=0)
+    connected.freshbooks.update_bill(bills[2], vis_state=2)
+    pushed(connected)
+    trail = {}
+    for bill_id in (bills[3], bills[2]):
+        audit = connected.run("audit", "--bill", str(bill_id), "--format", "json")
+        assert audit.code == 0, audit.stderr
+        trail[bill_id] = audit.stdout
+    assert "deleted_in_freshbooks" in trail[bills[3]]
+    assert "restored_in_freshbooks" in trail[bills[3]]
+    assert "archived_in_freshbooks" in trail[bills[2]]
