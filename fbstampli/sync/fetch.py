@@ -329,10 +329,20 @@ def with_named(
 
 
 def fetch_ids(source: BillSource, *, bill_ids: Sequence[int], vendor_ids: Sequence[int]) -> Fetched:
-    """Re-fetch the objects webhooks named (the events carry no data)."""
+    """Re-fetch the objects webhooks named (the events carry no data).
+
+    One FreshBooks left out was deleted (`bill.delete`, `bill_vendor.delete`):
+    it is asked for among the deleted, one more request only then.
+    """
     fetched = Fetched()
     if vendor_ids:
         fetched.vendors = source.get_vendors(vendor_ids)
+        gone = sorted(set(vendor_ids) - {v.fb_id for v in fetched.vendors})
+        if gone:
+            fetched.vendors += source.get_vendors(gone, vis_state=VisState.DELETED)
     if bill_ids:
         fetched.bills = source.get_bills(bill_ids)
+        gone = sorted(set(bill_ids) - {b.fb_id for b in fetched.bills})
+        if gone:
+            fetched.bills += source.get_bills(gone, vis_state=VisState.DELETED)
     return fetched

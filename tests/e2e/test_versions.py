@@ -13,8 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from fbstampli.options import Options
 from fbstampli.sandbox.freshbooks import FreshBooksSandbox
+from fbstampli.services.webhooks import drain
 from tests.e2e.conftest import Connected
+from tests.e2e.test_realities import webhook
 
 FILE_KINDS = {"vendors": "vendor", "bills": "bill", "payments": "payment"}
 ID_COLUMN = {
@@ -220,3 +223,21 @@ def test_the_audit_records_delete_restore_and_archive(
     assert "deleted_in_freshbooks" in trail[bills[3]]
     assert "restored_in_freshbooks" in trail[bills[3]]
     assert "archived_in_freshbooks" in trail[bills[2]]
+
+
+@pytest.mark.parametrize("event", ["bill.delete", "bill_vendor.delete"])
+def test_a_delete_webhook_sends_the_void_on_the_listeners_fast_path(
+    connected: Connected, history: tuple[int, list[int], list[int]], event: str
+) -> None:
+    vendor_id, bills, _ = history
+    if event == "bill.delete":
+        kind, object_id = "bill", bills[0]
+        connected.freshbooks.delete_bill(object_id)
+    else:
+        kind, object_id = "vendor", vendor_id
+        connected.freshbooks.delete_vendor(object_id)
+    webhook(connected, event, object_id)
+    before = set(connected.inbound_files())
+    assert drain(Options(home=connected.home, env={})) == 0  # what serve-webhook's worker runs
+    rows = received(connected, before)
+    assert actions(rows[kind], kind) == {(str(object_id), "VOID", "2")}

@@ -251,13 +251,13 @@ class ListSource:
     def recent_deleted_bill_pages(self) -> Iterator[list[Bill]]:
         yield from self._newest_first(self.list_bills(vis_state=VisState.DELETED))
 
-    def get_vendors(self, ids: Iterable[int]) -> list[Vendor]:
+    def get_vendors(self, ids: Iterable[int], *, vis_state: VisState | None = None) -> list[Vendor]:
         wanted = set(ids)
-        return [v for v in self.vendors if v.fb_id in wanted]
+        return [v for v in self._visible(self.vendors, vis_state) if v.fb_id in wanted]
 
-    def get_bills(self, ids: Iterable[int]) -> list[Bill]:
+    def get_bills(self, ids: Iterable[int], *, vis_state: VisState | None = None) -> list[Bill]:
         wanted = set(ids)
-        return [b for b in self.bills if b.fb_id in wanted]
+        return [b for b in self._visible(self.bills, vis_state) if b.fb_id in wanted]
 
     def get_bill(self, bill_id: int) -> Bill | None:
         return next((b for b in self.bills if b.fb_id == bill_id), None)
