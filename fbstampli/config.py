@@ -61,7 +61,7 @@ class SyncSettings:
     backoff_max_hours: int = 24
     full_sweep_hours: int = 24
     max_rows_per_file: int = 5000
-    deleted_bills: str = "report"  # report (audit only) or ignore
+    deleted_bills: str = "void"  # void (VOID row + audit), report (audit only) or ignore
     send_payments: bool = True
     document_max_mb: int = 25  # a bill's document larger than this goes unsent, flagged
 
@@ -239,8 +239,8 @@ def _check(settings: Settings, problems: list[str]) -> None:
         problems.append("freshbooks.max_retries: must be between 0 and 100")
     if not 0 <= settings.webhook.debounce_seconds <= 3600:
         problems.append("webhook.debounce_seconds: must be between 0 and 3600")
-    if settings.sync.deleted_bills not in ("report", "ignore"):
-        problems.append("sync.deleted_bills: must be 'report' or 'ignore'")
+    if settings.sync.deleted_bills not in ("void", "report", "ignore"):
+        problems.append("sync.deleted_bills: must be 'void', 'report' or 'ignore'")
     if not 0 < settings.webhook.port < 65536:
         problems.append("webhook.port: must be between 1 and 65535")
     for key, directory in (

@@ -127,7 +127,10 @@ SCHEMA = (
             Key("max_rows_per_file", words="most rows in one file sent to Stampli"),
             Key(
                 "deleted_bills",
-                after=("report (audit trail only) or ignore; Stampli has no delete",),
+                after=(
+                    "void (a VOID row to Stampli and the audit trail), report (audit",
+                    "trail only) or ignore; for bills, payments and vendors",
+                ),
             ),
             Key("send_payments", words="send bill payments to Stampli too"),
             Key(

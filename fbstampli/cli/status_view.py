@@ -173,6 +173,12 @@ def status_lines(document: dict[str, Any]) -> list[str]:
         f"Vendors     {_of(by_kind.get('vendor'))}{_failing_count(failing, 'vendor')}"
         f" · Payments {_of(by_kind.get('bill_payment'))}{_failing_count(failing, 'bill_payment')}",
     ]
+    deleted = deliveries.get("deleted", {}).get("bill")
+    if deleted:
+        lines.append(
+            f"Deleted     {deleted['deleted']:,} bills deleted in FreshBooks, "
+            f"{deleted['voided']:,} voided in Stampli"
+        )
     if failing:
         lines.append(f"Failing     {failing_line(failing[0], now)}")
         lines.extend(f"            {failing_line(item, now)}" for item in failing[1:FIRST_FEW])

@@ -70,6 +70,7 @@ def _sftp(rt: Runtime) -> dict[str, Any]:
 
 
 def _deliveries(rt: Runtime) -> dict[str, Any]:
+    from fbstampli.store.deletions import deleted_in_freshbooks
     from fbstampli.store.outbox import delivery_summary, failing_deliveries, objects_in_stampli
 
     summary = delivery_summary(rt.store)
@@ -81,6 +82,7 @@ def _deliveries(rt: Runtime) -> dict[str, Any]:
         **summary,
         "waiting": waiting,
         "by_kind": objects_in_stampli(rt.store),
+        "deleted": deleted_in_freshbooks(rt.store),
         "failing": failing_deliveries(rt.store),
     }
 

@@ -119,11 +119,19 @@ _PAYMENT_FIELDS: dict[str, FieldType] = {
     "vendor_name": FieldType.TEXT,
 }
 
+# Filled when a version is queued, not when it is rendered: what the version does to the
+# object in Stampli (NEW, UPDATE, VOID, RESTORE, as `[actions]` words them) and its number.
+STAMPED_FIELDS: dict[str, FieldType] = {"action": FieldType.TEXT, "version": FieldType.INTEGER}
+
 SOURCE_FIELDS: dict[Kind, dict[str, FieldType]] = {
-    Kind.VENDOR: _VENDOR_FIELDS,
-    Kind.BILL: _BILL_FIELDS,
-    Kind.PAYMENT: _PAYMENT_FIELDS,
+    Kind.VENDOR: {**_VENDOR_FIELDS, **STAMPED_FIELDS},
+    Kind.BILL: {**_BILL_FIELDS, **STAMPED_FIELDS},
+    Kind.PAYMENT: {**_PAYMENT_FIELDS, **STAMPED_FIELDS},
 }
+
+ACTIONS = ("new", "update", "void", "restore")
+DEFAULT_ACTION_WORDS: tuple[tuple[str, str], ...] = tuple((a, a.upper()) for a in ACTIONS)
+"""The Action column's words, per action; a template's `[actions]` table may reword them."""
 
 RECORD_FIELDS: dict[str, FieldType] = {
     "stampli_invoice_id": FieldType.TEXT,
@@ -222,6 +230,9 @@ class Template:
     bill: OutgoingLayout
     payment: OutgoingLayout
     exports: tuple[ExportLayout, ...]
+    actions: tuple[tuple[str, str], ...] = DEFAULT_ACTION_WORDS
+    # A vendor rename re-sends the vendor's bills and payments (their vendor-name cells).
+    resend_on_rename: bool = False
 
     def layout(self, kind: Kind) -> OutgoingLayout:
         if kind is Kind.VENDOR:

@@ -26,7 +26,9 @@ from fbstampli.models import (
     VisState,
     kind_of,
 )
+from fbstampli.stampli import versions
 from fbstampli.stampli.files import content_hash, file_name, render_file
+from fbstampli.stampli.layouts import STAMPED_FIELDS
 from fbstampli.stampli.template import (
     ISO,
     Column,
@@ -176,6 +178,8 @@ def document_type(bill: Bill) -> str:
 
 def _bill_getter(source: str) -> BillGetter:
     """`source`'s value for a bill row, the test of what it names made once."""
+    if source in STAMPED_FIELDS:
+        return lambda bill, line, vendor_name: None
     if source == "vendor_name":
         return lambda bill, line, vendor_name: vendor_name
     if source == "document_type":
@@ -247,7 +251,7 @@ def render_rows(
     layout = template.layout(kind)
     sources = _sources(layout)
     if isinstance(obj, Vendor):
-        return [_row(layout, lambda source: getattr(obj, source))]
+        return [_row(layout, lambda source: _unstamped(obj, source))]
     if isinstance(obj, Bill):
         vendor_name = (
             _vendor_name(obj.vendor_id, vendor_names, f"bill {obj.fb_id}")
@@ -289,8 +293,14 @@ def _payment_row(
             )
     return _row(
         layout,
-        lambda source: looked_up[source] if source in looked_up else getattr(payment, source),
+        lambda source: looked_up[source] if source in looked_up else _unstamped(payment, source),
     )
+
+
+def _unstamped(obj: SourceObject, source: str) -> object:
+    """A field of the object; the action and version cells stay empty until a version is queued
+    (`stampli.versions.stamp_rows`)."""
+    return None if source in STAMPED_FIELDS else getattr(obj, source)
 
 
 def _row(layout: OutgoingLayout, value_of: Callable[[str], object]) -> Row:
@@ -326,6 +336,21 @@ class TemplateRenderer:
 
     def content_hash(self, rows: Sequence[tuple[str, ...]]) -> str:
         return content_hash(rows)
+
+    def version_hash(self, kind: Kind, rows: Sequence[tuple[str, ...]]) -> str:
+        return versions.version_hash(self.template, kind, rows)
+
+    def legacy_hash(self, kind: Kind, rows: Sequence[tuple[str, ...]]) -> str:
+        return versions.legacy_hash(self.template, kind, rows)
+
+    def stamp(
+        self, kind: Kind, rows: Sequence[tuple[str, ...]], *, action: str, version: int
+    ) -> tuple[tuple[str, ...], ...]:
+        return versions.stamp_rows(self.template, kind, rows, action=action, version=version)
+
+    @property
+    def resends_on_rename(self) -> bool:
+        return self.template.resend_on_rename
 
     def file_bytes(self, kind: Kind, rows: Sequence[tuple[str, ...]]) -> bytes:
         return render_file(self.template, kind, rows)

@@ -13,6 +13,8 @@ from typing import Any
 
 from fbstampli.models import ExportKind, Kind
 from fbstampli.stampli.layouts import (
+    ACTIONS,
+    DEFAULT_ACTION_WORDS,
     FILE_NAME_FIELDS,
     ISO,
     LINE_ENDINGS,
@@ -299,15 +301,32 @@ def _check_file_name(pattern: str, problems: list[str]) -> None:
         problems.append(f"{where}: must be a plain file name, without '/' or '\\'")
 
 
+def _action_words(table: object, problems: list[str]) -> tuple[tuple[str, str], ...]:
+    """The `[actions]` table: the word the Action column shows for each action."""
+    if not isinstance(table, dict):
+        problems.append("actions: must be a table")
+        return DEFAULT_ACTION_WORDS
+    _unknown_keys(table, set(ACTIONS), "actions", problems)
+    words = tuple(
+        (action, _text(table, action, "actions", problems, default))
+        for action, default in DEFAULT_ACTION_WORDS
+    )
+    if any(not word.strip() or word.startswith(("=", "+", "-", "@")) for _, word in words):
+        problems.append("actions: a word must not be empty nor start with = + - @")
+    return words
+
+
 def build(data: dict[str, Any], problems: list[str], origin: str) -> Template | None:
-    top_level = {"template", "format", "vendor", "bill", "payment", "exports"}
+    top_level = {"template", "format", "vendor", "bill", "payment", "exports", "actions"}
     _unknown_keys(data, top_level, "", problems)
     head = data.get("template", {})
     if not isinstance(head, dict):
         problems.append("template: must be a table")
         head = {}
-    _unknown_keys(head, {"name", "file_name"}, "template", problems)
+    _unknown_keys(head, {"name", "file_name", "resend_on_rename"}, "template", problems)
     name = _text(head, "name", "template", problems, "unnamed")
+    resend_on_rename = _flag(head, "resend_on_rename", "template", problems, False)
+    actions = _action_words(data.get("actions", {}), problems)
     file_name = _text(
         head,
         "file_name",
@@ -337,4 +356,6 @@ def build(data: dict[str, Any], problems: list[str], origin: str) -> Template | 
                 exports.append(layout)
     if vendor is None or bill is None or payment is None:
         return None
-    return Template(name, origin, file_name, vendor, bill, payment, tuple(exports))
+    return Template(
+        name, origin, file_name, vendor, bill, payment, tuple(exports), actions, resend_on_rename
+    )

@@ -300,7 +300,9 @@ def requeue_all(store: Store, status: DeliveryStatus) -> list[Row]:
 def delivered_object_count(store: Store, kind: Kind) -> int:
     """How many distinct objects of `kind` reached Stampli at least once (`status --all`)."""
     row = store.query_one(
-        "SELECT count(DISTINCT fb_id) AS n FROM deliveries WHERE kind = ? AND status = ?",
+        "SELECT count(DISTINCT fb_id) AS n FROM deliveries WHERE kind = ? AND status = ? "
+        "AND NOT EXISTS (SELECT 1 FROM source_objects AS s WHERE s.kind = deliveries.kind "
+        "AND s.fb_id = deliveries.fb_id AND s.vis_state = 1)",
         (kind.value, DeliveryStatus.DELIVERED),
     )
     return int(row["n"]) if row else 0
@@ -311,11 +313,14 @@ def objects_in_stampli(store: Store) -> dict[str, dict[str, int]]:
 
     An object counts as in Stampli once any version of it was delivered: a
     newer version waiting behind it is a change on its way, not a missing bill.
+    An object deleted in FreshBooks counts on its own line (`store.deletions`).
     """
     rows = store.query(
         "SELECT kind, count(DISTINCT fb_id) AS objects, "
         "count(DISTINCT CASE WHEN status = ? THEN fb_id END) AS delivered "
-        "FROM deliveries GROUP BY kind",
+        "FROM deliveries WHERE NOT EXISTS (SELECT 1 FROM source_objects AS s "
+        "WHERE s.kind = deliveries.kind AND s.fb_id = deliveries.fb_id AND s.vis_state = 1) "
+        "GROUP BY kind",
         (DeliveryStatus.DELIVERED,),
     )
     return {

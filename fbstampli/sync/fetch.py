@@ -13,7 +13,7 @@ import dataclasses
 import logging
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from fbstampli.models import Bill, BillPayment, Kind, SourceObject, Vendor, VisState
@@ -31,6 +31,7 @@ Stamped = TypeVar("Stamped", Vendor, Bill)
 # How far behind the newest `updated_at` seen the next incremental pass starts:
 # room for FreshBooks' own clocks and for a change committed while we listed.
 WATERMARK_MARGIN = timedelta(minutes=15)
+_EPOCH = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclasses.dataclass(slots=True)
@@ -175,6 +176,7 @@ def fetch_recent(
         )
         bills = list(source.list_bills())
     fetched.bills = bills
+    fetched = with_recent_deletions(source, fetched, watermarks)
     advance(len(vendors) + len(bills))
     if not payments:
         return fetched
@@ -182,6 +184,41 @@ def fetch_recent(
         fetched.payments.append(payment)
         advance(1)
     return fetched
+
+
+def with_recent_deletions(
+    source: BillSource, fetched: Fetched, watermarks: Mapping[Kind, datetime]
+) -> Fetched:
+    """Vendors and bills deleted since their watermark, read as the live ones are.
+
+    FreshBooks leaves deleted objects out of every listing unless asked with
+    `search[vis_state]=1`; deleting one moves its `updated_at`, so the deleted
+    listing, newest first, costs one request per kind while nothing was deleted.
+    An order that cannot be trusted lists every deleted object; the full sweep
+    still lists them all and finds what this missed. An object listed both ways
+    (deleted or restored while read) counts as its later version.
+    """
+    vendors = newer_than(source.recent_deleted_vendor_pages(), watermarks[Kind.VENDOR])
+    if vendors is None:
+        vendors = list(source.list_vendors(vis_state=VisState.DELETED))
+    bills = newer_than(source.recent_deleted_bill_pages(), watermarks[Kind.BILL])
+    if bills is None:
+        bills = list(source.list_bills(vis_state=VisState.DELETED))
+    return dataclasses.replace(
+        fetched,
+        vendors=_latest([*fetched.vendors, *vendors]),
+        bills=_latest([*fetched.bills, *bills]),
+    )
+
+
+def _latest(objects: Sequence[Stamped]) -> list[Stamped]:
+    """One object per id, the most recently updated, in first-seen order."""
+    chosen: dict[int, Stamped] = {}
+    for obj in objects:
+        known = chosen.get(obj.fb_id)
+        if known is None or (obj.updated_at or _EPOCH) > (known.updated_at or _EPOCH):
+            chosen[obj.fb_id] = obj
+    return list(chosen.values())
 
 
 def with_lines(store: Store, source: BillSource, fetched: Fetched, report: RunReport) -> Fetched:
@@ -292,10 +329,20 @@ def with_named(
 
 
 def fetch_ids(source: BillSource, *, bill_ids: Sequence[int], vendor_ids: Sequence[int]) -> Fetched:
-    """Re-fetch the objects webhooks named (the events carry no data)."""
+    """Re-fetch the objects webhooks named (the events carry no data).
+
+    One FreshBooks left out was deleted (`bill.delete`, `bill_vendor.delete`):
+    it is asked for among the deleted, one more request only then.
+    """
     fetched = Fetched()
     if vendor_ids:
         fetched.vendors = source.get_vendors(vendor_ids)
+        gone = sorted(set(vendor_ids) - {v.fb_id for v in fetched.vendors})
+        if gone:
+            fetched.vendors += source.get_vendors(gone, vis_state=VisState.DELETED)
     if bill_ids:
         fetched.bills = source.get_bills(bill_ids)
+        gone = sorted(set(bill_ids) - {b.fb_id for b in fetched.bills})
+        if gone:
+            fetched.bills += source.get_bills(gone, vis_state=VisState.DELETED)
     return fetched

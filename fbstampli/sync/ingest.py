@@ -38,8 +38,12 @@ from fbstampli.store.snapshots import (
 from fbstampli.sync.fetch import Fetched
 from fbstampli.sync.plan import Change, Decision, Observed, Snapshot, plan_changes
 from fbstampli.sync.ports import Renderer
+from fbstampli.sync.versions import lifecycle_audit, versions_to_queue
 
 log = logging.getLogger(__name__)
+
+_VOIDED = "deleted in FreshBooks; sent to Stampli as VOID"
+_NOT_VOIDED = "deleted in FreshBooks; not sent to Stampli: cancel it there if needed"
 
 
 def observe(
@@ -74,12 +78,14 @@ def observe(
             problems.append(f"{kind_of(obj).value} {obj.fb_id} cannot be rendered: {error}")
             continue
         updated = getattr(obj, "updated_at", None)
+        kind = kind_of(obj)
         observed.append(
             (
                 Observed(
-                    kind=kind_of(obj),
+                    kind=kind,
                     fb_id=obj.fb_id,
-                    content_hash=renderer.content_hash(rows),
+                    content_hash=renderer.version_hash(kind, rows),
+                    legacy_hash=renderer.legacy_hash(kind, rows),
                     vis_state=int(obj.vis_state),
                     rows=rows,
                     updated_at=updated.isoformat() if updated else None,
@@ -94,8 +100,10 @@ def apply_changes(
     store: Store,
     observed: list[tuple[Observed, SourceObject]],
     *,
+    renderer: Renderer,
     send_payments: bool,
     report_deleted: bool,
+    void_deleted: bool = False,
     run_id: int | None,
     report: RunReport,
 ) -> list[Decision]:
@@ -114,9 +122,15 @@ def apply_changes(
     by_key = {(item.kind, item.fb_id): obj for item, obj in observed}
     decisions = plan_changes((item for item, _ in observed), stored)
     changed = {(d.observed.kind, d.observed.fb_id) for d in decisions}
-    stale = _stale_facts(store, observed, changed)
+    stale = _stale_facts(store, observed, changed) + _upgraded(observed, stored, changed)
     with store.transaction():
-        _apply(store, decisions, by_key, send_payments, report_deleted, run_id, report)
+        queue = versions_to_queue(
+            store, renderer, decisions, send_payments=send_payments, void_deleted=void_deleted
+        )
+        _apply(store, decisions, by_key, queue, report_deleted, run_id, report)
+        lifecycle = lifecycle_audit(store.now_text(), run_id, decisions, stored)
+        if lifecycle:
+            store.audit_many(lifecycle)
         # The same rows, so nothing to send; but reconcile reads these snapshots.
         refreshed = [
             (i.kind, i.fb_id, i.updated_at, i.vis_state, i.content_hash, payload_of(obj))
@@ -173,11 +187,27 @@ def _stale_facts(
     return stale
 
 
+def _upgraded(
+    observed: list[tuple[Observed, SourceObject]],
+    stored: Mapping[tuple[Kind, int], Snapshot],
+    changed: set[tuple[Kind, int]],
+) -> list[tuple[Observed, SourceObject]]:
+    """Unchanged objects whose snapshot an earlier release hashed: it takes the new hash."""
+    return [
+        (item, obj)
+        for item, obj in observed
+        if (item.kind, item.fb_id) not in changed
+        and (known := stored.get((item.kind, item.fb_id))) is not None
+        and known.content_hash != item.content_hash
+        and known.content_hash == item.legacy_hash
+    ]
+
+
 def _apply(
     store: Store,
     decisions: Sequence[Decision],
     by_key: dict[tuple[Kind, int], SourceObject],
-    send_payments: bool,
+    queue: Sequence[tuple[Decision, Queued]],
     report_deleted: bool,
     run_id: int | None,
     report: RunReport,
@@ -202,19 +232,8 @@ def _apply(
             for d in decisions
         ],
     )
-    sent = [
-        d
-        for d in decisions
-        if d.change is not Change.DELETED and (d.observed.kind is not Kind.PAYMENT or send_payments)
-    ]
-    queued = queue_deliveries(
-        store,
-        [
-            Queued(d.observed.kind, d.observed.fb_id, d.observed.content_hash, d.observed.rows)
-            for d in sent
-        ],
-    )
-    was_queued = {id(d): q for d, q in zip(sent, queued, strict=True)}
+    queued = queue_deliveries(store, [version for _, version in queue])
+    was_queued = {id(d): q for (d, _), q in zip(queue, queued, strict=True)}
     audit = _audit_rows(store.now_text(), decisions, was_queued, report_deleted, run_id, report)
     if audit:
         store.audit_many(audit)
@@ -233,7 +252,7 @@ def _audit_rows(
     for decision in decisions:
         item = decision.observed
         if decision.change is Change.DELETED:
-            if report_deleted:
+            if report_deleted or was_queued.get(id(decision)):
                 audit.append(
                     (
                         now,
@@ -241,7 +260,7 @@ def _audit_rows(
                         item.kind.value,
                         item.fb_id,
                         "deleted_in_freshbooks",
-                        "deleted in FreshBooks; Stampli has no delete: cancel it there if needed",
+                        _VOIDED if was_queued.get(id(decision)) else _NOT_VOIDED,
                     )
                 )
                 report.add("deleted")
@@ -291,6 +310,7 @@ def ingest(
     report_deleted: bool,
     run_id: int | None,
     report: RunReport,
+    void_deleted: bool = False,
     names: dict[int, str] | None = None,
     skip_bills: Collection[int] = (),
 ) -> list[Decision]:
@@ -300,7 +320,8 @@ def ingest(
     `observe`), so the vendor names are read from the state once per run.
     """
     names = vendor_names(store) if names is None else names
-    fetched = with_stored_bills(store, fetched, names)
+    if renderer.resends_on_rename:
+        fetched = with_stored_bills(store, fetched, names)
     known = stored_bills(
         store, ids={p.bill_id for p in fetched.payments} - {b.fb_id for b in fetched.bills}
     )
@@ -318,7 +339,9 @@ def ingest(
     return apply_changes(
         store,
         observed,
+        renderer=renderer,
         send_payments=send_payments,
+        void_deleted=void_deleted,
         report_deleted=report_deleted,
         run_id=run_id,
         report=report,

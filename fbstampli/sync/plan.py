@@ -38,6 +38,8 @@ class Observed:
     vis_state: int
     rows: tuple[tuple[str, ...], ...]
     updated_at: str | None
+    # The hash an earlier release gave the same rows: a snapshot holding it is no change.
+    legacy_hash: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,6 @@ def plan_changes(
             decisions.append(Decision(item, Change.DELETED))
         elif not deleted and was_deleted:
             decisions.append(Decision(item, Change.RESTORED))
-        elif not deleted and known.content_hash != item.content_hash:
+        elif not deleted and known.content_hash not in (item.content_hash, item.legacy_hash):
             decisions.append(Decision(item, Change.UPDATED))
     return decisions

@@ -37,6 +37,12 @@ class BillSource(Protocol):
 
     def recent_bill_pages(self) -> Iterator[list[Bill]]: ...
 
+    def recent_deleted_vendor_pages(self) -> Iterator[list[Vendor]]:
+        """Deleted vendors (`search[vis_state]=1`), newest `updated_at` first."""
+        ...
+
+    def recent_deleted_bill_pages(self) -> Iterator[list[Bill]]: ...
+
     def list_bill_payments(self, *, vis_state: VisState | None = None) -> Iterator[BillPayment]: ...
 
     def bill_payments_of(
@@ -45,9 +51,11 @@ class BillSource(Protocol):
         """The payments of these bills (`search[billid]`); the caller checks the filter held."""
         ...
 
-    def get_vendors(self, ids: Iterable[int]) -> list[Vendor]: ...
+    def get_vendors(
+        self, ids: Iterable[int], *, vis_state: VisState | None = None
+    ) -> list[Vendor]: ...
 
-    def get_bills(self, ids: Iterable[int]) -> list[Bill]: ...
+    def get_bills(self, ids: Iterable[int], *, vis_state: VisState | None = None) -> list[Bill]: ...
 
     def get_bill(self, bill_id: int) -> Bill | None:
         """One bill by id, lines and all (a listed bill may come without them)."""
@@ -129,6 +137,21 @@ class Renderer(Protocol):
         """The rows one object becomes (a bill: one per line); `RenderError` if it cannot."""
 
     def content_hash(self, rows: Sequence[tuple[str, ...]]) -> str: ...
+
+    def version_hash(self, kind: Kind, rows: Sequence[tuple[str, ...]]) -> str:
+        """Whether an object changed: its own data, not the cells borrowed from its vendor."""
+
+    def legacy_hash(self, kind: Kind, rows: Sequence[tuple[str, ...]]) -> str:
+        """The hash an earlier release stored for the same rows (an upgrade re-sends nothing)."""
+
+    def stamp(
+        self, kind: Kind, rows: Sequence[tuple[str, ...]], *, action: str, version: int
+    ) -> tuple[tuple[str, ...], ...]:
+        """The rows with their Action and Version cells filled in."""
+
+    @property
+    def resends_on_rename(self) -> bool:
+        """A vendor rename re-sends its bills and payments (template `resend_on_rename`)."""
 
     def file_bytes(self, kind: Kind, rows: Sequence[tuple[str, ...]]) -> bytes: ...
 

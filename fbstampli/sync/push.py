@@ -363,7 +363,8 @@ def _ingest(
         skip_bills=skip or (),
         since=since,
         send_payments=ctx.settings.sync.send_payments,
-        report_deleted=ctx.settings.sync.deleted_bills == "report",
+        report_deleted=ctx.settings.sync.deleted_bills != "ignore",
+        void_deleted=ctx.settings.sync.deleted_bills == "void",
         run_id=run_id,
         report=report,
     )

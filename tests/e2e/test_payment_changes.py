@@ -17,6 +17,7 @@ from fbstampli.sandbox.freshbooks import FreshBooksSandbox
 from fbstampli.sandbox.realities import parse_realities
 from fbstampli.sandbox.sftp_server import SftpServer
 from tests.e2e.conftest import Connected, connect_quickly
+from tests.e2e.test_incremental import resending_on_rename
 
 KINDS = ("bill_vendors", "bills", "bill_payments")
 
@@ -177,24 +178,28 @@ def test_sweep_with_nothing_missed_keeps_the_fast_path(connected: Connected) -> 
 
 
 def test_a_renamed_vendor_reaches_its_payments_rows_in_the_next_run_not_only_the_sweep(
-    connected: Connected,
+    connected: Connected, tmp_path: Path
 ) -> None:
-    """A payment row carries its vendor's name; renaming the vendor moves no bill, so the
-    payments are re-rendered from their snapshots. Left to the sweep, they would reach
-    Stampli a day late and the sweep would wrongly disprove the fast path."""
-    synced(connected)
+    """With `resend_on_rename`, a payment row's version carries its vendor's name; renaming
+    the vendor moves no bill, so the payments are re-rendered from their snapshots. Left to
+    the sweep, they would reach Stampli a day late and the sweep would wrongly disprove the
+    fast path."""
+    env = resending_on_rename(tmp_path)
+    first = connected.run("push-bills", env=env)
+    assert first.code == 0, first.stderr
+    connected.freshbooks.reset_counters()
     payment_id = live_payment(connected.freshbooks)
     bill_id = int(connected.freshbooks.data.payments[payment_id]["billid"])
     vendor_id = int(connected.freshbooks.data.bills[bill_id]["vendorid"])
     connected.freshbooks.update_vendor(vendor_id, vendor_name="Renamed Vendor Ltd.")
     before = set(connected.inbound_files())
-    assert connected.run("push-bills").code == 0
+    assert connected.run("push-bills", env=env).code == 0
     rows = new_payment_rows(connected, before)
     assert (str(payment_id), "Renamed Vendor Ltd.") in {
         (r["FreshBooks Payment ID"], r["Vendor Name"]) for r in rows
     }
     assert connected.freshbooks.count("GET", "bill_payments.list") == 0  # from the snapshots
-    sweep = connected.run("push-bills", "--full")
+    sweep = connected.run("push-bills", "--full", env=env)
     assert sweep.code == 0, sweep.stderr
     assert "listed whole from now on" not in sweep.stderr
     assert len(new_payment_rows(connected, before)) == len(rows)  # nothing sent twice

@@ -106,12 +106,15 @@ def test_changed_bill_is_delivered_once_as_update(connected: Connected) -> None:
         assert {row["FreshBooks Bill ID"] for row in rows} == {str(bill_id)}
 
 
-def test_deleted_bill_is_recorded_in_the_audit_trail_not_sent(connected: Connected) -> None:
-    assert connected.run("push-bills").code == 0
+def test_deleted_bill_is_recorded_in_the_audit_trail_not_sent_when_set_to_report(
+    connected: Connected,
+) -> None:
+    env = {"FBSTAMPLI_SYNC_DELETED_BILLS": "report"}
+    assert connected.run("push-bills", env=env).code == 0
     bill_id = active(connected.freshbooks.data.bills)[1]
     connected.freshbooks.delete_bill(bill_id)
     before = connected.inbound_files()
-    result = connected.run("push-bills", "--full", "--json")
+    result = connected.run("push-bills", "--full", "--json", env=env)
     assert result.code == 0, result.stderr
     assert '"deleted": 1' in result.stdout
     assert connected.inbound_files() == before

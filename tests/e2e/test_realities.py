@@ -95,7 +95,9 @@ def assert_in_step(connected: Connected) -> None:
         last = [dict(row) for row in seen[("bill", str(bill_id))][-1]]
         vendor = data.vendors[bill["vendorid"]]
         assert {row["Invoice Number"] for row in last} == {bill["bill_number"]}, bill_id
-        assert {row["Vendor Name"] for row in last} == {vendor["vendor_name"]}, bill_id
+        # The vendor's name as it was at the bill's own last change: a rename is the
+        # vendor's version, not the bill's (issue #27); the vendor id never changes.
+        assert {row["FreshBooks Vendor ID"] for row in last} == {str(bill["vendorid"])}, bill_id
         assert sorted(row["Line Description"] for row in last) == sorted(
             line["description"] for line in bill["lines"]
         ), bill_id

@@ -114,6 +114,7 @@ def test_status_json_keeps_the_full_data_under_a_pinned_schema(connected: Connec
         "waiting",
         "stuck_batches",
         "by_kind",
+        "deleted",
         "failing",
     }
     assert document["deliveries"]["by_kind"]["bill"] == {"objects": 30, "in_stampli": 30}

@@ -248,13 +248,19 @@ class ListSource:
     def recent_bill_pages(self) -> Iterator[list[Bill]]:
         yield from self._newest_first(self.list_bills())
 
-    def get_vendors(self, ids: Iterable[int]) -> list[Vendor]:
-        wanted = set(ids)
-        return [v for v in self.vendors if v.fb_id in wanted]
+    def recent_deleted_vendor_pages(self) -> Iterator[list[Vendor]]:
+        yield from self._newest_first(self.list_vendors(vis_state=VisState.DELETED))
 
-    def get_bills(self, ids: Iterable[int]) -> list[Bill]:
+    def recent_deleted_bill_pages(self) -> Iterator[list[Bill]]:
+        yield from self._newest_first(self.list_bills(vis_state=VisState.DELETED))
+
+    def get_vendors(self, ids: Iterable[int], *, vis_state: VisState | None = None) -> list[Vendor]:
         wanted = set(ids)
-        return [b for b in self.bills if b.fb_id in wanted]
+        return [v for v in self._visible(self.vendors, vis_state) if v.fb_id in wanted]
+
+    def get_bills(self, ids: Iterable[int], *, vis_state: VisState | None = None) -> list[Bill]:
+        wanted = set(ids)
+        return [b for b in self._visible(self.bills, vis_state) if b.fb_id in wanted]
 
     def get_bill(self, bill_id: int) -> Bill | None:
         return next((b for b in self.bills if b.fb_id == bill_id), None)
@@ -277,6 +283,19 @@ class SimpleRenderer:
 
     def content_hash(self, rows: Sequence[tuple[str, ...]]) -> str:
         return hashlib.sha256(repr(list(rows)).encode()).hexdigest()
+
+    resends_on_rename = True  # the vendor name is part of a bill's version here
+
+    def version_hash(self, kind: Kind, rows: Sequence[tuple[str, ...]]) -> str:
+        return self.content_hash(rows)
+
+    def legacy_hash(self, kind: Kind, rows: Sequence[tuple[str, ...]]) -> str:
+        return self.content_hash(rows)
+
+    def stamp(
+        self, kind: Kind, rows: Sequence[tuple[str, ...]], *, action: str, version: int
+    ) -> tuple[tuple[str, ...], ...]:
+        return tuple(rows)
 
     def file_bytes(self, kind: Kind, rows: Sequence[tuple[str, ...]]) -> bytes:
         buffer = io.StringIO()

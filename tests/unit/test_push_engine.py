@@ -125,14 +125,24 @@ def test_bill_changed_back_is_delivered_again(store, source, remote, clock) -> N
     assert delivered_rows(remote).count("10,Vendor 1,100.00") == 2
 
 
-def test_deleted_bill_is_audited_not_sent(store, source, remote, clock) -> None:
-    push(context(store, source, remote, clock))
+def test_deleted_bill_is_audited_not_sent_when_set_to_report(store, source, remote, clock) -> None:
+    push(context(store, source, remote, clock, deleted_bills="report"))
     source.bills[1] = bill(11, 2, "250.50", vis_state=VisState.DELETED)
-    report = push(context(store, source, remote, clock), full=True)
+    report = push(context(store, source, remote, clock, deleted_bills="report"), full=True)
     assert report.counts.get("deleted") == 1
     audit = store.query("SELECT action FROM audit WHERE kind = 'bill' AND fb_id = 11")
     assert "deleted_in_freshbooks" in [row["action"] for row in audit]
     assert len(inbound(remote)) == 3
+
+
+def test_deleted_bill_is_sent_once_as_a_void_version(store, source, remote, clock) -> None:
+    push(context(store, source, remote, clock))
+    source.bills[1] = bill(11, 2, "250.50", vis_state=VisState.DELETED)
+    report = push(context(store, source, remote, clock), full=True)
+    assert report.counts.get("deleted") == 1
+    assert len(inbound(remote)) == 4
+    push(context(store, source, remote, clock), full=True)
+    assert len(inbound(remote)) == 4
 
 
 def test_bills_wait_while_a_vendor_is_undelivered(store, source, remote, clock) -> None:

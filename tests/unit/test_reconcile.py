@@ -24,7 +24,7 @@ from fbstampli.sync import matching as matching_module
 from fbstampli.sync import reconcile as reconcile_module
 from fbstampli.sync.matching import BillFacts, Money, StampliFacts, classify, reconcile
 from fbstampli.sync.reconcile import reconcile_state
-from tests.support.fakes import FakeClock, ListSource
+from tests.support.fakes import FakeClock, ListSource, SimpleRenderer
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 BILL = BillFacts(1, "USD", Decimal("100.00"))
@@ -795,7 +795,7 @@ def test_the_moment_time_turns_an_in_progress_bill_is_the_moment_classify_turns_
         assert outcome(moment) is not Outcome.IN_PROGRESS
 
 
-class AmountBlindRenderer:
+class AmountBlindRenderer(SimpleRenderer):
     """A Stampli layout without amounts: a corrected payment renders the same rows."""
 
     def rows(self, obj: Any, vendor_names: Any, bills: Any) -> list[tuple[str, ...]]:

@@ -254,8 +254,8 @@ def test_decimal_comma_template_writes_a_comma() -> None:
 
 def test_custom_date_and_datetime_formats_and_utc_conversion() -> None:
     text = DEFAULT_TEXT.replace('date_format = "iso"', 'date_format = "%m/%d/%Y"').replace(
-        '{ header = "Note", source = "note" },\n]\n\n[bill]',
-        '{ header = "Note", source = "note" },\n'
+        '{ header = "Version", source = "version" },\n]\n\n[bill]',
+        '{ header = "Version", source = "version" },\n'
         '    { header = "Updated", source = "updated_at" },\n'
         '    { header = "Updated Day", source = "updated_at", format = "%d.%m.%Y %H:%M" },\n'
         "]\n\n[bill]",
@@ -272,13 +272,13 @@ def test_custom_date_and_datetime_formats_and_utc_conversion() -> None:
 
 def test_constant_column_writes_its_value() -> None:
     text = DEFAULT_TEXT.replace(
-        '{ header = "Note", source = "note" },\n]\n\n[bill]',
-        '{ header = "Note", source = "note" },\n    { header = "Action", value = "CREATE" },\n'
+        '{ header = "Version", source = "version" },\n]\n\n[bill]',
+        '{ header = "Version", source = "version" },\n    { header = "Company", value = "ACME" },\n'
         "]\n\n[bill]",
     )
     template = parse_template(text)
     (row,) = render_rows(template, Vendor(7, "A"))
-    assert row[-1] == "CREATE"
+    assert row[-1] == "ACME"
 
 
 def test_csv_file_has_header_crlf_no_bom_and_quotes_what_needs_quoting() -> None:

@@ -127,9 +127,9 @@ def test_load_template_reads_a_custom_file(tmp_path: Path) -> None:
             "bill column 11 ('Invoice Total') format: a amount column takes no format",
         ),
         (
-            '{ header = "Note", source = "note" },\n]\n\n[bill]',
-            '{ header = "Note", sourc = "note" },\n]\n\n[bill]',
-            "vendor column 18 ('Note') sourc: unknown key; did you mean 'source'?",
+            '{ header = "Version", source = "version" },\n]\n\n[bill]',
+            '{ header = "Version", sourc = "version" },\n]\n\n[bill]',
+            "vendor column 20 ('Version') sourc: unknown key; did you mean 'source'?",
         ),
         ("[exports.capture]", "[exports.captures]", "exports.captures: unknown export"),
         ('match = ["*capture*.csv"]', "match = []", "exports.capture.match: must be"),

@@ -90,6 +90,34 @@ class Listings(Session):
         """Pages of bills, most recently updated first (sorted here if FreshBooks does not)."""
         return self._recent("bills", self._listed_bill)
 
+    def recent_deleted_vendor_pages(self) -> Iterator[list[Vendor]]:
+        """Pages of deleted vendors, most recently updated (deleted) first."""
+        return self._recent_deleted("bill_vendors", self._vendor)
+
+    def recent_deleted_bill_pages(self) -> Iterator[list[Bill]]:
+        """Pages of deleted bills, most recently updated (deleted) first."""
+        return self._recent_deleted("bills", self._listed_bill)
+
+    def _recent_deleted(
+        self, resource: str, parse: Callable[[Any], Dated]
+    ) -> Iterator[list[Dated]]:
+        """`search[vis_state]=1` newest first: one request while nothing was deleted.
+
+        The order is the live listing's fact; where the sort is known ignored or
+        refused, the deleted list is read whole and sorted here. The caller checks
+        every page's order all the same (`sync.fetch.newer_than`).
+        """
+        if self.learnt.stands(SORT_FACTS[resource], "ignored", "rejected"):
+            deleted = [
+                parse(row)
+                for rows in self._list(resource, resource, VisState.DELETED, {})
+                for row in rows
+            ]
+            yield from _newest_first_pages(deleted)
+            return
+        for rows in self._list(resource, resource, VisState.DELETED, NEWEST_FIRST):
+            yield [parse(row) for row in rows]
+
     def _recent(self, resource: str, parse: Callable[[Any], Dated]) -> Iterator[list[Dated]]:
         """Newest-first pages, with FreshBooks' handling of the sort checked on the way.
 
