@@ -69,6 +69,8 @@ def failing_line(item: dict[str, Any], now: datetime, *, whole: bool = False) ->
             if item["kind"] != "bill_payment"
             else f"gave up after {item['attempts']} tries: `fbstampli retry --dead`"
         )
+    elif item["status"] == "held":
+        after = "held: tried again at the next run"
     else:
         after = f"next try {local_time(item['next_attempt_at'], now)}"
     return f"{_item_name(item)} ({reason}; {after})"

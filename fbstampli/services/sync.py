@@ -112,7 +112,7 @@ def _requeue(rt: Runtime, kind: Kind, fb_id: int, *, force: bool, report: RunRep
         report.problems.append(f"{label} has not been seen in FreshBooks yet; run push-bills")
         return
     status = DeliveryStatus(latest["status"])
-    if status in (DeliveryStatus.FAILED, DeliveryStatus.DEAD):
+    if status in (DeliveryStatus.FAILED, DeliveryStatus.DEAD, DeliveryStatus.HELD):
         outbox.requeue_delivery(store, latest["id"])
         report.notes.append(f"{label}: re-queued its {status} delivery")
     elif status in (DeliveryStatus.PENDING, DeliveryStatus.PLANNED):
