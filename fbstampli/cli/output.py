@@ -77,7 +77,8 @@ def show_report(report: RunReport, options: Options, *, as_json: bool = False) -
         write_json(report.as_dict())
         return
     for problem in report.problems:
-        problem_line(problem)
+        if not (options.quiet and problem in report.silenced):
+            problem_line(problem)
     if options.quiet or not (stdout_is_terminal() or options.verbose):
         return
     from fbstampli.summaries import sentences

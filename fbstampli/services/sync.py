@@ -280,16 +280,18 @@ def sync(
     shown = progress or NoProgress()
 
     def run() -> RunReport:
-        report = RunReport("sync")
+        from fbstampli.services.stages import run_stages
+
         with open_runtime(options) as rt:
             rt.on_page = shown.page
-            report.merge(run_push(rt, advance=advance, stage=shown.stage))
-            shown.stage("Reading Stampli's exports")
-            report.merge(run_pull(rt))
-            shown.stage("Reconciling")
-            rt.on_page = None  # only a bill never read is asked for; no page bar
-            report.merge(run_reconcile(rt))
-            shown.stage("")
-        return report
+            return run_stages(
+                rt,
+                quiet=options.quiet,
+                business=business_name(rt),
+                push=lambda: run_push(rt, advance=advance, stage=shown.stage),
+                pull=lambda: run_pull(rt),
+                reconcile=lambda: run_reconcile(rt),
+                stage=shown.stage,
+            )
 
     return monitored(load_options_settings(options).monitoring.ping_url, run)

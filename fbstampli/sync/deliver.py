@@ -159,6 +159,8 @@ def fail_batch(
         else "; no tries left: `fbstampli retry --dead` once fixed"
     )
     report.problems.append(f"upload of {batch['file_name']} failed: {message}{when}")
+    if isinstance(error, RemoteUnavailableError):
+        report.transient.append(report.problems[-1])
 
 
 def _deliver_with_retries(
