@@ -70,6 +70,7 @@ def _sftp(rt: Runtime) -> dict[str, Any]:
 
 
 def _deliveries(rt: Runtime) -> dict[str, Any]:
+    from fbstampli.store.held import queued_deliveries
     from fbstampli.store.outbox import delivery_summary, failing_deliveries, objects_in_stampli
 
     summary = delivery_summary(rt.store)
@@ -82,6 +83,7 @@ def _deliveries(rt: Runtime) -> dict[str, Any]:
         "waiting": waiting,
         "by_kind": objects_in_stampli(rt.store),
         "failing": failing_deliveries(rt.store),
+        "queued": queued_deliveries(rt.store),
     }
 
 

@@ -97,3 +97,26 @@ def behind_held(store: Store, kind: Kind) -> list[Behind]:
         Behind(int(row["id"]), int(row["fb_id"]), int(row["parent_id"]), str(row["parent_label"]))
         for row in rows
     ]
+
+
+def queued_deliveries(store: Store, limit: int = 10_000) -> list[dict[str, object]]:
+    """Deliveries queued or in an unfinished upload, oldest first, with their names: with the
+    failing ones (`failing_deliveries`), everything not yet in Stampli (`status --stuck`)."""
+    rows = store.query(
+        "SELECT d.kind, d.fb_id, d.status, d.last_error, d.created_at, "  # noqa: S608
+        f"coalesce((SELECT {_LABEL} FROM source_objects AS s "
+        "WHERE s.kind = d.kind AND s.fb_id = d.fb_id), '') AS label "
+        "FROM deliveries AS d WHERE d.status IN (?, ?) ORDER BY d.id LIMIT ?",
+        (DeliveryStatus.PENDING, DeliveryStatus.PLANNED, limit),
+    )
+    return [
+        {
+            "kind": str(row["kind"]),
+            "fb_id": int(row["fb_id"]),
+            "label": str(row["label"] or ""),
+            "status": str(row["status"]),
+            "since": str(row["created_at"]),
+            "error": str(row["last_error"] or ""),
+        }
+        for row in rows
+    ]
