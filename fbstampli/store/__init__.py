@@ -24,7 +24,7 @@ import sqlcipher3
 from fbstampli.clock import Clock, to_utc_text
 from fbstampli.errors import ConfigError, StateUnusableError, TemporaryError
 from fbstampli.paths import Paths, file_place_problem, out_of_room
-from fbstampli.store.damage import damage_of, damaged
+from fbstampli.store.damage import damage_of, damaged, key_fits_first_page
 from fbstampli.store.files import fix_mode, replace_state, statements, translate
 from fbstampli.store.keys import StateKey
 from fbstampli.store.schema import MIGRATIONS, latest_version
@@ -102,6 +102,10 @@ class Store:
             raise translate(error, path) from None
         except sqlcipher3.DatabaseError:  # "file is not a database": the key does not fit
             connection.close()
+            if key_fits_first_page(path, key.hex):  # ... or the file is cut short or damaged
+                raise damaged(
+                    path, "its first page opens with this key but the rest does not: cut short"
+                ) from None
             raise StateUnusableError(
                 f"{path} cannot be decrypted with the key from {key.source.value} "
                 "(wrong key, or not an fbstampli state file); it was left unchanged: "

@@ -45,3 +45,34 @@ def damaged(path: Path, why: str) -> StateDamagedError:
         "restore the last good backup with `fbstampli state restore FILE` "
         "(`fbstampli doctor` says more)"
     )
+
+
+def key_fits_first_page(path: Path, key_hex: str) -> bool:
+    """Whether the key decrypts the file's first page, tried on a copy of that page alone.
+
+    A file the key cannot open may be the wrong key, or a state cut short at a
+    page boundary or damaged further in: with the right key the lone page opens
+    (or reads as malformed), with a wrong one it is "not a database".
+    """
+    import tempfile
+
+    import sqlcipher3
+
+    try:
+        with path.open("rb") as reader:
+            first = reader.read(PAGE_SIZE)
+        with tempfile.TemporaryDirectory(dir=path.parent, prefix=".first-page-") as folder:
+            copy = Path(folder) / "page.db"
+            copy.write_bytes(first)
+            connection = sqlcipher3.connect(str(copy))
+            try:
+                connection.execute("PRAGMA cipher_log_level = NONE")
+                connection.execute(f"PRAGMA key = \"x'{key_hex}'\"")
+                connection.execute("PRAGMA user_version").fetchone()
+            except sqlcipher3.DatabaseError as error:
+                return "not a database" not in str(error)
+            finally:
+                connection.close()
+    except OSError:
+        return False  # cannot look: the key's message stands
+    return True

@@ -21,13 +21,16 @@ def damage(state: Path, how: str) -> None:
     elif how == "cut":
         with state.open("r+b") as writer:
             writer.truncate(size - 1000)
+    elif how == "cut at a page":  # SQLCipher alone calls this a wrong key
+        with state.open("r+b") as writer:
+            writer.truncate(size // 2 // 4096 * 4096)
     else:  # overwritten with zeros, whole pages
         state.write_bytes(bytes(size))
     for suffix in ("-wal", "-shm"):
         Path(f"{state}{suffix}").unlink(missing_ok=True)
 
 
-@pytest.mark.parametrize("how", ["empty", "cut", "zeros"])
+@pytest.mark.parametrize("how", ["empty", "cut", "cut at a page", "zeros"])
 def test_a_damaged_state_is_named_and_nothing_is_sent_again(connected: Connected, how: str) -> None:
     assert connected.run("sync").code == 0
     sent = inbound_count(connected)
