@@ -105,6 +105,7 @@ class WebhookSettings:
 @dataclass(frozen=True, slots=True)
 class MonitoringSettings:
     ping_url: str = ""
+    quiet_transient_hours: float = 2.0
 
 
 @dataclass(frozen=True, slots=True)

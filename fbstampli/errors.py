@@ -52,6 +52,10 @@ class StateUnusableError(FbstampliError):
     exit_code = ExitCode.STATE
 
 
+class StateDamagedError(StateUnusableError):
+    """The state file is empty, cut short, overwritten or has a damaged page: not the key."""
+
+
 class TemporaryError(FbstampliError):
     exit_code = ExitCode.TEMPFAIL
 

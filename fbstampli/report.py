@@ -26,6 +26,12 @@ class RunReport:
     # A remote could not be reached: the run ends 75 ("try again later"), as it does when
     # FreshBooks is unreachable, rather than 1.
     unreachable: bool = False
+    # Those of `problems` that a condition passing by itself caused (a remote unreachable):
+    # under -q they are said only once it has lasted (monitoring.quiet_transient_hours).
+    transient: list[str] = field(default_factory=list)
+    silenced: list[str] = field(default_factory=list)  # of `problems`: logged, not shown (-q)
+    # The exit code of an error a stage was stopped by while the others went on (e.g. 3).
+    stopped_with: ExitCode | None = None
 
     def add(self, name: str, amount: int = 1) -> None:
         self.counts[name] = self.counts.get(name, 0) + amount
@@ -37,9 +43,13 @@ class RunReport:
         self.notes.extend(other.notes)
         self.attention = self.attention or other.attention
         self.unreachable = self.unreachable or other.unreachable
+        self.transient.extend(other.transient)
+        self.stopped_with = self.stopped_with or other.stopped_with
 
     @property
     def exit_code(self) -> ExitCode:
+        if self.stopped_with is not None:
+            return self.stopped_with
         if self.unreachable:
             return ExitCode.TEMPFAIL
         return ExitCode.PARTIAL if self.problems else ExitCode.OK

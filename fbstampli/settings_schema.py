@@ -181,6 +181,13 @@ SCHEMA = (
                     "failure",
                 ),
             ),
+            Key(
+                "quiet_transient_hours",
+                after=(
+                    "under -q, a remote unreachable or the lock held is only logged",
+                    "until it lasts this long; then each run says since when",
+                ),
+            ),
         ),
     ),
 )

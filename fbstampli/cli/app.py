@@ -202,7 +202,7 @@ _quiet_run: list[bool] = []
 
 # Under -q a held lock is normal (the previous cron run is still going) and is only logged;
 # held this long, something is stuck and cron is told.
-LOCK_QUIET_SECONDS = 60 * 60
+LOCK_QUIET_SECONDS = 2 * 60 * 60  # monitoring.quiet_transient_hours' default
 
 
 def _version(value: bool) -> None:

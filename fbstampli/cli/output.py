@@ -143,7 +143,8 @@ def show_report(report: RunReport, options: Options, *, as_json: bool = False) -
         write_json(report.as_dict())
         return
     for problem in report.problems:
-        problem_line(problem)
+        if not (options.quiet and problem in report.silenced):
+            problem_line(problem)
     if options.quiet:  # the same sentences on a terminal, in a pipe, in a log: only -q silences
         return
     from fbstampli.summaries import sentences

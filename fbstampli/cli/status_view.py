@@ -69,9 +69,22 @@ def failing_line(item: dict[str, Any], now: datetime, *, whole: bool = False) ->
             if item["kind"] != "bill_payment"
             else f"gave up after {item['attempts']} tries: `fbstampli retry --dead`"
         )
+    elif item["status"] == "held":
+        after = "held: tried again at the next run"
     else:
         after = f"next try {local_time(item['next_attempt_at'], now)}"
     return f"{_item_name(item)} ({reason}; {after})"
+
+
+def queued_line(item: dict[str, Any], now: datetime) -> str:
+    """One delivery queued or mid-upload: not in Stampli yet, and when it goes."""
+    if item["status"] == "planned":
+        why = "in an upload the next run finishes"
+    else:
+        why = f"queued since {local_time(item['since'], now)}; goes with the next run"
+    if item.get("error"):
+        why += f"; last try: {shown(item['error'])}"
+    return f"{_item_name(item)} ({why})"
 
 
 def _freshbooks(document: dict[str, Any], now: datetime) -> str:
@@ -215,9 +228,11 @@ def status_lines(document: dict[str, Any]) -> list[str]:
 
 
 def stuck_lines(document: dict[str, Any]) -> list[str]:
-    """Everything stuck, whole: each failing delivery and each quarantined file, one a line."""
+    """Everything stuck, whole: each delivery not yet in Stampli (failing, held, queued) and
+    each quarantined file, one a line."""
     now = _moment(document["now"]) or datetime.now().astimezone()
     lines = [failing_line(item, now, whole=True) for item in document["deliveries"]["failing"]]
+    lines += [queued_line(item, now) for item in document["deliveries"].get("queued", [])]
     for entry in document["stampli_files"]["quarantined"]:
         where = f" -> {shown(entry['local_path'])}" if entry.get("local_path") else ""
         lines.append(f"export {shown(entry['name'])} ({shown(entry['reason'])}){where}")

@@ -211,7 +211,7 @@ def state_restore(options: Options, source: Path, *, force: bool) -> RunReport:
     state that changed after the backup was taken is kept unless `force`.
     """
     from fbstampli.clock import SystemClock
-    from fbstampli.errors import ConfigError
+    from fbstampli.errors import ConfigError, StateDamagedError
     from fbstampli.lock import listener_lock, run_lock
     from fbstampli.runtime import require_home
     from fbstampli.store import Store, open_state
@@ -225,12 +225,18 @@ def state_restore(options: Options, source: Path, *, force: bool) -> RunReport:
         raise ConfigError(f"{source} is fbstampli's own file, not a backup of it")
     report = RunReport("state restore")
     with run_lock(paths.lock), listener_lock(paths.listener_lock, holder="state restore"):
-        current, key = open_state(paths.state, options.env, SystemClock())
         try:
-            current_change = last_change(current)
-            current.checkpoint()
-        finally:
-            current.close()
+            current, key = open_state(paths.state, options.env, SystemClock())
+        except StateDamagedError:  # nothing in it to keep: the backup replaces it
+            from fbstampli.store.keys import resolve_key
+
+            current_change, key = "", resolve_key(paths.state, options.env)
+        else:
+            try:
+                current_change = last_change(current)
+                current.checkpoint()
+            finally:
+                current.close()
         from fbstampli.atomic import fresh_temporary, replace_with
 
         # The backup is only read, into a private copy beside the state; the copy is what is

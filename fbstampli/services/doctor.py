@@ -19,6 +19,7 @@ from fbstampli.errors import (
     FbstampliError,
     LocalAccessError,
     LockHeldError,
+    StateDamagedError,
     TemplateError,
     TemporaryError,
 )
@@ -125,6 +126,16 @@ def run_checks(
         # A permission problem: restoring a key or a backup would not help, and could hurt.
         detail, _, fix = str(error).partition("; ")
         results.append(CheckResult("home access", False, detail, fix))
+        return results
+    except StateDamagedError as error:  # the file itself, whatever the key
+        results.append(
+            CheckResult(
+                "state file",
+                False,
+                str(error).partition("; it was left")[0],
+                "the key is not at fault: `fbstampli state restore FILE` from the newest backup",
+            )
+        )
         return results
     except FbstampliError as error:
         results.append(

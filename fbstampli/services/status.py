@@ -71,6 +71,7 @@ def _sftp(rt: Runtime) -> dict[str, Any]:
 
 def _deliveries(rt: Runtime) -> dict[str, Any]:
     from fbstampli.store.deletions import deleted_in_freshbooks
+    from fbstampli.store.held import queued_deliveries
     from fbstampli.store.outbox import delivery_summary, failing_deliveries, objects_in_stampli
 
     summary = delivery_summary(rt.store)
@@ -84,6 +85,7 @@ def _deliveries(rt: Runtime) -> dict[str, Any]:
         "by_kind": objects_in_stampli(rt.store),
         "deleted": deleted_in_freshbooks(rt.store),
         "failing": failing_deliveries(rt.store),
+        "queued": queued_deliveries(rt.store),
     }
 
 

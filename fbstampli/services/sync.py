@@ -114,7 +114,7 @@ def _requeue(rt: Runtime, kind: Kind, fb_id: int, *, force: bool, report: RunRep
         report.problems.append(f"{label} has not been seen in FreshBooks yet; run push-bills")
         return
     status = DeliveryStatus(latest["status"])
-    if status in (DeliveryStatus.FAILED, DeliveryStatus.DEAD):
+    if status in (DeliveryStatus.FAILED, DeliveryStatus.DEAD, DeliveryStatus.HELD):
         outbox.requeue_delivery(store, latest["id"])
         report.notes.append(f"{label}: re-queued its {status} delivery")
     elif status in (DeliveryStatus.PENDING, DeliveryStatus.PLANNED):
@@ -284,17 +284,20 @@ def sync(
     shown = progress or NoProgress()
 
     def run() -> RunReport:
-        report = RunReport("sync")
+        from fbstampli.services.stages import run_stages
+
         with open_runtime(options) as rt:
             rt.on_page = shown.page
-            report.merge(run_push(rt, advance=advance, stage=shown.stage))
-            shown.stage("Reading Stampli's exports")
-            report.merge(run_pull(rt))
-            shown.stage("Reconciling")
-            rt.on_page = None  # only a bill never read is asked for; no page bar
-            report.merge(run_reconcile(rt))
+            report = run_stages(
+                rt,
+                quiet=options.quiet,
+                business=business_name(rt),
+                push=lambda: run_push(rt, advance=advance, stage=shown.stage),
+                pull=lambda: run_pull(rt),
+                reconcile=lambda: run_reconcile(rt),
+                stage=shown.stage,
+            )
             report.merge(send_digest_if_due(rt))
-            shown.stage("")
-        return report
+            return report
 
     return monitored(load_options_settings(options).monitoring.ping_url, run)

@@ -53,6 +53,7 @@ def render_file(template: Template, kind: Kind, rows: Iterable[Sequence[str]]) -
     """The whole file for one kind: header row (if the template has one) and the given rows."""
     layout = template.layout(kind)
     file_format = layout.file
+    rows = rows if isinstance(rows, Sequence) else list(rows)  # read again to name a column
     if file_format.format == "xml":
         text = _render_xml(layout, rows)
     else:
@@ -76,8 +77,20 @@ def render_file(template: Template, kind: Kind, rows: Iterable[Sequence[str]]) -
     except UnicodeEncodeError as error:
         bad = error.object[error.start : error.end]
         raise RenderError(
-            f"{SECTION_OF_KIND[kind]} file: {bad!r} cannot be written in {file_format.encoding}"
+            f"{SECTION_OF_KIND[kind]} file{_column_of(layout, rows, file_format.encoding)}: "
+            f"{bad!r} cannot be written in {file_format.encoding}"
         ) from None
+
+
+def _column_of(layout: OutgoingLayout, rows: Iterable[Sequence[str]], encoding: str) -> str:
+    """`, column "Name"`: the first column holding what `encoding` cannot write."""
+    for row in rows:
+        for header, cell in zip(layout.headers, row, strict=False):
+            try:
+                cell.encode(encoding)
+            except UnicodeEncodeError:
+                return f", column {header!r}"
+    return ""
 
 
 def _check_width(layout: OutgoingLayout, row: Sequence[str]) -> None:

@@ -24,6 +24,7 @@ import sqlcipher3
 from fbstampli.clock import Clock, to_utc_text
 from fbstampli.errors import ConfigError, StateUnusableError, TemporaryError
 from fbstampli.paths import Paths, file_place_problem, out_of_room
+from fbstampli.store.damage import damage_of, damaged, key_fits_first_page
 from fbstampli.store.files import fix_mode, replace_state, statements, translate
 from fbstampli.store.keys import StateKey
 from fbstampli.store.schema import MIGRATIONS, latest_version
@@ -70,12 +71,16 @@ class Store:
         except FileExistsError:
             raise ConfigError(f"{path} exists already; it is never replaced") from None
         os.close(fd)
-        return cls.open(path, key, clock)
+        return cls.open(path, key, clock, new=True)
 
     @classmethod
-    def open(cls, path: Path, key: StateKey, clock: Clock) -> Store:
+    def open(cls, path: Path, key: StateKey, clock: Clock, *, new: bool = False) -> Store:
+        """Open an existing state; only `create` (`new`) may start from an empty file."""
         if not path.exists():
             raise ConfigError(f"no state file at {path}; run `fbstampli init` first")
+        why = None if new else damage_of(path)
+        if why is not None:
+            raise damaged(path, why)
         try:
             connection = sqlcipher3.connect(
                 str(path),
@@ -97,6 +102,10 @@ class Store:
             raise translate(error, path) from None
         except sqlcipher3.DatabaseError:  # "file is not a database": the key does not fit
             connection.close()
+            if key_fits_first_page(path, key.hex):  # ... or the file is cut short or damaged
+                raise damaged(
+                    path, "its first page opens with this key but the rest does not: cut short"
+                ) from None
             raise StateUnusableError(
                 f"{path} cannot be decrypted with the key from {key.source.value} "
                 "(wrong key, or not an fbstampli state file); it was left unchanged: "

@@ -28,16 +28,22 @@ class DeliveryStatus(StrEnum):
     FAILED = "failed"  # waits for next_attempt_at
     DEAD = "dead"  # used up its attempts; waits for `fbstampli retry`
     SUPERSEDED = "superseded"  # a newer version was queued before this one was sent
+    HELD = "held"  # cannot be written into a file (poison); tried again each run (store.held)
 
 
 # Versions not yet in Stampli that a newer or identical version must not be queued beside.
 WAITING_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.PLANNED, DeliveryStatus.FAILED)
 # Versions a newer one replaces when it is queued.
-_REPLACEABLE = (DeliveryStatus.PENDING, DeliveryStatus.FAILED, DeliveryStatus.DEAD)
+_REPLACEABLE = (
+    DeliveryStatus.PENDING,
+    DeliveryStatus.FAILED,
+    DeliveryStatus.DEAD,
+    DeliveryStatus.HELD,
+)
 
 _SUPERSEDE = (
     "UPDATE deliveries SET status = ?, updated_at = ? "
-    "WHERE kind = ? AND fb_id = ? AND status IN (?, ?, ?)"
+    "WHERE kind = ? AND fb_id = ? AND status IN (?, ?, ?, ?)"
 )
 _INSERT = (
     "INSERT INTO deliveries (kind, fb_id, content_hash, resend, rows, status, created_at, "
@@ -82,7 +88,7 @@ def _histories(store: Store, items: Sequence[Queued]) -> dict[tuple[Kind, int], 
 def _queued_already(earlier: Sequence[Row], content_hash: str) -> bool:
     """Whether this version waits already, or is the newest and was delivered."""
     same = [row for row in earlier if row["content_hash"] == content_hash]
-    if any(row["status"] in WAITING_STATUSES for row in same):
+    if any(row["status"] in (*WAITING_STATUSES, DeliveryStatus.HELD) for row in same):
         return True
     latest = next(
         (row for row in reversed(earlier) if row["status"] != DeliveryStatus.SUPERSEDED), None
@@ -178,8 +184,8 @@ def queue_delivery(
     now = store.now_text()
     waiting = store.query_one(
         "SELECT id FROM deliveries WHERE kind = ? AND fb_id = ? AND content_hash = ? "
-        "AND status IN (?, ?, ?)",
-        (kind.value, fb_id, content_hash, *WAITING_STATUSES),
+        "AND status IN (?, ?, ?, ?)",
+        (kind.value, fb_id, content_hash, *WAITING_STATUSES, DeliveryStatus.HELD),
     )
     if waiting is not None:
         return None
@@ -337,8 +343,8 @@ def failing_deliveries(store: Store) -> list[dict[str, Any]]:
         "coalesce(json_extract(s.payload, '$.bill_number'), json_extract(s.payload, '$.name'), "
         "'') AS label FROM deliveries AS d "
         "LEFT JOIN source_objects AS s ON s.kind = d.kind AND s.fb_id = d.fb_id "
-        "WHERE d.status IN (?, ?) ORDER BY d.created_at, d.id",
-        (DeliveryStatus.FAILED, DeliveryStatus.DEAD),
+        "WHERE d.status IN (?, ?, ?) ORDER BY d.created_at, d.id",
+        (DeliveryStatus.FAILED, DeliveryStatus.DEAD, DeliveryStatus.HELD),
     )
     return [
         {

@@ -65,7 +65,9 @@ def translate(error: Exception, path: Path) -> Exception:
             f"cannot write {path}: the disk is full or failing; free space and re-run"
         )
     if "malformed" in text:
-        return StateUnusableError(
+        from fbstampli.errors import StateDamagedError
+
+        return StateDamagedError(
             f"{path} is damaged ({text}): run `fbstampli doctor`, then "
             "restore the last good backup with `fbstampli state restore FILE`"
         )

@@ -32,6 +32,7 @@ from fbstampli.models.remote import part_name
 from fbstampli.report import RunReport
 from fbstampli.store import Row, Store, outbox
 from fbstampli.store.deliveries import delivery_rows
+from fbstampli.store.held import release_held
 from fbstampli.store.outbox import (
     BatchState,
     batch_members,
@@ -45,6 +46,7 @@ from fbstampli.sync.backoff import is_dead, next_attempt_at
 from fbstampli.sync.batch import Pending, iter_files
 from fbstampli.sync.connection import Connection
 from fbstampli.sync.documents import send_documents
+from fbstampli.sync.poison import hold_behind, render_or_hold, report_held
 from fbstampli.sync.ports import Renderer, Transport
 
 log = logging.getLogger(__name__)
@@ -160,6 +162,8 @@ def fail_batch(
         else "; no tries left: `fbstampli retry --dead` once fixed"
     )
     report.problems.append(f"upload of {batch['file_name']} failed: {message}{when}")
+    if isinstance(error, RemoteUnavailableError):
+        report.transient.append(report.problems[-1])
 
 
 def _deliver_with_retries(
@@ -241,16 +245,21 @@ def create_batches(
     business: str,
     clock: Clock,
     run_id: int | None,
+    held: list[str] | None = None,
 ) -> list[int]:
     """Turn the pending deliveries of one kind into planned batches (committed).
 
     The queue is read a slice at a time and each file is stored as soon as it
-    is full, so memory holds one file's rows, however long the queue.
+    is full, so memory holds one file's rows, however long the queue. A member
+    that cannot be written is held (`sync.poison`) and named in `held`.
     """
     batch_ids: list[int] = []
     pending = _pending(store, kind)
     for planned in iter_files(pending, kind, max_rows=settings.sync.max_rows_per_file):
-        content = renderer.file_bytes(kind, planned.rows)
+        rendered = render_or_hold(store, renderer, kind, planned, [] if held is None else held)
+        if rendered is None:
+            continue
+        content, members = rendered
         with store.transaction():
             batch_id = outbox.next_batch_id(store)
             outbox.add_batch(
@@ -263,7 +272,7 @@ def create_batches(
                 directory=settings.stampli.inbound_dir,
                 sha256=hashlib.sha256(content).hexdigest(),
                 content=content,
-                delivery_ids=[member.delivery_id for member in planned.members],
+                delivery_ids=[member.delivery_id for member in members],
             )
         batch_ids.append(batch_id)
     return batch_ids
@@ -287,8 +296,30 @@ def deliver(
     """
     with store.transaction():
         requeued = requeue_due(store, clock.now())
+        release_held(store)
     if requeued:
         report.add("requeued", requeued)
+    held: list[str] = []
+    try:
+        _deliver_queue(
+            store, connection, renderer, settings, business, clock, run_id, report, on_file, held
+        )
+    finally:
+        report_held(report, held)
+
+
+def _deliver_queue(
+    store: Store,
+    connection: Connection,
+    renderer: Renderer,
+    settings: Settings,
+    business: str,
+    clock: Clock,
+    run_id: int | None,
+    report: RunReport,
+    on_file: Callable[[int], object],
+    held: list[str],
+) -> None:
     for batch in open_batches(store):
         if not _deliver_with_retries(
             store, connection, int(batch["id"]), settings, clock, run_id, report
@@ -306,8 +337,16 @@ def deliver(
                 )
             return
         previous = kind
+        hold_behind(store, kind, held)
         batch_ids = create_batches(
-            store, kind, renderer, settings=settings, business=business, clock=clock, run_id=run_id
+            store,
+            kind,
+            renderer,
+            settings=settings,
+            business=business,
+            clock=clock,
+            run_id=run_id,
+            held=held,
         )
         for batch_id in batch_ids:
             if not _deliver_with_retries(

@@ -317,7 +317,9 @@ def test_sync_all_exits_with_the_worst_code_and_a_line_per_failing_business(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 2
     assert lines[0].startswith("fbstampli: business alpha: exit 3: ")
-    assert lines[1].startswith("fbstampli: business beta: exit 75: SFTP server ")
+    assert lines[1].startswith(
+        "fbstampli: business beta: exit 75: upload of "
+    )  # the stages go on: the first problem is the upload
     assert result.stdout == ""
     as_json = installation.run("sync", "--all", "--json")
     document = json.loads(as_json.stdout)

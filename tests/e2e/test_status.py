@@ -100,7 +100,8 @@ def test_stuck_bill_quarantined_file_and_failed_run_are_named_and_exit_1(
 
     stuck = connected.run("status", "--stuck", env=UTC)
     assert stuck.code == 1
-    assert len(stuck.stdout.splitlines()) == 6  # five bills and the quarantined file
+    # five bills, the payment queued behind them (not in Stampli either), the quarantined file
+    assert len(stuck.stdout.splitlines()) == 7
 
 
 def test_status_json_keeps_the_full_data_under_a_pinned_schema(connected: Connected) -> None:
@@ -116,6 +117,7 @@ def test_status_json_keeps_the_full_data_under_a_pinned_schema(connected: Connec
         "by_kind",
         "deleted",
         "failing",
+        "queued",
     }
     assert document["deliveries"]["by_kind"]["bill"] == {"objects": 30, "in_stampli": 30}
     assert result.code == (1 if document["attention"] else 0)
