@@ -214,7 +214,7 @@ def state_restore(options: Options, source: Path, *, force: bool) -> RunReport:
     from fbstampli.errors import ConfigError, StateDamagedError
     from fbstampli.lock import listener_lock, run_lock
     from fbstampli.runtime import require_home
-    from fbstampli.store import Store, open_state
+    from fbstampli.store import open_state
     from fbstampli.store.audit import last_change
 
     paths = options.paths()
@@ -237,30 +237,7 @@ def state_restore(options: Options, source: Path, *, force: bool) -> RunReport:
                 current.checkpoint()
             finally:
                 current.close()
-        from fbstampli.atomic import fresh_temporary, replace_with
-
-        # The backup is only read, into a private copy beside the state; the copy is what is
-        # opened (WAL, migrations) and renamed over, so the backup keeps its bytes and mode.
-        copy = fresh_temporary(paths.state)
-        try:
-            with source.open("rb") as reader, copy.open("wb") as writer:
-                while chunk := reader.read(1 << 20):
-                    writer.write(chunk)
-            backup = Store.open(copy, key, SystemClock())
-            try:
-                backup_change = last_change(backup)
-                backup.checkpoint()
-            finally:
-                backup.close()
-            if current_change > backup_change and not force:
-                raise ConfigError(
-                    f"the state changed after this backup (last change {current_change}, backup "
-                    f"{backup_change or 'empty'}); add --force to replace it anyway"
-                )
-            replace_with(copy, paths.state)
-        finally:
-            for leftover in (copy, Path(f"{copy}-wal"), Path(f"{copy}-shm")):
-                leftover.unlink(missing_ok=True)
+        backup_change = _replace_from_copy(paths.state, source, key, current_change, force=force)
         for suffix in ("-wal", "-shm"):
             Path(f"{paths.state}{suffix}").unlink(missing_ok=True)
     report.add("restored")
@@ -268,3 +245,37 @@ def state_restore(options: Options, source: Path, *, force: bool) -> RunReport:
         f"Restored the state from {source} (its last change: {backup_change or 'none'})."
     )
     return report
+
+
+def _replace_from_copy(
+    state: Path, source: Path, key: Any, current_change: str, *, force: bool
+) -> str:
+    """Put the backup at `source` in place of `state`; its last change. The backup is only
+    read, into a private copy beside the state; the copy is what is opened (WAL, migrations)
+    and renamed over, so the backup keeps its bytes and mode."""
+    from fbstampli.atomic import fresh_temporary, replace_with
+    from fbstampli.clock import SystemClock
+    from fbstampli.store import Store
+    from fbstampli.store.audit import last_change
+
+    copy = fresh_temporary(state)
+    try:
+        with source.open("rb") as reader, copy.open("wb") as writer:
+            while chunk := reader.read(1 << 20):
+                writer.write(chunk)
+        backup = Store.open(copy, key, SystemClock())
+        try:
+            backup_change = last_change(backup)
+            backup.checkpoint()
+        finally:
+            backup.close()
+        if current_change > backup_change and not force:
+            raise ConfigError(
+                f"the state changed after this backup (last change {current_change}, backup "
+                f"{backup_change or 'empty'}); add --force to replace it anyway"
+            )
+        replace_with(copy, state)
+    finally:
+        for leftover in (copy, Path(f"{copy}-wal"), Path(f"{copy}-shm")):
+            leftover.unlink(missing_ok=True)
+    return backup_change
