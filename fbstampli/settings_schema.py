@@ -157,6 +157,31 @@ SCHEMA = (
                 after=("approved in Stampli but unpaid in FreshBooks after this",),
             ),
             Key("uncaptured_hours", after=("delivered but not captured by Stampli after this",)),
+            Key(
+                "since",
+                before=(
+                    "The go-live baseline: bills FreshBooks paid before this day (YYYY-MM-DD), or",
+                    "before fbstampli first sent them when empty, are history: reported, never",
+                    "needing attention. `fbstampli reconcile acknowledge` quiets one bill.",
+                ),
+                shown='""',
+            ),
+        ),
+    ),
+    Section(
+        "digest",
+        (
+            Key("enabled", after=("sent by the first `sync` at or after `send_at` each day",)),
+            Key("send_at", after=("HH:MM, in `timezone`",)),
+            Key("timezone", after=("an IANA name, such as America/Toronto",)),
+            Key("to", after=("one address, or several separated by commas",)),
+            Key("sender", after=("the From address",)),
+            Key("top_items", after=("bills listed under each kind of exception",)),
+            Key("stuck_hours", after=("a delivery still not in Stampli this long is stuck",)),
+        ),
+        intro=(
+            "The daily digest e-mail (`fbstampli digest`); the SMTP relay and its login are",
+            "kept in the encrypted state by `fbstampli auth smtp`.",
         ),
     ),
     Section(

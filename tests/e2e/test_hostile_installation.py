@@ -14,7 +14,7 @@ import pytest
 
 from fbstampli.options import Options
 from fbstampli.report import RunReport
-from fbstampli.services.business import installation_listener
+from fbstampli.services.webhooks_all import installation_listener
 from tests.e2e.conftest import Connected
 from tests.support.cli import Result, one_line, run
 

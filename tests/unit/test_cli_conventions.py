@@ -10,6 +10,7 @@ import typer.main
 
 from fbstampli.cli import app, output, run
 from fbstampli.cli.argv import hoisted
+from fbstampli.services.business import BusinessStatus
 from tests.unit.test_help import every_command
 
 
@@ -76,13 +77,14 @@ def test_hoisting_moves_global_options_and_leaves_everything_else_in_place() -> 
 
 
 def test_status_all_on_a_terminal_shows_local_times_and_names_the_zone() -> None:
-    summary = {
-        "business": "alpha",
-        "bills_in_stampli": 3,
-        "failing": 0,
-        "last_run": {"command": "sync", "started_at": "2026-12-07T12:45:00+00:00", "exit_code": 0},
-        "needs_attention": [],
-    }
+    summary = BusinessStatus(
+        business="alpha",
+        home="/srv/alpha",
+        needs_attention=[],
+        bills_in_stampli=3,
+        failing=0,
+        last_run={"command": "sync", "started_at": "2026-12-07T12:45:00+00:00", "exit_code": 0},
+    )
     out = io.StringIO()
     with (
         mock.patch.object(output, "stdout_is_terminal", return_value=True),
