@@ -130,6 +130,13 @@ SCHEMA = (
                 after=("report (audit trail only) or ignore; Stampli has no delete",),
             ),
             Key("send_payments", words="send bill payments to Stampli too"),
+            Key(
+                "business_budget_seconds",
+                before=(
+                    "`sync --all`: a business still running after this long is stopped",
+                    "(safely) and goes first at the next run; the others go on",
+                ),
+            ),
         ),
     ),
     Section(

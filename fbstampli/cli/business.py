@@ -121,13 +121,13 @@ def refuse_selected(ctx: typer.Context) -> None:
         raise ConfigError("this command works on the whole installation; drop --business")
 
 
-def sync_all(ctx: typer.Context, *, as_json: bool) -> NoReturn:
-    """`sync --all`: every business in turn; exit with the worst code."""
+def sync_all(ctx: typer.Context, *, as_json: bool, jobs: int = 1) -> NoReturn:
+    """`sync --all`: every business, `jobs` at a time; exit with the worst code."""
     from fbstampli.cli import output
     from fbstampli.services import business as services
 
     refuse_selected(ctx)
-    result = services.sync_all(options_of(ctx))
+    result = services.sync_all(options_of(ctx), jobs=jobs)
     output.show_all(result, options_of(ctx), as_json=as_json)
     raise typer.Exit(result.exit_code)
 

@@ -284,23 +284,66 @@ def run_one(business: BusinessHome, work: Any) -> BusinessOutcome:
     return BusinessOutcome(business.name, business.home, int(report.exit_code), report=report)
 
 
-def sync_all(options: Options) -> AllReport:
-    """`sync` in every business in turn, each under its own lock; a failure stops only its own.
+def sync_all(options: Options, *, jobs: int = 1) -> AllReport:
+    """`sync` in every business, at most `jobs` at once, each in a process of its own under
+    its own lock and within the installation's time budget; a failure stops only its own.
 
-    A kill between two businesses loses nothing: each business's `sync` is
-    resumable on its own, and the next `sync --all` simply runs them all again.
+    A business past its budget is stopped (safely: see `services/tick.py`), said once,
+    and starts first at the next tick. The outcomes come back in name order whatever the
+    order they ran in. A kill between two businesses loses nothing: each business's
+    `sync` is resumable on its own, and the next `sync --all` simply runs them all again.
     """
+    from fbstampli.runtime import load_options_settings
+    from fbstampli.services import tick
+
+    businesses = every_business(options)
+    folder = _installation(options).folder
+    budget = load_options_settings(options).sync.business_budget_seconds
+    work = tick.Work(
+        run=lambda business: _sync_one(options, business),
+        cut=lambda business, why: _logged(business, _cut(business, why)),
+        lost=lambda business, why: _logged(business, _lost(business, why)),
+    )
+    done = tick.run_bounded(tick.tick_order(folder, businesses), work, jobs=jobs, budget=budget)
+    tick.remember_first(folder, done.cut)
+    result = AllReport("sync")
+    result.outcomes = [done.outcomes[business.name] for business in businesses]
+    return result
+
+
+def _sync_one(options: Options, business: BusinessHome) -> BusinessOutcome:
+    """One business's `sync`, in its own process: logged to its own log file."""
+    from fbstampli.errors import BudgetExceeded
     from fbstampli.logs import also_logging_to
     from fbstampli.services.sync import sync
 
-    result = AllReport("sync")
-    for business in every_business(options):
-        inner = business_options(options, business)
-        with also_logging_to(_business_log(business)):
-            outcome = run_one(business, lambda inner=inner: sync(inner))
-            _log_outcome("sync", outcome)
-        result.outcomes.append(outcome)
-    return result
+    inner = business_options(options, business)
+    with also_logging_to(_business_log(business)):
+        try:
+            outcome = run_one(business, lambda: sync(inner))
+        except BudgetExceeded as stopped:
+            outcome = _cut(business, str(stopped))
+        _log_outcome("sync", outcome)
+    return outcome
+
+
+def _cut(business: BusinessHome, why: str) -> BusinessOutcome:
+    reason = f"stopped after {why}; nothing is lost, and it goes first at the next run"
+    return BusinessOutcome(business.name, business.home, int(ExitCode.TEMPFAIL), error=reason)
+
+
+def _lost(business: BusinessHome, why: str) -> BusinessOutcome:
+    reason = f"{why} before it finished; the next run finishes its work (see its log)"
+    return BusinessOutcome(business.name, business.home, int(ExitCode.INTERNAL), error=reason)
+
+
+def _logged(business: BusinessHome, outcome: BusinessOutcome) -> BusinessOutcome:
+    """An outcome told here for a business whose process could not: into its log too."""
+    from fbstampli.logs import also_logging_to
+
+    with also_logging_to(_business_log(business)):
+        _log_outcome("sync", outcome)
+    return outcome
 
 
 # -- status --all --------------------------------------------------------------------------------
