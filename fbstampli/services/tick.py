@@ -29,6 +29,7 @@ from typing import Generic, TypeVar
 from fbstampli.atomic import write_atomic
 from fbstampli.errors import BudgetExceeded
 from fbstampli.installation import BusinessHome
+from fbstampli.signals import mark_stopping
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +223,7 @@ def _child(business: BusinessHome, work: Work[T], budget: float, writer: Connect
 
     def stop(signum: int, frame: FrameType | None) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # said once: a second one changes nothing
+        mark_stopping()
         raise BudgetExceeded(budget_words(budget))
 
     signal.signal(signal.SIGTERM, stop)
