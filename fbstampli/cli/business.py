@@ -132,12 +132,16 @@ def sync_all(ctx: typer.Context, *, as_json: bool, jobs: int = 1) -> NoReturn:
     raise typer.Exit(result.exit_code)
 
 
-def status_all(ctx: typer.Context, *, as_json: bool) -> NoReturn:
-    """`status --all`: one line per business; exit 1 when any needs attention."""
+def status_all(ctx: typer.Context, *, as_json: bool, attention_only: bool = False) -> NoReturn:
+    """`status --all`: one line per business, those that need attention first (--json keeps
+    name order); `--attention` shows only those. Exit 1 when any needs attention."""
     from fbstampli.cli import output
     from fbstampli.services import business as services
 
     refuse_selected(ctx)
     summaries = services.status_all(options_of(ctx))
-    output.show_status_all(summaries, as_json=as_json)
+    shown = summaries if as_json else services.attention_first(summaries)
+    if attention_only:
+        shown = [summary for summary in shown if summary.needs_attention]
+    output.show_status_all(shown, as_json=as_json)
     raise typer.Exit(1 if any(s.needs_attention for s in summaries) else 0)

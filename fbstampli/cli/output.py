@@ -53,8 +53,11 @@ def stdout_is_terminal() -> bool:
     return sys.stdout.isatty()
 
 
-def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """A rich table on a terminal; tab-separated text when piped."""
+def table(
+    title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, one_line: bool = False
+) -> None:
+    """A rich table on a terminal; tab-separated text when piped. `one_line`: a row never
+    wraps on a terminal (a long cell is cut with an ellipsis), for lists of hundreds."""
     if stdout_is_terminal():
         from rich.console import Console
         from rich.table import Table
@@ -62,7 +65,7 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> 
 
         rich_table = Table(title=Text(clean(title)), title_justify="left")
         for column in columns:
-            rich_table.add_column(Text(clean(column)))
+            rich_table.add_column(Text(clean(column)), no_wrap=one_line)
         for row in rows:
             rich_table.add_row(*(Text(clean(cell)) for cell in row))  # Text: never markup
         Console().print(rich_table)
@@ -322,4 +325,4 @@ def show_status_all(summaries: Sequence["BusinessStatus"], *, as_json: bool) -> 
         attention = "; ".join(summary.needs_attention) or "no"
         rows.append([summary.business, summary.bills_in_stampli, summary.failing, when, attention])
     columns = ["business", "bills in Stampli", "failing", "last run", "needs attention"]
-    table("fbstampli status --all", columns, rows)
+    table("fbstampli status --all", columns, rows, one_line=True)

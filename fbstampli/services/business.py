@@ -421,3 +421,12 @@ def status_all(options: Options) -> list[BusinessStatus]:
             )
         )
     return summaries
+
+
+def attention_first(summaries: list[BusinessStatus]) -> list[BusinessStatus]:
+    """Those whose state cannot be read, then those that need attention, then the rest;
+    each group in name order: what an AP lead reads first is what to act on."""
+    return sorted(
+        summaries,
+        key=lambda s: (s.status is not None, not s.needs_attention, s.business),
+    )

@@ -175,3 +175,37 @@ def test_the_outcome_lines_come_in_name_order_whatever_the_run_order(firm: Firm)
     assert result.code == 4
     lines = result.stderr.strip().splitlines()
     assert [line.split(":")[1].strip() for line in lines] == ["business beta", "business zulu"]
+
+
+@pytest.mark.slow
+def test_status_all_lists_what_needs_attention_first_and_attention_shows_only_those(
+    firm: Firm,
+) -> None:
+    firm.first_tick()
+    point_at(firm.homes["beta"], "http://127.0.0.1:9")  # nothing listens: its sync fails
+    failed = firm.run("-q", "sync", "--all", env={"FBSTAMPLI_FRESHBOOKS_MAX_RETRIES": "0"})
+    assert failed.code == 75, failed.stderr
+    (firm.homes["zulu"] / "state.key").write_text("0" * 64)  # zulu's key is lost
+    every = firm.run("status", "--all")
+    assert every.code == 1
+    rows = [line.split("\t") for line in every.stdout.strip().splitlines()[1:]]
+    assert [row[0] for row in rows] == ["zulu", "beta", "alpha", "gamma"]
+    assert rows[0][4].startswith("cannot read its state")
+    assert rows[1][4] not in ("", "no")
+    assert rows[2][4] == rows[3][4] == "no"
+    only = firm.run("status", "--all", "--attention")
+    assert only.code == 1
+    assert [line.split("\t")[0] for line in only.stdout.strip().splitlines()[1:]] == [
+        "zulu",
+        "beta",
+    ]
+    as_json = firm.run("status", "--all", "--attention", "--json")
+    assert [b["business"] for b in json.loads(as_json.stdout)["businesses"]] == ["beta", "zulu"]
+
+
+def test_attention_without_all_is_a_usage_error(firm: Firm) -> None:
+    result = firm.run("--business", "alpha", "status", "--attention")
+    assert result.code == 2
+    assert result.stderr.strip() == (
+        "fbstampli: error: --attention picks among the businesses: give it with --all"
+    )
