@@ -16,6 +16,7 @@ import json
 import logging
 import multiprocessing
 import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 FIRST_FILE = "sync-first.json"  # in the installation folder: who goes first next tick
+POLL_SECONDS = 0.5  # how soon a SIGTERM to the tick itself is acted on
 GRACE_SECONDS = 10.0  # from SIGTERM to SIGKILL: time to roll back and record the run
 BUDGET_SETTING = "sync.business_budget_seconds"
 
@@ -135,6 +137,11 @@ def run_bounded(
     waiting = deque(businesses)
     running: dict[Connection, _Running] = {}
     tick: Tick[T] = Tick()
+    # SIGTERM to this process (systemd stopping the unit, a kill) stops the businesses
+    # running now as at their budget, rather than leaving them running on as orphans.
+    told: list[int] = []
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, lambda *_: told.append(1)) if main else None
     try:
         while waiting or running:
             while waiting and len(running) < jobs:
@@ -150,11 +157,16 @@ def run_bounded(
                 running[reader] = _Running(business, process, reader, time.monotonic() + budget)
                 tick.most_at_once = max(tick.most_at_once, len(running))
             soonest = min(each.deadline for each in running.values())
-            for ready in wait(list(running), timeout=max(0.0, soonest - time.monotonic())):
+            timeout = min(POLL_SECONDS, max(0.0, soonest - time.monotonic()))
+            for ready in wait(list(running), timeout=timeout):
                 each = next(r for r in running.values() if r.reader is ready)
                 _collect(running.pop(each.reader), work, budget, grace, tick)
             _enforce(running, grace, tick)
+            if told:  # not raised in the handler: it may strike where an exception is lost
+                raise KeyboardInterrupt
     finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
         for each in running.values():
             _stop(each, grace)
     return tick

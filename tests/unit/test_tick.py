@@ -6,6 +6,8 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from fbstampli.installation import BusinessHome
 from fbstampli.services.tick import (
     FIRST_FILE,
@@ -86,3 +88,20 @@ def test_never_more_processes_than_jobs_and_every_business_runs(tmp_path: Path) 
     ]
     for start, _ in spans:
         assert sum(1 for s, e in spans if s <= start < e) <= 3
+
+
+def test_sigterm_to_the_tick_stops_the_businesses_it_runs_instead_of_orphaning_them(
+    tmp_path: Path,
+) -> None:
+    def ends_the_tick(business: BusinessHome) -> str:
+        (tmp_path / "child").write_text(str(os.getpid()))
+        os.kill(os.getppid(), signal.SIGTERM)
+        time.sleep(60)
+        return "finished"
+
+    work = Work(run=ends_the_tick, cut=_said, lost=_said)
+    with pytest.raises(KeyboardInterrupt):
+        run_bounded(homes("a", "b"), work, jobs=1, budget=60, grace=5)
+    child = int((tmp_path / "child").read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)  # stopped and reaped
