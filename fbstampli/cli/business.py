@@ -124,10 +124,10 @@ def refuse_selected(ctx: typer.Context) -> None:
 def sync_all(ctx: typer.Context, *, as_json: bool, jobs: int = 1) -> NoReturn:
     """`sync --all`: every business, `jobs` at a time; exit with the worst code."""
     from fbstampli.cli import output
-    from fbstampli.services import business as services
+    from fbstampli.services.sync_all import sync_all as sync_every
 
     refuse_selected(ctx)
-    result = services.sync_all(options_of(ctx), jobs=jobs)
+    result = sync_every(options_of(ctx), jobs=jobs)
     output.show_all(result, options_of(ctx), as_json=as_json)
     raise typer.Exit(result.exit_code)
 

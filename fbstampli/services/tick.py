@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -233,12 +234,17 @@ def _stop(each: _Running, grace: float) -> None:
 def _child(business: BusinessHome, work: Work[T], budget: float, writer: Connection) -> None:
     """Run one business and hand its outcome back; SIGTERM means the budget is spent."""
 
+    parent = os.getppid()
+
     def stop(signum: int, frame: FrameType | None) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # said once: a second one changes nothing
         mark_stopping()
-        raise BudgetExceeded(budget_words(budget))
+        raise BudgetExceeded(
+            budget_words(budget) if os.getppid() == parent else "the end of its `sync --all`"
+        )
 
     signal.signal(signal.SIGTERM, stop)
+    _die_with(parent)
     try:
         outcome = work.run(business)
     except BudgetExceeded as stopped:
@@ -250,3 +256,20 @@ def _child(business: BusinessHome, work: Work[T], budget: float, writer: Connect
         writer.send(outcome)
     finally:
         writer.close()
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with(parent: int) -> None:
+    """SIGTERM this process when the tick's process dies, even by SIGKILL (Linux): an
+    orphan would run on without its budget's keeper and hold its business's lock."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the budget is kept while the tick lives
+        return
+    if os.getppid() != parent:  # it died before the request was made
+        os.kill(os.getpid(), signal.SIGTERM)
