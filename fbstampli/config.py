@@ -64,6 +64,7 @@ class SyncSettings:
     deleted_bills: str = "void"  # void (VOID row + audit), report (audit only) or ignore
     send_payments: bool = True
     document_max_mb: int = 25  # a bill's document larger than this goes unsent, flagged
+    business_budget_seconds: int = 600  # one business of `sync --all`; then it is stopped
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +226,7 @@ def _check(settings: Settings, problems: list[str]) -> None:
         "sync.full_sweep_hours": (settings.sync.full_sweep_hours, 365 * 24),
         "sync.max_rows_per_file": (settings.sync.max_rows_per_file, 1_000_000),
         "sync.document_max_mb": (settings.sync.document_max_mb, 10_000),
+        "sync.business_budget_seconds": (settings.sync.business_budget_seconds, 24 * 3600),
         "pull.interval_minutes": (settings.pull.interval_minutes, 365 * 24 * 60),
         "pull.max_file_mb": (settings.pull.max_file_mb, 1_000_000),
         "webhook.max_body_bytes": (settings.webhook.max_body_bytes, 100 * 1024 * 1024),

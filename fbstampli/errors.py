@@ -70,6 +70,18 @@ class RemoteUnavailableError(TemporaryError):
     """FreshBooks or the SFTP server could not be reached, or kept failing."""
 
 
+class BudgetExceeded(BaseException):
+    """A business of `sync --all` ran past its time budget and is being stopped.
+
+    Raised from the SIGTERM handler of that business's own process, so it may strike
+    anywhere: a BaseException, so that no `except Exception` mistakes it for a failed
+    upload or request (which would spend a delivery attempt); the unwinding rolls back
+    the open transaction and the journal makes the rest safe, as after a kill.
+    """
+
+    exit_code = ExitCode.TEMPFAIL
+
+
 class RemoteError(FbstampliError):
     """A remote answered, but with something we cannot use (not worth retrying now)."""
 

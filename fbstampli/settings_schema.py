@@ -140,6 +140,13 @@ SCHEMA = (
                     "left out and the bill's Document Status says too_large",
                 ),
             ),
+            Key(
+                "business_budget_seconds",
+                before=(
+                    "`sync --all`: a business still running after this long is stopped",
+                    "(safely) and goes first at the next run; the others go on",
+                ),
+            ),
         ),
     ),
     Section(

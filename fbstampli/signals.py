@@ -37,3 +37,19 @@ def stop_signals(stop: threading.Event) -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+# Set (once, from a signal handler: a plain assignment is safe there) when this process is
+# being stopped for good: `sync --all` spent a business's time budget. Waits that only tidy
+# up, such as joining a reader still inside a request nobody answers, are then skipped,
+# since the process ends as soon as the run is unwound and recorded.
+_stopping = [False]
+
+
+def mark_stopping() -> None:
+    _stopping[0] = True
+
+
+def stopping() -> bool:
+    """Whether this process is being stopped (see `mark_stopping`)."""
+    return _stopping[0]

@@ -54,6 +54,7 @@ def init(
         "fbstampli status",
         "fbstampli status --stuck",
         "fbstampli status --all   (one line per business)",
+        "fbstampli status --all --attention   (only those that need attention)",
         "fbstampli -q status || echo 'needs attention'",
     ),
 )
@@ -69,6 +70,10 @@ def status(
     all_businesses: Annotated[
         bool, typer.Option("--all", help="One line per business of the installation.")
     ] = False,
+    attention_only: Annotated[
+        bool,
+        typer.Option("--attention", help="With --all: only the businesses that need attention."),
+    ] = False,
 ) -> None:
     """Did every bill reach Stampli, and what is stuck? Exit 1 when something needs attention."""
     from fbstampli.cli import output
@@ -76,7 +81,11 @@ def status(
     if all_businesses:
         from fbstampli.cli.business import status_all
 
-        status_all(ctx, as_json=as_json)
+        status_all(ctx, as_json=as_json, attention_only=attention_only)
+    if attention_only:
+        from fbstampli.errors import ConfigError
+
+        raise ConfigError("--attention picks among the businesses: give it with --all")
     from fbstampli.services.status import status as home_status
 
     found = home_status(options_of(ctx))

@@ -121,27 +121,31 @@ def refuse_selected(ctx: typer.Context) -> None:
         raise ConfigError("this command works on the whole installation; drop --business")
 
 
-def sync_all(ctx: typer.Context, *, as_json: bool) -> NoReturn:
-    """`sync --all`: every business in turn; exit with the worst code."""
+def sync_all(ctx: typer.Context, *, as_json: bool, jobs: int = 1) -> NoReturn:
+    """`sync --all`: every business, `jobs` at a time; exit with the worst code."""
     from fbstampli.cli import output
-    from fbstampli.services import business as services
+    from fbstampli.services.sync_all import sync_all as sync_every
 
     refuse_selected(ctx)
-    result = services.sync_all(options_of(ctx))
+    result = sync_every(options_of(ctx), jobs=jobs)
     output.show_all(result, options_of(ctx), as_json=as_json)
     raise typer.Exit(result.exit_code)
 
 
-def status_all(ctx: typer.Context, *, as_json: bool) -> NoReturn:
-    """`status --all`: one line per business; exit 1 when any needs attention."""
+def status_all(ctx: typer.Context, *, as_json: bool, attention_only: bool = False) -> NoReturn:
+    """`status --all`: one line per business, those that need attention first (--json keeps
+    name order); `--attention` shows only those. Exit 1 when any needs attention."""
     from fbstampli.cli import output
     from fbstampli.services import business as services
 
     refuse_selected(ctx)
     summaries = services.status_all(options_of(ctx))
     quiet = options_of(ctx).quiet
+    shown = summaries if as_json else services.attention_first(summaries)
+    if attention_only:
+        shown = [summary for summary in shown if summary.needs_attention]
     if not quiet or as_json:
-        output.show_status_all(summaries, as_json=as_json)
+        output.show_status_all(shown, as_json=as_json)
     attention = [
         f"business {s.business}: {', '.join(s.needs_attention)}"
         for s in summaries

@@ -113,9 +113,12 @@ def table(
     columns: Sequence[str],
     rows: Sequence[Sequence[Any]],
     whole: Sequence[str] = (),
+    *,
+    one_line: bool = False,
 ) -> None:
     """A rich table on a terminal (long cells wrap, never cut; the `whole` columns, names such
-    as an outcome, never even wrap); tab-separated text when piped."""
+    as an outcome, never even wrap; with `one_line` a row never wraps, a long cell is cut with
+    an ellipsis, for lists of hundreds); tab-separated text when piped."""
     if stdout_is_terminal():
         from rich.table import Table
         from rich.text import Text
@@ -128,7 +131,11 @@ def table(
                     Text(clean(column)), no_wrap=True, min_width=max(widest, len(column))
                 )
             else:
-                rich_table.add_column(Text(clean(column)), overflow="fold")
+                rich_table.add_column(
+                    Text(clean(column)),
+                    no_wrap=one_line,
+                    overflow="ellipsis" if one_line else "fold",
+                )
         for row in rows:
             rich_table.add_row(*(Text(clean(cell)) for cell in row))  # Text: never markup
         console().print(rich_table)
@@ -410,4 +417,6 @@ def show_status_all(summaries: Sequence["BusinessStatus"], *, as_json: bool) -> 
     columns = ["business", "bills in Stampli", "failing", "last run", "needs attention"]
     from fbstampli.services.status import zone_name
 
-    table(f"fbstampli status --all (times are local: {zone_name(now)})", columns, rows)
+    table(
+        f"fbstampli status --all (times are local: {zone_name(now)})", columns, rows, one_line=True
+    )

@@ -20,6 +20,8 @@ from fbstampli.cli.app import (
 )
 from fbstampli.errors import ConfigError
 
+MAX_JOBS = 64  # each job is a process with its own connections: beyond this, a typo
+
 
 @app.command(
     "push-bills",
@@ -198,6 +200,7 @@ def retry(
         "fbstampli sync",
         "fbstampli sync --all   (every business of the installation)",
         "fbstampli sync --dry-run   (the files it would send, in <home>/dry-run/)",
+        "fbstampli sync --all --jobs 4   (four businesses at a time)",
         "*/15 * * * *  fbstampli -q sync   (crontab)",
     ),
 )
@@ -206,7 +209,7 @@ def sync(
     as_json: JsonFlag = False,
     all_businesses: Annotated[
         bool,
-        typer.Option("--all", help="Every business of the installation in turn, each alone."),
+        typer.Option("--all", help="Every business of the installation, each alone."),
     ] = False,
     dry_run: Annotated[
         bool,
@@ -217,6 +220,15 @@ def sync(
             "state).",
         ),
     ] = False,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            metavar="N",
+            callback=in_range(1, MAX_JOBS),
+            help="With --all: run up to N businesses at once (default 1).",
+        ),
+    ] = None,
 ) -> None:
     """push-bills, pull-stampli and reconcile under one lock: what cron runs every 15 minutes."""
     from fbstampli.cli import progress_bars
@@ -237,7 +249,9 @@ def sync(
     if all_businesses:
         from fbstampli.cli.business import sync_all
 
-        sync_all(ctx, as_json=as_json)
+        sync_all(ctx, as_json=as_json, jobs=jobs or 1)
+    if jobs is not None:
+        raise ConfigError("--jobs runs several businesses at once: give it with --all")
     from fbstampli.services import sync as services
 
     with progress_bars.stages(options_of(ctx), enabled=not as_json) as shown:

@@ -309,29 +309,6 @@ def run_one(business: BusinessHome, work: Any) -> BusinessOutcome:
     return BusinessOutcome(business.name, business.home, int(report.exit_code), report=report)
 
 
-def sync_all(options: Options) -> AllReport:
-    """`sync` in every business in turn, each under its own lock; a failure stops only its own.
-
-    A kill between two businesses loses nothing: each business's `sync` is
-    resumable on its own, and the next `sync --all` simply runs them all again.
-    """
-    from fbstampli.logs import also_logging_to
-    from fbstampli.services.sync import sync
-
-    result = AllReport("sync")
-    for business in every_business(options):
-        try:
-            inner = business_options(options, business)  # its home checked before its log opens
-        except ConfigError as error:
-            result.outcomes.append(refused(business, error))
-            continue
-        with also_logging_to(_business_log(business)):
-            outcome = run_one(business, lambda inner=inner: sync(inner))
-            _log_outcome("sync", outcome)
-        result.outcomes.append(outcome)
-    return result
-
-
 # -- status --all --------------------------------------------------------------------------------
 
 
@@ -407,3 +384,12 @@ def status_all(options: Options) -> list[BusinessStatus]:
             )
         )
     return summaries
+
+
+def attention_first(summaries: list[BusinessStatus]) -> list[BusinessStatus]:
+    """Those whose state cannot be read, then those that need attention, then the rest;
+    each group in name order: what an AP lead reads first is what to act on."""
+    return sorted(
+        summaries,
+        key=lambda s: (s.status is not None, not s.needs_attention, s.business),
+    )

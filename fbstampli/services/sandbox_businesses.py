@@ -33,7 +33,7 @@ def run_business_demo(*, keep: bool, bills: int, businesses: int, show: Show) ->
     routes each business's webhook to its own state and Stampli inbound only."""
     from contextlib import ExitStack
 
-    from fbstampli.services import business as several
+    from fbstampli.services.sync_all import sync_all
 
     logging.getLogger("fbstampli.sandbox").setLevel(logging.CRITICAL)
     folder = Path(tempfile.mkdtemp(prefix="fbstampli-demo-"))
@@ -62,7 +62,7 @@ def run_business_demo(*, keep: bool, bills: int, businesses: int, show: Show) ->
                 f"({', '.join(a.name for a in accounts)}), {bills} bills each"
             )
             demo.add_businesses(show)
-            result = several.sync_all(installation)
+            result = sync_all(installation)
             show.step(f"fbstampli sync --all: exit {result.exit_code}")
             show.table(
                 "Files in each business's Stampli inbound",

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fbstampli.clock import from_utc_text
-from fbstampli.errors import ExitCode, FbstampliError
+from fbstampli.errors import BudgetExceeded, ExitCode, FbstampliError
 from fbstampli.report import RunReport
 from fbstampli.store import Store
 
@@ -64,7 +64,7 @@ def finish_failed_run(store: Store, run_id: int, report: RunReport, error: BaseE
     Without this, `status` showed a run that ended 3 or 75 as exit 0. A store
     too broken to take the record is left alone: the error itself says why.
     """
-    if isinstance(error, FbstampliError):
+    if isinstance(error, FbstampliError | BudgetExceeded):
         code = int(error.exit_code)
     elif isinstance(error, KeyboardInterrupt):
         code = 130

@@ -19,6 +19,8 @@ import threading
 from collections.abc import Generator, Iterable
 from typing import Generic, TypeVar
 
+from fbstampli.signals import stopping
+
 log = logging.getLogger(__name__)
 
 Item = TypeVar("Item")
@@ -105,5 +107,6 @@ def read_ahead(
         handover.stop.set()
         # After `stop`, the worker hands over at most one more item: room for it is made here.
         handover.drain()
-        worker.join()
+        if not stopping():  # a process being stopped ends soon: its daemon is not waited for
+            worker.join()
         handover.drain()
