@@ -201,13 +201,16 @@ def stored_learnt(store: Store, now: Callable[[], datetime]) -> Learnt:
 def store_lessons(store: Store, client: FreshBooksClient) -> None:
     """Commit what the client concluded of FreshBooks' behaviour; lost, it is learnt again."""
     from fbstampli.errors import FbstampliError
+    from fbstampli.logs import FILE_ONLY
     from fbstampli.store.api_facts import save_fact
 
     try:
         for name, fact in client.lessons().items():
             save_fact(store, name, fact)
     except FbstampliError as error:  # the command's own outcome stands; the next run rechecks
-        log.warning("could not store what FreshBooks was seen to do: %s", error)
+        # Only in the log file: the command's own line already says what is wrong with the
+        # state (a damaged one fails both), and cron must get that one line, not two.
+        log.warning("could not store what FreshBooks was seen to do: %s", error, extra=FILE_ONLY)
 
 
 def with_stored_folders(settings: Settings, store: Store) -> Settings:

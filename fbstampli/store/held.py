@@ -59,12 +59,11 @@ def hold(store: Store, held: Sequence[tuple[int, str]]) -> None:
 
 def release_held(store: Store) -> int:
     """Every held delivery back to `pending`, to be tried again with today's template."""
-    row = store.query_one(
-        "SELECT count(*) AS n FROM deliveries WHERE status = ?", (DeliveryStatus.HELD,)
-    )
+    # The status written out, not bound: the statement names the few held rows it reads.
+    row = store.query_one("SELECT count(*) AS n FROM deliveries WHERE status = 'held'")
     store.execute(
-        "UPDATE deliveries SET status = ?, updated_at = ? WHERE status = ?",
-        (DeliveryStatus.PENDING, store.now_text(), DeliveryStatus.HELD),
+        "UPDATE deliveries SET status = ?, updated_at = ? WHERE status = 'held'",
+        (DeliveryStatus.PENDING, store.now_text()),
     )
     return int(row["n"]) if row else 0
 

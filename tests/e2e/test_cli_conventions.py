@@ -74,7 +74,7 @@ def test_a_command_s_own_option_of_a_global_name_stays_the_command_s(tmp_path: P
 
 def test_option_parser_errors_are_one_fbstampli_error_line_with_the_fix(tmp_path: Path) -> None:
     cases = [
-        (("sync", "--bogus"), {}, "no such option: --bogus; see `fbstampli sync -h`"),
+        (("sync", "--xyzzy"), {}, "no such option: --xyzzy; see `fbstampli sync -h`"),
         (("synk",), {}, "Did you mean 'sync'? See `fbstampli -h`"),
         (("status",), {"FBSTAMPLI_ALLOW_FOREIGN_HOME": "maybe"}, "FBSTAMPLI_ALLOW_FOREIGN_HOME"),
     ]
