@@ -218,7 +218,7 @@ SCHEMA = (
                 "quiet_transient_hours",
                 after=(
                     "under -q, a remote unreachable or the lock held is only logged",
-                    "until it lasts this long; then each run says since when",
+                    "until it lasts this long; then each run says since when (0: at once)",
                 ),
             ),
         ),

@@ -12,6 +12,7 @@ import argparse
 import functools
 import http.client
 import logging
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -65,6 +66,14 @@ class Delivery:
     error: str = ""
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up mid-answer (the fault trials do it on purpose) is logged, not
+        printed: socketserver writes to whatever `sys.stderr` is current, which, in a process
+        that also runs the command line (the demo, the tests), is that command's stderr."""
+        log.debug("sandbox: a request from %s failed: %r", client_address, sys.exc_info()[1])
+
+
 class FreshBooksSandbox:
     """The server and its steering wheel. `with FreshBooksSandbox() as fb: fb.url`.
 
@@ -116,7 +125,7 @@ class FreshBooksSandbox:
                 # Each account announces its own changes: with several businesses on one
                 # login, an event must name the account that changed, not the first one.
                 account.on_change = functools.partial(self._announce, account.account_id)
-        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server = _QuietServer((host, port), Handler)
         self._server.daemon_threads = True
         self._server.sandbox = self  # type: ignore[attr-defined]
         self._thread: threading.Thread | None = None

@@ -97,7 +97,7 @@ def quiet_transient(rt: Runtime, report: RunReport, *, quiet: bool) -> None:
     log.info("transient since %s", since_text, extra=FILE_ONLY)
     report.silenced.extend(report.transient)  # the log has them (log_outcome)
     hours = rt.settings.monitoring.quiet_transient_hours
-    if (now - since).total_seconds() > hours * 3600:
+    if (now - since).total_seconds() >= hours * 3600:  # 0: said at once, as before
         first = report.problems.index(report.transient[0])
         report.problems[first] = lasted_line(report.transient[0], since, now)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import Connected
-from tests.support.cli import one_line
+from tests.support.cli import on_a_terminal, one_line
 
 
 @pytest.fixture
@@ -149,36 +149,6 @@ def test_reconcile_output_without_format_follows_its_suffix_and_every_table_is_g
     cells = [cell for row in rows for cell in row]
     assert any("HYPERLINK" in cell for cell in cells)
     assert not [c for c in cells if c.startswith(("=", "+", "-", "@", "\t", "\r"))]
-
-
-def on_a_terminal(home: Path, *args: str) -> tuple[int, str]:
-    """The CLI with stdout on a pseudo-terminal: its exit code and what it showed."""
-    import pty
-    import subprocess
-    import sys
-
-    from tests.support.cli import cli_env
-
-    controller, terminal = pty.openpty()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "fbstampli", *args],
-        env=cli_env(home, {"TERM": "xterm-256color"}),
-        stdin=subprocess.DEVNULL,
-        stdout=terminal,
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(terminal)
-    shown = b""
-    while True:
-        try:
-            chunk = os.read(controller, 65536)
-        except OSError:  # EIO: the program closed its end
-            break
-        if not chunk:
-            break
-        shown += chunk
-    os.close(controller)
-    return process.wait(timeout=60), shown.decode("utf-8", errors="replace")
 
 
 @pytest.mark.parametrize(

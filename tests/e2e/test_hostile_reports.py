@@ -15,7 +15,7 @@ from pathlib import Path
 
 from fbstampli.sandbox.stampli import StampliSimulator
 from tests.e2e.conftest import Connected
-from tests.support.cli import run
+from tests.support.cli import on_a_terminal, run
 
 
 def pushed(connected: Connected) -> StampliSimulator:
@@ -104,36 +104,10 @@ def hostile_capture(connected: Connected) -> int:
 
 
 def run_on_a_terminal(home: Path, *args: str) -> str:
-    """The CLI with stdout on a pseudo-terminal (Rich renders its table); what it showed."""
-    import pty
-    import subprocess
-    import sys
-
-    from tests.support.cli import cli_env
-
-    controller, terminal = pty.openpty()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "fbstampli", *args],
-        env=cli_env(home, {"TERM": "xterm-256color"}),
-        stdin=subprocess.DEVNULL,
-        stdout=terminal,
-        stderr=subprocess.PIPE,
-    )
-    os.close(terminal)
-    shown = b""
-    while True:
-        try:
-            chunk = os.read(controller, 65536)
-        except OSError:  # EIO: the program closed its end
-            break
-        if not chunk:
-            break
-        shown += chunk
-    os.close(controller)
-    assert process.wait(timeout=60) == 0
-    assert process.stderr is not None
-    process.stderr.close()
-    return shown.decode("utf-8", errors="replace")
+    """What the CLI showed on a pseudo-terminal (Rich renders its table); it must succeed."""
+    code, shown = on_a_terminal(home, *args)
+    assert code == 0, shown
+    return shown
 
 
 def assert_no_raw_controls(text: str) -> None:

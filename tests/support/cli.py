@@ -166,3 +166,30 @@ def read_lines_until(
     while not seen or not is_last(seen[-1]):
         seen.append(lines.get(timeout=timeout))
     return seen
+
+
+def on_a_terminal(home: Path, *args: str) -> tuple[int, str]:
+    """The CLI with stdout on a pseudo-terminal (Rich renders for a person): its exit code
+    and what it showed."""
+    import pty
+
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fbstampli", *args],
+        env=cli_env(home, {"TERM": "xterm-256color"}),
+        stdin=subprocess.DEVNULL,
+        stdout=terminal,
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # EIO: the program closed its end
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(controller)
+    return process.wait(timeout=60), shown.decode("utf-8", errors="replace")
