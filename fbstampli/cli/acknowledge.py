@@ -4,17 +4,14 @@ The report itself is still `fbstampli reconcile [--format …]` (its body is in
 `cli/sync.py`); this module holds the group and the `acknowledge` command.
 """
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from typer import _click as click
 
 from fbstampli.cli.app import (
     MAX_ID,
+    CommandLikeGroup,
     FriendlyCommand,
-    GroupedHelp,
-    _name_metavars,
-    _plain,
     app,
     examples,
     finish,
@@ -22,20 +19,8 @@ from fbstampli.cli.app import (
     options_of,
 )
 
-
-class FriendlyGroup(GroupedHelp):
-    """A group whose own options are named as a command's are (FILE, not the parser's type)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        _name_metavars(self)
-
-    def get_help(self, ctx: click.Context) -> str:
-        return _plain(super().get_help(ctx))
-
-
 reconcile_app = typer.Typer(
-    cls=FriendlyGroup,
+    cls=CommandLikeGroup,
     invoke_without_command=True,
     no_args_is_help=False,
     rich_markup_mode=None,

@@ -122,6 +122,18 @@ class GroupedHelp(TyperGroup):
                 formatter.write_dl(rows)
 
 
+class CommandLikeGroup(GroupedHelp):
+    """A group that also acts as a command when given none (`reconcile`, `sandbox
+    freshbooks`): its own options named as a command's are (FILE, not the parser's type)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _name_metavars(self)
+
+    def get_help(self, ctx: click.Context) -> str:
+        return _plain(super().get_help(ctx))
+
+
 app = typer.Typer(
     cls=GroupedHelp,
     name="fbstampli",

@@ -1,17 +1,15 @@
 """`demo` and `sandbox`: the whole flow, and the stand-ins for FreshBooks and Stampli."""
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from typer import _click as click
 
 from fbstampli.cli.app import (
     MAX_PORT,
+    CommandLikeGroup,
     FriendlyCommand,
     GroupedHelp,
-    _name_metavars,
-    _plain,
     app,
     examples,
     in_range,
@@ -71,21 +69,10 @@ sandbox_app = typer.Typer(
 app.add_typer(sandbox_app, name="sandbox")
 
 
-class ServingGroup(GroupedHelp):
-    """A group that serves when given no command: its own options named like a command's."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        _name_metavars(self)
-
-    def get_help(self, ctx: click.Context) -> str:
-        return _plain(super().get_help(ctx))
-
-
 freshbooks_app = typer.Typer(
     no_args_is_help=False,
     rich_markup_mode=None,
-    cls=ServingGroup,
+    cls=CommandLikeGroup,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 sandbox_app.add_typer(
