@@ -128,3 +128,33 @@ def set_document_state(
         "UPDATE document_files SET state = ?, updated_at = ? WHERE sha256 = ?",
         (state, store.now_text(), sha256),
     )
+
+
+def undelivered_named(store: Store, names: list[str]) -> list[DocumentFile]:
+    """The documents among these names Stampli does not have yet, in the order named."""
+    return [d for d in document_files(store, names) if d.state is not DocumentState.DELIVERED]
+
+
+def mark_delivered(store: Store, sha256s: list[str], *, keep: bool) -> None:
+    """These documents reached Stampli (inside a ZIP); their copies kept only if `keep`."""
+    for sha256 in sha256s:
+        set_document_state(store, sha256, DocumentState.DELIVERED, forget_local=not keep)
+
+
+def kept_copies(store: Store, delivered_before: str) -> list[DocumentFile]:
+    """Delivered documents whose copy is still kept and was delivered before that time."""
+    rows = store.query(
+        "SELECT sha256, file_name, size, local_path, state FROM document_files "
+        "WHERE state = ? AND local_path IS NOT NULL AND updated_at < ? ORDER BY sha256",
+        (DocumentState.DELIVERED, delivered_before),
+    )
+    return [
+        DocumentFile(
+            row["sha256"],
+            row["file_name"],
+            int(row["size"]),
+            row["local_path"],
+            DocumentState(row["state"]),
+        )
+        for row in rows
+    ]
