@@ -150,7 +150,7 @@ SCHEMA = (
             ),
             Key(
                 "document_retention_days",
-                after=(
+                before=(
                     "days a delivered bill document's copy stays in the home's",
                     "documents/ folder (0600); 0: removed once delivered",
                 ),
