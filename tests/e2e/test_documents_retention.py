@@ -68,3 +68,13 @@ def test_a_retention_keeps_the_delivered_copy_until_a_later_run_finds_its_days_u
     assert connected.run("push-bills", env=env).code == 0
     assert list((connected.home / "documents").iterdir()) == []  # removed by the later run
     assert set(connected.inbound_files()) == before  # and nothing sent again
+
+
+def test_a_negative_retention_is_a_configuration_error_naming_the_key(
+    connected: Connected,
+) -> None:
+    result = connected.run("push-bills", env={"FBSTAMPLI_SYNC_DOCUMENT_RETENTION_DAYS": "-1"})
+    assert result.code == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("fbstampli: error: ")
+    assert "sync.document_retention_days): must be between 0 and 3650" in line
