@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from fbstampli.models.documents import Document, DocumentOutcome, DocumentProblem, Media
-from fbstampli.store import Store
+from fbstampli.store import Row, Store
 
 
 class DocumentState(StrEnum):
@@ -158,3 +158,30 @@ def kept_copies(store: Store, delivered_before: str) -> list[DocumentFile]:
         )
         for row in rows
     ]
+
+
+# The problems a person must act on (the bill is in Stampli, its document is not); a
+# failing download is tried again by every run, and a refused scope is said once.
+WANTING = (DocumentProblem.MISSING, DocumentProblem.TOO_LARGE, DocumentProblem.REFUSED_TYPE)
+
+
+def bills_without_documents(store: Store) -> list[Row]:
+    """The live bills whose current document (the attachment FreshBooks names now) could
+    not be sent: bill id, number, total, currency, vendor name, problem and detail, by id.
+
+    A bill whose document is replaced or removed in FreshBooks, or that is deleted, leaves.
+    """
+    return store.query(
+        "SELECT d.bill_id AS fb_bill_id, d.problem, d.detail, "
+        "json_extract(b.payload, '$.bill_number') AS bill_number, "
+        "json_extract(b.payload, '$.total_amount') AS total_amount, "
+        "json_extract(b.payload, '$.currency_code') AS currency_code, "
+        "json_extract(v.payload, '$.name') AS vendor "
+        "FROM bill_documents AS d "
+        "JOIN source_objects AS b ON b.kind = 'bill' AND b.fb_id = d.bill_id "
+        "LEFT JOIN source_objects AS v ON v.kind = 'vendor' "
+        "AND v.fb_id = json_extract(b.payload, '$.vendor_id') "
+        "WHERE d.problem IN (SELECT value FROM json_each(?)) AND b.vis_state != 1 "
+        "AND json_extract(b.payload, '$.attachment_jwt') = d.jwt ORDER BY d.bill_id",
+        (json.dumps([problem.value for problem in WANTING]),),
+    )
