@@ -1,8 +1,10 @@
-"""The ZIP layout's pure parts (issue 26): names, the split of a batch into ZIPs within the
-limit, the same bytes for the same batch, and the template options that choose it."""
+"""The ZIP layout (issue 26): names, the split of a batch into ZIPs within the limit, the
+same bytes for the same batch, the template options that choose it, and a ZIP batch's
+journal over a real store and the in-memory SFTP."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import zipfile
 from pathlib import Path
@@ -10,8 +12,13 @@ from pathlib import Path
 import pytest
 
 from fbstampli.errors import TemplateError
+from fbstampli.models import Kind
+from fbstampli.models.documents import Document, DocumentOutcome, Media
 from fbstampli.stampli.template import load_template, parse_template
-from fbstampli.store.documents import DocumentFile, DocumentState
+from fbstampli.store import Row, Store, outbox
+from fbstampli.store.documents import DocumentFile, DocumentState, record_outcome
+from fbstampli.sync.deliver import advance_batch
+from fbstampli.sync.documents import DocumentFolder, DocumentUploadError
 from fbstampli.sync.zips import (
     CSV_RESERVE,
     build_zip,
@@ -20,6 +27,7 @@ from fbstampli.sync.zips import (
     split,
     zip_name,
 )
+from tests.support.fakes import MemoryTransport
 
 MB = 1024 * 1024
 DEFAULT = Path(__file__).resolve().parents[2] / "fbstampli/stampli/templates/default.toml"
@@ -100,3 +108,53 @@ def test_a_bad_documents_option_is_named(old: str, new: str, message: str) -> No
     assert old in text
     with pytest.raises(TemplateError, match=message):
         parse_template(text.replace(old, new))
+
+
+def zip_batch(store: Store, scan: Path) -> Row:
+    """A planned bills batch in the ZIP layout whose one row names the document `scan`."""
+    data = scan.read_bytes()
+    document = Document(hashlib.sha256(data).hexdigest(), len(data), Media.PDF)
+    with store.transaction():
+        record_outcome(store, 10, DocumentOutcome("jwt-10", document=document), str(scan))
+        content = f"FreshBooks Bill ID,Document File\r\n10,{document.file_name}\r\n".encode()
+        outbox.add_batch(
+            store,
+            batch_id=1,
+            kind=Kind.BILL,
+            file_name="fbstampli_acme_20261207T101500Z_b000001_2-bills.zip",
+            directory="inbound",
+            sha256=hashlib.sha256(content).hexdigest(),
+            content=content,
+            delivery_ids=[],
+        )
+    row = outbox.batch(store, 1)
+    assert row is not None
+    return row
+
+
+def test_a_zip_batch_carries_its_document_and_removes_the_copy_once_delivered(
+    store: Store, tmp_path: Path
+) -> None:
+    folder = tmp_path / "documents"
+    folder.mkdir()
+    scan = folder / "scan.pdf"
+    scan.write_bytes(b"%PDF-1.7 a scan")
+    remote = MemoryTransport()
+    advance_batch(store, remote, zip_batch(store, scan), None, DocumentFolder(folder))
+    name = "fbstampli_acme_20261207T101500Z_b000001_2-bills.zip"
+    with zipfile.ZipFile(io.BytesIO(remote.folder("inbound")[name])) as archive:
+        assert archive.read(archive.namelist()[1]) == b"%PDF-1.7 a scan"
+    assert list(folder.iterdir()) == []  # no copy kept, no half-built ZIP left
+
+
+def test_a_zip_whose_document_copy_is_gone_waits_naming_the_fix(
+    store: Store, tmp_path: Path
+) -> None:
+    scan = tmp_path / "scan.pdf"
+    scan.write_bytes(b"%PDF-1.7 a scan")
+    batch = zip_batch(store, scan)
+    scan.unlink()
+    remote = MemoryTransport()
+    with pytest.raises(DocumentUploadError, match="restore the home's documents folder"):
+        advance_batch(store, remote, batch, None, DocumentFolder(tmp_path))
+    assert remote.folder("inbound") == {}
