@@ -31,6 +31,9 @@ def reasons(document: Mapping[str, Any]) -> list[str]:
     failing = document["deliveries"]["failing"]
     if failing:
         found.append(f"{len(failing)} not in Stampli yet after failing")
+    without = document["deliveries"].get("without_document", {}).get("count", 0)
+    if without:
+        found.append(f"{without} bill(s) in Stampli without their document")
     if document["deliveries"]["stuck_batches"]:
         found.append(f"{document['deliveries']['stuck_batches']} stuck upload(s)")
     quarantined = document["stampli_files"]["quarantined"]

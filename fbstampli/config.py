@@ -65,6 +65,7 @@ class SyncSettings:
     send_payments: bool = True
     document_max_mb: int = 25  # a bill's document larger than this goes unsent, flagged
     business_budget_seconds: int = 600  # one business of `sync --all`; then it is stopped
+    document_retention_days: int = 0  # a delivered document's copy kept this long; 0: none
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +243,8 @@ def _check(settings: Settings, problems: list[str]) -> None:
         problems.append("freshbooks.max_retries: must be between 0 and 100")
     if not 0 <= settings.webhook.debounce_seconds <= 3600:
         problems.append("webhook.debounce_seconds: must be between 0 and 3600")
+    if not 0 <= settings.sync.document_retention_days <= 3650:
+        problems.append("sync.document_retention_days: must be between 0 and 3650")
     if settings.sync.deleted_bills not in ("void", "report", "ignore"):
         problems.append("sync.deleted_bills: must be 'void', 'report' or 'ignore'")
     if not 0 < settings.webhook.port < 65536:

@@ -33,6 +33,7 @@ TITLES = {
     "unknown_to_freshbooks": "In Stampli, unknown to FreshBooks",
     "approved_not_paid": "Approved but not paid",
     "not_captured": "Sent but not captured by Stampli",
+    "without_document": "Sent to Stampli without their document",
 }
 
 

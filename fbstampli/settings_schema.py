@@ -148,6 +148,13 @@ SCHEMA = (
                     "(safely) and goes first at the next run; the others go on",
                 ),
             ),
+            Key(
+                "document_retention_days",
+                before=(
+                    "days a delivered bill document's copy stays in the home's",
+                    "documents/ folder (0600); 0: removed once delivered",
+                ),
+            ),
         ),
     ),
     Section(

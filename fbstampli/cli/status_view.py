@@ -186,6 +186,13 @@ def status_lines(document: dict[str, Any]) -> list[str]:
         f"Vendors     {_of(by_kind.get('vendor'))}{_failing_count(failing, 'vendor')}"
         f" · Payments {_of(by_kind.get('bill_payment'))}{_failing_count(failing, 'bill_payment')}",
     ]
+    without = deliveries.get("without_document", {})
+    if without.get("count"):
+        reasons = ", ".join(f"{n:,} {why}" for why, n in without.get("by_reason", {}).items())
+        lines.append(
+            f"Documents   {without['count']:,} bills in Stampli without their document "
+            f"({reasons}): see the Document Status column, `fbstampli audit --bill ID`"
+        )
     deleted = deliveries.get("deleted", {}).get("bill")
     if deleted:
         lines.append(

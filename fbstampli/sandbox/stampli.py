@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import random
+import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +34,16 @@ class InboundBill:
     vendor_name: str
     total: Decimal
     currency: str
+
+
+def bills_text(path: Path) -> str:
+    """A bills file's text; in the ZIP layout, the bills file inside the ZIP (what the ZIP
+    holds beside it are the documents its rows name)."""
+    if not path.name.endswith(".zip"):
+        return path.read_text(encoding="utf-8")
+    with zipfile.ZipFile(path) as archive:
+        (inner,) = [n for n in archive.namelist() if not n.startswith("fbstampli_document_")]
+        return archive.read(inner).decode("utf-8")
 
 
 class StampliSimulator:
@@ -66,10 +77,14 @@ class StampliSimulator:
         bills: dict[int, InboundBill] = {}
         folders = [self.root / "inbound", self.root / "archive"]
         files = sorted(
-            p for f in folders if f.is_dir() for p in f.iterdir() if p.name.endswith("-bills.csv")
+            p
+            for f in folders
+            if f.is_dir()
+            for p in f.iterdir()
+            if p.name.endswith(("-bills.csv", "-bills.zip"))
         )
         for path in files:
-            for row in csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))):
+            for row in csv.DictReader(io.StringIO(bills_text(path))):
                 bill_id = int(row[headers["fb_id"]])
                 bills[bill_id] = InboundBill(
                     bill_id,

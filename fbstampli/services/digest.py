@@ -106,6 +106,37 @@ def _groups(rt: Runtime, top: int) -> list[ExceptionGroup]:
     ]
 
 
+def _document_group(rt: Runtime, top: int) -> list[ExceptionGroup]:
+    """The bills in Stampli without their document, as one more exception (the largest
+    first), each saying why."""
+    from fbstampli.models.documents import REASONS, DocumentProblem
+    from fbstampli.store.documents import bills_without_documents
+
+    rows = bills_without_documents(rt.store)
+    if not rows:
+        return []
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    items = []
+    for row in rows:
+        amount, currency = _decimal(row["total_amount"]), str(row["currency_code"] or "")
+        if amount is not None:
+            totals[currency] += amount
+        items.append(
+            ExceptionItem(
+                fb_bill_id=int(row["fb_bill_id"]),
+                invoice_number=str(row["bill_number"] or ""),
+                vendor=str(row["vendor"] or ""),
+                amount=amount,
+                currency=currency,
+                stampli_invoice_id="",
+                detail=REASONS[DocumentProblem(str(row["problem"]))],
+            )
+        )
+    items.sort(key=lambda item: item.amount if item.amount is not None else Decimal(-1))
+    largest = items[::-1][:top]
+    return [ExceptionGroup("without_document", len(rows), dict(totals), largest)]
+
+
 def collect(rt: Runtime) -> Digest:
     """The digest of this home now, from the state alone."""
     from fbstampli.store.credentials import chosen_business
@@ -144,7 +175,7 @@ def collect(rt: Runtime) -> Digest:
         business=rt.settings.stampli.business or (business.name if business else "") or "fbstampli",
         generated_at=now.astimezone(ZoneInfo(settings.timezone)),
         funnel=funnel,
-        groups=_groups(rt, settings.top_items),
+        groups=_groups(rt, settings.top_items) + _document_group(rt, settings.top_items),
         stuck_total=stuck_total,
         stuck=stuck,
         changes=changes,

@@ -65,6 +65,7 @@ def deliver_queued(rt: Runtime, business: str) -> RunReport:
             clock=rt.clock,
             run_id=run.id,
             report=report,
+            documents=rt.paths.documents,
         )
     return report
 

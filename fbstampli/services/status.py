@@ -20,6 +20,7 @@ from fbstampli.runtime import Runtime, open_runtime
 # 2: counts by kind, the failing items by name, quarantined files' copies, "attention",
 # and what FreshBooks was seen to do (freshbooks_behaviour).
 STATUS_SCHEMA = 2
+WITHOUT_DOCUMENT_LISTED = 50  # bill ids listed under deliveries.without_document
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,23 @@ def _deliveries(rt: Runtime) -> dict[str, Any]:
         "deleted": deleted_in_freshbooks(rt.store),
         "failing": failing_deliveries(rt.store),
         "queued": queued_deliveries(rt.store),
+        "without_document": _without_document(rt),
+    }
+
+
+def _without_document(rt: Runtime) -> dict[str, Any]:
+    """The bills in Stampli without their document (missing, too large, of a refused type):
+    how many, why, and the first ids (`audit --bill ID` says more)."""
+    from fbstampli.store.documents import bills_without_documents
+
+    rows = bills_without_documents(rt.store)
+    reasons: dict[str, int] = {}
+    for row in rows:
+        reasons[str(row["problem"])] = reasons.get(str(row["problem"]), 0) + 1
+    return {
+        "count": len(rows),
+        "by_reason": dict(sorted(reasons.items())),
+        "bills": [int(row["fb_bill_id"]) for row in rows[:WITHOUT_DOCUMENT_LISTED]],
     }
 
 

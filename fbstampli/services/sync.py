@@ -177,6 +177,7 @@ def retry(
                 clock=rt.clock,
                 run_id=run.id,
                 report=report,
+                documents=rt.paths.documents,
             )
     return report
 

@@ -233,6 +233,15 @@ class Template:
     actions: tuple[tuple[str, str], ...] = DEFAULT_ACTION_WORDS
     # A vendor rename re-sends the vendor's bills and payments (their vendor-name cells).
     resend_on_rename: bool = False
+    # How bills' documents travel: "files" (each its own file, before the bills file naming
+    # it) or "zip" (each bills file in a ZIP with the documents it names, at most zip_max_mb).
+    documents: str = "files"
+    zip_max_mb: int = 8
+
+    @property
+    def zip_limit(self) -> int | None:
+        """The largest ZIP in bytes, or None when documents go as files of their own."""
+        return self.zip_max_mb * 1024 * 1024 if self.documents == "zip" else None
 
     def layout(self, kind: Kind) -> OutgoingLayout:
         if kind is Kind.VENDOR:

@@ -352,6 +352,10 @@ class TemplateRenderer:
     def resends_on_rename(self) -> bool:
         return self.template.resend_on_rename
 
+    @property
+    def zip_limit(self) -> int | None:
+        return self.template.zip_limit
+
     def file_bytes(self, kind: Kind, rows: Sequence[tuple[str, ...]]) -> bytes:
         return render_file(self.template, kind, rows)
 

@@ -323,9 +323,11 @@ def build(data: dict[str, Any], problems: list[str], origin: str) -> Template | 
     if not isinstance(head, dict):
         problems.append("template: must be a table")
         head = {}
-    _unknown_keys(head, {"name", "file_name", "resend_on_rename"}, "template", problems)
+    head_keys = {"name", "file_name", "resend_on_rename", "documents", "zip_max_mb"}
+    _unknown_keys(head, head_keys, "template", problems)
     name = _text(head, "name", "template", problems, "unnamed")
     resend_on_rename = _flag(head, "resend_on_rename", "template", problems, False)
+    documents, zip_max_mb = _documents_layout(head, problems)
     actions = _action_words(data.get("actions", {}), problems)
     file_name = _text(
         head,
@@ -335,6 +337,8 @@ def build(data: dict[str, Any], problems: list[str], origin: str) -> Template | 
         "fbstampli_{business}_{timestamp}_{batch}_{seq}-{kind}s.csv",
     )
     _check_file_name(file_name, problems)
+    if file_name.lower().endswith(".zip"):
+        problems.append("template.file_name: must not end in '.zip' (the ZIP layout's names)")
     base = _file_format(data.get("format", {}), FileFormat(), "format", problems)
     vendor = _outgoing(Kind.VENDOR, data, base, problems)
     bill = _outgoing(Kind.BILL, data, base, problems)
@@ -357,5 +361,31 @@ def build(data: dict[str, Any], problems: list[str], origin: str) -> Template | 
     if vendor is None or bill is None or payment is None:
         return None
     return Template(
-        name, origin, file_name, vendor, bill, payment, tuple(exports), actions, resend_on_rename
+        name,
+        origin,
+        file_name,
+        vendor,
+        bill,
+        payment,
+        tuple(exports),
+        actions,
+        resend_on_rename,
+        documents,
+        zip_max_mb,
     )
+
+
+def _documents_layout(head: dict[str, Any], problems: list[str]) -> tuple[str, int]:
+    """`template.documents` ("files" or "zip") and `template.zip_max_mb` (whole MB)."""
+    documents = _text(head, "documents", "template", problems, "files")
+    if documents not in ("files", "zip"):
+        problems.append(f"template.documents: must be 'files' or 'zip', not {documents!r}")
+        documents = "files"
+    zip_max_mb = head.get("zip_max_mb", 8)
+    if isinstance(zip_max_mb, bool) or not isinstance(zip_max_mb, int):
+        problems.append("template.zip_max_mb: must be a whole number of MB")
+        zip_max_mb = 8
+    elif not 1 <= zip_max_mb <= 10_000:
+        problems.append("template.zip_max_mb: must be between 1 and 10000")
+        zip_max_mb = 8
+    return documents, zip_max_mb

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from fbstampli.models.documents import Document, DocumentOutcome, DocumentProblem, Media
-from fbstampli.store import Store
+from fbstampli.store import Row, Store
 
 
 class DocumentState(StrEnum):
@@ -127,4 +127,61 @@ def set_document_state(
     store.execute(
         "UPDATE document_files SET state = ?, updated_at = ? WHERE sha256 = ?",
         (state, store.now_text(), sha256),
+    )
+
+
+def undelivered_named(store: Store, names: list[str]) -> list[DocumentFile]:
+    """The documents among these names Stampli does not have yet, in the order named."""
+    return [d for d in document_files(store, names) if d.state is not DocumentState.DELIVERED]
+
+
+def mark_delivered(store: Store, sha256s: list[str], *, keep: bool) -> None:
+    """These documents reached Stampli (inside a ZIP); their copies kept only if `keep`."""
+    for sha256 in sha256s:
+        set_document_state(store, sha256, DocumentState.DELIVERED, forget_local=not keep)
+
+
+def kept_copies(store: Store, delivered_before: str) -> list[DocumentFile]:
+    """Delivered documents whose copy is still kept and was delivered before that time."""
+    rows = store.query(
+        "SELECT sha256, file_name, size, local_path, state FROM document_files "
+        "WHERE state = ? AND local_path IS NOT NULL AND updated_at < ? ORDER BY sha256",
+        (DocumentState.DELIVERED, delivered_before),
+    )
+    return [
+        DocumentFile(
+            row["sha256"],
+            row["file_name"],
+            int(row["size"]),
+            row["local_path"],
+            DocumentState(row["state"]),
+        )
+        for row in rows
+    ]
+
+
+# The problems a person must act on (the bill is in Stampli, its document is not); a
+# failing download is tried again by every run, and a refused scope is said once.
+WANTING = (DocumentProblem.MISSING, DocumentProblem.TOO_LARGE, DocumentProblem.REFUSED_TYPE)
+
+
+def bills_without_documents(store: Store) -> list[Row]:
+    """The live bills whose current document (the attachment FreshBooks names now) could
+    not be sent: bill id, number, total, currency, vendor name, problem and detail, by id.
+
+    A bill whose document is replaced or removed in FreshBooks, or that is deleted, leaves.
+    """
+    return store.query(
+        "SELECT d.bill_id AS fb_bill_id, d.problem, d.detail, "
+        "json_extract(b.payload, '$.bill_number') AS bill_number, "
+        "json_extract(b.payload, '$.total_amount') AS total_amount, "
+        "json_extract(b.payload, '$.currency_code') AS currency_code, "
+        "json_extract(v.payload, '$.name') AS vendor "
+        "FROM bill_documents AS d "
+        "JOIN source_objects AS b ON b.kind = 'bill' AND b.fb_id = d.bill_id "
+        "LEFT JOIN source_objects AS v ON v.kind = 'vendor' "
+        "AND v.fb_id = json_extract(b.payload, '$.vendor_id') "
+        "WHERE d.problem IN (SELECT value FROM json_each(?)) AND b.vis_state != 1 "
+        "AND json_extract(b.payload, '$.attachment_jwt') = d.jwt ORDER BY d.bill_id",
+        (json.dumps([problem.value for problem in WANTING]),),
     )

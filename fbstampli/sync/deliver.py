@@ -23,6 +23,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from pathlib import Path
 
 from fbstampli.clock import Clock
 from fbstampli.config import Settings
@@ -43,11 +44,12 @@ from fbstampli.store.outbox import (
     set_batch_state,
 )
 from fbstampli.sync.backoff import is_dead, next_attempt_at
-from fbstampli.sync.batch import Pending, iter_files
+from fbstampli.sync.batch import Pending, PlannedFile, iter_files
 from fbstampli.sync.connection import Connection
-from fbstampli.sync.documents import send_documents
+from fbstampli.sync.documents import DocumentFolder, send_documents, tidy_documents
 from fbstampli.sync.poison import hold_behind, render_or_hold, report_held
 from fbstampli.sync.ports import Renderer, Transport
+from fbstampli.sync.zips import is_zip, upload_zip, zip_delivered, zip_name, zip_parts
 
 log = logging.getLogger(__name__)
 
@@ -56,33 +58,53 @@ class StuckBatchError(RemoteError):
     """A verified temporary file vanished without our rename."""
 
 
-def _mark_delivered(store: Store, batch: Row, run_id: int | None, note: str) -> None:
+def _mark_delivered(
+    store: Store, batch: Row, run_id: int | None, note: str, documents: DocumentFolder | None
+) -> None:
+    copies: list[Path] = []
     with store.transaction():
+        if is_zip(batch["file_name"]):  # the documents it carried arrived with it
+            copies = zip_delivered(store, bytes(batch["content"]), documents)
         members = outbox.mark_batch_delivered(store, batch["id"])
         now = store.now_text()
         detail = f"{batch['file_name']}{note}"
         store.audit_many(  # a file may hold thousands of objects: one statement, not one each
             [(now, run_id, m["kind"], m["fb_id"], "delivered", detail) for m in members]
         )
+    for copy in copies:
+        copy.unlink(missing_ok=True)
 
 
-def advance_batch(store: Store, transport: Transport, batch: Row, run_id: int | None) -> None:
-    """Move one batch to `delivered` from whatever state a previous run left it in."""
+def advance_batch(
+    store: Store,
+    transport: Transport,
+    batch: Row,
+    run_id: int | None,
+    documents: DocumentFolder | None = None,
+) -> None:
+    """Move one batch to `delivered` from whatever state a previous run left it in.
+
+    A bills file names documents: each goes first as a file of its own, or, in the ZIP
+    layout (a batch named `.zip`), inside the ZIP built from the file (`sync/zips.py`).
+    """
     directory, name = batch["directory"], batch["file_name"]
     state = BatchState(batch["state"])
-    if state in (BatchState.PLANNED, BatchState.UPLOADING):  # documents before what names them
-        send_documents(store, transport, directory, bytes(batch["content"]))
+    zipped = is_zip(name)
+    if state in (BatchState.PLANNED, BatchState.UPLOADING) and not zipped:
+        keep = documents is not None and documents.keep  # documents before what names them
+        send_documents(store, transport, directory, bytes(batch["content"]), keep=keep)
     if state is not BatchState.PLANNED:
         final_present = transport.exists(directory, name)
         part_present = transport.exists(directory, part_name(name))
         if final_present:
-            _mark_delivered(store, batch, run_id, "")
+            _mark_delivered(store, batch, run_id, "", documents)
             return
         if state in (BatchState.PART_VERIFIED, BatchState.RENAME_SENT) and part_present:
-            _rename(store, transport, batch, run_id)
+            _rename(store, transport, batch, run_id, documents)
             return
         if state is BatchState.RENAME_SENT:
-            _mark_delivered(store, batch, run_id, " (taken by Stampli before we saw it)")
+            note = " (taken by Stampli before we saw it)"
+            _mark_delivered(store, batch, run_id, note, documents)
             return
         if state is BatchState.PART_VERIFIED:
             with store.transaction():
@@ -98,17 +120,26 @@ def advance_batch(store: Store, transport: Transport, batch: Row, run_id: int | 
     with store.transaction():
         set_batch_state(store, batch["id"], BatchState.UPLOADING)
         outbox.count_upload_attempt(store, batch["id"])
-    transport.write_part(directory, name, content)
+    if zipped:
+        upload_zip(store, transport, directory, name, content, documents)
+    else:
+        transport.write_part(directory, name, content)
     with store.transaction():
         set_batch_state(store, batch["id"], BatchState.PART_VERIFIED)
-    _rename(store, transport, batch, run_id)
+    _rename(store, transport, batch, run_id, documents)
 
 
-def _rename(store: Store, transport: Transport, batch: Row, run_id: int | None) -> None:
+def _rename(
+    store: Store,
+    transport: Transport,
+    batch: Row,
+    run_id: int | None,
+    documents: DocumentFolder | None,
+) -> None:
     with store.transaction():
         set_batch_state(store, batch["id"], BatchState.RENAME_SENT)
     transport.rename_part(batch["directory"], batch["file_name"])
-    _mark_delivered(store, batch, run_id, "")
+    _mark_delivered(store, batch, run_id, "", documents)
 
 
 def fail_batch(
@@ -174,6 +205,7 @@ def _deliver_with_retries(
     clock: Clock,
     run_id: int | None,
     report: RunReport,
+    documents: DocumentFolder | None = None,
 ) -> bool:
     """A few tries within this run, each resuming from the journal on a fresh connection."""
     last_error: Exception | None = None
@@ -182,7 +214,7 @@ def _deliver_with_retries(
         if batch is None:
             return False
         try:
-            advance_batch(store, connection.get(), batch, run_id)
+            advance_batch(store, connection.get(), batch, run_id, documents)
         except StuckBatchError as error:
             fail_batch(store, batch, error, settings, clock, run_id, report)
             return False
@@ -255,20 +287,25 @@ def create_batches(
     """
     batch_ids: list[int] = []
     pending = _pending(store, kind)
-    for planned in iter_files(pending, kind, max_rows=settings.sync.max_rows_per_file):
+    for planned in _files(
+        store, renderer, kind, iter_files(pending, kind, max_rows=settings.sync.max_rows_per_file)
+    ):
         rendered = render_or_hold(store, renderer, kind, planned, [] if held is None else held)
         if rendered is None:
             continue
         content, members = rendered
         with store.transaction():
             batch_id = outbox.next_batch_id(store)
+            name = renderer.file_name(
+                kind, business=business, created_at=clock.now(), batch_id=batch_id
+            )
             outbox.add_batch(
                 store,
                 batch_id=batch_id,
                 kind=kind,
-                file_name=renderer.file_name(
-                    kind, business=business, created_at=clock.now(), batch_id=batch_id
-                ),
+                file_name=name
+                if planned.kind is not Kind.BILL or renderer.zip_limit is None
+                else zip_name(name),
                 directory=settings.stampli.inbound_dir,
                 sha256=hashlib.sha256(content).hexdigest(),
                 content=content,
@@ -276,6 +313,18 @@ def create_batches(
             )
         batch_ids.append(batch_id)
     return batch_ids
+
+
+def _files(
+    store: Store, renderer: Renderer, kind: Kind, planned: Iterator[PlannedFile]
+) -> Iterator[PlannedFile]:
+    """The planned files; in the ZIP layout, each bills file as the ZIPs it needs."""
+    limit = renderer.zip_limit
+    for file in planned:
+        if kind is Kind.BILL and limit is not None:
+            yield from zip_parts(store, renderer, file, limit)
+        else:
+            yield file
 
 
 def deliver(
@@ -289,20 +338,36 @@ def deliver(
     run_id: int | None,
     report: RunReport,
     on_file: Callable[[int], object] = lambda amount: None,
+    documents: Path | None = None,
 ) -> None:
     """Finish interrupted batches, then send the queue: vendors, then bills, then payments.
 
-    `on_file(1)` after each file reaches Stampli, for a progress bar.
+    `on_file(1)` after each file reaches Stampli, for a progress bar. `documents`: the
+    home's documents folder (the copies the retention no longer keeps are removed first).
     """
     with store.transaction():
         requeued = requeue_due(store, clock.now())
         release_held(store)
     if requeued:
         report.add("requeued", requeued)
+    folder = None
+    if documents is not None:
+        folder = DocumentFolder(documents, settings.sync.document_retention_days)
+        tidy_documents(store, folder, clock.now())
     held: list[str] = []
     try:
         _deliver_queue(
-            store, connection, renderer, settings, business, clock, run_id, report, on_file, held
+            store,
+            connection,
+            renderer,
+            settings,
+            business,
+            clock,
+            run_id,
+            report,
+            on_file,
+            held,
+            folder,
         )
     finally:
         report_held(report, held)
@@ -319,10 +384,11 @@ def _deliver_queue(
     report: RunReport,
     on_file: Callable[[int], object],
     held: list[str],
+    documents: DocumentFolder | None = None,
 ) -> None:
     for batch in open_batches(store):
         if not _deliver_with_retries(
-            store, connection, int(batch["id"]), settings, clock, run_id, report
+            store, connection, int(batch["id"]), settings, clock, run_id, report, documents
         ):
             return
         report.add("recovered")
@@ -350,7 +416,7 @@ def _deliver_queue(
         )
         for batch_id in batch_ids:
             if not _deliver_with_retries(
-                store, connection, batch_id, settings, clock, run_id, report
+                store, connection, batch_id, settings, clock, run_id, report, documents
             ):
                 return
             on_file(1)

@@ -17,8 +17,11 @@ import os
 import re
 import secrets
 from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
+from fbstampli.clock import to_utc_text
 from fbstampli.errors import RemoteError
 from fbstampli.models import Bill
 from fbstampli.models.documents import REASONS, DocumentOutcome, DocumentProblem
@@ -29,6 +32,7 @@ from fbstampli.store.documents import (
     DocumentFile,
     DocumentState,
     document_files,
+    kept_copies,
     known_outcomes,
     record_outcome,
     set_document_state,
@@ -45,6 +49,19 @@ KEPT = frozenset({DocumentProblem.MISSING, DocumentProblem.TOO_LARGE, DocumentPr
 
 class DocumentUploadError(RemoteError):
     """A document the file names cannot be sent: the file waits (its batch fails)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentFolder:
+    """Where bills' documents wait in the home (0600 files in a 0700 folder), and how many
+    days a delivered one's copy is kept there (`sync.document_retention_days`; 0: none)."""
+
+    path: Path
+    retention_days: int = 0
+
+    @property
+    def keep(self) -> bool:
+        return self.retention_days > 0
 
 
 def with_documents(
@@ -123,17 +140,18 @@ def _fetch(
                 reason = REASONS[outcome.problem]
                 detail = f"{reason} ({outcome.detail})" if outcome.detail else reason
                 store.audit("document_not_sent", kind="bill", fb_id=bill.fb_id, detail=detail)
-        if not fresh and _already_delivered(store, outcome):
+        if not fresh and _delivered_unkept(store, outcome):
             Path(local).unlink(missing_ok=True)  # Stampli has these bytes: keep no copy
     return outcome
 
 
-def _already_delivered(store: Store, outcome: DocumentOutcome) -> bool:
+def _delivered_unkept(store: Store, outcome: DocumentOutcome) -> bool:
+    """Stampli has these bytes and no copy is kept of them (a kept one is the same file)."""
     document = outcome.document
     if document is None:
         return False
     found = document_files(store, [document.file_name])
-    return bool(found) and found[0].state is DocumentState.DELIVERED
+    return bool(found) and found[0].state is DocumentState.DELIVERED and not found[0].local_path
 
 
 def named_documents(content: bytes) -> list[str]:
@@ -141,29 +159,34 @@ def named_documents(content: bytes) -> list[str]:
     return list(dict.fromkeys(m.decode() for m in DOCUMENT_NAME.findall(content)))
 
 
-def send_documents(store: Store, transport: Transport, directory: str, content: bytes) -> None:
+def send_documents(
+    store: Store, transport: Transport, directory: str, content: bytes, *, keep: bool = False
+) -> None:
     """Deliver every document `content` names and Stampli does not have yet, before it.
 
     Each goes `.part` -> verified -> rename, its state committed before each step, as a
     batch does; recovery looks at the server first, so a document is never sent twice.
+    A delivered one's copy in the home goes at once unless `keep` (a retention is set).
     """
     for document in document_files(store, named_documents(content)):
         if document.state is not DocumentState.DELIVERED:
-            _advance(store, transport, directory, document)
+            _advance(store, transport, directory, document, keep)
 
 
-def _advance(store: Store, transport: Transport, directory: str, document: DocumentFile) -> None:
+def _advance(
+    store: Store, transport: Transport, directory: str, document: DocumentFile, keep: bool
+) -> None:
     name, state = document.file_name, document.state
     if state is not DocumentState.FETCHED:
         if transport.exists(directory, name):
-            _delivered(store, document)
+            _delivered(store, document, keep)
             return
         part_present = transport.exists(directory, part_name(name))
         if state is not DocumentState.UPLOADING and part_present:
-            _rename(store, transport, directory, document)
+            _rename(store, transport, directory, document, keep)
             return
         if state is DocumentState.RENAME_SENT:
-            _delivered(store, document)  # Stampli took it before we looked
+            _delivered(store, document, keep)  # Stampli took it before we looked
             return
         if part_present:
             transport.remove(directory, part_name(name))
@@ -178,19 +201,49 @@ def _advance(store: Store, transport: Transport, directory: str, document: Docum
     transport.write_part_file(directory, name, local)
     with store.transaction():
         set_document_state(store, document.sha256, DocumentState.PART_VERIFIED)
-    _rename(store, transport, directory, document)
+    _rename(store, transport, directory, document, keep)
 
 
-def _rename(store: Store, transport: Transport, directory: str, document: DocumentFile) -> None:
+def _rename(
+    store: Store, transport: Transport, directory: str, document: DocumentFile, keep: bool
+) -> None:
     with store.transaction():
         set_document_state(store, document.sha256, DocumentState.RENAME_SENT)
     transport.rename_part(directory, document.file_name)
-    _delivered(store, document)
+    _delivered(store, document, keep)
 
 
-def _delivered(store: Store, document: DocumentFile) -> None:
-    """Delivered: the local copy has done its job and goes (kept only until delivered)."""
+def _delivered(store: Store, document: DocumentFile, keep: bool) -> None:
+    """Delivered: the local copy has done its job and goes, unless a retention keeps it."""
     with store.transaction():
-        set_document_state(store, document.sha256, DocumentState.DELIVERED, forget_local=True)
-    if document.local_path:
+        set_document_state(store, document.sha256, DocumentState.DELIVERED, forget_local=not keep)
+    if document.local_path and not keep:
         Path(document.local_path).unlink(missing_ok=True)
+
+
+def tidy_documents(store: Store, folder: DocumentFolder, now: datetime) -> int:
+    """Remove the copies the retention no longer keeps, and what a killed run left behind:
+    a half-built ZIP, or a delivered document's copy its run had no time to remove.
+
+    Runs under the run lock, so nothing here is in use. Returns the copies removed.
+    """
+    if not folder.path.is_dir():
+        return 0
+    for litter in folder.path.glob(".zip-*.part"):
+        litter.unlink(missing_ok=True)
+    cutoff = to_utc_text(now - timedelta(days=folder.retention_days))
+    expired = kept_copies(store, cutoff)
+    with store.transaction():
+        for document in expired:
+            set_document_state(store, document.sha256, DocumentState.DELIVERED, forget_local=True)
+    for document in expired:
+        Path(document.local_path or "").unlink(missing_ok=True)
+    present = [p.name for p in folder.path.iterdir() if DOCUMENT_NAME.fullmatch(p.name.encode())]
+    orphans = [
+        document
+        for document in document_files(store, present)
+        if document.state is DocumentState.DELIVERED and not document.local_path
+    ]
+    for document in orphans:
+        (folder.path / document.file_name).unlink(missing_ok=True)
+    return len(expired) + len(orphans)

@@ -153,6 +153,11 @@ class Renderer(Protocol):
     def resends_on_rename(self) -> bool:
         """A vendor rename re-sends its bills and payments (template `resend_on_rename`)."""
 
+    @property
+    def zip_limit(self) -> int | None:
+        """The ZIP layout's largest ZIP in bytes (template `documents = "zip"`); None when
+        bills' documents go as files of their own."""
+
     def file_bytes(self, kind: Kind, rows: Sequence[tuple[str, ...]]) -> bytes: ...
 
     def file_name(

@@ -67,6 +67,7 @@ from fbstampli.sync.watermarks import (
     save_watermarks,
     sweep_due,
 )
+from fbstampli.sync.zips import document_limit, inner_name, is_zip
 
 log = logging.getLogger(__name__)
 
@@ -307,6 +308,7 @@ def record_and_deliver(
         run_id=ctx.run_id,
         report=report,
         on_file=uploaded,
+        documents=ctx.documents,
     )
     return report
 
@@ -352,7 +354,9 @@ def _ingest(
             ctx.source(),
             fetched,
             ctx.documents,
-            max_bytes=ctx.settings.sync.document_max_mb * 1024 * 1024,
+            max_bytes=document_limit(
+                ctx.settings.sync.document_max_mb * 1024 * 1024, ctx.renderer.zip_limit
+            ),
             report=report,
         )
     return ingest(
@@ -395,7 +399,9 @@ def _dry_run(
                 ):
                     row = outbox.batch(ctx.store, batch_id)
                     if row is not None:
-                        write_atomic(folder / row["file_name"], bytes(row["content"]))
+                        name, content = row["file_name"], bytes(row["content"])
+                        local = inner_name(name, content) if is_zip(name) else name
+                        write_atomic(folder / local, content)  # a ZIP's bills file alone
                         report.add(f"files.{kind.value}")
                         report.notes.append(f"would upload {row['file_name']}")
             raise _DryRunDone

@@ -52,9 +52,14 @@ def expected(connected: Connected) -> set[tuple[str, str]]:
     )
 
 
-def kill_while_held(connected: Connected, hold: AbstractContextManager, reached: Callable) -> None:
+def kill_while_held(
+    connected: Connected,
+    hold: AbstractContextManager,
+    reached: Callable,
+    env: dict[str, str] | None = None,
+) -> None:
     with hold as held:
-        process = start(connected.home, "push-bills")
+        process = start(connected.home, "push-bills", env=env)
         try:
             assert reached(held).wait(HOLD_SECONDS), "the push never reached the hold point"
             process.send_signal(signal.SIGKILL)

@@ -118,6 +118,7 @@ def test_status_json_keeps_the_full_data_under_a_pinned_schema(connected: Connec
         "deleted",
         "failing",
         "queued",
+        "without_document",
     }
     assert document["deliveries"]["by_kind"]["bill"] == {"objects": 30, "in_stampli": 30}
     assert result.code == (1 if document["attention"] else 0)

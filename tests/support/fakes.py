@@ -285,6 +285,7 @@ class SimpleRenderer:
         return hashlib.sha256(repr(list(rows)).encode()).hexdigest()
 
     resends_on_rename = True  # the vendor name is part of a bill's version here
+    zip_limit: int | None = None  # documents as files of their own
 
     def version_hash(self, kind: Kind, rows: Sequence[tuple[str, ...]]) -> str:
         return self.content_hash(rows)
