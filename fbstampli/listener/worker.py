@@ -76,6 +76,11 @@ class Worker:
             self._due = max(due, self._not_before)
             self._cond.notify_all()
 
+    def idle(self) -> bool:
+        """No push running or due: its business may be closed until its next callback."""
+        with self._cond:
+            return self._due is None and not self.state.running
+
     def stop(self, timeout: float | None = None) -> bool:
         """Stop scheduling; a run in progress finishes (bounded by `timeout`). True if stopped."""
         with self._cond:
