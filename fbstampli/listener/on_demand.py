@@ -127,10 +127,10 @@ class OnDemand:
             try:
                 opened = slot.open()
             except FbstampliError as error:
-                with self._lock:
-                    slot.failure, slot.failed_at = str(error), self._monotonic()
-                log.warning("business %s cannot be opened: %s", slot.name, error)
-                raise CannotOpen(str(error)) from None
+                raise self._failed(slot, str(error)) from None
+            except Exception:  # a bug opening one business must not fail the others
+                log.exception("business %s: opening its state failed", slot.name)
+                raise self._failed(slot, "internal error opening its state (see the log)") from None
             opened.listener.stats = slot.stats  # its counts outlive each opening
             opened.worker.state = slot.worker_state
             opened.worker.start()
@@ -143,6 +143,12 @@ class OnDemand:
             opened.worker.wake()  # left queued by a listener that stopped
         self._close(surplus)
         return opened.listener
+
+    def _failed(self, slot: _Slot, reason: str) -> CannotOpen:
+        with self._lock:
+            slot.failure, slot.failed_at = reason, self._monotonic()
+        log.warning("business %s cannot be opened: %s", slot.name, reason)
+        return CannotOpen(reason)
 
     def _closable(self, slot: _Slot) -> bool:
         opened = slot.opened
@@ -165,8 +171,12 @@ class OnDemand:
         for slot, opened in detached:
             if not opened.worker.stop(self._stop_grace):
                 log.warning("business %s: a push was still running at shutdown", slot.name)
-            opened.close()
-            log.info("business %s closed", slot.name)
+            try:
+                opened.close()
+            except Exception:  # the next ones are still closed
+                log.exception("business %s: closing its state failed", slot.name)
+            else:
+                log.info("business %s closed", slot.name)
 
     def close_idle(self) -> list[str]:
         """Close the businesses idle for `idle_seconds`, and the least recently used idle ones
