@@ -214,6 +214,12 @@ SCHEMA = (
                 words="`serve-webhook --all`: a business's state is closed after this long "
                 "without a callback, and opened again by its next one",
             ),
+            Key(
+                "pushes_at_once",
+                in_file=False,
+                words="`serve-webhook --all`: businesses whose workers push at once; the "
+                "others' events wait queued for a turn",
+            ),
         ),
     ),
     Section(

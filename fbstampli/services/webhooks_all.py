@@ -4,6 +4,7 @@ with its own worker pushing under its own run lock (the command of `cli/webhooks
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from fbstampli.report import RunReport
 from fbstampli.services.business import every_business
 
 if TYPE_CHECKING:
+    from fbstampli.config import WebhookSettings
     from fbstampli.listener import InstallationListener, OnDemand, Open, Opened, Worker, WorkerState
 
 log = logging.getLogger(__name__)
@@ -33,8 +35,6 @@ def serve_webhook_all(options: Options, *, host: str | None, port: int | None) -
     them `debounce_seconds` later under its own run lock. On shutdown the
     listener stops accepting first, then each push in progress may finish.
     """
-    import threading
-
     from fbstampli.signals import stop_signals
 
     stop = threading.Event()
@@ -56,6 +56,7 @@ class _Served:
     """What the installation's businesses bring to the one listener: known by name at start,
     opened on demand."""
 
+    pushes: threading.Semaphore  # shared by the workers: so many push at once
     openers: dict[str, Open] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)
     refusals: list[FbstampliError] = field(default_factory=list)
@@ -80,10 +81,10 @@ def _know_business(
         report.problems.append(f"business {name} not served: {error}")
         log.warning("business %s is not served: %s", name, error)
         return
-    served.openers[name] = partial(_open_business, inner)
+    served.openers[name] = partial(_open_business, inner, served.pushes)
 
 
-def _open_business(inner: Options) -> Opened:
+def _open_business(inner: Options, pushes: threading.Semaphore) -> Opened:
     """What a single-home `serve-webhook` holds (its open state, a worker draining under the
     business's own run lock), for its first callback."""
     from fbstampli.listener import Listener, Opened, Worker
@@ -94,7 +95,8 @@ def _open_business(inner: Options) -> Opened:
     with ExitStack() as opened:
         rt = opened.enter_context(open_runtime(inner, lock=False))
         rt.store.wait_for_writers(LISTENER_WRITE_WAIT_SECONDS)
-        worker = Worker(partial(drain, inner), debounce=rt.settings.webhook.debounce_seconds)
+        debounce = rt.settings.webhook.debounce_seconds
+        worker = Worker(partial(drain, inner), debounce=debounce, slots=pushes)
         listener = Listener(
             rt.store,
             wake=worker.wake,
@@ -108,15 +110,13 @@ def _open_business(inner: Options) -> Opened:
 
 
 def _bind(
-    options: Options, served: _Served, host: str | None, port: int | None
+    front: WebhookSettings, served: _Served, host: str | None, port: int | None
 ) -> tuple[InstallationListener, OnDemand]:
     """The installation's listener on the given address, else the one its own config names,
     and its businesses, opened on demand within the bounds that config sets."""
     from fbstampli.listener import Bounds, InstallationListener, OnDemand
-    from fbstampli.runtime import load_options_settings
     from fbstampli.services.webhooks import SHUTDOWN_GRACE_SECONDS
 
-    front = load_options_settings(options).webhook
     bounds = Bounds(max_open=front.max_open_businesses, idle_seconds=front.idle_close_seconds)
     demand = OnDemand(served.openers, bounds, stop_grace=SHUTDOWN_GRACE_SECONDS)
     bind_host = host or front.host
@@ -160,20 +160,24 @@ def installation_listener(
     opened. Its first callback opens what a single-home `serve-webhook` would
     hold: its state and its own worker draining under its own run lock; when
     idle it is closed again (`webhook.idle_close_seconds`, at most
-    `webhook.max_open_businesses` open: `listener.on_demand`). One that cannot
+    `webhook.max_open_businesses` open: `listener.on_demand`), and at most
+    `webhook.pushes_at_once` businesses push at once. One that cannot
     be served (another listener has it, a foreign home, a lost key) answers 503,
     so FreshBooks keeps its events for later; the others are served. Host and
     port come from the arguments, else from the installation folder's own
     config (127.0.0.1:8787 by default), as do the bounds.
     """
+    from fbstampli.runtime import load_options_settings
+
     businesses = every_business(options)
+    front = load_options_settings(options).webhook
     with ExitStack() as stack:
-        served = _Served()
+        served = _Served(threading.BoundedSemaphore(front.pushes_at_once))
         for business in businesses:
             _know_business(stack, options, business, served, report)
         if served.refusals and not served.openers:  # e.g. a second `serve-webhook --all`
             raise served.refusals[0]
-        listener, demand = _bind(options, served, host, port)
+        listener, demand = _bind(front, served, host, port)
         demand.start()
         listener.start()
         try:
