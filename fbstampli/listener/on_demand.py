@@ -101,6 +101,11 @@ class OnDemand:
         with self._lock:
             return [name for name, slot in self._slots.items() if slot.opened is not None]
 
+    def failures(self) -> dict[str, str]:
+        """Why each business that could not be opened at its last try was not."""
+        with self._lock:
+            return {name: s.failure for name, s in self._slots.items() if s.failure is not None}
+
     def stats(self) -> dict[str, tuple[ListenerStats, WorkerState]]:
         return {name: (slot.stats, slot.worker_state) for name, slot in self._slots.items()}
 

@@ -146,6 +146,8 @@ def _add_figures(report: RunReport, demand: OnDemand, listener: InstallationList
         report.add("push_runs", worker.runs)
     report.add("rejected", sum(listener.stats.rejected.values()))
     report.add("businesses_opened", demand.opens)
+    for name, reason in demand.failures().items():
+        report.problems.append(f"business {name} not served: {reason}")
 
 
 @contextmanager

@@ -71,12 +71,14 @@ def firm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Firm]:
 
 
 @contextmanager
-def serving(firm: Firm, **settings: str) -> Iterator[InstallationListener]:
+def serving(
+    firm: Firm, report: RunReport | None = None, **settings: str
+) -> Iterator[InstallationListener]:
     """`serve-webhook --all` for the firm, in this process, with the given settings."""
     env = {f"FBSTAMPLI_WEBHOOK_{key.upper()}": value for key, value in settings.items()}
     options = Options(home=firm.folder, env=env)
     with installation_listener(
-        options, host="127.0.0.1", port=0, report=RunReport("serve-webhook")
+        options, host="127.0.0.1", port=0, report=report or RunReport("serve-webhook")
     ) as listener:
         yield listener
 
@@ -161,8 +163,9 @@ def test_a_business_whose_state_cannot_be_opened_answers_503_and_the_others_are_
 ) -> None:
     broken = firm.homes["client-07"] / "state.key"
     shutil.move(broken, tmp_path / "state.key")  # its key lost since the listener started
+    report = RunReport("serve-webhook")
     try:
-        with serving(firm) as listener:
+        with serving(firm, report) as listener:
             assert health(listener)["status"] == "ok"  # not known to be broken before a callback
             assert handshake(listener, "client-07") == 503
             assert handshake(listener, "client-08") == 202
@@ -173,6 +176,9 @@ def test_a_business_whose_state_cannot_be_opened_answers_503_and_the_others_are_
             assert open_ones(listener) == ["client-08"]
             assert handshake(listener, "client-07") == 503  # not retried at every request
             assert document["businesses"]["client-07"]["open"] is False
+        assert [p for p in report.problems if "client" in p] == [
+            f"business client-07 not served: {document['businesses']['client-07']['reason']}"
+        ]
     finally:
         shutil.move(tmp_path / "state.key", broken)
 
