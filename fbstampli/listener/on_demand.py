@@ -93,14 +93,6 @@ class OnDemand:
         """What an `InstallationListener` routes each business's path to."""
         return {name: OnDemandBusiness(self, slot) for name, slot in self._slots.items()}
 
-    def known(self) -> list[str]:
-        return list(self._slots)
-
-    def loaded(self) -> list[str]:
-        """The businesses open now."""
-        with self._lock:
-            return [name for name, slot in self._slots.items() if slot.opened is not None]
-
     def failures(self) -> dict[str, str]:
         """Why each business that could not be opened at its last try was not."""
         with self._lock:
