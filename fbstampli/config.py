@@ -102,6 +102,9 @@ class WebhookSettings:
     port: int = 8787
     debounce_seconds: float = 2.0
     max_body_bytes: int = 65536
+    max_open_businesses: int = 32  # `serve-webhook --all`: states open at once, busy ones apart
+    idle_close_seconds: int = 600  # `serve-webhook --all`: a business's state closed when idle
+    pushes_at_once: int = 4  # `serve-webhook --all`: businesses whose workers push at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +234,9 @@ def _check(settings: Settings, problems: list[str]) -> None:
         "pull.interval_minutes": (settings.pull.interval_minutes, 365 * 24 * 60),
         "pull.max_file_mb": (settings.pull.max_file_mb, 1_000_000),
         "webhook.max_body_bytes": (settings.webhook.max_body_bytes, 100 * 1024 * 1024),
+        "webhook.max_open_businesses": (settings.webhook.max_open_businesses, 100_000),
+        "webhook.idle_close_seconds": (settings.webhook.idle_close_seconds, 7 * 24 * 3600),
+        "webhook.pushes_at_once": (settings.webhook.pushes_at_once, 1000),
         "reconcile.approved_unpaid_days": (settings.reconcile.approved_unpaid_days, 3650),
         "reconcile.uncaptured_hours": (settings.reconcile.uncaptured_hours, 3650 * 24),
         "digest.top_items": (settings.digest.top_items, 1000),

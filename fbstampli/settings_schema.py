@@ -209,6 +209,24 @@ SCHEMA = (
                 words="wait after an event before pushing, to gather the next ones",
             ),
             Key("max_body_bytes", words="largest webhook body accepted"),
+            Key(
+                "max_open_businesses",
+                in_file=False,
+                words="`serve-webhook --all`: business states open at once; past it the least "
+                "recently used idle one is closed (one with a push running or due stays open)",
+            ),
+            Key(
+                "idle_close_seconds",
+                in_file=False,
+                words="`serve-webhook --all`: a business's state is closed after this long "
+                "without a callback, and opened again by its next one",
+            ),
+            Key(
+                "pushes_at_once",
+                in_file=False,
+                words="`serve-webhook --all`: businesses whose workers push at once; the "
+                "others' events wait queued for a turn",
+            ),
         ),
     ),
     Section(

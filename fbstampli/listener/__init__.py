@@ -15,8 +15,9 @@ lock); when the lock is busy the events stay queued and are retried, and a
 cron run drains them anyway. Nothing is ever dropped from the queue here.
 
 `http` frames requests and enforces the limits, `business` decides for one
-business's store, `installation` routes several businesses on one port, and
-`worker` debounces the pushes.
+business's store, `installation` routes several businesses on one port,
+`on_demand` opens each of them at its first callback and closes it when idle,
+and `worker` debounces the pushes.
 """
 
 from fbstampli.listener.business import Listener
@@ -29,6 +30,7 @@ from fbstampli.listener.http import (
     ListenerStats,
 )
 from fbstampli.listener.installation import BUSINESS_PATH_PREFIX, InstallationListener
+from fbstampli.listener.on_demand import Bounds, OnDemand, Open, Opened
 from fbstampli.listener.worker import Drain, Worker, WorkerState
 
 __all__ = [
@@ -38,10 +40,14 @@ __all__ = [
     "REQUEST_TIMEOUT",
     "WEBHOOK_PATH",
     "Answer",
+    "Bounds",
     "Drain",
     "InstallationListener",
     "Listener",
     "ListenerStats",
+    "OnDemand",
+    "Open",
+    "Opened",
     "Worker",
     "WorkerState",
 ]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
-from fbstampli.listener.business import Listener
 from fbstampli.listener.http import (
     HEALTH_PATH,
     REQUEST_TIMEOUT,
@@ -20,6 +20,15 @@ from fbstampli.listener.http import (
 BUSINESS_PATH_PREFIX = WEBHOOK_PATH + "/"  # /webhooks/freshbooks/<name>
 
 
+class Routed(Protocol):
+    """One business behind the installation's listener: a `Listener`, or an `OnDemandBusiness`
+    that opens it on its first request."""
+
+    def receive(self, body: bytes, signature: str | None) -> Answer: ...
+
+    def health(self) -> dict[str, Any]: ...
+
+
 class InstallationListener(Serving):
     """One socket for every business of an installation, each at a URL of its own.
 
@@ -29,11 +38,13 @@ class InstallationListener(Serving):
     business's state. The framing and limits (`Handler`) are shared. A
     business whose state could not be opened answers 503, so FreshBooks keeps
     retrying its events until it is back, while the others are served.
+    `serve-webhook --all` routes to `OnDemandBusiness`es (`on_demand`), each
+    opened on its first request and closed again when idle.
     """
 
     def __init__(
         self,
-        listeners: dict[str, Listener],
+        listeners: Mapping[str, Routed],
         *,
         unavailable: dict[str, str] | None = None,
         host: str = "127.0.0.1",
@@ -59,7 +70,7 @@ class InstallationListener(Serving):
         host, port = self.address
         return f"http://{host}:{port}{BUSINESS_PATH_PREFIX}{name}"
 
-    def route(self, path: str) -> Listener | None:
+    def route(self, path: str) -> Routed | None:
         if not path.startswith(BUSINESS_PATH_PREFIX):
             return None
         return self.listeners.get(path[len(BUSINESS_PATH_PREFIX) :])
@@ -82,7 +93,8 @@ class InstallationListener(Serving):
             self.stats.reject(status)
 
     def health(self) -> dict[str, Any]:
-        """Every business's health under its name; "busy" or "degraded" when one is."""
+        """Every business's health under its name; "busy" or "degraded" when one is; how many
+        are known and how many have their state open now."""
         businesses = {name: listener.health() for name, listener in self.listeners.items()}
         for name, reason in self.unavailable.items():
             businesses[name] = {"status": "unavailable", "reason": reason}
@@ -90,6 +102,9 @@ class InstallationListener(Serving):
         status = "degraded" if "unavailable" in statuses else "busy" if "busy" in statuses else "ok"
         return {
             "status": status,
+            "known": len(businesses),
+            # A plain `Listener` is open (it has counts); an unavailable business is not.
+            "open": sum(1 for each in businesses.values() if each.get("open", "accepted" in each)),
             "businesses": businesses,
             "rejected": {str(k): v for k, v in sorted(self.stats.rejected.items())},
         }

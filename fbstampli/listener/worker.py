@@ -46,8 +46,11 @@ class Worker:
         retry_initial: float = 1.0,
         retry_max: float = 60.0,
         monotonic: Callable[[], float] = time.monotonic,
+        slots: threading.Semaphore | None = None,
     ) -> None:
+        """`slots`: shared by several businesses' workers, so only so many push at once."""
         self._drain = drain
+        self._slots = slots
         self._debounce = max(0.0, debounce)
         self._max_delay = max_delay if max_delay is not None else max(10.0, 5 * self._debounce)
         self._retry_initial = retry_initial
@@ -75,6 +78,11 @@ class Worker:
             due = min(now + self._debounce, self._first_wake + self._max_delay)
             self._due = max(due, self._not_before)
             self._cond.notify_all()
+
+    def idle(self) -> bool:
+        """No push running or due: its business may be closed until its next callback."""
+        with self._cond:
+            return self._due is None and not self.state.running
 
     def stop(self, timeout: float | None = None) -> bool:
         """Stop scheduling; a run in progress finishes (bounded by `timeout`). True if stopped."""
@@ -105,8 +113,20 @@ class Worker:
                 self._cond.wait(None if self._due is None else self._due - now)
             return False
 
+    def _slot_taken(self) -> bool:
+        """Wait for a push slot (when slots are shared); False when stopping first."""
+        if self._slots is None:
+            return True
+        while not self._slots.acquire(timeout=0.2):
+            if self._stopping:  # the events stay queued for the next run
+                self.state.running = False
+                return False
+        return True
+
     def _loop(self) -> None:
         while self._next_run():
+            if not self._slot_taken():
+                break
             try:
                 remaining = self._drain()
             except LockHeldError:
@@ -131,3 +151,5 @@ class Worker:
                     self._retry_later("events still queued")
             finally:
                 self.state.running = False
+                if self._slots is not None:
+                    self._slots.release()

@@ -4,6 +4,7 @@ with its own worker pushing under its own run lock (the command of `cli/webhooks
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -17,7 +18,8 @@ from fbstampli.report import RunReport
 from fbstampli.services.business import every_business
 
 if TYPE_CHECKING:
-    from fbstampli.listener import InstallationListener, Listener, Worker, WorkerState
+    from fbstampli.config import WebhookSettings
+    from fbstampli.listener import InstallationListener, OnDemand, Open, Opened, Worker, WorkerState
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +35,6 @@ def serve_webhook_all(options: Options, *, host: str | None, port: int | None) -
     them `debounce_seconds` later under its own run lock. On shutdown the
     listener stops accepting first, then each push in progress may finish.
     """
-    import threading
-
     from fbstampli.signals import stop_signals
 
     stop = threading.Event()
@@ -45,6 +45,7 @@ def serve_webhook_all(options: Options, *, host: str | None, port: int | None) -
     ):
         for name in listener.listeners:
             log.info("business %s: listening on %s", name, listener.url(name))
+        log.info("%d businesses known; each opened at its first callback", len(listener.listeners))
         while not stop.wait(0.5):
             pass
     return report
@@ -52,129 +53,138 @@ def serve_webhook_all(options: Options, *, host: str | None, port: int | None) -
 
 @dataclass(slots=True)
 class _Served:
-    """What the installation's businesses bring to the one listener."""
+    """What the installation's businesses bring to the one listener: known by name at start,
+    opened on demand."""
 
-    listeners: dict[str, Listener] = field(default_factory=dict)
-    workers: dict[str, Worker] = field(default_factory=dict)
+    pushes: threading.Semaphore  # shared by the workers: so many push at once
+    openers: dict[str, Open] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)
-    leftovers: list[str] = field(default_factory=list)
     refusals: list[FbstampliError] = field(default_factory=list)
 
 
-def _serve_business(
+def _know_business(
     stack: ExitStack, options: Options, business: BusinessHome, served: _Served, report: RunReport
 ) -> None:
-    """Open one business as a single-home `serve-webhook` would (its listener lock, its state,
-    its worker), the lock and state held by `stack`; or record why it cannot be served."""
-    from fbstampli.listener import Listener, Worker
+    """Take one business's listener lock (held by `stack`) and record how to open it later;
+    or record why it cannot be served. Its state is not opened here."""
     from fbstampli.lock import listener_lock
-    from fbstampli.runtime import open_runtime, require_home
-    from fbstampli.services.webhooks import LISTENER_WRITE_WAIT_SECONDS, drain
-    from fbstampli.store import events as hooks
+    from fbstampli.runtime import require_home
 
     name = business.name
     try:
         inner = business_options(options, business)  # its home checked first
         require_home(inner.paths())
-        opened = ExitStack()
-        with opened:
-            opened.enter_context(listener_lock(inner.paths().listener_lock, holder="serve-webhook"))
-            rt = opened.enter_context(open_runtime(inner, lock=False))
-            rt.store.wait_for_writers(LISTENER_WRITE_WAIT_SECONDS)
-            stack.enter_context(opened.pop_all())
+        stack.enter_context(listener_lock(inner.paths().listener_lock, holder="serve-webhook"))
     except FbstampliError as error:
         served.unavailable[name] = str(error)
         served.refusals.append(error)
         report.problems.append(f"business {name} not served: {error}")
         log.warning("business %s is not served: %s", name, error)
         return
-    worker = Worker(partial(drain, inner), debounce=rt.settings.webhook.debounce_seconds)
-    served.workers[name] = worker
-    served.listeners[name] = Listener(
-        rt.store,
-        wake=worker.wake,
-        max_body_bytes=rt.settings.webhook.max_body_bytes,
-        worker_state=partial(_worker_state, worker),
-        serve=False,
-        refuse_other_accounts=True,
-    )
-    if hooks.queue_state(rt.store).queued or hooks.pending_verifiers(rt.store):
-        served.leftovers.append(name)
+    served.openers[name] = partial(_open_business, inner, served.pushes)
+
+
+def _open_business(inner: Options, pushes: threading.Semaphore) -> Opened:
+    """What a single-home `serve-webhook` holds (its open state, a worker draining under the
+    business's own run lock), for its first callback."""
+    from fbstampli.listener import Listener, Opened, Worker
+    from fbstampli.runtime import open_runtime
+    from fbstampli.services.webhooks import LISTENER_WRITE_WAIT_SECONDS, drain
+    from fbstampli.store import events as hooks
+
+    with ExitStack() as opened:
+        rt = opened.enter_context(open_runtime(inner, lock=False))
+        rt.store.wait_for_writers(LISTENER_WRITE_WAIT_SECONDS)
+        debounce = rt.settings.webhook.debounce_seconds
+        worker = Worker(partial(drain, inner), debounce=debounce, slots=pushes)
+        listener = Listener(
+            rt.store,
+            wake=worker.wake,
+            max_body_bytes=rt.settings.webhook.max_body_bytes,
+            worker_state=partial(_worker_state, worker),
+            serve=False,
+            refuse_other_accounts=True,
+        )
+        leftovers = hooks.queue_state(rt.store).queued > 0
+        return Opened(listener, worker, opened.pop_all().close, leftovers)
 
 
 def _bind(
-    options: Options, served: _Served, host: str | None, port: int | None
-) -> InstallationListener:
-    """The installation's listener on the given address, else the one its own config names."""
-    from fbstampli.listener import InstallationListener
-    from fbstampli.runtime import load_options_settings
+    front: WebhookSettings, served: _Served, host: str | None, port: int | None
+) -> tuple[InstallationListener, OnDemand]:
+    """The installation's listener on the given address, else the one its own config names,
+    and its businesses, opened on demand within the bounds that config sets."""
+    from fbstampli.listener import Bounds, InstallationListener, OnDemand
+    from fbstampli.services.webhooks import SHUTDOWN_GRACE_SECONDS
 
-    front = load_options_settings(options).webhook
+    bounds = Bounds(max_open=front.max_open_businesses, idle_seconds=front.idle_close_seconds)
+    demand = OnDemand(served.openers, bounds, stop_grace=SHUTDOWN_GRACE_SECONDS)
     bind_host = host or front.host
     bind_port = front.port if port is None else port
     try:
-        return InstallationListener(
-            served.listeners,
+        listener = InstallationListener(
+            demand.receivers(),
             unavailable=served.unavailable,
             host=bind_host,
             port=bind_port,
-            max_body_bytes=max(
-                (each.max_body_bytes for each in served.listeners.values()),
-                default=front.max_body_bytes,
-            ),
+            max_body_bytes=front.max_body_bytes,
         )
     except OSError as error:
         raise ConfigError(
             f"cannot listen on {bind_host}:{bind_port} ({error.strerror}); "
             "choose another --host/--port or stop what uses it"
         ) from None
+    return listener, demand
 
 
-def _add_figures(report: RunReport, served: _Served, listener: InstallationListener) -> None:
-    for name, each in served.listeners.items():
-        stats = each.stats
+def _add_figures(report: RunReport, demand: OnDemand, listener: InstallationListener) -> None:
+    for stats, worker in demand.stats().values():
         report.add("events_accepted", stats.accepted)
         report.add("events_duplicate", stats.duplicates)
         report.add("handshakes", stats.handshakes)
         report.add("rejected", sum(stats.rejected.values()))
-        report.add("push_runs", served.workers[name].state.runs)
+        report.add("push_runs", worker.runs)
     report.add("rejected", sum(listener.stats.rejected.values()))
+    report.add("businesses_opened", demand.opens)
+    for name, reason in demand.failures().items():
+        report.problems.append(f"business {name} not served: {reason}")
 
 
 @contextmanager
 def installation_listener(
     options: Options, *, host: str | None, port: int | None, report: RunReport
 ) -> Iterator[InstallationListener]:
-    """The one listener of an installation, started, with a worker per business; stopped (and
-    its figures added to `report`) on the way out.
+    """The one listener of an installation, started; stopped (and its figures added to
+    `report`) on the way out.
 
-    Each business gets what a single-home `serve-webhook` would hold: its
-    listener lock, its open state, its own worker draining under its own run
-    lock. One that cannot be opened (another listener has it, a lost key) is
-    left out with a warning and answers 503, so FreshBooks keeps its events
-    for later; the others are served. Host and port come from the arguments,
-    else from the installation folder's own config (127.0.0.1:8787 by default).
+    Each business is known at start by its name and home, and its listener
+    lock is taken (a second listener on it exits at once); its state is not
+    opened. Its first callback opens what a single-home `serve-webhook` would
+    hold: its state and its own worker draining under its own run lock; when
+    idle it is closed again (`webhook.idle_close_seconds`, at most
+    `webhook.max_open_businesses` open: `listener.on_demand`), and at most
+    `webhook.pushes_at_once` businesses push at once. One that cannot
+    be served (another listener has it, a foreign home, a lost key) answers 503,
+    so FreshBooks keeps its events for later; the others are served. Host and
+    port come from the arguments, else from the installation folder's own
+    config (127.0.0.1:8787 by default), as do the bounds.
     """
-    from fbstampli.services.webhooks import SHUTDOWN_GRACE_SECONDS
+    from fbstampli.runtime import load_options_settings
 
     businesses = every_business(options)
+    front = load_options_settings(options).webhook
     with ExitStack() as stack:
-        served = _Served()
+        served = _Served(threading.BoundedSemaphore(front.pushes_at_once))
         for business in businesses:
-            _serve_business(stack, options, business, served, report)
-        if served.refusals and not served.listeners:  # e.g. a second `serve-webhook --all`
+            _know_business(stack, options, business, served, report)
+        if served.refusals and not served.openers:  # e.g. a second `serve-webhook --all`
             raise served.refusals[0]
-        listener = _bind(options, served, host, port)
-        for worker in served.workers.values():
-            worker.start()
+        listener, demand = _bind(front, served, host, port)
+        demand.start()
         listener.start()
-        for name in served.leftovers:
-            served.workers[name].wake()  # left over from before a restart
         try:
             yield listener
         finally:
             listener.stop()
-            for name, worker in served.workers.items():
-                if not worker.stop(SHUTDOWN_GRACE_SECONDS):
-                    log.warning("business %s: a push was still running at shutdown", name)
-        _add_figures(report, served, listener)
+            demand.stop()
+        _add_figures(report, demand, listener)
