@@ -104,6 +104,7 @@ def list_(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 def remove(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(metavar="NAME", help="The business to forget.")],
+    as_json: JsonFlag = False,
 ) -> None:
     """Forget a business (its home, state and key are left untouched)."""
     from fbstampli.cli import output
@@ -111,7 +112,7 @@ def remove(
 
     refuse_selected(ctx)
     report = services.business_remove(options_of(ctx), name)
-    output.show_steps(report, options_of(ctx))
+    output.show_steps(report, options_of(ctx), as_json=as_json)
     raise typer.Exit(int(report.exit_code))
 
 
