@@ -106,7 +106,10 @@ def status(
     cls=FriendlyCommand,
     short_help="Check every part of the set-up and say how to fix it.",
     epilog=examples(
-        "fbstampli doctor", "fbstampli doctor --json", "fbstampli doctor --api-report report.json"
+        "fbstampli doctor",
+        "fbstampli doctor --json",
+        "fbstampli doctor --all   (every business, one section each)",
+        "fbstampli doctor --api-report report.json",
     ),
 )
 def doctor(
@@ -122,10 +125,18 @@ def doctor(
             dir_okay=False,
         ),
     ] = None,
+    all_businesses: Annotated[
+        bool, typer.Option("--all", help="Every business of the installation, one section each.")
+    ] = False,
 ) -> None:
     """Check config, key, state, FreshBooks token and SFTP reachability; say how to fix each."""
     from fbstampli.cli import output
     from fbstampli.services import admin
+
+    if all_businesses:
+        from fbstampli.cli.business import doctor_all
+
+        doctor_all(ctx, as_json=as_json, api_report=api_report)
 
     if api_report is not None:  # before any work, as `reconcile --output` and `state backup`
         from fbstampli.errors import ConfigError

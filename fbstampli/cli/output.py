@@ -208,20 +208,20 @@ def show_status(status: "Status", *, as_json: bool, stuck: bool = False) -> None
     sys.stdout.write("".join(f"{line}\n" for line in lines))
 
 
+def check_document(c: Any) -> dict[str, Any]:
+    """One check as `doctor --json` gives it."""
+    return {
+        "name": c.name,
+        "ok": c.ok,
+        "skipped": getattr(c, "skipped", False),
+        "detail": c.detail,
+        "fix": "" if c.ok else c.fix,  # an ok check needs no fix
+    }
+
+
 def show_checks(checks: Sequence[Any], *, as_json: bool) -> None:
     if as_json:
-        write_json(
-            [
-                {
-                    "name": c.name,
-                    "ok": c.ok,
-                    "skipped": getattr(c, "skipped", False),
-                    "detail": c.detail,
-                    "fix": "" if c.ok else c.fix,  # an ok check needs no fix
-                }
-                for c in checks
-            ]
-        )
+        write_json([check_document(c) for c in checks])
         return
     for check in checks:
         show_check(check)
