@@ -192,10 +192,7 @@ def run_pull(rt: Runtime, *, now: bool = False) -> RunReport:
     last = rt.store.get_value(LAST_PULL_KEY)
     interval = timedelta(minutes=rt.settings.pull.interval_minutes)
     if not now and not is_due(from_utc_text(last) if last else None, rt.clock.now(), interval):
-        report.notes.append(
-            "Stampli's exports were not read: not due yet (pull.interval_minutes); "
-            "`fbstampli pull-stampli --now` reads them at once"
-        )
+        report.add("not_due")  # said first, in place of "No new Stampli exports" (summaries.py)
         return report
     with recorded_run(rt.store, "pull-stampli", report) as run:
         context = PullContext(
