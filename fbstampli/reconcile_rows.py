@@ -72,9 +72,12 @@ def open_balance(total: Decimal | None, currency: str, paid: Mapping[str, Decima
 
 
 def _day(value: Any) -> str:
-    """A stored moment as its day and minute (UTC), a date as it is; empty for none."""
+    """A stored moment in ISO 8601 UTC (as every time in CSV and JSON), a date as it is;
+    empty for none."""
+    from fbstampli.clock import parse_time, to_utc_text
+
     text = "" if value is None else str(value)
-    return text[:16].replace("T", " ") if "T" in text else text
+    return to_utc_text(parse_time(text)) if "T" in text else text
 
 
 def why(row: Mapping[str, Any]) -> str:

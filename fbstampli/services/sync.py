@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any
 
-from fbstampli.clock import from_utc_text, to_utc_text
+from fbstampli.clock import from_utc_text, local_text, to_utc_text
 from fbstampli.models import Kind
 from fbstampli.options import Options
 from fbstampli.progress import Progress
@@ -238,7 +238,8 @@ def run_reconcile(rt: Runtime) -> RunReport:
         )
     elif rt.clock.now() - from_utc_text(pushed) > FRESH_FOR:
         report.notes.append(
-            f"FreshBooks' bills and payments are as push-bills last read them ({pushed}): "
+            f"FreshBooks' bills and payments are as push-bills last read them "
+            f"({local_text(pushed)}): "
             "run `fbstampli sync` to reconcile against newer ones"
         )
     return report
