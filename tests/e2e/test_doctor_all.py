@@ -69,3 +69,14 @@ def test_doctor_all_refuses_a_business_and_an_api_report(installation: Installat
     assert "drop --business" in named.stderr
     assert one_line(report.stderr)
     assert "--api-report probes one business" in report.stderr
+
+
+def test_doctor_all_hints_name_the_business_they_are_for(installation: Installation) -> None:
+    (installation.beta.home / "state.db").unlink()
+    result = installation.run("doctor", "--all")
+
+    assert result.code == 1
+    beta = result.stdout.split("\n\n")[1]
+    assert "FAIL state file" in beta
+    assert "`fbstampli --business beta init`" in beta
+    assert "`fbstampli init`" not in result.stdout
