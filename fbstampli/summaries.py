@@ -72,6 +72,11 @@ def push_sentences(counts: Mapping[str, int], *, dry_run: bool = False) -> list[
 
 
 def pull_sentences(counts: Mapping[str, int]) -> list[str]:
+    if counts.get("not_due"):  # it did not look: "no new exports" would claim it had
+        return [
+            "Did not look for new Stampli exports: not due yet (pull.interval_minutes); "
+            "`fbstampli pull-stampli --now` looks at once."
+        ]
     files, quarantined = counts.get("files", 0), counts.get("quarantined", 0)
     said: list[str] = []
     if files:

@@ -12,6 +12,7 @@ from fbstampli.cli.app import (
     MAX_ID,
     CommandLikeGroup,
     FriendlyCommand,
+    JsonFlag,
     app,
     examples,
     finish,
@@ -57,10 +58,11 @@ def acknowledge(
     reason: Annotated[
         str, typer.Option("--reason", metavar="TEXT", help="Why it is fine, for the audit trail.")
     ],
+    as_json: JsonFlag = False,
 ) -> None:
     """Record a reason for one bill's reconcile outcome in the audit trail. The bill no longer
     needs attention; it does again as soon as its payments, its Stampli records or the bill
     itself change."""
     from fbstampli.services import baseline as services
 
-    finish(ctx, services.acknowledge(options_of(ctx), bill_id=bill, reason=reason))
+    finish(ctx, services.acknowledge(options_of(ctx), bill_id=bill, reason=reason), as_json=as_json)

@@ -16,6 +16,7 @@ from fbstampli.cli.app import (
     examples,
     finish,
     in_range,
+    json_or_format,
     options_of,
 )
 
@@ -39,11 +40,13 @@ def init(
             "on a desktop, else a 0600 file), env, keyring or file.",
         ),
     ] = KeySourceChoice.AUTO,
+    as_json: JsonFlag = False,
 ) -> None:
     """Create the home folder, a commented config, the state key and the encrypted state."""
     from fbstampli.services import admin
 
-    finish(ctx, admin.init_home(options_of(ctx), key_source=key_source.value))
+    report = admin.init_home(options_of(ctx), key_source=key_source.value)
+    finish(ctx, report, as_json=as_json)
 
 
 @app.command(
@@ -103,7 +106,10 @@ def status(
     cls=FriendlyCommand,
     short_help="Check every part of the set-up and say how to fix it.",
     epilog=examples(
-        "fbstampli doctor", "fbstampli doctor --json", "fbstampli doctor --api-report report.json"
+        "fbstampli doctor",
+        "fbstampli doctor --json",
+        "fbstampli doctor --all   (every business, one section each)",
+        "fbstampli doctor --api-report report.json",
     ),
 )
 def doctor(
@@ -119,10 +125,18 @@ def doctor(
             dir_okay=False,
         ),
     ] = None,
+    all_businesses: Annotated[
+        bool, typer.Option("--all", help="Every business of the installation, one section each.")
+    ] = False,
 ) -> None:
     """Check config, key, state, FreshBooks token and SFTP reachability; say how to fix each."""
     from fbstampli.cli import output
     from fbstampli.services import admin
+
+    if all_businesses:
+        from fbstampli.cli.business import doctor_all
+
+        doctor_all(ctx, as_json=as_json, api_report=api_report)
 
     if api_report is not None:  # before any work, as `reconcile --output` and `state backup`
         from fbstampli.errors import ConfigError
@@ -168,11 +182,13 @@ def audit(
     output_format: Annotated[
         ReportFormat, typer.Option("--format", case_sensitive=False, help="table, csv or json.")
     ] = ReportFormat.TABLE,
+    as_json: JsonFlag = False,
 ) -> None:
     """The audit trail of one bill or all, in time order."""
     from fbstampli.cli import output
     from fbstampli.services import admin
 
+    output_format = json_or_format(as_json, output_format)
     rows = admin.audit_trail(options_of(ctx), bill=bill, since=since)
     output.show_audit(rows, output_format)
 
@@ -190,12 +206,14 @@ app.add_typer(template_app, name="template")
     epilog=examples("fbstampli template check my-template.toml"),
 )
 def template_check(
-    ctx: typer.Context, file: Annotated[Path, typer.Argument(help="Template TOML file to check.")]
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="Template TOML file to check.")],
+    as_json: JsonFlag = False,
 ) -> None:
     """Validate a Stampli template file and name any bad field."""
     from fbstampli.services import admin
 
-    finish(ctx, admin.template_check(file))
+    finish(ctx, admin.template_check(file), as_json=as_json)
 
 
 state_app = typer.Typer(
@@ -216,11 +234,12 @@ app.add_typer(state_app, name="state")
 def state_backup(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="Where to write the encrypted copy.")],
+    as_json: JsonFlag = False,
 ) -> None:
     """Write an encrypted copy of the state (same key) to FILE."""
     from fbstampli.services import admin
 
-    finish(ctx, admin.state_backup(options_of(ctx), file))
+    finish(ctx, admin.state_backup(options_of(ctx), file), as_json=as_json)
 
 
 @state_app.command(
@@ -235,11 +254,12 @@ def state_restore(
     force: Annotated[
         bool, typer.Option("--force", help="Replace a state that is newer than the backup.")
     ] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Replace the state with a backup (refuses to replace a newer state without --force)."""
     from fbstampli.services import admin
 
-    finish(ctx, admin.state_restore(options_of(ctx), file, force=force))
+    finish(ctx, admin.state_restore(options_of(ctx), file, force=force), as_json=as_json)
 
 
 key_app = typer.Typer(

@@ -206,6 +206,17 @@ class ReportFormat(StrEnum):
     JSON = "json"
 
 
+def json_or_format(as_json: bool, output_format: ReportFormat) -> ReportFormat:
+    """`--json` is `--format json` (the one spelling every reporting command takes)."""
+    if not as_json:
+        return output_format
+    if output_format not in (ReportFormat.TABLE, ReportFormat.JSON):
+        from fbstampli.errors import ConfigError
+
+        raise ConfigError(f"--json and --format {output_format.value} disagree: give one of them")
+    return ReportFormat.JSON
+
+
 # The log file this process writes, once the global options are known: a bug's one line
 # names it, so nobody has to guess which home's log holds the traceback.
 log_file_in_use: list[Path] = []

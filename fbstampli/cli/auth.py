@@ -167,11 +167,11 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     short_help="Revoke and forget the FreshBooks login.",
     epilog=examples("fbstampli auth logout"),
 )
-def logout(ctx: typer.Context) -> None:
+def logout(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Revoke the FreshBooks token and forget it."""
     from fbstampli.services import auth as services
 
-    finish(ctx, services.auth_logout(options_of(ctx)))
+    finish(ctx, services.auth_logout(options_of(ctx)), as_json=as_json)
 
 
 def _confirm_key(description: str) -> bool:
@@ -247,6 +247,7 @@ def sftp(
         Path | None,
         typer.Option("--known-hosts", help="Take the host key from this known_hosts file."),
     ] = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Store the Stampli SFTP login in the encrypted state and pin the server's host key."""
     from fbstampli.services import auth as services
@@ -267,4 +268,4 @@ def sftp(
         known_hosts=known_hosts,
         confirm_key=_confirm_key if sys.stdin.isatty() else None,
     )
-    finish(ctx, report)
+    finish(ctx, report, as_json=as_json)

@@ -1,11 +1,12 @@
 """`fbstampli business …`, `sync --all` and `status --all`: several businesses, one installation."""
 
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from fbstampli.cli.app import (
+    COMMANDLINE,
     FriendlyCommand,
     GroupedHelp,
     JsonFlag,
@@ -15,6 +16,10 @@ from fbstampli.cli.app import (
     options_of,
 )
 from fbstampli.errors import ConfigError
+
+if TYPE_CHECKING:
+    from fbstampli.installation import BusinessHome
+    from fbstampli.services.doctor import CheckResult
 
 business_app = typer.Typer(
     help="Several FreshBooks businesses, each in a home of its own.",
@@ -104,6 +109,7 @@ def list_(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 def remove(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(metavar="NAME", help="The business to forget.")],
+    as_json: JsonFlag = False,
 ) -> None:
     """Forget a business (its home, state and key are left untouched)."""
     from fbstampli.cli import output
@@ -111,7 +117,7 @@ def remove(
 
     refuse_selected(ctx)
     report = services.business_remove(options_of(ctx), name)
-    output.show_steps(report, options_of(ctx))
+    output.show_steps(report, options_of(ctx), as_json=as_json)
     raise typer.Exit(int(report.exit_code))
 
 
@@ -154,3 +160,46 @@ def status_all(ctx: typer.Context, *, as_json: bool, attention_only: bool = Fals
     if attention and quiet and not as_json:  # -q: the one line cron mails, as `-q status`
         output.problem_line("needs attention: " + "; ".join(attention))
     raise typer.Exit(1 if attention else 0)
+
+
+def doctor_all(ctx: typer.Context, *, as_json: bool, api_report: Path | None) -> NoReturn:
+    """`doctor --all`: a section per business, each check printed as it is known and its
+    hints naming the business; a line on stderr per business with a failure; exit with the
+    worst business's code."""
+    from fbstampli.cli import output
+    from fbstampli.services import doctor_all as services
+
+    refuse_selected(ctx)
+    if api_report is not None:
+        raise ConfigError("--api-report probes one business: give --business NAME, not --all")
+    given = ctx.find_root().get_parameter_source("installation") == COMMANDLINE
+    installation = options_of(ctx).installation if given else None
+    sections: list[str] = []
+
+    def begin(business: "BusinessHome") -> None:
+        output.hints_for_business(business.name, installation=installation)
+        if not as_json:
+            if sections:
+                output.banner_line("")
+            output.banner_line(f"business {business.name} ({business.home})")
+        sections.append(business.name)
+
+    def tell(check: "CheckResult") -> None:
+        if not as_json:
+            output.banner_line(output.keep_business(output.check_line(check)))
+
+    found = services.doctor_all(options_of(ctx), begin=begin, tell=tell)
+    output.hints_for_business(None)
+    if as_json:
+        output.write_json(services.as_document(found, output.check_document))
+    for business in found:
+        if business.error is not None:
+            output.problem_line(
+                f"business {business.name}: exit {business.exit_code}: {business.error}"
+            )
+        elif business.failed:
+            output.problem_line(
+                f"business {business.name}: doctor found {', '.join(business.failed)} failing: "
+                f"`fbstampli --business {business.name} doctor` says how to fix each"
+            )
+    raise typer.Exit(services.exit_code(found))

@@ -136,6 +136,7 @@ def smtp(
             help="Read the password from standard input (on a terminal it is asked for).",
         ),
     ] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Store the digest's SMTP relay in the encrypted state; the password is asked for, never
     shown or logged."""
@@ -155,4 +156,4 @@ def smtp(
         password=password,
         ca_file=ca_file,
     )
-    finish(ctx, report)
+    finish(ctx, report, as_json=as_json)

@@ -100,8 +100,17 @@ def problem_line(text: str) -> None:
     sys.stderr.write(f"fbstampli: {clean(keep_business(text))}\n")
 
 
+def _json_value(value: Any) -> Any:
+    """A value JSON has no type for: a time as ISO 8601 UTC (as every JSON time), else text."""
+    from datetime import datetime
+
+    from fbstampli.clock import to_utc_text
+
+    return to_utc_text(value) if isinstance(value, datetime) else str(value)
+
+
 def write_json(document: Any) -> None:
-    sys.stdout.write(json.dumps(document, indent=2, sort_keys=True, default=str) + "\n")
+    sys.stdout.write(json.dumps(document, indent=2, sort_keys=True, default=_json_value) + "\n")
 
 
 def stdout_is_terminal() -> bool:
@@ -165,7 +174,10 @@ def show_mapping(title: str, data: dict[str, Any], *, as_json: bool) -> None:
     if as_json:
         write_json(data)
         return
-    table(title, ["", ""], list(data.items()))
+    from fbstampli.clock import local_text
+
+    timed = [k for k, v in data.items() if k.endswith("_at") and v and isinstance(v, str)]
+    table(title, ["", ""], list({**data, **{k: local_text(data[k]) for k in timed}}.items()))
 
 
 def show_rows(title: str, rows: Sequence[Any], *, as_json: bool) -> None:
@@ -208,20 +220,20 @@ def show_status(status: "Status", *, as_json: bool, stuck: bool = False) -> None
     sys.stdout.write("".join(f"{line}\n" for line in lines))
 
 
+def check_document(c: Any) -> dict[str, Any]:
+    """One check as `doctor --json` gives it."""
+    return {
+        "name": c.name,
+        "ok": c.ok,
+        "skipped": getattr(c, "skipped", False),
+        "detail": c.detail,
+        "fix": "" if c.ok else c.fix,  # an ok check needs no fix
+    }
+
+
 def show_checks(checks: Sequence[Any], *, as_json: bool) -> None:
     if as_json:
-        write_json(
-            [
-                {
-                    "name": c.name,
-                    "ok": c.ok,
-                    "skipped": getattr(c, "skipped", False),
-                    "detail": c.detail,
-                    "fix": "" if c.ok else c.fix,  # an ok check needs no fix
-                }
-                for c in checks
-            ]
-        )
+        write_json([check_document(c) for c in checks])
         return
     for check in checks:
         show_check(check)
@@ -252,7 +264,10 @@ def show_audit(rows: list[dict[str, Any]], output_format: str) -> None:
     elif output_format == "csv":
         write_csv(sys.stdout, columns, rows)
     else:
-        table("audit trail", columns, [[row.get(c) for c in columns] for row in rows])
+        from fbstampli.clock import local_text
+
+        local = [{**row, "at": local_text(row["at"]) if row.get("at") else ""} for row in rows]
+        table("audit trail", columns, [[row.get(c) for c in columns] for row in local])
 
 
 RECONCILE_COLUMNS = REPORT_COLUMNS  # the report's data columns, in every format

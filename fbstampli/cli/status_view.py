@@ -2,8 +2,8 @@
 what is stuck?".
 
 Pure: the status document in, lines out, so the layout is tested without a
-terminal. Times are shown in local time (the zone is named once, at the
-end); text that came from outside (bill numbers, errors, file names) goes
+terminal. Times are local, each with its zone (`clock.local_text`, as in
+every command); text that came from outside (bill numbers, errors, file names) goes
 through `text.shown` like every other piece of outside data.
 """
 
@@ -31,13 +31,12 @@ def _moment(text: str | None) -> datetime | None:
 
 
 def local_time(text: str | None, now: datetime) -> str:
-    """09:15 today, `Nov 30 09:15` another day; local time."""
+    """`2026-12-07 16:05 CET`, as every command shows a time (`now`: the document's moment,
+    kept for the callers), or `never`."""
+    from fbstampli.clock import local_text
+
     moment = _moment(text)
-    if moment is None:
-        return "never"
-    if moment.date() == now.astimezone().date():
-        return moment.strftime("%H:%M")
-    return moment.strftime("%b %d %H:%M")
+    return "never" if moment is None else local_text(moment)
 
 
 def _reason(text: str, width: int = REASON_WIDTH) -> str:

@@ -15,6 +15,7 @@ from fbstampli.cli.app import (
     examples,
     finish,
     in_range,
+    json_or_format,
     log_outcome,
     options_of,
 )
@@ -104,6 +105,7 @@ def reconcile(
             "--fail-on-mismatch", help="Exit 1 when any bill needs attention (for alerting)."
         ),
     ] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Match FreshBooks bill payments with Stampli's payment exports and report the differences.
 
@@ -114,6 +116,7 @@ def reconcile(
         return
     from fbstampli.services import sync as services
 
+    output_format = json_or_format(as_json, output_format)
     if output_file is not None:
         from fbstampli.paths import file_place_problem
 

@@ -35,11 +35,12 @@ app.add_typer(webhooks_app, name="webhooks")
 def register(
     ctx: typer.Context,
     url: Annotated[str, typer.Option("--url", help="Public https URL that reaches serve-webhook.")],
+    as_json: JsonFlag = False,
 ) -> None:
     """Register callbacks for bill and bill_vendor events pointing at URL."""
     from fbstampli.services import webhooks as services
 
-    finish(ctx, services.webhooks_register(options_of(ctx), url=url))
+    finish(ctx, services.webhooks_register(options_of(ctx), url=url), as_json=as_json)
 
 
 @webhooks_app.command(
@@ -70,11 +71,12 @@ def delete(
         int,
         typer.Argument(metavar="CALLBACK_ID", callback=in_range(1, MAX_ID), help="Callback id."),
     ],
+    as_json: JsonFlag = False,
 ) -> None:
     """Delete one callback in FreshBooks and forget its verifier."""
     from fbstampli.services import webhooks as services
 
-    finish(ctx, services.webhooks_delete(options_of(ctx), callback_id))
+    finish(ctx, services.webhooks_delete(options_of(ctx), callback_id), as_json=as_json)
 
 
 @webhooks_app.command(
@@ -102,6 +104,7 @@ def verify(
     resend: Annotated[
         bool, typer.Option("--resend", help="Ask FreshBooks to send the verification code again.")
     ] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Complete (or restart) FreshBooks' verification handshake for one callback by hand."""
     from fbstampli.cli.auth import secret_from_stdin
@@ -112,6 +115,7 @@ def verify(
     finish(
         ctx,
         services.webhooks_verify(options_of(ctx), callback_id, verifier=verifier, resend=resend),
+        as_json=as_json,
     )
 
 

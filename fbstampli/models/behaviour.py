@@ -18,6 +18,8 @@ from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from fbstampli.clock import to_utc_text
+
 log = logging.getLogger(__name__)
 
 SORT_BILLS = "sort.bills"
@@ -188,7 +190,7 @@ def as_status(facts: Mapping[str, Fact]) -> dict[str, dict[str, str | None] | No
             if fact is None
             else {
                 "value": fact.value,
-                "checked_at": fact.checked_at.isoformat(),
+                "checked_at": to_utc_text(fact.checked_at),  # as every JSON time
                 "detail": fact.detail,
                 "fallback": FALLBACKS.get((name, fact.value)),
             }

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from fbstampli.clock import from_utc_text, to_utc_text
+from fbstampli.clock import from_utc_text, local_text, to_utc_text
 from fbstampli.config_values import LOOPBACK_HOSTS
 from fbstampli.digest import (
     Changes,
@@ -144,6 +144,7 @@ def collect(rt: Runtime) -> Digest:
 
     settings = rt.settings.digest
     now = rt.clock.now()
+    zone = ZoneInfo(settings.timezone)  # the digest's times, each with its zone (local_text)
     funnel = digests.funnel_counts(rt.store, VOID_STATUSES)
     queued_before = to_utc_text(now - timedelta(hours=settings.stuck_hours))
     stuck_total, stuck_rows = digests.stuck_deliveries(rt.store, queued_before, settings.top_items)
@@ -155,7 +156,7 @@ def collect(rt: Runtime) -> Digest:
             status=str(row["status"]),
             attempts=int(row["attempts"]),
             last_error=str(row["last_error"] or ""),
-            queued_at=str(row["created_at"])[:16].replace("T", " "),
+            queued_at=local_text(str(row["created_at"]), zone),
         )
         for row in stuck_rows
     ]
@@ -165,7 +166,7 @@ def collect(rt: Runtime) -> Digest:
     else:
         before = last.get("funnel", {})
         changes = Changes(
-            since=str(last.get("at", ""))[:16].replace("T", " ") + " UTC",
+            since=local_text(str(last["at"]), zone) if last.get("at") else "",
             funnel={key: funnel[key] - int(before.get(key, 0)) for key in funnel},
             outcomes=digests.outcomes_changed_after(rt.store, int(last.get("run_id", 0))),
         )
@@ -173,19 +174,13 @@ def collect(rt: Runtime) -> Digest:
     reconciled = digests.reconciled_at(rt.store)
     return Digest(
         business=rt.settings.stampli.business or (business.name if business else "") or "fbstampli",
-        generated_at=now.astimezone(ZoneInfo(settings.timezone)),
+        generated_at=now.astimezone(zone),
         funnel=funnel,
         groups=_groups(rt, settings.top_items) + _document_group(rt, settings.top_items),
         stuck_total=stuck_total,
         stuck=stuck,
         changes=changes,
-        reconciled_at=(
-            from_utc_text(reconciled)
-            .astimezone(ZoneInfo(settings.timezone))
-            .strftime("%Y-%m-%d %H:%M %Z")
-            if reconciled
-            else None
-        ),
+        reconciled_at=local_text(reconciled, zone) if reconciled else None,
     )
 
 

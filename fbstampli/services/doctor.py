@@ -253,11 +253,11 @@ def clock_check(
     existed, or one earlier than a run the state has already recorded (the clock
     went backwards, so backoff and pull intervals would wait far too long).
     """
-    said = f"the clock says {_utc_text(local)}"
+    said = f"the clock says {_time_text(local)}"
     if freshbooks_time is not None:
         skew = (local - freshbooks_time).total_seconds()
         direction = "ahead of" if skew > 0 else "behind"
-        gap = f"{duration_text(abs(skew))} {direction} FreshBooks ({_utc_text(freshbooks_time)})"
+        gap = f"{duration_text(abs(skew))} {direction} FreshBooks ({_time_text(freshbooks_time)})"
         if abs(skew) > CLOCK_TOLERANCE.total_seconds():
             return CheckResult(
                 "clock",
@@ -274,7 +274,7 @@ def clock_check(
         return CheckResult(
             "clock",
             False,
-            f"{said}, before the last recorded run ({_utc_text(last_run)}): it went backwards",
+            f"{said}, before the last recorded run ({_time_text(last_run)}): it went backwards",
             CLOCK_FIX,
         )
     return CheckResult(
@@ -296,8 +296,12 @@ def _last_run(rt: Runtime) -> datetime | None:
     return from_utc_text(started) if started else None
 
 
-def _utc_text(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _time_text(moment: datetime) -> str:
+    """A time in a check's sentence: for people, so local with its zone, as in every command
+    (to the second: the clock check is about seconds)."""
+    from fbstampli.clock import local_text
+
+    return local_text(moment, seconds=True)
 
 
 def duration_text(seconds: float) -> str:
@@ -377,7 +381,7 @@ def _freshbooks_under_lock(
         raise AuthRequiredError("not logged in to FreshBooks")
     return (
         "not called: another run holds the run lock, and a token refresh beside it would "
-        f"break that run; the stored access token expires at {_utc_text(token.expires_at)}"
+        f"break that run; the stored access token expires at {_time_text(token.expires_at)}"
     )
 
 

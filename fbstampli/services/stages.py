@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from fbstampli.clock import from_utc_text, to_utc_text
+from fbstampli.clock import from_utc_text, local_text, to_utc_text
 from fbstampli.errors import AuthRequiredError, ExitCode, RemoteError, TemporaryError
 from fbstampli.logs import FILE_ONLY
 from fbstampli.report import RunReport
@@ -76,7 +76,7 @@ def facts_age(rt: Runtime, read_at: str | None) -> str:
         return "Reconcile: FreshBooks has not been read yet, so no bill could be compared."
     minutes = int((rt.clock.now() - from_utc_text(read_at)).total_seconds() // 60)
     return (
-        f"Reconcile: compared against FreshBooks as read at {read_at} "
+        f"Reconcile: compared against FreshBooks as read at {local_text(read_at)} "
         f"({minutes // 60} h {minutes % 60} min ago)."
     )
 
@@ -106,7 +106,7 @@ def quiet_transient(rt: Runtime, report: RunReport, *, quiet: bool) -> None:
 def lasted_line(first: str, since: datetime, now: datetime) -> str:
     minutes = int((now - since).total_seconds() // 60)
     return (
-        f"{first}; failing since {since.astimezone().strftime('%Y-%m-%d %H:%M %Z')} "
+        f"{first}; failing since {local_text(since)} "
         f"({minutes // 60} h {minutes % 60} min); runs keep trying"
     )
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from fbstampli import attention
 from fbstampli.attention import SYNC_COMMANDS
-from fbstampli.clock import from_utc_text
+from fbstampli.clock import from_utc_text, to_utc_text
 from fbstampli.options import Options
 from fbstampli.runtime import Runtime, open_runtime
 
@@ -108,8 +108,6 @@ def _without_document(rt: Runtime) -> dict[str, Any]:
 
 
 def _start_of_local_day(rt: Runtime) -> str:
-    from fbstampli.clock import to_utc_text
-
     local = rt.clock.now().astimezone()
     return to_utc_text(local.replace(hour=0, minute=0, second=0, microsecond=0))
 
@@ -200,7 +198,7 @@ def status(options: Options) -> Status:
         now = rt.clock.now()
         document: dict[str, Any] = {
             "home": str(rt.paths.home),
-            "now": now.isoformat(),
+            "now": to_utc_text(now),  # as every JSON time
             "timezone": zone_name(now),
             "freshbooks": {**login_summary(rt.store, now), "last_run": _last_run(runs)},
             "sftp": _sftp(rt),

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any
 
-from fbstampli.clock import from_utc_text, to_utc_text
+from fbstampli.clock import from_utc_text, local_text, to_utc_text
 from fbstampli.models import Kind
 from fbstampli.options import Options
 from fbstampli.progress import Progress
@@ -193,10 +193,7 @@ def run_pull(rt: Runtime, *, now: bool = False) -> RunReport:
     last = rt.store.get_value(LAST_PULL_KEY)
     interval = timedelta(minutes=rt.settings.pull.interval_minutes)
     if not now and not is_due(from_utc_text(last) if last else None, rt.clock.now(), interval):
-        report.notes.append(
-            "Stampli's exports were not read: not due yet (pull.interval_minutes); "
-            "`fbstampli pull-stampli --now` reads them at once"
-        )
+        report.add("not_due")  # said first, in place of "No new Stampli exports" (summaries.py)
         return report
     with recorded_run(rt.store, "pull-stampli", report) as run:
         context = PullContext(
@@ -242,7 +239,8 @@ def run_reconcile(rt: Runtime) -> RunReport:
         )
     elif rt.clock.now() - from_utc_text(pushed) > FRESH_FOR:
         report.notes.append(
-            f"FreshBooks' bills and payments are as push-bills last read them ({pushed}): "
+            f"FreshBooks' bills and payments are as push-bills last read them "
+            f"({local_text(pushed)}): "
             "run `fbstampli sync` to reconcile against newer ones"
         )
     return report

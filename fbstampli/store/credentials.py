@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from fbstampli.clock import to_utc_text
 from fbstampli.errors import ExitCode
 from fbstampli.logs import register_secret
 from fbstampli.models.token import Token
@@ -227,6 +228,6 @@ def login_summary(store: Store, now: datetime) -> dict[str, Any]:
         "account_id": business.account_id,
         "business_id": business.business_id or None,
         "business_name": business.name or None,
-        "access_token_expires_at": token.expires_at.isoformat(),
+        "access_token_expires_at": to_utc_text(token.expires_at),  # as every JSON time
         "access_token_expired": token.expires_at <= now,
     }

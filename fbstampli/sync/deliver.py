@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
-from fbstampli.clock import Clock
+from fbstampli.clock import Clock, local_text
 from fbstampli.config import Settings
 from fbstampli.errors import RemoteError, RemoteUnavailableError
 from fbstampli.models import Kind
@@ -188,7 +188,7 @@ def fail_batch(
         report.unreachable = True
         message = message.removesuffix("; will retry")
     when = (
-        f"; next try {soonest.astimezone().strftime('%H:%M %Z')} (`fbstampli status`)"
+        f"; next try {local_text(soonest)} (`fbstampli status`)"
         if soonest is not None
         else "; no tries left: `fbstampli retry --dead` once fixed"
     )

@@ -45,7 +45,7 @@ def normalised(text: str, connected: Connected) -> str:
     """The screen with what changes from run to run (port, folder, clock) made constant."""
     text = text.replace(str(connected.home), "<home>")
     text = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:<port>", text)
-    return re.sub(r"\b\d\d:\d\d\b", "<hh:mm>", text)
+    return re.sub(r"\b\d{4}-\d\d-\d\d \d\d:\d\d [A-Z][\w+-]*", "<time>", text)
 
 
 def test_a_clean_home_says_all_well_and_exits_0(unpaid: Connected) -> None:
@@ -53,12 +53,12 @@ def test_a_clean_home_says_all_well_and_exits_0(unpaid: Connected) -> None:
     result = unpaid.run("status", env=UTC)
     assert result.code == 0, result.output
     assert normalised(result.stdout, unpaid).splitlines() == [
-        "FreshBooks  Sandbox Supplies Ltd. (business 439000), logged in; last run <hh:mm> ok",
-        "Stampli     stampli@127.0.0.1:<port>, host key pinned; last upload <hh:mm>",
+        "FreshBooks  Sandbox Supplies Ltd. (business 439000), logged in; last run <time> ok",
+        "Stampli     stampli@127.0.0.1:<port>, host key pinned; last upload <time>",
         "Bills       12 of 12 in Stampli",
         "Vendors     4 of 4 · Payments none yet",
         "Exports     0 read today · none quarantined",
-        "Reconcile   last run <hh:mm>: 0 matched · 12 in progress · 0 need attention",
+        "Reconcile   last run <time>: 0 matched · 12 in progress · 0 need attention",
         "All well. Times are local (UTC).",
     ]
 
@@ -81,11 +81,11 @@ def test_stuck_bill_quarantined_file_and_failed_run_are_named_and_exit_1(
     lines = normalised(result.stdout, connected).splitlines()
     assert lines[0] == (
         "FreshBooks  Sandbox Supplies Ltd. (business 439000), logged in; "
-        "last run <hh:mm> push-bills could not reach a server; retries by itself (exit 75)"
+        "last run <time> push-bills could not reach a server; retries by itself (exit 75)"
     )
     assert lines[2] == "Bills       30 of 30 in Stampli · 5 failing"
     assert lines[3] == "Vendors     6 of 6 · Payments 10 of 10"
-    failing = "(SFTP server not reachable (connection refused); next try <hh:mm>)"
+    failing = "(SFTP server not reachable (connection refused); next try <time>)"
     assert lines[4] == f'Failing     bill 5 "INV-X5" {failing}'
     assert lines[5] == f'            bill 4 "INV-X4" {failing}'
     assert lines[6] == f'            bill 3 "INV-X3" {failing}'
@@ -94,7 +94,7 @@ def test_stuck_bill_quarantined_file_and_failed_run_are_named_and_exit_1(
     assert lines[9].startswith("              stampli_payments_20261201.csv (line 1")
     assert lines[9].endswith("-> <home>/stampli/quarantine/stampli_payments_20261201.csv")
     assert "have Stampli export it again" in lines[10]
-    assert lines[11].startswith("Reconcile   last run <hh:mm>: 0 matched · ")
+    assert lines[11].startswith("Reconcile   last run <time>: 0 matched · ")
     assert lines[-1].startswith("Needs attention: the last pull-stampli and push-bills")
     assert "5 not in Stampli yet after failing" in lines[-1]
 

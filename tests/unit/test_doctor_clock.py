@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from fbstampli.clock import local_text
 from fbstampli.freshbooks.account import parse_http_date
 from fbstampli.services.doctor import clock_check, duration_text
 
@@ -28,7 +29,8 @@ def test_clock_passes_within_five_minutes_of_freshbooks_and_fails_beyond(
     result = clock_check(NOON + local_offset, freshbooks_time=NOON)
     assert result.ok is ok
     assert words in result.detail
-    assert result.detail.startswith(f"the clock says {(NOON + local_offset):%Y-%m-%dT%H:%M:%SZ}")
+    said = local_text(NOON + local_offset, seconds=True)
+    assert result.detail.startswith(f"the clock says {said}")
     if not ok:
         assert "token expiry and webhook times" in result.detail
         assert "NTP" in result.fix
