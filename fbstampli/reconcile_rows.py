@@ -80,7 +80,6 @@ def _day(value: Any) -> str:
 
 # What an AP lead does about each outcome the matcher explains in its own words (`detail`).
 ACTIONS = {
-    "currency_differs": "the amounts are not compared across currencies; check which is right",
     "captured_amount_differs": "correct the invoice total in Stampli",
     "changed_after_approval": "have the current version approved in Stampli",
     "stampli_holds_old_version": "ask Stampli to take the latest version",
@@ -110,7 +109,11 @@ def _matched(row: Mapping[str, Any]) -> str:
         tolerance = detail.split("within the tolerance of ", 1)[1].split(" (", 1)[0]
         sentence = f"FreshBooks paid {fb} and Stampli {st}, within the {tolerance} tolerance"
     elif "split or dated differently" in detail:
-        sentence += ", split into payments or dated differently"
+        sentence += " in total, though split or dated differently"
+    elif "matched one by one" in detail:
+        sentence += ", in " + detail.split(", ", 1)[1].split(";", 1)[0]
+    if "by its reference" in detail:
+        sentence += "; " + detail.split("; ", 1)[1].split(";", 1)[0]
     left = row["open_balance"]
     if left and left == row["stampli_open_balance"] and Decimal(left) > 0:
         sentence += f"; {left} {row['currency']} is still open on both sides"
@@ -123,6 +126,11 @@ def why(row: Mapping[str, Any]) -> str:
     fb, stampli = row["paid_in_freshbooks"], row["paid_in_stampli"]
     if outcome == "matched":
         return _matched(row)
+    if outcome == "currency_differs":
+        return (
+            f"FreshBooks paid {fb} but Stampli paid {stampli}, in another currency: amounts "
+            "are never compared across currencies; check which currency the vendor was paid in."
+        )
     if outcome in ACTIONS:
         return _sentence(row["detail"], ACTIONS[outcome])
     if outcome == "deleted_in_freshbooks":
@@ -153,7 +161,7 @@ def why(row: Mapping[str, Any]) -> str:
         return f"Needs no attention while its facts hold: {row['detail']}."
     if outcome == "in_progress":
         total = f"{row['bill_total']} {row['currency']}".strip()
-        state = f" ({row['detail']})" if row["detail"] else ""
+        state = f" ({str(row['detail']).replace('_', ' ')})" if row["detail"] else ""
         return f"In Stampli's workflow{state}; nothing is overdue yet on the {total or 'bill'}."
     return f"{str(outcome).replace('_', ' ').capitalize()}."
 

@@ -191,6 +191,11 @@ def _matched_detail(fb_sums: Mapping[str, Decimal], pairing: Pairing, tol: Toler
         detail = f"FreshBooks paid {describe(fb_sums)}, Stampli paid {describe(st_sums)}"
     if len(pairing.pairs) > 1:
         detail += f", {len(pairing.pairs)} payments matched one by one"
+    for pair in pairing.pairs:
+        apart = _days_apart(pair.fb, pair.stampli)
+        if pair.by == "reference" and apart:
+            ref = pair.stampli.ref
+            detail += f"; Stampli's payment {ref} matched by its reference, {apart} days apart"
     off = [p for p in pairing.pairs if p.fb.amount != p.stampli.amount]
     if off:
         differences = ", ".join(
