@@ -268,10 +268,24 @@ def _results(
         approved_unpaid_days=settings.approved_unpaid_days,
         uncaptured_hours=settings.uncaptured_hours,
         rules=rules_of(settings),
-        versions=read_versions(store, bills_read, bills, cells),
+        versions=read_versions(store, _holding(stampli, bills), bills, cells),
         deleted=deleted,
     )
     return results, _rechecks(results, stampli, delivered, settings), carried
+
+
+def _holding(
+    stampli: Mapping[int, matching.StampliFacts], bills: Mapping[int, BillFacts]
+) -> BillSet:
+    """The live bills whose versions matter: those Stampli says a total or an approval of
+    (the versions' rows are read for these only, not for every bill of a full pass)."""
+    return BillSet(
+        ids=frozenset(
+            bill_id
+            for bill_id, facts in stampli.items()
+            if bill_id in bills and (facts.held is not None or facts.approval == "approved")
+        )
+    )
 
 
 def _rechecks(
