@@ -37,8 +37,9 @@ _DELETED = (
     "SELECT s.fb_id, json_extract(s.payload, '$.currency_code') AS currency_code, "
     "json_extract(s.payload, '$.total_amount') AS total_amount, "
     "ifnull(s.updated_at, s.seen_at) AS deleted_at, "
+    # `+d.status`: through the bill's own deliveries (kind, fb_id), not every delivered one.
     "(SELECT min(d.updated_at) FROM deliveries AS d WHERE d.kind = 'bill' "
-    "AND d.fb_id = s.fb_id AND d.status = ? AND d.content_hash LIKE 'void:%') "
+    "AND d.fb_id = s.fb_id AND +d.status = ? AND d.content_hash LIKE 'void:%') "
     "AS void_sent_at FROM source_objects AS s "
     "WHERE s.kind = 'bill' AND s.vis_state = ? AND s.fb_id "
 )
