@@ -16,6 +16,7 @@ import pytest
 from fbstampli.config import ReconcileSettings
 from fbstampli.models import ExportKind, StampliRecord
 from fbstampli.models.outcome import Outcome
+from fbstampli.summaries import reconcile_sentences
 from fbstampli.sync.bill_checks import Held, Version, changed_after_approval, held_outcome
 from fbstampli.sync.matching import (
     BillFacts,
@@ -355,3 +356,11 @@ def test_a_tolerance_that_is_no_amount_is_refused_in_one_line(
     assert one_line(result.stderr)
     assert result.stderr.startswith("fbstampli: error: invalid settings")
     assert f"reconcile.{key.lower()}): must be an amount of 0 or more" in result.stderr
+
+
+def test_the_run_summary_counts_voided_bills_apart_from_those_needing_attention() -> None:
+    counts = {"matched": 2, "voided": 1, "deleted_in_freshbooks": 1}
+    assert reconcile_sentences(counts) == [
+        "Reconciled 4 bills: 2 matched, 0 in progress, 1 voided, 1 need attention "
+        "(`fbstampli reconcile`)."
+    ]
