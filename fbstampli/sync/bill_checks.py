@@ -43,7 +43,7 @@ class Held:
     """What Stampli's latest capture or approval row says the invoice totals."""
 
     total: Money
-    kind: str  # "capture" or "approval"
+    kind: str  # "approval" from a row that approved it, else "capture"
 
 
 def money(value: Money) -> str:

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from fbstampli.models import StampliRecord
 from fbstampli.models.outcome import Outcome
 from fbstampli.sync.bill_checks import (
+    REJECTED_STATUSES,
     Held,
     Version,
     changed_after_approval,
@@ -100,7 +101,7 @@ def classify(
     paid = verdict or judge_payments(total, fb, st, rules.tolerance, rules.window_days)
     if paid is not None and paid[0].needs_attention:
         return Result(bill.fb_id, invoice, *paid)
-    if stampli is not None:
+    if stampli is not None and stampli.approval not in REJECTED_STATUSES:
         verdict = changed_after_approval(
             total,
             stampli.approval,

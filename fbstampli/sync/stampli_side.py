@@ -67,7 +67,8 @@ def _read(facts: _Bill, row: RecordRow, bill: BillFacts) -> None:
     amount = _amount(row, bill)
     held = kind in ("capture", "approval") and amount is not None
     if held and amount is not None and (facts.held is None or _later(moment, facts.held[1])):
-        facts.held = (Held(amount, kind), moment)
+        approved = kind == "approval" and row["status"] == "approved"  # else it is what it read
+        facts.held = (Held(amount, "approval" if approved else "capture"), moment)
     if kind == "capture":
         facts.captured = True
     elif kind == "approval":

@@ -364,3 +364,21 @@ def test_the_run_summary_counts_voided_bills_apart_from_those_needing_attention(
         "Reconciled 4 bills: 2 matched, 0 in progress, 1 voided, 1 need attention "
         "(`fbstampli reconcile`)."
     ]
+
+
+def test_a_rejected_invoice_is_not_chased_for_its_captured_amount() -> None:
+    wrong = Held(usd("10.00"), "capture")
+    assert outcome_of([], StampliFacts(captured=True, held=wrong), []) is (
+        Outcome.CAPTURED_AMOUNT_DIFFERS
+    )
+    rejected = StampliFacts(captured=True, held=wrong, approval="rejected")
+    assert outcome_of([], rejected, []) is Outcome.IN_PROGRESS
+
+
+def test_a_pending_approval_row_says_what_stampli_read_not_that_it_approved() -> None:
+    rows = [row("approval", status="pending_approval", amount="10.00")]
+    facts, _ = stampli_facts(rows, {7: BILL})
+    assert facts[7].held == Held(usd("10.00"), "capture")
+    verdict = held_outcome(TOTAL, facts[7].held, [], LOOSE)
+    assert verdict is not None
+    assert verdict[1].startswith("Stampli captured 10.00 USD")
