@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -33,7 +33,7 @@ from fbstampli.store.baseline import acknowledgements
 from fbstampli.store.reconciliations import HIGHEST_ID, LOWEST_ID, BillSet, OutcomeKey, Stored
 from fbstampli.sync import matching
 from fbstampli.sync.baseline import apply_baseline
-from fbstampli.sync.matching import BillFacts, Money, Result
+from fbstampli.sync.matching import BillFacts, Deleted, Money, Result
 from fbstampli.sync.ports import BillSource
 from fbstampli.sync.reconcile_inputs import VersionCells, read_deleted, read_versions, rules_of
 from fbstampli.sync.stampli_side import stampli_facts
@@ -53,6 +53,7 @@ class LookedUp:
     bills: Mapping[int, BillFacts]
     payments: Mapping[int, list[Money]]
     ids: frozenset[int]
+    deleted: Mapping[int, Deleted] = field(default_factory=dict)  # deleted in FreshBooks
 
 
 def look_up_unread(
@@ -61,26 +62,37 @@ def look_up_unread(
     """Ask FreshBooks about the bills Stampli names that fbstampli never read: those named by
     the records that arrived after `after_record`, or by any record (None: a full pass).
 
-    Costs nothing, not even a login, when there is nothing to ask.
+    Costs nothing, not even a login, when there is nothing to ask; a bill not among the
+    live ones is asked for among the deleted (one more request), so a bill deleted in
+    FreshBooks is told as deleted, not as unknown.
     """
     ids = reconciliations.unread_bill_ids(store, after_record=after_record)
     if not ids:
         return LookedUp({}, {}, frozenset())
     client = source()
     asked = set(ids)
-    bills = {
-        bill.fb_id: BillFacts(bill.fb_id, bill.currency_code, bill.total_amount)
-        for bill in client.get_bills(ids)
-        if bill.fb_id in asked and bill.vis_state != VisState.DELETED
-    }
+    bills: dict[int, BillFacts] = {}
+    deleted: dict[int, Deleted] = {}
+    live = client.get_bills(ids)
+    missing = asked - {found.fb_id for found in live}  # deleted, or never in FreshBooks
+    gone = client.get_bills(sorted(missing), vis_state=VisState.DELETED) if missing else []
+    for found in [*live, *gone]:
+        if found.fb_id in asked:
+            facts = BillFacts(found.fb_id, found.currency_code, found.total_amount)
+            if found.vis_state != VisState.DELETED:
+                bills[found.fb_id] = facts
+            else:
+                on = found.updated_at.date() if found.updated_at else None
+                deleted[found.fb_id] = Deleted(facts, on)
     payments: dict[int, list[Money]] = defaultdict(list)
     for payment in client.bill_payments_of(sorted(bills)) if bills else ():
         bill = bills.get(payment.bill_id)
         if bill is not None and payment.vis_state != VisState.DELETED:
+            currency = payment.currency_code or bill.currency
             payments[bill.fb_id].append(
-                Money(payment.amount, payment.currency_code or bill.currency)
+                Money(payment.amount, currency, payment.paid_date, str(payment.fb_id), payment.note)
             )
-    return LookedUp(bills, dict(payments), frozenset(asked))
+    return LookedUp(bills, dict(payments), frozenset(asked), deleted)
 
 
 def reconcile_state(
@@ -249,6 +261,7 @@ def _results(
     the unread ids left as they are."""
     bills, read, fb_payments = _freshbooks_side(store, bills_read, looked_up)
     deleted = {k: v for k, v in read_deleted(store, bills_read).items() if k not in bills}
+    deleted.update((k, v) for k, v in looked_up.deleted.items() if bills_read.holds(k))
     records = reconciliations.stampli_records(store, bills_read)
     carried = frozenset(
         int(row["fb_bill_id"])

@@ -458,13 +458,14 @@ def test_the_audit_trail_gets_a_reconcile_line_only_when_a_bills_outcome_changes
 
 
 class CountingSource(ListSource):
-    """A ListSource that counts the times reconcile asked FreshBooks anything."""
+    """A ListSource that counts the look-ups reconcile made (a look-up asks for the live
+    bills, then for the deleted among those missing)."""
 
     asked: int = 0
 
-    def get_bills(self, ids: Iterable[int]) -> list[Bill]:
-        self.asked += 1
-        return super().get_bills(ids)
+    def get_bills(self, ids: Iterable[int], *, vis_state: VisState | None = None) -> list[Bill]:
+        self.asked += vis_state is None
+        return super().get_bills(ids, vis_state=vis_state)
 
 
 def never_asked() -> ListSource:
@@ -838,3 +839,13 @@ def test_a_corrected_amount_reaches_reconcile_though_the_layout_shows_no_amount(
     reconcile_state(store, never_asked, ReconcileSettings(), now=NOW, run_id=2,
                     report=RunReport("r"))  # fmt: skip
     assert outcomes(store) == [(1, "matched")]  # yet reconcile saw the correction
+
+
+def test_a_bill_never_read_that_freshbooks_deleted_is_deleted_not_unknown(store: Store) -> None:
+    """Left out by --since and deleted since: Stampli paid it; FreshBooks has it deleted."""
+    source = ListSource(bills=[fb_bill(40, vis_state=VisState.DELETED)])
+    keep(store, capture(40), paid(40, "P40", "100.00", "USD"), paid(99, "P99", "5.00", "USD"))
+    reconcile_state(
+        store, lambda: source, ReconcileSettings(), now=NOW, run_id=1, report=RunReport("r")
+    )
+    assert outcomes(store) == [(40, "deleted_in_freshbooks"), (99, "unknown_to_freshbooks")]
