@@ -141,6 +141,9 @@ def why(row: Mapping[str, Any]) -> str:
         said = f"FreshBooks recorded {fb or 'no payment'} but Stampli paid {stampli or 'nothing'}"
         return f"{said}{more}."
     if outcome == "paid_in_freshbooks_only":
+        voided = str(row["detail"]).partition("; Stampli voided its payment ")[2]
+        if voided:
+            return f"FreshBooks recorded {fb} paid, but Stampli voided its payment {voided}."
         return f"FreshBooks recorded {fb} paid, but Stampli exported no payment for this bill."
     if outcome == "paid_in_stampli_only":
         return f"Stampli paid {stampli}, but FreshBooks records no payment for this bill."

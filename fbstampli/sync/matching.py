@@ -50,6 +50,7 @@ class StampliFacts:
     held: Held | None = None  # the total on the latest capture or approval row
     approved_amount: Money | None = None  # the total on the latest approval row
     approver: str = ""
+    voided: tuple[Money, ...] = ()  # payments Stampli exported, then reported void
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +99,8 @@ def classify(
     verdict = None
     if stampli is not None and not st:
         verdict = rejected_but_paid(stampli.approval, stampli.approved_at, stampli.approver, fb)
-    paid = verdict or judge_payments(total, fb, st, rules.tolerance, rules.window_days)
+    voided = stampli.voided if stampli else ()
+    paid = verdict or judge_payments(total, fb, st, rules.tolerance, rules.window_days, voided)
     if paid is not None and paid[0].needs_attention:
         return Result(bill.fb_id, invoice, *paid)
     if stampli is not None and stampli.approval not in REJECTED_STATUSES:

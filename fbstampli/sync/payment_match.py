@@ -159,14 +159,19 @@ def judge_payments(
     stampli: Sequence[Money],
     tolerance: Tolerance = EXACT,
     window_days: int = 5,
+    voided: Sequence[Money] = (),
 ) -> tuple[Outcome, str] | None:
     """The payments' outcome for a bill of `total`, and its detail; None when neither side
-    paid anything."""
+    paid anything. `voided`: Stampli's payments reported void, named when FreshBooks paid."""
     fb_sums, st_sums = sums(fb), sums(stampli)
     if not fb and not stampli:
         return None
     if not stampli:
-        return Outcome.PAID_IN_FRESHBOOKS_ONLY, f"FreshBooks paid {describe(fb_sums)}"
+        detail = f"FreshBooks paid {describe(fb_sums)}"
+        if voided:
+            listed = ", ".join(f"{p.ref} ({one(p)})".lstrip() for p in voided)
+            detail += f"; Stampli voided its payment {listed}"
+        return Outcome.PAID_IN_FRESHBOOKS_ONLY, detail
     if not fb:
         return Outcome.PAID_IN_STAMPLI_ONLY, f"Stampli paid {describe(st_sums)}"
     said = f"FreshBooks paid {describe(fb_sums)}, Stampli paid {describe(st_sums)}"

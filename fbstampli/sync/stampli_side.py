@@ -40,6 +40,7 @@ class _Bill:
     held: tuple[Held, datetime | None] | None = None
     payments: dict[str, Money] = field(default_factory=dict)
     paid_rows: bool = False  # a payment row was read, even one later voided
+    voided: dict[str, Money] = field(default_factory=dict)  # payments Stampli later voided
 
     def facts(self) -> StampliFacts:
         status, at, approver, amount = self.approval or ("", None, "", None)
@@ -52,6 +53,7 @@ class _Bill:
             held=self.held[0] if self.held else None,
             approved_amount=amount,
             approver=approver,
+            voided=tuple(self.voided.values()),
         )
 
 
@@ -77,12 +79,13 @@ def _read(facts: _Bill, row: RecordRow, bill: BillFacts) -> None:
     elif kind == "payment" and amount is not None:
         facts.paid_rows = True
         key = row["payment_id"] or f"line-{row['line']}"
-        if row["status"] in VOID_STATUSES:
-            facts.payments.pop(key, None)
-            return
         paid_on = date.fromisoformat(row["payment_date"]) if row["payment_date"] else None
-        ref = row["payment_id"] or ""
-        facts.payments[key] = Money(amount.amount, amount.currency, paid_on, ref)
+        payment = Money(amount.amount, amount.currency, paid_on, row["payment_id"] or "")
+        if row["status"] in VOID_STATUSES:
+            facts.voided[key] = facts.payments.pop(key, payment)
+            return
+        facts.voided.pop(key, None)
+        facts.payments[key] = payment
 
 
 def stampli_facts(

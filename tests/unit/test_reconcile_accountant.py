@@ -382,3 +382,25 @@ def test_a_pending_approval_row_says_what_stampli_read_not_that_it_approved() ->
     verdict = held_outcome(TOTAL, facts[7].held, [], LOOSE)
     assert verdict is not None
     assert verdict[1].startswith("Stampli captured 10.00 USD")
+
+
+def test_a_payment_stampli_voided_is_named_when_freshbooks_paid() -> None:
+    sp3 = {"amount": "410.00", "payment_id": "SP-3"}
+    rows = [
+        row("payment", status="paid", payment_date="2026-03-09", **sp3),
+        row("payment", status="void", payment_date="2026-03-12", **sp3),
+    ]
+    facts, _ = stampli_facts(rows, {7: BILL})
+    result = classify(
+        BILL,
+        [usd("410.00", "2026-03-09")],
+        facts[7],
+        delivered_at=None,
+        now=NOW,
+        approved_unpaid_days=7,
+        uncaptured_hours=24,
+    )
+    assert (result.outcome, result.detail) == (
+        Outcome.PAID_IN_FRESHBOOKS_ONLY,
+        "FreshBooks paid 410.00 USD; Stampli voided its payment SP-3 (410.00 USD of 2026-03-09)",
+    )
