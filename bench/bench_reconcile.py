@@ -11,6 +11,8 @@ under 300 MB. Asserts nothing. Run: python bench/bench_reconcile.py [bills] [row
 """
 
 import hashlib
+import json
+import os
 import resource
 import shutil
 import sys
@@ -38,6 +40,12 @@ from fbstampli.sync import matching  # noqa: E402
 from fbstampli.sync.connection import Connection  # noqa: E402
 from fbstampli.sync.ports import BillSource, RemoteFile  # noqa: E402
 from fbstampli.sync.pull import PullContext, pull, record_json  # noqa: E402
+from fbstampli.sync.reconcile_inputs import version_cells  # noqa: E402
+
+# FBSTAMPLI_BENCH_NO_VERSIONS=1: the same run without reading the versions sent (#28's cost).
+CELLS = (
+    None if os.environ.get("FBSTAMPLI_BENCH_NO_VERSIONS") else version_cells(load_template(None))
+)
 from fbstampli.sync.reconcile import reconcile_state  # noqa: E402
 
 T = TypeVar("T")
@@ -107,7 +115,16 @@ def stampli_rows(bill_count: int, rows: int) -> list[StampliRecord]:
         invoice = f"STP-{bill_id:06d}"
         share = index * 10 // rows
         if share < 4:
-            out.append(StampliRecord(ExportKind.CAPTURE, invoice, bill_id, "captured"))
+            out.append(
+                StampliRecord(
+                    ExportKind.CAPTURE,
+                    invoice,
+                    bill_id,
+                    "captured",
+                    amount=Decimal("100.00"),
+                    currency_code="USD",
+                )
+            )
         elif share < 6:
             moment = NOW - timedelta(days=index % 20)
             out.append(
@@ -125,6 +142,13 @@ def stampli_rows(bill_count: int, rows: int) -> list[StampliRecord]:
                 )
             )
     return out
+
+
+# A sent bill's rows as the default template writes them: one line, 44 cells, the total and
+# currency where reconcile reads a version's total (#28).
+_CELLS = ["x"] * 44
+_CELLS[10], _CELLS[7] = "100.00", "USD"
+SENT_ROWS = json.dumps([_CELLS])
 
 
 def fill(store: Store, records: list[StampliRecord]) -> None:
@@ -153,8 +177,8 @@ def fill(store: Store, records: list[StampliRecord]) -> None:
         at = to_utc_text(NOW - timedelta(days=3))
         store.execute_many(
             "INSERT INTO deliveries (kind, fb_id, content_hash, rows, status, created_at, "
-            "updated_at) VALUES ('bill', ?, 'h', '[]', 'delivered', ?, ?)",
-            [(n, at, at) for n in range(1, BILLS + 1)],
+            "updated_at) VALUES ('bill', ?, 'h', ?, 'delivered', ?, ?)",
+            [(n, SENT_ROWS, at, at) for n in range(1, BILLS + 1)],
         )
 
 
@@ -237,7 +261,7 @@ def main() -> None:
         def whole(run_id: int, days: int = 7) -> Callable[[], None]:
             settings = ReconcileSettings(approved_unpaid_days=days)
             return lambda: reconcile_state(
-                store, no_requests, settings, now=NOW, run_id=run_id, report=report
+                store, no_requests, settings, now=NOW, run_id=run_id, report=report, cells=CELLS
             )
 
         timed("  first reconcile (every outcome written)", whole(1))

@@ -21,7 +21,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from fbstampli.config_values import LOOPBACK_HOSTS, convert, host_of
+from fbstampli.config_values import LOOPBACK_HOSTS, convert, host_of, tolerance_problems
 from fbstampli.errors import ConfigError
 
 DEFAULT_SCOPES = "user:profile:read user:bills:read user:bill_vendors:read user:bill_payments:read"
@@ -81,6 +81,9 @@ class ReconcileSettings:
     # YYYY-MM-DD: bills paid in FreshBooks before it are history (reported, never attention).
     # Empty: before the day fbstampli first sent each bill to Stampli.
     since: str = ""
+    tolerance_amount: str = "0.00"  # a payment differing by no more than either still matches
+    tolerance_percent: str = "0"  # ... (a percent of the payment)
+    payment_window_days: int = 5  # days apart two payments may be dated and still pair
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +273,7 @@ def _check(settings: Settings, problems: list[str]) -> None:
             date.fromisoformat(settings.reconcile.since)
         except ValueError:
             problems.append("reconcile.since: must be a date as YYYY-MM-DD, or empty")
+    problems.extend(tolerance_problems(settings.reconcile))
     if not settings.webhook.host.strip():
         problems.append(
             "webhook.host: must not be empty (write 0.0.0.0 to listen on every interface)"

@@ -7,6 +7,7 @@ Pure and free of `Settings`, so `config.py` keeps only the sections and their me
 from __future__ import annotations
 
 import math
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlparse
 
@@ -80,3 +81,19 @@ def host_of(url: str) -> tuple[str, str | None]:
     if host != (parsed.hostname or None) or connects.auth:
         return "", None
     return parsed.scheme, host
+
+
+def tolerance_problems(reconcile: Any) -> list[str]:
+    """`reconcile.tolerance_*` must be plain amounts, zero or more; the window 0 days or more."""
+    problems = []
+    for key in ("tolerance_amount", "tolerance_percent"):
+        try:
+            value = Decimal(str(getattr(reconcile, key)).strip())
+            good = value.is_finite() and value >= 0
+        except InvalidOperation:
+            good = False
+        if not good:
+            problems.append(f"reconcile.{key}: must be an amount of 0 or more, such as 0.05")
+    if reconcile.payment_window_days < 0:
+        problems.append("reconcile.payment_window_days: must be 0 or more")
+    return problems

@@ -27,9 +27,15 @@ STAGES = (
 
 # How an accountant names each outcome that needs a look, most urgent first.
 TITLES = {
+    "deleted_in_freshbooks": "Deleted in FreshBooks, approved or paid in Stampli",
+    "rejected_but_paid": "Rejected in Stampli, paid in FreshBooks",
     "amount_differs": "Paid amounts differ",
+    "currency_differs": "Paid in different currencies",
     "paid_in_stampli_only": "Paid in Stampli, not recorded in FreshBooks",
     "paid_in_freshbooks_only": "Paid in FreshBooks, not in Stampli",
+    "changed_after_approval": "Changed in FreshBooks after Stampli approved it",
+    "stampli_holds_old_version": "Stampli holds an old version",
+    "captured_amount_differs": "Captured amount differs from the bill",
     "unknown_to_freshbooks": "In Stampli, unknown to FreshBooks",
     "approved_not_paid": "Approved but not paid",
     "not_captured": "Sent but not captured by Stampli",

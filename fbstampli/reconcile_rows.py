@@ -21,6 +21,7 @@ COLUMNS = [
     "paid_in_freshbooks",
     "paid_in_stampli",
     "open_balance",
+    "stampli_open_balance",
     "issue_date",
     "due_date",
     "sent_at",
@@ -64,7 +65,7 @@ def _said(sums: Mapping[str, Decimal]) -> str:
 
 
 def open_balance(total: Decimal | None, currency: str, paid: Mapping[str, Decimal]) -> str:
-    """What is left to pay of the bill after FreshBooks' payments, in the bill's currency;
+    """What is left to pay of the bill after one side's payments, in the bill's currency;
     empty when it cannot be said (no total, or a payment in another currency)."""
     if total is None or any(code != currency for code in paid):
         return ""
@@ -84,15 +85,72 @@ def _day(value: Any) -> str:
     return to_utc_text(parse_time(text))
 
 
+# What an AP lead does about each outcome the matcher explains in its own words (`detail`).
+ACTIONS = {
+    "captured_amount_differs": "correct the invoice total in Stampli",
+    "changed_after_approval": "have the current version approved in Stampli",
+    "stampli_holds_old_version": "ask Stampli to take the latest version",
+    "rejected_but_paid": "confirm the payment was meant",
+    "voided": "nothing to do",
+}
+
+
+def _sentence(detail: str, action: str) -> str:
+    text = str(detail).strip().rstrip(".")
+    return f"{text[:1].upper()}{text[1:]}: {action}."
+
+
+def _deleted_action(detail: str) -> str:
+    if "paid" in detail:
+        return "recover the payment from the vendor, or restore the bill in FreshBooks"
+    if "approved" in detail:
+        return "reject it in Stampli before it is paid"
+    return "cancel it in Stampli"
+
+
+def _matched(row: Mapping[str, Any]) -> str:
+    detail, fb = str(row["detail"]), row["paid_in_freshbooks"] or "nothing"
+    sentence = f"FreshBooks and Stampli both paid {fb}"
+    if "tolerance" in detail:
+        st = row["paid_in_stampli"]
+        tolerance = detail.split("within the tolerance of ", 1)[1].split(" (", 1)[0]
+        sentence = f"FreshBooks paid {fb} and Stampli {st}, within the {tolerance} tolerance"
+    elif "split or dated differently" in detail:
+        sentence += " in total, though split or dated differently"
+    elif "matched one by one" in detail:
+        sentence += ", in " + detail.split(", ", 1)[1].split(";", 1)[0]
+    if "by its reference" in detail:
+        sentence += "; " + detail.split("; ", 1)[1].split(";", 1)[0]
+    left = row["open_balance"]
+    if left and left == row["stampli_open_balance"] and Decimal(left) > 0:
+        sentence += f"; {left} {row['currency']} is still open on both sides"
+    return sentence + "."
+
+
 def why(row: Mapping[str, Any]) -> str:
     """One sentence an accountant reads: what each side says of this bill."""
     outcome = row["outcome"]
     fb, stampli = row["paid_in_freshbooks"], row["paid_in_stampli"]
     if outcome == "matched":
-        return f"FreshBooks and Stampli both paid {fb or 'nothing'}."
+        return _matched(row)
+    if outcome == "currency_differs":
+        return (
+            f"FreshBooks paid {fb} but Stampli paid {stampli}, in another currency: amounts "
+            "are never compared across currencies; check which currency the vendor was paid in."
+        )
+    if outcome in ACTIONS:
+        return _sentence(row["detail"], ACTIONS[outcome])
+    if outcome == "deleted_in_freshbooks":
+        return _sentence(row["detail"], _deleted_action(str(row["detail"])))
     if outcome == "amount_differs":
-        return f"FreshBooks recorded {fb or 'no payment'} but Stampli paid {stampli or 'nothing'}."
+        unpaired = str(row["detail"]).partition("; ")[2]
+        more = f"; {unpaired}" if unpaired else ""
+        said = f"FreshBooks recorded {fb or 'no payment'} but Stampli paid {stampli or 'nothing'}"
+        return f"{said}{more}."
     if outcome == "paid_in_freshbooks_only":
+        voided = str(row["detail"]).partition("; Stampli voided its payment ")[2]
+        if voided:
+            return f"FreshBooks recorded {fb} paid, but Stampli voided its payment {voided}."
         return f"FreshBooks recorded {fb} paid, but Stampli exported no payment for this bill."
     if outcome == "paid_in_stampli_only":
         return f"Stampli paid {stampli}, but FreshBooks records no payment for this bill."
@@ -113,7 +171,7 @@ def why(row: Mapping[str, Any]) -> str:
         return f"Needs no attention while its facts hold: {row['detail']}."
     if outcome == "in_progress":
         total = f"{row['bill_total']} {row['currency']}".strip()
-        state = f" ({row['detail']})" if row["detail"] else ""
+        state = f" ({str(row['detail']).replace('_', ' ')})" if row["detail"] else ""
         return f"In Stampli's workflow{state}; nothing is overdue yet on the {total or 'bill'}."
     return f"{str(outcome).replace('_', ' ').capitalize()}."
 
@@ -128,6 +186,7 @@ def report_row(stored: Mapping[str, Any]) -> dict[str, Any]:
     currency = str(stored["currency"] or "")
     total = None if stored["bill_total"] is None else Decimal(str(stored["bill_total"]))
     freshbooks_paid = _sums(stored["freshbooks_payments"], currency)
+    stampli_paid = _sums(stored["stampli_payments"], currency)
     row: dict[str, Any] = {
         "fb_bill_id": stored["fb_bill_id"],
         "invoice_number": str(stored["bill_number"] or stored["stampli_invoice_number"] or ""),
@@ -135,8 +194,9 @@ def report_row(stored: Mapping[str, Any]) -> dict[str, Any]:
         "bill_total": "" if total is None else f"{total:.2f}",
         "currency": currency,
         "paid_in_freshbooks": _said(freshbooks_paid),
-        "paid_in_stampli": _said(_sums(stored["stampli_payments"], currency)),
+        "paid_in_stampli": _said(stampli_paid),
         "open_balance": open_balance(total, currency, freshbooks_paid),
+        "stampli_open_balance": open_balance(total, currency, stampli_paid),
         "issue_date": str(stored["issue_date"] or ""),
         "due_date": str(stored["due_date"] or ""),
         "sent_at": _day(stored["sent_at"]),

@@ -181,6 +181,17 @@ SCHEMA = (
                 ),
                 shown='""',
             ),
+            Key(
+                "tolerance_amount",
+                before=(
+                    "Per-payment matching: a FreshBooks payment and a Stampli payment pair by",
+                    "reference, else by amount within a tolerance and date within a window;",
+                    "never across currencies. A difference within either tolerance matches.",
+                ),
+                after=('in the bill\'s currency, e.g. "0.05"',),
+            ),
+            Key("tolerance_percent", after=('of the payment, e.g. "0.5"',)),
+            Key("payment_window_days", after=("days apart two payments may be dated",)),
         ),
     ),
     Section(

@@ -100,7 +100,9 @@ def reconcile_sentences(counts: Mapping[str, int]) -> list[str]:
         return ["Nothing to reconcile yet."]
     attention = sum(counts.get(o.value, 0) for o in Outcome if o.needs_attention)
     settled = "".join(
-        f", {counts[name]:,} {name}" for name in ("history", "acknowledged") if counts.get(name)
+        f", {counts[name]:,} {name}"
+        for name in ("history", "acknowledged", "voided")
+        if counts.get(name)
     )
     sentence = (
         f"Reconciled {plural(total, 'bill')}: {counts.get('matched', 0):,} matched, "

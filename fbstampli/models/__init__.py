@@ -161,6 +161,7 @@ class StampliRecord:
     amount: Decimal | None = None
     currency_code: str = ""
     payment_method: str = ""
+    invoice_date: date | None = None  # the vendor's invoice date, when the export has it
     source_file: str = ""
     source_line: int = 0
     extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)

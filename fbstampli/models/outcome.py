@@ -22,6 +22,14 @@ class Outcome(StrEnum):
     # outcome an accountant gave a reason for while its facts hold. Neither needs attention.
     HISTORY = "history"
     ACKNOWLEDGED = "acknowledged"
+    # What an accountant checks beyond the sums (#28): each needs attention but `voided`.
+    CURRENCY_DIFFERS = "currency_differs"  # paid in one currency here, another there
+    CAPTURED_AMOUNT_DIFFERS = "captured_amount_differs"  # Stampli's capture is not the bill
+    CHANGED_AFTER_APPROVAL = "changed_after_approval"  # approved, then edited in FreshBooks
+    STAMPLI_HOLDS_OLD_VERSION = "stampli_holds_old_version"  # the update did not take
+    REJECTED_BUT_PAID = "rejected_but_paid"  # rejected in Stampli, paid in FreshBooks
+    DELETED_IN_FRESHBOOKS = "deleted_in_freshbooks"  # deleted, yet Stampli approved or paid it
+    VOIDED = "voided"  # deleted in FreshBooks, and Stampli neither approved nor paid it
 
     @property
     def needs_attention(self) -> bool:
@@ -30,4 +38,5 @@ class Outcome(StrEnum):
             Outcome.IN_PROGRESS,
             Outcome.HISTORY,
             Outcome.ACKNOWLEDGED,
+            Outcome.VOIDED,
         )

@@ -25,6 +25,7 @@ from fbstampli.store.runs import recorded_run
 from fbstampli.sync.connection import Connection
 from fbstampli.sync.deliver import deliver
 from fbstampli.sync.push import PushContext, push
+from fbstampli.sync.reconcile_inputs import VersionCells
 
 Advance = Callable[[int], None]
 
@@ -214,6 +215,16 @@ def pull_stampli(options: Options, *, now: bool) -> RunReport:
         return run_pull(rt, now=now)
 
 
+def _version_cells(rt: Runtime) -> VersionCells | None:
+    """Where the template's bill rows hold the total: how reconcile reads the versions sent."""
+    from fbstampli.sync.reconcile_inputs import version_cells
+
+    try:
+        return version_cells(rt.template())
+    except TypeError:  # a runtime whose renderer is no template (tests): no versions read
+        return None
+
+
 def run_reconcile(rt: Runtime) -> RunReport:
     """Classify each bill from push's snapshots and Stampli's stored exports; store and report."""
     from fbstampli.store.runs import last_success_started_at
@@ -229,6 +240,7 @@ def run_reconcile(rt: Runtime) -> RunReport:
             now=rt.clock.now(),
             run_id=run.id,
             report=report,
+            cells=_version_cells(rt),
         )
     # Read by a push whatever became of its uploads; older states know only the runs.
     pushed = rt.store.get_value(READ_AT_KEY) or last_success_started_at(rt.store, "push-bills")

@@ -147,6 +147,7 @@ RECORD_FIELDS: dict[str, FieldType] = {
     "amount": FieldType.AMOUNT,
     "currency_code": FieldType.TEXT,
     "payment_method": FieldType.TEXT,
+    "invoice_date": FieldType.DATE,
 }
 """`StampliRecord` fields an export column may fill; unmapped columns land in `extra`."""
 

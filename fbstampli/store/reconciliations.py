@@ -127,27 +127,32 @@ def last_record_id(store: Store) -> int:
 _PAYMENT_SNAPSHOTS = (
     "SELECT json_extract(payload, '$.bill_id') AS bill_id, "
     "json_extract(payload, '$.amount') AS amount, "
-    "json_extract(payload, '$.currency_code') AS currency_code "
+    "json_extract(payload, '$.currency_code') AS currency_code, "
+    "fb_id, json_extract(payload, '$.paid_date') AS paid_date, "
+    "json_extract(payload, '$.note') AS note "
     "FROM source_objects INDEXED BY source_objects_payment_bill "
     "WHERE kind = 'bill_payment' AND vis_state != 1 AND json_extract(payload, '$.bill_id') "
 )
 
 
 def payment_snapshots(store: Store, bills: BillSet) -> Iterator[Row]:
-    """The live payment snapshots of `bills`: (bill_id, amount, currency_code), found
-    through the index on the payload's bill id."""
+    """The live payment snapshots of `bills`: (bill_id, amount, currency_code, fb_id,
+    paid_date, note), found through the index on the payload's bill id."""
     yield from store.iterate(_PAYMENT_SNAPSHOTS + _where(bills), bills.params())
 
 
 _RECORD_FIELDS = (
     "SELECT export_kind, stampli_invoice_id, fb_bill_id, status, line, "
-    "CASE WHEN export_kind = 'approval' THEN json_extract(payload, '$.occurred_at') END "
-    "AS occurred_at, "
-    "CASE WHEN export_kind = 'payment' THEN json_extract(payload, '$.amount') END AS amount, "
+    "json_extract(payload, '$.occurred_at') AS occurred_at, "
+    # Captures and approvals carry the invoice total Stampli read; payments their amount.
+    "json_extract(payload, '$.amount') AS amount, "
+    "json_extract(payload, '$.currency_code') AS currency_code, "
     "CASE WHEN export_kind = 'payment' THEN json_extract(payload, '$.payment_id') END "
     "AS payment_id, "
-    "CASE WHEN export_kind = 'payment' THEN json_extract(payload, '$.currency_code') END "
-    "AS currency_code "
+    "CASE WHEN export_kind = 'payment' THEN json_extract(payload, '$.payment_date') END "
+    "AS payment_date, "
+    "CASE WHEN export_kind = 'approval' THEN json_extract(payload, '$.approver') END "
+    "AS approver "
     "FROM stampli_records "
 )
 

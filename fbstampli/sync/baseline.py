@@ -30,8 +30,11 @@ from fbstampli.store.baseline import (
 from fbstampli.store.reconciliations import BillSet, first_delivered_at
 from fbstampli.sync.matching import Result
 
-# What a bill paid in FreshBooks before go-live looks like to the matcher.
-HISTORY_OUTCOMES = frozenset({Outcome.PAID_IN_FRESHBOOKS_ONLY, Outcome.NOT_CAPTURED})
+# What a bill paid in FreshBooks before go-live looks like to the matcher: rejected in
+# Stampli too, as a clerk does with a bill that was already paid when it arrived (#28).
+HISTORY_OUTCOMES = frozenset(
+    {Outcome.PAID_IN_FRESHBOOKS_ONLY, Outcome.NOT_CAPTURED, Outcome.REJECTED_BUT_PAID}
+)
 
 
 def is_history(paid_on: date | None, first_sent: datetime | None, since: date | None) -> bool:

@@ -1,23 +1,36 @@
 """Reconciliation: FreshBooks bill payments against what Stampli says, one outcome per bill.
 
 The outcome rules (`classify`) with their matching inputs: which bill a Stampli
-row belongs to (`BillLinks`, used as exports are pulled) and what Stampli's rows
-say per bill (`stampli_facts`, used as reconcile runs). Pure: takes plain facts
-(rows read by the caller), returns classifications. Amounts are `Decimal`;
-amounts in different currencies are never taken to match.
+row belongs to (`BillLinks`, used as exports are pulled); what Stampli's rows say
+per bill is `sync/stampli_side.py`'s, the payments are paired one by one in
+`sync/payment_match.py` and what Stampli holds of the bill is checked in
+`sync/bill_checks.py`. Pure: takes plain facts (rows read by the caller), returns
+classifications. Amounts are `Decimal`; amounts in different currencies are never
+taken to match.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
 from fbstampli.models import StampliRecord
 from fbstampli.models.outcome import Outcome
+from fbstampli.sync.bill_checks import (
+    REJECTED_STATUSES,
+    Held,
+    Version,
+    changed_after_approval,
+    deleted_outcome,
+    held_outcome,
+    rejected_but_paid,
+)
+from fbstampli.sync.payment_match import EXACT, Money, Tolerance, judge_payments
+
+__all__ = ["Held", "Money", "Tolerance", "Version"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,18 +41,16 @@ class BillFacts:
 
 
 @dataclass(frozen=True, slots=True)
-class Money:
-    amount: Decimal
-    currency: str
-
-
-@dataclass(frozen=True, slots=True)
 class StampliFacts:
     captured: bool = False
     approval: str = ""  # latest approval status
-    approved_at: datetime | None = None
+    approved_at: datetime | None = None  # when that status was given
     invoice_id: str = ""
     payments: tuple[Money, ...] = ()
+    held: Held | None = None  # the total on the latest capture or approval row
+    approved_amount: Money | None = None  # the total on the latest approval row
+    approver: str = ""
+    voided: tuple[Money, ...] = ()  # payments Stampli exported, then reported void
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,15 +61,21 @@ class Result:
     detail: str
 
 
-def _total(payments: Iterable[Money]) -> dict[str, Decimal]:
-    sums: dict[str, Decimal] = defaultdict(Decimal)
-    for payment in payments:
-        sums[payment.currency] += payment.amount
-    return dict(sums)
+@dataclass(frozen=True, slots=True)
+class Deleted:
+    """A bill FreshBooks deleted: when, and when its VOID reached Stampli (None: never)."""
+
+    bill: BillFacts
+    on: date | None = None
+    void_sent_at: datetime | None = None
 
 
-def _describe(sums: Mapping[str, Decimal]) -> str:
-    return " + ".join(f"{amount} {currency}" for currency, amount in sorted(sums.items())) or "0"
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """The settings the payment and version checks judge by."""
+
+    tolerance: Tolerance = EXACT
+    window_days: int = 5
 
 
 def classify(
@@ -70,27 +87,56 @@ def classify(
     now: datetime,
     approved_unpaid_days: int,
     uncaptured_hours: int,
+    rules: Rules = Rules(),
+    versions: Sequence[Version] = (),
 ) -> Result:
-    fb = _total(fb_payments)
-    st = _total(stampli.payments) if stampli else {}
+    """The bill's one outcome: a payment difference first, then what Stampli holds of the
+    bill, then how far it went (approved and unpaid, not captured, in progress)."""
     invoice = stampli.invoice_id if stampli else ""
-    if fb and st:
-        if fb == st:
-            return Result(bill.fb_id, invoice, Outcome.MATCHED, f"paid {_describe(fb)} in both")
-        return Result(
-            bill.fb_id,
-            invoice,
-            Outcome.AMOUNT_DIFFERS,
-            f"FreshBooks paid {_describe(fb)}, Stampli paid {_describe(st)}",
-        )
-    if fb:
-        return Result(
-            bill.fb_id, invoice, Outcome.PAID_IN_FRESHBOOKS_ONLY, f"FreshBooks paid {_describe(fb)}"
-        )
-    if st:
-        return Result(
-            bill.fb_id, invoice, Outcome.PAID_IN_STAMPLI_ONLY, f"Stampli paid {_describe(st)}"
-        )
+    fb = list(fb_payments)
+    st = list(stampli.payments) if stampli else []
+    total = Money(bill.total, bill.currency)
+    verdict = None
+    if stampli is not None and not st:
+        verdict = rejected_but_paid(stampli.approval, stampli.approved_at, stampli.approver, fb)
+    voided = stampli.voided if stampli else ()
+    paid = verdict or judge_payments(total, fb, st, rules.tolerance, rules.window_days, voided)
+    if paid is not None and paid[0].needs_attention:
+        return Result(bill.fb_id, invoice, *paid)
+    if stampli is not None and stampli.approval not in REJECTED_STATUSES:
+        verdict = changed_after_approval(
+            total,
+            stampli.approval,
+            stampli.approved_at,
+            stampli.approved_amount,
+            versions,
+            rules.tolerance,
+        ) or held_outcome(total, stampli.held, versions, rules.tolerance)
+    if verdict is not None:
+        return Result(bill.fb_id, invoice, *verdict)
+    if paid is not None:
+        return Result(bill.fb_id, invoice, *paid)
+    return _unpaid(
+        bill,
+        stampli,
+        delivered_at=delivered_at,
+        now=now,
+        approved_unpaid_days=approved_unpaid_days,
+        uncaptured_hours=uncaptured_hours,
+    )
+
+
+def _unpaid(
+    bill: BillFacts,
+    stampli: StampliFacts | None,
+    *,
+    delivered_at: datetime | None,
+    now: datetime,
+    approved_unpaid_days: int,
+    uncaptured_hours: int,
+) -> Result:
+    """A bill neither side paid: approved too long ago, not captured in time, or in progress."""
+    invoice = stampli.invoice_id if stampli else ""
     if stampli and stampli.approval == "approved" and stampli.approved_at is not None:
         overdue = now - stampli.approved_at >= timedelta(days=approved_unpaid_days)
         if overdue:
@@ -110,6 +156,18 @@ def classify(
             f"sent to Stampli {delivered_at.isoformat(timespec='minutes')}, not captured yet",
         )
     return Result(bill.fb_id, invoice, Outcome.IN_PROGRESS, stampli.approval if stampli else "")
+
+
+def classify_deleted(deleted: Deleted, stampli: StampliFacts | None) -> Result:
+    """A bill FreshBooks deleted, by what Stampli did with it."""
+    verdict = deleted_outcome(
+        deleted.on,
+        deleted.void_sent_at,
+        stampli.approval if stampli else "",
+        stampli.approved_at if stampli else None,
+        stampli.payments if stampli else (),
+    )
+    return Result(deleted.bill.fb_id, stampli.invoice_id if stampli else "", *verdict)
 
 
 def changes_by_time_at(
@@ -141,8 +199,12 @@ def reconcile(
     now: datetime,
     approved_unpaid_days: int,
     uncaptured_hours: int,
+    rules: Rules = Rules(),
+    versions: Mapping[int, Sequence[Version]] | None = None,
+    deleted: Mapping[int, Deleted] | None = None,
 ) -> list[Result]:
-    """One result per bill FreshBooks or Stampli mentions; Stampli rows matching no bill too."""
+    """One result per bill FreshBooks or Stampli mentions; Stampli rows matching no bill too.
+    A deleted bill has a result when Stampli was sent it or names it."""
     results = [
         classify(
             bill,
@@ -152,10 +214,18 @@ def reconcile(
             now=now,
             approved_unpaid_days=approved_unpaid_days,
             uncaptured_hours=uncaptured_hours,
+            rules=rules,
+            versions=(versions or {}).get(bill_id, ()),
         )
         for bill_id, bill in sorted(bills.items())
         if bill_id in stampli or bill_id in delivered_at or bill_id in fb_payments
     ]
+    results += [
+        classify_deleted(gone, stampli.get(bill_id))
+        for bill_id, gone in sorted((deleted or {}).items())
+        if bill_id not in bills and (bill_id in stampli or bill_id in delivered_at)
+    ]
+    results.sort(key=lambda result: result.fb_bill_id or 0)
     return results + unknown_to_freshbooks(unknown)
 
 
@@ -176,6 +246,7 @@ def unknown_to_freshbooks(unknown: Iterable[tuple[str, int | None]]) -> list[Res
 VOID_STATUSES = frozenset({"void", "voided", "cancelled", "canceled", "reversed", "failed"})
 VendorNames = Callable[[], Iterator[tuple[int, str]]]  # (vendor id, name)
 BillNumbers = Callable[[], Iterator[tuple[int, int | None, str]]]  # (bill, vendor, number)
+BillDates = Callable[[Collection[int]], Mapping[int, date]]  # bill ids -> issue dates
 
 
 class RecordRow(Protocol):
@@ -190,14 +261,22 @@ class BillLinks:
     The bill id we wrote is the link. Without it (a Stampli layout that drops
     the column), vendor + invoice number is matched against the bills we
     snapshotted; invoice numbers are not unique, so anything ambiguous links
-    to nothing rather than to the wrong bill. The index is built once per
-    poll, on first need, so a file that carries our ids costs no lookups; it
-    is read through the two callables given (the snapshots, in `sync/pull.py`).
+    to nothing rather than to the wrong bill, unless the row's invoice date
+    (`bill_dates`) leaves one: vendor + invoice number + date is the fallback key.
+    The index is built once per poll, on first need, so a file that carries our
+    ids costs no lookups; it is read through the callables given (the snapshots,
+    in `sync/pull.py`).
     """
 
-    def __init__(self, vendor_names: VendorNames, bill_numbers: BillNumbers) -> None:
+    def __init__(
+        self,
+        vendor_names: VendorNames,
+        bill_numbers: BillNumbers,
+        bill_dates: BillDates | None = None,
+    ) -> None:
         self._vendor_names = vendor_names
         self._bill_numbers = bill_numbers
+        self._bill_dates = bill_dates
         self._index: dict[tuple[str, str, str], set[int]] | None = None
 
     def _build(self) -> dict[tuple[str, str, str], set[int]]:
@@ -232,62 +311,7 @@ class BillLinks:
             candidates = self._index.get(("vendor_name", vendor_name, number), set())
         if not vendor_id and not vendor_name:
             candidates = self._index.get(("number", "", number), set())
+        if len(candidates) > 1 and record.invoice_date is not None and self._bill_dates:
+            dates = self._bill_dates(candidates)
+            candidates = {bill for bill in candidates if dates.get(bill) == record.invoice_date}
         return next(iter(candidates)) if len(candidates) == 1 else None
-
-
-def stampli_facts(
-    rows: Iterable[RecordRow],
-    bills: Mapping[int, BillFacts],
-    *,
-    carried: frozenset[int] = frozenset(),
-) -> tuple[dict[int, StampliFacts], list[tuple[str, int | None]]]:
-    """What Stampli's stored exports say per bill; rows naming no FreshBooks bill go apart.
-
-    The approval that counts is the latest by its own time (exports can
-    arrive out of order), by arrival when a row carries no time. A payment
-    exported twice (same payment id) counts once, the later row winning; one
-    later reported void no longer counts. A payment without a currency is in
-    its bill's currency. Rows naming a `carried` bill are left out: that
-    bill keeps the outcome it has.
-    """
-    captured: set[int] = set()
-    approval: dict[int, tuple[str, datetime | None]] = {}
-    invoice: dict[int, str] = {}
-    payments: dict[int, dict[str, Money]] = defaultdict(dict)
-    unknown: list[tuple[str, int | None]] = []
-    for row in rows:
-        bill_id = row["fb_bill_id"]
-        if bill_id in carried:
-            continue
-        if bill_id is None or bill_id not in bills:
-            unknown.append((row["stampli_invoice_id"], bill_id))
-            continue
-        invoice[bill_id] = row["stampli_invoice_id"]
-        kind = row["export_kind"]
-        if kind == "capture":
-            captured.add(bill_id)
-        elif kind == "approval":
-            text = row["occurred_at"]
-            moment = datetime.fromisoformat(text) if text else None
-            previous = approval.get(bill_id)
-            older = previous is not None and previous[1] and moment and moment < previous[1]
-            if not older:
-                approval[bill_id] = (row["status"], moment)
-        elif kind == "payment" and row["amount"] is not None:
-            key = row["payment_id"] or f"line-{row['line']}"
-            if row["status"] in VOID_STATUSES:
-                payments[bill_id].pop(key, None)
-                continue
-            currency = row["currency_code"] or bills[bill_id].currency
-            payments[bill_id][key] = Money(Decimal(row["amount"]), currency)
-    facts = {
-        bill_id: StampliFacts(
-            captured=bill_id in captured,
-            approval=approval.get(bill_id, ("", None))[0],
-            approved_at=approval.get(bill_id, ("", None))[1],
-            invoice_id=invoice.get(bill_id, ""),
-            payments=tuple(payments.get(bill_id, {}).values()),
-        )
-        for bill_id in captured | set(approval) | set(payments)
-    }
-    return facts, unknown

@@ -42,6 +42,7 @@ from fbstampli.stampli.parse import detect_export_kind, parse_export
 from fbstampli.stampli.template import Template
 from fbstampli.store import Store
 from fbstampli.store import stampli_files as journal
+from fbstampli.store.reconcile_facts import bill_issue_dates
 from fbstampli.store.stampli_files import DONE_STATES, FileRow, FileState, record_json
 from fbstampli.sync.connection import Connection
 from fbstampli.sync.local_copies import MAX_LOCAL_NAME_BYTES, local_name, local_path, sha256_of
@@ -266,7 +267,9 @@ def pull(
     archive = context.settings.stampli.archive_dir
     _prepare_folder(context.folder)
     links = BillLinks(
-        partial(journal.vendor_name_rows, store), partial(journal.bill_number_rows, store)
+        partial(journal.vendor_name_rows, store),
+        partial(journal.bill_number_rows, store),
+        partial(bill_issue_dates, store),
     )
     for remote in connection.get().list_files(outbound):
         try:

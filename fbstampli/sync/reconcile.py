@@ -18,9 +18,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from fbstampli.clock import from_utc_text, to_utc_text
 from fbstampli.config import ReconcileSettings
@@ -32,8 +33,10 @@ from fbstampli.store.baseline import acknowledgements
 from fbstampli.store.reconciliations import HIGHEST_ID, LOWEST_ID, BillSet, OutcomeKey, Stored
 from fbstampli.sync import matching
 from fbstampli.sync.baseline import apply_baseline
-from fbstampli.sync.matching import BillFacts, Money, Result, stampli_facts
+from fbstampli.sync.matching import BillFacts, Deleted, Money, Result
 from fbstampli.sync.ports import BillSource
+from fbstampli.sync.reconcile_inputs import VersionCells, read_deleted, read_versions, rules_of
+from fbstampli.sync.stampli_side import stampli_facts
 
 RANGE = 2000  # bills per range: a few hundred kilobytes of facts at a time
 # Once a day every bill is classified again and every unread bill looked up: the safety net
@@ -50,6 +53,7 @@ class LookedUp:
     bills: Mapping[int, BillFacts]
     payments: Mapping[int, list[Money]]
     ids: frozenset[int]
+    deleted: Mapping[int, Deleted] = field(default_factory=dict)  # deleted in FreshBooks
 
 
 def look_up_unread(
@@ -58,26 +62,37 @@ def look_up_unread(
     """Ask FreshBooks about the bills Stampli names that fbstampli never read: those named by
     the records that arrived after `after_record`, or by any record (None: a full pass).
 
-    Costs nothing, not even a login, when there is nothing to ask.
+    Costs nothing, not even a login, when there is nothing to ask; a bill not among the
+    live ones is asked for among the deleted (one more request), so a bill deleted in
+    FreshBooks is told as deleted, not as unknown.
     """
     ids = reconciliations.unread_bill_ids(store, after_record=after_record)
     if not ids:
         return LookedUp({}, {}, frozenset())
     client = source()
     asked = set(ids)
-    bills = {
-        bill.fb_id: BillFacts(bill.fb_id, bill.currency_code, bill.total_amount)
-        for bill in client.get_bills(ids)
-        if bill.fb_id in asked and bill.vis_state != VisState.DELETED
-    }
+    bills: dict[int, BillFacts] = {}
+    deleted: dict[int, Deleted] = {}
+    live = client.get_bills(ids)
+    missing = asked - {found.fb_id for found in live}  # deleted, or never in FreshBooks
+    gone = client.get_bills(sorted(missing), vis_state=VisState.DELETED) if missing else []
+    for found in [*live, *gone]:
+        if found.fb_id in asked:
+            facts = BillFacts(found.fb_id, found.currency_code, found.total_amount)
+            if found.vis_state != VisState.DELETED:
+                bills[found.fb_id] = facts
+            else:
+                on = found.updated_at.date() if found.updated_at else None
+                deleted[found.fb_id] = Deleted(facts, on)
     payments: dict[int, list[Money]] = defaultdict(list)
     for payment in client.bill_payments_of(sorted(bills)) if bills else ():
         bill = bills.get(payment.bill_id)
         if bill is not None and payment.vis_state != VisState.DELETED:
+            currency = payment.currency_code or bill.currency
             payments[bill.fb_id].append(
-                Money(payment.amount, payment.currency_code or bill.currency)
+                Money(payment.amount, currency, payment.paid_date, str(payment.fb_id), payment.note)
             )
-    return LookedUp(bills, dict(payments), frozenset(asked))
+    return LookedUp(bills, dict(payments), frozenset(asked), deleted)
 
 
 def reconcile_state(
@@ -88,6 +103,7 @@ def reconcile_state(
     now: datetime,
     run_id: int,
     report: RunReport,
+    cells: VersionCells | None = None,
 ) -> None:
     """Classify the bills whose facts changed (every bill once a day), and keep the outcomes.
 
@@ -99,10 +115,11 @@ def reconcile_state(
     outcome changed, and the mark of what was reconciled last: a killed
     reconcile leaves every outcome whole, and the next run redoes the pass
     (an outcome already written is not written or audited again). The look-ups
-    happen first, so no request runs under the lock.
+    happen first, so no request runs under the lock. `cells`: where a sent bill's rows
+    hold its total (the template's); without it, versions are not compared.
     """
     last_record = reconciliations.last_record_id(store)  # later records are the next run's
-    fingerprint = [settings.approved_unpaid_days, settings.uncaptured_hours, settings.since]
+    fingerprint = _fingerprint(settings)
     stored = reconciliations.changes_mark(store)
     since = stored if isinstance(stored, dict) and stored.get("settings") == fingerprint else None
     every = store.get_value(EVERY_BILL_KEY)
@@ -114,16 +131,11 @@ def reconcile_state(
     at = store.now_text()
     since_day = date.fromisoformat(settings.since) if settings.since else None
     acks = acknowledgements(store)
-    if since is None:
-        sets: Iterable[BillSet] = _every_range(store)
-    else:
-        changed = reconciliations.bills_changed_since(
-            store, since["at"], since["record"], to_utc_text(now)
-        )
-        sets = _sets_of(changed | looked_up.ids)
-    for bills in sets:
+    for bills in _sets_to_read(store, since, looked_up, now):
         with store.transaction():
-            results, recheck, carried = _results(store, bills, looked_up, settings, now=now)
+            results, recheck, carried = _results(
+                store, bills, looked_up, settings, now=now, cells=cells
+            )
             results = apply_baseline(store, results, since=since_day, acks=acks)
             before = reconciliations.outcomes(store, bills)
             _settle(store, results, recheck, before, carried, at=at, run_id=run_id)
@@ -139,6 +151,30 @@ def reconcile_state(
     for outcome, amount in sorted(counts.items()):
         report.add(outcome, amount)
     report.attention = any(Outcome(outcome).needs_attention for outcome in counts)
+
+
+def _sets_to_read(
+    store: Store, since: dict[str, Any] | None, looked_up: LookedUp, now: datetime
+) -> Iterable[BillSet]:
+    """Every bill (a full pass), or the bills changed since the last reconcile."""
+    if since is None:
+        return _every_range(store)
+    changed = reconciliations.bills_changed_since(
+        store, since["at"], since["record"], to_utc_text(now)
+    )
+    return _sets_of(changed | looked_up.ids)
+
+
+def _fingerprint(settings: ReconcileSettings) -> list[object]:
+    """The settings outcomes are judged by: a change of any means every bill again."""
+    return [
+        settings.approved_unpaid_days,
+        settings.uncaptured_hours,
+        settings.since,
+        settings.tolerance_amount,
+        settings.tolerance_percent,
+        settings.payment_window_days,
+    ]
 
 
 def _settle(
@@ -179,16 +215,10 @@ def _sets_of(ids: Iterable[int]) -> Iterator[BillSet]:
         yield BillSet(ids=frozenset(ordered[start : start + RANGE]))
 
 
-def _results(
-    store: Store,
-    bills_read: BillSet,
-    looked_up: LookedUp,
-    settings: ReconcileSettings,
-    *,
-    now: datetime,
-) -> tuple[list[Result], dict[int, str], frozenset[int]]:
-    """The outcomes of one set of bills, when time alone may turn those in progress, and
-    the unread ids left as they are."""
+def _freshbooks_side(
+    store: Store, bills_read: BillSet, looked_up: LookedUp
+) -> tuple[dict[int, BillFacts], set[int], dict[int, list[Money]]]:
+    """The live bills of the set, every bill id read (deleted too), and their payments."""
     snapshots = reconciliations.bill_snapshots(store, bills_read)
     bills = {
         int(row["fb_id"]): BillFacts(
@@ -202,19 +232,44 @@ def _results(
     for row in reconciliations.payment_snapshots(store, bills_read):
         bill = bills.get(int(row["bill_id"]))
         if bill is not None:
-            currency = row["currency_code"] or bill.currency
-            fb_payments[bill.fb_id].append(Money(Decimal(str(row["amount"])), currency))
+            fb_payments[bill.fb_id].append(
+                Money(
+                    Decimal(str(row["amount"])),
+                    row["currency_code"] or bill.currency,
+                    date.fromisoformat(str(row["paid_date"])) if row["paid_date"] else None,
+                    str(row["fb_id"]),
+                    str(row["note"] or ""),
+                )
+            )
     for bill_id, bill in looked_up.bills.items():
         if bills_read.holds(bill_id):
             bills[bill_id] = bill
             fb_payments[bill_id] = list(looked_up.payments.get(bill_id, ()))
+    return bills, read, fb_payments
+
+
+def _results(
+    store: Store,
+    bills_read: BillSet,
+    looked_up: LookedUp,
+    settings: ReconcileSettings,
+    *,
+    now: datetime,
+    cells: VersionCells | None = None,
+) -> tuple[list[Result], dict[int, str], frozenset[int]]:
+    """The outcomes of one set of bills, when time alone may turn those in progress, and
+    the unread ids left as they are."""
+    bills, read, fb_payments = _freshbooks_side(store, bills_read, looked_up)
+    deleted = {k: v for k, v in read_deleted(store, bills_read).items() if k not in bills}
+    deleted.update((k, v) for k, v in looked_up.deleted.items() if bills_read.holds(k))
     records = reconciliations.stampli_records(store, bills_read)
     carried = frozenset(
         int(row["fb_bill_id"])
         for row in records
         if row["fb_bill_id"] not in read and row["fb_bill_id"] not in looked_up.ids
     )
-    stampli, unknown = stampli_facts(records, bills, carried=carried)
+    known = {**{k: gone.bill for k, gone in deleted.items()}, **bills}
+    stampli, unknown = stampli_facts(records, known, carried=carried)
     delivered = reconciliations.first_delivered_at(store, bills_read)
     results = matching.reconcile(
         bills,
@@ -225,7 +280,34 @@ def _results(
         now=now,
         approved_unpaid_days=settings.approved_unpaid_days,
         uncaptured_hours=settings.uncaptured_hours,
+        rules=rules_of(settings),
+        versions=read_versions(store, _holding(stampli, bills), bills, cells),
+        deleted=deleted,
     )
+    return results, _rechecks(results, stampli, delivered, settings), carried
+
+
+def _holding(
+    stampli: Mapping[int, matching.StampliFacts], bills: Mapping[int, BillFacts]
+) -> BillSet:
+    """The live bills whose versions matter: those Stampli says a total or an approval of
+    (the versions' rows are read for these only, not for every bill of a full pass)."""
+    return BillSet(
+        ids=frozenset(
+            bill_id
+            for bill_id, facts in stampli.items()
+            if bill_id in bills and (facts.held is not None or facts.approval == "approved")
+        )
+    )
+
+
+def _rechecks(
+    results: list[Result],
+    stampli: Mapping[int, matching.StampliFacts],
+    delivered: Mapping[int, datetime],
+    settings: ReconcileSettings,
+) -> dict[int, str]:
+    """When time alone may turn each bill in progress."""
     recheck: dict[int, str] = {}
     for result in results:
         if result.outcome is Outcome.IN_PROGRESS and result.fb_bill_id is not None:
@@ -237,7 +319,7 @@ def _results(
             )
             if moment is not None:
                 recheck[result.fb_bill_id] = to_utc_text(moment)
-    return results, recheck, carried
+    return recheck
 
 
 def _unnamed_results(store: Store) -> list[Result]:

@@ -157,7 +157,7 @@ def test_reconcile_classifies_every_prepared_case_exactly(connected: Connected) 
     assert outcomes[make["FBONLY"]] == "paid_in_freshbooks_only"
     assert outcomes[make["STONLY"]] == "paid_in_stampli_only"
     assert outcomes[make["APPROVED"]] == "approved_not_paid"
-    assert outcomes[make["CAD"]] == "amount_differs"
+    assert outcomes[make["CAD"]] == "currency_differs"
     assert outcomes[424242] == "unknown_to_freshbooks"
     csv_file = connected.home / "reconcile.csv"
     assert connected.run("reconcile", "--format", "csv", "--output", str(csv_file)).code == 0

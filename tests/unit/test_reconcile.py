@@ -61,7 +61,7 @@ CASES = [
         [usd("100.00")],
         StampliFacts(captured=True, payments=(Money(Decimal("100.00"), "CAD"),)),
         None,
-        Outcome.AMOUNT_DIFFERS,
+        Outcome.CURRENCY_DIFFERS,
     ),
     (
         "paid in FreshBooks only",
@@ -163,6 +163,7 @@ def test_only_mismatches_need_attention() -> None:
         Outcome.IN_PROGRESS,
         Outcome.HISTORY,  # paid before go-live (sync/baseline.py)
         Outcome.ACKNOWLEDGED,
+        Outcome.VOIDED,  # deleted in FreshBooks, and Stampli neither approved nor paid it
     }
 
 
@@ -213,12 +214,14 @@ def test_a_prepared_account_gets_each_outcome_exactly_once_per_bill() -> None:
         (5, Outcome.PAID_IN_STAMPLI_ONLY),
         (6, Outcome.APPROVED_NOT_PAID),
         (7, Outcome.NOT_CAPTURED),
-        (8, Outcome.AMOUNT_DIFFERS),
+        (8, Outcome.CURRENCY_DIFFERS),
         (9, Outcome.IN_PROGRESS),
         (424242, Outcome.UNKNOWN_TO_FRESHBOOKS),
     ]
     by_bill = {r.fb_bill_id: r for r in results}
-    assert by_bill[8].detail == "FreshBooks paid 100.00 USD, Stampli paid 100.00 CAD"
+    assert by_bill[8].detail == (
+        "FreshBooks paid 100.00 USD, Stampli paid 100.00 CAD: amounts in different currencies"
+    )
     assert by_bill[3].detail == "FreshBooks paid 100.00 USD, Stampli paid 99.99 USD"
 
 
@@ -396,7 +399,7 @@ def test_reconcile_state_stores_every_result_and_audits_only_what_needs_a_look(
         (5, "approved_not_paid"),
         (6, "paid_in_stampli_only"),
         (7, "not_captured"),
-        (8, "unknown_to_freshbooks"),  # deleted in FreshBooks, still in Stampli
+        (8, "deleted_in_freshbooks"),  # deleted in FreshBooks, no VOID sent, Stampli holds it
         (9, "unknown_to_freshbooks"),
     ]
     assert report.attention is True
@@ -409,7 +412,7 @@ def test_reconcile_state_stores_every_result_and_audits_only_what_needs_a_look(
         (5, "reconcile_approved_not_paid"),
         (6, "reconcile_paid_in_stampli_only"),
         (7, "reconcile_not_captured"),
-        (8, "reconcile_unknown_to_freshbooks"),
+        (8, "reconcile_deleted_in_freshbooks"),
         (9, "reconcile_unknown_to_freshbooks"),
     ]
 
@@ -455,13 +458,14 @@ def test_the_audit_trail_gets_a_reconcile_line_only_when_a_bills_outcome_changes
 
 
 class CountingSource(ListSource):
-    """A ListSource that counts the times reconcile asked FreshBooks anything."""
+    """A ListSource that counts the look-ups reconcile made (a look-up asks for the live
+    bills, then for the deleted among those missing)."""
 
     asked: int = 0
 
-    def get_bills(self, ids: Iterable[int]) -> list[Bill]:
-        self.asked += 1
-        return super().get_bills(ids)
+    def get_bills(self, ids: Iterable[int], *, vis_state: VisState | None = None) -> list[Bill]:
+        self.asked += vis_state is None
+        return super().get_bills(ids, vis_state=vis_state)
 
 
 def never_asked() -> ListSource:
@@ -585,8 +589,9 @@ def test_ranges_of_bills_reach_the_same_outcomes_as_one_range(
 
     whole = outcome_rows(10_000, tmp_path / "whole")
     assert outcome_rows(3, tmp_path / "ranges") == whole
-    assert len(whole) == 14  # 10 bills fbstampli sent or Stampli paid, 4 Stampli-only
-    assert [row[0] for row in whole[-4:]] == [15, 55, 5000, None]  # Stampli-only, by invoice
+    assert len(whole) == 14  # 11 bills fbstampli sent or Stampli paid, 3 Stampli-only
+    assert [row[0] for row in whole[-3:]] == [15, 5000, None]  # Stampli-only, by invoice
+    assert (55, "deleted_in_freshbooks") in [(row[0], row[2]) for row in whole]  # paid, deleted
 
 
 def test_a_reconcile_killed_half_way_is_finished_by_the_next_with_each_change_audited_once(
@@ -834,3 +839,13 @@ def test_a_corrected_amount_reaches_reconcile_though_the_layout_shows_no_amount(
     reconcile_state(store, never_asked, ReconcileSettings(), now=NOW, run_id=2,
                     report=RunReport("r"))  # fmt: skip
     assert outcomes(store) == [(1, "matched")]  # yet reconcile saw the correction
+
+
+def test_a_bill_never_read_that_freshbooks_deleted_is_deleted_not_unknown(store: Store) -> None:
+    """Left out by --since and deleted since: Stampli paid it; FreshBooks has it deleted."""
+    source = ListSource(bills=[fb_bill(40, vis_state=VisState.DELETED)])
+    keep(store, capture(40), paid(40, "P40", "100.00", "USD"), paid(99, "P99", "5.00", "USD"))
+    reconcile_state(
+        store, lambda: source, ReconcileSettings(), now=NOW, run_id=1, report=RunReport("r")
+    )
+    assert outcomes(store) == [(40, "deleted_in_freshbooks"), (99, "unknown_to_freshbooks")]
