@@ -113,3 +113,8 @@ class ExportParseError(FbstampliError):
         self.line = line
         self.column = column
         self.reason = reason
+
+
+class DiskFullError(StateUnusableError):
+    """The state could not be written for want of room: freeing space fixes it, never a key
+    or a backup (the message names the file system and its room)."""
