@@ -212,10 +212,6 @@ log_file_in_use: list[Path] = []
 # Whether -q was given, for run()'s error mapping (which runs outside the Typer context).
 _quiet_run: list[bool] = []
 
-# Under -q a held lock is normal (the previous cron run is still going) and is only logged;
-# held this long, something is stuck and cron is told.
-LOCK_QUIET_SECONDS = 2 * 60 * 60  # monitoring.quiet_transient_hours' default
-
 
 def _version(value: bool) -> None:
     if value:

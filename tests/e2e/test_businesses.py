@@ -281,12 +281,16 @@ def _new_bill(fb: FreshBooksSandbox, business: Business) -> int:
     return account.create_bill(vendor, bill_number=f"NEW-{business.account_id}")
 
 
+# Under -q an outage is said at once, not after quiet_transient_hours (tests/e2e/test_firm.py).
+SAY_OUTAGES = {"FBSTAMPLI_MONITORING_QUIET_TRANSIENT_HOURS": "0"}
+
+
 def test_a_stopped_sftp_server_fails_only_its_business(installation: Installation) -> None:
     assert installation.run("sync", "--all").code == 0
     installation.beta.sftp.stop()
     new_bill = _new_bill(installation.freshbooks, ALPHA)
     _new_bill(installation.freshbooks, BETA)  # something to send where no server answers
-    result = installation.run("-q", "sync", "--all")
+    result = installation.run("-q", "sync", "--all", env=SAY_OUTAGES)
     assert result.code == 75, result.stderr  # SFTP unreachable: try later; beta's files wait
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -312,7 +316,7 @@ def test_sync_all_exits_with_the_worst_code_and_a_line_per_failing_business(
     fb.auth.revoke(_refresh_token(installation.alpha.home))
     fb.expire_access_tokens()
     installation.beta.sftp.stop()  # its first sync finds no server for the pull: exit 75
-    result = installation.run("-q", "sync", "--all")
+    result = installation.run("-q", "sync", "--all", env=SAY_OUTAGES)
     assert result.code == 3, result.stderr  # a login to renew outranks a server to wait for
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 2
