@@ -68,7 +68,8 @@ def deleted_among(source: BillSource, vanished: Mapping[int, int]) -> list[BillP
             found.append(payment)
     else:
         found = _every_deleted(source)
-    deleted = [payment for payment in found if payment.fb_id in vanished]
+    # Once each: a filter ignored without a foreign bill to show it repeats the same answer.
+    deleted = list({p.fb_id: p for p in found if p.fb_id in vanished}.values())
     log.info(
         "%d payment(s) missing from FreshBooks' listing; %d of them listed as deleted",
         len(vanished),
