@@ -213,6 +213,7 @@ def test_attention_without_all_is_a_usage_error(firm: Firm) -> None:
     )
 
 
+@pytest.mark.slow
 def test_sync_all_under_q_says_a_business_line_only_once_its_transient_condition_lasted(
     firm: Firm,
 ) -> None:

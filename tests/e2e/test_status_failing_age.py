@@ -12,6 +12,8 @@ import json
 import time
 from typing import Any
 
+import pytest
+
 from tests.e2e.conftest import Connected
 
 LASTED = {"FBSTAMPLI_MONITORING_FAILING_ATTENTION_HOURS": "0.0001"}  # 0.36 s
@@ -48,6 +50,7 @@ def test_a_fresh_outage_is_shown_but_not_yet_an_exit_1_matter(connected: Connect
     )
 
 
+@pytest.mark.slow
 def test_the_failure_lasts_from_the_first_failed_run_until_one_ends_well(
     connected: Connected,
 ) -> None:
