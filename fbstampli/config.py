@@ -114,6 +114,7 @@ class WebhookSettings:
 class MonitoringSettings:
     ping_url: str = ""
     quiet_transient_hours: float = 2.0
+    failing_attention_hours: float = 2.0  # `status` exits 1 for a failure lasting this long
 
 
 @dataclass(frozen=True, slots=True)

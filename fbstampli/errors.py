@@ -61,9 +61,12 @@ class TemporaryError(FbstampliError):
 
 
 class LockHeldError(TemporaryError):
-    """Another run holds the home's lock; `held_seconds` says for how long (0 if unknown)."""
+    """Another run holds the home's lock; `held_seconds` says for how long (0 if unknown).
+    `quiet_seconds`: how long it is only logged under -q (the home's
+    `monitoring.quiet_transient_hours`, set where the settings are known)."""
 
     held_seconds: float = 0.0
+    quiet_seconds: float = 2 * 3600.0
 
 
 class RemoteUnavailableError(TemporaryError):
@@ -113,3 +116,8 @@ class ExportParseError(FbstampliError):
         self.line = line
         self.column = column
         self.reason = reason
+
+
+class DiskFullError(StateUnusableError):
+    """The state could not be written for want of room: freeing space fixes it, never a key
+    or a backup (the message names the file system and its room)."""

@@ -170,10 +170,10 @@ def _refuse_entry(path: Path, status: os.stat_result, owners: set[int], owner: i
             f"{path} is a symbolic link, which fbstampli never makes in its home: "
             f"remove it (`rm {path}`) and find out who planted it"
         )
-    if status.st_uid not in owners:
+    if status.st_uid not in owners:  # e.g. left by a run as root: what it holds is ours
         raise ConfigError(
-            f"{path} belongs to {_user(status.st_uid)}, not to the home's owner: "
-            f"remove it or give it back (`chown {_name(owner)} {path}`)"
+            f"{path} belongs to {_user(status.st_uid)}, not to {_user(owner)} who owns the "
+            f"home; give it back, as root: `chown {_name(owner)} {path}`"
         )
     if status.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         raise ConfigError(

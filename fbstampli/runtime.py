@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from fbstampli.clock import Clock, SystemClock
 from fbstampli.config import Settings, load_settings
-from fbstampli.errors import AuthRequiredError, ConfigError
+from fbstampli.errors import AuthRequiredError, ConfigError, LockHeldError
 from fbstampli.lock import run_lock
 from fbstampli.options import Options
 from fbstampli.paths import Paths
@@ -125,7 +125,11 @@ def open_runtime(
     require_home(paths)
     with ExitStack() as stack:
         if lock:
-            stack.enter_context(run_lock(paths.lock, wait_seconds=lock_wait))
+            try:
+                stack.enter_context(run_lock(paths.lock, wait_seconds=lock_wait))
+            except LockHeldError as error:  # under -q: silent as long as any transient condition
+                error.quiet_seconds = settings.monitoring.quiet_transient_hours * 3600
+                raise
         the_clock = clock or SystemClock()
         store, key = open_state(paths.state, options.env, the_clock, recover=lock)
         register_secret(key.hex)

@@ -257,6 +257,13 @@ SCHEMA = (
                     "until it lasts this long; then each run says since when (0: at once)",
                 ),
             ),
+            Key(
+                "failing_attention_hours",
+                after=(
+                    "`status` exits 1 for a run that ended 1 or 75, or a delivery waiting to",
+                    "retry, only once it has lasted this long (0: at once); the rest at once",
+                ),
+            ),
         ),
     ),
 )

@@ -50,15 +50,16 @@ def main() -> NoReturn:
 
 
 def _expected_under_quiet(error: FbstampliError) -> bool:
-    """A lock held by the previous cron run, for less than an hour, under -q: cron should not
-    mail about a run that simply had nothing to do yet (the log file has it)."""
-    from fbstampli.cli.app import LOCK_QUIET_SECONDS, _quiet_run
+    """A lock held by the previous cron run under -q, for less than the home's
+    `monitoring.quiet_transient_hours` (the rule of every transient condition): cron should
+    not mail about a run that simply had nothing to do yet (the log file has it)."""
+    from fbstampli.cli.app import _quiet_run
     from fbstampli.errors import LockHeldError
 
     return (
         isinstance(error, LockHeldError)
         and bool(_quiet_run and _quiet_run[0])
-        and error.held_seconds < LOCK_QUIET_SECONDS
+        and error.held_seconds < error.quiet_seconds
     )
 
 

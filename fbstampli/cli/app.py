@@ -223,10 +223,6 @@ log_file_in_use: list[Path] = []
 # Whether -q was given, for run()'s error mapping (which runs outside the Typer context).
 _quiet_run: list[bool] = []
 
-# Under -q a held lock is normal (the previous cron run is still going) and is only logged;
-# held this long, something is stuck and cron is told.
-LOCK_QUIET_SECONDS = 2 * 60 * 60  # monitoring.quiet_transient_hours' default
-
 
 def _version(value: bool) -> None:
     if value:
@@ -351,11 +347,18 @@ def _global(
     given = ctx.get_parameter_source("installation") == COMMANDLINE  # not found by default
     output.hints_for_business(business, installation=options.installation if given else None)
     output.use_color(color.value, no_color_env=bool(os.environ.get("NO_COLOR")))
+    from fbstampli.errors import ConfigError
     from fbstampli.logs import configure_logging
     from fbstampli.paths import check_home
 
-    check_home(options.paths(), allow_foreign=allow_foreign_home)  # before the log file opens
-    log_file = options.paths().existing_log_file()
+    try:
+        check_home(options.paths(), allow_foreign=allow_foreign_home)  # before the log file opens
+    except ConfigError:
+        if ctx.invoked_subcommand != "doctor":  # doctor names it as a check, runs the rest
+            raise
+        log_file = None
+    else:
+        log_file = options.paths().existing_log_file()
     log_file_in_use[:] = [log_file] if log_file else []
     from fbstampli.cli.text import clean
 

@@ -396,14 +396,16 @@ def show_steps(report: RunReport, options: Options, *, as_json: bool = False) ->
 
 
 def show_all(result: Any, options: Options, *, as_json: bool = False) -> None:
-    """One line on stderr per failing business (what cron mails); a line per business that
+    """One line on stderr per failing business (what cron mails; under -q not for a transient
+    condition younger than its `monitoring.quiet_transient_hours`); a line per business that
     went well on a terminal or with -v; the whole per-business document with --json."""
     from fbstampli.summaries import sentences
 
     if as_json:
         write_json(result.as_dict())
     for outcome in result.failing:
-        problem_line(outcome.line())
+        if not (options.quiet and getattr(outcome, "young_transient", False)):
+            problem_line(outcome.line())  # under -q, a young transient one is only logged
     if as_json or options.quiet:  # the same lines piped as on a terminal: only -q silences
         return
     for outcome in result.outcomes:

@@ -566,6 +566,8 @@ class Routes:
                 chosen["ids"] = {int(i) for i in raw_ids}
         equals = {}
         for name in ("vendorid", "billid"):
+            if name == "billid" and "billid-ignored" in self.sandbox.realities:
+                continue
             if f"search[{name}]" in self.query:
                 equals[name] = self.int_param(f"search[{name}]", 0, 1004)
         if equals:

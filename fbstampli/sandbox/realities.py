@@ -22,6 +22,7 @@ REALITIES: dict[str, str] = {
     "empty-pages-zero": "an empty list answers pages: 0",
     "scope-missing": "the app is not registered for user:bill_vendors:read",
     "payments-still": "a bill's updated_at stays put when its payments change",
+    "billid-ignored": "search[billid] on bill_payments is ignored: every payment comes back",
 }
 # `all` is every reality each run keeps Stampli in step under. A missing scope stops sync by
 # design; under still payments, a changed payment reaches Stampli at the next full sweep

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fbstampli import attention
-from fbstampli.errors import ConfigError, ExitCode, FbstampliError
+from fbstampli.errors import ConfigError, ExitCode, FbstampliError, LockHeldError
 from fbstampli.installation import (
     BusinessHome,
     Installation,
@@ -214,10 +214,17 @@ class BusinessOutcome:
     exit_code: int
     report: RunReport | None = None
     error: str | None = None
+    # A transient condition (exit 75) not yet lasted `monitoring.quiet_transient_hours`:
+    # under -q only its log has it, as in a single-home run.
+    young_transient: bool = False
 
     def line(self) -> str:
-        """One line for a failing business: its name, exit code and first reason."""
-        reason = self.error or (self.report.problems[0] if self.report else "") or "failed"
+        """One line for a failing business: its name, exit code and first reason (the first
+        that -q did not silence)."""
+        problems = self.report.problems if self.report else []
+        said = [p for p in problems if self.report and p not in self.report.silenced]
+        first = (said or problems or [""])[0]
+        reason = self.error or first or "failed"
         more = len(self.report.problems) - 1 if self.report and not self.error else 0
         tail = f" (and {more} more problems: see its log)" if more > 0 else ""
         return f"business {self.name}: exit {self.exit_code}: {reason}{tail}"
@@ -299,14 +306,23 @@ def run_one(business: BusinessHome, work: Any) -> BusinessOutcome:
     try:
         report = work()
     except FbstampliError as error:
+        young = isinstance(error, LockHeldError) and error.held_seconds < error.quiet_seconds
         return BusinessOutcome(
-            business.name, business.home, int(error.exit_code), error=redact(str(error))
+            business.name,
+            business.home,
+            int(error.exit_code),
+            error=redact(str(error)),
+            young_transient=young,
         )
     except Exception as error:
         logging.getLogger(CRASH_LOGGER).exception("internal error in business %s", business.name)
         reason = f"internal error ({type(error).__name__}); this is a bug: see its log"
         return BusinessOutcome(business.name, business.home, int(ExitCode.INTERNAL), error=reason)
-    return BusinessOutcome(business.name, business.home, int(report.exit_code), report=report)
+    silenced = not set(report.problems) - set(report.silenced)
+    young = report.exit_code is ExitCode.TEMPFAIL and silenced
+    return BusinessOutcome(
+        business.name, business.home, int(report.exit_code), report=report, young_transient=young
+    )
 
 
 # -- status --all --------------------------------------------------------------------------------

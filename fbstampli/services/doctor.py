@@ -1,14 +1,13 @@
 """`fbstampli doctor`: every check an operator needs, each with its own failure and fix.
 
-Checks run in order and later ones are left out when an earlier one they
-depend on failed, so one root cause shows as one failure.
+Checks run in order; when one fails, those that depend on it are named as
+skipped with why, and every other one still runs (`doctor_local`).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -17,13 +16,12 @@ from fbstampli.errors import (
     AuthRequiredError,
     ConfigError,
     FbstampliError,
-    LocalAccessError,
     LockHeldError,
-    StateDamagedError,
     TemplateError,
     TemporaryError,
 )
 from fbstampli.options import Options
+from fbstampli.services.doctor_local import CheckResult as CheckResult
 
 if TYPE_CHECKING:
     from fbstampli.runtime import Runtime
@@ -34,15 +32,6 @@ CLOCK_TOLERANCE = timedelta(minutes=5)
 EARLIEST_PLAUSIBLE = datetime(2024, 1, 1, tzinfo=UTC)  # before this version was written
 CLOCK_FIX = "set the system clock and keep it synchronised (NTP, e.g. `timedatectl set-ntp true`)"
 MAX_PROBLEMS_SHOWN = 3
-
-
-@dataclass(frozen=True, slots=True)
-class CheckResult:
-    name: str
-    ok: bool
-    detail: str
-    fix: str = ""
-    skipped: bool = False  # not checked (the detail says why); not a failure
 
 
 class _Told(list[CheckResult]):
@@ -96,11 +85,39 @@ def run_checks(
     now: Callable[[], datetime] | None = None,
     tell: Callable[[CheckResult], None] = lambda result: None,
 ) -> list[CheckResult]:
-    """Every check, in order; `tell` hears each result as soon as it is known."""
-    from fbstampli.runtime import load_options_settings, open_runtime, require_home
+    """Every check, in order; `tell` hears each result as soon as it is known. A failure
+    never ends the list: what cannot be checked after it is named as skipped, with why."""
+    from fbstampli.runtime import open_runtime
+    from fbstampli.services.doctor_local import open_failure, without_the_state
 
     clock = now or (lambda: datetime.now(UTC))
     results = _Told(tell)
+    _local_checks(options, results)
+    failed = next((result.name for result in results if not result.ok), None)
+    if failed is not None:
+        results.extend(without_the_state(options, f"the {failed} check failed"))
+        results.append(clock_check(clock()))
+        return results
+    try:
+        stack = open_runtime(options, lock=False)
+        rt = stack.__enter__()
+    except FbstampliError as error:
+        results.append(open_failure(error, options.paths()))
+        results.extend(without_the_state(options, "the state could not be opened"))
+        results.append(clock_check(clock()))
+        return results
+    try:
+        _check_the_state(rt, clock, results)
+    finally:
+        stack.__exit__(None, None, None)
+    return results
+
+
+def _local_checks(options: Options, results: _Told) -> None:
+    """The checks of this machine that need no opened state: settings, state file, home, disk."""
+    from fbstampli.runtime import load_options_settings, require_home
+    from fbstampli.services.doctor_local import disk_check
+
     results.extend(
         [
             _check(
@@ -113,40 +130,10 @@ def run_checks(
                 "run `fbstampli init`",
                 lambda: _state_exists(options, require_home),
             ),
+            _home_private(options),
+            disk_check(options.paths()),
         ]
     )
-    if results[-1].ok:
-        results.append(_home_private(options))
-    if not all(result.ok for result in results):
-        return results
-    try:
-        stack = open_runtime(options, lock=False)
-        rt = stack.__enter__()
-    except LocalAccessError as error:
-        # A permission problem: restoring a key or a backup would not help, and could hurt.
-        detail, _, fix = str(error).partition("; ")
-        results.append(CheckResult("home access", False, detail, fix))
-        return results
-    except StateDamagedError as error:  # the file itself, whatever the key
-        results.append(
-            CheckResult(
-                "state file",
-                False,
-                str(error).partition("; it was left")[0],
-                "the key is not at fault: `fbstampli state restore FILE` from the newest backup",
-            )
-        )
-        return results
-    except FbstampliError as error:
-        results.append(
-            CheckResult("key and state", False, str(error), "restore the key or a backup (exit 4)")
-        )
-        return results
-    try:
-        _check_the_state(rt, clock, results)
-    finally:
-        stack.__exit__(None, None, None)
-    return results
 
 
 def _check_the_state(rt: Runtime, clock: Callable[[], datetime], results: _Told) -> None:
@@ -210,7 +197,8 @@ def _home_private(options: Options) -> CheckResult:
     try:
         check_home(paths, allow_foreign=options.allow_foreign_home)
     except FbstampliError as error:
-        return CheckResult("home", False, str(error), "fix it as the message says")
+        detail, _, fix = str(error).partition("; ")
+        return CheckResult("home", False, detail, fix or "fix it as the message says")
     open_to_others = []
     for path, wanted in ((paths.home, 0o700), (paths.key_file, 0o600)):
         try:

@@ -188,13 +188,15 @@ def status(options: Options) -> Status:
     """Health at a glance, as a stable document (`schema` changes when keys do).
 
     `attention` lists what a person should act on; the command exits 1 when it
-    is not empty, so a monitor can alert on `fbstampli status -q`.
+    is not empty, so a monitor can alert on `fbstampli status -q`. A failure that may
+    pass by itself counts once it lasted `monitoring.failing_attention_hours`.
     """
     from fbstampli.store.credentials import login_summary
     from fbstampli.store.runs import latest_runs
 
     with open_runtime(options, lock=False) as rt:
-        runs = latest_runs(rt.store)
+        runs = with_failing_since(rt, latest_runs(rt.store))
+        failing_after = rt.settings.monitoring.failing_attention_hours
         now = rt.clock.now()
         document: dict[str, Any] = {
             "home": str(rt.paths.home),
@@ -209,4 +211,16 @@ def status(options: Options) -> Status:
             "webhooks": _webhooks(rt),
             "freshbooks_behaviour": _behaviour(rt),
         }
-    return Status(**document, attention=attention.reasons(document))
+    found = attention.reasons(document, failing_after_hours=failing_after)
+    return Status(**document, attention=found)
+
+
+def with_failing_since(rt: Runtime, runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each run that did not end well, with when its command's failing streak began."""
+    from fbstampli.store.runs import failing_since
+
+    since = failing_since(rt.store)
+    for name, run in runs.items():
+        if run["exit_code"] not in (None, 0):
+            run["failing_since"] = since.get(name, run["started_at"])
+    return runs

@@ -340,6 +340,7 @@ def failing_deliveries(store: Store) -> list[dict[str, Any]]:
     with the bill number or vendor name people know them by."""
     rows = store.query(
         "SELECT d.kind, d.fb_id, d.status, d.attempts, d.next_attempt_at, d.last_error, "
+        "d.created_at, "
         "coalesce(json_extract(s.payload, '$.bill_number'), json_extract(s.payload, '$.name'), "
         "'') AS label FROM deliveries AS d "
         "LEFT JOIN source_objects AS s ON s.kind = d.kind AND s.fb_id = d.fb_id "
@@ -357,6 +358,7 @@ def failing_deliveries(store: Store) -> list[dict[str, Any]]:
             if row["status"] == DeliveryStatus.FAILED
             else None,
             "error": str(row["last_error"] or ""),
+            "queued_at": str(row["created_at"]),  # it has been failing at most since then
         }
         for row in rows
     ]

@@ -61,8 +61,11 @@ def translate(error: Exception, path: Path) -> Exception:
 
         return TemporaryError(f"{path} stayed locked by another process; try again shortly")
     if "full" in text or "disk I/O" in text:
-        return StateUnusableError(
-            f"cannot write {path}: the disk is full or failing; free space and re-run"
+        from fbstampli.access import free_space_fix
+        from fbstampli.errors import DiskFullError
+
+        return DiskFullError(
+            f"cannot write {path}: the disk is full or failing; {free_space_fix(path)}"
         )
     if "malformed" in text:
         from fbstampli.errors import StateDamagedError

@@ -108,3 +108,15 @@ def last_success_started_at(store: Store, command: str) -> str | None:
         (command,),
     )
     return None if row is None else str(row["started_at"])
+
+
+_FAILING_SINCE = (  # per command, the first run of the failing streak since its last success
+    "SELECT command, min(started_at) AS since FROM runs AS r WHERE exit_code != 0 AND id > "
+    "coalesce((SELECT max(id) FROM runs AS s WHERE s.command = r.command AND s.exit_code = 0), 0) "
+    "GROUP BY command"
+)
+
+
+def failing_since(store: Store) -> dict[str, str]:
+    """For each command whose newest runs did not end well, when the first of them started."""
+    return {str(row["command"]): str(row["since"]) for row in store.query(_FAILING_SINCE)}

@@ -385,3 +385,14 @@ class VendorNames(dict[int, str]):
 
 def vendor_names(store: Store) -> VendorNames:
     return VendorNames(store)
+
+
+_LIVE_PAYMENT_BILLS = (
+    "SELECT fb_id, CAST(json_extract(payload, '$.bill_id') AS INTEGER) AS bill_id "
+    "FROM source_objects WHERE kind = 'bill_payment' AND vis_state != 1"
+)
+
+
+def stored_live_payments(store: Store) -> dict[int, int]:
+    """Every payment last seen live, with its bill: what a listing of all payments should hold."""
+    return {int(row["fb_id"]): int(row["bill_id"]) for row in store.iterate(_LIVE_PAYMENT_BILLS)}

@@ -24,14 +24,20 @@ import logging
 from collections.abc import Iterable, Sequence
 
 from fbstampli.clock import from_utc_text
-from fbstampli.models import Bill, BillPayment, Kind, VisState
+from fbstampli.models import Bill, BillPayment, Kind
 from fbstampli.models.behaviour import PAYMENTS_MOVE_BILLS, Fact
 from fbstampli.report import RunReport
 from fbstampli.store import Store
-from fbstampli.store.snapshots import stored_payment_ids, stored_stamps
+from fbstampli.store.snapshots import stored_stamps
 from fbstampli.sync.fetch import Fetched
 from fbstampli.sync.plan import Decision
 from fbstampli.sync.ports import BillSource
+from fbstampli.sync.vanished import (
+    deleted_among,
+    vanished_of_all,
+    vanished_of_bills,
+    with_deleted_of_all,
+)
 
 log = logging.getLogger(__name__)
 
@@ -104,33 +110,24 @@ def payments_of_moved(
 ) -> list[BillPayment] | None:
     """The payments of the moved bills, deleted ones included; None if the filter was ignored.
 
-    Listing by `search[billid]` omits deleted payments (as every listing does),
-    so a payment last seen on a moved bill and missing now is looked up among
-    that bill's deleted payments: one more request, only when one vanished.
+    Every listing omits deleted payments, so a payment last seen live and missing
+    now is looked up among the deleted (`sync.vanished`): more requests only when
+    one vanished. A bulk change lists every payment, so a deletion on any bill is seen.
     """
     moved = sorted(moved_bills(store, bills))
     if not moved:
         return []
     if len(moved) > MANY_MOVED:  # a bulk change: one listing is cheaper than a search per bill
         wanted = set(moved)
-        payments = [p for p in source.list_bill_payments() if p.bill_id in wanted]
-    else:
-        payments = list(source.bill_payments_of(moved))
-        foreign = {p.bill_id for p in payments} - set(moved)
-        if foreign:
-            disprove(store, "FreshBooks ignored `search[billid]` on bill payments", report)
-            return None
-    listed = {p.fb_id for p in payments}
-    known = stored_payment_ids(store, moved)
-    vanished = {pid for ids in known.values() for pid in ids} - listed
-    if vanished:
-        gone_from = sorted(b for b, ids in known.items() if ids & vanished)
-        payments.extend(
-            p
-            for p in source.bill_payments_of(gone_from, vis_state=VisState.DELETED)
-            if p.fb_id in vanished
-        )
-    return payments
+        everything = list(source.list_bill_payments())
+        payments = [p for p in everything if p.bill_id in wanted]
+        return [*payments, *deleted_among(source, vanished_of_all(store, everything))]
+    payments = list(source.bill_payments_of(moved))
+    foreign = {p.bill_id for p in payments} - set(moved)
+    if foreign:
+        disprove(store, "FreshBooks ignored `search[billid]` on bill payments", report)
+        return None
+    return [*payments, *deleted_among(source, vanished_of_bills(store, payments, moved))]
 
 
 def with_payments_of_moved(
@@ -139,7 +136,7 @@ def with_payments_of_moved(
     """`fetched` plus the payments of its moved bills, or plus every payment as the fallback."""
     payments = payments_of_moved(store, source, fetched.bills, report)
     if payments is None:
-        payments = list(source.list_bill_payments())
+        payments = with_deleted_of_all(store, source, list(source.list_bill_payments()))
     have = {p.fb_id for p in fetched.payments}
     extra = [p for p in payments if p.fb_id not in have]
     return dataclasses.replace(fetched, payments=[*fetched.payments, *extra])

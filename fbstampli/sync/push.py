@@ -60,6 +60,7 @@ from fbstampli.sync.payments import (
 )
 from fbstampli.sync.plan import Decision
 from fbstampli.sync.ports import BillSource, Renderer, Transport
+from fbstampli.sync.vanished import with_deleted_payments
 from fbstampli.sync.watermarks import (
     WATERMARK_KEYS,
     load_watermarks,
@@ -224,6 +225,8 @@ def _fetch_recent(ctx: PushContext, run: PushRun, advance: Callable[[int], None]
     fetched = with_named(source, fetched, bill_ids=run.bill_ids, vendor_ids=run.vendor_ids)
     if run.follow:
         fetched = with_payments_of_moved(ctx.store, source, fetched, run.report)
+    else:  # every payment was listed: those missing are looked up among the deleted
+        fetched = with_deleted_payments(ctx.store, source, fetched)
     return fetched
 
 

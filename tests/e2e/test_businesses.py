@@ -73,8 +73,8 @@ class Installation:
     alpha: Site
     beta: Site
 
-    def run(self, *args: str) -> Result:
-        return run(self.folder, *args)
+    def run(self, *args: str, env: dict[str, str] | None = None) -> Result:
+        return run(self.folder, *args, env=env)
 
     def account(self, site: Site) -> object:
         return self.freshbooks.accounts[site.business.account_id]
@@ -281,12 +281,16 @@ def _new_bill(fb: FreshBooksSandbox, business: Business) -> int:
     return account.create_bill(vendor, bill_number=f"NEW-{business.account_id}")
 
 
+# Under -q an outage is said at once, not after quiet_transient_hours (tests/e2e/test_firm.py).
+SAY_OUTAGES = {"FBSTAMPLI_MONITORING_QUIET_TRANSIENT_HOURS": "0"}
+
+
 def test_a_stopped_sftp_server_fails_only_its_business(installation: Installation) -> None:
     assert installation.run("sync", "--all").code == 0
     installation.beta.sftp.stop()
     new_bill = _new_bill(installation.freshbooks, ALPHA)
     _new_bill(installation.freshbooks, BETA)  # something to send where no server answers
-    result = installation.run("-q", "sync", "--all")
+    result = installation.run("-q", "sync", "--all", env=SAY_OUTAGES)
     assert result.code == 75, result.stderr  # SFTP unreachable: try later; beta's files wait
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -312,7 +316,7 @@ def test_sync_all_exits_with_the_worst_code_and_a_line_per_failing_business(
     fb.auth.revoke(_refresh_token(installation.alpha.home))
     fb.expire_access_tokens()
     installation.beta.sftp.stop()  # its first sync finds no server for the pull: exit 75
-    result = installation.run("-q", "sync", "--all")
+    result = installation.run("-q", "sync", "--all", env=SAY_OUTAGES)
     assert result.code == 3, result.stderr  # a login to renew outranks a server to wait for
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 2
@@ -364,8 +368,9 @@ def test_status_and_status_all_judge_a_business_by_the_same_rule(
     `status`; both now read one rule (`fbstampli/attention.py`)."""
     installation.beta.sftp.stop()  # its sync finds no server: exit 75, retries by itself
     assert installation.run("sync", "--all").code == 75
-    one = installation.run("--business", "beta", "status", "--json")
-    every = installation.run("status", "--all", "--json")
+    at_once = {"FBSTAMPLI_MONITORING_FAILING_ATTENTION_HOURS": "0"}  # not after 2 h of it
+    one = installation.run("--business", "beta", "status", "--json", env=at_once)
+    every = installation.run("status", "--all", "--json", env=at_once)
     attention = json.loads(one.stdout)["attention"]
     assert attention  # the failed run is named
     beta = json.loads(every.stdout)["businesses"][1]

@@ -22,6 +22,7 @@ from fbstampli.sandbox.freshbooks import FreshBooksSandbox
 from fbstampli.sandbox.sftp_server import SftpServer
 from fbstampli.store import open_state
 from fbstampli.store.runs import latest_runs
+from tests.e2e.test_quiet_rules import AT_ONCE, lock_held
 from tests.support.cli import Result, run, start
 from tests.support.firm import add_businesses, firm_accounts, point_at, silent_server
 
@@ -186,20 +187,21 @@ def test_status_all_lists_what_needs_attention_first_and_attention_shows_only_th
     failed = firm.run("-q", "sync", "--all", env={"FBSTAMPLI_FRESHBOOKS_MAX_RETRIES": "0"})
     assert failed.code == 75, failed.stderr
     (firm.homes["zulu"] / "state.key").write_text("0" * 64)  # zulu's key is lost
-    every = firm.run("status", "--all")
+    at_once = {"FBSTAMPLI_MONITORING_FAILING_ATTENTION_HOURS": "0"}  # beta: not after 2 h of it
+    every = firm.run("status", "--all", env=at_once)
     assert every.code == 1
     rows = [line.split("\t") for line in every.stdout.strip().splitlines()[1:]]
     assert [row[0] for row in rows] == ["zulu", "beta", "alpha", "gamma"]
     assert rows[0][4].startswith("cannot read its state")
     assert rows[1][4] not in ("", "no")
     assert rows[2][4] == rows[3][4] == "no"
-    only = firm.run("status", "--all", "--attention")
+    only = firm.run("status", "--all", "--attention", env=at_once)
     assert only.code == 1
     assert [line.split("\t")[0] for line in only.stdout.strip().splitlines()[1:]] == [
         "zulu",
         "beta",
     ]
-    as_json = firm.run("status", "--all", "--attention", "--json")
+    as_json = firm.run("status", "--all", "--attention", "--json", env=at_once)
     assert [b["business"] for b in json.loads(as_json.stdout)["businesses"]] == ["beta", "zulu"]
 
 
@@ -209,3 +211,25 @@ def test_attention_without_all_is_a_usage_error(firm: Firm) -> None:
     assert result.stderr.strip() == (
         "fbstampli: error: --attention picks among the businesses: give it with --all"
     )
+
+
+@pytest.mark.slow
+def test_sync_all_under_q_says_a_business_line_only_once_its_transient_condition_lasted(
+    firm: Firm,
+) -> None:
+    firm.first_tick()
+    point_at(firm.homes["beta"], "http://127.0.0.1:9")  # nothing listens: exit 75
+    no_retries = {"FBSTAMPLI_FRESHBOOKS_MAX_RETRIES": "0"}
+    with lock_held(firm.homes["zulu"]):  # the previous run still going
+        young = firm.run("-q", "sync", "--all", env=no_retries)
+        assert (young.code, young.stderr) == (75, "")
+        lasted = firm.run("-q", "sync", "--all", env={**no_retries, **AT_ONCE})
+        assert lasted.code == 75
+        lines = lasted.stderr.strip().splitlines()
+        assert [line.split(":")[1].strip() for line in lines] == ["business beta", "business zulu"]
+        assert "failing since" in lines[0]
+        assert "another fbstampli run" in lines[1]
+    log = (firm.homes["beta"] / "logs" / "fbstampli.log").read_text()
+    assert "127.0.0.1:9" in log  # the young one was logged, not lost
+    loud = firm.run("sync", "--all", env=no_retries)  # without -q every failing line is said
+    assert "business beta: exit 75" in loud.stderr

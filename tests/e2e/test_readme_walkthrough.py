@@ -242,7 +242,7 @@ def test_the_readme_walkthrough_runs_as_written_against_both_sandboxes(tmp_path:
     assert (tmp_path / "browser.log").read_text().split() == user.pasted_urls
     assert user.password not in transcript  # the password prompt does not echo
     doctor = [line for line in transcript.splitlines() if re.match(r"(ok  |FAIL) \S", line)]
-    assert len(doctor) == 12, transcript  # home, key, state, FreshBooks, its behaviour, SFTP, …
+    assert len(doctor) == 13, transcript  # home, disk, key, state, FreshBooks, behaviour, SFTP…
     assert all(line.startswith("ok   ") for line in doctor), "\n".join(doctor)
     dry_run = sorted(path.name for path in (user_home / "fbstampli-sandbox" / "dry-run").iterdir())
     for files in (dry_run, inbound):

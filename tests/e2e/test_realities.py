@@ -52,6 +52,7 @@ LEARNT: dict[str, dict[str, str]] = {
     "lines-omitted": {**EXPECTED, "list_lines": "omitted"},
     "vendor-times-ny": {**EXPECTED, "vendor_times": "America/New_York"},
     "empty-pages-zero": {**EXPECTED, "empty_pages": "0"},
+    "billid-ignored": EXPECTED,
 }
 LEARNT["all"] = {  # a refusal hides whether the parameter would have been ignored
     "sort.bills": "rejected",
