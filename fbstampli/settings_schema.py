@@ -148,6 +148,13 @@ SCHEMA = (
                     "(safely) and goes first at the next run; the others go on",
                 ),
             ),
+            Key(
+                "categories_hours",
+                after=(
+                    "how often the expense categories (the coding list sent before the",
+                    "vendors) are read: one request a read; 0 = never read nor sent",
+                ),
+            ),
         ),
     ),
     Section(

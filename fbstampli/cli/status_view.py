@@ -18,7 +18,12 @@ from fbstampli.cli.text import shown
 # How many failing items the summary names before pointing at `status --stuck`.
 FIRST_FEW = 3
 
-KIND_NAMES = {"vendor": "vendor", "bill": "bill", "bill_payment": "payment"}
+KIND_NAMES = {
+    "expense_category": "expense category",
+    "vendor": "vendor",
+    "bill": "bill",
+    "bill_payment": "payment",
+}
 # Long library texts are cut to this in the summary; `status --stuck` and --json keep them whole.
 REASON_WIDTH = 70
 

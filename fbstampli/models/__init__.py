@@ -13,8 +13,10 @@ from enum import IntEnum, StrEnum
 
 
 class Kind(StrEnum):
-    """What a FreshBooks object is; the order of the members is delivery order."""
+    """What a FreshBooks object is; the order of the members is delivery order: the coding
+    list (expense categories) and the vendors, the masters, before the bills naming them."""
 
+    CATEGORY = "expense_category"
     VENDOR = "vendor"
     BILL = "bill"
     PAYMENT = "bill_payment"
@@ -124,10 +126,32 @@ class BillPayment:
     vis_state: VisState = VisState.ACTIVE
 
 
-SourceObject = Vendor | Bill | BillPayment
+@dataclass(frozen=True, slots=True)
+class ExpenseCategory:
+    """One FreshBooks expense category: what a bill line is coded to (its GL account).
+
+    FreshBooks gives no code or number for a category; `code` stays "" unless it does.
+    """
+
+    fb_id: int
+    name: str
+    parent_id: int | None = None
+    code: str = ""
+    is_cogs: bool = False
+    vis_state: VisState = VisState.ACTIVE
+    updated_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.vis_state == VisState.ACTIVE
+
+
+SourceObject = ExpenseCategory | Vendor | Bill | BillPayment
 
 
 def kind_of(obj: SourceObject) -> Kind:
+    if isinstance(obj, ExpenseCategory):
+        return Kind.CATEGORY
     if isinstance(obj, Vendor):
         return Kind.VENDOR
     if isinstance(obj, Bill):

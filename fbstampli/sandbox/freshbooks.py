@@ -37,7 +37,7 @@ from fbstampli.sandbox.fb_http import (
     RequestRecord,
     request_kind,
 )
-from fbstampli.sandbox.realities import MISSING_SCOPE, parse_realities
+from fbstampli.sandbox.realities import EXPENSES_SCOPE, MISSING_SCOPE, parse_realities
 from fbstampli.signals import stop_signals
 
 __all__ = [
@@ -197,6 +197,13 @@ class FreshBooksSandbox:
     def update_vendor(self, vendor_id: int, **changes: Any) -> None:
         self.data.update_vendor(vendor_id, **changes)
 
+    def update_category(self, category_id: int, **changes: Any) -> None:
+        """Rename (`category=`), re-parent (`parentid=`), archive or delete an expense category."""
+        self.data.update_category(category_id, **changes)
+
+    def create_category(self, name: str, parent_id: int | None = None) -> int:
+        return self.data.create_category(name, parent_id)
+
     def delete_vendor(self, vendor_id: int) -> None:
         self.data.delete_vendor(vendor_id)
 
@@ -235,6 +242,8 @@ class FreshBooksSandbox:
             scope = DEFAULT_SCOPE
             if "scope-missing" in self.realities:
                 scope = " ".join(s for s in scope.split() if s != MISSING_SCOPE)
+        if "expenses-scope-missing" in self.realities:
+            scope = " ".join(s for s in scope.split() if s != EXPENSES_SCOPE)
         return self.auth.issue_code(redirect_uri, scope)
 
     def expire_access_tokens(self) -> None:

@@ -22,12 +22,19 @@ REALITIES: dict[str, str] = {
     "empty-pages-zero": "an empty list answers pages: 0",
     "scope-missing": "the app is not registered for user:bill_vendors:read",
     "payments-still": "a bill's updated_at stays put when its payments change",
+    "expenses-scope-missing": "the login's grant lacks user:expenses:read (given before it was "
+    "asked for): the expense categories answer 403",
 }
 # `all` is every reality each run keeps Stampli in step under. A missing scope stops sync by
 # design; under still payments, a changed payment reaches Stampli at the next full sweep
 # (which then switches to listing every payment), not at the next run.
-ALL = tuple(name for name in REALITIES if name not in ("scope-missing", "payments-still"))
+ALL = tuple(
+    name
+    for name in REALITIES
+    if name not in ("scope-missing", "payments-still", "expenses-scope-missing")
+)
 MISSING_SCOPE = "user:bill_vendors:read"
+EXPENSES_SCOPE = "user:expenses:read"
 
 
 def parse_realities(text: str | Iterable[str]) -> frozenset[str]:

@@ -347,7 +347,18 @@ def _freshbooks(
             f"the login was granted without {', '.join(missing)}, which sync reads; run "
             "`fbstampli auth login` and grant them (the app registration must offer them)"
         )
-    return f"the token works for account {account}"
+    return f"the token works for account {account}{_optional_scopes(rt)}"
+
+
+def _optional_scopes(rt: Runtime) -> str:
+    """The coding list's scope, named when the grant lacks it: no failure, the bills flow."""
+    from fbstampli.store.credentials import StateTokenStore
+
+    token = StateTokenStore(rt.store).load()
+    granted = token.scope.split() if token is not None and token.scope else ["user:expenses:read"]
+    if "user:expenses:read" in granted or rt.settings.sync.categories_hours == 0:
+        return ""
+    return "; no expense categories file: grant user:expenses:read, then `fbstampli auth login`"
 
 
 # doctor waits this long for a running sync; past it, the token is reported, not refreshed.

@@ -42,6 +42,19 @@ class FieldType(StrEnum):
 # (header fields repeated); `line.*` fields come from the line. `vendor_name` on bills and the
 # `bill_number`/`vendor_*` fields on payments are looked up by the renderer; a bill's
 # `document_type` is worked out from its total's sign (`invoice`, or `credit` below zero).
+# An expense category: the coding list, sent before the vendors (`parent_id` is the id of the
+# category it sits under; `active` is yes/no, `vis_state` the word).
+_CATEGORY_FIELDS: dict[str, FieldType] = {
+    "fb_id": FieldType.ID,
+    "name": FieldType.TEXT,
+    "code": FieldType.TEXT,
+    "parent_id": FieldType.ID,
+    "is_cogs": FieldType.BOOL,
+    "active": FieldType.BOOL,
+    "vis_state": FieldType.TEXT,
+    "updated_at": FieldType.DATETIME,
+}
+
 _VENDOR_FIELDS: dict[str, FieldType] = {
     "fb_id": FieldType.ID,
     "name": FieldType.TEXT,
@@ -124,6 +137,7 @@ _PAYMENT_FIELDS: dict[str, FieldType] = {
 STAMPED_FIELDS: dict[str, FieldType] = {"action": FieldType.TEXT, "version": FieldType.INTEGER}
 
 SOURCE_FIELDS: dict[Kind, dict[str, FieldType]] = {
+    Kind.CATEGORY: {**_CATEGORY_FIELDS, **STAMPED_FIELDS},
     Kind.VENDOR: {**_VENDOR_FIELDS, **STAMPED_FIELDS},
     Kind.BILL: {**_BILL_FIELDS, **STAMPED_FIELDS},
     Kind.PAYMENT: {**_PAYMENT_FIELDS, **STAMPED_FIELDS},
@@ -150,10 +164,35 @@ RECORD_FIELDS: dict[str, FieldType] = {
 }
 """`StampliRecord` fields an export column may fill; unmapped columns land in `extra`."""
 
-# Section names in the TOML file; `payment` is FreshBooks' bill payment.
-SECTION_OF_KIND = {Kind.VENDOR: "vendor", Kind.BILL: "bill", Kind.PAYMENT: "payment"}
-SEQUENCE_OF_KIND = {Kind.VENDOR: 1, Kind.BILL: 2, Kind.PAYMENT: 3}
-FILE_NAME_FIELDS = frozenset({"business", "timestamp", "batch", "seq", "kind"})
+# Section names in the TOML file; `payment` is FreshBooks' bill payment, `category` its
+# expense category. `{seq}` puts the masters first in name order: 0 categories, 1 vendors.
+SECTION_OF_KIND = {
+    Kind.CATEGORY: "category",
+    Kind.VENDOR: "vendor",
+    Kind.BILL: "bill",
+    Kind.PAYMENT: "payment",
+}
+SEQUENCE_OF_KIND = {Kind.CATEGORY: 0, Kind.VENDOR: 1, Kind.BILL: 2, Kind.PAYMENT: 3}
+# `{kinds}`: the plural file-name word (`{kind}s` would give "categorys").
+PLURAL_OF_KIND = {
+    Kind.CATEGORY: "categories",
+    Kind.VENDOR: "vendors",
+    Kind.BILL: "bills",
+    Kind.PAYMENT: "payments",
+}
+FILE_NAME_FIELDS = frozenset({"business", "timestamp", "batch", "seq", "kind", "kinds"})
+# The `[category]` columns of a template that has no such section (one written before the
+# coding list existed): the same as the packaged default's. (header, source, format)
+DEFAULT_CATEGORY_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("GL Account ID", "fb_id", ""),
+    ("GL Account Code", "code", ""),
+    ("GL Account Name", "name", ""),
+    ("Parent GL Account ID", "parent_id", ""),
+    ("Active", "active", "yes|no"),
+    ("Cost of Goods Sold", "is_cogs", "yes|no"),
+    ("Action", "action", ""),
+    ("Version", "version", ""),
+)
 
 XML_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9._-]*$")
 
@@ -233,8 +272,15 @@ class Template:
     actions: tuple[tuple[str, str], ...] = DEFAULT_ACTION_WORDS
     # A vendor rename re-sends the vendor's bills and payments (their vendor-name cells).
     resend_on_rename: bool = False
+    # The coding list's layout; `template_rules.build` always gives one (the default's columns
+    # when the file has no `[category]`).
+    category: OutgoingLayout | None = None
 
     def layout(self, kind: Kind) -> OutgoingLayout:
+        if kind is Kind.CATEGORY:
+            if self.category is None:
+                raise ValueError(f"template {self.name!r} has no category layout")
+            return self.category
         if kind is Kind.VENDOR:
             return self.vendor
         if kind is Kind.BILL:

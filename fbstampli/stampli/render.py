@@ -20,6 +20,7 @@ from fbstampli.models import (
     Bill,
     BillLine,
     BillPayment,
+    ExpenseCategory,
     Kind,
     SourceObject,
     Vendor,
@@ -250,7 +251,7 @@ def render_rows(
     kind = kind_of(obj)
     layout = template.layout(kind)
     sources = _sources(layout)
-    if isinstance(obj, Vendor):
+    if isinstance(obj, Vendor | ExpenseCategory):
         return [_row(layout, lambda source: _unstamped(obj, source))]
     if isinstance(obj, Bill):
         vendor_name = (

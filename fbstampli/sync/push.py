@@ -32,6 +32,7 @@ from fbstampli.store import Store, outbox
 from fbstampli.store.api_facts import event_arrivals, load_facts, save_fact
 from fbstampli.store.events import mark_events, pending_events
 from fbstampli.store.outbox import vendor_names
+from fbstampli.sync.coding import refresh_categories
 from fbstampli.sync.connection import Connection
 from fbstampli.sync.deliver import create_batches, deliver
 from fbstampli.sync.documents import with_documents
@@ -178,6 +179,7 @@ def push_incremental(
     fetched = _completed(ctx, run, _fetch_recent(ctx, run, advance))
     _ingest(ctx, fetched, run.since, ctx.run_id, run.report)
     marks = next_watermarks(fetched, run.watermarks)
+    _coding(ctx, run)
     return record_and_deliver(ctx, run, marks=marks, swept_at=None, stage=stage)
 
 
@@ -188,6 +190,7 @@ def push_whole(
     started = ctx.clock.now()
     marks = _stream(ctx, run, advance=advance)
     swept_at = started if run.sweep or run.first_run else None
+    _coding(ctx, run)
     return record_and_deliver(ctx, run, marks=marks, swept_at=swept_at, stage=stage)
 
 
@@ -208,6 +211,20 @@ def push_dry_run(
     else:
         fetched = _fetch_recent(ctx, run, advance)
     return _dry_run(ctx, _completed(ctx, run, fetched), run.since, folder, run.report)
+
+
+def _coding(ctx: PushContext, run: PushRun) -> None:
+    """The coding list when due (`sync/coding.py`); a sweep reads it too."""
+    refresh_categories(
+        ctx.store,
+        run.source,
+        ctx.renderer,
+        settings=ctx.settings,
+        clock=ctx.clock,
+        full=run.sweep,
+        run_id=ctx.run_id,
+        report=run.report,
+    )
 
 
 def _fetch_named(ctx: PushContext, run: PushRun) -> Fetched:
@@ -383,6 +400,16 @@ def _dry_run(
     try:
         with ctx.store.transaction():
             _ingest(ctx, fetched, since_date, None, report)
+            refresh_categories(
+                ctx.store,
+                ctx.source(),
+                ctx.renderer,
+                settings=ctx.settings,
+                clock=ctx.clock,
+                full=False,
+                run_id=None,
+                report=report,
+            )
             for kind in Kind:
                 for batch_id in create_batches(
                     ctx.store,

@@ -1,0 +1,120 @@
+"""The coding list: FreshBooks' expense categories, sent to Stampli before the vendors.
+
+FreshBooks documents no `updated_since` filter for expense categories, and they change
+rarely: the whole list (one request for a usual account) is read at most once per
+`sync.categories_hours`, and at each full sweep (`--full`). Each category is a source
+object like a vendor: the same snapshots and hashes decide, so an unchanged category is
+never sent again, a renamed or archived one goes as an UPDATE, and one FreshBooks no
+longer lists goes as deleted (VOID under `sync.deleted_bills = "void"`). A login without
+`user:expenses:read` (said once, by the client), or FreshBooks failing, leaves the list
+for a later run: it never stops the bills.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from datetime import timedelta
+
+from fbstampli.clock import Clock, from_utc_text, to_utc_text
+from fbstampli.config import Settings
+from fbstampli.errors import RemoteError, RemoteUnavailableError, RenderError
+from fbstampli.models import ExpenseCategory, Kind, SourceObject, VisState
+from fbstampli.report import RunReport
+from fbstampli.store import Store
+from fbstampli.store.coding import standing_categories
+from fbstampli.sync.ingest import apply_changes
+from fbstampli.sync.plan import Observed
+from fbstampli.sync.ports import BillSource, Renderer
+
+log = logging.getLogger(__name__)
+
+# When the expense categories were last asked for (read, or refused to this login).
+READ_KEY = "push.categories_read_at"
+
+
+def categories_due(store: Store, settings: Settings, clock: Clock, *, full: bool) -> bool:
+    """Never with `sync.categories_hours = 0`; else on a full run or once the interval is up."""
+    hours = settings.sync.categories_hours
+    if hours == 0:
+        return False
+    if full:
+        return True
+    last = store.get_value(READ_KEY)
+    return last is None or clock.now() - from_utc_text(last) >= timedelta(hours=hours)
+
+
+def refresh_categories(
+    store: Store,
+    source: BillSource,
+    renderer: Renderer,
+    *,
+    settings: Settings,
+    clock: Clock,
+    full: bool,
+    run_id: int | None,
+    report: RunReport,
+) -> None:
+    """Read the categories when due and queue what changed (committed before it returns).
+
+    Called once the run's bills are recorded, with no listing open: the deliveries it
+    queues go first all the same (`Kind.CATEGORY` leads the delivery order).
+    """
+    if not categories_due(store, settings, clock, full=full):
+        return
+    try:
+        listed = source.list_expense_categories()
+    except (RemoteError, RemoteUnavailableError) as error:
+        log.info("expense categories not read: %s", error)
+        report.notes.append(f"expense categories not read ({error}); the next run tries again")
+        return
+    if listed is not None:
+        _record(store, listed, renderer, settings, run_id, report)
+    with store.transaction():
+        store.put_value(READ_KEY, to_utc_text(clock.now()))
+
+
+def _record(
+    store: Store,
+    listed: list[ExpenseCategory],
+    renderer: Renderer,
+    settings: Settings,
+    run_id: int | None,
+    report: RunReport,
+) -> None:
+    """Snapshots and deliveries of the categories that changed, the unlisted ones as deleted."""
+    ids = {category.fb_id for category in listed}
+    gone = [
+        dataclasses.replace(category, vis_state=VisState.DELETED)
+        for category in standing_categories(store)
+        if category.fb_id not in ids
+    ]
+    observed: list[tuple[Observed, SourceObject]] = []
+    for category in [*listed, *gone]:
+        try:
+            rows = tuple(renderer.rows(category, {}, {}))
+        except RenderError as error:
+            report.problems.append(f"expense category {category.fb_id} cannot be written: {error}")
+            continue
+        stamp = category.updated_at
+        item = Observed(
+            kind=Kind.CATEGORY,
+            fb_id=category.fb_id,
+            content_hash=renderer.version_hash(Kind.CATEGORY, rows),
+            legacy_hash=renderer.legacy_hash(Kind.CATEGORY, rows),
+            vis_state=int(category.vis_state),
+            rows=rows,
+            updated_at=stamp.isoformat() if stamp else None,
+        )
+        observed.append((item, category))
+    report.add(f"seen.{Kind.CATEGORY.value}", len(observed))
+    apply_changes(
+        store,
+        observed,
+        renderer=renderer,
+        send_payments=settings.sync.send_payments,
+        report_deleted=settings.sync.deleted_bills != "ignore",
+        void_deleted=settings.sync.deleted_bills == "void",
+        run_id=run_id,
+        report=report,
+    )

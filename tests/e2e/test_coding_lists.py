@@ -1,0 +1,167 @@
+"""The coding list reaches Stampli before the transactions (issue 26, item 2): FreshBooks'
+expense categories as a master file sorting before the vendors, delivered incrementally
+like them, with the real CLI, the FreshBooks sandbox and a real SFTP server."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from fbstampli.clock import SystemClock, to_utc_text
+from fbstampli.sandbox.freshbooks import FreshBooksSandbox
+from fbstampli.sandbox.realities import parse_realities
+from fbstampli.sandbox.sftp_server import SftpServer
+from fbstampli.store import open_state
+from fbstampli.sync.coding import READ_KEY
+from tests.e2e.conftest import Connected, connect_quickly
+
+CATEGORIES = "categories.list"
+
+
+def rows_of(connected: Connected, name: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO((connected.inbound / name).read_text("utf-8"))))
+
+
+def named(connected: Connected, ending: str, among: list[str] | None = None) -> list[str]:
+    return [n for n in (among or connected.inbound_files()) if n.endswith(ending)]
+
+
+def new_files(connected: Connected, before: set[str]) -> list[str]:
+    return sorted(set(connected.inbound_files()) - before)
+
+
+def age_the_last_read(connected: Connected, hours: int) -> None:
+    """As if the categories were last read `hours` ago (the interval is in the state)."""
+    store, _ = open_state(connected.home / "state.db", {}, SystemClock())
+    try:
+        with store.transaction():
+            moment = datetime.now(UTC) - timedelta(hours=hours)
+            store.put_value(READ_KEY, to_utc_text(moment))
+    finally:
+        store.close()
+
+
+def test_the_categories_file_precedes_the_vendors_file_by_name_and_by_upload(
+    connected: Connected,
+) -> None:
+    result = connected.run("push-bills")
+    assert result.code == 0, result.stderr
+    names = connected.inbound_files()
+    (categories,) = named(connected, "-categories.csv")
+    (vendors,) = named(connected, "-vendors.csv")
+    assert "_0-categories.csv" in categories
+    assert sorted(names).index(categories) < sorted(names).index(vendors)
+    ctime = {name: (connected.inbound / name).stat().st_ctime_ns for name in names}
+    assert ctime[categories] <= ctime[vendors] <= ctime[named(connected, "-bills.csv")[0]]
+    rows = {row["GL Account ID"]: row for row in rows_of(connected, categories)}
+    assert set(rows) == {str(i) for i in connected.freshbooks.data.categories}
+    assert rows["1005"]["GL Account Name"] == "Software"
+    assert rows["1005"]["Parent GL Account ID"] == "901"
+    assert rows["901"]["Parent GL Account ID"] == ""
+    assert rows["1013"]["Cost of Goods Sold"] == "yes"
+    assert {(r["Active"], r["Action"], r["Version"]) for r in rows.values()} == {
+        ("yes", "NEW", "1")
+    }
+    assert "Sent 4 files to Stampli: 14 expense categories" in result.stdout
+
+
+def test_bill_lines_carry_the_category_id_the_categories_file_lists(connected: Connected) -> None:
+    assert connected.run("push-bills").code == 0
+    (categories,) = named(connected, "-categories.csv")
+    rows = rows_of(connected, categories)
+    listed = {row["GL Account ID"]: row["GL Account Name"] for row in rows}
+    lines = rows_of(connected, named(connected, "-bills.csv")[0])
+    assert lines
+    for line in lines:
+        assert line["GL Account ID"] in listed, line["FreshBooks Bill ID"]
+        assert line["GL Account"] == listed[line["GL Account ID"]]
+
+
+def test_synced_again_the_categories_send_nothing_and_a_quiet_run_does_not_ask(
+    connected: Connected,
+) -> None:
+    assert connected.run("push-bills").code == 0
+    before = set(connected.inbound_files())
+    fb = connected.freshbooks
+    asked = fb.count("GET", CATEGORIES)
+    assert asked == 1
+    assert connected.run("push-bills").code == 0  # within the day: not read at all
+    assert fb.count("GET", CATEGORIES) == asked
+    age_the_last_read(connected, 25)
+    assert connected.run("push-bills").code == 0  # read again: nothing changed
+    assert fb.count("GET", CATEGORIES) == asked + 1
+    assert connected.run("push-bills", "--full").code == 0  # a sweep reads them too
+    assert fb.count("GET", CATEGORIES) == asked + 2
+    assert new_files(connected, before) == []
+
+
+def test_a_quiet_cron_run_costs_no_request_for_the_categories(connected: Connected) -> None:
+    """The quiet-run cost, in requests per run: the categories add one request per
+    `sync.categories_hours` (a day), none to the runs in between."""
+    fb = connected.freshbooks
+    assert connected.run("push-bills").code == 0
+    assert connected.run("push-bills").code == 0
+    start = len(fb.requests)
+    assert connected.run("push-bills").code == 0
+    quiet = [r.kind for r in fb.requests[start:] if r.kind != "token"]
+    assert CATEGORIES not in quiet
+    age_the_last_read(connected, 25)
+    start = len(fb.requests)
+    assert connected.run("push-bills").code == 0
+    daily = [r.kind for r in fb.requests[start:] if r.kind != "token"]
+    assert sorted(daily) == sorted([*quiet, CATEGORIES])
+
+
+def test_a_renamed_archived_or_deleted_category_sends_a_new_version_of_it_alone(
+    connected: Connected,
+) -> None:
+    assert connected.run("push-bills").code == 0
+    fb = connected.freshbooks
+    fb.update_category(1005, category="Software & SaaS")
+    fb.update_category(1012, vis_state=2)
+    fb.update_category(1010, vis_state=1)
+    before = set(connected.inbound_files())
+    result = connected.run("push-bills", "--full")
+    assert result.code == 0, result.stderr
+    (categories,) = named(connected, "-categories.csv", new_files(connected, before))
+    rows = {row["GL Account ID"]: row for row in rows_of(connected, categories)}
+    assert set(rows) == {"1005", "1012", "1010"}
+    assert rows["1005"]["GL Account Name"] == "Software & SaaS"
+    assert (rows["1005"]["Action"], rows["1005"]["Version"]) == ("UPDATE", "2")
+    assert (rows["1012"]["Active"], rows["1012"]["Action"]) == ("no", "UPDATE")
+    assert (rows["1010"]["Active"], rows["1010"]["Action"]) == ("no", "VOID")
+    before = set(connected.inbound_files())
+    assert connected.run("push-bills", "--full").code == 0
+    assert new_files(connected, before) == []
+
+
+def test_a_login_without_the_expenses_scope_warns_once_and_the_bills_still_flow(
+    tmp_path: pytest.TempPathFactory, freshbooks: FreshBooksSandbox, sftp_server: SftpServer
+) -> None:
+    freshbooks.realities = parse_realities("expenses-scope-missing")
+    connected = connect_quickly(tmp_path / "home", freshbooks, sftp_server)  # type: ignore[operator]
+    first = connected.run("push-bills")
+    assert first.code == 0, first.stderr
+    names = connected.inbound_files()
+    assert named(connected, "-categories.csv") == []
+    assert len(named(connected, "-vendors.csv")) == 1
+    assert len(named(connected, "-bills.csv")) == 1
+    warned = [line for line in first.stderr.splitlines() if "expense categories" in line]
+    assert len(warned) == 1, first.stderr
+    assert "user:expenses:read" in warned[0]
+    assert "fbstampli auth login" in warned[0]
+    asked = freshbooks.count("GET", CATEGORIES)
+    assert asked == 1
+    freshbooks.update_bill(sorted(freshbooks.data.bills)[0], bill_number="INV-RESENT")
+    for args in ((), ("--full",)):
+        again = connected.run("push-bills", *args)
+        assert again.code == 0, again.stderr
+        assert "expense categories" not in again.stderr
+    assert freshbooks.count("GET", CATEGORIES) == asked  # the refusal stands for a day
+    assert len(named(connected, "-bills.csv")) == 2
+    assert set(names) < set(connected.inbound_files())
+    doctor = connected.run("doctor")
+    assert "user:expenses:read" in doctor.stdout
