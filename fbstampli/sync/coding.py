@@ -2,18 +2,20 @@
 
 FreshBooks documents no `updated_since` filter for expense categories, and they change
 rarely: the whole list (one request for a usual account) is read at most once per
-`sync.categories_hours`, and at each full sweep (`--full`). Each category is a source
-object like a vendor: the same snapshots and hashes decide, so an unchanged category is
-never sent again, a renamed or archived one goes as an UPDATE, and one FreshBooks no
-longer lists goes as deleted (VOID under `sync.deleted_bills = "void"`). A login without
-`user:expenses:read` (said once, by the client), or FreshBooks failing, leaves the list
-for a later run: it never stops the bills.
+`sync.categories_hours`, at each full sweep (`--full`), and at once when a bill line
+names a category not read yet (so a new category goes before the bill coded to it).
+Each category is a source object like a vendor: the same snapshots and hashes decide,
+so an unchanged category is never sent again, a renamed or archived one goes as an
+UPDATE, and one FreshBooks no longer lists goes as deleted (VOID under
+`sync.deleted_bills = "void"`). A login without `user:expenses:read` (said once, by the
+client), or FreshBooks failing, leaves the list for a later run: it never stops the bills.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Collection
 from datetime import timedelta
 
 from fbstampli.clock import Clock, from_utc_text, to_utc_text
@@ -33,15 +35,22 @@ log = logging.getLogger(__name__)
 READ_KEY = "push.categories_read_at"
 
 
-def categories_due(store: Store, settings: Settings, clock: Clock, *, full: bool) -> bool:
-    """Never with `sync.categories_hours = 0`; else on a full run or once the interval is up."""
+def categories_due(
+    store: Store, settings: Settings, clock: Clock, *, full: bool, named: Collection[int] = ()
+) -> bool:
+    """Never with `sync.categories_hours = 0`; else on a full run, once the interval is up,
+    or when a bill line names a category not read yet (created since the last read)."""
     hours = settings.sync.categories_hours
     if hours == 0:
         return False
     if full:
         return True
     last = store.get_value(READ_KEY)
-    return last is None or clock.now() - from_utc_text(last) >= timedelta(hours=hours)
+    if last is None or clock.now() - from_utc_text(last) >= timedelta(hours=hours):
+        return True
+    if not named:
+        return False
+    return bool(set(named) - {category.fb_id for category in standing_categories(store)})
 
 
 def refresh_categories(
@@ -54,13 +63,14 @@ def refresh_categories(
     full: bool,
     run_id: int | None,
     report: RunReport,
+    named: Collection[int] = (),
 ) -> None:
     """Read the categories when due and queue what changed (committed before it returns).
 
     Called once the run's bills are recorded, with no listing open: the deliveries it
     queues go first all the same (`Kind.CATEGORY` leads the delivery order).
     """
-    if not categories_due(store, settings, clock, full=full):
+    if not categories_due(store, settings, clock, full=full, named=named):
         return
     try:
         listed = source.list_expense_categories()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -87,6 +87,9 @@ class PushContext:
     business: str
     run_id: int | None = None
     documents: Path | None = None  # where bills' documents wait; None: documents not fetched
+    # The expense categories the bill lines read so far name: one not yet known reads the
+    # coding list at once, so the new category reaches Stampli before the bill naming it.
+    named_categories: set[int] = field(default_factory=set)
 
 
 class _DryRunDone(Exception):
@@ -224,6 +227,7 @@ def _coding(ctx: PushContext, run: PushRun) -> None:
         full=run.sweep,
         run_id=ctx.run_id,
         report=run.report,
+        named=ctx.named_categories,
     )
 
 
@@ -363,6 +367,9 @@ def _ingest(
     names: dict[int, str] | None = None,
     skip: set[int] | None = None,
 ) -> list[Decision]:
+    ctx.named_categories.update(
+        line.category_id for bill in fetched.bills for line in bill.lines if line.category_id
+    )
     if ctx.documents is not None:
         fetched = with_documents(
             ctx.store,
@@ -409,6 +416,7 @@ def _dry_run(
                 full=False,
                 run_id=None,
                 report=report,
+                named=ctx.named_categories,
             )
             for kind in Kind:
                 for batch_id in create_batches(

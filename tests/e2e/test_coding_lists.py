@@ -166,3 +166,34 @@ def test_a_login_without_the_expenses_scope_warns_once_and_the_bills_still_flow(
     assert set(names) < set(connected.inbound_files())
     doctor = connected.run("doctor")
     assert "user:expenses:read" in doctor.stdout
+
+
+def test_a_bill_coded_to_a_new_category_brings_the_category_first_within_the_day(
+    connected: Connected,
+) -> None:
+    assert connected.run("push-bills").code == 0
+    fb = connected.freshbooks
+    category_id = fb.create_category("Cloud Hosting", parent_id=901)
+    vendor_id = sorted(fb.data.vendors)[0]
+    line = {
+        "description": "Hosting",
+        "unit_cost": "120",
+        "category": (category_id, "Cloud Hosting"),
+    }
+    bill_id = fb.create_bill(vendor_id, lines=[line])
+    before = set(connected.inbound_files())
+    result = connected.run("push-bills")  # within the day: read only for the new id
+    assert result.code == 0, result.stderr
+    sent = new_files(connected, before)
+    (categories,) = named(connected, "-categories.csv", sent)
+    (bills,) = named(connected, "-bills.csv", sent)
+    assert sent.index(categories) < sent.index(bills)
+    rows = rows_of(connected, categories)
+    assert [(r["GL Account ID"], r["GL Account Name"], r["Action"]) for r in rows] == [
+        (str(category_id), "Cloud Hosting", "NEW")
+    ]
+    (coded,) = [r for r in rows_of(connected, bills) if r["FreshBooks Bill ID"] == str(bill_id)]
+    assert coded["GL Account ID"] == str(category_id)
+    asked = fb.count("GET", CATEGORIES)
+    assert connected.run("push-bills").code == 0  # known now: not read again
+    assert fb.count("GET", CATEGORIES) == asked
