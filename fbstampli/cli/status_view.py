@@ -71,7 +71,7 @@ def failing_line(item: dict[str, Any], now: datetime, *, whole: bool = False) ->
         fb_id = item["fb_id"]
         after = (
             f"gave up after {item['attempts']} tries: `fbstampli retry {option} {fb_id}`"
-            if item["kind"] != "bill_payment"
+            if item["kind"] in ("vendor", "bill")
             else f"gave up after {item['attempts']} tries: `fbstampli retry --dead`"
         )
     elif item["status"] == "held":

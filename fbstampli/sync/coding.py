@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 # When the expense categories were last asked for (read, or refused to this login).
 READ_KEY = "push.categories_read_at"
+# The category ids bill lines named that the last read did not find: not asked for again.
+ASKED_KEY = "push.categories_unknown"
 
 
 def categories_due(
@@ -50,7 +52,11 @@ def categories_due(
         return True
     if not named:
         return False
-    return bool(set(named) - {category.fb_id for category in standing_categories(store)})
+    return bool(_unknown(store, named) - set(store.get_json(ASKED_KEY) or []))
+
+
+def _unknown(store: Store, named: Collection[int]) -> set[int]:
+    return set(named) - {category.fb_id for category in standing_categories(store)}
 
 
 def refresh_categories(
@@ -74,14 +80,19 @@ def refresh_categories(
         return
     try:
         listed = source.list_expense_categories()
-    except (RemoteError, RemoteUnavailableError) as error:
+    except RemoteUnavailableError as error:  # FreshBooks down: the next run asks again
         log.info("expense categories not read: %s", error)
         report.notes.append(f"expense categories not read ({error}); the next run tries again")
         return
+    except RemoteError as error:  # an answer that will not change soon: asked again later
+        log.warning("expense categories not read: %s; asked again in sync.categories_hours", error)
+        listed = None
     if listed is not None:
         _record(store, listed, renderer, settings, run_id, report)
     with store.transaction():
         store.put_value(READ_KEY, to_utc_text(clock.now()))
+        # Ids still unknown after this read (a deleted category on old bills) ask no more.
+        store.put_json(ASKED_KEY, sorted(_unknown(store, named)) if named else [])
 
 
 def _record(

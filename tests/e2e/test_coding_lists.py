@@ -197,3 +197,19 @@ def test_a_bill_coded_to_a_new_category_brings_the_category_first_within_the_day
     asked = fb.count("GET", CATEGORIES)
     assert connected.run("push-bills").code == 0  # known now: not read again
     assert fb.count("GET", CATEGORIES) == asked
+
+
+def test_freshbooks_refusing_the_list_leaves_it_for_later_and_the_bills_flow(
+    connected: Connected,
+) -> None:
+    fb = connected.freshbooks
+    fb.fail(f"/accounting/account/{fb.businesses[0].account_id}/expenses/categories", status=400)
+    result = connected.run("push-bills")
+    assert result.code == 0, result.stderr
+    assert named(connected, "-categories.csv") == []
+    assert len(named(connected, "-bills.csv")) == 1
+    assert "expense categories not read" in result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    asked = fb.count("GET", CATEGORIES)
+    assert connected.run("push-bills").code == 0  # not asked again until the interval is up
+    assert fb.count("GET", CATEGORIES) == asked
