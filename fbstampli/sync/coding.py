@@ -76,17 +76,49 @@ def refresh_categories(
     Called once the run's bills are recorded, with no listing open: the deliveries it
     queues go first all the same (`Kind.CATEGORY` leads the delivery order).
     """
+    asked, listed = read_categories(
+        store, source, settings=settings, clock=clock, full=full, named=named, report=report
+    )
+    if asked:
+        record_categories(store, listed, renderer, settings, clock, named, run_id, report)
+
+
+def read_categories(
+    store: Store,
+    source: BillSource,
+    *,
+    settings: Settings,
+    clock: Clock,
+    full: bool,
+    named: Collection[int],
+    report: RunReport,
+) -> tuple[bool, list[ExpenseCategory] | None]:
+    """(whether FreshBooks was asked, what it listed: None when refused). Never inside a
+    store transaction: a token refreshed meanwhile must be stored for good."""
     if not categories_due(store, settings, clock, full=full, named=named):
-        return
+        return False, None
     try:
-        listed = source.list_expense_categories()
+        return True, source.list_expense_categories()
     except RemoteUnavailableError as error:  # FreshBooks down: the next run asks again
         log.info("expense categories not read: %s", error)
         report.notes.append(f"expense categories not read ({error}); the next run tries again")
-        return
+        return False, None
     except RemoteError as error:  # an answer that will not change soon: asked again later
         log.warning("expense categories not read: %s; asked again in sync.categories_hours", error)
-        listed = None
+        return True, None
+
+
+def record_categories(
+    store: Store,
+    listed: list[ExpenseCategory] | None,
+    renderer: Renderer,
+    settings: Settings,
+    clock: Clock,
+    named: Collection[int],
+    run_id: int | None,
+    report: RunReport,
+) -> None:
+    """What was listed, as snapshots and deliveries; when it was asked, and what it lacked."""
     if listed is not None:
         _record(store, listed, renderer, settings, run_id, report)
     with store.transaction():

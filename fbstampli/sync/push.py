@@ -32,7 +32,7 @@ from fbstampli.store import Store, outbox
 from fbstampli.store.api_facts import event_arrivals, load_facts, save_fact
 from fbstampli.store.events import mark_events, pending_events
 from fbstampli.store.outbox import vendor_names
-from fbstampli.sync.coding import refresh_categories
+from fbstampli.sync.coding import read_categories, record_categories, refresh_categories
 from fbstampli.sync.connection import Connection
 from fbstampli.sync.deliver import create_batches, deliver
 from fbstampli.sync.documents import with_documents
@@ -404,20 +404,23 @@ def _dry_run(
     """Plan and render as a real run would, write the files locally, then roll everything back."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     private_folder(folder.parent, folder.name)  # never through a link planted as `dry-run/`
+    named = {line.category_id for bill in fetched.bills for line in bill.lines if line.category_id}
+    asked, listed = read_categories(  # outside the transaction rolled back below
+        ctx.store,
+        ctx.source(),
+        settings=ctx.settings,
+        clock=ctx.clock,
+        full=False,
+        named=named,
+        report=report,
+    )
     try:
         with ctx.store.transaction():
             _ingest(ctx, fetched, since_date, None, report)
-            refresh_categories(
-                ctx.store,
-                ctx.source(),
-                ctx.renderer,
-                settings=ctx.settings,
-                clock=ctx.clock,
-                full=False,
-                run_id=None,
-                report=report,
-                named=ctx.named_categories,
-            )
+            if asked:
+                record_categories(
+                    ctx.store, listed, ctx.renderer, ctx.settings, ctx.clock, named, None, report
+                )
             for kind in Kind:
                 for batch_id in create_batches(
                     ctx.store,
