@@ -149,10 +149,10 @@ SCHEMA = (
                 ),
             ),
             Key(
-                "categories_hours",
+                "coding_lists_hours",
                 after=(
-                    "how often the expense categories (the coding list sent before the",
-                    "vendors) are read: one request a read; 0 = never read nor sent",
+                    "how often the coding lists (expense categories, taxes: sent before",
+                    "the vendors) are read: a request each a read; 0 = never read nor sent",
                 ),
             ),
         ),

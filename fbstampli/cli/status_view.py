@@ -20,6 +20,7 @@ FIRST_FEW = 3
 
 KIND_NAMES = {
     "expense_category": "expense category",
+    "tax": "tax",
     "vendor": "vendor",
     "bill": "bill",
     "bill_payment": "payment",

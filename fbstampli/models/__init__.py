@@ -14,9 +14,10 @@ from enum import IntEnum, StrEnum
 
 class Kind(StrEnum):
     """What a FreshBooks object is; the order of the members is delivery order: the coding
-    list (expense categories) and the vendors, the masters, before the bills naming them."""
+    lists (expense categories, taxes) and the vendors, the masters, before the bills."""
 
     CATEGORY = "expense_category"
+    TAX = "tax"
     VENDOR = "vendor"
     BILL = "bill"
     PAYMENT = "bill_payment"
@@ -146,12 +147,32 @@ class ExpenseCategory:
         return self.vis_state == VisState.ACTIVE
 
 
-SourceObject = ExpenseCategory | Vendor | Bill | BillPayment
+@dataclass(frozen=True, slots=True)
+class Tax:
+    """One FreshBooks tax (`taxes/taxes`): what a bill line's Tax Code names, its rate in
+    percent and the business's registration number for it (`number`)."""
+
+    fb_id: int
+    name: str
+    percent: Decimal | None = None
+    number: str = ""
+    compound: bool = False
+    vis_state: VisState = VisState.ACTIVE
+    updated_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.vis_state == VisState.ACTIVE
+
+
+SourceObject = ExpenseCategory | Tax | Vendor | Bill | BillPayment
 
 
 def kind_of(obj: SourceObject) -> Kind:
     if isinstance(obj, ExpenseCategory):
         return Kind.CATEGORY
+    if isinstance(obj, Tax):
+        return Kind.TAX
     if isinstance(obj, Vendor):
         return Kind.VENDOR
     if isinstance(obj, Bill):

@@ -36,6 +36,8 @@ DOCUMENTS = "uploads.attachments"
 # list sent before the vendors: it takes the scope `user:expenses:read`, which a login granted
 # before this release (or an app not registered for it) lacks; a 403 there is what tells.
 CATEGORIES = "expenses.categories"
+# The same for the taxes (GET .../taxes/taxes), the other coding list: `user:taxes:read`.
+TAXES = "taxes.taxes"
 
 # How long a conclusion that costs requests stands before the cheaper way is tried again.
 RECHECK_AFTER = timedelta(hours=24)
@@ -51,6 +53,7 @@ LABELS: dict[str, str] = {
     PAYMENTS_MOVE_BILLS: "a payment change moves its bill's updated_at",
     DOCUMENTS: "bill documents through the uploads API",
     CATEGORIES: "expense categories (user:expenses:read)",
+    TAXES: "taxes (user:taxes:read)",
 }
 
 # What the run does instead, and what that costs, when a fact turns out the other way.
@@ -76,6 +79,9 @@ FALLBACKS: dict[tuple[str, str], str] = {
     (CATEGORIES, "refused"): "sending no expense categories file; bills still carry each line's "
     "category name and id (no extra requests; asked again once a day; grant user:expenses:read "
     "and run `fbstampli auth login` to send it)",
+    (TAXES, "refused"): "sending no taxes file; bills still carry each line's tax names and "
+    "percents (no extra requests; asked again once a day; grant user:taxes:read and run "
+    "`fbstampli auth login` to send it)",
     (PAYMENTS_MOVE_BILLS, "disproved"): "listing every bill payment each run instead of the "
     "payments of the bills that moved (one request per 100 payments per run)",
 }
@@ -91,6 +97,7 @@ EXPECTED: dict[str, str] = {
     PAYMENTS_MOVE_BILLS: "holds",
     DOCUMENTS: "allowed",
     CATEGORIES: "allowed",
+    TAXES: "allowed",
 }
 
 

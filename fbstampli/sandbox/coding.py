@@ -1,5 +1,6 @@
 """The sandbox's coding lists: an account's expense categories, as FreshBooks lists them at
-`/accounting/account/<id>/expenses/categories` (the path and shape of FreshBooks' Python SDK).
+`/accounting/account/<id>/expenses/categories`, and its taxes at `.../taxes/taxes` (the paths
+and shapes of FreshBooks' Python SDK).
 
 A new FreshBooks account comes with a tree of categories (parents and their children, a
 cost-of-goods-sold one); the ids the seeded bill lines name (1001-1008) are among them.
@@ -57,4 +58,43 @@ def render_category(category: JsonObject) -> JsonObject:
         "vis_state": category["vis_state"],
         "created_at": category["created_at"].strftime("%Y-%m-%d %H:%M:%S"),
         "updated_at": category["updated_at"].strftime("%Y-%m-%d %H:%M:%S"),
+    }
+
+
+# (id, name, percent, registration number, compound); the names the seeded lines carry.
+# fmt: off
+_TAXES: tuple[tuple[int, str, str, str, bool], ...] = (
+    (1, "Sales Tax", "8.25", "", False), (2, "HST", "13", "123456789RT0001", False),
+    (3, "VAT", "21", "NL123456789B01", False), (4, "GST", "5", "123456789RT0001", False),
+    (5, "QST", "9.975", "1234567890TQ0001", True),
+)
+# fmt: on
+
+
+def default_taxes() -> dict[int, JsonObject]:
+    return {
+        fb_id: {
+            "id": fb_id,
+            "name": name,
+            "amount": percent,
+            "number": number,
+            "compound": compound,
+            "vis_state": 0,
+            "updated_at": CREATED,
+        }
+        for fb_id, name, percent, number, compound in _TAXES
+    }
+
+
+def render_tax(tax: JsonObject) -> JsonObject:
+    """A row of the list: `taxid` and `id`, the rate as text in `amount`, time in `updated`."""
+    return {
+        "taxid": tax["id"],
+        "id": tax["id"],
+        "name": tax["name"],
+        "amount": tax["amount"],
+        "number": tax["number"],
+        "compound": tax["compound"],
+        "vis_state": tax["vis_state"],
+        "updated": tax["updated_at"].strftime("%Y-%m-%d %H:%M:%S"),
     }

@@ -22,8 +22,8 @@ REALITIES: dict[str, str] = {
     "empty-pages-zero": "an empty list answers pages: 0",
     "scope-missing": "the app is not registered for user:bill_vendors:read",
     "payments-still": "a bill's updated_at stays put when its payments change",
-    "expenses-scope-missing": "the login's grant lacks user:expenses:read (given before it was "
-    "asked for): the expense categories answer 403",
+    "coding-scopes-missing": "the login's grant lacks user:expenses:read and user:taxes:read "
+    "(given before they were asked for): the expense categories and taxes answer 403",
 }
 # `all` is every reality each run keeps Stampli in step under. A missing scope stops sync by
 # design; under still payments, a changed payment reaches Stampli at the next full sweep
@@ -31,10 +31,10 @@ REALITIES: dict[str, str] = {
 ALL = tuple(
     name
     for name in REALITIES
-    if name not in ("scope-missing", "payments-still", "expenses-scope-missing")
+    if name not in ("scope-missing", "payments-still", "coding-scopes-missing")
 )
 MISSING_SCOPE = "user:bill_vendors:read"
-EXPENSES_SCOPE = "user:expenses:read"
+CODING_SCOPES = ("user:expenses:read", "user:taxes:read")
 
 
 def parse_realities(text: str | Iterable[str]) -> frozenset[str]:

@@ -351,14 +351,12 @@ def _freshbooks(
 
 
 def _optional_scopes(rt: Runtime) -> str:
-    """The coding list's scope, named when the grant lacks it: no failure, the bills flow."""
+    """The coding lists' scopes the grant lacks: named, no failure (the bills flow)."""
+    from fbstampli.freshbooks.client.coding import lacking_scopes_note
     from fbstampli.store.credentials import StateTokenStore
 
     token = StateTokenStore(rt.store).load()
-    granted = token.scope.split() if token is not None and token.scope else ["user:expenses:read"]
-    if "user:expenses:read" in granted or rt.settings.sync.categories_hours == 0:
-        return ""
-    return "; no expense categories file: grant user:expenses:read, then `fbstampli auth login`"
+    return lacking_scopes_note(token.scope if token else "", rt.settings.sync.coding_lists_hours)
 
 
 # doctor waits this long for a running sync; past it, the token is reported, not refreshed.

@@ -55,6 +55,18 @@ _CATEGORY_FIELDS: dict[str, FieldType] = {
     "updated_at": FieldType.DATETIME,
 }
 
+# A tax: the other coding list (`number` is the business's registration number for it).
+_TAX_FIELDS: dict[str, FieldType] = {
+    "fb_id": FieldType.ID,
+    "name": FieldType.TEXT,
+    "number": FieldType.TEXT,
+    "percent": FieldType.DECIMAL,
+    "compound": FieldType.BOOL,
+    "active": FieldType.BOOL,
+    "vis_state": FieldType.TEXT,
+    "updated_at": FieldType.DATETIME,
+}
+
 _VENDOR_FIELDS: dict[str, FieldType] = {
     "fb_id": FieldType.ID,
     "name": FieldType.TEXT,
@@ -138,6 +150,7 @@ STAMPED_FIELDS: dict[str, FieldType] = {"action": FieldType.TEXT, "version": Fie
 
 SOURCE_FIELDS: dict[Kind, dict[str, FieldType]] = {
     Kind.CATEGORY: {**_CATEGORY_FIELDS, **STAMPED_FIELDS},
+    Kind.TAX: {**_TAX_FIELDS, **STAMPED_FIELDS},
     Kind.VENDOR: {**_VENDOR_FIELDS, **STAMPED_FIELDS},
     Kind.BILL: {**_BILL_FIELDS, **STAMPED_FIELDS},
     Kind.PAYMENT: {**_PAYMENT_FIELDS, **STAMPED_FIELDS},
@@ -168,14 +181,16 @@ RECORD_FIELDS: dict[str, FieldType] = {
 # expense category. `{seq}` puts the masters first in name order: 0 categories, 1 vendors.
 SECTION_OF_KIND = {
     Kind.CATEGORY: "category",
+    Kind.TAX: "tax",
     Kind.VENDOR: "vendor",
     Kind.BILL: "bill",
     Kind.PAYMENT: "payment",
 }
-SEQUENCE_OF_KIND = {Kind.CATEGORY: 0, Kind.VENDOR: 1, Kind.BILL: 2, Kind.PAYMENT: 3}
+SEQUENCE_OF_KIND = {Kind.CATEGORY: 0, Kind.TAX: 0, Kind.VENDOR: 1, Kind.BILL: 2, Kind.PAYMENT: 3}
 # `{kinds}`: the plural file-name word (`{kind}s` would give "categorys").
 PLURAL_OF_KIND = {
     Kind.CATEGORY: "categories",
+    Kind.TAX: "taxes",
     Kind.VENDOR: "vendors",
     Kind.BILL: "bills",
     Kind.PAYMENT: "payments",
@@ -190,6 +205,16 @@ DEFAULT_CATEGORY_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("Parent GL Account ID", "parent_id", ""),
     ("Active", "active", "yes|no"),
     ("Cost of Goods Sold", "is_cogs", "yes|no"),
+    ("Action", "action", ""),
+    ("Version", "version", ""),
+)
+DEFAULT_TAX_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("Tax ID", "fb_id", ""),
+    ("Tax Code", "name", ""),
+    ("Tax Percent", "percent", ""),
+    ("Tax Number", "number", ""),
+    ("Compound", "compound", "yes|no"),
+    ("Active", "active", "yes|no"),
     ("Action", "action", ""),
     ("Version", "version", ""),
 )
@@ -275,12 +300,14 @@ class Template:
     # The coding list's layout; `template_rules.build` always gives one (the default's columns
     # when the file has no `[category]`).
     category: OutgoingLayout | None = None
+    tax: OutgoingLayout | None = None
 
     def layout(self, kind: Kind) -> OutgoingLayout:
-        if kind is Kind.CATEGORY:
-            if self.category is None:
-                raise ValueError(f"template {self.name!r} has no category layout")
-            return self.category
+        if kind in (Kind.CATEGORY, Kind.TAX):
+            layout = self.category if kind is Kind.CATEGORY else self.tax
+            if layout is None:
+                raise ValueError(f"template {self.name!r} has no {kind.value} layout")
+            return layout
         if kind is Kind.VENDOR:
             return self.vendor
         if kind is Kind.BILL:

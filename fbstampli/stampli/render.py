@@ -23,6 +23,7 @@ from fbstampli.models import (
     ExpenseCategory,
     Kind,
     SourceObject,
+    Tax,
     Vendor,
     VisState,
     kind_of,
@@ -251,7 +252,7 @@ def render_rows(
     kind = kind_of(obj)
     layout = template.layout(kind)
     sources = _sources(layout)
-    if isinstance(obj, Vendor | ExpenseCategory):
+    if isinstance(obj, Vendor | ExpenseCategory | Tax):
         return [_row(layout, lambda source: _unstamped(obj, source))]
     if isinstance(obj, Bill):
         vendor_name = (

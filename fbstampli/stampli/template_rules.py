@@ -16,6 +16,7 @@ from fbstampli.stampli.layouts import (
     ACTIONS,
     DEFAULT_ACTION_WORDS,
     DEFAULT_CATEGORY_COLUMNS,
+    DEFAULT_TAX_COLUMNS,
     FILE_NAME_FIELDS,
     ISO,
     LINE_ENDINGS,
@@ -318,7 +319,7 @@ def _action_words(table: object, problems: list[str]) -> tuple[tuple[str, str], 
 
 
 def build(data: dict[str, Any], problems: list[str], origin: str) -> Template | None:
-    top_level = {"template", "format", "actions", "category", "vendor", "bill", "payment"}
+    top_level = {"template", "format", "actions", "category", "tax", "vendor", "bill", "payment"}
     top_level.add("exports")
     _unknown_keys(data, top_level, "", problems)
     head = data.get("template", {})
@@ -338,7 +339,8 @@ def build(data: dict[str, Any], problems: list[str], origin: str) -> Template | 
     )
     _check_file_name(file_name, problems)
     base = _file_format(data.get("format", {}), FileFormat(), "format", problems)
-    category = _outgoing(Kind.CATEGORY, _with_category(data, base), base, problems)
+    category = _outgoing(Kind.CATEGORY, _with_default(data, base, Kind.CATEGORY), base, problems)
+    tax = _outgoing(Kind.TAX, _with_default(data, base, Kind.TAX), base, problems)
     vendor = _outgoing(Kind.VENDOR, data, base, problems)
     bill = _outgoing(Kind.BILL, data, base, problems)
     payment = _outgoing(Kind.PAYMENT, data, base, problems)
@@ -357,7 +359,7 @@ def build(data: dict[str, Any], problems: list[str], origin: str) -> Template | 
             layout = _export(export_kind, section, base, problems)
             if layout is not None:
                 exports.append(layout)
-    if vendor is None or bill is None or payment is None or category is None:
+    if vendor is None or bill is None or payment is None or category is None or tax is None:
         return None
     return Template(
         name,
@@ -370,13 +372,15 @@ def build(data: dict[str, Any], problems: list[str], origin: str) -> Template | 
         actions,
         resend_on_rename,
         category,
+        tax,
     )
 
 
-def _with_category(data: dict[str, Any], base: FileFormat) -> dict[str, Any]:
-    """A template written before the coding list existed sends it in the default's columns
+def _with_default(data: dict[str, Any], base: FileFormat, kind: Kind) -> dict[str, Any]:
+    """A template written before the coding lists existed sends them in the default's columns
     (in XML, headers made element names: `GL_Account_ID`)."""
-    if "category" in data:
+    section = SECTION_OF_KIND[kind]
+    if section in data:
         return data
     xml = base.format == "xml"
     columns = [
@@ -385,6 +389,8 @@ def _with_category(data: dict[str, Any], base: FileFormat) -> dict[str, Any]:
             "source": source,
             **({"format": shown} if shown else {}),
         }
-        for header, source, shown in DEFAULT_CATEGORY_COLUMNS
+        for header, source, shown in (
+            DEFAULT_CATEGORY_COLUMNS if kind is Kind.CATEGORY else DEFAULT_TAX_COLUMNS
+        )
     ]
-    return {**data, "category": {"columns": columns}}
+    return {**data, section: {"columns": columns}}

@@ -20,6 +20,7 @@ from fbstampli.sync.ports import Renderer
 
 KIND_NAMES = {
     Kind.CATEGORY: "expense category",
+    Kind.TAX: "tax",
     Kind.VENDOR: "vendor",
     Kind.BILL: "bill",
     Kind.PAYMENT: "bill payment",
@@ -29,7 +30,7 @@ FIRST_FEW = 3
 
 
 def _option(kind: Kind, fb_id: int) -> str:
-    if kind in (Kind.PAYMENT, Kind.CATEGORY):
+    if kind in (Kind.PAYMENT, Kind.CATEGORY, Kind.TAX):
         return "`fbstampli status --stuck`"
     return f"`fbstampli retry --{'vendor' if kind is Kind.VENDOR else 'bill'} {fb_id}`"
 

@@ -20,6 +20,7 @@ from fbstampli.models import (
     ExpenseCategory,
     Kind,
     SourceObject,
+    Tax,
     Vendor,
     VisState,
 )
@@ -77,6 +78,10 @@ class BillSource(Protocol):
     def list_expense_categories(self) -> list[ExpenseCategory] | None:
         """Every expense category FreshBooks lists; None when the login may not read them
         (the client learns that once and says it once)."""
+        ...
+
+    def list_taxes(self) -> list[Tax] | None:
+        """Every tax FreshBooks lists; None when the login may not read them."""
         ...
 
     def check_sort(self, resource: str, newest: datetime, oldest: datetime) -> None:

@@ -32,7 +32,7 @@ from fbstampli.store import Store, outbox
 from fbstampli.store.api_facts import event_arrivals, load_facts, save_fact
 from fbstampli.store.events import mark_events, pending_events
 from fbstampli.store.outbox import vendor_names
-from fbstampli.sync.coding import read_categories, record_categories, refresh_categories
+from fbstampli.sync.coding import read_coding_lists, record_coding_lists, refresh_coding_lists
 from fbstampli.sync.connection import Connection
 from fbstampli.sync.deliver import create_batches, deliver
 from fbstampli.sync.documents import with_documents
@@ -217,8 +217,8 @@ def push_dry_run(
 
 
 def _coding(ctx: PushContext, run: PushRun) -> None:
-    """The coding list when due (`sync/coding.py`); a sweep reads it too."""
-    refresh_categories(
+    """The coding lists when due (`sync/coding.py`); a sweep reads them too."""
+    refresh_coding_lists(
         ctx.store,
         run.source,
         ctx.renderer,
@@ -405,7 +405,7 @@ def _dry_run(
     folder.parent.mkdir(parents=True, exist_ok=True)
     private_folder(folder.parent, folder.name)  # never through a link planted as `dry-run/`
     named = {line.category_id for bill in fetched.bills for line in bill.lines if line.category_id}
-    asked, listed = read_categories(  # outside the transaction rolled back below
+    read = read_coding_lists(  # outside the transaction rolled back below
         ctx.store,
         ctx.source(),
         settings=ctx.settings,
@@ -417,10 +417,9 @@ def _dry_run(
     try:
         with ctx.store.transaction():
             _ingest(ctx, fetched, since_date, None, report)
-            if asked:
-                record_categories(
-                    ctx.store, listed, ctx.renderer, ctx.settings, ctx.clock, named, None, report
-                )
+            record_coding_lists(
+                ctx.store, read, ctx.renderer, ctx.settings, ctx.clock, named, None, report
+            )
             for kind in Kind:
                 for batch_id in create_batches(
                     ctx.store,

@@ -18,6 +18,9 @@ def test_stuck_lists_what_waits_behind_the_failing_masters(connected: Connected)
     for category_id in data.categories:
         line = next(line for line in lines if line.startswith(f"expense category {category_id} "))
         assert "next try" in line
+    for tax_id in data.taxes:  # the other coding list, not tried behind the failed one
+        line = next(line for line in lines if line.startswith(f"tax {tax_id} "))
+        assert "goes with the next run" in line
     for kind, records in (("vendor", data.vendors), ("bill", data.bills)):
         for record_id in active(records):
             line = next(line for line in lines if line.startswith(f"{kind} {record_id} "))

@@ -21,12 +21,14 @@ from tests.e2e.test_realities import webhook
 
 FILE_KINDS = {
     "categories": "category",
+    "taxes": "tax",
     "vendors": "vendor",
     "bills": "bill",
     "payments": "payment",
 }
 ID_COLUMN = {
     "category": "GL Account ID",
+    "tax": "Tax ID",
     "vendor": "FreshBooks Vendor ID",
     "bill": "FreshBooks Bill ID",
     "payment": "FreshBooks Payment ID",

@@ -20,6 +20,7 @@ from fbstampli.models import (
     ExpenseCategory,
     Kind,
     SourceObject,
+    Tax,
     Vendor,
     VisState,
 )
@@ -213,6 +214,7 @@ class ListSource:
     payments: list[BillPayment] = field(default_factory=list)
     # None plays a login without user:expenses:read.
     categories: list[ExpenseCategory] | None = field(default_factory=list)
+    taxes: list[Tax] | None = field(default_factory=list)
 
     @staticmethod
     def _visible(
@@ -278,6 +280,9 @@ class ListSource:
     def list_expense_categories(self) -> list[ExpenseCategory] | None:
         return None if self.categories is None else list(self.categories)
 
+    def list_taxes(self) -> list[Tax] | None:
+        return None if self.taxes is None else list(self.taxes)
+
     def check_sort(self, resource: str, newest: datetime, oldest: datetime) -> None:
         """This fake always sorts as asked: nothing to learn."""
 
@@ -292,7 +297,7 @@ class SimpleRenderer:
             return [(str(obj.fb_id), obj.name)]
         if isinstance(obj, Bill):
             return [(str(obj.fb_id), vendor_names.get(obj.vendor_id, ""), str(obj.total_amount))]
-        if isinstance(obj, ExpenseCategory):
+        if isinstance(obj, ExpenseCategory | Tax):
             return [(str(obj.fb_id), obj.name)]
         return [(str(obj.fb_id), str(obj.bill_id), str(obj.amount))]
 
@@ -320,6 +325,7 @@ class SimpleRenderer:
     def file_name(self, kind: Kind, *, business: str, created_at: datetime, batch_id: int) -> str:
         order, label = {
             Kind.CATEGORY: (0, "categories"),
+            Kind.TAX: (0, "taxes"),
             Kind.VENDOR: (1, "vendors"),
             Kind.BILL: (2, "bills"),
             Kind.PAYMENT: (3, "payments"),

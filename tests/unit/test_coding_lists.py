@@ -5,10 +5,13 @@ category FreshBooks no longer lists going out as VOID."""
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 
 from fbstampli.config import Settings, SyncSettings
+from fbstampli.freshbooks.client.coding import parse_tax
 from fbstampli.freshbooks.parse import parse_expense_category
 from fbstampli.models import ExpenseCategory, Kind, VisState
 from fbstampli.report import RunReport
@@ -16,7 +19,7 @@ from fbstampli.stampli.render import TemplateRenderer
 from fbstampli.stampli.template import load_template, parse_template
 from fbstampli.store import Store
 from fbstampli.store.outbox import pending_deliveries
-from fbstampli.sync.coding import categories_due, refresh_categories
+from fbstampli.sync.coding import categories_due, refresh_coding_lists
 from tests.support.fakes import FakeClock, ListSource
 from tests.unit.test_stampli_template import DEFAULT_TEXT
 
@@ -52,6 +55,20 @@ def test_an_expense_category_row_parses_with_its_parent_and_state(
     assert parse_expense_category(row) == expected
 
 
+def test_a_tax_row_parses_with_its_rate_number_and_compounding() -> None:
+    row = {"taxid": 5, "name": "QST", "amount": "9.975", "number": "1234", "compound": True,
+           "vis_state": 0, "updated": "2026-11-25 10:00:00"}  # fmt: skip
+    tax = parse_tax(row)
+    assert (tax.fb_id, tax.name, tax.percent, tax.number, tax.compound) == (
+        5,
+        "QST",
+        Decimal("9.975"),
+        "1234",
+        True,
+    )
+    assert tax.updated_at == datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+
+
 def test_a_template_without_a_category_table_sends_the_default_columns() -> None:
     start = DEFAULT_TEXT.index("[category]")
     text = DEFAULT_TEXT[:start] + DEFAULT_TEXT[DEFAULT_TEXT.index("[vendor]") :]
@@ -59,6 +76,7 @@ def test_a_template_without_a_category_table_sends_the_default_columns() -> None
     xml = parse_template(XML_TEMPLATE)
     headers = xml.layout(Kind.CATEGORY).headers
     assert headers[:3] == ("GL_Account_ID", "GL_Account_Code", "GL_Account_Name")
+    assert xml.layout(Kind.TAX).headers[:2] == ("Tax_ID", "Tax_Code")
 
 
 def test_the_list_is_due_once_per_interval_on_a_sweep_or_for_an_unknown_id(
@@ -67,7 +85,7 @@ def test_the_list_is_due_once_per_interval_on_a_sweep_or_for_an_unknown_id(
     source = ListSource(categories=[ExpenseCategory(1, "Rent")])
     renderer = TemplateRenderer.load(None)
     assert categories_due(store, SETTINGS, clock, full=False)
-    refresh_categories(
+    refresh_coding_lists(
         store, source, renderer, settings=SETTINGS, clock=clock, full=False, run_id=None,
         report=RunReport("push-bills"),
     )  # fmt: skip
@@ -76,7 +94,7 @@ def test_the_list_is_due_once_per_interval_on_a_sweep_or_for_an_unknown_id(
     assert categories_due(store, SETTINGS, clock, full=True)
     clock.advance(hours=24)
     assert categories_due(store, SETTINGS, clock, full=False)
-    never = dataclasses.replace(SETTINGS, sync=SyncSettings(categories_hours=0))
+    never = dataclasses.replace(SETTINGS, sync=SyncSettings(coding_lists_hours=0))
     assert not categories_due(store, never, clock, full=True, named=[2])
 
 
@@ -86,7 +104,7 @@ def test_a_category_no_longer_listed_goes_out_as_void_once(store: Store, clock: 
 
     def refresh() -> list[tuple[int, str]]:
         before = {int(row["id"]) for row in pending_deliveries(store, Kind.CATEGORY)}
-        refresh_categories(
+        refresh_coding_lists(
             store, source, renderer, settings=SETTINGS, clock=clock, full=True, run_id=None,
             report=RunReport("push-bills"),
         )  # fmt: skip
