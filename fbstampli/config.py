@@ -24,7 +24,12 @@ from typing import Any
 from fbstampli.config_values import LOOPBACK_HOSTS, convert, host_of, tolerance_problems
 from fbstampli.errors import ConfigError
 
-DEFAULT_SCOPES = "user:profile:read user:bills:read user:bill_vendors:read user:bill_payments:read"
+# The coding lists' scopes (expense categories, taxes): a grant without them sends the bills.
+CODING_SCOPES = ("user:expenses:read", "user:taxes:read")
+DEFAULT_SCOPES = (
+    "user:profile:read user:bills:read user:bill_vendors:read user:bill_payments:read "
+    "user:expenses:read user:taxes:read"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +71,7 @@ class SyncSettings:
     document_max_mb: int = 25  # a bill's document larger than this goes unsent, flagged
     business_budget_seconds: int = 600  # one business of `sync --all`; then it is stopped
     document_retention_days: int = 0  # a delivered document's copy kept this long; 0: none
+    coding_lists_hours: int = 24  # categories and taxes are read this often; 0: never sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +257,8 @@ def _check(settings: Settings, problems: list[str]) -> None:
             problems.append(f"{key}: must be greater than 0 and at most {most}")
     if not 0 <= fb.max_retries <= 100:
         problems.append("freshbooks.max_retries: must be between 0 and 100")
+    if not 0 <= settings.sync.coding_lists_hours <= 365 * 24:
+        problems.append(f"sync.coding_lists_hours: must be between 0 and {365 * 24}")
     if not 0 <= settings.webhook.debounce_seconds <= 3600:
         problems.append("webhook.debounce_seconds: must be between 0 and 3600")
     if not 0 <= settings.sync.document_retention_days <= 3650:

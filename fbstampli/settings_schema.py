@@ -155,6 +155,13 @@ SCHEMA = (
                     "documents/ folder (0600); 0: removed once delivered",
                 ),
             ),
+            Key(
+                "coding_lists_hours",
+                after=(
+                    "how often the coding lists (expense categories, taxes: sent before",
+                    "the vendors) are read: a request each a read; 0 = never read nor sent",
+                ),
+            ),
         ),
     ),
     Section(

@@ -13,6 +13,8 @@ from fbstampli.report import RunReport
 
 # The kinds in the order they are sent, with the words people use for them.
 KINDS = (
+    ("expense_category", "expense category", "expense categories"),
+    ("tax", "tax", "taxes"),
     ("vendor", "vendor", "vendors"),
     ("bill", "bill", "bills"),
     ("bill_payment", "payment", "payments"),

@@ -18,7 +18,13 @@ from fbstampli.cli.text import shown
 # How many failing items the summary names before pointing at `status --stuck`.
 FIRST_FEW = 3
 
-KIND_NAMES = {"vendor": "vendor", "bill": "bill", "bill_payment": "payment"}
+KIND_NAMES = {
+    "expense_category": "expense category",
+    "tax": "tax",
+    "vendor": "vendor",
+    "bill": "bill",
+    "bill_payment": "payment",
+}
 # Long library texts are cut to this in the summary; `status --stuck` and --json keep them whole.
 REASON_WIDTH = 70
 
@@ -65,7 +71,7 @@ def failing_line(item: dict[str, Any], now: datetime, *, whole: bool = False) ->
         fb_id = item["fb_id"]
         after = (
             f"gave up after {item['attempts']} tries: `fbstampli retry {option} {fb_id}`"
-            if item["kind"] != "bill_payment"
+            if item["kind"] in ("vendor", "bill")
             else f"gave up after {item['attempts']} tries: `fbstampli retry --dead`"
         )
     elif item["status"] == "held":

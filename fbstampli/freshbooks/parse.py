@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from fbstampli.errors import RemoteError
-from fbstampli.models import Bill, BillLine, BillPayment, Vendor, VisState
+from fbstampli.models import Bill, BillLine, BillPayment, ExpenseCategory, Vendor, VisState
 
 _ZERO = Decimal("0")
 
@@ -410,3 +410,20 @@ def error_number(body: object) -> int | None:
         if isinstance(detail, Mapping) and str(detail.get("reason", "")).isdigit():
             return int(detail["reason"])
     return None
+
+
+def parse_expense_category(data: object) -> ExpenseCategory:
+    """A row of `expenses/categories` (the SDK's `expenses_categories`): `categoryid` (or
+    `id`), the name in `category`, `parentid`, `is_cogs`, `vis_state`, `updated_at`."""
+    r = _Reader(data, "expense category", id_key="categoryid")
+    fb_id = r.integer("categoryid") if r.get("categoryid") is not None else r.integer("id")
+    parent = r.optional_integer("parentid")
+    return ExpenseCategory(
+        fb_id=fb_id,
+        name=r.text("category"),
+        parent_id=parent if parent else None,  # FreshBooks may say 0 for "no parent"
+        code=r.text("code") or r.text("number"),
+        is_cogs=r.flag("is_cogs"),
+        vis_state=r.vis_state(),
+        updated_at=r.timestamp("updated_at"),
+    )

@@ -13,8 +13,11 @@ from enum import IntEnum, StrEnum
 
 
 class Kind(StrEnum):
-    """What a FreshBooks object is; the order of the members is delivery order."""
+    """What a FreshBooks object is; the order of the members is delivery order: the coding
+    lists (expense categories, taxes) and the vendors, the masters, before the bills."""
 
+    CATEGORY = "expense_category"
+    TAX = "tax"
     VENDOR = "vendor"
     BILL = "bill"
     PAYMENT = "bill_payment"
@@ -124,10 +127,52 @@ class BillPayment:
     vis_state: VisState = VisState.ACTIVE
 
 
-SourceObject = Vendor | Bill | BillPayment
+@dataclass(frozen=True, slots=True)
+class ExpenseCategory:
+    """One FreshBooks expense category: what a bill line is coded to (its GL account).
+
+    FreshBooks gives no code or number for a category; `code` stays "" unless it does.
+    """
+
+    fb_id: int
+    name: str
+    parent_id: int | None = None
+    code: str = ""
+    is_cogs: bool = False
+    vis_state: VisState = VisState.ACTIVE
+    updated_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.vis_state == VisState.ACTIVE
+
+
+@dataclass(frozen=True, slots=True)
+class Tax:
+    """One FreshBooks tax (`taxes/taxes`): what a bill line's Tax Code names, its rate in
+    percent and the business's registration number for it (`number`)."""
+
+    fb_id: int
+    name: str
+    percent: Decimal | None = None
+    number: str = ""
+    compound: bool = False
+    vis_state: VisState = VisState.ACTIVE
+    updated_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.vis_state == VisState.ACTIVE
+
+
+SourceObject = ExpenseCategory | Tax | Vendor | Bill | BillPayment
 
 
 def kind_of(obj: SourceObject) -> Kind:
+    if isinstance(obj, ExpenseCategory):
+        return Kind.CATEGORY
+    if isinstance(obj, Tax):
+        return Kind.TAX
     if isinstance(obj, Vendor):
         return Kind.VENDOR
     if isinstance(obj, Bill):

@@ -34,6 +34,12 @@ PAYMENTS_MOVE_BILLS = "payments_move_bills"
 # the uploads API: the scope it needs is documented nowhere (issue 26), so a 401/403
 # there is what tells.
 DOCUMENTS = "uploads.attachments"
+# Whether the login may list the expense categories (GET .../expenses/categories), the coding
+# list sent before the vendors: it takes the scope `user:expenses:read`, which a login granted
+# before this release (or an app not registered for it) lacks; a 403 there is what tells.
+CATEGORIES = "expenses.categories"
+# The same for the taxes (GET .../taxes/taxes), the other coding list: `user:taxes:read`.
+TAXES = "taxes.taxes"
 
 # How long a conclusion that costs requests stands before the cheaper way is tried again.
 RECHECK_AFTER = timedelta(hours=24)
@@ -48,6 +54,8 @@ LABELS: dict[str, str] = {
     EMPTY_PAGES: "pages of an empty list",
     PAYMENTS_MOVE_BILLS: "a payment change moves its bill's updated_at",
     DOCUMENTS: "bill documents through the uploads API",
+    CATEGORIES: "expense categories (user:expenses:read)",
+    TAXES: "taxes (user:taxes:read)",
 }
 
 # What the run does instead, and what that costs, when a fact turns out the other way.
@@ -70,6 +78,12 @@ FALLBACKS: dict[tuple[str, str], str] = {
     "(no extra requests)",
     (DOCUMENTS, "refused"): "sending bills without their documents, each flagged "
     "(no extra requests; asked again once a day)",
+    (CATEGORIES, "refused"): "sending no expense categories file; bills still carry each line's "
+    "category name and id (no extra requests; asked again once a day; grant user:expenses:read "
+    "and run `fbstampli auth login` to send it)",
+    (TAXES, "refused"): "sending no taxes file; bills still carry each line's tax names and "
+    "percents (no extra requests; asked again once a day; grant user:taxes:read and run "
+    "`fbstampli auth login` to send it)",
     (PAYMENTS_MOVE_BILLS, "disproved"): "listing every bill payment each run instead of the "
     "payments of the bills that moved (one request per 100 payments per run)",
 }
@@ -84,6 +98,8 @@ EXPECTED: dict[str, str] = {
     EMPTY_PAGES: "1",
     PAYMENTS_MOVE_BILLS: "holds",
     DOCUMENTS: "allowed",
+    CATEGORIES: "allowed",
+    TAXES: "allowed",
 }
 
 

@@ -16,6 +16,8 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from fbstampli.sandbox.coding import default_categories, default_taxes
+
 JsonObject = dict[str, Any]
 ChangeListener = Callable[[str, int], None]
 
@@ -84,6 +86,8 @@ class AccountData:
         self.vendors: dict[int, JsonObject] = {}
         self.bills: dict[int, JsonObject] = {}
         self.payments: dict[int, JsonObject] = {}
+        self.categories: dict[int, JsonObject] = default_categories()
+        self.taxes: dict[int, JsonObject] = default_taxes()
         self._payments_by_bill: dict[int, list[int]] = {}
         self._next_id = {"vendor": 1, "bill": 1, "payment": 1}
         # That adding, editing or deleting a payment moves its bill's `updated_at` is
@@ -452,6 +456,35 @@ class AccountData:
         self.update_payment(payment_id, vis_state=1)
 
     # ---- queries ------------------------------------------------------------------------------
+
+    def update_category(self, category_id: int, **changes: Any) -> None:
+        """Rename, re-parent, archive (vis_state 2) or delete (1) an expense category."""
+        with self.lock:
+            category = self.categories[category_id]
+            category.update(changes)
+            self._bump(category)
+
+    def update_tax(self, tax_id: int, **changes: Any) -> None:
+        """Rename, re-rate (`amount=`), archive (vis_state 2) or delete (1) a tax."""
+        with self.lock:
+            tax = self.taxes[tax_id]
+            tax.update(changes)
+            self._bump(tax)
+
+    def create_category(self, name: str, parent_id: int | None = None) -> int:
+        with self.lock:
+            category_id = max(self.categories, default=1000) + 1
+            self.categories[category_id] = {
+                "id": category_id,
+                "category": name,
+                "parentid": parent_id,
+                "is_cogs": False,
+                "is_editable": True,
+                "vis_state": 0,
+                "created_at": self.now(),
+            }
+            self._bump(self.categories[category_id])
+        return category_id
 
     def select(
         self,

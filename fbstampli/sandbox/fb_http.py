@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from fbstampli.sandbox.coding import render_category, render_tax
 from fbstampli.sandbox.documents import Uploads
 from fbstampli.sandbox.fb_data import AccountData, Answer, AuthState, Business, CallbackRecord
 from fbstampli.sandbox.rates import Dice
@@ -29,7 +30,10 @@ from fbstampli.sandbox.realities import MISSING_SCOPE
 log = logging.getLogger(__name__)
 
 JsonObject = dict[str, Any]
-DEFAULT_SCOPE = "user:profile:read user:bills:read user:bill_vendors:read user:bill_payments:read"
+DEFAULT_SCOPE = (
+    "user:profile:read user:bills:read user:bill_vendors:read user:bill_payments:read "
+    "user:expenses:read user:taxes:read"
+)
 UPLOADS = "/uploads/attachments/"
 HOLD_TIMEOUT = 60.0  # a forgotten hold must not wedge a test run forever
 
@@ -37,6 +41,8 @@ _ACCOUNTING = re.compile(
     r"^/accounting/account/(?P<account>[^/]+)/(?P<resource>bills|bill_vendors|bill_payments)/"
     r"(?P=resource)(?:/(?P<object_id>\d+))?$"
 )
+_CATEGORIES = re.compile(r"^/accounting/account/(?P<account>[^/]+)/expenses/categories$")
+_TAXES = re.compile(r"^/accounting/account/(?P<account>[^/]+)/taxes/taxes$")
 _CALLBACKS = re.compile(
     r"^/events/account/(?P<account>[^/]+)/events/callbacks(?:/(?P<object_id>\d+))?$"
 )
@@ -170,6 +176,10 @@ def request_kind(method: str, path: str) -> str:
     match = _ACCOUNTING.match(path)
     if match:
         return f"{match['resource']}.{'get' if match['object_id'] else 'list'}"
+    if _CATEGORIES.match(path):
+        return "categories.list"
+    if _TAXES.match(path):
+        return "taxes.list"
     match = _CALLBACKS.match(path)
     if match:
         verbs = {"POST": "create", "GET": "get" if match["object_id"] else "list"}
@@ -349,6 +359,12 @@ class Routes:
         match = _ACCOUNTING.match(path)
         if match and self.method == "GET":
             return self.accounting(match["account"], match["resource"], match["object_id"])
+        match = _CATEGORIES.match(path)
+        if match and self.method == "GET":
+            return self.categories(match["account"])
+        match = _TAXES.match(path)
+        if match and self.method == "GET":
+            return self.taxes(match["account"])
         match = _CALLBACKS.match(path)
         if match:
             return self.callbacks(match["account"], match["object_id"])
@@ -525,6 +541,30 @@ class Routes:
             page, per_page, pages, chunk = self.paginate(rows)
             listed = [self.as_listed(resource, render(row)) for row in chunk]
             result = {list_key: listed, "page": page, "pages": pages,
+                      "per_page": per_page, "total": len(rows)}  # fmt: skip
+        return Answer(200, {"response": {"result": result}})
+
+    def categories(self, account_id: str) -> Answer:
+        """The expense categories, paged like every list; deleted ones only when asked for."""
+        self.require_scope("user:expenses:read", events=False)
+        account = self.account(account_id)
+        with account.lock:
+            rows = account.select(account.categories, **self.filters("categories"))
+            page, per_page, pages, chunk = self.paginate(rows)
+            listed = [render_category(row) for row in chunk]
+            result = {"categories": listed, "page": page, "pages": pages,
+                      "per_page": per_page, "total": len(rows)}  # fmt: skip
+        return Answer(200, {"response": {"result": result}})
+
+    def taxes(self, account_id: str) -> Answer:
+        """The taxes, paged like every list."""
+        self.require_scope("user:taxes:read", events=False)
+        account = self.account(account_id)
+        with account.lock:
+            rows = account.select(account.taxes, **self.filters("taxes"))
+            page, per_page, pages, chunk = self.paginate(rows)
+            listed = [render_tax(row) for row in chunk]
+            result = {"taxes": listed, "page": page, "pages": pages,
                       "per_page": per_page, "total": len(rows)}  # fmt: skip
         return Answer(200, {"response": {"result": result}})
 

@@ -37,7 +37,7 @@ from fbstampli.sandbox.fb_http import (
     RequestRecord,
     request_kind,
 )
-from fbstampli.sandbox.realities import MISSING_SCOPE, parse_realities
+from fbstampli.sandbox.realities import CODING_SCOPES, MISSING_SCOPE, parse_realities
 from fbstampli.signals import stop_signals
 
 __all__ = [
@@ -197,6 +197,17 @@ class FreshBooksSandbox:
     def update_vendor(self, vendor_id: int, **changes: Any) -> None:
         self.data.update_vendor(vendor_id, **changes)
 
+    def update_category(self, category_id: int, **changes: Any) -> None:
+        """Rename (`category=`), re-parent (`parentid=`), archive or delete an expense category."""
+        self.data.update_category(category_id, **changes)
+
+    def update_tax(self, tax_id: int, **changes: Any) -> None:
+        """Rename (`name=`), re-rate (`amount=`), archive or delete a tax."""
+        self.data.update_tax(tax_id, **changes)
+
+    def create_category(self, name: str, parent_id: int | None = None) -> int:
+        return self.data.create_category(name, parent_id)
+
     def delete_vendor(self, vendor_id: int) -> None:
         self.data.delete_vendor(vendor_id)
 
@@ -235,6 +246,8 @@ class FreshBooksSandbox:
             scope = DEFAULT_SCOPE
             if "scope-missing" in self.realities:
                 scope = " ".join(s for s in scope.split() if s != MISSING_SCOPE)
+        if "coding-scopes-missing" in self.realities:
+            scope = " ".join(s for s in scope.split() if s not in CODING_SCOPES)
         return self.auth.issue_code(redirect_uri, scope)
 
     def expire_access_tokens(self) -> None:

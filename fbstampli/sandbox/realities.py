@@ -23,12 +23,19 @@ REALITIES: dict[str, str] = {
     "scope-missing": "the app is not registered for user:bill_vendors:read",
     "payments-still": "a bill's updated_at stays put when its payments change",
     "billid-ignored": "search[billid] on bill_payments is ignored: every payment comes back",
+    "coding-scopes-missing": "the login's grant lacks user:expenses:read and user:taxes:read "
+    "(given before they were asked for): the expense categories and taxes answer 403",
 }
 # `all` is every reality each run keeps Stampli in step under. A missing scope stops sync by
 # design; under still payments, a changed payment reaches Stampli at the next full sweep
 # (which then switches to listing every payment), not at the next run.
-ALL = tuple(name for name in REALITIES if name not in ("scope-missing", "payments-still"))
+ALL = tuple(
+    name
+    for name in REALITIES
+    if name not in ("scope-missing", "payments-still", "coding-scopes-missing")
+)
 MISSING_SCOPE = "user:bill_vendors:read"
+CODING_SCOPES = ("user:expenses:read", "user:taxes:read")
 
 
 def parse_realities(text: str | Iterable[str]) -> frozenset[str]:

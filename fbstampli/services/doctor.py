@@ -339,7 +339,16 @@ def _freshbooks(
             f"the login was granted without {', '.join(missing)}, which sync reads; run "
             "`fbstampli auth login` and grant them (the app registration must offer them)"
         )
-    return f"the token works for account {account}"
+    return f"the token works for account {account}{_optional_scopes(rt)}"
+
+
+def _optional_scopes(rt: Runtime) -> str:
+    """The coding lists' scopes the grant lacks: named, no failure (the bills flow)."""
+    from fbstampli.freshbooks.client.coding import lacking_scopes_note
+    from fbstampli.store.credentials import StateTokenStore
+
+    token = StateTokenStore(rt.store).load()
+    return lacking_scopes_note(token.scope if token else "", rt.settings.sync.coding_lists_hours)
 
 
 # doctor waits this long for a running sync; past it, the token is reported, not refreshed.

@@ -15,6 +15,7 @@ from xml.sax.saxutils import escape
 
 from fbstampli.errors import RenderError
 from fbstampli.models import Kind
+from fbstampli.stampli.layouts import PLURAL_OF_KIND
 from fbstampli.stampli.template import (
     SECTION_OF_KIND,
     SEQUENCE_OF_KIND,
@@ -133,9 +134,10 @@ def file_name(
 ) -> str:
     """The final remote name of one file of a batch.
 
-    Unique per (batch, kind); `seq` is 1 for vendors, 2 for bills, 3 for payments, so that a
-    consumer processing in name order sees masters first. `business` is reduced to letters,
-    digits and `-`. Never starts with `.` nor ends in `.part` (our temporary names).
+    Unique per (batch, kind); `seq` is 0 for expense categories, 1 for vendors, 2 for bills,
+    3 for payments, so that a consumer processing in name order sees masters first.
+    `business` is reduced to letters, digits and `-`. Never starts with `.` nor ends in
+    `.part` (our temporary names).
     """
     if created_at.tzinfo is None:
         raise ValueError("created_at must be an aware datetime")
@@ -146,6 +148,7 @@ def file_name(
         batch=f"b{batch_id:06d}",
         seq=SEQUENCE_OF_KIND[kind],
         kind=SECTION_OF_KIND[kind],
+        kinds=PLURAL_OF_KIND[kind],
     )
     if name.startswith(".") or name.endswith(".part") or "/" in name or "\\" in name:
         raise RenderError(f"file name {name!r} is not usable; fix template.file_name")

@@ -42,6 +42,31 @@ class FieldType(StrEnum):
 # (header fields repeated); `line.*` fields come from the line. `vendor_name` on bills and the
 # `bill_number`/`vendor_*` fields on payments are looked up by the renderer; a bill's
 # `document_type` is worked out from its total's sign (`invoice`, or `credit` below zero).
+# An expense category: the coding list, sent before the vendors (`parent_id` is the id of the
+# category it sits under; `active` is yes/no, `vis_state` the word).
+_CATEGORY_FIELDS: dict[str, FieldType] = {
+    "fb_id": FieldType.ID,
+    "name": FieldType.TEXT,
+    "code": FieldType.TEXT,
+    "parent_id": FieldType.ID,
+    "is_cogs": FieldType.BOOL,
+    "active": FieldType.BOOL,
+    "vis_state": FieldType.TEXT,
+    "updated_at": FieldType.DATETIME,
+}
+
+# A tax: the other coding list (`number` is the business's registration number for it).
+_TAX_FIELDS: dict[str, FieldType] = {
+    "fb_id": FieldType.ID,
+    "name": FieldType.TEXT,
+    "number": FieldType.TEXT,
+    "percent": FieldType.DECIMAL,
+    "compound": FieldType.BOOL,
+    "active": FieldType.BOOL,
+    "vis_state": FieldType.TEXT,
+    "updated_at": FieldType.DATETIME,
+}
+
 _VENDOR_FIELDS: dict[str, FieldType] = {
     "fb_id": FieldType.ID,
     "name": FieldType.TEXT,
@@ -124,6 +149,8 @@ _PAYMENT_FIELDS: dict[str, FieldType] = {
 STAMPED_FIELDS: dict[str, FieldType] = {"action": FieldType.TEXT, "version": FieldType.INTEGER}
 
 SOURCE_FIELDS: dict[Kind, dict[str, FieldType]] = {
+    Kind.CATEGORY: {**_CATEGORY_FIELDS, **STAMPED_FIELDS},
+    Kind.TAX: {**_TAX_FIELDS, **STAMPED_FIELDS},
     Kind.VENDOR: {**_VENDOR_FIELDS, **STAMPED_FIELDS},
     Kind.BILL: {**_BILL_FIELDS, **STAMPED_FIELDS},
     Kind.PAYMENT: {**_PAYMENT_FIELDS, **STAMPED_FIELDS},
@@ -151,10 +178,47 @@ RECORD_FIELDS: dict[str, FieldType] = {
 }
 """`StampliRecord` fields an export column may fill; unmapped columns land in `extra`."""
 
-# Section names in the TOML file; `payment` is FreshBooks' bill payment.
-SECTION_OF_KIND = {Kind.VENDOR: "vendor", Kind.BILL: "bill", Kind.PAYMENT: "payment"}
-SEQUENCE_OF_KIND = {Kind.VENDOR: 1, Kind.BILL: 2, Kind.PAYMENT: 3}
-FILE_NAME_FIELDS = frozenset({"business", "timestamp", "batch", "seq", "kind"})
+# Section names in the TOML file; `payment` is FreshBooks' bill payment, `category` its
+# expense category. `{seq}` puts the masters first in name order: 0 categories, 1 vendors.
+SECTION_OF_KIND = {
+    Kind.CATEGORY: "category",
+    Kind.TAX: "tax",
+    Kind.VENDOR: "vendor",
+    Kind.BILL: "bill",
+    Kind.PAYMENT: "payment",
+}
+SEQUENCE_OF_KIND = {Kind.CATEGORY: 0, Kind.TAX: 0, Kind.VENDOR: 1, Kind.BILL: 2, Kind.PAYMENT: 3}
+# `{kinds}`: the plural file-name word (`{kind}s` would give "categorys").
+PLURAL_OF_KIND = {
+    Kind.CATEGORY: "categories",
+    Kind.TAX: "taxes",
+    Kind.VENDOR: "vendors",
+    Kind.BILL: "bills",
+    Kind.PAYMENT: "payments",
+}
+FILE_NAME_FIELDS = frozenset({"business", "timestamp", "batch", "seq", "kind", "kinds"})
+# The `[category]` columns of a template that has no such section (one written before the
+# coding list existed): the same as the packaged default's. (header, source, format)
+DEFAULT_CATEGORY_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("GL Account ID", "fb_id", ""),
+    ("GL Account Code", "code", ""),
+    ("GL Account Name", "name", ""),
+    ("Parent GL Account ID", "parent_id", ""),
+    ("Active", "active", "yes|no"),
+    ("Cost of Goods Sold", "is_cogs", "yes|no"),
+    ("Action", "action", ""),
+    ("Version", "version", ""),
+)
+DEFAULT_TAX_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("Tax ID", "fb_id", ""),
+    ("Tax Code", "name", ""),
+    ("Tax Percent", "percent", ""),
+    ("Tax Number", "number", ""),
+    ("Compound", "compound", "yes|no"),
+    ("Active", "active", "yes|no"),
+    ("Action", "action", ""),
+    ("Version", "version", ""),
+)
 
 XML_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9._-]*$")
 
@@ -239,12 +303,22 @@ class Template:
     documents: str = "files"
     zip_max_mb: int = 8
 
+    # The coding list's layout; `template_rules.build` always gives one (the default's columns
+    # when the file has no `[category]`).
+    category: OutgoingLayout | None = None
+    tax: OutgoingLayout | None = None
+
     @property
     def zip_limit(self) -> int | None:
         """The largest ZIP in bytes, or None when documents go as files of their own."""
         return self.zip_max_mb * 1024 * 1024 if self.documents == "zip" else None
 
     def layout(self, kind: Kind) -> OutgoingLayout:
+        if kind in (Kind.CATEGORY, Kind.TAX):
+            layout = self.category if kind is Kind.CATEGORY else self.tax
+            if layout is None:
+                raise ValueError(f"template {self.name!r} has no {kind.value} layout")
+            return layout
         if kind is Kind.VENDOR:
             return self.vendor
         if kind is Kind.BILL:

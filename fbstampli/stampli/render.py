@@ -20,8 +20,10 @@ from fbstampli.models import (
     Bill,
     BillLine,
     BillPayment,
+    ExpenseCategory,
     Kind,
     SourceObject,
+    Tax,
     Vendor,
     VisState,
     kind_of,
@@ -250,7 +252,7 @@ def render_rows(
     kind = kind_of(obj)
     layout = template.layout(kind)
     sources = _sources(layout)
-    if isinstance(obj, Vendor):
+    if isinstance(obj, Vendor | ExpenseCategory | Tax):
         return [_row(layout, lambda source: _unstamped(obj, source))]
     if isinstance(obj, Bill):
         vendor_name = (

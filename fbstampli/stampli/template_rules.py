@@ -15,6 +15,8 @@ from fbstampli.models import ExportKind, Kind
 from fbstampli.stampli.layouts import (
     ACTIONS,
     DEFAULT_ACTION_WORDS,
+    DEFAULT_CATEGORY_COLUMNS,
+    DEFAULT_TAX_COLUMNS,
     FILE_NAME_FIELDS,
     ISO,
     LINE_ENDINGS,
@@ -293,7 +295,7 @@ def _check_file_name(pattern: str, problems: list[str]) -> None:
     for needed in ("timestamp", "batch"):
         if needed not in names:
             problems.append(f"{where}: must contain {{{needed}}} so that names never repeat")
-    if not names & {"seq", "kind"}:
+    if not names & {"seq", "kind", "kinds"}:
         problems.append(f"{where}: must contain {{seq}} or {{kind}} to tell a batch's files apart")
     if pattern.startswith(".") or pattern.endswith(".part"):
         problems.append(f"{where}: must not start with '.' nor end in '.part' (temporary names)")
@@ -317,7 +319,8 @@ def _action_words(table: object, problems: list[str]) -> tuple[tuple[str, str], 
 
 
 def build(data: dict[str, Any], problems: list[str], origin: str) -> Template | None:
-    top_level = {"template", "format", "vendor", "bill", "payment", "exports", "actions"}
+    top_level = {"template", "format", "actions", "category", "tax", "vendor", "bill", "payment"}
+    top_level.add("exports")
     _unknown_keys(data, top_level, "", problems)
     head = data.get("template", {})
     if not isinstance(head, dict):
@@ -334,12 +337,14 @@ def build(data: dict[str, Any], problems: list[str], origin: str) -> Template | 
         "file_name",
         "template",
         problems,
-        "fbstampli_{business}_{timestamp}_{batch}_{seq}-{kind}s.csv",
+        "fbstampli_{business}_{timestamp}_{batch}_{seq}-{kinds}.csv",
     )
     _check_file_name(file_name, problems)
     if file_name.lower().endswith(".zip"):
         problems.append("template.file_name: must not end in '.zip' (the ZIP layout's names)")
     base = _file_format(data.get("format", {}), FileFormat(), "format", problems)
+    category = _outgoing(Kind.CATEGORY, _with_default(data, base, Kind.CATEGORY), base, problems)
+    tax = _outgoing(Kind.TAX, _with_default(data, base, Kind.TAX), base, problems)
     vendor = _outgoing(Kind.VENDOR, data, base, problems)
     bill = _outgoing(Kind.BILL, data, base, problems)
     payment = _outgoing(Kind.PAYMENT, data, base, problems)
@@ -358,7 +363,7 @@ def build(data: dict[str, Any], problems: list[str], origin: str) -> Template | 
             layout = _export(export_kind, section, base, problems)
             if layout is not None:
                 exports.append(layout)
-    if vendor is None or bill is None or payment is None:
+    if vendor is None or bill is None or payment is None or category is None or tax is None:
         return None
     return Template(
         name,
@@ -372,6 +377,8 @@ def build(data: dict[str, Any], problems: list[str], origin: str) -> Template | 
         resend_on_rename,
         documents,
         zip_max_mb,
+        category,
+        tax,
     )
 
 
@@ -389,3 +396,23 @@ def _documents_layout(head: dict[str, Any], problems: list[str]) -> tuple[str, i
         problems.append("template.zip_max_mb: must be between 1 and 10000")
         zip_max_mb = 8
     return documents, zip_max_mb
+
+
+def _with_default(data: dict[str, Any], base: FileFormat, kind: Kind) -> dict[str, Any]:
+    """A template written before the coding lists existed sends them in the default's columns
+    (in XML, headers made element names: `GL_Account_ID`)."""
+    section = SECTION_OF_KIND[kind]
+    if section in data:
+        return data
+    xml = base.format == "xml"
+    columns = [
+        {
+            "header": header.replace(" ", "_") if xml else header,
+            "source": source,
+            **({"format": shown} if shown else {}),
+        }
+        for header, source, shown in (
+            DEFAULT_CATEGORY_COLUMNS if kind is Kind.CATEGORY else DEFAULT_TAX_COLUMNS
+        )
+    ]
+    return {**data, section: {"columns": columns}}

@@ -21,6 +21,8 @@ Row = tuple[str, ...]
 
 # Cells a row of this kind takes from another object.
 BORROWED: dict[Kind, frozenset[str]] = {
+    Kind.CATEGORY: frozenset(),
+    Kind.TAX: frozenset(),
     Kind.VENDOR: frozenset(),
     Kind.BILL: frozenset({"vendor_name"}),
     Kind.PAYMENT: frozenset({"vendor_name"}),

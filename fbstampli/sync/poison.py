@@ -18,13 +18,19 @@ from fbstampli.store import Store, held
 from fbstampli.sync.batch import Pending, PlannedFile
 from fbstampli.sync.ports import Renderer
 
-KIND_NAMES = {Kind.VENDOR: "vendor", Kind.BILL: "bill", Kind.PAYMENT: "bill payment"}
+KIND_NAMES = {
+    Kind.CATEGORY: "expense category",
+    Kind.TAX: "tax",
+    Kind.VENDOR: "vendor",
+    Kind.BILL: "bill",
+    Kind.PAYMENT: "bill payment",
+}
 # The problem lines a run names before pointing at `status --stuck`.
 FIRST_FEW = 3
 
 
 def _option(kind: Kind, fb_id: int) -> str:
-    if kind is Kind.PAYMENT:
+    if kind in (Kind.PAYMENT, Kind.CATEGORY, Kind.TAX):
         return "`fbstampli status --stuck`"
     return f"`fbstampli retry --{'vendor' if kind is Kind.VENDOR else 'bill'} {fb_id}`"
 

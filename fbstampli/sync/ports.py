@@ -14,7 +14,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from fbstampli.models import Bill, BillPayment, Kind, SourceObject, Vendor, VisState
+from fbstampli.models import (
+    Bill,
+    BillPayment,
+    ExpenseCategory,
+    Kind,
+    SourceObject,
+    Tax,
+    Vendor,
+    VisState,
+)
 from fbstampli.models.documents import DocumentOutcome
 from fbstampli.models.remote import RemoteFile
 
@@ -64,6 +73,15 @@ class BillSource(Protocol):
     def download_document(self, jwt: str, dest: Path, *, max_bytes: int) -> DocumentOutcome:
         """Stream the bill document `jwt` names into the new file `dest`; never raises for
         a document that cannot be had (the outcome says why)."""
+        ...
+
+    def list_expense_categories(self) -> list[ExpenseCategory] | None:
+        """Every expense category FreshBooks lists; None when the login may not read them
+        (the client learns that once and says it once)."""
+        ...
+
+    def list_taxes(self) -> list[Tax] | None:
+        """Every tax FreshBooks lists; None when the login may not read them."""
         ...
 
     def check_sort(self, resource: str, newest: datetime, oldest: datetime) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -32,6 +32,7 @@ from fbstampli.store import Store, outbox
 from fbstampli.store.api_facts import event_arrivals, load_facts, save_fact
 from fbstampli.store.events import mark_events, pending_events
 from fbstampli.store.outbox import vendor_names
+from fbstampli.sync.coding import read_coding_lists, record_coding_lists, refresh_coding_lists
 from fbstampli.sync.connection import Connection
 from fbstampli.sync.deliver import create_batches, deliver
 from fbstampli.sync.documents import with_documents
@@ -88,6 +89,8 @@ class PushContext:
     business: str
     run_id: int | None = None
     documents: Path | None = None  # where bills' documents wait; None: documents not fetched
+    # Categories the bill lines name: an unknown one is read at once, to go before its bill.
+    named_categories: set[int] = field(default_factory=set)
 
 
 class _DryRunDone(Exception):
@@ -180,6 +183,7 @@ def push_incremental(
     fetched = _completed(ctx, run, _fetch_recent(ctx, run, advance))
     _ingest(ctx, fetched, run.since, ctx.run_id, run.report)
     marks = next_watermarks(fetched, run.watermarks)
+    _coding(ctx, run)
     return record_and_deliver(ctx, run, marks=marks, swept_at=None, stage=stage)
 
 
@@ -190,6 +194,7 @@ def push_whole(
     started = ctx.clock.now()
     marks = _stream(ctx, run, advance=advance)
     swept_at = started if run.sweep or run.first_run else None
+    _coding(ctx, run)
     return record_and_deliver(ctx, run, marks=marks, swept_at=swept_at, stage=stage)
 
 
@@ -210,6 +215,21 @@ def push_dry_run(
     else:
         fetched = _fetch_recent(ctx, run, advance)
     return _dry_run(ctx, _completed(ctx, run, fetched), run.since, folder, run.report)
+
+
+def _coding(ctx: PushContext, run: PushRun) -> None:
+    """The coding lists when due (`sync/coding.py`); a sweep reads them too."""
+    refresh_coding_lists(
+        ctx.store,
+        run.source,
+        ctx.renderer,
+        settings=ctx.settings,
+        clock=ctx.clock,
+        full=run.sweep,
+        run_id=ctx.run_id,
+        report=run.report,
+        named=ctx.named_categories,
+    )
 
 
 def _fetch_named(ctx: PushContext, run: PushRun) -> Fetched:
@@ -351,6 +371,9 @@ def _ingest(
     names: dict[int, str] | None = None,
     skip: set[int] | None = None,
 ) -> list[Decision]:
+    ctx.named_categories.update(
+        line.category_id for bill in fetched.bills for line in bill.lines if line.category_id
+    )
     if ctx.documents is not None:
         fetched = with_documents(
             ctx.store,
@@ -387,9 +410,22 @@ def _dry_run(
     """Plan and render as a real run would, write the files locally, then roll everything back."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     private_folder(folder.parent, folder.name)  # never through a link planted as `dry-run/`
+    named = {line.category_id for bill in fetched.bills for line in bill.lines if line.category_id}
+    read = read_coding_lists(  # outside the transaction rolled back below
+        ctx.store,
+        ctx.source(),
+        settings=ctx.settings,
+        clock=ctx.clock,
+        full=False,
+        named=named,
+        report=report,
+    )
     try:
         with ctx.store.transaction():
             _ingest(ctx, fetched, since_date, None, report)
+            record_coding_lists(
+                ctx.store, read, ctx.renderer, ctx.settings, ctx.clock, named, None, report
+            )
             for kind in Kind:
                 for batch_id in create_batches(
                     ctx.store,

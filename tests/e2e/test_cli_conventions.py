@@ -45,7 +45,7 @@ def test_init_says_what_it_did_in_a_pipe_and_only_q_silences_it(tmp_path: Path) 
 def test_sync_says_what_it_did_in_a_pipe(connected: Connected) -> None:
     result = connected.run("sync")
     assert result.code == 0, result.stderr
-    assert result.stdout.startswith("Sent 3 files to Stampli")
+    assert result.stdout.startswith("Sent 5 files to Stampli")
     assert "\x1b[" not in result.stdout  # no colour, no progress bar in a pipe
 
 
@@ -168,6 +168,8 @@ def test_sync_dry_run_writes_the_files_and_sends_nothing(connected: Connected) -
     assert connected.inbound_files() == []
     written = sorted(path.name for path in (connected.home / "dry-run").iterdir())
     assert [name.rsplit("_", 1)[1] for name in written] == [
+        "0-categories.csv",
+        "0-taxes.csv",
         "1-vendors.csv",
         "2-bills.csv",
         "3-payments.csv",

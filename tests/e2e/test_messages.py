@@ -30,11 +30,13 @@ def test_sync_says_sentences_on_the_terminal_and_in_the_log(connected: Connected
     result = connected.run("-v", "sync")
     assert result.code == 0, result.stderr
     first = result.stdout.splitlines()[0]
-    assert first.startswith("Sent 3 files to Stampli: 6 vendors, 30 bills, 10 payments. ")
+    sent = "Sent 5 files to Stampli: 14 expense categories, 5 taxes, 6 vendors, 30 bills, "
+    sent += "10 payments."
+    assert first.startswith(sent + " ")
     assert "Reconciled 30 bills: " in first
     assert "push-bills.files" not in result.stdout
     log = (connected.home / "logs" / "fbstampli.log").read_text()
-    assert "sync: exit 0; Sent 3 files to Stampli: 6 vendors, 30 bills, 10 payments." in log
+    assert f"sync: exit 0; {sent}" in log
 
 
 def test_template_check_is_a_sentence(home: Path) -> None:
@@ -325,14 +327,14 @@ def test_sync_at_a_terminal_shows_a_bar_per_stage_with_counts(connected: Connect
     assert "Reading vendors 6/6" in screen
     assert "Uploading files to Stampli" in screen
     assert "Reconciling" in screen
-    assert "Sent 3 files to Stampli" in screen
+    assert "Sent 5 files to Stampli" in screen
 
 
 def test_sync_off_a_terminal_shows_no_progress_and_no_stray_line(connected: Connected) -> None:
     result = connected.run("sync")
     assert result.code == 0
     # The same sentence as on a terminal (issue 29), and nothing else: no bar, no escape.
-    assert result.stdout.startswith("Sent 3 files to Stampli")
+    assert result.stdout.startswith("Sent 5 files to Stampli")
     assert len(result.stdout.splitlines()) == 1, result.stdout
     assert "\x1b" not in result.stdout
     assert result.stderr == ""

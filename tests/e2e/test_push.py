@@ -37,10 +37,12 @@ def active(records: dict) -> list[int]:
 def test_first_run_delivers_every_vendor_bill_and_payment(connected: Connected) -> None:
     result = connected.run("push-bills")
     assert result.code == 0, result.stderr
-    assert result.stdout.startswith("Sent 3 files to Stampli")  # said in a pipe too
+    assert result.stdout.startswith("Sent 5 files to Stampli")  # said in a pipe too
     assert result.stderr == ""
     names = connected.inbound_files()
     assert [name.rsplit("_", 1)[1] for name in names] == [
+        "0-categories.csv",  # the coding lists first (issue 26)
+        "0-taxes.csv",
         "1-vendors.csv",
         "2-bills.csv",
         "3-payments.csv",
@@ -172,7 +174,7 @@ def test_sftp_down_fails_deliveries_and_next_run_sends_them(
         connected.sftp = back
         up = connected.run("push-bills")
         assert up.code == 0, up.stderr
-        assert len(connected.inbound_files()) == 3
+        assert len(connected.inbound_files()) == 5  # categories, taxes, vendors, bills, payments
 
 
 def test_failed_upload_backs_off_until_due(connected: Connected) -> None:
@@ -191,7 +193,7 @@ def test_an_upload_refused_once_is_sent_again_on_a_fresh_connection_in_the_same_
     result = connected.run("-q", "sync")
     assert refusal.injected == {"deny": 1}
     assert result.code == 0, result.stderr
-    assert len(connected.inbound_files()) == 3
+    assert len(connected.inbound_files()) == 5  # categories, taxes, vendors, bills, payments
 
 
 def test_a_connection_cut_mid_upload_is_told_in_our_one_line_only(connected: Connected) -> None:
@@ -223,9 +225,9 @@ def test_dry_run_uploads_nothing_and_remembers_nothing(connected: Connected) -> 
     result = connected.run("-v", "push-bills", "--dry-run")
     assert result.code == 0, result.stderr
     assert connected.inbound_files() == []
-    assert len(list((connected.home / "dry-run").iterdir())) == 3
+    assert len(list((connected.home / "dry-run").iterdir())) == 5
     assert connected.run("push-bills").code == 0
-    assert len(connected.inbound_files()) == 3
+    assert len(connected.inbound_files()) == 5  # categories, taxes, vendors, bills, payments
 
 
 def test_spent_refresh_token_exits_3_with_the_fix(connected: Connected) -> None:
@@ -264,7 +266,7 @@ def test_refresh_answer_lost_before_freshbooks_acted_is_asked_again_in_the_same_
     connected.freshbooks.drop("/auth/oauth/token")
     result = connected.run("push-bills")
     assert result.code == 0, result.stderr
-    assert len(connected.inbound_files()) == 3
+    assert len(connected.inbound_files()) == 5  # categories, taxes, vendors, bills, payments
 
 
 def test_access_token_expiry_is_refreshed_and_saved(connected: Connected) -> None:
@@ -307,7 +309,7 @@ def test_folders_set_in_the_config_apply_to_a_login_stored_without_them(
     (connected.sftp.root / "elsewhere").mkdir()
     result = connected.run("push-bills", env={"FBSTAMPLI_STAMPLI_INBOUND_DIR": "elsewhere"})
     assert result.code == 0, result.stderr
-    assert len(list((connected.sftp.root / "elsewhere").iterdir())) == 3
+    assert len(list((connected.sftp.root / "elsewhere").iterdir())) == 5
     assert connected.inbound_files() == []
 
 
@@ -319,5 +321,5 @@ def test_a_folder_given_to_auth_sftp_wins_over_the_config(connected: Connected) 
     assert stored.code == 0, stored.stderr
     result = connected.run("push-bills", env={"FBSTAMPLI_STAMPLI_INBOUND_DIR": "configured"})
     assert result.code == 0, result.stderr
-    assert len(list((sftp.root / "given").iterdir())) == 3
+    assert len(list((sftp.root / "given").iterdir())) == 5
     assert list((sftp.root / "configured").iterdir()) == []

@@ -247,6 +247,8 @@ def test_the_readme_walkthrough_runs_as_written_against_both_sandboxes(tmp_path:
     dry_run = sorted(path.name for path in (user_home / "fbstampli-sandbox" / "dry-run").iterdir())
     for files in (dry_run, inbound):
         assert [name.rsplit("_", 1)[1] for name in files] == [
+            "0-categories.csv",
+            "0-taxes.csv",
             "1-vendors.csv",
             "2-bills.csv",
             "3-payments.csv",
@@ -388,8 +390,10 @@ def test_the_readme_several_businesses_example_runs_as_written_against_the_sandb
     assert user.chosen_businesses == ["439000", "439001"]
     for name, account in (("alpha", "ABC123"), ("beta", "ABC124")):  # each its own business
         files = sorted(path.name for path in (user_home / f"stampli-{name}" / "inbound").iterdir())
-        assert [file.split("_")[1] for file in files] == [account] * 3, files
+        assert [file.split("_")[1] for file in files] == [account] * 5, files
         assert [file.rsplit("_", 1)[1] for file in files] == [
+            "0-categories.csv",
+            "0-taxes.csv",
             "1-vendors.csv",
             "2-bills.csv",
             "3-payments.csv",

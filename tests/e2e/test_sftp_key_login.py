@@ -32,7 +32,7 @@ def test_an_ssh_keygen_style_key_with_a_passphrase_is_asked_for_it_and_pushes(
     connected.sftp.password = "no longer the way in"  # only the key can log in now
     push = connected.run("push-bills")
     assert push.code == 0, push.stderr
-    assert len(connected.inbound_files()) == 3
+    assert len(connected.inbound_files()) == 5  # categories, taxes, vendors, bills, payments
     assert find_secrets({"key passphrase": PASSPHRASE}, {"auth sftp": output}) == []
 
 

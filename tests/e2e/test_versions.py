@@ -19,8 +19,16 @@ from fbstampli.services.webhooks import drain
 from tests.e2e.conftest import Connected
 from tests.e2e.test_realities import webhook
 
-FILE_KINDS = {"vendors": "vendor", "bills": "bill", "payments": "payment"}
+FILE_KINDS = {
+    "categories": "category",
+    "taxes": "tax",
+    "vendors": "vendor",
+    "bills": "bill",
+    "payments": "payment",
+}
 ID_COLUMN = {
+    "category": "GL Account ID",
+    "tax": "Tax ID",
     "vendor": "FreshBooks Vendor ID",
     "bill": "FreshBooks Bill ID",
     "payment": "FreshBooks Payment ID",
@@ -36,7 +44,7 @@ def received(connected: Connected, before: set[str]) -> dict[str, list[dict[str,
     for name in sorted(set(connected.inbound_files()) - before):
         kind = FILE_KINDS[name.rsplit("-", 1)[1].removesuffix(".csv")]
         text = (connected.inbound / name).read_text(encoding="utf-8")
-        rows[kind].extend(csv.DictReader(io.StringIO(text)))
+        rows.setdefault(kind, []).extend(csv.DictReader(io.StringIO(text)))  # a category file
     return rows
 
 

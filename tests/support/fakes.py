@@ -14,7 +14,16 @@ from pathlib import Path
 from typing import TypeVar
 
 from fbstampli.errors import RemoteError, RemoteUnavailableError
-from fbstampli.models import Bill, BillPayment, Kind, SourceObject, Vendor, VisState
+from fbstampli.models import (
+    Bill,
+    BillPayment,
+    ExpenseCategory,
+    Kind,
+    SourceObject,
+    Tax,
+    Vendor,
+    VisState,
+)
 from fbstampli.models.remote import RemoteFile, part_name
 
 T = TypeVar("T", Vendor, Bill)
@@ -203,6 +212,9 @@ class ListSource:
     vendors: list[Vendor] = field(default_factory=list)
     bills: list[Bill] = field(default_factory=list)
     payments: list[BillPayment] = field(default_factory=list)
+    # None plays a login without user:expenses:read.
+    categories: list[ExpenseCategory] | None = field(default_factory=list)
+    taxes: list[Tax] | None = field(default_factory=list)
 
     @staticmethod
     def _visible(
@@ -265,6 +277,12 @@ class ListSource:
     def get_bill(self, bill_id: int) -> Bill | None:
         return next((b for b in self.bills if b.fb_id == bill_id), None)
 
+    def list_expense_categories(self) -> list[ExpenseCategory] | None:
+        return None if self.categories is None else list(self.categories)
+
+    def list_taxes(self) -> list[Tax] | None:
+        return None if self.taxes is None else list(self.taxes)
+
     def check_sort(self, resource: str, newest: datetime, oldest: datetime) -> None:
         """This fake always sorts as asked: nothing to learn."""
 
@@ -279,6 +297,8 @@ class SimpleRenderer:
             return [(str(obj.fb_id), obj.name)]
         if isinstance(obj, Bill):
             return [(str(obj.fb_id), vendor_names.get(obj.vendor_id, ""), str(obj.total_amount))]
+        if isinstance(obj, ExpenseCategory | Tax):
+            return [(str(obj.fb_id), obj.name)]
         return [(str(obj.fb_id), str(obj.bill_id), str(obj.amount))]
 
     def content_hash(self, rows: Sequence[tuple[str, ...]]) -> str:
@@ -305,6 +325,8 @@ class SimpleRenderer:
 
     def file_name(self, kind: Kind, *, business: str, created_at: datetime, batch_id: int) -> str:
         order, label = {
+            Kind.CATEGORY: (0, "categories"),
+            Kind.TAX: (0, "taxes"),
             Kind.VENDOR: (1, "vendors"),
             Kind.BILL: (2, "bills"),
             Kind.PAYMENT: (3, "payments"),

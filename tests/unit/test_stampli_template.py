@@ -110,7 +110,7 @@ def test_load_template_reads_a_custom_file(tmp_path: Path) -> None:
             'file_name = ".fbstampli_',
             "template.file_name: must not start",
         ),
-        ("{kind}s.csv", "{knd}s.csv", "template.file_name: unknown placeholder(s) ['knd']"),
+        ("{kinds}.csv", "{knds}.csv", "template.file_name: unknown placeholder(s) ['knds']"),
         (
             '{ header = "Vendor Name", source = "name" }',
             '{ header = " freshbooks VENDOR id", source = "name" }',

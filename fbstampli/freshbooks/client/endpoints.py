@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from fbstampli.errors import RemoteError
+from fbstampli.freshbooks.client.coding import Coding
 from fbstampli.freshbooks.client.errors import FilterIgnoredError, NotFoundError
 from fbstampli.freshbooks.client.listings import Listings
 from fbstampli.freshbooks.client.session import Params, id_chunks, listed_id, result_of
@@ -29,7 +30,7 @@ from fbstampli.models import Bill, BillPayment, Vendor, VisState
 from fbstampli.models.behaviour import VENDOR_IDS
 
 
-class FreshBooksClient(Uploads, Listings):
+class FreshBooksClient(Uploads, Coding, Listings):
     """FreshBooks for one account; satisfies `sync.ports.BillSource` structurally."""
 
     def list_bill_payments(self, *, vis_state: VisState | None = None) -> Iterator[BillPayment]:
