@@ -242,6 +242,35 @@ def state_restore(
     finish(ctx, admin.state_restore(options_of(ctx), file, force=force))
 
 
+@state_app.command(
+    "adopt-remote",
+    cls=FriendlyCommand,
+    short_help="Take what Stampli already has as delivered, sending none of it.",
+    epilog=examples("fbstampli state adopt-remote", "fbstampli state adopt-remote --yes"),
+)
+def state_adopt_remote(
+    ctx: typer.Context,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Do not ask; needed when not run in a terminal.")
+    ] = False,
+) -> None:
+    """Record what Stampli already received without sending it: every vendor, bill and payment
+    FreshBooks has now is taken as delivered; only later changes are sent. For a state the
+    marker on the SFTP server refuses (new, emptied, or an older backup)."""
+    import sys
+
+    from fbstampli.errors import ConfigError
+    from fbstampli.services import adopt
+
+    if not yes and not sys.stdin.isatty():
+        raise ConfigError(
+            "state adopt-remote takes every current FreshBooks object as already in Stampli; "
+            "confirm with --yes when not run in a terminal"
+        )
+    confirm = None if yes else (lambda question: bool(typer.confirm(question, err=True)))
+    finish(ctx, adopt.adopt_remote(options_of(ctx), confirm=confirm))
+
+
 key_app = typer.Typer(
     help="The state encryption key.", no_args_is_help=True, rich_markup_mode=None, cls=GroupedHelp
 )

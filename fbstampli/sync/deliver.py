@@ -46,6 +46,7 @@ from fbstampli.sync.backoff import is_dead, next_attempt_at
 from fbstampli.sync.batch import Pending, iter_files
 from fbstampli.sync.connection import Connection
 from fbstampli.sync.documents import send_documents
+from fbstampli.sync.marker import MarkerGuard
 from fbstampli.sync.poison import hold_behind, render_or_hold, report_held
 from fbstampli.sync.ports import Renderer, Transport
 
@@ -174,14 +175,17 @@ def _deliver_with_retries(
     clock: Clock,
     run_id: int | None,
     report: RunReport,
+    guard: MarkerGuard,
 ) -> bool:
-    """A few tries within this run, each resuming from the journal on a fresh connection."""
+    """A few tries within this run, each resuming from the journal on a fresh connection;
+    the marker is read before the first upload (`sync.marker`) and follows each batch."""
     last_error: Exception | None = None
     for attempt in range(settings.sftp.upload_attempts):
         batch = outbox.batch(store, batch_id)
         if batch is None:
             return False
         try:
+            guard.before_upload(connection.get())
             advance_batch(store, connection.get(), batch, run_id)
         except StuckBatchError as error:
             fail_batch(store, batch, error, settings, clock, run_id, report)
@@ -194,6 +198,7 @@ def _deliver_with_retries(
             if attempt + 1 < settings.sftp.upload_attempts:  # no wait once the tries are spent
                 clock.sleep(min(2.0**attempt, 8.0))
             continue
+        guard.after_delivered(connection.get())
         report.add(f"files.{batch['kind']}")
         report.add(f"sent.{batch['kind']}", len(batch_members(store, batch_id)))
         return True
@@ -300,9 +305,20 @@ def deliver(
     if requeued:
         report.add("requeued", requeued)
     held: list[str] = []
+    guard = MarkerGuard(store, settings.stampli.inbound_dir, business, clock.now())
     try:
         _deliver_queue(
-            store, connection, renderer, settings, business, clock, run_id, report, on_file, held
+            store,
+            connection,
+            renderer,
+            settings,
+            business,
+            clock,
+            run_id,
+            report,
+            on_file,
+            held,
+            guard,
         )
     finally:
         report_held(report, held)
@@ -319,10 +335,11 @@ def _deliver_queue(
     report: RunReport,
     on_file: Callable[[int], object],
     held: list[str],
+    guard: MarkerGuard,
 ) -> None:
     for batch in open_batches(store):
         if not _deliver_with_retries(
-            store, connection, int(batch["id"]), settings, clock, run_id, report
+            store, connection, int(batch["id"]), settings, clock, run_id, report, guard
         ):
             return
         report.add("recovered")
@@ -350,7 +367,7 @@ def _deliver_queue(
         )
         for batch_id in batch_ids:
             if not _deliver_with_retries(
-                store, connection, batch_id, settings, clock, run_id, report
+                store, connection, batch_id, settings, clock, run_id, report, guard
             ):
                 return
             on_file(1)

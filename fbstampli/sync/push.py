@@ -86,6 +86,7 @@ class PushContext:
     business: str
     run_id: int | None = None
     documents: Path | None = None  # where bills' documents wait; None: documents not fetched
+    deliver: bool = True  # False: read and queue only (`state adopt-remote`)
 
 
 class _DryRunDone(Exception):
@@ -296,6 +297,8 @@ def record_and_deliver(
             save_watermarks(ctx.store, marks)
             ctx.store.put_value(READ_AT_KEY, to_utc_text(ctx.clock.now()))
     report.add("events", len(events))
+    if not ctx.deliver:
+        return report
     uploaded = stage("Uploading files to Stampli")
     deliver(
         ctx.store,
