@@ -110,6 +110,12 @@ class MonitoringSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class StateSettings:
+    backup_hours: float = 24.0
+    backups_kept: int = 7
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     freshbooks: FreshBooksSettings = field(default_factory=FreshBooksSettings)
     stampli: StampliSettings = field(default_factory=StampliSettings)
@@ -120,6 +126,7 @@ class Settings:
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
     digest: DigestSettings = field(default_factory=DigestSettings)
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
+    state: StateSettings = field(default_factory=StateSettings)
 
 
 # Names FreshBooks' own SDKs and docs use, accepted beside our FBSTAMPLI_* ones.
@@ -234,12 +241,15 @@ def _check(settings: Settings, problems: list[str]) -> None:
         "reconcile.uncaptured_hours": (settings.reconcile.uncaptured_hours, 3650 * 24),
         "digest.top_items": (settings.digest.top_items, 1000),
         "digest.stuck_hours": (settings.digest.stuck_hours, 3650 * 24),
+        "state.backup_hours": (settings.state.backup_hours, 365 * 24),
     }
     for key, (value, most) in positive.items():
         if value is not None and not 0 < value <= most:
             problems.append(f"{key}: must be greater than 0 and at most {most}")
     if not 0 <= fb.max_retries <= 100:
         problems.append("freshbooks.max_retries: must be between 0 and 100")
+    if not 0 <= settings.state.backups_kept <= 1000:
+        problems.append("state.backups_kept: must be between 0 and 1000 (0: none kept)")
     if not 0 <= settings.webhook.debounce_seconds <= 3600:
         problems.append("webhook.debounce_seconds: must be between 0 and 3600")
     if settings.sync.deleted_bills not in ("void", "report", "ignore"):

@@ -227,19 +227,43 @@ def state_backup(
     "restore",
     cls=FriendlyCommand,
     short_help="Replace the state with a backup.",
-    epilog=examples("fbstampli state restore /backups/fbstampli-2026-01-31.db"),
+    epilog=examples(
+        "fbstampli state restore /backups/fbstampli-2026-01-31.db",
+        "fbstampli state restore --yes   (the newest automatic backup the marker accepts)",
+    ),
 )
 def state_restore(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="An encrypted copy made by `state backup`.")],
+    file: Annotated[
+        Path | None,
+        typer.Argument(
+            help="An encrypted copy made by `state backup`; without it, the newest automatic "
+            "backup in <home>/backups that the marker on the SFTP server accepts."
+        ),
+    ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Replace a state that is newer than the backup.")
     ] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Without FILE: restore the one chosen without asking.")
+    ] = False,
 ) -> None:
     """Replace the state with a backup (refuses to replace a newer state without --force)."""
+    import sys
+
     from fbstampli.services import admin
 
-    finish(ctx, admin.state_restore(options_of(ctx), file, force=force))
+    confirm = None
+    if file is None and not yes:
+        if not sys.stdin.isatty():
+            from fbstampli.errors import ConfigError
+
+            raise ConfigError(
+                "state restore without FILE offers the newest backup the marker accepts: "
+                "confirm with --yes when not run in a terminal"
+            )
+        confirm = lambda question: bool(typer.confirm(question, err=True))  # noqa: E731
+    finish(ctx, admin.state_restore(options_of(ctx), file, force=force, confirm=confirm))
 
 
 @state_app.command(

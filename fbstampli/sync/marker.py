@@ -59,6 +59,8 @@ def marker_name(business: str) -> str:
 
 
 def is_marker_name(name: str) -> bool:
+    """The marker's name, or the temporary name it is written under first."""
+    name = name.removesuffix(".part")
     return name.startswith(_PREFIX) and name.endswith(_SUFFIX)
 
 

@@ -16,7 +16,9 @@ from tests.support.cli import one_line, start
 
 
 def marker_path(connected: Connected) -> Path:
-    (path,) = [p for p in connected.inbound.iterdir() if is_marker_name(p.name)]
+    (path,) = [
+        p for p in connected.inbound.iterdir() if is_marker_name(p.name) and p.suffix == ".json"
+    ]
     return path
 
 
