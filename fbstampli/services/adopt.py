@@ -29,32 +29,30 @@ def adopt_remote(options: Options, *, confirm: Callable[[str], bool] | None) -> 
     `confirm` asks the person; None (no terminal, or --yes given) means already agreed.
     """
     from fbstampli.services.sync import business_name, push_context
-    from fbstampli.store.identity import adopt_waiting, renew_state_id
+    from fbstampli.store.identity import adopt_waiting, raise_version_floor, renew_state_id
     from fbstampli.store.runs import recorded_run
-    from fbstampli.sync.marker import write_marker
+    from fbstampli.sync.marker import read_marker, write_marker
     from fbstampli.sync.push import push
 
     if confirm is not None and not confirm(QUESTION):
         raise ConfigError("nothing was changed; run `fbstampli state adopt-remote --yes` to go on")
     report = RunReport("state adopt-remote")
     with open_runtime(options) as rt, recorded_run(rt.store, "adopt-remote", report) as run:
+        inbound, business = rt.settings.stampli.inbound_dir, business_name(rt)
+        remote = read_marker(rt.store, rt.transport(), inbound, business)  # SFTP down: no change
         context = dataclasses.replace(push_context(rt, run.id), deliver=False, documents=None)
         read = push(context, full=True)
         with rt.store.transaction():
             deliveries, batches = adopt_waiting(rt.store)
+            # Later versions are numbered above every one the marker's state sent.
+            raise_version_floor(rt.store, remote.versions if remote else 0)
             new_id = renew_state_id(rt.store)
             rt.store.audit(
                 "adopt_remote",
                 detail=f"{deliveries} deliveries and {batches} open batches taken as in Stampli",
                 run_id=run.id,
             )
-        marker = write_marker(
-            rt.store,
-            rt.transport(),
-            rt.settings.stampli.inbound_dir,
-            business_name(rt),
-            rt.clock.now(),
-        )
+        marker = write_marker(rt.store, rt.transport(), inbound, business, rt.clock.now())
         report.problems.extend(read.problems)
         report.add("adopted", deliveries)
         report.summary.append(

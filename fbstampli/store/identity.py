@@ -38,6 +38,26 @@ def renew_state_id(store: Store) -> str:
     return value
 
 
+VERSION_FLOOR_KEY = "versions.floor"
+
+
+def version_floor(store: Store) -> int:
+    """Added to every version number: 0 until `adopt-remote` raises it above every version
+    another state may have sent (numbers only grow, so Stampli takes later ones as newer)."""
+    return int(store.get_value(VERSION_FLOOR_KEY) or 0)
+
+
+def raise_version_floor(store: Store, at_least: int) -> None:
+    if at_least > version_floor(store):
+        store.put_value(VERSION_FLOOR_KEY, str(at_least))
+
+
+def version_bound(store: Store) -> int:
+    """No version this state queued has a higher number: one delivery row per version."""
+    row = store.query_one("SELECT coalesce(max(id), 0) AS last FROM deliveries")
+    return version_floor(store) + (int(row["last"]) if row else 0)
+
+
 def last_delivered_batch(store: Store) -> int:
     """The newest batch known delivered (batch ids only grow); 0 before the first."""
     row = store.query_one(

@@ -21,14 +21,14 @@ from __future__ import annotations
 import json
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from fbstampli.clock import to_utc_text
 from fbstampli.errors import RemoteError, RemoteUnavailableError, StateUnusableError
 from fbstampli.store import Store
 from fbstampli.store.credentials import account_id
-from fbstampli.store.identity import last_delivered_batch, state_id
+from fbstampli.store.identity import last_delivered_batch, state_id, version_bound
 from fbstampli.sync.ports import Transport
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,10 @@ class StateNotMarkedError(StateUnusableError):
 class Marker:
     state_id: str
     last_batch: int
+    # No version number sent to this inbound is higher (`store.identity.version_bound`): may
+    # run ahead of what was sent, so it is written before the uploads; adopt-remote starts
+    # its numbers above it.
+    versions: int = field(default=0, compare=False)
 
 
 def marker_name(business: str) -> str:
@@ -70,6 +74,7 @@ def marker_bytes(marker: Marker, *, business: str, now: datetime) -> bytes:
         "business": business,
         "state_id": marker.state_id,
         "last_batch": marker.last_batch,
+        "version_bound": marker.versions,
         "written_at": to_utc_text(now),
     }
     return (json.dumps(document, indent=2) + "\n").encode("utf-8")
@@ -79,7 +84,11 @@ def parse_marker(data: bytes) -> Marker | None:
     """The marker in `data`, or None when it is not one of ours (garbled, another format)."""
     try:
         document = json.loads(data.decode("utf-8"))
-        found = Marker(str(document["state_id"]), int(document["last_batch"]))
+        found = Marker(
+            str(document["state_id"]),
+            int(document["last_batch"]),
+            int(document.get("version_bound", 0)),
+        )
     except (UnicodeDecodeError, ValueError, TypeError, KeyError):
         return None
     if not isinstance(document, dict) or document.get("fbstampli_marker") != MARKER_FORMAT:
@@ -119,10 +128,11 @@ class MarkerGuard:
 
     @property
     def name(self) -> str:
-        return marker_name(account_id(self.store) or self.business)
+        return marker_name(account_id(self.store) or self.business)  # the business's own id
 
     def state(self) -> Marker:
-        return Marker(state_id(self.store), last_delivered_batch(self.store))
+        store = self.store
+        return Marker(state_id(store), last_delivered_batch(store), version_bound(store))
 
     def before_upload(self, transport: Transport) -> None:
         """Refuse a state the marker does not accept; write a missing or lagging marker."""
@@ -139,7 +149,7 @@ class MarkerGuard:
         why = refusal(state, remote, f"the marker {self.directory}/{name} on the SFTP server")
         if why is not None:
             raise StateNotMarkedError(why)
-        if remote != state:
+        if remote is None or remote != state or remote.versions < state.versions:
             self._write(transport, state)
         self.written = state
         self.checked = True
@@ -180,3 +190,10 @@ def write_marker(
     state = guard.state()
     guard._write(transport, state)
     return state
+
+
+def read_marker(store: Store, transport: Transport, directory: str, business: str) -> Marker | None:
+    """The marker on the server for this state's business, None when missing or unreadable."""
+    name = marker_name(account_id(store) or business)
+    data = transport.read_file(directory, name, max_bytes=MAX_MARKER_BYTES)
+    return None if data is None else parse_marker(data)

@@ -1,6 +1,8 @@
 """Stampli's side remembers too: the marker on the SFTP server names the state that
 delivered and its last batch, so a new, emptied or older state sends nothing twice."""
 
+import csv
+import io
 import json
 import signal
 from pathlib import Path
@@ -30,6 +32,20 @@ def edit_a_bill(connected: Connected, number: str) -> int:
     bill_id = sorted(connected.freshbooks.data.bills)[0]
     connected.freshbooks.update_bill(bill_id, bill_number=number)
     return bill_id
+
+
+def versions_sent(connected: Connected, bill_id: int) -> list[int]:
+    """The Version cells of every row sent for one bill, in file order."""
+    found = []
+    for name in connected.inbound_files():
+        if name.endswith("-bills.csv"):
+            text = (connected.inbound / name).read_text(encoding="utf-8")
+            found += [
+                int(row["Version"])
+                for row in csv.DictReader(io.StringIO(text))
+                if row["FreshBooks Bill ID"] == str(bill_id)
+            ]
+    return found
 
 
 def carrying(connected: Connected, text: str) -> list[str]:
@@ -115,9 +131,12 @@ def test_adopt_remote_sends_nothing_twice_and_later_changes_flow(
     assert fresh.inbound_files() == before  # 0 duplicates
     assert check_push(freshbooks, sftp_server.root).duplicated == []
 
-    edit_a_bill(fresh, "AFTER-ADOPTION")
+    bill_id = edit_a_bill(fresh, "AFTER-ADOPTION")
+    sent_before = versions_sent(fresh, bill_id)
     assert fresh.run("sync").code == 0
     assert len(carrying(fresh, "AFTER-ADOPTION")) == 1
+    # Numbered above every version the old state sent, so Stampli takes it as the newest.
+    assert versions_sent(fresh, bill_id)[-1] > max(sent_before)
     outcome = check_push(freshbooks, sftp_server.root)
     assert outcome.duplicated == []
     assert outcome.lost == []
@@ -168,6 +187,10 @@ def test_killed_between_the_commit_and_the_marker_write_the_next_run_goes_on(
 ) -> None:
     assert connected.run("sync").code == 0
     last = marker(connected)["last_batch"]
+    # A version bound already ahead (it may be) spares the write before the uploads, so the
+    # first write the hold meets is the one after the batch's commit.
+    ahead = {**marker(connected), "version_bound": 10**6}
+    marker_path(connected).write_text(json.dumps(ahead))
     edit_a_bill(connected, "KILLED-BEFORE-THE-MARKER")
     with connected.sftp.hold("*.json.part") as held:  # the marker's write, after the commit
         process = start(connected.home, "push-bills")
