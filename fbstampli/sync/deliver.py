@@ -15,6 +15,8 @@ at any instant leaves a batch whose state says what may have happened, and
 
 No step re-sends a file that may already be in Stampli under its final name,
 so a delivery is never duplicated as long as Stampli ignores `.part` files.
+Before a run's first upload the marker on the server is read, and after each
+batch it follows the state (`sync.marker`): a new or older state sends nothing.
 """
 
 from __future__ import annotations
