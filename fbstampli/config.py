@@ -21,7 +21,13 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from fbstampli.config_values import LOOPBACK_HOSTS, convert, host_of, tolerance_problems
+from fbstampli.config_values import (
+    LOOPBACK_HOSTS,
+    convert,
+    digest_problems,
+    host_of,
+    tolerance_problems,
+)
 from fbstampli.errors import ConfigError
 
 # The coding lists' scopes (expense categories, taxes): a grant without them sends the bills.
@@ -124,6 +130,12 @@ class MonitoringSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class StateSettings:
+    backup_hours: float = 24.0
+    backups_kept: int = 7
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     freshbooks: FreshBooksSettings = field(default_factory=FreshBooksSettings)
     stampli: StampliSettings = field(default_factory=StampliSettings)
@@ -134,6 +146,7 @@ class Settings:
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
     digest: DigestSettings = field(default_factory=DigestSettings)
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
+    state: StateSettings = field(default_factory=StateSettings)
 
 
 # Names FreshBooks' own SDKs and docs use, accepted beside our FBSTAMPLI_* ones.
@@ -251,18 +264,21 @@ def _check(settings: Settings, problems: list[str]) -> None:
         "reconcile.uncaptured_hours": (settings.reconcile.uncaptured_hours, 3650 * 24),
         "digest.top_items": (settings.digest.top_items, 1000),
         "digest.stuck_hours": (settings.digest.stuck_hours, 3650 * 24),
+        "state.backup_hours": (settings.state.backup_hours, 365 * 24),
     }
     for key, (value, most) in positive.items():
         if value is not None and not 0 < value <= most:
             problems.append(f"{key}: must be greater than 0 and at most {most}")
-    if not 0 <= fb.max_retries <= 100:
-        problems.append("freshbooks.max_retries: must be between 0 and 100")
-    if not 0 <= settings.sync.coding_lists_hours <= 365 * 24:
-        problems.append(f"sync.coding_lists_hours: must be between 0 and {365 * 24}")
-    if not 0 <= settings.webhook.debounce_seconds <= 3600:
-        problems.append("webhook.debounce_seconds: must be between 0 and 3600")
-    if not 0 <= settings.sync.document_retention_days <= 3650:
-        problems.append("sync.document_retention_days: must be between 0 and 3650")
+    from_zero = {  # where 0 means none or never
+        "freshbooks.max_retries": (fb.max_retries, 100),
+        "sync.coding_lists_hours": (settings.sync.coding_lists_hours, 365 * 24),
+        "state.backups_kept": (settings.state.backups_kept, 1000),
+        "webhook.debounce_seconds": (settings.webhook.debounce_seconds, 3600),
+        "sync.document_retention_days": (settings.sync.document_retention_days, 3650),
+    }
+    for key, (value, most) in from_zero.items():
+        if not 0 <= value <= most:
+            problems.append(f"{key}: must be between 0 and {most}")
     if settings.sync.deleted_bills not in ("void", "report", "ignore"):
         problems.append("sync.deleted_bills: must be 'void', 'report' or 'ignore'")
     if not 0 < settings.webhook.port < 65536:
@@ -287,31 +303,6 @@ def _check(settings: Settings, problems: list[str]) -> None:
         problems.append(
             "webhook.host: must not be empty (write 0.0.0.0 to listen on every interface)"
         )
-
-
-def digest_problems(digest: DigestSettings) -> list[str]:
-    """What is wrong with the [digest] section, by dotted key (addresses checked for shape
-    only: the relay says whether they exist)."""
-    import re
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    problems = []
-    if not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", digest.send_at):
-        problems.append("digest.send_at: must be a time of day as HH:MM, such as 07:00")
-    try:
-        ZoneInfo(digest.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        problems.append("digest.timezone: must be a time zone name, such as America/Toronto")
-    for key, value in (("digest.to", digest.to), ("digest.sender", digest.sender)):
-        addresses = [a.strip() for a in value.split(",")] if value.strip() else []
-        if key == "digest.sender" and len(addresses) > 1:
-            problems.append(f"{key}: must be one address")
-        for address in addresses:
-            if not re.fullmatch(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+", address):
-                problems.append(f"{key}: {address!r} is not an e-mail address")
-        if digest.enabled and not addresses:
-            problems.append(f"{key}: must be set when digest.enabled is true")
-    return problems
 
 
 def _shown(name: str) -> str:

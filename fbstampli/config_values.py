@@ -1,7 +1,8 @@
 """What a single setting's value may be: a file or environment value coerced to its field's
 type, and a URL's host read the way the HTTP client that connects will read it.
 
-Pure and free of `Settings`, so `config.py` keeps only the sections and their merging.
+Also the checks of a whole section that need nothing else (reconcile's tolerances, the
+digest). Pure and free of `Settings`, so `config.py` keeps only the sections and their merging.
 """
 
 from __future__ import annotations
@@ -96,4 +97,29 @@ def tolerance_problems(reconcile: Any) -> list[str]:
             problems.append(f"reconcile.{key}: must be an amount of 0 or more, such as 0.05")
     if reconcile.payment_window_days < 0:
         problems.append("reconcile.payment_window_days: must be 0 or more")
+    return problems
+
+
+def digest_problems(digest: Any) -> list[str]:
+    """What is wrong with the [digest] section, by dotted key (addresses checked for shape
+    only: the relay says whether they exist)."""
+    import re
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    problems = []
+    if not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", digest.send_at):
+        problems.append("digest.send_at: must be a time of day as HH:MM, such as 07:00")
+    try:
+        ZoneInfo(digest.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append("digest.timezone: must be a time zone name, such as America/Toronto")
+    for key, value in (("digest.to", digest.to), ("digest.sender", digest.sender)):
+        addresses = [a.strip() for a in value.split(",")] if value.strip() else []
+        if key == "digest.sender" and len(addresses) > 1:
+            problems.append(f"{key}: must be one address")
+        for address in addresses:
+            if not re.fullmatch(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+", address):
+                problems.append(f"{key}: {address!r} is not an e-mail address")
+        if digest.enabled and not addresses:
+            problems.append(f"{key}: must be set when digest.enabled is true")
     return problems

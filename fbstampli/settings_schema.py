@@ -273,6 +273,19 @@ SCHEMA = (
             ),
         ),
     ),
+    Section(
+        "state",
+        (
+            Key(
+                "backup_hours",
+                after=(
+                    "`sync` writes an encrypted backup of the state to <home>/backups/",
+                    "when the newest there is older than this",
+                ),
+            ),
+            Key("backups_kept", after=("the newest this many are kept (0: none written)",)),
+        ),
+    ),
 )
 
 

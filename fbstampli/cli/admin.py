@@ -246,20 +246,78 @@ def state_backup(
     "restore",
     cls=FriendlyCommand,
     short_help="Replace the state with a backup.",
-    epilog=examples("fbstampli state restore /backups/fbstampli-2026-01-31.db"),
+    epilog=examples(
+        "fbstampli state restore /backups/fbstampli-2026-01-31.db",
+        "fbstampli state restore --yes   (the newest automatic backup the marker accepts)",
+    ),
 )
 def state_restore(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="An encrypted copy made by `state backup`.")],
+    file: Annotated[
+        Path | None,
+        typer.Argument(
+            help="An encrypted copy made by `state backup`; without it, the newest automatic "
+            "backup in <home>/backups that the marker on the SFTP server accepts."
+        ),
+    ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Replace a state that is newer than the backup.")
+    ] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Without FILE: restore the one chosen without asking.")
     ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Replace the state with a backup (refuses to replace a newer state without --force)."""
+    import sys
+
     from fbstampli.services import admin
 
-    finish(ctx, admin.state_restore(options_of(ctx), file, force=force), as_json=as_json)
+    confirm = None
+    if file is None and not yes:
+        if not sys.stdin.isatty():
+            from fbstampli.errors import ConfigError
+
+            raise ConfigError(
+                "state restore without FILE offers the newest backup the marker accepts: "
+                "confirm with --yes when not run in a terminal"
+            )
+        confirm = lambda question: bool(typer.confirm(question, err=True))  # noqa: E731
+    finish(
+        ctx,
+        admin.state_restore(options_of(ctx), file, force=force, confirm=confirm),
+        as_json=as_json,
+    )
+
+
+@state_app.command(
+    "adopt-remote",
+    cls=FriendlyCommand,
+    short_help="Take what Stampli already has as delivered, sending none of it.",
+    epilog=examples("fbstampli state adopt-remote", "fbstampli state adopt-remote --yes"),
+)
+def state_adopt_remote(
+    ctx: typer.Context,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Do not ask; needed when not run in a terminal.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Record what Stampli already received without sending it: every vendor, bill and payment
+    FreshBooks has now is taken as delivered; only later changes are sent. For a state the
+    marker on the SFTP server refuses (new, emptied, or an older backup)."""
+    import sys
+
+    from fbstampli.errors import ConfigError
+    from fbstampli.services import adopt
+
+    if not yes and not sys.stdin.isatty():
+        raise ConfigError(
+            "state adopt-remote takes every current FreshBooks object as already in Stampli; "
+            "confirm with --yes when not run in a terminal"
+        )
+    confirm = None if yes else (lambda question: bool(typer.confirm(question, err=True)))
+    finish(ctx, adopt.adopt_remote(options_of(ctx), confirm=confirm), as_json=as_json)
 
 
 key_app = typer.Typer(

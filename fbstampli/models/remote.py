@@ -21,3 +21,8 @@ class RemoteFile:
 def part_name(final_name: str) -> str:
     """The temporary name of an upload; it never matches a consumer's `*.csv` glob."""
     return f".{final_name}.part"
+
+
+def temporary_name(name: str) -> str:
+    """Where `replace_file` writes `name` first: a dot-name, as `part_name`."""
+    return f"{name}.part" if name.startswith(".") else part_name(name)

@@ -204,14 +204,30 @@ def template_check(file: Path) -> RunReport:
     return report
 
 
-def state_restore(options: Options, source: Path, *, force: bool) -> RunReport:
+def state_restore(
+    options: Options,
+    source: Path | None,
+    *,
+    force: bool,
+    confirm: Callable[[str], bool] | None = None,
+) -> RunReport:
     """Replace the state with a backup made by `state backup`, atomically, under the run lock.
 
     The backup must open with the current key (it was written with it); a
     state that changed after the backup was taken is kept unless `force`.
+    Without `source`, the newest automatic backup the marker accepts
+    (`services.backups`), offered through `confirm` (None: agreed already).
     """
+    chosen = ""
+    if source is None:
+        from fbstampli.services.backups import choose_backup
+
+        source, replaceable, chosen = choose_backup(options)
+        force = force or replaceable
+        if confirm is not None and not confirm(f"Restore {source}, {chosen}?"):
+            raise ConfigError("nothing was restored")
     from fbstampli.clock import SystemClock
-    from fbstampli.errors import ConfigError, StateDamagedError
+    from fbstampli.errors import StateDamagedError
     from fbstampli.lock import listener_lock, run_lock
     from fbstampli.runtime import require_home
     from fbstampli.store import open_state
@@ -244,6 +260,8 @@ def state_restore(options: Options, source: Path, *, force: bool) -> RunReport:
     report.summary.append(
         f"Restored the state from {source} (its last change: {backup_change or 'none'})."
     )
+    if chosen:
+        report.notes.append(f"chosen as {chosen}")
     return report
 
 

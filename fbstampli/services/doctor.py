@@ -160,6 +160,7 @@ def _check_the_state(rt: Runtime, clock: Callable[[], datetime], results: _Told)
     )
     results.extend(_behaviour(rt))
     results.extend(_sftp_checks(rt))
+    results.append(_backups(rt, clock()))
     if readings:
         local, reference = readings[-1]
         results.append(clock_check(local, freshbooks_time=reference))
@@ -185,6 +186,13 @@ def _behaviour(rt: Runtime) -> list[CheckResult]:
         for label, _, detail in (line.partition(": ") for line in describe(facts))
         if not detail.startswith("not checked")
     ]
+
+
+def _backups(rt: Runtime, now: datetime) -> CheckResult:
+    from fbstampli.services.backups import describe_backups
+
+    ok, detail = describe_backups(rt.paths, now, rt.settings.state.backup_hours)
+    return CheckResult("backups", ok, detail, "" if ok else "is cron running `fbstampli sync`?")
 
 
 def _home_private(options: Options) -> CheckResult:

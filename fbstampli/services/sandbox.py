@@ -181,6 +181,11 @@ def run_demo(*, keep: bool, bills: int, show: Show) -> int:
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def _sent(inbound: Path) -> list[str]:
+    """The files Stampli imports: dot-names (the marker, temporaries) are not for it."""
+    return sorted(path.name for path in inbound.iterdir() if not path.name.startswith("."))
+
+
 def _demo_pushes(
     options: Options, freshbooks: FreshBooksSandbox, inbound: Path, show: Show
 ) -> bool:
@@ -189,7 +194,7 @@ def _demo_pushes(
     from fbstampli.services import sync as push
 
     first = push.push_bills(options, dry_run=False, full=False, since=None)
-    names = sorted(path.name for path in inbound.iterdir())
+    names = _sent(inbound)
     show.step(f"fbstampli push-bills: {_counts(first)}")
     show.table(
         "Files in Stampli's inbound folder",
@@ -198,7 +203,7 @@ def _demo_pushes(
     )
 
     second = push.push_bills(options, dry_run=False, full=False, since=None)
-    again = sorted(path.name for path in inbound.iterdir())
+    again = _sent(inbound)
     show.step(
         f"fbstampli push-bills again: {len(again) - len(names)} new files; "
         f"{second.counts.get('unchanged', 0)} objects unchanged, so nothing is sent twice."
@@ -207,7 +212,7 @@ def _demo_pushes(
     bill_id = next(iter(sorted(freshbooks.data.bills)))
     freshbooks.update_bill(bill_id, bill_number=f"DEMO-{bill_id}-REVISED")
     third = push.push_bills(options, dry_run=False, full=False, since=None)
-    changed = sorted({path.name for path in inbound.iterdir()} - set(again))
+    changed = sorted(set(_sent(inbound)) - set(again))
     show.step(f"bill {bill_id} changed in FreshBooks; fbstampli push-bills: {_counts(third)}")
     show.table("Files sent for the update", ("file", "rows", "first row"), _files(inbound, changed))
 

@@ -295,6 +295,7 @@ def sync(
     shown = progress or NoProgress()
 
     def run() -> RunReport:
+        from fbstampli.services.backups import backup_if_due
         from fbstampli.services.stages import run_stages
 
         with open_runtime(options) as rt:
@@ -309,6 +310,7 @@ def sync(
                 stage=shown.stage,
             )
             report.merge(send_digest_if_due(rt))
+            report.merge(backup_if_due(rt))
             return report
 
     return monitored(load_options_settings(options).monitoring.ping_url, run)

@@ -20,7 +20,7 @@ from typing import Self
 import paramiko
 
 from fbstampli.errors import RemoteError, RemoteUnavailableError
-from fbstampli.models.remote import RemoteFile, part_name
+from fbstampli.models.remote import RemoteFile, part_name, temporary_name
 from fbstampli.sftp.connect import POSIX_RENAME, SFTPClient, open_session
 from fbstampli.sftp.errors import translate
 from fbstampli.sftp.streams import BLOCK, LocalCopy, copy_capped, hash_stream
@@ -178,6 +178,45 @@ class SftpTransport:
             except OSError as error:
                 if error.errno != errno.ENOENT:
                     raise
+
+    def read_file(self, directory: str, name: str, *, max_bytes: int) -> bytes | None:
+        """A small file whole, or None when there is none."""
+        path = join_remote(directory, check_name(name))
+        with self._mapped("read", path):
+            try:
+                with self._sftp.open(path, "rb") as handle:
+                    data = handle.read(max_bytes + 1)
+            except OSError as error:
+                if error.errno == errno.ENOENT:
+                    return None
+                raise
+        if len(data) > max_bytes:
+            raise RemoteError(f"{path} is larger than {max_bytes} bytes; not ours to read")
+        return bytes(data)
+
+    def replace_file(self, directory: str, name: str, data: bytes) -> None:
+        """Write `name` under a temporary dot-name, check its size, rename it over `name`.
+
+        With `posix-rename@openssh.com` the rename replaces atomically; without it the old
+        file is removed first, so for a moment there is none (the marker, the one user,
+        is written again from the state when found missing).
+        """
+        final = join_remote(directory, check_name(name))
+        temporary = join_remote(directory, temporary_name(name))
+        with self._mapped("write", temporary):
+            with self._sftp.open(temporary, "wb") as handle:
+                handle.write(data)
+            size = self._sftp.stat(temporary).st_size
+            if size is not None and size != len(data):
+                raise RemoteError(
+                    f"uploaded {temporary} has {size} bytes on the server, {len(data)} were sent"
+                )
+            if self.has_posix_rename:
+                self._sftp.posix_rename(temporary, final)
+                return
+            if self._exists(final):
+                self._sftp.remove(final)
+            self._sftp.rename(temporary, final)
 
     def download(
         self,

@@ -185,6 +185,15 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at TEXT NOT NULL
     );
     """,
+    # 4: the state's own id (issue 24), a random 128-bit id written as a uuid, which the
+    # marker on Stampli's SFTP server names: a new or emptied state is told from the one
+    # that delivered. A state created afresh gets its own here too.
+    """
+    INSERT OR IGNORE INTO kv (name, value)
+        SELECT 'state.id', substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-' || substr(h, 13, 4)
+            || '-' || substr(h, 17, 4) || '-' || substr(h, 21, 12)
+        FROM (SELECT lower(hex(randomblob(16))) AS h);
+    """,
 )
 
 

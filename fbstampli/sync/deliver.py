@@ -15,6 +15,8 @@ at any instant leaves a batch whose state says what may have happened, and
 
 No step re-sends a file that may already be in Stampli under its final name,
 so a delivery is never duplicated as long as Stampli ignores `.part` files.
+Before a run's first upload the marker on the server is read, and after each
+batch it follows the state (`sync.marker`): a new or older state sends nothing.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from fbstampli.sync.backoff import is_dead, next_attempt_at
 from fbstampli.sync.batch import Pending, PlannedFile, iter_files
 from fbstampli.sync.connection import Connection
 from fbstampli.sync.documents import DocumentFolder, send_documents, tidy_documents
+from fbstampli.sync.marker import MarkerGuard
 from fbstampli.sync.poison import hold_behind, render_or_hold, report_held
 from fbstampli.sync.ports import Renderer, Transport
 from fbstampli.sync.zips import is_zip, upload_zip, zip_delivered, zip_name, zip_parts
@@ -205,15 +208,18 @@ def _deliver_with_retries(
     clock: Clock,
     run_id: int | None,
     report: RunReport,
+    guard: MarkerGuard,
     documents: DocumentFolder | None = None,
 ) -> bool:
-    """A few tries within this run, each resuming from the journal on a fresh connection."""
+    """A few tries within this run, each resuming from the journal on a fresh connection;
+    the marker is read before the first upload (`sync.marker`) and follows each batch."""
     last_error: Exception | None = None
     for attempt in range(settings.sftp.upload_attempts):
         batch = outbox.batch(store, batch_id)
         if batch is None:
             return False
         try:
+            guard.before_upload(connection.get())
             advance_batch(store, connection.get(), batch, run_id, documents)
         except StuckBatchError as error:
             fail_batch(store, batch, error, settings, clock, run_id, report)
@@ -226,6 +232,7 @@ def _deliver_with_retries(
             if attempt + 1 < settings.sftp.upload_attempts:  # no wait once the tries are spent
                 clock.sleep(min(2.0**attempt, 8.0))
             continue
+        guard.after_delivered(connection.get())
         report.add(f"files.{batch['kind']}")
         report.add(f"sent.{batch['kind']}", len(batch_members(store, batch_id)))
         return True
@@ -355,6 +362,7 @@ def deliver(
         folder = DocumentFolder(documents, settings.sync.document_retention_days)
         tidy_documents(store, folder, clock.now())
     held: list[str] = []
+    guard = MarkerGuard(store, settings.stampli.inbound_dir, business, clock.now())
     try:
         _deliver_queue(
             store,
@@ -367,6 +375,7 @@ def deliver(
             report,
             on_file,
             held,
+            guard,
             folder,
         )
     finally:
@@ -384,11 +393,12 @@ def _deliver_queue(
     report: RunReport,
     on_file: Callable[[int], object],
     held: list[str],
+    guard: MarkerGuard,
     documents: DocumentFolder | None = None,
 ) -> None:
     for batch in open_batches(store):
         if not _deliver_with_retries(
-            store, connection, int(batch["id"]), settings, clock, run_id, report, documents
+            store, connection, int(batch["id"]), settings, clock, run_id, report, guard, documents
         ):
             return
         report.add("recovered")
@@ -416,7 +426,7 @@ def _deliver_queue(
         )
         for batch_id in batch_ids:
             if not _deliver_with_retries(
-                store, connection, batch_id, settings, clock, run_id, report, documents
+                store, connection, batch_id, settings, clock, run_id, report, guard, documents
             ):
                 return
             on_file(1)

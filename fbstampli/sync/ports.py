@@ -118,6 +118,14 @@ class Transport(Protocol):
     def remove(self, directory: str, name: str) -> None:
         """Remove a file; a file already gone is not an error."""
 
+    def read_file(self, directory: str, name: str, *, max_bytes: int) -> bytes | None:
+        """A small file whole (the marker), or None when there is none; `RemoteError` when it
+        is larger than `max_bytes`."""
+
+    def replace_file(self, directory: str, name: str, data: bytes) -> None:
+        """Write `name` whole in place of any file of that name: written under a temporary
+        dot-name, its size checked, then renamed over (atomically where the server can)."""
+
     def download(
         self,
         directory: str,

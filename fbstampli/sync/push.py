@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from fbstampli.atomic import write_atomic
 from fbstampli.clock import Clock, to_utc_text
 from fbstampli.config import Settings
 from fbstampli.models import BILL_EVENTS, VENDOR_EVENTS, Kind, event_resource
@@ -34,8 +33,9 @@ from fbstampli.store.events import mark_events, pending_events
 from fbstampli.store.outbox import vendor_names
 from fbstampli.sync.coding import read_coding_lists, record_coding_lists, refresh_coding_lists
 from fbstampli.sync.connection import Connection
-from fbstampli.sync.deliver import create_batches, deliver
+from fbstampli.sync.deliver import deliver
 from fbstampli.sync.documents import with_documents
+from fbstampli.sync.dry_run import write_planned_files
 from fbstampli.sync.fetch import (
     Fetched,
     SortExtremes,
@@ -69,7 +69,7 @@ from fbstampli.sync.watermarks import (
     save_watermarks,
     sweep_due,
 )
-from fbstampli.sync.zips import document_limit, inner_name, is_zip
+from fbstampli.sync.zips import document_limit
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,7 @@ class PushContext:
     documents: Path | None = None  # where bills' documents wait; None: documents not fetched
     # Categories the bill lines name: an unknown one is read at once, to go before its bill.
     named_categories: set[int] = field(default_factory=set)
+    deliver: bool = True  # False: read and queue only (`state adopt-remote`)
 
 
 class _DryRunDone(Exception):
@@ -320,6 +321,8 @@ def record_and_deliver(
             save_watermarks(ctx.store, marks)
             ctx.store.put_value(READ_AT_KEY, to_utc_text(ctx.clock.now()))
     report.add("events", len(events))
+    if not ctx.deliver:
+        return report
     uploaded = stage("Uploading files to Stampli")
     deliver(
         ctx.store,
@@ -426,23 +429,15 @@ def _dry_run(
             record_coding_lists(
                 ctx.store, read, ctx.renderer, ctx.settings, ctx.clock, named, None, report
             )
-            for kind in Kind:
-                for batch_id in create_batches(
-                    ctx.store,
-                    kind,
-                    ctx.renderer,
-                    settings=ctx.settings,
-                    business=ctx.business,
-                    clock=ctx.clock,
-                    run_id=None,
-                ):
-                    row = outbox.batch(ctx.store, batch_id)
-                    if row is not None:
-                        name, content = row["file_name"], bytes(row["content"])
-                        local = inner_name(name, content) if is_zip(name) else name
-                        write_atomic(folder / local, content)  # a ZIP's bills file alone
-                        report.add(f"files.{kind.value}")
-                        report.notes.append(f"would upload {row['file_name']}")
+            write_planned_files(
+                ctx.store,
+                ctx.renderer,
+                settings=ctx.settings,
+                business=ctx.business,
+                clock=ctx.clock,
+                folder=folder,
+                report=report,
+            )
             raise _DryRunDone
     except _DryRunDone:
         pass

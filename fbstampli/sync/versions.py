@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from fbstampli.models import Kind, VisState
 from fbstampli.store import Store
 from fbstampli.store.deliveries import Queued
+from fbstampli.store.identity import version_floor
 from fbstampli.store.object_versions import versions_queued
 from fbstampli.sync.plan import Change, Decision, Snapshot
 from fbstampli.sync.ports import Renderer
@@ -46,6 +47,7 @@ def versions_to_queue(
     if not wanted:
         return []
     earlier = versions_queued(store, ((d.observed.kind, d.observed.fb_id) for d in wanted))
+    floor = version_floor(store)  # above what another state sent, after `adopt-remote`
     queued: list[tuple[Decision, Queued]] = []
     for decision in wanted:
         item = decision.observed
@@ -53,7 +55,7 @@ def versions_to_queue(
         if decision.change is Change.DELETED and count == 0:
             continue  # Stampli never had it: nothing to void
         action = ACTION_OF_CHANGE[decision.change]
-        rows = renderer.stamp(item.kind, item.rows, action=action, version=count + 1)
+        rows = renderer.stamp(item.kind, item.rows, action=action, version=floor + count + 1)
         content_hash = (
             VOID_PREFIX + item.content_hash
             if decision.change is Change.DELETED

@@ -300,3 +300,25 @@ def test_close_is_idempotent_and_later_calls_are_temporary_errors(
     connected.close()
     with pytest.raises(RemoteUnavailableError, match="closed"):
         connected.list_files(".")
+
+
+MARKER = ".fbstampli-acme.json"
+
+
+def test_replace_file_writes_a_dot_name_whole_and_replaces_the_old_one(
+    remote: Remote | MemoryRemote, transport: SftpTransport
+) -> None:
+    assert transport.read_file("inbound", MARKER, max_bytes=1024) is None
+    transport.replace_file("inbound", MARKER, b'{"last_batch": 1}')
+    transport.replace_file("inbound", MARKER, b'{"last_batch": 2}')
+    assert remote.read(f"inbound/{MARKER}") == b'{"last_batch": 2}'
+    assert transport.read_file("inbound", MARKER, max_bytes=1024) == b'{"last_batch": 2}'
+    assert names(transport) == [MARKER]  # no temporary name left
+
+
+def test_read_file_refuses_a_file_larger_than_asked(
+    remote: Remote | MemoryRemote, transport: SftpTransport
+) -> None:
+    transport.replace_file("inbound", MARKER, b"x" * 2048)
+    with pytest.raises(RemoteError, match="larger than"):
+        transport.read_file("inbound", MARKER, max_bytes=1024)

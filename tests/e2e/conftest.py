@@ -52,7 +52,10 @@ class Connected:
         return self.sftp.root / "inbound"
 
     def inbound_files(self) -> list[str]:
-        return sorted(path.name for path in self.inbound.iterdir())
+        """What fbstampli sent: every file but the marker (`sync.marker`), `.part` names kept."""
+        from fbstampli.sync.marker import is_marker_name
+
+        return sorted(path.name for path in self.inbound.iterdir() if not is_marker_name(path.name))
 
     def secrets(self) -> list[str]:
         """Every secret this home holds, to grep outputs and logs for."""

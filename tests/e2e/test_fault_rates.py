@@ -199,7 +199,7 @@ def test_freshbooks_faults_at_a_rate_lose_and_duplicate_nothing(connected: Conne
 def test_sftp_faults_at_a_rate_lose_and_duplicate_nothing(connected: Connected) -> None:
     """Downloads are in the weather too: Stampli exports a file every round."""
     stampli = StampliSimulator(connected.sftp.root)
-    fault_rate = connected.sftp.fail_at_rate(0.25, seed=7)
+    fault_rate = connected.sftp.fail_at_rate(0.25, seed=8)
     weather = Weather("sftp")
 
     def export(rng: random.Random) -> None:

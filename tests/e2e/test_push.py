@@ -10,6 +10,7 @@ import pytest
 
 from fbstampli.sandbox.freshbooks import FreshBooksSandbox
 from fbstampli.sandbox.sftp_server import SftpServer
+from fbstampli.sync.marker import is_marker_name
 from tests.e2e.conftest import REDIRECT_URI, Connected, connect, pin_sftp
 from tests.support.cli import one_line, start
 from tests.support.summary import find_secrets
@@ -309,7 +310,9 @@ def test_folders_set_in_the_config_apply_to_a_login_stored_without_them(
     (connected.sftp.root / "elsewhere").mkdir()
     result = connected.run("push-bills", env={"FBSTAMPLI_STAMPLI_INBOUND_DIR": "elsewhere"})
     assert result.code == 0, result.stderr
-    assert len(list((connected.sftp.root / "elsewhere").iterdir())) == 5
+    sent = [p.name for p in (connected.sftp.root / "elsewhere").iterdir()]
+    assert len([name for name in sent if not is_marker_name(name)]) == 5
+    assert len([name for name in sent if is_marker_name(name)]) == 1  # the marker goes along
     assert connected.inbound_files() == []
 
 
@@ -321,5 +324,5 @@ def test_a_folder_given_to_auth_sftp_wins_over_the_config(connected: Connected) 
     assert stored.code == 0, stored.stderr
     result = connected.run("push-bills", env={"FBSTAMPLI_STAMPLI_INBOUND_DIR": "configured"})
     assert result.code == 0, result.stderr
-    assert len(list((sftp.root / "given").iterdir())) == 5
+    assert len([p for p in (sftp.root / "given").iterdir() if not is_marker_name(p.name)]) == 5
     assert list((sftp.root / "configured").iterdir()) == []

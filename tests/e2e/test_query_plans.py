@@ -51,6 +51,9 @@ ALLOWED = {
     # The coding lists' entries (store/coding.py): an account's expense categories or taxes,
     # tens of rows of their own kind, never the bills' history (issue 26).
     "SELECT payload FROM source_objects WHERE kind = ? AND vis_state != ? ORDER BY fb_id",
+    # The marker's last delivered batch (store/identity.py): max(rowid) on the (state, rowid)
+    # index is one seek (SQLite's min/max optimisation; 0.006 ms over 2,000,000 batches).
+    "SELECT coalesce(max(id), 0) AS last FROM batches WHERE state = ?",
 }
 STEP = re.compile(r"(SCAN|SEARCH) (\w+)(.*)$")
 # A search on a kind or a status alone reads every row of that kind: a scan in disguise.

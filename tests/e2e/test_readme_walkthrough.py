@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from fbstampli.sync.marker import is_marker_name
 from tests.support.cli import REPO, cli_env, read_lines_until
 from tests.support.local_http import free_port, wait_for
 
@@ -227,7 +228,9 @@ def test_the_readme_walkthrough_runs_as_written_against_both_sandboxes(tmp_path:
 
         assert code == 0, user.transcript
         inbound = sorted(
-            path.name for path in (user_home / "stampli-sandbox" / "inbound").iterdir()
+            path.name
+            for path in (user_home / "stampli-sandbox" / "inbound").iterdir()
+            if not is_marker_name(path.name)
         )
         by_hand = watch_changes_by_hand(tmp_path, {**env, **exported(script, user_home)})
     finally:
@@ -242,7 +245,7 @@ def test_the_readme_walkthrough_runs_as_written_against_both_sandboxes(tmp_path:
     assert (tmp_path / "browser.log").read_text().split() == user.pasted_urls
     assert user.password not in transcript  # the password prompt does not echo
     doctor = [line for line in transcript.splitlines() if re.match(r"(ok  |FAIL) \S", line)]
-    assert len(doctor) == 13, transcript  # home, disk, key, state, FreshBooks, behaviour, SFTP…
+    assert len(doctor) == 14, transcript  # home, disk, key, state, backups, FreshBooks, SFTP…
     assert all(line.startswith("ok   ") for line in doctor), "\n".join(doctor)
     dry_run = sorted(path.name for path in (user_home / "fbstampli-sandbox" / "dry-run").iterdir())
     for files in (dry_run, inbound):
@@ -389,7 +392,8 @@ def test_the_readme_several_businesses_example_runs_as_written_against_the_sandb
     assert user.answered == {URL_PROMPT: 2, BUSINESS_PROMPT: 2}, user.transcript
     assert user.chosen_businesses == ["439000", "439001"]
     for name, account in (("alpha", "ABC123"), ("beta", "ABC124")):  # each its own business
-        files = sorted(path.name for path in (user_home / f"stampli-{name}" / "inbound").iterdir())
+        inbound = user_home / f"stampli-{name}" / "inbound"
+        files = sorted(path.name for path in inbound.iterdir() if not is_marker_name(path.name))
         assert [file.split("_")[1] for file in files] == [account] * 5, files
         assert [file.rsplit("_", 1)[1] for file in files] == [
             "0-categories.csv",

@@ -24,7 +24,7 @@ from fbstampli.models import (
     Vendor,
     VisState,
 )
-from fbstampli.models.remote import RemoteFile, part_name
+from fbstampli.models.remote import RemoteFile, part_name, temporary_name
 
 T = TypeVar("T", Vendor, Bill)
 
@@ -172,6 +172,22 @@ class MemoryTransport:
         self._step("remove", _check_name(name))
         self.folder(directory).pop(name, None)
         self._after("remove")
+
+    def read_file(self, directory: str, name: str, *, max_bytes: int) -> bytes | None:
+        _check_directory(directory)
+        self._step("read", _check_name(name))
+        data = self.folder(directory).get(name)
+        if data is not None and len(data) > max_bytes:
+            raise RemoteError(f"{name} is larger than {max_bytes} bytes; not ours to read")
+        return data
+
+    def replace_file(self, directory: str, name: str, data: bytes) -> None:
+        _check_directory(directory)
+        self._step("replace", _check_name(name))
+        folder, temporary = self.folder(directory), temporary_name(name)
+        folder[temporary] = data
+        self._after("replace")
+        folder[name] = folder.pop(temporary)
 
     def download(self, directory: str, name: str, dest: Path, *, max_bytes: int) -> tuple[int, str]:
         _check_directory(directory)

@@ -13,6 +13,7 @@ from fbstampli.models import Bill, BillPayment, Vendor, VisState
 from fbstampli.store import Store
 from fbstampli.store.outbox import BatchState
 from fbstampli.sync.deliver import advance_batch, create_batches
+from fbstampli.sync.marker import is_marker_name
 from fbstampli.sync.push import PushContext, push
 from tests.support.fakes import FakeClock, ListSource, MemoryTransport, SimpleRenderer, gone
 
@@ -73,7 +74,8 @@ def context(
 
 
 def inbound(remote: MemoryTransport) -> dict[str, bytes]:
-    return remote.folder("inbound")
+    """What was sent: the inbound folder but the marker (`sync.marker`)."""
+    return {n: d for n, d in remote.folder("inbound").items() if not is_marker_name(n)}
 
 
 def delivered_rows(remote: MemoryTransport) -> list[str]:
