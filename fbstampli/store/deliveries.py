@@ -86,18 +86,27 @@ def _histories(store: Store, items: Sequence[Queued]) -> dict[tuple[Kind, int], 
 
 
 def _queued_already(earlier: Sequence[Row], content_hash: str) -> bool:
-    """Whether this version waits already, or is the newest and was delivered."""
-    same = [row for row in earlier if row["content_hash"] == content_hash]
-    if any(row["status"] in (*WAITING_STATUSES, DeliveryStatus.HELD) for row in same):
-        return True
-    latest = next(
-        (row for row in reversed(earlier) if row["status"] != DeliveryStatus.SUPERSEDED), None
+    """Whether this version waits already."""
+    return any(
+        row["content_hash"] == content_hash
+        and row["status"] in (*WAITING_STATUSES, DeliveryStatus.HELD)
+        for row in earlier
     )
-    return (
-        latest is not None
-        and latest["content_hash"] == content_hash
-        and latest["status"] == DeliveryStatus.DELIVERED
-    )
+
+
+def _stampli_holds(earlier: Sequence[Row], content_hash: str) -> bool:
+    """Whether this version is the newest Stampli received, with nothing after it on its way.
+
+    Versions after it that never left (pending, failed, dead, held) do not count: an object
+    changed and changed back is already in Stampli as it is now, and those are superseded.
+    A version in a batch being uploaded (planned) may still arrive, so it does count.
+    """
+    for row in reversed(earlier):
+        if row["status"] == DeliveryStatus.DELIVERED:
+            return bool(row["content_hash"] == content_hash)
+        if row["status"] not in (*_REPLACEABLE, DeliveryStatus.SUPERSEDED):
+            return False
+    return False
 
 
 def queue_deliveries(store: Store, items: Sequence[Queued]) -> list[bool]:
@@ -136,6 +145,9 @@ def queue_deliveries(store: Store, items: Sequence[Queued]) -> list[bool]:
             supersede.append(
                 (DeliveryStatus.SUPERSEDED, now, item.kind.value, item.fb_id, *_REPLACEABLE)
             )
+        if _stampli_holds(earlier, item.content_hash):
+            queued.append(False)
+            continue
         same = (row for row in earlier if row["content_hash"] == item.content_hash)
         resend = max((int(row["resend"]) for row in same), default=-1) + 1
         insert.append(_new_row(item.kind, item.fb_id, item.content_hash, resend, item.rows, now))
@@ -182,32 +194,19 @@ def queue_delivery(
     newest. `force` queues a version again even if it was delivered before.
     """
     now = store.now_text()
-    waiting = store.query_one(
-        "SELECT id FROM deliveries WHERE kind = ? AND fb_id = ? AND content_hash = ? "
-        "AND status IN (?, ?, ?, ?)",
-        (kind.value, fb_id, content_hash, *WAITING_STATUSES, DeliveryStatus.HELD),
+    earlier = store.query(
+        "SELECT content_hash, status, resend FROM deliveries WHERE kind = ? AND fb_id = ? "
+        "ORDER BY id",
+        (kind.value, fb_id),
     )
-    if waiting is not None:
+    if _queued_already(earlier, content_hash):
         return None
-    latest = store.query_one(
-        "SELECT content_hash, status FROM deliveries WHERE kind = ? AND fb_id = ? "
-        "AND status != ? ORDER BY id DESC LIMIT 1",
-        (kind.value, fb_id, DeliveryStatus.SUPERSEDED),
-    )
-    if (
-        not force
-        and latest is not None
-        and latest["content_hash"] == content_hash
-        and latest["status"] == DeliveryStatus.DELIVERED
-    ):
-        return None
+    holds = not force and _stampli_holds(earlier, content_hash)
     store.execute(_SUPERSEDE, (DeliveryStatus.SUPERSEDED, now, kind.value, fb_id, *_REPLACEABLE))
-    resend_row = store.query_one(
-        "SELECT coalesce(max(resend) + 1, 0) AS next FROM deliveries "
-        "WHERE kind = ? AND fb_id = ? AND content_hash = ?",
-        (kind.value, fb_id, content_hash),
-    )
-    resend = int(resend_row["next"]) if resend_row else 0
+    if holds:
+        return None
+    same = (row for row in earlier if row["content_hash"] == content_hash)
+    resend = max((int(row["resend"]) for row in same), default=-1) + 1
     return store.execute(_INSERT, _new_row(kind, fb_id, content_hash, resend, rows, now))
 
 

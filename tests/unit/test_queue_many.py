@@ -78,3 +78,32 @@ def test_an_object_named_twice_in_a_slice_is_queued_once(store: Store) -> None:
     items = [Queued(Kind.BILL, 7, "A", [("a",)]), Queued(Kind.BILL, 7, "A", [("a",)])]
     with store.transaction():
         assert queue_deliveries(store, items) == [True, False]
+
+
+def test_an_object_changed_and_changed_back_before_its_change_left_is_not_sent_again(
+    store: Store,
+) -> None:
+    """Delivered as A, changed to B whose upload failed, changed back to A: Stampli holds A,
+    so nothing is queued and B, never sent, is superseded (found by the exactly-once machine)."""
+    with store.transaction():
+        for version, status in (("A", DeliveryStatus.DELIVERED), ("B", DeliveryStatus.FAILED)):
+            store.execute(
+                "INSERT INTO deliveries (kind, fb_id, content_hash, resend, rows, status, "
+                "created_at, updated_at) VALUES ('vendor', 1, ?, 0, '[]', ?, 'x', 'x')",
+                (version, status.value),
+            )
+        assert queue_deliveries(store, [Queued(Kind.VENDOR, 1, "A", [("Acme",)])]) == [False]
+    statuses = [row["status"] for row in store.query("SELECT status FROM deliveries ORDER BY id")]
+    assert statuses == [DeliveryStatus.DELIVERED, DeliveryStatus.SUPERSEDED]
+
+
+def test_a_version_on_its_way_still_makes_the_one_before_it_a_change(store: Store) -> None:
+    """Delivered as A, B in a batch being uploaded (it may arrive): A again is a change."""
+    with store.transaction():
+        for version, status in (("A", DeliveryStatus.DELIVERED), ("B", DeliveryStatus.PLANNED)):
+            store.execute(
+                "INSERT INTO deliveries (kind, fb_id, content_hash, resend, rows, status, "
+                "created_at, updated_at) VALUES ('vendor', 1, ?, 0, '[]', ?, 'x', 'x')",
+                (version, status.value),
+            )
+        assert queue_deliveries(store, [Queued(Kind.VENDOR, 1, "A", [("Acme",)])]) == [True]
