@@ -1,5 +1,6 @@
 """Set-up and operating commands: init, status, doctor, audit, demo, templates, state, key."""
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -269,20 +270,13 @@ def state_restore(
     as_json: JsonFlag = False,
 ) -> None:
     """Replace the state with a backup (refuses to replace a newer state without --force)."""
-    import sys
-
     from fbstampli.services import admin
 
     confirm = None
-    if file is None and not yes:
-        if not sys.stdin.isatty():
-            from fbstampli.errors import ConfigError
-
-            raise ConfigError(
-                "state restore without FILE offers the newest backup the marker accepts: "
-                "confirm with --yes when not run in a terminal"
-            )
-        confirm = lambda question: bool(typer.confirm(question, err=True))  # noqa: E731
+    if file is None:
+        confirm = _asking(
+            yes, "state restore without FILE offers the newest backup the marker accepts"
+        )
     finish(
         ctx,
         admin.state_restore(options_of(ctx), file, force=force, confirm=confirm),
@@ -306,18 +300,26 @@ def state_adopt_remote(
     """Record what Stampli already received without sending it: every vendor, bill and payment
     FreshBooks has now is taken as delivered; only later changes are sent. For a state the
     marker on the SFTP server refuses (new, emptied, or an older backup)."""
+    from fbstampli.services import adopt
+
+    confirm = _asking(
+        yes, "state adopt-remote takes every current FreshBooks object as already in Stampli"
+    )
+    finish(ctx, adopt.adopt_remote(options_of(ctx), confirm=confirm), as_json=as_json)
+
+
+def _asking(yes: bool, what: str) -> Callable[[str], bool] | None:
+    """How a command that changes what Stampli is taken to hold asks first: not at all with
+    --yes, on the terminal otherwise, and refused (saying what it would do) without one."""
     import sys
 
     from fbstampli.errors import ConfigError
-    from fbstampli.services import adopt
 
-    if not yes and not sys.stdin.isatty():
-        raise ConfigError(
-            "state adopt-remote takes every current FreshBooks object as already in Stampli; "
-            "confirm with --yes when not run in a terminal"
-        )
-    confirm = None if yes else (lambda question: bool(typer.confirm(question, err=True)))
-    finish(ctx, adopt.adopt_remote(options_of(ctx), confirm=confirm), as_json=as_json)
+    if yes:
+        return None
+    if not sys.stdin.isatty():
+        raise ConfigError(f"{what}: confirm with --yes when not run in a terminal")
+    return lambda question: bool(typer.confirm(question, err=True))
 
 
 key_app = typer.Typer(

@@ -80,7 +80,7 @@ def test_the_first_sync_leaves_a_dot_named_marker_with_the_state_id_and_last_bat
     assert connected.run("sync").code == 0
     found = marker(connected)
     assert marker_path(connected).name == f".fbstampli-{connected.freshbooks.account_id}.json"
-    assert found["last_batch"] == 3  # vendors, bills, payments
+    assert found["last_batch"] == 5  # categories, taxes, vendors, bills, payments
     assert len(found["state_id"]) == 36
     assert not [n for n in connected.inbound_files() if n.startswith(".")]
 
