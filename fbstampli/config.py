@@ -238,11 +238,10 @@ def _url_problems(fb: FreshBooksSettings) -> list[str]:
     return problems
 
 
-def _check(settings: Settings, problems: list[str]) -> None:
-    fb = settings.freshbooks
-    problems.extend(_url_problems(fb))
-    # (value, upper bound): above the bound a value is a typo, and would overflow a
-    # timedelta, a socket timeout or SQLite long before it meant anything.
+def _bound_problems(settings: Settings) -> list[str]:
+    """Each number outside its bounds: above the upper bound a value is a typo, and would
+    overflow a timedelta, a socket timeout or SQLite long before it meant anything."""
+    fb, problems = settings.freshbooks, []
     positive = {
         "freshbooks.timeout_seconds": (fb.timeout_seconds, 3600),
         "sftp.timeout_seconds": (settings.sftp.timeout_seconds, 3600),
@@ -279,6 +278,13 @@ def _check(settings: Settings, problems: list[str]) -> None:
     for key, (value, most) in from_zero.items():
         if not 0 <= value <= most:
             problems.append(f"{key}: must be between 0 and {most}")
+    return problems
+
+
+def _check(settings: Settings, problems: list[str]) -> None:
+    fb = settings.freshbooks
+    problems.extend(_url_problems(fb))
+    problems.extend(_bound_problems(settings))
     if settings.sync.deleted_bills not in ("void", "report", "ignore"):
         problems.append("sync.deleted_bills: must be 'void', 'report' or 'ignore'")
     if not 0 < settings.webhook.port < 65536:

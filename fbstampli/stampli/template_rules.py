@@ -348,21 +348,7 @@ def build(data: dict[str, Any], problems: list[str], origin: str) -> Template | 
     vendor = _outgoing(Kind.VENDOR, data, base, problems)
     bill = _outgoing(Kind.BILL, data, base, problems)
     payment = _outgoing(Kind.PAYMENT, data, base, problems)
-    exports_table = data.get("exports", {})
-    exports: list[ExportLayout] = []
-    if not isinstance(exports_table, dict):
-        problems.append("exports: must be a table")
-    else:
-        for key, section in exports_table.items():
-            try:
-                export_kind = ExportKind(key)
-            except ValueError:
-                allowed = ", ".join(k.value for k in ExportKind)
-                problems.append(f"exports.{key}: unknown export (expected one of {allowed})")
-                continue
-            layout = _export(export_kind, section, base, problems)
-            if layout is not None:
-                exports.append(layout)
+    exports = _exports(data.get("exports", {}), base, problems)
     if vendor is None or bill is None or payment is None or category is None or tax is None:
         return None
     return Template(
@@ -372,7 +358,7 @@ def build(data: dict[str, Any], problems: list[str], origin: str) -> Template | 
         vendor,
         bill,
         payment,
-        tuple(exports),
+        exports,
         actions,
         resend_on_rename,
         documents,
@@ -380,6 +366,25 @@ def build(data: dict[str, Any], problems: list[str], origin: str) -> Template | 
         category,
         tax,
     )
+
+
+def _exports(table: object, base: FileFormat, problems: list[str]) -> tuple[ExportLayout, ...]:
+    """The `[exports.*]` layouts Stampli's files are read with, each known by its kind."""
+    if not isinstance(table, dict):
+        problems.append("exports: must be a table")
+        return ()
+    exports: list[ExportLayout] = []
+    for key, section in table.items():
+        try:
+            export_kind = ExportKind(key)
+        except ValueError:
+            allowed = ", ".join(k.value for k in ExportKind)
+            problems.append(f"exports.{key}: unknown export (expected one of {allowed})")
+            continue
+        layout = _export(export_kind, section, base, problems)
+        if layout is not None:
+            exports.append(layout)
+    return tuple(exports)
 
 
 def _documents_layout(head: dict[str, Any], problems: list[str]) -> tuple[str, int]:

@@ -100,7 +100,7 @@ def test_the_template_chooses_the_layout_and_the_zip_limit() -> None:
         ),
         ("zip_max_mb = 8", "zip_max_mb = 0", "template.zip_max_mb: must be between 1 and 10000"),
         ("zip_max_mb = 8", "zip_max_mb = 2.5", "template.zip_max_mb: must be a whole number"),
-        ("{kind}s.csv", "{kind}s.zip", "template.file_name: must not end in '.zip'"),
+        ("{kinds}.csv", "{kinds}.zip", "template.file_name: must not end in '.zip'"),
     ],
 )
 def test_a_bad_documents_option_is_named(old: str, new: str, message: str) -> None:
