@@ -125,6 +125,7 @@ def test_random_kills_lose_and_duplicate_nothing(connected: Connected) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_two_hundred_random_kills_lose_and_duplicate_nothing(connected: Connected) -> None:
     summary, points = run_trials(connected, trials=200, seed=1234)
     assert summary["killed"] > 50

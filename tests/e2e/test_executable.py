@@ -33,7 +33,7 @@ from fbstampli.services.sandbox import REDIRECT_URI, sandbox_config
 from tests.support.cli import REPO, Result, cli_env
 
 # One worker builds the executable once (xdist `--dist loadgroup`), not one build per worker.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("executable")]
+pytestmark = [pytest.mark.slow, pytest.mark.long, pytest.mark.xdist_group("executable")]
 
 
 @pytest.fixture(scope="session")
