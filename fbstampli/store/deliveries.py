@@ -188,7 +188,8 @@ def queue_delivery(
     rows: Iterable[tuple[str, ...]],
     force: bool = False,
 ) -> int | None:
-    """Queue one version of an object; return the delivery id, or None if it is queued already.
+    """Queue one version of an object; its delivery id, or None if it waits already or is
+    what Stampli holds (`_stampli_holds`).
 
     Older versions still waiting are superseded: Stampli only ever needs the
     newest. `force` queues a version again even if it was delivered before.
