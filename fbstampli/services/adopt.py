@@ -29,7 +29,12 @@ def adopt_remote(options: Options, *, confirm: Callable[[str], bool] | None) -> 
     `confirm` asks the person; None (no terminal, or --yes given) means already agreed.
     """
     from fbstampli.services.sync import business_name, push_context
-    from fbstampli.store.identity import adopt_waiting, raise_version_floor, renew_state_id
+    from fbstampli.store.identity import (
+        adopt_documents,
+        adopt_waiting,
+        raise_version_floor,
+        renew_state_id,
+    )
     from fbstampli.store.runs import recorded_run
     from fbstampli.sync.marker import read_marker, write_marker
     from fbstampli.sync.push import push
@@ -40,10 +45,13 @@ def adopt_remote(options: Options, *, confirm: Callable[[str], bool] | None) -> 
     with open_runtime(options) as rt, recorded_run(rt.store, "adopt-remote", report) as run:
         inbound, business = rt.settings.stampli.inbound_dir, business_name(rt)
         remote = read_marker(rt.store, rt.transport(), inbound, business)  # SFTP down: no change
-        context = dataclasses.replace(push_context(rt, run.id), deliver=False, documents=None)
+        # Documents are read too: a bill's rows name its document, so a bill read without it
+        # would differ from the same bill read by the next sync, and go again.
+        context = dataclasses.replace(push_context(rt, run.id), deliver=False)
         read = push(context, full=True)
         with rt.store.transaction():
             deliveries, batches = adopt_waiting(rt.store)
+            adopt_documents(rt.store)
             # Later versions are numbered above every one the marker's state sent.
             raise_version_floor(rt.store, remote.versions if remote else 0)
             new_id = renew_state_id(rt.store)

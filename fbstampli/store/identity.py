@@ -11,6 +11,7 @@ import uuid
 from fbstampli.store import Store
 from fbstampli.store.batches import OPEN_BATCH_STATES, BatchState
 from fbstampli.store.deliveries import DeliveryStatus
+from fbstampli.store.documents import DocumentState, mark_delivered
 
 STATE_ID_KEY = "state.id"
 # Not yet in Stampli, as far as the state knows; `adopt-remote` takes them as delivered.
@@ -100,3 +101,13 @@ def adopt_waiting(store: Store) -> tuple[int, int]:
         ]
     )
     return len(waiting), batches
+
+
+def adopt_documents(store: Store) -> int:
+    """Every bill document not yet sent taken as in Stampli (its bill's rows name it, and the
+    bill is taken as delivered); the local copies are let go. How many were so marked."""
+    rows = store.query(
+        "SELECT sha256 FROM document_files WHERE state != ?", (DocumentState.DELIVERED,)
+    )
+    mark_delivered(store, [str(row["sha256"]) for row in rows], keep=False)
+    return len(rows)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from fbstampli.sandbox.documents import make_pdf
 from fbstampli.sandbox.freshbooks import FreshBooksSandbox
 from fbstampli.sandbox.sftp_server import SftpServer
 from fbstampli.sync.marker import is_marker_name
@@ -143,6 +144,24 @@ def test_adopt_remote_sends_nothing_twice_and_later_changes_flow(
     assert marker(fresh)["last_batch"] > adopted_marker["last_batch"]
     # The old state is no longer the one Stampli's side names.
     refused(connected, fresh.inbound_files(), why="is not the one that delivered")
+
+
+def test_adopt_remote_takes_bills_documents_as_in_stampli_too(
+    connected: Connected, tmp_path: Path, freshbooks: FreshBooksSandbox, sftp_server: SftpServer
+) -> None:
+    """A bill's document is part of what Stampli holds: after adoption the next sync sends
+    neither the bill again (its rows name the document) nor the document's bytes."""
+    bill_id = sorted(freshbooks.data.bills)[0]
+    freshbooks.attach_document(bill_id, make_pdf("adopted", 40_000), "application/pdf")
+    assert connected.run("sync").code == 0
+    fresh = a_new_state(tmp_path, freshbooks, sftp_server)
+    before = fresh.inbound_files()
+    adopted = fresh.run("state", "adopt-remote", "--yes")
+    assert adopted.code == 0, adopted.output
+    synced = fresh.run("sync")
+    assert synced.code == 0, synced.output
+    assert fresh.inbound_files() == before  # 0 duplicates: no bill, no document again
+    assert check_push(freshbooks, sftp_server.root).duplicated == []
 
 
 def test_a_deleted_marker_is_written_again_and_nothing_is_sent_again(
