@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -200,47 +201,56 @@ def fail_batch(
         report.transient.append(report.problems[-1])
 
 
-def _deliver_with_retries(
-    store: Store,
-    connection: Connection,
-    batch_id: int,
-    settings: Settings,
-    clock: Clock,
-    run_id: int | None,
-    report: RunReport,
-    guard: MarkerGuard,
-    documents: DocumentFolder | None = None,
-) -> bool:
-    """A few tries within this run, each resuming from the journal on a fresh connection;
-    the marker is read before the first upload (`sync.marker`) and follows each batch."""
-    last_error: Exception | None = None
-    for attempt in range(settings.sftp.upload_attempts):
+@dataclass(slots=True)
+class _Run:
+    """What every batch of one delivery run is sent with."""
+
+    store: Store
+    connection: Connection
+    settings: Settings
+    clock: Clock
+    run_id: int | None
+    report: RunReport
+    guard: MarkerGuard
+    documents: DocumentFolder | None
+
+    def send(self, batch_id: int) -> bool:
+        """A few tries within this run, each resuming from the journal on a fresh connection;
+        the marker is read before the first upload (`sync.marker`) and follows each batch."""
+        store, connection, settings, report = (
+            self.store,
+            self.connection,
+            self.settings,
+            self.report,
+        )
+        last_error: Exception | None = None
+        for attempt in range(settings.sftp.upload_attempts):
+            batch = outbox.batch(store, batch_id)
+            if batch is None:
+                return False
+            try:
+                self.guard.before_upload(connection.get())
+                advance_batch(store, connection.get(), batch, self.run_id, self.documents)
+            except StuckBatchError as error:
+                fail_batch(store, batch, error, settings, self.clock, self.run_id, report)
+                return False
+            except (RemoteUnavailableError, RemoteError) as error:
+                last_error = error
+                # One line at the end says it; each try is for the log file and -v.
+                log.info("upload of %s failed (try %d): %s", batch["file_name"], attempt + 1, error)
+                connection.drop()
+                if attempt + 1 < settings.sftp.upload_attempts:  # no wait once tries are spent
+                    self.clock.sleep(min(2.0**attempt, 8.0))
+                continue
+            self.guard.after_delivered(connection.get())
+            report.add(f"files.{batch['kind']}")
+            report.add(f"sent.{batch['kind']}", len(batch_members(store, batch_id)))
+            return True
         batch = outbox.batch(store, batch_id)
-        if batch is None:
-            return False
-        try:
-            guard.before_upload(connection.get())
-            advance_batch(store, connection.get(), batch, run_id, documents)
-        except StuckBatchError as error:
-            fail_batch(store, batch, error, settings, clock, run_id, report)
-            return False
-        except (RemoteUnavailableError, RemoteError) as error:
-            last_error = error
-            # One line at the end says it; each try is for the log file and -v.
-            log.info("upload of %s failed (try %d): %s", batch["file_name"], attempt + 1, error)
-            connection.drop()
-            if attempt + 1 < settings.sftp.upload_attempts:  # no wait once the tries are spent
-                clock.sleep(min(2.0**attempt, 8.0))
-            continue
-        guard.after_delivered(connection.get())
-        report.add(f"files.{batch['kind']}")
-        report.add(f"sent.{batch['kind']}", len(batch_members(store, batch_id)))
-        return True
-    batch = outbox.batch(store, batch_id)
-    if batch is not None and last_error is not None:
-        _remove_part_quietly(connection, batch)
-        fail_batch(store, batch, last_error, settings, clock, run_id, report)
-    return False
+        if batch is not None and last_error is not None:
+            _remove_part_quietly(connection, batch)
+            fail_batch(store, batch, last_error, settings, self.clock, self.run_id, report)
+        return False
 
 
 def _remove_part_quietly(connection: Connection, batch: Row) -> None:
@@ -347,7 +357,8 @@ def deliver(
     on_file: Callable[[int], object] = lambda amount: None,
     documents: Path | None = None,
 ) -> None:
-    """Finish interrupted batches, then send the queue: vendors, then bills, then payments.
+    """Finish interrupted batches, then send the queue kind by kind, in `Kind` order
+    (the coding lists, vendors, bills, payments), each waiting for the kinds before it.
 
     `on_file(1)` after each file reaches Stampli, for a progress bar. `documents`: the
     home's documents folder (the copies the retention no longer keeps are removed first).
@@ -363,43 +374,23 @@ def deliver(
         tidy_documents(store, folder, clock.now())
     held: list[str] = []
     guard = MarkerGuard(store, settings.stampli.inbound_dir, business, clock.now())
+    run = _Run(store, connection, settings, clock, run_id, report, guard, folder)
     try:
-        _deliver_queue(
-            store,
-            connection,
-            renderer,
-            settings,
-            business,
-            clock,
-            run_id,
-            report,
-            on_file,
-            held,
-            guard,
-            folder,
-        )
+        _deliver_queue(run, renderer, business, on_file, held)
     finally:
         report_held(report, held)
 
 
 def _deliver_queue(
-    store: Store,
-    connection: Connection,
+    run: _Run,
     renderer: Renderer,
-    settings: Settings,
     business: str,
-    clock: Clock,
-    run_id: int | None,
-    report: RunReport,
     on_file: Callable[[int], object],
     held: list[str],
-    guard: MarkerGuard,
-    documents: DocumentFolder | None = None,
 ) -> None:
+    store, report = run.store, run.report
     for batch in open_batches(store):
-        if not _deliver_with_retries(
-            store, connection, int(batch["id"]), settings, clock, run_id, report, guard, documents
-        ):
+        if not run.send(int(batch["id"])):
             return
         report.add("recovered")
         on_file(1)
@@ -418,15 +409,13 @@ def _deliver_queue(
             store,
             kind,
             renderer,
-            settings=settings,
+            settings=run.settings,
             business=business,
-            clock=clock,
-            run_id=run_id,
+            clock=run.clock,
+            run_id=run.run_id,
             held=held,
         )
         for batch_id in batch_ids:
-            if not _deliver_with_retries(
-                store, connection, batch_id, settings, clock, run_id, report, guard, documents
-            ):
+            if not run.send(batch_id):
                 return
             on_file(1)
