@@ -22,7 +22,7 @@ from datetime import timedelta
 from fbstampli.clock import Clock, from_utc_text, to_utc_text
 from fbstampli.config import Settings
 from fbstampli.errors import RemoteError, RemoteUnavailableError, RenderError
-from fbstampli.models import ExpenseCategory, Kind, SourceObject, Tax, VisState
+from fbstampli.models import Bill, ExpenseCategory, Kind, SourceObject, Tax, VisState
 from fbstampli.report import RunReport
 from fbstampli.store import Store
 from fbstampli.store.coding import standing_categories, standing_taxes
@@ -92,6 +92,11 @@ def list_due(
     if coding is not CATEGORIES or not named:
         return False
     return bool(_unknown(store, named) - set(store.get_json(ASKED_KEY) or []))
+
+
+def categories_named(bills: Sequence[Bill]) -> set[int]:
+    """The expense categories these bills' lines are coded to."""
+    return {line.category_id for bill in bills for line in bill.lines if line.category_id}
 
 
 def _unknown(store: Store, named: Collection[int]) -> set[int]:

@@ -31,7 +31,12 @@ from fbstampli.store import Store, outbox
 from fbstampli.store.api_facts import event_arrivals, load_facts, save_fact
 from fbstampli.store.events import mark_events, pending_events
 from fbstampli.store.outbox import vendor_names
-from fbstampli.sync.coding import read_coding_lists, record_coding_lists, refresh_coding_lists
+from fbstampli.sync.coding import (
+    categories_named,
+    read_coding_lists,
+    record_coding_lists,
+    refresh_coding_lists,
+)
 from fbstampli.sync.connection import Connection
 from fbstampli.sync.deliver import deliver
 from fbstampli.sync.documents import with_documents
@@ -374,9 +379,7 @@ def _ingest(
     names: dict[int, str] | None = None,
     skip: set[int] | None = None,
 ) -> list[Decision]:
-    ctx.named_categories.update(
-        line.category_id for bill in fetched.bills for line in bill.lines if line.category_id
-    )
+    ctx.named_categories.update(categories_named(fetched.bills))
     if ctx.documents is not None:
         fetched = with_documents(
             ctx.store,
@@ -413,7 +416,7 @@ def _dry_run(
     """Plan and render as a real run would, write the files locally, then roll everything back."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     private_folder(folder.parent, folder.name)  # never through a link planted as `dry-run/`
-    named = {line.category_id for bill in fetched.bills for line in bill.lines if line.category_id}
+    named = categories_named(fetched.bills)
     read = read_coding_lists(  # outside the transaction rolled back below
         ctx.store,
         ctx.source(),
